@@ -1,0 +1,19 @@
+//! Keysmith verification: the key format shared with the server, peppered
+//! hashing, and verification against the Keysmith database.
+
+mod base62;
+pub mod clock;
+pub mod key;
+pub mod outcome;
+pub mod pepper;
+pub mod sql;
+pub mod timestamp;
+pub mod tools;
+
+pub use base62::random_id;
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use key::{ApiKey, KeyPrefix, MalformedKey};
+pub use outcome::{Refusal, VerifiedKey, VerifyCode};
+pub use pepper::Peppers;
+pub use sql::{BackendError, SqlVerifier};
+pub use tools::{ToolAllowlist, ToolPattern};

@@ -1,0 +1,64 @@
+//! What a verification concludes.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::tools::ToolAllowlist;
+
+/// Why a key was refused, or `Valid`. These are the `code` values of
+/// `POST /api/v1/verify`; renaming one breaks clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyCode {
+    Valid,
+    Malformed,
+    NotFound,
+    Expired,
+    Revoked,
+    Disabled,
+    ToolNotAllowed,
+}
+
+impl VerifyCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Valid => "valid",
+            Self::Malformed => "malformed",
+            Self::NotFound => "not_found",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+            Self::Disabled => "disabled",
+            Self::ToolNotAllowed => "tool_not_allowed",
+        }
+    }
+}
+
+/// The identity behind a verified key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedKey {
+    pub key_id: String,
+    pub tenant_id: String,
+    pub tenant_slug: String,
+    pub service_user_id: String,
+    pub service_user_name: String,
+    /// When the key stops working: its expiry, or its rotation cutoff if earlier.
+    pub valid_until: OffsetDateTime,
+    pub scopes: Vec<String>,
+    pub allowed_tools: ToolAllowlist,
+}
+
+impl VerifiedKey {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+/// A refusal, with the key id when the key parsed (so refusals can be audited).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: VerifyCode,
+    pub key_id: Option<String>,
+    /// Set when the key itself was genuine (hash matched) but is not usable:
+    /// refusals worth auditing against the key's tenant.
+    pub known: Option<Box<VerifiedKey>>,
+}

@@ -1,0 +1,259 @@
+//! Verification straight from the Keysmith database (SQLite or PostgreSQL).
+
+use std::sync::Arc;
+
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+
+use crate::{
+    clock::SharedClock,
+    key::ApiKey,
+    outcome::{Refusal, VerifiedKey, VerifyCode},
+    pepper::{DIGEST_LEN, Peppers},
+    timestamp,
+    tools::ToolAllowlist,
+};
+
+/// The row a verification needs: the key joined with its service user and tenant.
+#[derive(Debug, sqlx::FromRow)]
+struct KeyRecord {
+    id: String,
+    prefix: String,
+    secret_hash: String,
+    pepper_version: i64,
+    status: String,
+    expires_at: i64,
+    cutoff_at: Option<i64>,
+    allowed_tools: Option<String>,
+    scopes: String,
+    tenant_id: String,
+    tenant_slug: String,
+    tenant_disabled_at: Option<i64>,
+    service_user_id: String,
+    service_user_name: String,
+    service_user_disabled_at: Option<i64>,
+}
+
+const LOOKUP: &str = "SELECT k.id, k.prefix, k.secret_hash, k.pepper_version, k.status, k.expires_at, \
+     k.cutoff_at, k.allowed_tools, k.scopes, t.id AS tenant_id, t.slug AS tenant_slug, \
+     t.disabled_at AS tenant_disabled_at, s.id AS service_user_id, s.name AS service_user_name, \
+     s.disabled_at AS service_user_disabled_at \
+     FROM api_keys k JOIN tenants t ON t.id = k.tenant_id JOIN service_users s ON s.id = k.service_user_id \
+     WHERE k.id = $1";
+
+/// The verifier backend failed (database unreachable…): callers must fail closed.
+#[derive(Debug, thiserror::Error)]
+#[error("key verification is unavailable: {0}")]
+pub struct BackendError(#[from] pub sqlx::Error);
+
+/// Verifies keys against the database. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SqlVerifier {
+    pool: sqlx::AnyPool,
+    peppers: Arc<Peppers>,
+    clock: SharedClock,
+}
+
+impl SqlVerifier {
+    pub fn new(pool: sqlx::AnyPool, peppers: Arc<Peppers>, clock: SharedClock) -> Self {
+        Self {
+            pool,
+            peppers,
+            clock,
+        }
+    }
+
+    /// Verifies `presented` (the raw string a client sent). `tenant_id`, when
+    /// given, scopes the lookup: another tenant's key is `not_found`. `tool`,
+    /// when given, must be in the key's allowlist.
+    #[tracing::instrument(skip_all, fields(key_id))]
+    pub async fn verify(
+        &self,
+        presented: &str,
+        tenant_id: Option<&str>,
+        tool: Option<&str>,
+    ) -> Result<Result<VerifiedKey, Refusal>, BackendError> {
+        let Ok(key) = ApiKey::parse(presented) else {
+            return Ok(Err(Refusal {
+                code: VerifyCode::Malformed,
+                key_id: None,
+                known: None,
+            }));
+        };
+        tracing::Span::current().record("key_id", key.key_id());
+        let record: Option<KeyRecord> = sqlx::query_as(LOOKUP)
+            .bind(key.key_id())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(judge(
+            &key,
+            record.as_ref(),
+            &self.peppers,
+            self.clock.now(),
+            tenant_id,
+            tool,
+        ))
+    }
+}
+
+/// The decision, separated from I/O so it can be benchmarked and tested alone.
+/// The HMAC runs whether or not a record was found, so an unknown key id costs
+/// the same as a wrong secret.
+fn judge(
+    key: &ApiKey,
+    record: Option<&KeyRecord>,
+    peppers: &Peppers,
+    now: OffsetDateTime,
+    tenant_id: Option<&str>,
+    tool: Option<&str>,
+) -> Result<VerifiedKey, Refusal> {
+    let refuse = |code, known: Option<VerifiedKey>| Refusal {
+        code,
+        key_id: Some(key.key_id().to_owned()),
+        known: known.map(Box::new),
+    };
+    let (stored, version) = match record {
+        Some(r) => (decode_digest(&r.secret_hash), r.pepper_version),
+        None => (None, peppers.current_version()),
+    };
+    let computed = peppers
+        .digest(version, key.secret())
+        .unwrap_or_else(|| peppers.digest_current(key.secret()));
+    let stored = stored.unwrap_or([0u8; DIGEST_LEN]);
+    let hash_matches: bool = computed.ct_eq(&stored).into();
+    let record = match record {
+        Some(r)
+            if hash_matches
+                && r.prefix == key.prefix()
+                && tenant_id.is_none_or(|t| t == r.tenant_id) =>
+        {
+            r
+        }
+        _ => return Err(refuse(VerifyCode::NotFound, None)),
+    };
+    let expires_at = timestamp::from_unix(record.expires_at);
+    let cutoff_at = record.cutoff_at.map(timestamp::from_unix);
+    let identity = VerifiedKey {
+        key_id: record.id.clone(),
+        tenant_id: record.tenant_id.clone(),
+        tenant_slug: record.tenant_slug.clone(),
+        service_user_id: record.service_user_id.clone(),
+        service_user_name: record.service_user_name.clone(),
+        valid_until: cutoff_at.map_or(expires_at, |c| c.min(expires_at)),
+        scopes: serde_json::from_str(&record.scopes).unwrap_or_default(),
+        allowed_tools: ToolAllowlist::from_storage(record.allowed_tools.as_deref()),
+    };
+    let code = match record.status.as_str() {
+        "revoked" => Some(VerifyCode::Revoked),
+        "expired" => Some(VerifyCode::Expired),
+        _ if now >= expires_at => Some(VerifyCode::Expired),
+        // Past its rotation cutoff a superseded key is as good as revoked,
+        // even before the sweep has recorded it.
+        _ if cutoff_at.is_some_and(|c| now >= c) => Some(VerifyCode::Revoked),
+        "active" | "rotating" => None,
+        _ => Some(VerifyCode::Revoked),
+    }
+    .or_else(|| {
+        (record.tenant_disabled_at.is_some() || record.service_user_disabled_at.is_some())
+            .then_some(VerifyCode::Disabled)
+    })
+    .or_else(|| {
+        tool.filter(|t| !identity.allowed_tools.allows(t))
+            .map(|_| VerifyCode::ToolNotAllowed)
+    });
+    match code {
+        None => Ok(identity),
+        Some(code) => Err(refuse(code, Some(identity))),
+    }
+}
+
+fn decode_digest(hex_digest: &str) -> Option<[u8; DIGEST_LEN]> {
+    let mut out = [0u8; DIGEST_LEN];
+    hex::decode_to_slice(hex_digest, &mut out).ok()?;
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::KeyPrefix;
+    use time::Duration;
+
+    fn peppers() -> Peppers {
+        Peppers::parse(&format!("1 {}", "42".repeat(32))).expect("valid")
+    }
+
+    fn record_for(key: &ApiKey, peppers: &Peppers) -> KeyRecord {
+        KeyRecord {
+            id: key.key_id().to_owned(),
+            prefix: key.prefix().to_owned(),
+            secret_hash: hex::encode(peppers.digest_current(key.secret())),
+            pepper_version: 1,
+            status: "active".into(),
+            expires_at: 2_000_000_000,
+            cutoff_at: None,
+            allowed_tools: Some(r#"["whoami"]"#.into()),
+            scopes: "[]".into(),
+            tenant_id: "t1".into(),
+            tenant_slug: "acme".into(),
+            tenant_disabled_at: None,
+            service_user_id: "su1".into(),
+            service_user_name: "bot".into(),
+            service_user_disabled_at: None,
+        }
+    }
+
+    fn code(result: Result<VerifiedKey, Refusal>) -> VerifyCode {
+        result.map_or_else(|r| r.code, |_| VerifyCode::Valid)
+    }
+
+    #[test]
+    fn decisions() {
+        let peppers = peppers();
+        let key = ApiKey::generate(&KeyPrefix::default());
+        let now = timestamp::from_unix(1_900_000_000);
+        let good = record_for(&key, &peppers);
+        let run = |r: &KeyRecord, tenant: Option<&str>, tool: Option<&str>| {
+            code(judge(&key, Some(r), &peppers, now, tenant, tool))
+        };
+        assert_eq!(run(&good, None, None), VerifyCode::Valid);
+        assert_eq!(run(&good, Some("t1"), Some("whoami")), VerifyCode::Valid);
+        assert_eq!(run(&good, Some("t2"), None), VerifyCode::NotFound);
+        assert_eq!(run(&good, None, Some("echo")), VerifyCode::ToolNotAllowed);
+        assert_eq!(
+            code(judge(&key, None, &peppers, now, None, None)),
+            VerifyCode::NotFound
+        );
+
+        let wrong_hash = KeyRecord {
+            secret_hash: hex::encode([7u8; 32]),
+            ..record_for(&key, &peppers)
+        };
+        assert_eq!(run(&wrong_hash, None, None), VerifyCode::NotFound);
+        let revoked = KeyRecord {
+            status: "revoked".into(),
+            ..record_for(&key, &peppers)
+        };
+        assert_eq!(run(&revoked, None, None), VerifyCode::Revoked);
+        let expired = KeyRecord {
+            expires_at: 1_900_000_000,
+            ..record_for(&key, &peppers)
+        };
+        assert_eq!(run(&expired, None, None), VerifyCode::Expired);
+        let disabled = KeyRecord {
+            service_user_disabled_at: Some(1),
+            ..record_for(&key, &peppers)
+        };
+        assert_eq!(run(&disabled, None, None), VerifyCode::Disabled);
+
+        let cutoff = now.unix_timestamp();
+        let rotating = KeyRecord {
+            status: "rotating".into(),
+            cutoff_at: Some(cutoff),
+            ..record_for(&key, &peppers)
+        };
+        let at = |t: OffsetDateTime| code(judge(&key, Some(&rotating), &peppers, t, None, None));
+        assert_eq!(at(now - Duration::seconds(1)), VerifyCode::Valid);
+        assert_eq!(at(now + Duration::seconds(1)), VerifyCode::Revoked);
+    }
+}

@@ -1,0 +1,14 @@
+//! Stored timestamps are whole Unix seconds (UTC), the one representation both
+//! SQLite and PostgreSQL handle identically through `sqlx::Any`.
+
+use time::OffsetDateTime;
+
+pub fn to_unix(at: OffsetDateTime) -> i64 {
+    at.unix_timestamp()
+}
+
+/// Out-of-range values (only possible from a corrupted row) clamp to the
+/// epoch, which reads as "long expired": failing closed.
+pub fn from_unix(seconds: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
