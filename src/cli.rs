@@ -1,0 +1,249 @@
+//! The command line. Every command reads the same `KEYSMITH_*` configuration as the server.
+
+use std::{io::Write, process::ExitCode};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::{
+    config::Config,
+    domain::{
+        Actor, Email, Name, Scope, TenantSlug,
+        keys::{self, ExpiryRequest, NewKey},
+        service_users::{self, NewServiceUser},
+        tenants::{self, NewTenant},
+        users::{self, Password, Role},
+    },
+    error::AppError,
+    startup,
+};
+use keysmith_verify::{KeyPrefix, ToolAllowlist};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "keysmith",
+    version,
+    about = "Service API keys for machine clients"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service (applies migrations first).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage admin accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Keys that call the JSON API for one tenant (scope `keysmith:admin`).
+    #[command(subcommand, name = "management-key")]
+    ManagementKey(ManagementKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        slug: String,
+        #[arg(long)]
+        name: String,
+        /// Prefix of the tenant's keys (default `ks`).
+        #[arg(long, default_value = "ks")]
+        key_prefix: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create an admin account; the password is read from standard input.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Instance-wide administrator: creates tenants.
+        #[arg(long)]
+        superadmin: bool,
+        /// Tenant to grant a role in.
+        #[arg(long, requires = "role")]
+        tenant: Option<String>,
+        #[arg(long, value_enum, requires = "tenant")]
+        role: Option<Role>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ManagementKeyCommand {
+    /// Create a management key and print it once.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value = "management")]
+        name: String,
+        #[arg(long)]
+        expires_in_days: Option<i64>,
+        /// Print `{"id","key","expires_at"}`.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The service user that owns a tenant's management keys.
+const MANAGEMENT_SERVICE_USER: &str = "keysmith-management";
+
+impl Cli {
+    pub async fn run(self) -> ExitCode {
+        startup::init_tracing();
+        match self.execute().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                // AppError's Display is already the user-facing message.
+                let _ = writeln!(std::io::stderr(), "error: {err:#}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    async fn execute(self) -> anyhow::Result<()> {
+        let config = Config::from_env()?;
+        let bind = config.bind;
+        let state = startup::prepare(config).await?;
+        let now = state.now();
+        let pool = state.pool();
+        match self.command {
+            Command::Serve => {
+                let listener = tokio::net::TcpListener::bind(bind)
+                    .await
+                    .with_context(|| format!("failed to bind {bind} (KEYSMITH_BIND)"))?;
+                startup::serve(state, listener, startup::shutdown_signal()).await?;
+            }
+            Command::Migrate => say(format_args!("migrations applied"))?,
+            Command::Tenant(TenantCommand::Create {
+                slug,
+                name,
+                key_prefix,
+            }) => {
+                let tenant = tenants::create(
+                    pool,
+                    NewTenant {
+                        slug: TenantSlug::parse(&slug)?,
+                        name: Name::parse("name", &name)?,
+                        key_prefix: KeyPrefix::parse(&key_prefix)?,
+                    },
+                    now,
+                )
+                .await?;
+                say(format_args!(
+                    "created tenant {} ({})",
+                    tenant.slug, tenant.name
+                ))?;
+            }
+            Command::User(UserCommand::Create {
+                email,
+                superadmin,
+                tenant,
+                role,
+            }) => {
+                let email = Email::parse(&email)?;
+                let tenant = match tenant {
+                    Some(slug) => Some(
+                        tenants::find_by_slug(pool, &slug)
+                            .await?
+                            .ok_or(AppError::NotFound("tenant"))?,
+                    ),
+                    None => None,
+                };
+                let password = Password::parse(read_password().await?)?;
+                let user = users::create(pool, &email, password, superadmin, now).await?;
+                if let (Some(tenant), Some(role)) = (&tenant, role) {
+                    users::grant(pool, &tenant.id, &user.id, role, now).await?;
+                    say(format_args!(
+                        "created {} with role {} in {}",
+                        user.email,
+                        role.as_str(),
+                        tenant.slug
+                    ))?;
+                } else {
+                    say(format_args!(
+                        "created {}{}",
+                        user.email,
+                        if superadmin { " (superadmin)" } else { "" }
+                    ))?;
+                }
+            }
+            Command::ManagementKey(ManagementKeyCommand::Create {
+                tenant,
+                name,
+                expires_in_days,
+                json,
+            }) => {
+                let tenant = tenants::find_by_slug(pool, &tenant)
+                    .await?
+                    .ok_or(AppError::NotFound("tenant"))?;
+                let owner =
+                    match service_users::find_by_name(pool, &tenant.id, MANAGEMENT_SERVICE_USER)
+                        .await?
+                    {
+                        Some(owner) => owner,
+                        None => {
+                            let new = NewServiceUser {
+                                name: Name::parse("name", MANAGEMENT_SERVICE_USER)?,
+                                owner_email: None,
+                                description: None,
+                            };
+                            service_users::create(pool, &tenant.id, new, now).await?
+                        }
+                    };
+                let new = NewKey {
+                    service_user_id: owner.id,
+                    name: Name::parse("name", &name)?,
+                    expiry: expires_in_days
+                        .map_or(ExpiryRequest::TenantDefault, ExpiryRequest::InDays),
+                    allowed_tools: ToolAllowlist::any_tool(),
+                    scopes: vec![Scope::admin()],
+                };
+                let issued =
+                    keys::create(pool, &state.peppers, &tenant, new, &Actor::Cli, now).await?;
+                let expires_at = crate::domain::rfc3339::format(issued.row.expires_at);
+                if json {
+                    let out = serde_json::json!({"id": issued.row.id, "key": issued.key.expose(), "expires_at": expires_at});
+                    say(format_args!("{out}"))?;
+                } else {
+                    say(format_args!(
+                        "{}\n\nThis is the only time the key is shown. Key id {}, expires {expires_at}.",
+                        issued.key.expose(),
+                        issued.row.id
+                    ))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads the first line of standard input (prompting when it is a terminal).
+async fn read_password() -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let _ = write!(
+            std::io::stderr(),
+            "Password (input is visible; prefer piping it): "
+        );
+    }
+    let line = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map(|_| line)
+    })
+    .await?
+    .context("failed to read the password from standard input")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+fn say(args: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    writeln!(std::io::stdout(), "{args}").context("failed to write to standard output")
+}

@@ -1,0 +1,212 @@
+//! Configuration from `KEYSMITH_*` environment variables. Every field has a
+//! default that works on a laptop: an embedded SQLite file under `./keysmith-data/`.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::Context;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `KEYSMITH_DATABASE_URL`: `sqlite://…` or `postgres://…`.
+    /// Default: `sqlite://<data dir>/keysmith.db`.
+    pub database_url: DatabaseUrl,
+    /// `KEYSMITH_BIND`: where `serve` listens. Default `127.0.0.1:8080`.
+    pub bind: SocketAddr,
+    /// `KEYSMITH_DATA_DIR`: the embedded database, pepper and `.eml` files. Default `./keysmith-data`.
+    pub data_dir: PathBuf,
+    /// `KEYSMITH_PEPPER_FILE`: the HMAC pepper(s); created (mode 0600) if absent.
+    /// Default `<data dir>/pepper`.
+    pub pepper_file: PathBuf,
+    /// `KEYSMITH_SMTP_URL`: e.g. `smtp://host:25`; absent: emails are written as `.eml` files.
+    pub smtp_url: Option<Secret>,
+    /// `KEYSMITH_PUBLIC_URL`: the address people use, for links in emails and
+    /// to decide whether cookies are `Secure`. Default `http://<bind>`.
+    pub public_url: String,
+    /// `KEYSMITH_SCHEDULER_INTERVAL_SECS`: how often the lifecycle clock ticks. Default 60.
+    pub scheduler_interval: Duration,
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let data_dir =
+            PathBuf::from(var("KEYSMITH_DATA_DIR").unwrap_or_else(|| "./keysmith-data".into()));
+        let database_url = DatabaseUrl::parse(&var("KEYSMITH_DATABASE_URL").unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("keysmith.db").display()
+            )
+        }))
+        .context("KEYSMITH_DATABASE_URL is invalid")?;
+        let bind: SocketAddr = var("KEYSMITH_BIND")
+            .unwrap_or_else(|| "127.0.0.1:8080".into())
+            .parse()
+            .context("KEYSMITH_BIND must be an address like 127.0.0.1:8080")?;
+        let pepper_file =
+            var("KEYSMITH_PEPPER_FILE").map_or_else(|| data_dir.join("pepper"), PathBuf::from);
+        let public_url = var("KEYSMITH_PUBLIC_URL")
+            .unwrap_or_else(|| format!("http://{bind}"))
+            .trim_end_matches('/')
+            .to_owned();
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            anyhow::bail!("KEYSMITH_PUBLIC_URL must start with http:// or https://");
+        }
+        let scheduler_interval = match var("KEYSMITH_SCHEDULER_INTERVAL_SECS") {
+            None => Duration::from_secs(60),
+            Some(raw) => match raw.parse::<u64>() {
+                Ok(secs) if secs > 0 => Duration::from_secs(secs),
+                _ => anyhow::bail!(
+                    "KEYSMITH_SCHEDULER_INTERVAL_SECS must be a positive number of seconds"
+                ),
+            },
+        };
+        Ok(Self {
+            database_url,
+            bind,
+            data_dir,
+            pepper_file,
+            smtp_url: var("KEYSMITH_SMTP_URL").map(Secret),
+            public_url,
+            scheduler_interval,
+        })
+    }
+
+    /// Whether the public URL is https: cookies are then `Secure` and HSTS is sent.
+    pub fn is_https(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+}
+
+/// Which database engine a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// A database URL whose `Debug`/`Display` hide the password.
+#[derive(Clone)]
+pub struct DatabaseUrl {
+    url: String,
+    engine: Engine,
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> anyhow::Result<Self> {
+        let engine = if url.starts_with("sqlite:") {
+            Engine::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Engine::Postgres
+        } else {
+            anyhow::bail!("expected a sqlite:// or postgres:// URL");
+        };
+        Ok(Self {
+            url: url.to_owned(),
+            engine,
+        })
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.url
+    }
+
+    /// The URL with any password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        let Some((scheme, rest)) = self.url.split_once("://") else {
+            return self.url.clone();
+        };
+        match rest.split_once('@') {
+            Some((userinfo, host)) if userinfo.contains(':') => {
+                let user = userinfo.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}:***@{host}")
+            }
+            _ => self.url.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// A configuration value that may carry credentials (the SMTP URL).
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> anyhow::Result<Config> {
+        Config::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn defaults_work_on_a_laptop() {
+        let c = config(&[]).expect("defaults");
+        assert_eq!(c.database_url.engine(), Engine::Sqlite);
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert!(c.pepper_file.ends_with("pepper"));
+        assert_eq!(c.public_url, "http://127.0.0.1:8080");
+        assert!(c.smtp_url.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let err = config(&[("KEYSMITH_BIND", "nope")]).expect_err("bad bind");
+        assert!(err.to_string().contains("KEYSMITH_BIND"));
+        let err = config(&[("KEYSMITH_DATABASE_URL", "mysql://x")]).expect_err("bad db");
+        assert!(err.to_string().contains("KEYSMITH_DATABASE_URL"));
+    }
+
+    #[test]
+    fn debug_hides_passwords() {
+        let c = config(&[
+            (
+                "KEYSMITH_DATABASE_URL",
+                "postgres://app:hunter2@db/keysmith",
+            ),
+            ("KEYSMITH_SMTP_URL", "smtp://u:mailpass@mx:25"),
+        ])
+        .expect("valid");
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("mailpass"),
+            "{shown}"
+        );
+        assert!(shown.contains("postgres://app:***@db/keysmith"));
+    }
+}

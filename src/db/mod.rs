@@ -1,0 +1,92 @@
+//! The database: one `sqlx::AnyPool` over SQLite or PostgreSQL, one migration
+//! set per engine. Queries are written once, in the SQL both engines accept
+//! (`$n` placeholders, Unix-second timestamps, text ids).
+
+use std::str::FromStr;
+
+use anyhow::Context;
+use sqlx::{AnyPool, Executor, any::AnyPoolOptions};
+
+use crate::config::{DatabaseUrl, Engine};
+
+#[derive(Debug, Clone)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub engine: Engine,
+}
+
+impl Db {
+    #[tracing::instrument(skip_all, fields(url = %url))]
+    pub async fn connect(url: &DatabaseUrl) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let engine = url.engine();
+        if engine == Engine::Sqlite {
+            create_sqlite_parent_dir(url.expose())?;
+        }
+        let options = sqlx::any::AnyConnectOptions::from_str(url.expose())
+            .context("failed to parse the database URL")?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if engine == Engine::Sqlite { 8 } else { 16 })
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if engine == Engine::Sqlite {
+                        // WAL lets readers proceed during writes; the busy timeout
+                        // queues writers instead of failing them.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .with_context(|| format!("failed to connect to the database at {url}"))?;
+        Ok(Self { pool, engine })
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let migrator = match self.engine {
+            Engine::Sqlite => sqlx::migrate!("migrations/sqlite"),
+            Engine::Postgres => sqlx::migrate!("migrations/postgres"),
+        };
+        migrator
+            .run(&self.pool)
+            .await
+            .context("failed to apply database migrations")
+    }
+
+    /// Readiness: the database answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+fn create_sqlite_parent_dir(url: &str) -> anyhow::Result<()> {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(dir) = std::path::Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Whether `err` is a unique-constraint violation (both engines report the kind).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}

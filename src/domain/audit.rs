@@ -1,0 +1,113 @@
+//! The audit log: admin actions (create, rotate, revoke, sweep) and, from the
+//! verification layer, one event per tool call.
+
+use serde::Serialize;
+use sqlx::{Any, Executor};
+use time::OffsetDateTime;
+
+use crate::{domain::page::Page, error::AppResult};
+use keysmith_verify::timestamp;
+
+/// An event about to be written.
+#[derive(Debug)]
+pub struct NewAuditEvent<'a> {
+    pub tenant_id: &'a str,
+    pub key_id: Option<&'a str>,
+    pub service_user_id: Option<&'a str>,
+    pub actor: String,
+    pub action: &'a str,
+    pub tool: Option<&'a str>,
+    pub outcome: &'a str,
+    pub reason: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+    pub at: OffsetDateTime,
+}
+
+pub async fn record<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    event: NewAuditEvent<'_>,
+) -> AppResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_events (tenant_id, key_id, service_user_id, actor, action, tool, outcome, reason, request_id, at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(event.tenant_id)
+    .bind(event.key_id)
+    .bind(event.service_user_id)
+    .bind(event.actor)
+    .bind(event.action)
+    .bind(event.tool)
+    .bind(event.outcome)
+    .bind(event.reason)
+    .bind(event.request_id)
+    .bind(timestamp::to_unix(event.at))
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct AuditEvent {
+    #[serde(skip)]
+    pub id: i64,
+    pub key_id: Option<String>,
+    pub service_user_id: Option<String>,
+    pub actor: String,
+    pub action: String,
+    pub tool: Option<String>,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub request_id: Option<String>,
+    #[serde(with = "crate::domain::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: i64,
+}
+
+/// A key's events, newest first. The cursor is the last event id seen.
+#[tracing::instrument(skip(pool))]
+pub async fn list_for_key(
+    pool: &sqlx::AnyPool,
+    tenant_id: &str,
+    key_id: &str,
+    cursor: Option<i64>,
+    limit: i64,
+) -> AppResult<Page<AuditEvent>> {
+    let rows: Vec<AuditEvent> = sqlx::query_as(
+        "SELECT id, key_id, service_user_id, actor, action, tool, outcome, reason, request_id, at \
+         FROM audit_events WHERE tenant_id = $1 AND key_id = $2 AND id < $3 ORDER BY id DESC LIMIT $4",
+    )
+    .bind(tenant_id)
+    .bind(key_id)
+    .bind(cursor.unwrap_or(i64::MAX))
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    Ok(Page::from_overfetch(rows, limit, |e| e.id.to_string()))
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct ToolUsage {
+    pub tool: String,
+    pub calls: i64,
+    pub denied: i64,
+}
+
+/// Calls and denials per tool since `since` (tool calls audited by the verification layer).
+#[tracing::instrument(skip(pool))]
+pub async fn tool_usage(
+    pool: &sqlx::AnyPool,
+    tenant_id: &str,
+    key_id: &str,
+    since: OffsetDateTime,
+) -> AppResult<Vec<ToolUsage>> {
+    Ok(sqlx::query_as(
+        "SELECT tool, COUNT(*) AS calls, SUM(CASE WHEN outcome = 'allowed' THEN 0 ELSE 1 END) AS denied \
+         FROM audit_events WHERE tenant_id = $1 AND key_id = $2 AND action = 'tool.call' AND tool IS NOT NULL AND at >= $3 \
+         GROUP BY tool ORDER BY calls DESC, tool",
+    )
+    .bind(tenant_id)
+    .bind(key_id)
+    .bind(timestamp::to_unix(since))
+    .fetch_all(pool)
+    .await?)
+}

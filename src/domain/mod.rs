@@ -1,0 +1,14 @@
+//! Business rules. Routes and the CLI call these; these call the database.
+
+pub mod actor;
+pub mod audit;
+pub mod keys;
+pub mod page;
+pub mod rfc3339;
+pub mod service_users;
+pub mod tenants;
+mod types;
+pub mod users;
+
+pub use actor::Actor;
+pub use types::{Description, Email, Name, Scope, TenantSlug};

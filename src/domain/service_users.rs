@@ -1,0 +1,103 @@
+//! Service users: the machine identities keys are issued to.
+
+use serde::Serialize;
+use sqlx::AnyPool;
+use time::OffsetDateTime;
+
+use crate::{
+    db::is_unique_violation,
+    domain::{Description, Email, Name},
+    error::{AppError, AppResult},
+};
+use keysmith_verify::{random_id, timestamp};
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct ServiceUser {
+    pub id: String,
+    #[serde(skip)]
+    pub tenant_id: String,
+    pub name: String,
+    pub owner_email: Option<String>,
+    pub description: Option<String>,
+    #[serde(serialize_with = "crate::domain::rfc3339::option::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub disabled_at: Option<i64>,
+    #[serde(with = "crate::domain::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+}
+
+const COLUMNS: &str = "id, tenant_id, name, owner_email, description, disabled_at, created_at";
+
+#[derive(Debug)]
+pub struct NewServiceUser {
+    pub name: Name,
+    pub owner_email: Option<Email>,
+    pub description: Option<Description>,
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id))]
+pub async fn create(
+    pool: &AnyPool,
+    tenant_id: &str,
+    new: NewServiceUser,
+    now: OffsetDateTime,
+) -> AppResult<ServiceUser> {
+    let id = random_id(16);
+    let result = sqlx::query(
+        "INSERT INTO service_users (id, tenant_id, name, owner_email, description, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&id)
+    .bind(tenant_id)
+    .bind(new.name.as_str())
+    .bind(new.owner_email.as_ref().map(Email::as_str))
+    .bind(new.description.as_ref().map(Description::as_str))
+    .bind(timestamp::to_unix(now))
+    .execute(pool)
+    .await;
+    match result {
+        Err(err) if is_unique_violation(&err) => {
+            return Err(AppError::Conflict(format!(
+                "a service user named `{}` already exists",
+                new.name
+            )));
+        }
+        other => other?,
+    };
+    get(pool, tenant_id, &id).await
+}
+
+/// One service user of `tenant_id`; another tenant's is `NotFound`.
+pub async fn get(pool: &AnyPool, tenant_id: &str, id: &str) -> AppResult<ServiceUser> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM service_users WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(AppError::NotFound("service user"))
+}
+
+pub async fn find_by_name(
+    pool: &AnyPool,
+    tenant_id: &str,
+    name: &str,
+) -> AppResult<Option<ServiceUser>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM service_users WHERE tenant_id = $1 AND name = $2"
+    ))
+    .bind(tenant_id)
+    .bind(name)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub async fn list(pool: &AnyPool, tenant_id: &str) -> AppResult<Vec<ServiceUser>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM service_users WHERE tenant_id = $1 ORDER BY name"
+    ))
+    .bind(tenant_id)
+    .fetch_all(pool)
+    .await?)
+}

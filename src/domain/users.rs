@@ -1,0 +1,237 @@
+//! Admin accounts (humans): argon2id passwords, roles per tenant.
+
+use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
+use serde::Serialize;
+use sqlx::AnyPool;
+use time::OffsetDateTime;
+
+use crate::{
+    db::is_unique_violation,
+    domain::Email,
+    error::{AppError, AppResult},
+};
+use keysmith_verify::{random_id, timestamp};
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Viewer,
+    Admin,
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Admin => "admin",
+            Self::Owner => "owner",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "viewer" => Some(Self::Viewer),
+            "admin" => Some(Self::Admin),
+            "owner" => Some(Self::Owner),
+            _ => None,
+        }
+    }
+
+    /// Viewers read; admins and owners also create, rotate and revoke.
+    pub fn can_manage_keys(self) -> bool {
+        self >= Self::Admin
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AdminUser {
+    pub id: String,
+    pub email: String,
+    #[sqlx(default)]
+    pub password_hash: String,
+    pub is_superadmin: i64,
+}
+
+/// A password as typed: never printed.
+pub struct Password(String);
+
+impl Password {
+    pub const MIN_CHARS: usize = 12;
+
+    pub fn parse(raw: String) -> AppResult<Self> {
+        if raw.chars().count() < Self::MIN_CHARS {
+            return Err(AppError::validation(format!(
+                "a password needs at least {} characters",
+                Self::MIN_CHARS
+            )));
+        }
+        if raw.len() > 1024 {
+            return Err(AppError::validation(
+                "a password must be at most 1024 bytes",
+            ));
+        }
+        Ok(Self(raw))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password([redacted])")
+    }
+}
+
+/// Argon2id with OWASP parameters (m = 19456 KiB, t = 2, p = 1).
+pub fn argon2() -> Argon2<'static> {
+    let params = argon2::Params::new(19_456, 2, 1, None).expect("valid argon2 parameters");
+    Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+}
+
+/// Hashes off the async runtime: argon2 takes tens of milliseconds by design.
+pub async fn hash_password(password: Password) -> AppResult<String> {
+    tokio::task::spawn_blocking(move || {
+        argon2()
+            .hash_password(password.expose().as_bytes())
+            .map(|hash| hash.to_string())
+            .map_err(|err| anyhow::anyhow!("failed to hash a password: {err}"))
+    })
+    .await
+    .map_err(anyhow::Error::from)?
+    .map_err(AppError::Internal)
+}
+
+/// Checks `password` against `stored`, or against a dummy hash when the
+/// account does not exist, so both cases take the same time.
+pub async fn verify_password(password: String, stored: Option<String>) -> AppResult<bool> {
+    tokio::task::spawn_blocking(move || {
+        let exists = stored.is_some();
+        let hash = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
+        let parsed = PasswordHash::new(&hash)
+            .map_err(|err| anyhow::anyhow!("stored password hash is invalid: {err}"))?;
+        let ok = argon2()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
+        Ok::<_, anyhow::Error>(exists && ok)
+    })
+    .await
+    .map_err(anyhow::Error::from)?
+    .map_err(AppError::Internal)
+}
+
+/// The argon2id hash of a random string nobody knows, with the same parameters as real hashes.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Vf9pc9CP8G5Z5pB5r6k0bB9o9S7c0vGvQz0t4M2Yc5Q";
+
+#[tracing::instrument(skip_all, fields(email = %email))]
+pub async fn create(
+    pool: &AnyPool,
+    email: &Email,
+    password: Password,
+    superadmin: bool,
+    now: OffsetDateTime,
+) -> AppResult<AdminUser> {
+    let hash = hash_password(password).await?;
+    let id = random_id(16);
+    let result = sqlx::query(
+        "INSERT INTO admin_users (id, email, password_hash, is_superadmin, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&id)
+    .bind(email.as_str())
+    .bind(&hash)
+    .bind(i64::from(superadmin))
+    .bind(timestamp::to_unix(now))
+    .execute(pool)
+    .await;
+    match result {
+        Err(err) if is_unique_violation(&err) => {
+            return Err(AppError::Conflict(format!(
+                "an admin with email {email} already exists"
+            )));
+        }
+        other => other?,
+    };
+    Ok(AdminUser {
+        id,
+        email: email.as_str().to_owned(),
+        password_hash: hash,
+        is_superadmin: i64::from(superadmin),
+    })
+}
+
+pub async fn find_by_email(pool: &AnyPool, email: &str) -> AppResult<Option<AdminUser>> {
+    Ok(sqlx::query_as(
+        "SELECT id, email, password_hash, is_superadmin FROM admin_users WHERE email = $1 AND disabled_at IS NULL",
+    )
+    .bind(email.trim().to_ascii_lowercase())
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Grants `role` in a tenant (replacing any earlier role).
+pub async fn grant(
+    pool: &AnyPool,
+    tenant_id: &str,
+    user_id: &str,
+    role: Role,
+    now: OffsetDateTime,
+) -> AppResult<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2")
+        .bind(tenant_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .bind(role.as_str())
+    .bind(timestamp::to_unix(now))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dummy_hash_is_a_valid_argon2id_hash_with_real_parameters() {
+        let parsed = PasswordHash::new(DUMMY_HASH).expect("parses");
+        assert_eq!(parsed.algorithm.as_str(), "argon2id");
+        assert!(argon2().verify_password(b"anything", &parsed).is_err());
+    }
+
+    #[test]
+    fn roles_order_and_permissions() {
+        assert!(!Role::Viewer.can_manage_keys());
+        assert!(Role::Admin.can_manage_keys());
+        assert!(Role::Owner.can_manage_keys());
+        assert_eq!(Role::parse("owner"), Some(Role::Owner));
+        assert_eq!(Role::parse("root"), None);
+    }
+
+    #[test]
+    fn short_passwords_are_refused_and_debug_hides_them() {
+        assert!(Password::parse("short".into()).is_err());
+        let p = Password::parse("correct horse battery".into()).expect("long enough");
+        assert!(!format!("{p:?}").contains("horse"));
+    }
+}

@@ -1,0 +1,30 @@
+//! The lifecycle clock: periodic work inside `keysmith serve`.
+
+use tokio::{sync::watch, task::JoinHandle};
+
+use crate::{domain::keys, state::AppState};
+
+/// Runs one scheduler tick: everything due at the state's clock.
+pub async fn tick(state: &AppState) -> anyhow::Result<()> {
+    keys::sweep(state.pool(), state.now()).await?;
+    Ok(())
+}
+
+/// Ticks every `scheduler_interval` until `stop` turns true. A failing tick
+/// is logged and retried next interval: the work is idempotent.
+pub fn spawn(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(state.config.scheduler_interval);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {
+                    if let Err(err) = tick(&state).await {
+                        tracing::error!(error = ?err, "scheduler tick failed");
+                    }
+                }
+                _ = stop.changed() => break,
+            }
+        }
+    })
+}

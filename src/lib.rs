@@ -1,0 +1,16 @@
+//! Keysmith: service API keys for machine clients.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod jobs;
+pub mod metrics;
+pub mod routes;
+pub mod startup;
+pub mod state;
+
+pub use app::build_app;
+pub use state::AppState;

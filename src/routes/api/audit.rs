@@ -1,0 +1,103 @@
+//! `/api/v1/tenants/{tenant}/keys/{id}/audit` and `/usage`.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+};
+use serde::{Deserialize, Serialize};
+use time::Duration;
+
+use super::{auth::ManagementCaller, extract::ApiQuery};
+use crate::{
+    domain::{
+        audit::{self, AuditEvent, ToolUsage},
+        keys,
+        page::clamp_limit,
+        rfc3339,
+    },
+    error::{AppError, AppResult},
+    state::AppState,
+};
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditList {
+    pub items: Vec<AuditEvent>,
+    pub next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/keys/{id}/audit", tag = "keys",
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path, description = "public key id"), AuditQuery),
+    responses((status = 200, body = AuditList)),
+    security(("management_key" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: ManagementCaller,
+    Path((tenant, id)): Path<(String, String)>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
+) -> AppResult<Json<AuditList>> {
+    let tenant = caller.tenant(&state, &tenant).await?;
+    keys::get(state.pool(), &tenant.id, &id).await?;
+    let cursor = query
+        .cursor
+        .map(|c| {
+            c.parse::<i64>().map_err(|_| {
+                AppError::BadRequest(
+                    "invalid_cursor",
+                    "cursor is not one this API returned".into(),
+                )
+            })
+        })
+        .transpose()?;
+    let page = audit::list_for_key(
+        state.pool(),
+        &tenant.id,
+        &id,
+        cursor,
+        clamp_limit(query.limit),
+    )
+    .await?;
+    Ok(Json(AuditList {
+        items: page.items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UsageQuery {
+    /// Window in days, default 30, at most 365.
+    pub days: Option<i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Usage {
+    #[schema(format = DateTime)]
+    pub last_used_at: Option<String>,
+    pub tools: Vec<ToolUsage>,
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/keys/{id}/usage", tag = "keys",
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path, description = "public key id"), UsageQuery),
+    responses((status = 200, body = Usage)),
+    security(("management_key" = [])))]
+pub async fn usage(
+    State(state): State<AppState>,
+    caller: ManagementCaller,
+    Path((tenant, id)): Path<(String, String)>,
+    ApiQuery(query): ApiQuery<UsageQuery>,
+) -> AppResult<Json<Usage>> {
+    let tenant = caller.tenant(&state, &tenant).await?;
+    let key = keys::get(state.pool(), &tenant.id, &id).await?;
+    let since = state.now() - Duration::days(query.days.unwrap_or(30).clamp(1, 365));
+    Ok(Json(Usage {
+        last_used_at: key.last_used_at.map(rfc3339::format),
+        tools: audit::tool_usage(state.pool(), &tenant.id, &id, since).await?,
+    }))
+}

@@ -1,0 +1,72 @@
+//! JSON API authentication: a management key (`keysmith:admin` scope) bound to its tenant.
+
+use axum::{extract::FromRequestParts, http::request::Parts};
+
+use crate::{
+    domain::{
+        Actor, Scope,
+        tenants::{self, Tenant},
+    },
+    error::{AppError, AppResult},
+    state::AppState,
+};
+use keysmith_verify::VerifiedKey;
+
+/// The verified management key behind an API call.
+#[derive(Debug, Clone)]
+pub struct ManagementCaller(pub VerifiedKey);
+
+impl FromRequestParts<AppState> for ManagementCaller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let presented = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(AppError::Unauthorized(
+                "send a management key as `Authorization: Bearer <key>`",
+            ))?;
+        let verified = state
+            .verifier
+            .verify(presented.trim(), None, None)
+            .await?
+            .map_err(|refusal| {
+                tracing::info!(
+                    code = refusal.code.as_str(),
+                    key_id = refusal.key_id.as_deref(),
+                    "management key refused"
+                );
+                AppError::Unauthorized("the API key is invalid, expired or revoked")
+            })?;
+        if !verified.has_scope(Scope::ADMIN) {
+            return Err(AppError::Forbidden(
+                "this key lacks the keysmith:admin scope",
+            ));
+        }
+        Ok(Self(verified))
+    }
+}
+
+impl ManagementCaller {
+    /// The tenant named in the path, which must be the key's own: any other
+    /// tenant is `404`, exactly as if it did not exist.
+    pub async fn tenant(&self, state: &AppState, slug: &str) -> AppResult<Tenant> {
+        if slug != self.0.tenant_slug {
+            return Err(AppError::NotFound("tenant"));
+        }
+        tenants::find_by_id(state.pool(), &self.0.tenant_id)
+            .await?
+            .ok_or(AppError::NotFound("tenant"))
+    }
+
+    pub fn actor(&self) -> Actor {
+        Actor::ManagementKey {
+            key_id: self.0.key_id.clone(),
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! `/api/v1/tenants/{tenant}/keys…`: create, list, read, rotate, revoke.
+
+use std::sync::atomic::Ordering;
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::{
+    auth::ManagementCaller,
+    extract::{ApiJson, ApiQuery, optional_json},
+    model::{CreatedKey, KeyInfo, KeyList, RotatedOld, RotationResponse},
+};
+use crate::{
+    domain::{
+        Name, Scope,
+        keys::{self, ExpiryRequest, IssuedKey, KeyFilter, KeyStatus, NewKey},
+        page::clamp_limit,
+    },
+    error::{AppError, AppResult},
+    state::AppState,
+};
+use keysmith_verify::{ToolAllowlist, ToolPattern};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    pub service_user_id: String,
+    pub name: String,
+    /// RFC 3339; or use `expires_in_days`; neither: the tenant default (90 days).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<OffsetDateTime>,
+    pub expires_in_days: Option<i64>,
+    /// Exact tool names or `prefix*`; omit for every tool.
+    pub allowed_tools: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKey {
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<OffsetDateTime>,
+    pub expires_in_days: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeKey {
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListKeys {
+    pub status: Option<KeyStatus>,
+    pub service_user_id: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+fn expiry(at: Option<OffsetDateTime>, in_days: Option<i64>) -> AppResult<Option<ExpiryRequest>> {
+    match (at, in_days) {
+        (Some(_), Some(_)) => Err(AppError::validation(
+            "give expires_at or expires_in_days, not both",
+        )),
+        (Some(at), None) => Ok(Some(ExpiryRequest::At(at))),
+        (None, Some(days)) => Ok(Some(ExpiryRequest::InDays(days))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Parses an allowlist: absent means every tool; an empty list is refused as a likely mistake.
+pub fn parse_allowlist(raw: Option<&[String]>) -> AppResult<ToolAllowlist> {
+    match raw {
+        None => Ok(ToolAllowlist::any_tool()),
+        Some([]) => Err(AppError::validation(
+            "allowed_tools must list at least one tool, or be omitted for every tool",
+        )),
+        Some(list) if list.len() > 100 => Err(AppError::validation(
+            "allowed_tools holds at most 100 entries",
+        )),
+        Some(list) => list
+            .iter()
+            .map(|t| {
+                ToolPattern::parse(t)
+                    .map_err(|e| AppError::validation(format!("allowed_tools: {e}")))
+            })
+            .collect::<AppResult<Vec<_>>>()
+            .map(ToolAllowlist::only),
+    }
+}
+
+fn no_store() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers
+}
+
+fn created(issued: &IssuedKey, tenant: &str, now: OffsetDateTime) -> CreatedKey {
+    CreatedKey {
+        info: KeyInfo::new(&issued.row, tenant, now),
+        key: issued.key.expose().to_owned(),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/keys", tag = "keys",
+    params(("tenant" = String, Path, description = "tenant slug")),
+    request_body = CreateKey,
+    responses((status = 201, body = CreatedKey, description = "the key, shown this once"), (status = 404, description = "unknown service user"), (status = 422, description = "invalid input")),
+    security(("management_key" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: ManagementCaller,
+    Path(tenant): Path<String>,
+    ApiJson(body): ApiJson<CreateKey>,
+) -> AppResult<(StatusCode, HeaderMap, Json<CreatedKey>)> {
+    let new = NewKey {
+        service_user_id: body.service_user_id,
+        name: Name::parse("name", &body.name)?,
+        expiry: expiry(body.expires_at, body.expires_in_days)?
+            .unwrap_or(ExpiryRequest::TenantDefault),
+        allowed_tools: parse_allowlist(body.allowed_tools.as_deref())?,
+        scopes: body
+            .scopes
+            .unwrap_or_default()
+            .iter()
+            .map(|s| Scope::parse(s))
+            .collect::<AppResult<_>>()?,
+    };
+    let tenant = caller.tenant(&state, &tenant).await?;
+    let now = state.now();
+    let issued = keys::create(
+        state.pool(),
+        &state.peppers,
+        &tenant,
+        new,
+        &caller.actor(),
+        now,
+    )
+    .await?;
+    state.metrics.keys_created.fetch_add(1, Ordering::Relaxed);
+    Ok((
+        StatusCode::CREATED,
+        no_store(),
+        Json(created(&issued, &tenant.slug, now)),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/keys", tag = "keys",
+    params(("tenant" = String, Path, description = "tenant slug"), ListKeys),
+    responses((status = 200, body = KeyList)),
+    security(("management_key" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: ManagementCaller,
+    Path(tenant): Path<String>,
+    ApiQuery(query): ApiQuery<ListKeys>,
+) -> AppResult<Json<KeyList>> {
+    let tenant = caller.tenant(&state, &tenant).await?;
+    let now = state.now();
+    let filter = KeyFilter {
+        status: query.status,
+        service_user_id: query.service_user_id,
+    };
+    let page = keys::list(
+        state.pool(),
+        &tenant.id,
+        &filter,
+        query.cursor.as_deref(),
+        clamp_limit(query.limit),
+        now,
+    )
+    .await?;
+    Ok(Json(KeyList {
+        items: page
+            .items
+            .iter()
+            .map(|row| KeyInfo::new(row, &tenant.slug, now))
+            .collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/keys/{id}", tag = "keys",
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path, description = "public key id")),
+    responses((status = 200, body = KeyInfo), (status = 404, description = "no such key in this tenant")),
+    security(("management_key" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: ManagementCaller,
+    Path((tenant, id)): Path<(String, String)>,
+) -> AppResult<Json<KeyInfo>> {
+    let tenant = caller.tenant(&state, &tenant).await?;
+    let row = keys::get(state.pool(), &tenant.id, &id).await?;
+    Ok(Json(KeyInfo::new(&row, &tenant.slug, state.now())))
+}
+
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/keys/{id}/rotate", tag = "keys",
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path, description = "public key id")),
+    request_body(content = Option<RotateKey>, description = "optional: the new key's expiry"),
+    responses((status = 201, body = RotationResponse), (status = 409, description = "the key is not active")),
+    security(("management_key" = [])))]
+pub async fn rotate(
+    State(state): State<AppState>,
+    caller: ManagementCaller,
+    Path((tenant, id)): Path<(String, String)>,
+    body: Bytes,
+) -> AppResult<(StatusCode, HeaderMap, Json<RotationResponse>)> {
+    let body: RotateKey = optional_json(&body)?;
+    let expiry = expiry(body.expires_at, body.expires_in_days)?;
+    let tenant = caller.tenant(&state, &tenant).await?;
+    let now = state.now();
+    let rotation = keys::rotate(
+        state.pool(),
+        &state.peppers,
+        &tenant,
+        &id,
+        expiry,
+        &caller.actor(),
+        now,
+    )
+    .await?;
+    state.metrics.keys_rotated.fetch_add(1, Ordering::Relaxed);
+    let old = RotatedOld {
+        id: rotation.old.id.clone(),
+        status: rotation.old.status_at(now),
+        expires_at: crate::domain::rfc3339::format(
+            rotation.old.cutoff_at.unwrap_or(rotation.old.expires_at),
+        ),
+    };
+    Ok((
+        StatusCode::CREATED,
+        no_store(),
+        Json(RotationResponse {
+            new: created(&rotation.new, &tenant.slug, now),
+            old,
+        }),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/keys/{id}/revoke", tag = "keys",
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path, description = "public key id")),
+    request_body(content = Option<RevokeKey>),
+    responses((status = 200, body = KeyInfo), (status = 409, description = "already revoked or expired")),
+    security(("management_key" = [])))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: ManagementCaller,
+    Path((tenant, id)): Path<(String, String)>,
+    body: Bytes,
+) -> AppResult<Json<KeyInfo>> {
+    let body: RevokeKey = optional_json(&body)?;
+    let reason = match body.reason.as_deref() {
+        None => "revoked".to_owned(),
+        Some(raw) => Name::parse("reason", raw)?.as_str().to_owned(),
+    };
+    let tenant = caller.tenant(&state, &tenant).await?;
+    let now = state.now();
+    let row = keys::revoke(state.pool(), &tenant, &id, &reason, &caller.actor(), now).await?;
+    state.metrics.keys_revoked.fetch_add(1, Ordering::Relaxed);
+    Ok(Json(KeyInfo::new(&row, &tenant.slug, now)))
+}

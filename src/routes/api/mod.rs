@@ -1,0 +1,68 @@
+//! The JSON API, `/api/v1`, and its OpenAPI document.
+
+mod audit;
+pub mod auth;
+pub mod extract;
+pub mod keys;
+pub mod model;
+mod service_users;
+mod verify;
+
+use axum::{
+    Json, Router,
+    routing::{get, post},
+};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{Http, HttpAuthScheme, SecurityScheme},
+};
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    let tenant = Router::new()
+        .route(
+            "/service-users",
+            post(service_users::create).get(service_users::list),
+        )
+        .route("/keys", post(keys::create).get(keys::list))
+        .route("/keys/{id}", get(keys::get))
+        .route("/keys/{id}/rotate", post(keys::rotate))
+        .route("/keys/{id}/revoke", post(keys::revoke))
+        .route("/keys/{id}/audit", get(audit::list))
+        .route("/keys/{id}/usage", get(audit::usage));
+    Router::new()
+        .nest("/api/v1/tenants/{tenant}", tenant)
+        .route("/api/v1/verify", post(verify::verify))
+        .route(
+            "/api/openapi.json",
+            get(|| async { Json(ApiDoc::openapi()) }),
+        )
+}
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "Keysmith API", description = "Service API keys: issue, rotate, revoke, verify. Authenticate with a management key (scope `keysmith:admin`) as `Authorization: Bearer <key>`."),
+    paths(
+        service_users::create, service_users::list,
+        keys::create, keys::list, keys::get, keys::rotate, keys::revoke,
+        audit::list, audit::usage,
+        verify::verify,
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "management_key",
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+    }
+}

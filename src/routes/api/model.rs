@@ -1,0 +1,99 @@
+//! The JSON shape of a key. Never the hash, never the secret: the plaintext
+//! appears only in [`CreatedKey`], the create and rotate responses.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::domain::{
+    keys::{KeyRow, KeyStatus},
+    rfc3339,
+};
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KeyInfo {
+    pub id: String,
+    /// Tenant slug.
+    pub tenant: String,
+    pub service_user_id: String,
+    pub name: String,
+    pub prefix: String,
+    /// The last four characters of the key, to tell keys apart.
+    pub hint: String,
+    pub status: KeyStatus,
+    /// `null`: every tool.
+    pub allowed_tools: Option<Vec<String>>,
+    pub scopes: Vec<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    pub created_by: String,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    /// For a rotating key: when it stops working.
+    #[schema(format = DateTime)]
+    pub cutoff_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub revoked_at: Option<String>,
+    pub revoked_reason: Option<String>,
+    pub rotated_from: Option<String>,
+    pub rotated_to: Option<String>,
+    #[schema(format = DateTime)]
+    pub last_used_at: Option<String>,
+}
+
+impl KeyInfo {
+    pub fn new(row: &KeyRow, tenant_slug: &str, now: OffsetDateTime) -> Self {
+        Self {
+            id: row.id.clone(),
+            tenant: tenant_slug.to_owned(),
+            service_user_id: row.service_user_id.clone(),
+            name: row.name.clone(),
+            prefix: row.prefix.clone(),
+            hint: row.hint.clone(),
+            status: row.status_at(now),
+            allowed_tools: row
+                .allowed_tools()
+                .patterns()
+                .map(|p| p.iter().map(|t| t.as_str().to_owned()).collect()),
+            scopes: row.scopes(),
+            created_at: rfc3339::format(row.created_at),
+            created_by: row.created_by.clone(),
+            expires_at: rfc3339::format(row.expires_at),
+            cutoff_at: row.cutoff_at.map(rfc3339::format),
+            revoked_at: row.revoked_at.map(rfc3339::format),
+            revoked_reason: row.revoked_reason.clone(),
+            rotated_from: row.rotated_from.clone(),
+            rotated_to: row.rotated_to.clone(),
+            last_used_at: row.last_used_at.map(rfc3339::format),
+        }
+    }
+}
+
+/// A key with its plaintext: the only response that ever carries it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedKey {
+    #[serde(flatten)]
+    pub info: KeyInfo,
+    /// The full key. Shown this once; Keysmith keeps only a keyed hash.
+    pub key: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RotatedOld {
+    pub id: String,
+    pub status: KeyStatus,
+    /// When the old key stops working: `min(its expiry, now + overlap)`.
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RotationResponse {
+    pub new: CreatedKey,
+    pub old: RotatedOld,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KeyList {
+    pub items: Vec<KeyInfo>,
+    pub next_cursor: Option<String>,
+}

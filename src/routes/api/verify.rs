@@ -1,0 +1,82 @@
+//! `POST /api/v1/verify`: checks a key for the caller's tenant. The remote
+//! backend of `keysmith-verify` calls this.
+
+use axum::{Json, extract::State};
+use serde::{Deserialize, Serialize};
+
+use super::{auth::ManagementCaller, extract::ApiJson};
+use crate::{domain::rfc3339, error::AppResult, state::AppState};
+use keysmith_verify::{VerifiedKey, VerifyCode, timestamp};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// The presented key. Never logged, never stored.
+    pub key: String,
+    /// The MCP tool about to be called, checked against the key's allowlist.
+    pub tool: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct VerifyResponse {
+    pub valid: bool,
+    /// One of `valid, malformed, not_found, expired, revoked, disabled, tool_not_allowed`.
+    #[schema(value_type = String)]
+    pub code: VerifyCode,
+    pub key_id: Option<String>,
+    pub service_user_id: Option<String>,
+    pub service_user: Option<String>,
+    /// Tenant slug.
+    pub tenant: Option<String>,
+    /// When the key stops working (its expiry, or its rotation cutoff).
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    /// `null`: every tool.
+    pub allowed_tools: Option<Vec<String>>,
+}
+
+impl VerifyResponse {
+    fn describe(code: VerifyCode, key: Option<&VerifiedKey>) -> Self {
+        Self {
+            valid: code == VerifyCode::Valid,
+            code,
+            key_id: key.map(|k| k.key_id.clone()),
+            service_user_id: key.map(|k| k.service_user_id.clone()),
+            service_user: key.map(|k| k.service_user_name.clone()),
+            tenant: key.map(|k| k.tenant_slug.clone()),
+            expires_at: key.map(|k| rfc3339::format(timestamp::to_unix(k.valid_until))),
+            scopes: key.map(|k| k.scopes.clone()),
+            allowed_tools: key.and_then(|k| {
+                k.allowed_tools
+                    .patterns()
+                    .map(|p| p.iter().map(|t| t.as_str().to_owned()).collect())
+            }),
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/verify", tag = "verify",
+    request_body = VerifyRequest,
+    responses((status = 200, body = VerifyResponse, description = "the verdict; refusals are 200 with valid=false")),
+    security(("management_key" = [])))]
+pub async fn verify(
+    State(state): State<AppState>,
+    caller: ManagementCaller,
+    ApiJson(body): ApiJson<VerifyRequest>,
+) -> AppResult<Json<VerifyResponse>> {
+    let verdict = state
+        .verifier
+        .verify(
+            body.key.trim(),
+            Some(&caller.0.tenant_id),
+            body.tool.as_deref(),
+        )
+        .await?;
+    let response = match &verdict {
+        Ok(key) => VerifyResponse::describe(VerifyCode::Valid, Some(key)),
+        Err(refusal) => VerifyResponse::describe(refusal.code, refusal.known.as_deref()),
+    };
+    state.metrics.count_verification(response.code);
+    Ok(Json(response))
+}

@@ -1,0 +1,67 @@
+//! Everything between "process started" and "serving": logging, database, pepper.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use keysmith_verify::{Peppers, SystemClock};
+use tokio::net::TcpListener;
+
+use crate::{build_app, config::Config, db::Db, jobs, state::AppState};
+
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYSMITH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Connects, migrates and loads the pepper: the state every command starts from.
+pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
+    let db = Db::connect(&config.database_url).await?;
+    db.migrate().await?;
+    let peppers = Peppers::load_or_create(&config.pepper_file)
+        .context("failed to load the pepper (KEYSMITH_PEPPER_FILE)")?;
+    Ok(AppState::new(db, peppers, Arc::new(SystemClock), config))
+}
+
+/// Serves until `shutdown` resolves, running the scheduler alongside.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
+    let scheduler = jobs::spawn(state.clone(), jobs_stopped);
+    tracing::info!(addr = %listener.local_addr()?, "keysmith listening");
+    axum::serve(listener, build_app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("server failed")?;
+    let _ = stop_jobs.send(true);
+    let _ = scheduler.await;
+    Ok(())
+}
+
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
