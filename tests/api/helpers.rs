@@ -1,0 +1,411 @@
+//! `TestApp`: the real application on port 0, on a fresh database of either
+//! engine, with a clock the test can move.
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+
+use keysmith::{
+    AppState,
+    config::{Config, DatabaseUrl},
+    db::Db,
+    domain::{
+        Actor, Name, Scope, TenantSlug,
+        keys::{self, ExpiryRequest, NewKey},
+        service_users::{self, NewServiceUser},
+        tenants::{self, NewTenant, Tenant},
+    },
+    startup,
+};
+use keysmith_verify::{KeyPrefix, ManualClock, Peppers, ToolAllowlist, random_id};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub use keysmith::config::Engine;
+
+/// Where PostgreSQL is expected; override with `KEYSMITH_TEST_POSTGRES_URL`.
+fn postgres_admin_url() -> String {
+    std::env::var("KEYSMITH_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh, empty database: a SQLite file in a temp dir, or a new PostgreSQL
+/// database dropped when this is dropped.
+#[derive(Debug)]
+pub struct TestDb {
+    pub url: String,
+    pub engine: Engine,
+    pub dir: tempfile::TempDir,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    pub async fn new(engine: Engine) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match engine {
+            Engine::Sqlite => Self {
+                url: format!("sqlite://{}?mode=rwc", dir.path().join("keysmith.db").display()),
+                engine,
+                dir,
+                pg_name: None,
+            },
+            Engine::Postgres => {
+                use sqlx::Connection;
+                let admin = postgres_admin_url();
+                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|err| {
+                    panic!(
+                        "\n\n*** PostgreSQL is not reachable at {admin}: {err}\n*** Every database test runs on SQLite AND PostgreSQL; \
+                         start PostgreSQL (see README) or set KEYSMITH_TEST_POSTGRES_URL.\n"
+                    )
+                });
+                let name = format!("keysmith_test_{}", random_id(12).to_ascii_lowercase());
+                sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
+                    .await
+                    .expect("create test database");
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+                Self {
+                    url: format!("{base}/{name}"),
+                    engine,
+                    dir,
+                    pg_name: Some(name),
+                }
+            }
+        }
+    }
+
+    /// A raw text dump of everything stored: the SQLite files, or `pg_dump`.
+    pub fn dump(&self) -> String {
+        match &self.pg_name {
+            None => {
+                let mut all = Vec::new();
+                for entry in std::fs::read_dir(self.dir.path()).expect("read temp dir") {
+                    let path = entry.expect("entry").path();
+                    if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("keysmith.db")) {
+                        all.extend(std::fs::read(&path).expect("read database file"));
+                    }
+                }
+                String::from_utf8_lossy(&all).into_owned()
+            }
+            Some(_) => {
+                let out = std::process::Command::new("pg_dump")
+                    .arg("--data-only")
+                    .arg(&self.url)
+                    .output()
+                    .expect("run pg_dump");
+                assert!(out.status.success(), "pg_dump failed: {}", String::from_utf8_lossy(&out.stderr));
+                String::from_utf8(out.stdout).expect("utf-8 dump")
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else { return };
+        let admin = postgres_admin_url();
+        // Drop runs inside the test's runtime: use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async move {
+                use sqlx::Connection;
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::Executor::execute(&mut conn, format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub clock: ManualClock,
+    pub client: reqwest::Client,
+    pub db: TestDb,
+    /// The default tenant, `acme`, and a management key for it.
+    pub tenant: Tenant,
+    pub admin_key: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestApp {
+    pub async fn spawn(engine: Engine) -> Self {
+        Self::spawn_on(TestDb::new(engine).await).await
+    }
+
+    /// Starts the app on an existing database (e.g. to restart it).
+    pub async fn spawn_on(db: TestDb) -> Self {
+        let pepper_file: PathBuf = db.dir.path().join("pepper");
+        let data_dir = db.dir.path().to_path_buf();
+        let url = db.url.clone();
+        let config = Config::from_lookup(|name| match name {
+            "KEYSMITH_DATABASE_URL" => Some(url.clone()),
+            "KEYSMITH_DATA_DIR" => Some(data_dir.display().to_string()),
+            "KEYSMITH_PEPPER_FILE" => Some(pepper_file.display().to_string()),
+            "KEYSMITH_BIND" => Some("127.0.0.1:0".into()),
+            _ => None,
+        })
+        .expect("test config");
+        let database = Db::connect(&DatabaseUrl::parse(&db.url).expect("url")).await.expect("connect");
+        database.migrate().await.expect("migrate");
+        let peppers = Peppers::load_or_create(&config.pepper_file).expect("pepper");
+        let clock = ManualClock::starting_now();
+        let state = AppState::new(database, peppers, Arc::new(clock.clone()), config);
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let server_state = state.clone();
+        let server = tokio::spawn(async move {
+            startup::serve(server_state, listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server");
+        });
+
+        let now = clock.now_for_setup();
+        let tenant = match tenants::find_by_slug(state.pool(), "acme").await.expect("query") {
+            Some(t) => t,
+            None => tenants::create(
+                state.pool(),
+                NewTenant {
+                    slug: TenantSlug::parse("acme").expect("slug"),
+                    name: Name::parse("name", "Acme").expect("name"),
+                    key_prefix: KeyPrefix::default(),
+                },
+                now,
+            )
+            .await
+            .expect("tenant"),
+        };
+        let mut app = Self {
+            base: format!("http://{addr}"),
+            addr,
+            state,
+            clock,
+            client: reqwest::Client::new(),
+            db,
+            tenant: tenant.clone(),
+            admin_key: String::new(),
+            shutdown: Some(tx),
+            server: Some(server),
+        };
+        app.admin_key = app.management_key(&tenant).await;
+        app
+    }
+
+    /// Stops the server gracefully and waits for it (flushes background work).
+    pub async fn stop(mut self) -> TestDb {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task");
+        }
+        self.state.db.pool.close().await;
+        std::mem::replace(&mut self.db, TestDb::placeholder())
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.clock.now_for_setup()
+    }
+
+    /// Creates another tenant directly in the database.
+    pub async fn create_tenant(&self, slug: &str) -> Tenant {
+        tenants::create(
+            self.state.pool(),
+            NewTenant {
+                slug: TenantSlug::parse(slug).expect("slug"),
+                name: Name::parse("name", slug).expect("name"),
+                key_prefix: KeyPrefix::default(),
+            },
+            self.now(),
+        )
+        .await
+        .expect("tenant")
+    }
+
+    /// A management key (scope `keysmith:admin`) for `tenant`, as the CLI makes it.
+    pub async fn management_key(&self, tenant: &Tenant) -> String {
+        let pool = self.state.pool();
+        let owner = match service_users::find_by_name(pool, &tenant.id, "keysmith-management").await.expect("query") {
+            Some(o) => o,
+            None => service_users::create(
+                pool,
+                &tenant.id,
+                NewServiceUser {
+                    name: Name::parse("name", "keysmith-management").expect("name"),
+                    owner_email: None,
+                    description: None,
+                },
+                self.now(),
+            )
+            .await
+            .expect("service user"),
+        };
+        let issued = keys::create(
+            pool,
+            &self.state.peppers,
+            tenant,
+            NewKey {
+                service_user_id: owner.id,
+                name: Name::parse("name", "management").expect("name"),
+                expiry: ExpiryRequest::TenantDefault,
+                allowed_tools: ToolAllowlist::any_tool(),
+                scopes: vec![Scope::admin()],
+            },
+            &Actor::Cli,
+            self.now(),
+        )
+        .await
+        .expect("management key");
+        issued.key.expose().to_owned()
+    }
+
+    // ---- typed JSON API calls (always as the `acme` management key unless `*_as`) ----
+
+    pub async fn post_as(&self, key: &str, path: &str, body: &Value) -> Response {
+        self.client.post(self.url(path)).bearer_auth(key).json(body).send().await.expect("request")
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.post_as(&self.admin_key, path, body).await
+    }
+
+    pub async fn get_as(&self, key: &str, path: &str) -> Response {
+        self.client.get(self.url(path)).bearer_auth(key).send().await.expect("request")
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.get_as(&self.admin_key, path).await
+    }
+
+    /// Creates a service user in `acme`; returns its id.
+    pub async fn create_service_user(&self, name: &str) -> String {
+        let body = json!({"name": name, "owner_email": format!("{name}@owner.test")});
+        let res = self.post("/api/v1/tenants/acme/service-users", &body).await;
+        let body = expect_json(res, StatusCode::CREATED).await;
+        body["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Creates a key in `acme` with the given extra fields; returns the 201 body.
+    pub async fn create_key(&self, service_user_id: &str, extra: Value) -> Value {
+        let mut body = json!({"service_user_id": service_user_id, "name": "deploy"});
+        merge(&mut body, extra);
+        let res = self.post("/api/v1/tenants/acme/keys", &body).await;
+        expect_json(res, StatusCode::CREATED).await
+    }
+
+    pub async fn rotate_key(&self, key_id: &str) -> Response {
+        self.post(&format!("/api/v1/tenants/acme/keys/{key_id}/rotate"), &json!({})).await
+    }
+
+    pub async fn revoke_key(&self, key_id: &str, reason: &str) -> Response {
+        self.post(&format!("/api/v1/tenants/acme/keys/{key_id}/revoke"), &json!({"reason": reason})).await
+    }
+
+    /// `POST /api/v1/verify` as `acme`; returns the verdict body.
+    pub async fn verify(&self, key: &str, tool: Option<&str>) -> Value {
+        let res = self.post("/api/v1/verify", &json!({"key": key, "tool": tool})).await;
+        expect_json(res, StatusCode::OK).await
+    }
+
+    pub async fn verify_code(&self, key: &str) -> String {
+        self.verify(key, None).await["code"].as_str().expect("code").to_owned()
+    }
+
+    /// Counts rows of `table` (for "nothing half-written" checks).
+    pub async fn count(&self, table: &str) -> i64 {
+        let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(self.state.pool())
+            .await
+            .expect("count");
+        n
+    }
+
+    /// One scheduler tick at the current (test) time.
+    pub async fn tick(&self) {
+        keysmith::jobs::tick(&self.state).await.expect("tick");
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl TestDb {
+    fn placeholder() -> Self {
+        Self {
+            url: String::new(),
+            engine: Engine::Sqlite,
+            dir: tempfile::tempdir().expect("temp dir"),
+            pg_name: None,
+        }
+    }
+}
+
+trait SetupClock {
+    fn now_for_setup(&self) -> time::OffsetDateTime;
+}
+
+impl SetupClock for ManualClock {
+    fn now_for_setup(&self) -> time::OffsetDateTime {
+        keysmith_verify::Clock::now(self)
+    }
+}
+
+fn merge(base: &mut Value, extra: Value) {
+    if let (Some(base), Value::Object(extra)) = (base.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+}
+
+/// Asserts the status and returns the JSON body.
+pub async fn expect_json(res: Response, status: StatusCode) -> Value {
+    let actual = res.status();
+    let text = res.text().await.expect("body");
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
+/// Asserts an error response: status and `error.code`.
+pub async fn expect_error(res: Response, status: StatusCode, code: &str) -> Value {
+    let body = expect_json(res, status).await;
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    body
+}
+
+/// Generates `mod name { sqlite, postgres }` tests running the same body on both engines.
+#[macro_export]
+macro_rules! both_engines {
+    ($(async fn $name:ident($app:ident : TestApp) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                async fn run($app: $crate::helpers::TestApp) $body
+
+                #[tokio::test]
+                async fn sqlite() {
+                    run($crate::helpers::TestApp::spawn($crate::helpers::Engine::Sqlite).await).await
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    run($crate::helpers::TestApp::spawn($crate::helpers::Engine::Postgres).await).await
+                }
+            }
+        )*
+    };
+}

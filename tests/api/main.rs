@@ -1,0 +1,5 @@
+//! One integration-test binary; files mirror the routes.
+
+mod helpers;
+
+mod service_users;
