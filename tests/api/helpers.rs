@@ -1,7 +1,7 @@
 //! `TestApp`: the real application on port 0, on a fresh database of either
 //! engine, with a clock the test can move.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{path::PathBuf, sync::Arc};
 
 use keysmith::{
     AppState,
@@ -24,7 +24,8 @@ pub use keysmith::config::Engine;
 
 /// Where PostgreSQL is expected; override with `KEYSMITH_TEST_POSTGRES_URL`.
 fn postgres_admin_url() -> String {
-    std::env::var("KEYSMITH_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("KEYSMITH_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// A fresh, empty database: a SQLite file in a temp dir, or a new PostgreSQL
@@ -42,7 +43,10 @@ impl TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
         match engine {
             Engine::Sqlite => Self {
-                url: format!("sqlite://{}?mode=rwc", dir.path().join("keysmith.db").display()),
+                url: format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("keysmith.db").display()
+                ),
                 engine,
                 dir,
                 pg_name: None,
@@ -73,24 +77,31 @@ impl TestDb {
 
     /// A raw text dump of everything stored: the SQLite files, or `pg_dump`.
     pub fn dump(&self) -> String {
-        match &self.pg_name {
-            None => {
+        match self.engine {
+            Engine::Sqlite => {
                 let mut all = Vec::new();
                 for entry in std::fs::read_dir(self.dir.path()).expect("read temp dir") {
                     let path = entry.expect("entry").path();
-                    if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("keysmith.db")) {
+                    if path
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("keysmith.db"))
+                    {
                         all.extend(std::fs::read(&path).expect("read database file"));
                     }
                 }
                 String::from_utf8_lossy(&all).into_owned()
             }
-            Some(_) => {
+            Engine::Postgres => {
                 let out = std::process::Command::new("pg_dump")
                     .arg("--data-only")
                     .arg(&self.url)
                     .output()
                     .expect("run pg_dump");
-                assert!(out.status.success(), "pg_dump failed: {}", String::from_utf8_lossy(&out.stderr));
+                assert!(
+                    out.status.success(),
+                    "pg_dump failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
                 String::from_utf8(out.stdout).expect("utf-8 dump")
             }
         }
@@ -99,15 +110,24 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let Some(name) = self.pg_name.take() else { return };
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
         let admin = postgres_admin_url();
         // Drop runs inside the test's runtime: use a thread with its own.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             rt.block_on(async move {
                 use sqlx::Connection;
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::Executor::execute(&mut conn, format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await;
+                    let _ = sqlx::Executor::execute(
+                        &mut conn,
+                        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+                    )
+                    .await;
                 }
             });
         })
@@ -117,7 +137,6 @@ impl Drop for TestDb {
 
 pub struct TestApp {
     pub base: String,
-    pub addr: SocketAddr,
     pub state: AppState,
     pub clock: ManualClock,
     pub client: reqwest::Client,
@@ -147,13 +166,17 @@ impl TestApp {
             _ => None,
         })
         .expect("test config");
-        let database = Db::connect(&DatabaseUrl::parse(&db.url).expect("url")).await.expect("connect");
+        let database = Db::connect(&DatabaseUrl::parse(&db.url).expect("url"))
+            .await
+            .expect("connect");
         database.migrate().await.expect("migrate");
         let peppers = Peppers::load_or_create(&config.pepper_file).expect("pepper");
         let clock = ManualClock::starting_now();
         let state = AppState::new(database, peppers, Arc::new(clock.clone()), config);
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
         let server_state = state.clone();
@@ -166,7 +189,10 @@ impl TestApp {
         });
 
         let now = clock.now_for_setup();
-        let tenant = match tenants::find_by_slug(state.pool(), "acme").await.expect("query") {
+        let tenant = match tenants::find_by_slug(state.pool(), "acme")
+            .await
+            .expect("query")
+        {
             Some(t) => t,
             None => tenants::create(
                 state.pool(),
@@ -182,7 +208,6 @@ impl TestApp {
         };
         let mut app = Self {
             base: format!("http://{addr}"),
-            addr,
             state,
             clock,
             client: reqwest::Client::new(),
@@ -234,7 +259,10 @@ impl TestApp {
     /// A management key (scope `keysmith:admin`) for `tenant`, as the CLI makes it.
     pub async fn management_key(&self, tenant: &Tenant) -> String {
         let pool = self.state.pool();
-        let owner = match service_users::find_by_name(pool, &tenant.id, "keysmith-management").await.expect("query") {
+        let owner = match service_users::find_by_name(pool, &tenant.id, "keysmith-management")
+            .await
+            .expect("query")
+        {
             Some(o) => o,
             None => service_users::create(
                 pool,
@@ -271,7 +299,13 @@ impl TestApp {
     // ---- typed JSON API calls (always as the `acme` management key unless `*_as`) ----
 
     pub async fn post_as(&self, key: &str, path: &str, body: &Value) -> Response {
-        self.client.post(self.url(path)).bearer_auth(key).json(body).send().await.expect("request")
+        self.client
+            .post(self.url(path))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Response {
@@ -279,7 +313,12 @@ impl TestApp {
     }
 
     pub async fn get_as(&self, key: &str, path: &str) -> Response {
-        self.client.get(self.url(path)).bearer_auth(key).send().await.expect("request")
+        self.client
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn get(&self, path: &str) -> Response {
@@ -303,21 +342,34 @@ impl TestApp {
     }
 
     pub async fn rotate_key(&self, key_id: &str) -> Response {
-        self.post(&format!("/api/v1/tenants/acme/keys/{key_id}/rotate"), &json!({})).await
+        self.post(
+            &format!("/api/v1/tenants/acme/keys/{key_id}/rotate"),
+            &json!({}),
+        )
+        .await
     }
 
     pub async fn revoke_key(&self, key_id: &str, reason: &str) -> Response {
-        self.post(&format!("/api/v1/tenants/acme/keys/{key_id}/revoke"), &json!({"reason": reason})).await
+        self.post(
+            &format!("/api/v1/tenants/acme/keys/{key_id}/revoke"),
+            &json!({"reason": reason}),
+        )
+        .await
     }
 
     /// `POST /api/v1/verify` as `acme`; returns the verdict body.
     pub async fn verify(&self, key: &str, tool: Option<&str>) -> Value {
-        let res = self.post("/api/v1/verify", &json!({"key": key, "tool": tool})).await;
+        let res = self
+            .post("/api/v1/verify", &json!({"key": key, "tool": tool}))
+            .await;
         expect_json(res, StatusCode::OK).await
     }
 
     pub async fn verify_code(&self, key: &str) -> String {
-        self.verify(key, None).await["code"].as_str().expect("code").to_owned()
+        self.verify(key, None).await["code"]
+            .as_str()
+            .expect("code")
+            .to_owned()
     }
 
     /// Counts rows of `table` (for "nothing half-written" checks).
@@ -382,7 +434,12 @@ pub async fn expect_json(res: Response, status: StatusCode) -> Value {
 pub async fn expect_error(res: Response, status: StatusCode, code: &str) -> Value {
     let body = expect_json(res, status).await;
     assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
     body
 }
 
@@ -392,7 +449,6 @@ macro_rules! both_engines {
     ($(async fn $name:ident($app:ident : TestApp) $body:block)*) => {
         $(
             mod $name {
-                #[allow(unused_imports)]
                 use super::*;
                 async fn run($app: $crate::helpers::TestApp) $body
 

@@ -2,4 +2,11 @@
 
 mod helpers;
 
+mod cli;
+mod health;
+mod keys;
+mod rotation;
+mod secrets;
 mod service_users;
+mod tenancy;
+mod verify;

@@ -1,7 +1,10 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::{both_engines, helpers::{expect_error, expect_json}};
+use crate::{
+    both_engines,
+    helpers::{expect_error, expect_json},
+};
 
 both_engines! {
     async fn create_and_list(app: TestApp) {

@@ -1,0 +1,143 @@
+//! The command line, run as a real process: from nothing to a verified key.
+
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::helpers::{Engine, TestDb};
+
+fn keysmith(db: &TestDb, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keysmith"))
+        .args(args)
+        .env("KEYSMITH_DATABASE_URL", &db.url)
+        .env("KEYSMITH_DATA_DIR", db.dir.path())
+        .env("KEYSMITH_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run keysmith");
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+    }
+    child.wait_with_output().expect("wait")
+}
+
+async fn from_nothing_to_a_verified_key(engine: Engine) {
+    let db = TestDb::new(engine).await;
+    let out = keysmith(&db, &["migrate"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = keysmith(
+        &db,
+        &[
+            "tenant",
+            "create",
+            "acme",
+            "--name",
+            "Acme Inc",
+            "--key-prefix",
+            "acme",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let dup = keysmith(&db, &["tenant", "create", "acme", "--name", "Again"], None);
+    assert!(!dup.status.success());
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
+    let bad = keysmith(&db, &["tenant", "create", "Bad Slug", "--name", "x"], None);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("tenant slug"));
+
+    let out = keysmith(
+        &db,
+        &[
+            "user",
+            "create",
+            "--email",
+            "owner@acme.test",
+            "--tenant",
+            "acme",
+            "--role",
+            "owner",
+        ],
+        Some("a long enough password\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let short = keysmith(
+        &db,
+        &["user", "create", "--email", "x@acme.test"],
+        Some("short\n"),
+    );
+    assert!(!short.status.success(), "short passwords are refused");
+
+    let out = keysmith(
+        &db,
+        &[
+            "management-key",
+            "create",
+            "--tenant",
+            "acme",
+            "--json",
+            "--expires-in-days",
+            "30",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value = serde_json::from_slice(&out.stdout).expect("json output");
+    let key = created["key"].as_str().expect("key");
+    assert!(key.starts_with("acme_"), "{key}");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains(key),
+        "the key goes to stdout only"
+    );
+
+    let unknown = keysmith(&db, &["management-key", "create", "--tenant", "nope"], None);
+    assert!(!unknown.status.success());
+
+    // The key the CLI printed authenticates against the real server on the same database.
+    let app = crate::helpers::TestApp::spawn_on(db).await;
+    let res = app.get_as(key, "/api/v1/tenants/acme/keys").await;
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    let verdict = app
+        .post_as(key, "/api/v1/verify", &serde_json::json!({"key": key}))
+        .await
+        .json::<Value>()
+        .await
+        .expect("json");
+    assert_eq!(verdict["code"], "valid");
+    assert_eq!(verdict["scopes"], serde_json::json!(["keysmith:admin"]));
+}
+
+#[tokio::test]
+async fn cli_sqlite() {
+    from_nothing_to_a_verified_key(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn cli_postgres() {
+    from_nothing_to_a_verified_key(Engine::Postgres).await;
+}
