@@ -90,3 +90,17 @@ fn create_sqlite_parent_dir(url: &str) -> anyhow::Result<()> {
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
+
+/// Begins a transaction that will write. On SQLite it takes the write lock up
+/// front (`BEGIN IMMEDIATE`): a deferred transaction that reads and then
+/// writes fails with `SQLITE_BUSY` when another writer got in between, while
+/// an immediate one simply waits its turn (busy timeout).
+pub async fn begin_write(
+    pool: &AnyPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    if pool.connect_options().database_url.scheme() == "sqlite" {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    } else {
+        pool.begin().await
+    }
+}

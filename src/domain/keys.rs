@@ -231,7 +231,7 @@ pub async fn create(
     now: OffsetDateTime,
 ) -> AppResult<IssuedKey> {
     let expires_at = resolve_expiry(tenant, new.expiry, now)?;
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::db::begin_write(pool).await?;
     let owner: Option<(String,)> =
         sqlx::query_as("SELECT id FROM service_users WHERE tenant_id = $1 AND id = $2")
             .bind(&tenant.id)
@@ -284,7 +284,7 @@ pub async fn rotate(
     actor: &Actor,
     now: OffsetDateTime,
 ) -> AppResult<Rotation> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::db::begin_write(pool).await?;
     let old = fetch(&mut *tx, &tenant.id, key_id).await?;
     let status = old.status_at(now);
     if status != KeyStatus::Active {
@@ -366,7 +366,7 @@ pub async fn revoke(
     actor: &Actor,
     now: OffsetDateTime,
 ) -> AppResult<KeyRow> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::db::begin_write(pool).await?;
     let current = fetch(&mut *tx, &tenant.id, key_id).await?;
     let status = current.status_at(now);
     if !matches!(status, KeyStatus::Active | KeyStatus::Rotating) {
@@ -577,7 +577,7 @@ async fn transition(
     transition: Transition,
     now: OffsetDateTime,
 ) -> AppResult<bool> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::db::begin_write(pool).await?;
     let (updated, action, reason) = match transition {
         Transition::RevokeRotated { cutoff_at } => (
             sqlx::query(

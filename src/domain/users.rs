@@ -189,7 +189,7 @@ pub async fn grant(
     role: Role,
     now: OffsetDateTime,
 ) -> AppResult<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::db::begin_write(pool).await?;
     sqlx::query("DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2")
         .bind(tenant_id)
         .bind(user_id)

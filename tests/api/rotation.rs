@@ -99,4 +99,16 @@ both_engines! {
         let listed = expect_json(app.get("/api/v1/tenants/acme/keys?status=expired").await, StatusCode::OK).await;
         assert!(listed["items"].as_array().expect("items").iter().any(|k| k["id"] == key["id"]));
     }
+
+    async fn concurrent_rotations_make_one_new_key(app: TestApp) {
+        let su = app.create_service_user("ci-bot").await;
+        let key = app.create_key(&su, json!({})).await;
+        let id = key["id"].as_str().expect("id");
+        let keys_before = app.count("api_keys").await;
+        let (a, b) = tokio::join!(app.rotate_key(id), app.rotate_key(id));
+        let mut statuses = [a.status(), b.status()];
+        statuses.sort();
+        assert_eq!(statuses, [StatusCode::CREATED, StatusCode::CONFLICT]);
+        assert_eq!(app.count("api_keys").await, keys_before + 1, "exactly one new key");
+    }
 }

@@ -27,7 +27,9 @@ impl FromRequestParts<AppState> for ManagementCaller {
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, key)| key)
             .ok_or(AppError::Unauthorized(
                 "send a management key as `Authorization: Bearer <key>`",
             ))?;

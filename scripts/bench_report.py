@@ -1,0 +1,50 @@
+"""Turns criterion's estimates into the verification table of BENCHMARKS.md."""
+import json
+import pathlib
+import platform
+import subprocess
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CRIT = ROOT / "target" / "criterion"
+BEGIN, END = "<!-- bench:verify:begin -->", "<!-- bench:verify:end -->"
+
+
+def median_ns(group: str, bench: str) -> float:
+    path = CRIT / group / bench / "new" / "estimates.json"
+    return json.loads(path.read_text())["median"]["point_estimate"]
+
+
+def fmt(ns: float) -> str:
+    return f"{ns / 1000:.2f} µs" if ns < 1e6 else f"{ns / 1e6:.2f} ms"
+
+
+rows = []
+compute = median_ns("compute", "parse_checksum_hmac_compare")
+argon = median_ns("compute", "argon2id_verify")
+rows.append(("verify compute (parse, CRC32, HMAC-SHA-256, constant-time compare)", fmt(compute), f"argon2id verify {fmt(argon)}", f"{argon / compute:,.0f}× faster", "≤ 2 µs"))
+for engine in ("sqlite", "postgres"):
+    group = f"db_{engine}" if (CRIT / f"db_{engine}").exists() else f"db/{engine}"
+    verify = median_ns(group, "verify_cache_off")
+    floor = median_ns(group, "select_1")
+    target = "≤ 50 µs" if engine == "sqlite" else "—"
+    rows.append((f"verify through {engine}, cache off, 10k keys", fmt(verify), f"`SELECT 1` round trip {fmt(floor)}", f"{verify / floor:.2f}× the round trip", target))
+
+cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
+table = [
+    BEGIN,
+    f"Machine: {cpu or platform.processor()}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores. Reproduce: `scripts/bench`.",
+    "",
+    "| measured | median | baseline (same run) | ratio | target |",
+    "|---|---|---|---|---|",
+    *[f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows],
+    END,
+]
+bench_md = ROOT / "BENCHMARKS.md"
+text = bench_md.read_text() if bench_md.exists() else "# Benchmarks\n\n"
+if BEGIN in text:
+    head, rest = text.split(BEGIN, 1)
+    text = head + "\n".join(table) + rest.split(END, 1)[1]
+else:
+    text += "\n## Key verification\n\n" + "\n".join(table) + "\n"
+bench_md.write_text(text)
+print("\n".join(table))
