@@ -7,7 +7,10 @@ use std::str::FromStr;
 use anyhow::Context;
 use sqlx::{AnyPool, Executor, any::AnyPoolOptions};
 
-use crate::config::{DatabaseUrl, Engine};
+use crate::{
+    config::{DatabaseUrl, Engine},
+    error::AppError,
+};
 
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -86,9 +89,20 @@ fn create_sqlite_parent_dir(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether `err` is a unique-constraint violation (both engines report the kind).
-pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+/// Turns a unique-constraint violation into a user-facing conflict. The
+/// caller knows which constraint its statement can violate; both engines
+/// report the violation's kind (SQLite does not report constraint names).
+pub trait OnUniqueViolation<T> {
+    fn on_unique_violation(self, conflict: impl FnOnce() -> AppError) -> Result<T, AppError>;
+}
+
+impl<T> OnUniqueViolation<T> for Result<T, sqlx::Error> {
+    fn on_unique_violation(self, conflict: impl FnOnce() -> AppError) -> Result<T, AppError> {
+        self.map_err(|err| match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => conflict(),
+            _ => AppError::from(err),
+        })
+    }
 }
 
 /// Begins a transaction that will write. On SQLite it takes the write lock up

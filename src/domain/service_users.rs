@@ -5,7 +5,7 @@ use sqlx::AnyPool;
 use time::OffsetDateTime;
 
 use crate::{
-    db::is_unique_violation,
+    db::OnUniqueViolation,
     domain::{Description, Email, Name},
     error::{AppError, AppResult},
 };
@@ -44,7 +44,7 @@ pub async fn create(
     now: OffsetDateTime,
 ) -> AppResult<ServiceUser> {
     let id = random_id(16);
-    let result = sqlx::query(
+    sqlx::query(
         "INSERT INTO service_users (id, tenant_id, name, owner_email, description, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&id)
@@ -54,16 +54,11 @@ pub async fn create(
     .bind(new.description.as_ref().map(Description::as_str))
     .bind(timestamp::to_unix(now))
     .execute(pool)
-    .await;
-    match result {
-        Err(err) if is_unique_violation(&err) => {
-            return Err(AppError::Conflict(format!(
+    .await
+    .on_unique_violation(|| AppError::Conflict(format!(
                 "a service user named `{}` already exists",
                 new.name
-            )));
-        }
-        other => other?,
-    };
+            )))?;
     get(pool, tenant_id, &id).await
 }
 

@@ -5,7 +5,7 @@ use sqlx::AnyPool;
 use time::OffsetDateTime;
 
 use crate::{
-    db::is_unique_violation,
+    db::OnUniqueViolation,
     domain::{Name, TenantSlug},
     error::{AppError, AppResult},
 };
@@ -36,7 +36,7 @@ pub struct NewTenant {
 #[tracing::instrument(skip_all, fields(slug = %new.slug))]
 pub async fn create(pool: &AnyPool, new: NewTenant, now: OffsetDateTime) -> AppResult<Tenant> {
     let id = random_id(16);
-    let result = sqlx::query(
+    sqlx::query(
         "INSERT INTO tenants (id, slug, name, key_prefix, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(&id)
@@ -45,16 +45,10 @@ pub async fn create(pool: &AnyPool, new: NewTenant, now: OffsetDateTime) -> AppR
     .bind(new.key_prefix.as_str())
     .bind(timestamp::to_unix(now))
     .execute(pool)
-    .await;
-    match result {
-        Err(err) if is_unique_violation(&err) => {
-            return Err(AppError::Conflict(format!(
-                "a tenant with slug `{}` already exists",
-                new.slug
-            )));
-        }
-        other => other?,
-    };
+    .await
+    .on_unique_violation(|| {
+        AppError::Conflict(format!("a tenant with slug `{}` already exists", new.slug))
+    })?;
     find_by_id(pool, &id)
         .await?
         .ok_or(AppError::NotFound("tenant"))

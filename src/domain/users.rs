@@ -6,7 +6,7 @@ use sqlx::AnyPool;
 use time::OffsetDateTime;
 
 use crate::{
-    db::is_unique_violation,
+    db::OnUniqueViolation,
     domain::Email,
     error::{AppError, AppResult},
 };
@@ -146,7 +146,7 @@ pub async fn create(
 ) -> AppResult<AdminUser> {
     let hash = hash_password(password).await?;
     let id = random_id(16);
-    let result = sqlx::query(
+    sqlx::query(
         "INSERT INTO admin_users (id, email, password_hash, is_superadmin, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(&id)
@@ -155,15 +155,10 @@ pub async fn create(
     .bind(i64::from(superadmin))
     .bind(timestamp::to_unix(now))
     .execute(pool)
-    .await;
-    match result {
-        Err(err) if is_unique_violation(&err) => {
-            return Err(AppError::Conflict(format!(
+    .await
+    .on_unique_violation(|| AppError::Conflict(format!(
                 "an admin with email {email} already exists"
-            )));
-        }
-        other => other?,
-    };
+            )))?;
     Ok(AdminUser {
         id,
         email: email.as_str().to_owned(),
