@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::{
     both_engines,
-    helpers::{expect_error, expect_json},
+    helpers::{TestApp, expect_error, expect_json},
 };
 
 both_engines! {
@@ -148,6 +148,16 @@ both_engines! {
             assert_eq!(res.status(), status, "{body}");
         }
         assert_eq!(app.count("service_users").await, before);
+    }
+}
+
+both_engines! {
+    async fn keys_survive_a_restart(app: TestApp) {
+        let su = app.create_service_user("ci-bot").await;
+        let created = app.create_key(&su, json!({})).await;
+        let db = app.stop().await;
+        let app = TestApp::spawn_on(db).await;
+        assert_eq!(app.verify_code(created["key"].as_str().expect("key")).await, "valid");
     }
 }
 
