@@ -152,6 +152,21 @@ fn database(c: &mut Criterion) {
                     .expect("select")
             });
         });
+        if engine == "sqlite" {
+            // The same round trip without the `Any` driver: how much of the floor is the driver's.
+            let native = rt
+                .block_on(sqlx::SqlitePool::connect(&url))
+                .expect("native pool");
+            group.bench_function("select_1_native_pool", |b| {
+                b.to_async(&rt).iter(|| async {
+                    sqlx::query("SELECT 1")
+                        .execute(&native)
+                        .await
+                        .expect("select")
+                });
+            });
+            rt.block_on(native.close());
+        }
         let mut i = 0;
         group.bench_function("verify_cache_off", |b| {
             b.to_async(&rt).iter(|| {

@@ -28,6 +28,9 @@ for engine in ("sqlite", "postgres"):
     floor = median_ns(group, "select_1")
     target = "≤ 50 µs" if engine == "sqlite" else "—"
     rows.append((f"verify through {engine}, cache off, 10k keys", fmt(verify), f"`SELECT 1` round trip {fmt(floor)}", f"{verify / floor:.2f}× the round trip", target))
+    if engine == "sqlite":
+        native = median_ns(group, "select_1_native_pool")
+        rows.append(("`SELECT 1` through `sqlx::Any` (what Keysmith uses)", fmt(floor), f"native `SqlitePool` {fmt(native)}", f"{floor / native:.2f}× native", "—"))
 
 cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
 table = [
