@@ -19,6 +19,8 @@ pub struct Config {
     pub pepper_file: PathBuf,
     /// `KEYSMITH_SMTP_URL`: e.g. `smtp://host:25`; absent: emails are written as `.eml` files.
     pub smtp_url: Option<Secret>,
+    /// `KEYSMITH_MAIL_FROM`: the sender of owner emails. Default `Keysmith <keysmith@localhost>`.
+    pub mail_from: String,
     /// `KEYSMITH_PUBLIC_URL`: the address people use, for links in emails and
     /// to decide whether cookies are `Secure`. Default `http://<bind>`.
     pub public_url: String,
@@ -71,6 +73,8 @@ impl Config {
             data_dir,
             pepper_file,
             smtp_url: var("KEYSMITH_SMTP_URL").map(Secret),
+            mail_from: var("KEYSMITH_MAIL_FROM")
+                .unwrap_or_else(|| "Keysmith <keysmith@localhost>".into()),
             public_url,
             scheduler_interval,
         })

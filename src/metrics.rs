@@ -23,6 +23,9 @@ pub struct Metrics {
     pub keys_created: AtomicU64,
     pub keys_rotated: AtomicU64,
     pub keys_revoked: AtomicU64,
+    pub emails_sent: AtomicU64,
+    pub email_attempts_failed: AtomicU64,
+    pub emails_failed: AtomicU64,
 }
 
 impl Metrics {
@@ -58,6 +61,21 @@ impl Metrics {
                 "keysmith_keys_revoked_total",
                 "Keys revoked by an admin.",
                 &self.keys_revoked,
+            ),
+            (
+                "keysmith_emails_sent_total",
+                "Owner emails delivered.",
+                &self.emails_sent,
+            ),
+            (
+                "keysmith_email_attempts_failed_total",
+                "Email delivery attempts that failed (retried or not).",
+                &self.email_attempts_failed,
+            ),
+            (
+                "keysmith_emails_failed_total",
+                "Owner emails given up on after every retry.",
+                &self.emails_failed,
             ),
         ] {
             let _ = writeln!(

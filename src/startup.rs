@@ -23,7 +23,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
     db.migrate().await?;
     let peppers = Peppers::load_or_create(&config.pepper_file)
         .context("failed to load the pepper (KEYSMITH_PEPPER_FILE)")?;
-    Ok(AppState::new(db, peppers, Arc::new(SystemClock), config))
+    AppState::new(db, peppers, Arc::new(SystemClock), config)
 }
 
 /// Serves until `shutdown` resolves, running the scheduler alongside.

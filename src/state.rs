@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use keysmith_verify::{Peppers, SharedClock, SqlVerifier};
 
-use crate::{config::Config, db::Db, metrics::Metrics};
+use crate::{config::Config, db::Db, metrics::Metrics, notify::mailer::Mailer};
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -14,20 +14,29 @@ pub struct AppState {
     pub verifier: SqlVerifier,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
+    pub mailer: Mailer,
 }
 
 impl AppState {
-    pub fn new(db: Db, peppers: Peppers, clock: SharedClock, config: Config) -> Self {
+    /// Fails on configuration that only makes sense once combined (the mailer).
+    pub fn new(
+        db: Db,
+        peppers: Peppers,
+        clock: SharedClock,
+        config: Config,
+    ) -> anyhow::Result<Self> {
         let peppers = Arc::new(peppers);
         let verifier = SqlVerifier::new(db.pool.clone(), peppers.clone(), clock.clone());
-        Self {
+        let mailer = Mailer::from_config(&config)?;
+        Ok(Self {
             db,
             peppers,
             clock,
             verifier,
             config: Arc::new(config),
             metrics: Arc::default(),
-        }
+            mailer,
+        })
     }
 
     pub fn now(&self) -> time::OffsetDateTime {

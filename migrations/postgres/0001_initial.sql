@@ -88,20 +88,23 @@ CREATE INDEX audit_events_key ON audit_events (tenant_id, key_id, id DESC);
 CREATE INDEX audit_events_key_tool ON audit_events (key_id, at, tool);
 
 -- Emails to send, written in the same transaction as their cause. `dedupe_key`
--- (key id + kind + threshold) makes every notification exactly-once.
+-- (key id + kind + threshold) makes every notification exactly-once. A sender
+-- claims rows by setting `lease_owner`/`lease_until`, so instances never share a row.
 CREATE TABLE outbox (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tenant_id TEXT NOT NULL REFERENCES tenants (id),
     key_id TEXT,
-    kind TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('rotation', 'expiry_reminder')),
+    threshold_days BIGINT,
     dedupe_key TEXT NOT NULL,
     recipient TEXT NOT NULL,
     payload TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed', 'cancelled')),
     attempts BIGINT NOT NULL DEFAULT 0,
     last_error TEXT,
     next_attempt_at BIGINT NOT NULL,
     lease_until BIGINT,
+    lease_owner TEXT,
     created_at BIGINT NOT NULL,
     sent_at BIGINT,
     CONSTRAINT outbox_dedupe_key UNIQUE (dedupe_key)

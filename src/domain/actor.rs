@@ -14,6 +14,18 @@ pub enum Actor {
     System,
 }
 
+impl Actor {
+    /// For people (emails): who did it, in words.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::User { email, .. } => email.clone(),
+            Self::ManagementKey { key_id } => format!("the management key {key_id}"),
+            Self::Cli => "an operator on the command line".to_owned(),
+            Self::System => "Keysmith".to_owned(),
+        }
+    }
+}
+
 impl fmt::Display for Actor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

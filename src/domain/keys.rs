@@ -351,6 +351,7 @@ pub async fn rotate(
     )
     .await?;
     let old = fetch(&mut *tx, &tenant.id, &old.id).await?;
+    crate::notify::outbox::enqueue_rotation(&mut tx, tenant, &old, &new.row, actor, now).await?;
     tx.commit().await?;
     tracing::info!(old_key_id = %old.id, new_key_id = %new.row.id, "key rotated");
     Ok(Rotation { new, old })

@@ -2,11 +2,18 @@
 
 use tokio::{sync::watch, task::JoinHandle};
 
-use crate::{domain::keys, state::AppState};
+use crate::{
+    domain::keys,
+    notify::{reminders, sender},
+    state::AppState,
+};
 
-/// Runs one scheduler tick: everything due at the state's clock.
+/// Runs one scheduler tick: everything due at the state's clock. Each step is
+/// idempotent and safe to run on several instances at once.
 pub async fn tick(state: &AppState) -> anyhow::Result<()> {
     keys::sweep(state.pool(), state.now()).await?;
+    reminders::enqueue_due(state.pool(), state.now()).await?;
+    sender::deliver_due(state, &state.mailer).await?;
     Ok(())
 }
 

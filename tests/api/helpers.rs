@@ -155,24 +155,25 @@ impl TestApp {
 
     /// Starts the app on an existing database (e.g. to restart it).
     pub async fn spawn_on(db: TestDb) -> Self {
-        let pepper_file: PathBuf = db.dir.path().join("pepper");
-        let data_dir = db.dir.path().to_path_buf();
-        let url = db.url.clone();
-        let config = Config::from_lookup(|name| match name {
-            "KEYSMITH_DATABASE_URL" => Some(url.clone()),
-            "KEYSMITH_DATA_DIR" => Some(data_dir.display().to_string()),
-            "KEYSMITH_PEPPER_FILE" => Some(pepper_file.display().to_string()),
-            "KEYSMITH_BIND" => Some("127.0.0.1:0".into()),
-            _ => None,
-        })
-        .expect("test config");
+        Self::spawn_with(db, &[], None).await
+    }
+
+    /// Starts the app with extra `KEYSMITH_*` variables and, to keep a moved
+    /// time across a restart, an existing clock.
+    pub async fn spawn_with(
+        db: TestDb,
+        env: &[(&str, String)],
+        clock: Option<ManualClock>,
+    ) -> Self {
+        let config = test_config(&db, env);
         let database = Db::connect(&DatabaseUrl::parse(&db.url).expect("url"))
             .await
             .expect("connect");
         database.migrate().await.expect("migrate");
         let peppers = Peppers::load_or_create(&config.pepper_file).expect("pepper");
-        let clock = ManualClock::starting_now();
-        let state = AppState::new(database, peppers, Arc::new(clock.clone()), config);
+        let clock = clock.unwrap_or_else(ManualClock::starting_now);
+        let state =
+            AppState::new(database, peppers, Arc::new(clock.clone()), config).expect("state");
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -384,6 +385,31 @@ impl TestApp {
     /// One scheduler tick at the current (test) time.
     pub async fn tick(&self) {
         keysmith::jobs::tick(&self.state).await.expect("tick");
+    }
+}
+
+fn test_config(db: &TestDb, env: &[(&str, String)]) -> Config {
+    let pepper_file: PathBuf = db.dir.path().join("pepper");
+    let data_dir = db.dir.path().to_path_buf();
+    let url = db.url.clone();
+    Config::from_lookup(|name| match name {
+        "KEYSMITH_DATABASE_URL" => Some(url.clone()),
+        "KEYSMITH_DATA_DIR" => Some(data_dir.display().to_string()),
+        "KEYSMITH_PEPPER_FILE" => Some(pepper_file.display().to_string()),
+        "KEYSMITH_BIND" => Some("127.0.0.1:0".into()),
+        _ => env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()),
+    })
+    .expect("test config")
+}
+
+impl TestApp {
+    /// A second application state on the same database, pepper and clock: a
+    /// second instance, for tests of work that several instances share.
+    pub async fn second_instance(&self, env: &[(&str, String)]) -> AppState {
+        let config = test_config(&self.db, env);
+        let database = Db::connect(&config.database_url).await.expect("connect");
+        let peppers = Peppers::load_or_create(&config.pepper_file).expect("pepper");
+        AppState::new(database, peppers, Arc::new(self.clock.clone()), config).expect("state")
     }
 }
 

@@ -1,8 +1,10 @@
 //! One integration-test binary; files mirror the routes.
 
 mod helpers;
+mod smtp_sink;
 
 mod cli;
+mod emails;
 mod health;
 mod keys;
 mod rotation;

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod extract;
 pub mod keys;
 pub mod model;
+mod notifications;
 mod service_users;
 mod verify;
 
@@ -30,7 +31,8 @@ pub fn router() -> Router<AppState> {
         .route("/keys/{id}/rotate", post(keys::rotate))
         .route("/keys/{id}/revoke", post(keys::revoke))
         .route("/keys/{id}/audit", get(audit::list))
-        .route("/keys/{id}/usage", get(audit::usage));
+        .route("/keys/{id}/usage", get(audit::usage))
+        .route("/keys/{id}/notifications", get(notifications::list));
     Router::new()
         .nest("/api/v1/tenants/{tenant}", tenant)
         .route("/api/v1/verify", post(verify::verify))
@@ -46,7 +48,7 @@ pub fn router() -> Router<AppState> {
     paths(
         service_users::create, service_users::list,
         keys::create, keys::list, keys::get, keys::rotate, keys::revoke,
-        audit::list, audit::usage,
+        audit::list, audit::usage, notifications::list,
         verify::verify,
     ),
     modifiers(&BearerAuth)

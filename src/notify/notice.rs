@@ -1,0 +1,45 @@
+//! What an email says, stored as the outbox payload. Only what rendering
+//! needs: names, public ids, hints and dates — never a key or its hash.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Notice {
+    Rotation(RotationNotice),
+    ExpiryReminder(ExpiryReminder),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotationNotice {
+    pub tenant_name: String,
+    pub service_user: String,
+    pub key_name: String,
+    pub old_key_id: String,
+    pub old_hint: String,
+    pub new_key_id: String,
+    pub new_hint: String,
+    /// When the old key stops working (Unix seconds).
+    pub cutoff_at: i64,
+    pub rotated_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpiryReminder {
+    pub tenant_name: String,
+    pub service_user: String,
+    pub key_name: String,
+    pub key_id: String,
+    pub hint: String,
+    pub expires_at: i64,
+    pub threshold_days: i64,
+}
+
+impl Notice {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Rotation(_) => "rotation",
+            Self::ExpiryReminder(_) => "expiry_reminder",
+        }
+    }
+}

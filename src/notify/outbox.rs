@@ -1,0 +1,234 @@
+//! The outbox table: enqueue (idempotent by `dedupe_key`), claim with a lease,
+//! record the outcome of each attempt.
+
+use serde::Serialize;
+use sqlx::{Any, AnyPool, Executor, Transaction};
+use time::{Duration, OffsetDateTime};
+
+use super::notice::{Notice, RotationNotice};
+use crate::{
+    config::Engine,
+    db::begin_write,
+    domain::{Actor, keys::KeyRow, rfc3339, tenants::Tenant},
+    error::AppResult,
+};
+use keysmith_verify::timestamp;
+
+/// A row ready to enqueue.
+#[derive(Debug)]
+pub struct NewMail<'a> {
+    pub tenant_id: &'a str,
+    pub key_id: &'a str,
+    pub threshold_days: Option<i64>,
+    pub recipient: &'a str,
+    pub notice: &'a Notice,
+}
+
+impl NewMail<'_> {
+    /// One email per key, kind and threshold, ever.
+    fn dedupe_key(&self) -> String {
+        match self.threshold_days {
+            Some(days) => format!("{}:{}:{days}", self.key_id, self.notice.kind()),
+            None => format!("{}:{}", self.key_id, self.notice.kind()),
+        }
+    }
+}
+
+/// Enqueues a mail unless one with the same dedupe key exists; true if new.
+pub async fn enqueue<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    mail: NewMail<'_>,
+    now: OffsetDateTime,
+) -> AppResult<bool> {
+    let payload = serde_json::to_string(mail.notice).map_err(anyhow::Error::from)?;
+    let now = timestamp::to_unix(now);
+    let inserted = sqlx::query(
+        "INSERT INTO outbox (tenant_id, key_id, kind, threshold_days, dedupe_key, recipient, payload, next_attempt_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (dedupe_key) DO NOTHING",
+    )
+    .bind(mail.tenant_id)
+    .bind(mail.key_id)
+    .bind(mail.notice.kind())
+    .bind(mail.threshold_days)
+    .bind(mail.dedupe_key())
+    .bind(mail.recipient)
+    .bind(payload)
+    .bind(now)
+    .bind(now)
+    .execute(executor)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// Enqueues the rotation notice inside the rotation's own transaction, so the
+/// notice exists if and only if the rotation does. No owner email: no notice.
+pub async fn enqueue_rotation(
+    tx: &mut Transaction<'_, Any>,
+    tenant: &Tenant,
+    old: &KeyRow,
+    new: &KeyRow,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> AppResult<()> {
+    let owner: Option<(String, Option<String>)> = sqlx::query_as(
+        "SELECT name, owner_email FROM service_users WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(&tenant.id)
+    .bind(&old.service_user_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((service_user, Some(recipient))) = owner else {
+        return Ok(());
+    };
+    let notice = Notice::Rotation(RotationNotice {
+        tenant_name: tenant.name.clone(),
+        service_user,
+        key_name: old.name.clone(),
+        old_key_id: old.id.clone(),
+        old_hint: old.hint.clone(),
+        new_key_id: new.id.clone(),
+        new_hint: new.hint.clone(),
+        cutoff_at: old.cutoff_at.unwrap_or(old.expires_at),
+        rotated_by: actor.describe(),
+    });
+    let mail = NewMail {
+        tenant_id: &tenant.id,
+        key_id: &old.id,
+        threshold_days: None,
+        recipient: &recipient,
+        notice: &notice,
+    };
+    enqueue(&mut **tx, mail, now).await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedMail {
+    pub id: i64,
+    pub key_id: Option<String>,
+    pub tenant_id: String,
+    pub recipient: String,
+    pub payload: String,
+    pub attempts: i64,
+}
+
+/// How long a claim lasts: a sender that dies mid-send releases its rows after this.
+pub const LEASE: Duration = Duration::minutes(2);
+
+/// Claims up to `limit` due rows for `owner`. On PostgreSQL, `SKIP LOCKED`
+/// lets several instances claim disjoint rows at once; SQLite serializes
+/// writers, and the lease condition does the rest.
+pub async fn claim_due(
+    pool: &AnyPool,
+    engine: Engine,
+    owner: &str,
+    limit: i64,
+    now: OffsetDateTime,
+) -> AppResult<Vec<ClaimedMail>> {
+    let now_unix = timestamp::to_unix(now);
+    let lock = if engine == Engine::Postgres {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
+    let mut tx = begin_write(pool).await?;
+    sqlx::query(&format!(
+        "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE id IN (\
+           SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $3 \
+           AND (lease_until IS NULL OR lease_until <= $3) ORDER BY id LIMIT $4{lock})"
+    ))
+    .bind(owner)
+    .bind(timestamp::to_unix(now + LEASE))
+    .bind(now_unix)
+    .bind(limit)
+    .execute(&mut *tx)
+    .await?;
+    let claimed = sqlx::query_as(
+        "SELECT id, key_id, tenant_id, recipient, payload, attempts FROM outbox \
+         WHERE lease_owner = $1 AND status = 'pending' AND lease_until > $2 ORDER BY id",
+    )
+    .bind(owner)
+    .bind(now_unix)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(claimed)
+}
+
+/// What happened to one attempt.
+#[derive(Debug)]
+pub enum Attempt<'a> {
+    Sent,
+    /// Not worth sending any more (the key was revoked before its reminder went out).
+    Cancelled(&'a str),
+    Failed {
+        error: &'a str,
+        retry_at: Option<OffsetDateTime>,
+    },
+}
+
+/// Records an attempt, only if `owner` still holds the lease.
+pub async fn record(
+    pool: &AnyPool,
+    mail: &ClaimedMail,
+    owner: &str,
+    attempt: Attempt<'_>,
+    now: OffsetDateTime,
+) -> AppResult<()> {
+    let now_unix = timestamp::to_unix(now);
+    let query = match attempt {
+        Attempt::Sent => sqlx::query(
+            "UPDATE outbox SET status = 'sent', sent_at = $1, attempts = attempts + 1, last_error = NULL, lease_owner = NULL, lease_until = NULL \
+             WHERE id = $2 AND lease_owner = $3",
+        )
+        .bind(now_unix),
+        Attempt::Cancelled(reason) => sqlx::query(
+            "UPDATE outbox SET status = 'cancelled', last_error = $1, lease_owner = NULL, lease_until = NULL WHERE id = $2 AND lease_owner = $3",
+        )
+        .bind(reason.to_owned()),
+        Attempt::Failed { error, retry_at } => sqlx::query(
+            "UPDATE outbox SET status = $1, attempts = attempts + 1, last_error = $2, next_attempt_at = $3, lease_owner = NULL, lease_until = NULL \
+             WHERE id = $4 AND lease_owner = $5",
+        )
+        .bind(if retry_at.is_some() { "pending" } else { "failed" })
+        .bind(error.chars().take(500).collect::<String>())
+        .bind(retry_at.map_or(now_unix, timestamp::to_unix)),
+    };
+    query.bind(mail.id).bind(owner).execute(pool).await?;
+    Ok(())
+}
+
+/// A key's notification history, for the JSON API and the admin UI.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct NotificationRecord {
+    #[serde(skip)]
+    pub id: i64,
+    pub kind: String,
+    pub threshold_days: Option<i64>,
+    pub recipient: String,
+    /// `pending`, `sent`, `failed` (gave up after retries) or `cancelled`.
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+    #[serde(serialize_with = "rfc3339::option::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub sent_at: Option<i64>,
+}
+
+pub async fn list_for_key(
+    pool: &AnyPool,
+    tenant_id: &str,
+    key_id: &str,
+) -> AppResult<Vec<NotificationRecord>> {
+    Ok(sqlx::query_as(
+        "SELECT id, kind, threshold_days, recipient, status, attempts, last_error, created_at, sent_at \
+         FROM outbox WHERE tenant_id = $1 AND key_id = $2 ORDER BY id DESC",
+    )
+    .bind(tenant_id)
+    .bind(key_id)
+    .fetch_all(pool)
+    .await?)
+}

@@ -1,0 +1,179 @@
+//! Renders notices into subject, plain text and HTML with askama.
+
+use askama::Template;
+use time::{OffsetDateTime, format_description::BorrowedFormatItem, macros::format_description};
+
+use super::notice::{ExpiryReminder, Notice, RotationNotice};
+use keysmith_verify::timestamp;
+
+const WHEN: &[BorrowedFormatItem<'static>] =
+    format_description!("[weekday], [day] [month repr:long] [year] at [hour]:[minute] UTC");
+
+fn when(unix: i64) -> String {
+    timestamp::from_unix(unix)
+        .format(WHEN)
+        .unwrap_or_else(|_| unix.to_string())
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Template)]
+#[template(path = "email/rotation.txt")]
+struct RotationText<'a> {
+    n: &'a RotationNotice,
+    cutoff: &'a str,
+    link: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/rotation.html")]
+struct RotationHtml<'a> {
+    n: &'a RotationNotice,
+    cutoff: &'a str,
+    link: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/expiry.txt")]
+struct ExpiryText<'a> {
+    n: &'a ExpiryReminder,
+    expires: &'a str,
+    days_left: i64,
+    link: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/expiry.html")]
+struct ExpiryHtml<'a> {
+    n: &'a ExpiryReminder,
+    expires: &'a str,
+    days_left: i64,
+    link: &'a str,
+}
+
+/// Renders `notice`; links point at `public_url`. `now` gives the days left.
+pub fn render(
+    notice: &Notice,
+    public_url: &str,
+    now: OffsetDateTime,
+) -> Result<Rendered, askama::Error> {
+    match notice {
+        Notice::Rotation(n) => {
+            let cutoff = when(n.cutoff_at);
+            let link = format!("{public_url}/admin/api-keys/{}", n.new_key_id);
+            Ok(Rendered {
+                subject: format!(
+                    "Key \"{}\" of {} was rotated; the old key stops working {}",
+                    n.key_name, n.service_user, cutoff
+                ),
+                text: RotationText {
+                    n,
+                    cutoff: &cutoff,
+                    link: &link,
+                }
+                .render()?,
+                html: RotationHtml {
+                    n,
+                    cutoff: &cutoff,
+                    link: &link,
+                }
+                .render()?,
+            })
+        }
+        Notice::ExpiryReminder(n) => {
+            let expires = when(n.expires_at);
+            let seconds_left = n.expires_at - timestamp::to_unix(now);
+            // Rounded up: a key expiring in 6 days and 2 hours has "7 days left".
+            let days_left = ((seconds_left + 86_399) / 86_400).max(0);
+            let link = format!("{public_url}/admin/api-keys/{}", n.key_id);
+            Ok(Rendered {
+                subject: format!(
+                    "Key \"{}\" of {} expires in {} day{}",
+                    n.key_name,
+                    n.service_user,
+                    days_left,
+                    if days_left == 1 { "" } else { "s" }
+                ),
+                text: ExpiryText {
+                    n,
+                    expires: &expires,
+                    days_left,
+                    link: &link,
+                }
+                .render()?,
+                html: ExpiryHtml {
+                    n,
+                    expires: &expires,
+                    days_left,
+                    link: &link,
+                }
+                .render()?,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fixed ids, hints and dates: the snapshots hold no run-specific value.
+    fn rotation() -> Notice {
+        Notice::Rotation(RotationNotice {
+            tenant_name: "Acme <Inc>".into(),
+            service_user: "ci-bot".into(),
+            key_name: "deploy".into(),
+            old_key_id: "OLDKEYID00000000".into(),
+            old_hint: "aaaa".into(),
+            new_key_id: "NEWKEYID00000000".into(),
+            new_hint: "bbbb".into(),
+            cutoff_at: 1_800_000_000,
+            rotated_by: "owner@acme.test".into(),
+        })
+    }
+
+    fn reminder() -> Notice {
+        Notice::ExpiryReminder(ExpiryReminder {
+            tenant_name: "Acme".into(),
+            service_user: "ci-bot".into(),
+            key_name: "deploy".into(),
+            key_id: "KEYID00000000000".into(),
+            hint: "cccc".into(),
+            expires_at: 1_800_000_000,
+            threshold_days: 7,
+        })
+    }
+
+    #[test]
+    fn rotation_email() {
+        let r = render(
+            &rotation(),
+            "https://keys.example.com",
+            timestamp::from_unix(1_799_000_000),
+        )
+        .expect("render");
+        insta::assert_snapshot!("rotation_subject", r.subject);
+        insta::assert_snapshot!("rotation_text", r.text);
+        insta::assert_snapshot!("rotation_html", r.html);
+        assert!(
+            r.html.contains("Acme &#60;Inc&#62;") || r.html.contains("Acme &lt;Inc&gt;"),
+            "HTML is escaped: {}",
+            r.html
+        );
+    }
+
+    #[test]
+    fn expiry_email() {
+        let now = timestamp::from_unix(1_800_000_000 - 6 * 86_400 - 3_600);
+        let r = render(&reminder(), "https://keys.example.com", now).expect("render");
+        assert!(r.subject.contains("expires in 7 days"), "{}", r.subject);
+        insta::assert_snapshot!("expiry_subject", r.subject);
+        insta::assert_snapshot!("expiry_text", r.text);
+        insta::assert_snapshot!("expiry_html", r.html);
+    }
+}

@@ -1,0 +1,168 @@
+//! Delivers due outbox rows: one attempt each, retried with exponential backoff.
+
+use std::sync::atomic::Ordering;
+
+use time::Duration;
+
+use super::{
+    mailer::Mailer,
+    notice::Notice,
+    outbox::{self, Attempt, ClaimedMail},
+    render,
+};
+use crate::{error::AppResult, state::AppState};
+use keysmith_verify::{random_id, timestamp};
+
+/// Attempts before a mail is marked `failed` (about 16 hours of retries).
+pub const MAX_ATTEMPTS: i64 = 12;
+const BATCH: i64 = 50;
+
+/// Delay before attempt `attempts + 1`: 30 s, 1 min, 2 min … capped at 4 h.
+pub fn backoff(attempts: i64) -> Duration {
+    let exponent = u32::try_from(attempts.clamp(0, 16)).unwrap_or(16);
+    Duration::seconds((30_i64 << exponent).min(4 * 3600))
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryReport {
+    pub sent: u64,
+    pub retrying: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+}
+
+/// Delivers every row due now, batch by batch, until none is left.
+#[tracing::instrument(skip_all)]
+pub async fn deliver_due(state: &AppState, mailer: &Mailer) -> AppResult<DeliveryReport> {
+    let owner = random_id(16);
+    let mut report = DeliveryReport::default();
+    loop {
+        let now = state.now();
+        let batch = outbox::claim_due(state.pool(), state.db.engine, &owner, BATCH, now).await?;
+        if batch.is_empty() {
+            return Ok(report);
+        }
+        for mail in &batch {
+            deliver_one(state, mailer, &owner, mail, &mut report).await?;
+        }
+    }
+}
+
+async fn deliver_one(
+    state: &AppState,
+    mailer: &Mailer,
+    owner: &str,
+    mail: &ClaimedMail,
+    report: &mut DeliveryReport,
+) -> AppResult<()> {
+    let now = state.now();
+    let notice: Notice = match serde_json::from_str(&mail.payload) {
+        Ok(notice) => notice,
+        Err(err) => {
+            report.failed += 1;
+            let error = format!("unreadable payload: {err}");
+            return outbox::record(
+                state.pool(),
+                mail,
+                owner,
+                Attempt::Failed {
+                    error: &error,
+                    retry_at: None,
+                },
+                now,
+            )
+            .await;
+        }
+    };
+    if let Notice::ExpiryReminder(reminder) = &notice
+        && !key_still_active(state, mail, now).await?
+    {
+        report.cancelled += 1;
+        tracing::info!(key_id = %reminder.key_id, "reminder cancelled: the key is no longer active");
+        return outbox::record(
+            state.pool(),
+            mail,
+            owner,
+            Attempt::Cancelled("the key is no longer active"),
+            now,
+        )
+        .await;
+    }
+    let result = match render::render(&notice, &state.config.public_url, now) {
+        Ok(rendered) => mailer.send(mail.id, &mail.recipient, &rendered).await,
+        Err(err) => Err(anyhow::Error::new(err).context("failed to render the email")),
+    };
+    let metrics = &state.metrics;
+    match result {
+        Ok(()) => {
+            report.sent += 1;
+            metrics.emails_sent.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(outbox_id = mail.id, kind = notice.kind(), "email sent");
+            outbox::record(state.pool(), mail, owner, Attempt::Sent, now).await
+        }
+        Err(err) => {
+            let error = format!("{err:#}");
+            let attempts = mail.attempts + 1;
+            let retry_at = (attempts < MAX_ATTEMPTS).then(|| now + backoff(mail.attempts));
+            metrics
+                .email_attempts_failed
+                .fetch_add(1, Ordering::Relaxed);
+            if retry_at.is_some() {
+                report.retrying += 1;
+                tracing::warn!(outbox_id = mail.id, attempts, error = %error, "email delivery failed; will retry");
+            } else {
+                report.failed += 1;
+                metrics.emails_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(outbox_id = mail.id, attempts, error = %error, "email delivery failed for good");
+            }
+            outbox::record(
+                state.pool(),
+                mail,
+                owner,
+                Attempt::Failed {
+                    error: &error,
+                    retry_at,
+                },
+                now,
+            )
+            .await
+        }
+    }
+}
+
+async fn key_still_active(
+    state: &AppState,
+    mail: &ClaimedMail,
+    now: time::OffsetDateTime,
+) -> AppResult<bool> {
+    let Some(key_id) = &mail.key_id else {
+        return Ok(false);
+    };
+    let row: Option<(String, i64)> =
+        sqlx::query_as("SELECT status, expires_at FROM api_keys WHERE tenant_id = $1 AND id = $2")
+            .bind(&mail.tenant_id)
+            .bind(key_id)
+            .fetch_optional(state.pool())
+            .await?;
+    Ok(row.is_some_and(|(status, expires_at)| {
+        status == "active" && expires_at > timestamp::to_unix(now)
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(0), Duration::seconds(30));
+        assert_eq!(backoff(1), Duration::seconds(60));
+        assert_eq!(backoff(3), Duration::seconds(240));
+        assert_eq!(backoff(20), Duration::hours(4));
+        let total: i64 = (0..MAX_ATTEMPTS).map(|a| backoff(a).whole_seconds()).sum();
+        assert!(
+            total > 12 * 3600,
+            "retries span at least half a day: {total}s"
+        );
+    }
+}

@@ -1,0 +1,219 @@
+//! Owner emails against a real SMTP server: exactly once, durable, no secret.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use time::Duration;
+
+use crate::{
+    both_engines,
+    helpers::{TestApp, expect_json},
+    smtp_sink::{SmtpSink, decoded},
+};
+
+async fn with_smtp(app: TestApp, port: u16) -> TestApp {
+    let clock = app.clock.clone();
+    let db = app.stop().await;
+    TestApp::spawn_with(
+        db,
+        &[("KEYSMITH_SMTP_URL", SmtpSink::url_for(port))],
+        Some(clock),
+    )
+    .await
+}
+
+fn secret_of(key: &str) -> &str {
+    let (_, tail) = key.rsplit_once('_').expect("key shape");
+    &tail[..22]
+}
+
+async fn notifications(app: &TestApp, key_id: &str) -> Vec<Value> {
+    let body = expect_json(
+        app.get(&format!("/api/v1/tenants/acme/keys/{key_id}/notifications"))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    body["items"].as_array().expect("items").clone()
+}
+
+both_engines! {
+    async fn one_rotation_email_per_rotation_without_secrets(app: TestApp) {
+        let sink = SmtpSink::start(SmtpSink::free_port());
+        let app = with_smtp(app, sink.port).await;
+        let su = app.create_service_user("ci-bot").await;
+        let old = app.create_key(&su, json!({"name": "deploy"})).await;
+        let old_id = old["id"].as_str().expect("id");
+        let rotation = expect_json(app.rotate_key(old_id).await, StatusCode::CREATED).await;
+        let new_key = rotation["new"]["key"].as_str().expect("key");
+        app.tick().await;
+        app.tick().await;
+
+        let messages = sink.messages();
+        assert_eq!(messages.len(), 1, "exactly one rotation email");
+        let mail = decoded(&messages[0]);
+        assert!(mail.contains("X-Envelope-To: ci-bot@owner.test"), "{mail}");
+        assert!(mail.contains(rotation["new"]["hint"].as_str().expect("hint")), "names the new key's hint");
+        let cutoff = app.now() + Duration::days(7);
+        let cutoff_words = cutoff.format(time::macros::format_description!("[day] [month repr:long] [year] at [hour]:[minute] UTC")).expect("format");
+        assert!(mail.contains(&cutoff_words), "states the cutoff {cutoff_words}: {mail}");
+        assert!(mail.contains(&format!("/admin/api-keys/{}", rotation["new"]["id"].as_str().expect("id"))));
+        for key in [old["key"].as_str().expect("key"), new_key, app.admin_key.as_str()] {
+            assert!(!mail.contains(secret_of(key)), "no key secret in any email");
+        }
+        let history = notifications(&app, old_id).await;
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0]["kind"], "rotation");
+        assert_eq!(history[0]["status"], "sent");
+        assert_eq!(history[0]["recipient"], "ci-bot@owner.test");
+    }
+
+    async fn one_reminder_per_threshold_across_ticks_and_restarts(app: TestApp) {
+        let sink = SmtpSink::start(SmtpSink::free_port());
+        let app = with_smtp(app, sink.port).await;
+        let su = app.create_service_user("ci-bot").await;
+        let key = app.create_key(&su, json!({"expires_in_days": 40})).await;
+        let key_id = key["id"].as_str().expect("id").to_owned();
+        let expires = app.now() + Duration::days(40);
+        let expiry_words = expires.format(time::macros::format_description!("[day] [month repr:long] [year] at [hour]:[minute] UTC")).expect("format");
+
+        app.tick().await;
+        assert_eq!(sink.messages().len(), 0, "nothing due yet");
+        app.clock.set(expires - Duration::days(30) + Duration::hours(1));
+        app.tick().await;
+        app.tick().await;
+        assert_eq!(sink.messages().len(), 1, "the 30-day reminder, once");
+
+        let clock = app.clock.clone();
+        let db = app.stop().await;
+        let app = TestApp::spawn_with(db, &[("KEYSMITH_SMTP_URL", sink.url())], Some(clock)).await;
+        app.tick().await;
+        assert_eq!(sink.messages().len(), 1, "a restart sends nothing again");
+
+        app.clock.set(expires - Duration::days(7) + Duration::minutes(5));
+        app.tick().await;
+        app.clock.set(expires - Duration::days(1) + Duration::minutes(5));
+        app.tick().await;
+        app.tick().await;
+        app.clock.set(expires + Duration::days(1));
+        app.tick().await;
+
+        let mails: Vec<String> = sink.messages().iter().map(|m| decoded(m)).collect();
+        assert_eq!(mails.len(), 3, "30, 7 and 1 days: three emails, no more");
+        for (mail, days) in mails.iter().zip(["30 days", "7 days", "1 day,"]) {
+            assert!(mail.contains(&format!("expires in {days}")), "{days}: {mail}");
+            assert!(mail.contains(&expiry_words), "the exact expiry: {mail}");
+            assert!(mail.contains(&key_id));
+            assert!(!mail.contains(secret_of(key["key"].as_str().expect("key"))));
+        }
+        let history = notifications(&app, &key_id).await;
+        let thresholds: Vec<_> = history.iter().map(|n| n["threshold_days"].clone()).collect();
+        assert_eq!(thresholds, [json!(1), json!(7), json!(30)]);
+    }
+
+    async fn short_lived_keys_get_only_the_thresholds_ahead(app: TestApp) {
+        let sink = SmtpSink::start(SmtpSink::free_port());
+        let app = with_smtp(app, sink.port).await;
+        let su = app.create_service_user("ci-bot").await;
+        app.create_key(&su, json!({"expires_in_days": 20})).await;
+        app.tick().await;
+        assert_eq!(sink.messages().len(), 0, "the 30-day moment was before the key existed");
+        app.clock.advance(Duration::days(13) + Duration::minutes(1));
+        app.tick().await;
+        let mails = sink.messages();
+        assert_eq!(mails.len(), 1);
+        assert!(decoded(&mails[0]).contains("expires in 7 days"));
+    }
+
+    async fn smtp_down_delays_mail_and_loses_none(app: TestApp) {
+        let port = SmtpSink::free_port();
+        let app = with_smtp(app, port).await;
+        let su = app.create_service_user("ci-bot").await;
+        let key = app.create_key(&su, json!({})).await;
+        let key_id = key["id"].as_str().expect("id");
+        expect_json(app.rotate_key(key_id).await, StatusCode::CREATED).await;
+        app.tick().await;
+        app.tick().await;
+
+        let pending = notifications(&app, key_id).await;
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0]["status"], "pending");
+        assert_eq!(pending[0]["attempts"], 1, "the second tick waits for the backoff");
+        assert!(pending[0]["last_error"].as_str().is_some_and(|e| e.contains("SMTP")), "{pending:?}");
+        let metrics = app.client.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+        assert!(metrics.contains("keysmith_email_attempts_failed_total 1"), "{metrics}");
+
+        let sink = SmtpSink::start(port);
+        app.clock.advance(Duration::minutes(1));
+        app.tick().await;
+        app.tick().await;
+        assert_eq!(sink.messages().len(), 1, "delivered once the server is back");
+        let sent = notifications(&app, key_id).await;
+        assert_eq!(sent[0]["status"], "sent");
+        assert_eq!(sent[0]["attempts"], 2);
+    }
+
+    async fn revoked_keys_get_no_more_reminders(app: TestApp) {
+        let port = SmtpSink::free_port();
+        let app = with_smtp(app, port).await;
+        let su = app.create_service_user("ci-bot").await;
+        let pending = app.create_key(&su, json!({"expires_in_days": 60})).await;
+        let never = app.create_key(&su, json!({"expires_in_days": 60})).await;
+        expect_json(app.revoke_key(never["id"].as_str().expect("id"), "unused").await, StatusCode::OK).await;
+        app.clock.advance(Duration::days(30) + Duration::hours(1));
+        app.tick().await;
+        // A reminder was queued for `pending` but the SMTP server is down; then the key is revoked.
+        assert_eq!(notifications(&app, pending["id"].as_str().expect("id")).await[0]["status"], "pending");
+        expect_json(app.revoke_key(pending["id"].as_str().expect("id"), "done").await, StatusCode::OK).await;
+
+        let sink = SmtpSink::start(port);
+        app.clock.advance(Duration::hours(1));
+        app.tick().await;
+        assert_eq!(sink.messages().len(), 0, "no reminder for a revoked key");
+        assert_eq!(notifications(&app, pending["id"].as_str().expect("id")).await[0]["status"], "cancelled");
+        assert!(notifications(&app, never["id"].as_str().expect("id")).await.is_empty());
+    }
+
+    async fn two_instances_send_each_email_once(app: TestApp) {
+        let sink = SmtpSink::start(SmtpSink::free_port());
+        let app = with_smtp(app, sink.port).await;
+        let su = app.create_service_user("ci-bot").await;
+        let mut ids = Vec::new();
+        for _ in 0..6 {
+            let key = app.create_key(&su, json!({"expires_in_days": 60})).await;
+            ids.push(key["id"].as_str().expect("id").to_owned());
+        }
+        for id in &ids[..3] {
+            expect_json(app.rotate_key(id).await, StatusCode::CREATED).await;
+        }
+        let other = app.second_instance(&[("KEYSMITH_SMTP_URL", sink.url())]).await;
+        // Rotation notices, then (a month later) reminders and cutoff revocations, each raced by two instances.
+        let (a, b) = tokio::join!(keysmith::jobs::tick(&app.state), keysmith::jobs::tick(&other));
+        a.expect("tick a");
+        b.expect("tick b");
+        assert_eq!(sink.messages().len(), 3, "one rotation email per rotation");
+        app.clock.advance(Duration::days(30) + Duration::hours(1));
+        let (a, b) = tokio::join!(keysmith::jobs::tick(&app.state), keysmith::jobs::tick(&other));
+        a.expect("tick a");
+        b.expect("tick b");
+        // 3 untouched originals + 3 rotated-in keys are active and 30 days from expiry.
+        assert_eq!(sink.messages().len(), 3 + 6, "one reminder per key and threshold");
+        let revocations: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_events WHERE action = 'key.revoke' AND reason = 'rotated'")
+            .fetch_one(app.state.pool())
+            .await
+            .expect("count");
+        assert_eq!(revocations.0, 3, "one revocation per cutoff");
+    }
+
+    async fn without_smtp_mail_becomes_eml_files(app: TestApp) {
+        let su = app.create_service_user("ci-bot").await;
+        let key = app.create_key(&su, json!({})).await;
+        let rotation = expect_json(app.rotate_key(key["id"].as_str().expect("id")).await, StatusCode::CREATED).await;
+        app.tick().await;
+        let dir = app.db.dir.path().join("outbox");
+        let files: Vec<_> = std::fs::read_dir(&dir).expect("outbox dir").map(|e| e.expect("entry").path()).collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        let mail = decoded(&std::fs::read_to_string(&files[0]).expect("read"));
+        assert!(mail.contains("was rotated"));
+        assert!(!mail.contains(secret_of(rotation["new"]["key"].as_str().expect("key"))));
+    }
+}
