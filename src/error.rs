@@ -104,7 +104,10 @@ impl From<sqlx::Error> for AppError {
 
 impl From<keysmith_verify::BackendError> for AppError {
     fn from(err: keysmith_verify::BackendError) -> Self {
-        Self::from(err.0)
+        match err {
+            keysmith_verify::BackendError::Database(err) => Self::from(err),
+            remote @ keysmith_verify::BackendError::Remote(_) => Self::Unavailable(remote.into()),
+        }
     }
 }
 

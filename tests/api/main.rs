@@ -7,6 +7,7 @@ mod cli;
 mod emails;
 mod health;
 mod keys;
+mod mcp;
 mod rotation;
 mod secrets;
 mod service_users;

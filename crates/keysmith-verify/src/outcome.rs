@@ -1,13 +1,13 @@
 //! What a verification concludes.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::tools::ToolAllowlist;
 
 /// Why a key was refused, or `Valid`. These are the `code` values of
 /// `POST /api/v1/verify`; renaming one breaks clients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VerifyCode {
     Valid,

@@ -41,10 +41,14 @@ const LOOKUP: &str = "SELECT k.id, k.prefix, k.secret_hash, k.pepper_version, k.
      FROM api_keys k JOIN tenants t ON t.id = k.tenant_id JOIN service_users s ON s.id = k.service_user_id \
      WHERE k.id = $1";
 
-/// The verifier backend failed (database unreachable…): callers must fail closed.
+/// The verifier backend failed (database or server unreachable…): callers must fail closed.
 #[derive(Debug, thiserror::Error)]
-#[error("key verification is unavailable: {0}")]
-pub struct BackendError(#[from] pub sqlx::Error);
+pub enum BackendError {
+    #[error("key verification is unavailable: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("key verification is unavailable: {0}")]
+    Remote(String),
+}
 
 /// Verifies keys against the database. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -52,6 +56,8 @@ pub struct SqlVerifier {
     pool: sqlx::AnyPool,
     peppers: Arc<Peppers>,
     clock: SharedClock,
+    /// Set for a service that belongs to one tenant: other tenants' keys are `not_found`.
+    tenant_id: Option<String>,
 }
 
 impl SqlVerifier {
@@ -60,7 +66,18 @@ impl SqlVerifier {
             pool,
             peppers,
             clock,
+            tenant_id: None,
         }
+    }
+
+    /// Accepts only keys of `tenant_id` (as the [`crate::Verifier`] trait's verdicts).
+    pub fn scoped_to_tenant(mut self, tenant_id: impl Into<String>) -> Self {
+        self.tenant_id = Some(tenant_id.into());
+        self
+    }
+
+    pub(crate) fn tenant_scope(&self) -> Option<&str> {
+        self.tenant_id.as_deref()
     }
 
     /// Verifies `presented` (the raw string a client sent). `tenant_id`, when

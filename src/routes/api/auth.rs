@@ -25,7 +25,7 @@ impl FromRequestParts<AppState> for ManagementCaller {
     ) -> Result<Self, Self::Rejection> {
         let presented = parts
             .headers
-            .get(axum::http::header::AUTHORIZATION)
+            .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))

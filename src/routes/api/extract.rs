@@ -61,7 +61,7 @@ where
     type Rejection = AppError;
 
     async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
+        parts: &mut http::request::Parts,
         state: &S,
     ) -> Result<Self, Self::Rejection> {
         axum::extract::Query::<T>::from_request_parts(parts, state)

@@ -1,0 +1,156 @@
+//! Per-request audit, off the request path: a bounded queue drained in
+//! batches (one transaction each) into `audit_events`, with `last_used_at`.
+//!
+//! When the queue is full, requests wait for room (backpressure) instead of
+//! dropping events. [`AuditFlusher::shutdown`] drains what is queued.
+
+use std::time::Duration;
+
+use sqlx::AnyPool;
+use time::OffsetDateTime;
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
+
+use crate::timestamp;
+
+/// One verified or refused request.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub tenant_id: String,
+    pub key_id: String,
+    pub service_user_id: String,
+    /// The MCP tool, or `METHOD /path` for other requests.
+    pub tool: String,
+    pub allowed: bool,
+    /// The verification code (`valid`, `tool_not_allowed`, `revoked`…).
+    pub reason: &'static str,
+    pub request_id: Option<String>,
+    pub at: OffsetDateTime,
+}
+
+/// Where the layer sends audit records. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AuditSink {
+    tx: mpsc::Sender<AuditRecord>,
+}
+
+impl AuditSink {
+    /// Queues a record, waiting for room when the writer is behind.
+    pub async fn record(&self, record: AuditRecord) {
+        if self.tx.send(record).await.is_err() {
+            tracing::error!("audit record after shutdown: not written");
+        }
+    }
+}
+
+/// Stops the writer after draining the queue.
+#[derive(Debug)]
+pub struct AuditFlusher {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<u64>,
+}
+
+impl AuditFlusher {
+    /// Drains the queue and returns how many events the writer wrote in all.
+    pub async fn shutdown(self) -> u64 {
+        let _ = self.stop.send(());
+        self.task.await.unwrap_or(0)
+    }
+}
+
+/// Starts the writer: batches of up to `batch_size`, queue of `capacity`.
+pub fn spawn_sql_audit(
+    pool: AnyPool,
+    batch_size: usize,
+    capacity: usize,
+) -> (AuditSink, AuditFlusher) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let (stop, stopped) = oneshot::channel();
+    let task = tokio::spawn(write_loop(pool, rx, stopped, batch_size.max(1)));
+    (AuditSink { tx }, AuditFlusher { stop, task })
+}
+
+async fn write_loop(
+    pool: AnyPool,
+    mut rx: mpsc::Receiver<AuditRecord>,
+    mut stopped: oneshot::Receiver<()>,
+    batch_size: usize,
+) -> u64 {
+    let mut written = 0;
+    let mut batch = Vec::with_capacity(batch_size);
+    loop {
+        let first = tokio::select! {
+            record = rx.recv() => record,
+            _ = &mut stopped => {
+                // No new records; what is queued still gets written.
+                rx.close();
+                rx.recv().await
+            }
+        };
+        let Some(first) = first else { break };
+        batch.push(first);
+        while batch.len() < batch_size {
+            match rx.try_recv() {
+                Ok(record) => batch.push(record),
+                Err(_) => break,
+            }
+        }
+        written += write_with_retry(&pool, &mut batch).await;
+    }
+    written
+}
+
+/// Retries a failing batch (database briefly down) rather than dropping it;
+/// gives up only after about a minute, loudly.
+async fn write_with_retry(pool: &AnyPool, batch: &mut Vec<AuditRecord>) -> u64 {
+    for attempt in 0..30 {
+        match write_batch(pool, batch).await {
+            Ok(()) => {
+                let n = batch.len() as u64;
+                batch.clear();
+                return n;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, attempt, events = batch.len(), "audit batch failed; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+    tracing::error!(
+        events = batch.len(),
+        "audit events lost: the database stayed unavailable"
+    );
+    batch.clear();
+    0
+}
+
+async fn write_batch(pool: &AnyPool, batch: &[AuditRecord]) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    for r in batch {
+        sqlx::query(
+            "INSERT INTO audit_events (tenant_id, key_id, service_user_id, actor, action, tool, outcome, reason, request_id, at) \
+             VALUES ($1, $2, $3, $4, 'tool.call', $5, $6, $7, $8, $9)",
+        )
+        .bind(&r.tenant_id)
+        .bind(&r.key_id)
+        .bind(&r.service_user_id)
+        .bind(format!("key:{}", r.key_id))
+        .bind(&r.tool)
+        .bind(if r.allowed { "allowed" } else { "denied" })
+        .bind(r.reason)
+        .bind(r.request_id.as_deref())
+        .bind(timestamp::to_unix(r.at))
+        .execute(&mut *tx)
+        .await?;
+        if r.allowed {
+            sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)")
+                .bind(timestamp::to_unix(r.at))
+                .bind(&r.key_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    tx.commit().await
+}
