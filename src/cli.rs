@@ -45,6 +45,14 @@ enum Command {
     /// Keys that call the JSON API for one tenant (scope `keysmith:admin`).
     #[command(subcommand, name = "management-key")]
     ManagementKey(ManagementKeyCommand),
+    /// The verification layer in front of any HTTP or MCP server.
+    Gateway {
+        /// Where verified requests go, e.g. http://127.0.0.1:9000
+        #[arg(long)]
+        upstream: String,
+        #[arg(long, default_value = "127.0.0.1:8787")]
+        bind: std::net::SocketAddr,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,6 +131,9 @@ impl Cli {
                 startup::serve(state, listener, startup::shutdown_signal()).await?;
             }
             Command::Migrate => say(format_args!("migrations applied"))?,
+            Command::Gateway { upstream, bind } => {
+                crate::gateway::run(state, &upstream, bind).await?
+            }
             Command::Tenant(TenantCommand::Create {
                 slug,
                 name,

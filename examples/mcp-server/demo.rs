@@ -86,17 +86,23 @@ impl ServerHandler for Demo {
     }
 }
 
-/// `/mcp` behind the layer; `/healthz` outside it, for probes.
-pub fn router(layer: VerifyLayer) -> Router {
-    let mcp = StreamableHttpService::new(
+/// The MCP endpoint itself, unprotected (what `keysmith gateway` fronts).
+pub fn mcp_service() -> StreamableHttpService<Demo, LocalSessionManager> {
+    StreamableHttpService::new(
         || Ok(Demo::new()),
         LocalSessionManager::default().into(),
         StreamableHttpServerConfig::default(),
-    );
+    )
+}
+
+/// `/mcp` behind the layer; `/healthz` outside it, for probes.
+pub fn router(layer: VerifyLayer) -> Router {
     Router::new()
         .nest_service(
             "/mcp",
-            tower::ServiceBuilder::new().layer(layer).service(mcp),
+            tower::ServiceBuilder::new()
+                .layer(layer)
+                .service(mcp_service()),
         )
         .route("/healthz", axum::routing::get(|| async { "ok" }))
 }

@@ -21,10 +21,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(
-            http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
+        [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
 }

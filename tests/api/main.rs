@@ -5,6 +5,7 @@ mod smtp_sink;
 
 mod cli;
 mod emails;
+mod gateway;
 mod health;
 mod keys;
 mod mcp;

@@ -26,7 +26,7 @@ use crate::{
 };
 
 #[path = "../../examples/mcp-server/demo.rs"]
-mod demo;
+pub mod demo;
 
 pub enum Backend {
     Sql,
