@@ -105,6 +105,18 @@ pub async fn run(
         .audit(sink)
         .clock(Arc::clone(&state.clock))
         .build();
+    // Revocations made through any server instance reach this cache at once.
+    let _listener = match state.db.engine {
+        crate::config::Engine::Postgres => Some(
+            keysmith_verify::invalidation::listen_postgres(
+                state.config.database_url.expose(),
+                layer.clone(),
+            )
+            .await
+            .context("failed to listen for key changes")?,
+        ),
+        crate::config::Engine::Sqlite => None,
+    };
     let app = proxy(upstream)
         .layer(layer)
         .route("/healthz", axum::routing::get(|| async { "ok" }));

@@ -47,13 +47,19 @@ async fn main() -> anyhow::Result<()> {
             Peppers::load_or_create(&config.pepper_file).context("KEYSMITH_PEPPER_FILE")?;
         let verifier = SqlVerifier::new(db.pool.clone(), Arc::new(peppers), Arc::new(SystemClock));
         let (sink, flusher) = spawn_sql_audit(db.pool.clone(), 256, 4096);
-        (
-            VerifyLayer::builder(verifier)
-                .cache_ttl(ttl)
-                .audit(sink)
-                .build(),
-            Some(flusher),
-        )
+        let layer = VerifyLayer::builder(verifier)
+            .cache_ttl(ttl)
+            .audit(sink)
+            .build();
+        if db.engine == keysmith::config::Engine::Postgres {
+            // Revocations through the server reach this cache at once, not after the TTL.
+            keysmith_verify::invalidation::listen_postgres(
+                config.database_url.expose(),
+                layer.clone(),
+            )
+            .await?;
+        }
+        (layer, Some(flusher))
     };
     let listener = tokio::net::TcpListener::bind(args.bind).await?;
     tracing::info!(addr = %args.bind, "demo MCP server on /mcp");

@@ -105,6 +105,24 @@ impl<T> OnUniqueViolation<T> for Result<T, sqlx::Error> {
     }
 }
 
+/// Announces a revoked or rotated key to verification layers on other
+/// instances (PostgreSQL `NOTIFY`, delivered at commit). SQLite: nothing to do,
+/// a single file has no other instances to tell.
+pub async fn announce_key_change(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    pool: &AnyPool,
+    key_id: &str,
+) -> Result<(), sqlx::Error> {
+    if pool.connect_options().database_url.scheme() != "sqlite" {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(keysmith_verify::invalidation::CHANNEL)
+            .bind(key_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Begins a transaction that will write. On SQLite it takes the write lock up
 /// front (`BEGIN IMMEDIATE`): a deferred transaction that reads and then
 /// writes fails with `SQLITE_BUSY` when another writer got in between, while

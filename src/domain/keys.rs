@@ -352,6 +352,7 @@ pub async fn rotate(
     .await?;
     let old = fetch(&mut *tx, &tenant.id, &old.id).await?;
     crate::notify::outbox::enqueue_rotation(&mut tx, tenant, &old, &new.row, actor, now).await?;
+    crate::db::announce_key_change(&mut tx, pool, &old.id).await?;
     tx.commit().await?;
     tracing::info!(old_key_id = %old.id, new_key_id = %new.row.id, "key rotated");
     Ok(Rotation { new, old })
@@ -408,6 +409,7 @@ pub async fn revoke(
     )
     .await?;
     let row = fetch(&mut *tx, &tenant.id, key_id).await?;
+    crate::db::announce_key_change(&mut tx, pool, key_id).await?;
     tx.commit().await?;
     tracing::info!("key revoked");
     Ok(row)

@@ -380,3 +380,43 @@ both_engines! {
         assert!(usage["last_used_at"].is_string(), "last use recorded: {usage}");
     }
 }
+
+/// PostgreSQL only: a revoke on the server reaches another instance's cache
+/// through `NOTIFY`, long before the cache TTL (an hour here) would.
+#[tokio::test]
+async fn postgres_notify_invalidates_other_instances() {
+    let app = TestApp::spawn(crate::helpers::Engine::Postgres).await;
+    let su = app.create_service_user("ci-bot").await;
+    let key = app.create_key(&su, json!({})).await;
+    let plain = key["key"].as_str().expect("key");
+    let mcp = McpServer::start(&app, Backend::Sql, Duration::from_secs(3600)).await;
+    let listener = keysmith_verify::invalidation::listen_postgres(&app.db.url, mcp.layer.clone())
+        .await
+        .expect("listen");
+    assert_eq!(
+        mcp.raw(Some(plain), &initialize(), &[]).await.status(),
+        StatusCode::OK,
+        "cached now"
+    );
+    expect_json(
+        app.revoke_key(key["id"].as_str().expect("id"), "leaked")
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    // Delivery is asynchronous: wait for it, bounded, rather than assert a time.
+    let mut status = StatusCode::OK;
+    for _ in 0..100 {
+        status = mcp.raw(Some(plain), &initialize(), &[]).await.status();
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    listener.abort();
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the notification invalidated the cached key"
+    );
+}

@@ -53,6 +53,10 @@ impl<V: Verifier> CachedVerifier<V> {
             .retain(|_, (key, _)| key.key_id != key_id);
     }
 
+    pub fn invalidate_all(&self) {
+        self.entries.lock().expect("cache lock").clear();
+    }
+
     fn lookup(&self, fingerprint: &[u8; 32], now: OffsetDateTime) -> Option<VerifiedKey> {
         let entries = self.entries.lock().expect("cache lock");
         let (key, until) = entries.get(fingerprint)?;

@@ -6,6 +6,7 @@ pub mod backend;
 mod base62;
 pub mod cache;
 pub mod clock;
+pub mod invalidation;
 pub mod key;
 pub mod layer;
 pub mod outcome;

@@ -43,6 +43,11 @@ impl VerifyLayer {
     pub fn invalidate_key(&self, key_id: &str) {
         self.shared.verifier.invalidate_key(key_id);
     }
+
+    /// Forgets every cached key.
+    pub fn invalidate_all(&self) {
+        self.shared.verifier.invalidate_all();
+    }
 }
 
 impl<S> Layer<S> for VerifyLayer {

@@ -1,0 +1,148 @@
+//! The target of `scripts/bench-load`: one route, `GET /whoami`, served with
+//! or without the verification layer, so a load generator can compare them.
+//!
+//! Modes: `none` (no layer), `cached` (layer, warm 60 s cache), `uncached`
+//! (layer, cache off: every request reads the database given by
+//! `KEYSMITH_DATABASE_URL`), `argon2` (a naive layer that argon2id-hashes the
+//! presented key on every request, for contrast).
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context;
+use axum::{Router, http::HeaderMap, routing::get};
+use clap::{Parser, ValueEnum};
+use keysmith::{config::Config, db::Db, domain::users};
+use keysmith_verify::{
+    ApiKey, Peppers, SqlVerifier, SystemClock, ToolAllowlist, VerifiedKey, Verifier, VerifyCode,
+    VerifyLayer, audit::spawn_sql_audit, backend::VerdictFuture, outcome::Refusal,
+};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Mode {
+    None,
+    Cached,
+    Uncached,
+    Argon2,
+}
+
+#[derive(Debug, Parser)]
+struct Args {
+    #[arg(long, value_enum)]
+    mode: Mode,
+    #[arg(long, default_value = "127.0.0.1:9100")]
+    bind: std::net::SocketAddr,
+    /// For `argon2`: the one key it accepts.
+    #[arg(long)]
+    key: Option<String>,
+}
+
+async fn whoami(headers: HeaderMap) -> String {
+    let user = headers
+        .get("x-keysmith-service-user")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("anonymous");
+    format!("{{\"service_user\":\"{user}\"}}")
+}
+
+/// The strawman: a password hash checked on every request.
+#[derive(Debug)]
+struct Argon2Verifier {
+    hash: String,
+    identity: VerifiedKey,
+}
+
+impl Verifier for Argon2Verifier {
+    fn verify<'a>(&'a self, presented: &'a str) -> VerdictFuture<'a> {
+        Box::pin(async move {
+            let presented = presented.to_owned();
+            let hash = self.hash.clone();
+            let ok = tokio::task::spawn_blocking(move || {
+                let parsed = argon2::PasswordHash::new(&hash).expect("hash");
+                argon2::PasswordVerifier::verify_password(
+                    &users::argon2(),
+                    presented.as_bytes(),
+                    &parsed,
+                )
+                .is_ok()
+            })
+            .await
+            .unwrap_or(false);
+            Ok(if ok {
+                Ok(self.identity.clone())
+            } else {
+                Err(Refusal {
+                    code: VerifyCode::NotFound,
+                    key_id: None,
+                    known: None,
+                })
+            })
+        })
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let routes = Router::new().route("/whoami", get(whoami));
+    let mut flusher = None;
+    let app = match args.mode {
+        Mode::None => routes,
+        Mode::Argon2 => {
+            let key = ApiKey::parse(
+                args.key
+                    .as_deref()
+                    .context("--key is required for argon2")?,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let hash =
+                argon2::PasswordHasher::hash_password(&users::argon2(), key.expose().as_bytes())
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .to_string();
+            let identity = VerifiedKey {
+                key_id: key.key_id().to_owned(),
+                tenant_id: "bench".into(),
+                tenant_slug: "bench".into(),
+                service_user_id: "bench".into(),
+                service_user_name: "bench".into(),
+                valid_until: time::OffsetDateTime::now_utc() + time::Duration::days(1),
+                scopes: Vec::new(),
+                allowed_tools: ToolAllowlist::any_tool(),
+            };
+            routes.layer(
+                VerifyLayer::builder(Argon2Verifier { hash, identity })
+                    .cache_ttl(Duration::ZERO)
+                    .build(),
+            )
+        }
+        Mode::Cached | Mode::Uncached => {
+            let config = Config::from_env()?;
+            let db = Db::connect(&config.database_url).await?;
+            let peppers = Peppers::load_or_create(&config.pepper_file)?;
+            let verifier =
+                SqlVerifier::new(db.pool.clone(), Arc::new(peppers), Arc::new(SystemClock));
+            let (sink, audit) = spawn_sql_audit(db.pool.clone(), 512, 8192);
+            flusher = Some(audit);
+            let ttl = if matches!(args.mode, Mode::Cached) {
+                Duration::from_secs(60)
+            } else {
+                Duration::ZERO
+            };
+            routes.layer(
+                VerifyLayer::builder(verifier)
+                    .cache_ttl(ttl)
+                    .audit(sink)
+                    .build(),
+            )
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(args.bind).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(keysmith::startup::shutdown_signal())
+        .await?;
+    if let Some(flusher) = flusher {
+        let written = flusher.shutdown().await;
+        // The load script reads this line to count audit events.
+        eprintln!("audit_written={written}");
+    }
+    Ok(())
+}
