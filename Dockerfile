@@ -14,7 +14,6 @@ RUN apt-get update \
  && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin keysmith \
  && mkdir -p /data && chown keysmith:keysmith /data
 COPY --from=build /out/keysmith /usr/local/bin/keysmith
-COPY --from=build /src/static /usr/local/share/keysmith/static
 USER keysmith
 # The embedded database, the pepper file (mode 0600) and .eml files live here.
 VOLUME ["/data"]
