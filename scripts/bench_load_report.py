@@ -16,8 +16,11 @@ LABELS = {
 
 
 def to_us(value: str) -> float:
-    number, unit = re.match(r"([\d.]+)(us|ms|s)", value).groups()
-    return float(number) * {"us": 1, "ms": 1000, "s": 1_000_000}[unit]
+    match = re.match(r"([\d.]+)(us|ms|s|m)$", value)
+    if not match:
+        raise SystemExit(f"unexpected wrk latency {value!r}")
+    number, unit = match.groups()
+    return float(number) * {"us": 1, "ms": 1000, "s": 1_000_000, "m": 60_000_000}[unit]
 
 
 def add(results_path, label, wrk_path, err_path):

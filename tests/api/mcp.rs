@@ -420,3 +420,31 @@ async fn postgres_notify_invalidates_other_instances() {
         "the notification invalidated the cached key"
     );
 }
+
+both_engines! {
+    async fn audit_queue_loses_nothing_on_shutdown(app: TestApp) {
+        let su = app.create_service_user("ci-bot").await;
+        let key = app.create_key(&su, json!({})).await;
+        // A tiny batch size and a full queue at shutdown: everything queued is written.
+        let (sink, flusher) = spawn_sql_audit(app.state.pool().clone(), 3, 1000);
+        let record = keysmith_verify::audit::AuditRecord {
+            tenant_id: app.tenant.id.clone(),
+            key_id: key["id"].as_str().expect("id").to_owned(),
+            service_user_id: su.clone(),
+            tool: "whoami".into(),
+            allowed: true,
+            reason: "valid",
+            request_id: None,
+            at: app.now(),
+        };
+        for _ in 0..500 {
+            sink.record(record.clone()).await;
+        }
+        assert_eq!(flusher.shutdown().await, 500);
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_events WHERE action = 'tool.call'")
+            .fetch_one(app.state.pool())
+            .await
+            .expect("count");
+        assert_eq!(count, 500);
+    }
+}

@@ -80,14 +80,23 @@ async fn write_loop(
 ) -> u64 {
     let mut written = 0;
     let mut batch = Vec::with_capacity(batch_size);
+    // Until the stop signal (or the flusher's drop, which only detaches it).
+    let mut watching_stop = true;
     loop {
-        let first = tokio::select! {
-            record = rx.recv() => record,
-            _ = &mut stopped => {
-                // No new records; what is queued still gets written.
-                rx.close();
-                rx.recv().await
+        let first = if watching_stop {
+            tokio::select! {
+                record = rx.recv() => record,
+                signal = &mut stopped => {
+                    watching_stop = false;
+                    if signal.is_ok() {
+                        // No new records from now on; what is queued still gets written.
+                        rx.close();
+                    }
+                    rx.recv().await
+                }
             }
+        } else {
+            rx.recv().await
         };
         let Some(first) = first else { break };
         batch.push(first);
