@@ -4,7 +4,7 @@
 //! When the queue is full, requests wait for room (backpressure) instead of
 //! dropping events. [`AuditFlusher::shutdown`] drains what is queued.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use sqlx::AnyPool;
 use time::OffsetDateTime;
@@ -135,31 +135,54 @@ async fn write_with_retry(pool: &AnyPool, batch: &mut Vec<AuditRecord>) -> u64 {
     0
 }
 
+/// One multi-row `INSERT` per batch and one `last_used_at` update per key:
+/// the writer keeps up with thousands of requests a second on SQLite.
 async fn write_batch(pool: &AnyPool, batch: &[AuditRecord]) -> Result<(), sqlx::Error> {
+    const COLUMNS: usize = 9;
     let mut tx = pool.begin().await?;
-    for r in batch {
-        sqlx::query(
-            "INSERT INTO audit_events (tenant_id, key_id, service_user_id, actor, action, tool, outcome, reason, request_id, at) \
-             VALUES ($1, $2, $3, $4, 'tool.call', $5, $6, $7, $8, $9)",
-        )
-        .bind(&r.tenant_id)
-        .bind(&r.key_id)
-        .bind(&r.service_user_id)
-        .bind(format!("key:{}", r.key_id))
-        .bind(&r.tool)
-        .bind(if r.allowed { "allowed" } else { "denied" })
-        .bind(r.reason)
-        .bind(r.request_id.as_deref())
-        .bind(timestamp::to_unix(r.at))
-        .execute(&mut *tx)
-        .await?;
-        if r.allowed {
-            sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)")
-                .bind(timestamp::to_unix(r.at))
+    // Stay far below SQLite's and PostgreSQL's bound-parameter limits.
+    for chunk in batch.chunks(1000) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|row| {
+                let p: Vec<String> = (1..=COLUMNS)
+                    .map(|c| format!("${}", row * COLUMNS + c))
+                    .collect();
+                format!(
+                    "({}, {}, {}, {}, 'tool.call', {}, {}, {}, {}, {})",
+                    p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO audit_events (tenant_id, key_id, service_user_id, actor, action, tool, outcome, reason, request_id, at) VALUES {}",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for r in chunk {
+            query = query
+                .bind(&r.tenant_id)
                 .bind(&r.key_id)
-                .execute(&mut *tx)
-                .await?;
+                .bind(&r.service_user_id)
+                .bind(format!("key:{}", r.key_id))
+                .bind(&r.tool)
+                .bind(if r.allowed { "allowed" } else { "denied" })
+                .bind(r.reason)
+                .bind(r.request_id.as_deref())
+                .bind(timestamp::to_unix(r.at));
         }
+        query.execute(&mut *tx).await?;
+    }
+    let mut last_used: HashMap<&str, OffsetDateTime> = HashMap::new();
+    for r in batch.iter().filter(|r| r.allowed) {
+        let at = last_used.entry(&r.key_id).or_insert(r.at);
+        *at = (*at).max(r.at);
+    }
+    for (key_id, at) in last_used {
+        sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)")
+            .bind(timestamp::to_unix(at))
+            .bind(key_id)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await
 }
