@@ -29,8 +29,8 @@ def add(results_path, label, wrk_path, err_path):
     written = re.search(r"audit_written=(\d+)", pathlib.Path(err_path).read_text())
     results[label] = {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),
-        "p50": to_us(re.search(r"50%\s+(\S+)", text).group(1)),
-        "p99": to_us(re.search(r"99%\s+(\S+)", text).group(1)),
+        "p50": to_us(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1)),
+        "p99": to_us(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1)),
         "requests": int(re.search(r"(\d+) requests in", text).group(1)),
         "non2xx": int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", text)) else 0,
         "audited": int(written.group(1)) if written else None,
