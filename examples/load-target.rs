@@ -31,6 +31,9 @@ struct Args {
     mode: Mode,
     #[arg(long, default_value = "127.0.0.1:9100")]
     bind: std::net::SocketAddr,
+    /// Verify without writing audit events (to see what auditing costs).
+    #[arg(long)]
+    no_audit: bool,
     /// For `argon2`: the one key it accepts.
     #[arg(long)]
     key: Option<String>,
@@ -120,19 +123,18 @@ async fn main() -> anyhow::Result<()> {
             let peppers = Peppers::load_or_create(&config.pepper_file)?;
             let verifier =
                 SqlVerifier::new(db.pool.clone(), Arc::new(peppers), Arc::new(SystemClock));
-            let (sink, audit) = spawn_sql_audit(db.pool.clone(), 512, 8192);
-            flusher = Some(audit);
             let ttl = if matches!(args.mode, Mode::Cached) {
                 Duration::from_secs(60)
             } else {
                 Duration::ZERO
             };
-            routes.layer(
-                VerifyLayer::builder(verifier)
-                    .cache_ttl(ttl)
-                    .audit(sink)
-                    .build(),
-            )
+            let mut builder = VerifyLayer::builder(verifier).cache_ttl(ttl);
+            if !args.no_audit {
+                let (sink, audit) = spawn_sql_audit(db.pool.clone(), 512, 8192);
+                flusher = Some(audit);
+                builder = builder.audit(sink);
+            }
+            routes.layer(builder.build())
         }
     };
     let listener = tokio::net::TcpListener::bind(args.bind).await?;

@@ -9,6 +9,7 @@ BEGIN, END = "<!-- bench:load:begin -->", "<!-- bench:load:end -->"
 LABELS = {
     "a": "(a) route, no layer",
     "b": "(b) layer, warm cache (SQLite)",
+    "b0": "(b) without the audit writer",
     "c": "(c) layer, cache off, SQLite",
     "d": "(d) layer, cache off, PostgreSQL",
     "e": "(e) naive: argon2id per request",

@@ -140,12 +140,21 @@ async fn write_with_retry(pool: &AnyPool, batch: &mut Vec<AuditRecord>) -> u64 {
 async fn write_batch(pool: &AnyPool, batch: &[AuditRecord]) -> Result<(), sqlx::Error> {
     const COLUMNS: usize = 9;
     let mut tx = pool.begin().await?;
+    // SQLite resolves each `$n` by scanning the statement's parameter names,
+    // quadratic in a multi-row insert; plain `?` binds by position.
+    let positional = pool.connect_options().database_url.scheme() == "sqlite";
     // Stay far below SQLite's and PostgreSQL's bound-parameter limits.
     for chunk in batch.chunks(1000) {
         let rows: Vec<String> = (0..chunk.len())
             .map(|row| {
                 let p: Vec<String> = (1..=COLUMNS)
-                    .map(|c| format!("${}", row * COLUMNS + c))
+                    .map(|c| {
+                        if positional {
+                            "?".to_owned()
+                        } else {
+                            format!("${}", row * COLUMNS + c)
+                        }
+                    })
                     .collect();
                 format!(
                     "({}, {}, {}, {}, 'tool.call', {}, {}, {}, {}, {})",
