@@ -286,6 +286,30 @@ both_engines! {
         assert_eq!(mcp.raw(expiring["key"].as_str(), &initialize(), &[]).await.status(), StatusCode::UNAUTHORIZED);
     }
 
+    async fn remote_backend_refuses_bad_keys_and_tools(app: TestApp) {
+        let su = app.create_service_user("ci-bot").await;
+        let key = app.create_key(&su, json!({"allowed_tools": ["whoami"]})).await;
+        let revoked = app.create_key(&su, json!({})).await;
+        expect_json(app.revoke_key(revoked["id"].as_str().expect("id"), "leaked").await, StatusCode::OK).await;
+        let globex = app.create_tenant("globex").await;
+        let other_tenant_key = app.management_key(&globex).await;
+        let mcp = McpServer::start(&app, Backend::Remote, Duration::ZERO).await;
+        for bad in ["garbage", revoked["key"].as_str().expect("key"), other_tenant_key.as_str()] {
+            assert_eq!(mcp.raw(Some(bad), &initialize(), &[]).await.status(), StatusCode::UNAUTHORIZED, "{bad}");
+        }
+        let plain = key["key"].as_str().expect("key");
+        assert_eq!(mcp.raw(Some(plain), &initialize(), &[]).await.status(), StatusCode::OK);
+        assert_eq!(mcp.raw(Some(plain), &tool_call(5, "echo"), &[]).await.status(), StatusCode::FORBIDDEN);
+    }
+
+    async fn remote_backend_unreachable_is_503(app: TestApp) {
+        let su = app.create_service_user("ci-bot").await;
+        let key = app.create_key(&su, json!({})).await;
+        let mcp = McpServer::start(&app, Backend::Remote, Duration::ZERO).await;
+        app.stop().await;
+        assert_eq!(mcp.raw(key["key"].as_str(), &initialize(), &[]).await.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
     async fn cache_invalidation_on_this_instance(app: TestApp) {
         let su = app.create_service_user("ci-bot").await;
         let key = app.create_key(&su, json!({})).await;
