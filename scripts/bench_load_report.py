@@ -4,8 +4,8 @@ import pathlib
 import re
 import sys
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-BEGIN, END = "<!-- bench:load:begin -->", "<!-- bench:load:end -->"
+from benchmarks_md import replace_section
+
 LABELS = {
     "a": "(a) route, no layer",
     "b": "(b) layer, warm cache (SQLite)",
@@ -50,25 +50,13 @@ def write(results_path, duration, connections):
             f"| {name} | {x['rps']:,.0f} | {x['rps'] / base['rps']:.0%} | {x['p50']:,.0f} µs | {x['p99']:,.0f} µs | "
             f"{x['p99'] - base['p99']:+,.0f} µs | {x['non2xx']} | {audited} |"
         )
-    table = [
-        BEGIN,
+    print(replace_section("load", "Verification layer under load", [
         f"`wrk -t1 -c{connections} -d{duration} --latency` on loopback, server and wrk sharing the 2 cores. Reproduce: `scripts/bench-load`.",
         "",
         "| run | req/s | of (a) | p50 | p99 | p99 added vs (a) | errors | audit events written |",
         "|---|---|---|---|---|---|---|---|",
         *rows,
-        END,
-    ]
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text()
-    if BEGIN in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + "\n".join(table) + rest.split(END, 1)[1]
-    else:
-        text += "\n## Verification layer under load\n\n" + "\n".join(table) + "\n"
-    path.write_text(text)
-    print("\n".join(table))
-
+    ]))
 
 if __name__ == "__main__":
     {"add": lambda: add(*sys.argv[2:6]), "write": lambda: write(*sys.argv[2:5])}[sys.argv[1]]()

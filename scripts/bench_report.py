@@ -4,9 +4,10 @@ import pathlib
 import platform
 import subprocess
 
+from benchmarks_md import replace_section
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CRIT = ROOT / "target" / "criterion"
-BEGIN, END = "<!-- bench:verify:begin -->", "<!-- bench:verify:end -->"
 
 
 def median_ns(group: str, bench: str) -> float:
@@ -33,21 +34,10 @@ for engine in ("sqlite", "postgres"):
         rows.append(("`SELECT 1` through `sqlx::Any` (what Keysmith uses)", fmt(floor), f"native `SqlitePool` {fmt(native)}", f"{floor / native:.2f}× native", "—"))
 
 cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
-table = [
-    BEGIN,
+print(replace_section("verify", "Key verification", [
     f"Machine: {cpu or platform.processor()}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores. Reproduce: `scripts/bench`.",
     "",
     "| measured | median | baseline (same run) | ratio | target |",
     "|---|---|---|---|---|",
     *[f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows],
-    END,
-]
-bench_md = ROOT / "BENCHMARKS.md"
-text = bench_md.read_text() if bench_md.exists() else "# Benchmarks\n\n"
-if BEGIN in text:
-    head, rest = text.split(BEGIN, 1)
-    text = head + "\n".join(table) + rest.split(END, 1)[1]
-else:
-    text += "\n## Key verification\n\n" + "\n".join(table) + "\n"
-bench_md.write_text(text)
-print("\n".join(table))
+]))

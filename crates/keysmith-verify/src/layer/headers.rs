@@ -11,10 +11,16 @@ pub const SERVICE_USER_ID_HEADER: HeaderName =
 pub const KEY_ID_HEADER: HeaderName = HeaderName::from_static("x-keysmith-key-id");
 pub const TENANT_HEADER: HeaderName = HeaderName::from_static("x-keysmith-tenant");
 
-/// `x-keysmith-…` in any case and with `_` for `-` (some servers fold them together).
+/// `x-keysmith-…` in any case and with `_` for `-` (some servers fold them
+/// together). Runs on every header of every request: no allocation.
 fn is_reserved(name: &str) -> bool {
-    let normalized = name.to_ascii_lowercase().replace('_', "-");
-    normalized.starts_with("x-keysmith-")
+    const PREFIX: &[u8] = b"x-keysmith-";
+    let name = name.as_bytes();
+    name.len() >= PREFIX.len()
+        && name.iter().zip(PREFIX).all(|(&c, &expected)| {
+            let c = c.to_ascii_lowercase();
+            (if c == b'_' { b'-' } else { c }) == expected
+        })
 }
 
 /// Removes every client-sent identity header, and the `Connection` tokens
