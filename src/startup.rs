@@ -23,7 +23,13 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
     db.migrate().await?;
     let peppers = Peppers::load_or_create(&config.pepper_file)
         .context("failed to load the pepper (KEYSMITH_PEPPER_FILE)")?;
-    AppState::new(db, peppers, Arc::new(SystemClock), config)
+    let state = AppState::new(db, peppers, Arc::new(SystemClock), config)?;
+    state
+        .sessions
+        .migrate()
+        .await
+        .context("failed to migrate the session store")?;
+    Ok(state)
 }
 
 /// Serves until `shutdown` resolves, running the scheduler alongside.
@@ -35,10 +41,13 @@ pub async fn serve(
     let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
     let scheduler = jobs::spawn(state.clone(), jobs_stopped);
     tracing::info!(addr = %listener.local_addr()?, "keysmith listening");
-    axum::serve(listener, build_app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("server failed")?;
+    axum::serve(
+        listener,
+        build_app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("server failed")?;
     let _ = stop_jobs.send(true);
     let _ = scheduler.await;
     Ok(())

@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use keysmith_verify::{Peppers, SharedClock, SqlVerifier};
 
-use crate::{config::Config, db::Db, metrics::Metrics, notify::mailer::Mailer};
+use crate::{
+    config::Config, db::Db, metrics::Metrics, notify::mailer::Mailer,
+    routes::admin::session_store::SessionBackend,
+};
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -15,6 +18,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
     pub mailer: Mailer,
+    /// Admin UI sessions, in the same database.
+    pub sessions: SessionBackend,
 }
 
 impl AppState {
@@ -28,6 +33,7 @@ impl AppState {
         let peppers = Arc::new(peppers);
         let verifier = SqlVerifier::new(db.pool.clone(), peppers.clone(), clock.clone());
         let mailer = Mailer::from_config(&config)?;
+        let sessions = SessionBackend::connect_lazy(&config.database_url)?;
         Ok(Self {
             db,
             peppers,
@@ -36,6 +42,7 @@ impl AppState {
             config: Arc::new(config),
             metrics: Arc::default(),
             mailer,
+            sessions,
         })
     }
 

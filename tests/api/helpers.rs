@@ -174,6 +174,7 @@ impl TestApp {
         let clock = clock.unwrap_or_else(ManualClock::starting_now);
         let state =
             AppState::new(database, peppers, Arc::new(clock.clone()), config).expect("state");
+        state.sessions.migrate().await.expect("session store");
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

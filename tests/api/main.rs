@@ -3,6 +3,7 @@
 mod helpers;
 mod smtp_sink;
 
+mod admin;
 mod cli;
 mod emails;
 mod gateway;

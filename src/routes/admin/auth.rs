@@ -1,0 +1,147 @@
+//! Who is signed in, which tenant they act in, and the CSRF check every form goes through.
+
+use axum::{
+    extract::FromRequestParts,
+    http::{HeaderMap, request::Parts},
+    response::{IntoResponse, Redirect, Response},
+};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use tower_sessions::Session;
+
+use super::page::PageError;
+use crate::{
+    domain::{tenants::Tenant, users::Role},
+    error::AppError,
+    state::AppState,
+};
+use keysmith_verify::timestamp;
+
+/// What the session remembers about the signed-in admin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignedIn {
+    pub user_id: String,
+    pub email: String,
+    pub superadmin: bool,
+    /// Per-session CSRF token, sent back in every form.
+    pub csrf: String,
+    pub signed_in_at: i64,
+}
+
+pub const SESSION_KEY: &str = "admin";
+/// A session ends this long after sign-in, however active.
+pub const ABSOLUTE_TIMEOUT_SECS: i64 = 12 * 3600;
+
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub user: SignedIn,
+    pub session: Session,
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let to_sign_in = || Redirect::to("/admin/sign-in").into_response();
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|(status, msg)| (status, msg).into_response())?;
+        let user: Option<SignedIn> = session.get(SESSION_KEY).await.map_err(|_| to_sign_in())?;
+        let Some(user) = user else {
+            return Err(to_sign_in());
+        };
+        if timestamp::to_unix(state.now()) - user.signed_in_at > ABSOLUTE_TIMEOUT_SECS {
+            let _ = session.flush().await;
+            return Err(to_sign_in());
+        }
+        Ok(Self { user, session })
+    }
+}
+
+/// A tenant the admin may act in, with their role there.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    pub tenant: Tenant,
+    pub role: Role,
+}
+
+impl Admin {
+    /// Tenants this admin belongs to (a superadmin: all, as owner).
+    pub async fn memberships(&self, state: &AppState) -> Result<Vec<Membership>, AppError> {
+        let tenants = crate::domain::tenants::list(state.pool()).await?;
+        if self.user.superadmin {
+            return Ok(tenants
+                .into_iter()
+                .map(|tenant| Membership {
+                    tenant,
+                    role: Role::Owner,
+                })
+                .collect());
+        }
+        let roles: Vec<(String, String)> =
+            sqlx::query_as("SELECT tenant_id, role FROM memberships WHERE user_id = $1")
+                .bind(&self.user.user_id)
+                .fetch_all(state.pool())
+                .await?;
+        Ok(tenants
+            .into_iter()
+            .filter_map(|tenant| {
+                let role = roles
+                    .iter()
+                    .find(|(id, _)| *id == tenant.id)
+                    .and_then(|(_, r)| Role::parse(r))?;
+                Some(Membership { tenant, role })
+            })
+            .collect())
+    }
+
+    /// The tenant named by `slug` (or the first one), if the admin belongs to it:
+    /// any other is `404`, exactly as if it did not exist.
+    pub async fn tenant(
+        &self,
+        state: &AppState,
+        slug: Option<&str>,
+    ) -> Result<(Membership, Vec<Membership>), PageError> {
+        let all = self.memberships(state).await?;
+        let chosen = match slug {
+            Some(slug) => all.iter().find(|m| m.tenant.slug == slug),
+            None => all.first(),
+        }
+        .cloned()
+        .ok_or(PageError(AppError::NotFound("tenant")))?;
+        Ok((chosen, all))
+    }
+
+    /// Refuses a state-changing request that is cross-site or lacks this
+    /// session's token (compared in constant time).
+    pub fn check_csrf(&self, headers: &HeaderMap, token: &str) -> Result<(), PageError> {
+        if !same_origin(headers) || !bool::from(self.user.csrf.as_bytes().ct_eq(token.as_bytes())) {
+            return Err(PageError(AppError::Forbidden(
+                "the form expired or came from another site; reload the page and try again",
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Browsers say where a request comes from: refuse anything not same-origin.
+pub fn same_origin(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
+        && !matches!(site, "same-origin" | "none")
+    {
+        return false;
+    }
+    match (
+        headers.get("origin").and_then(|v| v.to_str().ok()),
+        headers.get("host").and_then(|v| v.to_str().ok()),
+    ) {
+        (Some(origin), Some(host)) => origin
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest == host),
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}

@@ -1,0 +1,147 @@
+//! `/admin/api-keys`: the tenant's keys, filtered and paginated.
+
+use askama::Template;
+use axum::{
+    extract::{Query, State},
+    response::Response,
+};
+use serde::Deserialize;
+
+use super::{
+    auth::{Admin, Membership},
+    page::{PageError, render},
+};
+use crate::{
+    domain::{
+        keys::{self, KeyFilter, KeyStatus},
+        rfc3339, service_users,
+    },
+    error::AppError,
+    state::AppState,
+};
+use keysmith_verify::timestamp;
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    tenant: Option<String>,
+    status: Option<String>,
+    service_user_id: Option<String>,
+    cursor: Option<String>,
+}
+
+pub struct KeyLine {
+    pub id: String,
+    pub name: String,
+    pub service_user: String,
+    pub status: &'static str,
+    pub hint: String,
+    pub expires: String,
+    /// For a rotating key: until when it works, and how long that is.
+    pub cutoff: Option<String>,
+    pub last_used: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/keys.html")]
+struct KeysPage<'a> {
+    admin: &'a Admin,
+    current: &'a Membership,
+    memberships: &'a [Membership],
+    keys: Vec<KeyLine>,
+    service_users: Vec<(String, String)>,
+    status: &'a str,
+    service_user_id: &'a str,
+    next_cursor: Option<String>,
+    can_manage: bool,
+}
+
+fn day(at: i64) -> String {
+    rfc3339::format(at)
+        .replace('T', " ")
+        .trim_end_matches('Z')
+        .to_owned()
+        + " UTC"
+}
+
+fn left(seconds: i64) -> String {
+    match seconds {
+        s if s <= 0 => "ended".into(),
+        s if s < 3600 => format!("{} min left", s / 60),
+        s if s < 2 * 86_400 => format!("{} h left", s / 3600),
+        s => format!("{} days left", s / 86_400),
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    admin: Admin,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, PageError> {
+    let (current, memberships) = admin.tenant(&state, query.tenant.as_deref()).await?;
+    let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(raw) => Some(
+            serde_json::from_value::<KeyStatus>(serde_json::Value::String(raw.to_owned()))
+                .map_err(|_| PageError(AppError::validation("unknown status filter")))?,
+        ),
+    };
+    let su_filter = query.service_user_id.clone().filter(|s| !s.is_empty());
+    let filter = KeyFilter {
+        status,
+        service_user_id: su_filter.clone(),
+    };
+    let now = state.now();
+    let page = keys::list(
+        state.pool(),
+        &current.tenant.id,
+        &filter,
+        query.cursor.as_deref().filter(|c| !c.is_empty()),
+        50,
+        now,
+    )
+    .await?;
+    let owners = service_users::list(state.pool(), &current.tenant.id).await?;
+    let name_of = |id: &str| {
+        owners
+            .iter()
+            .find(|s| s.id == id)
+            .map_or_else(|| id.to_owned(), |s| s.name.clone())
+    };
+    let now_unix = timestamp::to_unix(now);
+    let lines = page
+        .items
+        .iter()
+        .map(|k| {
+            let status = k.status_at(now);
+            KeyLine {
+                id: k.id.clone(),
+                name: k.name.clone(),
+                service_user: name_of(&k.service_user_id),
+                status: status.as_str(),
+                hint: k.hint.clone(),
+                expires: day(k.expires_at),
+                cutoff: (status == KeyStatus::Rotating)
+                    .then(|| {
+                        k.cutoff_at
+                            .map(|c| format!("{} ({})", day(c), left(c - now_unix)))
+                    })
+                    .flatten(),
+                last_used: k.last_used_at.map_or_else(|| "never".to_owned(), day),
+            }
+        })
+        .collect();
+    Ok(render(&KeysPage {
+        admin: &admin,
+        can_manage: current.role.can_manage_keys(),
+        current: &current,
+        memberships: &memberships,
+        keys: lines,
+        service_users: owners
+            .iter()
+            .map(|s| (s.id.clone(), s.name.clone()))
+            .collect(),
+        status: query.status.as_deref().unwrap_or(""),
+        service_user_id: su_filter.as_deref().unwrap_or(""),
+        next_cursor: page.next_cursor,
+    }))
+}

@@ -1,0 +1,81 @@
+//! The admin UI: server-rendered pages under `/admin`, sessions in the
+//! database, CSRF tokens on every form, strict security headers.
+
+pub mod auth;
+mod keys_page;
+mod page;
+pub mod session_store;
+mod sign_in;
+
+use axum::{
+    Router,
+    http::{HeaderName, HeaderValue, header},
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use time::Duration;
+use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
+
+use crate::state::AppState;
+
+const CSS: &str = include_str!("../../../static/app.css");
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    let https = state.config.is_https();
+    let sessions = SessionManagerLayer::new(state.sessions.clone())
+        // `__Host-` binds the cookie to this exact origin, but needs `Secure`.
+        .with_name(if https { "__Host-keysmith" } else { "keysmith" })
+        .with_secure(https)
+        .with_http_only(true)
+        .with_same_site(SameSite::Strict)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(Duration::minutes(30)));
+    Router::new()
+        .route("/admin", get(|| async { Redirect::to("/admin/api-keys") }))
+        .route("/admin/sign-in", get(sign_in::form).post(sign_in::submit))
+        .route("/admin/sign-out", post(sign_in::sign_out))
+        .route("/admin/api-keys", get(keys_page::list))
+        .layer(axum::middleware::map_response(move |response: Response| {
+            security_headers(response, https)
+        }))
+        .layer(sessions)
+        .route(
+            "/static/app.css",
+            get(|| async {
+                (
+                    [
+                        (header::CONTENT_TYPE, "text/css"),
+                        (header::CACHE_CONTROL, "public, max-age=3600"),
+                    ],
+                    CSS,
+                )
+                    .into_response()
+            }),
+        )
+}
+
+/// Headers every admin page carries. No inline script anywhere, so the CSP
+/// can forbid it; pages are never cached (they may show secrets once).
+async fn security_headers(mut response: Response, https: bool) -> Response {
+    let headers = response.headers_mut();
+    let set = |headers: &mut http::HeaderMap, name: HeaderName, value: &'static str| {
+        headers.insert(name, HeaderValue::from_static(value));
+    };
+    set(
+        headers,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    );
+    set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(headers, header::REFERRER_POLICY, "no-referrer");
+    set(headers, header::X_FRAME_OPTIONS, "DENY");
+    set(headers, header::CACHE_CONTROL, "no-store");
+    if https {
+        set(
+            headers,
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=63072000; includeSubDomains",
+        );
+    }
+    response
+}

@@ -1,0 +1,49 @@
+//! HTML rendering and the admin pages' error page.
+
+use askama::Template;
+use axum::{
+    http::StatusCode,
+    response::{Html, IntoResponse, Response},
+};
+
+use crate::error::AppError;
+
+/// Renders a template, or a 500 whose cause goes to the log.
+pub fn render(template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "template failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: String,
+}
+
+/// An `AppError` shown as a page, with the same status and message policy as the API.
+#[derive(Debug)]
+pub struct PageError(pub AppError);
+
+impl From<AppError> for PageError {
+    fn from(err: AppError) -> Self {
+        Self(err)
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        if status.is_server_error() {
+            tracing::error!(error = ?self.0, "admin page failed");
+        }
+        let title = status.canonical_reason().unwrap_or("Error");
+        let message = self.0.to_string();
+        (status, render(&ErrorPage { title, message })).into_response()
+    }
+}

@@ -1,0 +1,176 @@
+//! The admin UI over HTTP: sign-in, sessions, CSRF, headers, tenant isolation.
+
+use keysmith::domain::{
+    Email,
+    users::{self, Password, Role},
+};
+use reqwest::{StatusCode, redirect::Policy};
+use serde_json::json;
+
+use crate::{both_engines, helpers::TestApp};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn admin_user(app: &TestApp, email: &str, role: Role) {
+    let user = users::create(
+        app.state.pool(),
+        &Email::parse(email).expect("email"),
+        Password::parse(PASSWORD.into()).expect("password"),
+        false,
+        app.now(),
+    )
+    .await
+    .expect("user");
+    users::grant(app.state.pool(), &app.tenant.id, &user.id, role, app.now())
+        .await
+        .expect("grant");
+}
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .build()
+        .expect("client")
+}
+
+async fn sign_in(
+    app: &TestApp,
+    client: &reqwest::Client,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    client
+        .post(app.url("/admin/sign-in"))
+        .form(&[("email", email), ("password", password)])
+        .send()
+        .await
+        .expect("sign in")
+}
+
+fn session_cookie(res: &reqwest::Response) -> Option<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("keysmith="))
+        .map(|c| c.split(';').next().unwrap_or_default().to_owned())
+}
+
+fn csrf_of(html: &str) -> String {
+    let (_, rest) = html
+        .split_once("name=\"csrf\" value=\"")
+        .expect("csrf field on the page");
+    rest.split('"').next().expect("token").to_owned()
+}
+
+both_engines! {
+    async fn sign_in_session_and_sign_out(app: TestApp) {
+        admin_user(&app, "admin@acme.test", Role::Admin).await;
+        let client = browser();
+        let res = client.get(app.url("/admin/api-keys")).send().await.expect("page");
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "signed out: to the sign-in page");
+        assert_eq!(res.headers()["location"], "/admin/sign-in");
+
+        let first = sign_in(&app, &client, "admin@acme.test", PASSWORD).await;
+        assert_eq!(first.status(), StatusCode::SEE_OTHER);
+        let first_cookie = session_cookie(&first).expect("session cookie");
+        let set_cookie = first.headers()["set-cookie"].to_str().expect("ascii").to_ascii_lowercase();
+        assert!(set_cookie.contains("httponly") && set_cookie.contains("samesite=strict"), "{set_cookie}");
+
+        let page = client.get(app.url("/admin/api-keys")).send().await.expect("page");
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = page.text().await.expect("html");
+        assert!(html.contains("API keys") && html.contains("admin@acme.test"));
+
+        // Signing in again issues a new session id; the old one is gone.
+        let second = sign_in(&app, &client, "admin@acme.test", PASSWORD).await;
+        let second_cookie = session_cookie(&second).expect("new cookie");
+        assert_ne!(first_cookie, second_cookie);
+        let stale = reqwest::Client::builder().redirect(Policy::none()).build().expect("client");
+        let res = stale.get(app.url("/admin/api-keys")).header("cookie", &first_cookie).send().await.expect("page");
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "the pre-sign-in id is dead");
+
+        // Sign-out ends the session on the server: replaying its cookie fails.
+        let csrf = csrf_of(&client.get(app.url("/admin/api-keys")).send().await.expect("page").text().await.expect("html"));
+        let out = client.post(app.url("/admin/sign-out")).form(&[("csrf", csrf.as_str())]).send().await.expect("sign out");
+        assert_eq!(out.status(), StatusCode::SEE_OTHER);
+        let res = stale.get(app.url("/admin/api-keys")).header("cookie", &second_cookie).send().await.expect("page");
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "an old session id is rejected after sign-out");
+    }
+
+    async fn unknown_user_and_wrong_password_look_the_same_and_are_throttled(app: TestApp) {
+        admin_user(&app, "admin@acme.test", Role::Admin).await;
+        let client = browser();
+        let wrong = sign_in(&app, &client, "admin@acme.test", "not the password").await;
+        let unknown = sign_in(&app, &client, "nobody@acme.test", "not the password").await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+        let wrong = wrong.text().await.expect("html").replace("admin@acme.test", "EMAIL");
+        let unknown = unknown.text().await.expect("html").replace("nobody@acme.test", "EMAIL");
+        assert_eq!(wrong, unknown, "identical answers for unknown user and bad password");
+
+        for _ in 0..5 {
+            sign_in(&app, &client, "admin@acme.test", "guess").await;
+        }
+        let throttled = sign_in(&app, &client, "admin@acme.test", PASSWORD).await;
+        assert_eq!(throttled.status(), StatusCode::UNAUTHORIZED, "too many failures: even the right password waits");
+        app.clock.advance(time::Duration::minutes(16));
+        assert_eq!(sign_in(&app, &client, "admin@acme.test", PASSWORD).await.status(), StatusCode::SEE_OTHER);
+    }
+
+    async fn csrf_and_cross_site_posts_are_refused(app: TestApp) {
+        admin_user(&app, "admin@acme.test", Role::Admin).await;
+        let client = browser();
+        sign_in(&app, &client, "admin@acme.test", PASSWORD).await;
+        let csrf = csrf_of(&client.get(app.url("/admin/api-keys")).send().await.expect("page").text().await.expect("html"));
+        let res = client.post(app.url("/admin/sign-out")).form(&[("csrf", "forged")]).send().await.expect("post");
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        let res = client.post(app.url("/admin/sign-out")).header("origin", "https://evil.example").form(&[("csrf", csrf.as_str())]).send().await.expect("post");
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        let res = client.post(app.url("/admin/sign-out")).header("sec-fetch-site", "cross-site").form(&[("csrf", csrf.as_str())]).send().await.expect("post");
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert_eq!(client.get(app.url("/admin/api-keys")).send().await.expect("page").status(), StatusCode::OK, "still signed in");
+        let res = client.post(app.url("/admin/sign-in")).header("origin", "https://evil.example").form(&[("email", "admin@acme.test"), ("password", PASSWORD)]).send().await.expect("post");
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "no login CSRF");
+    }
+
+    async fn security_headers_on_every_page(app: TestApp) {
+        admin_user(&app, "admin@acme.test", Role::Admin).await;
+        let client = browser();
+        let mut responses = vec![client.get(app.url("/admin/sign-in")).send().await.expect("page")];
+        sign_in(&app, &client, "admin@acme.test", PASSWORD).await;
+        responses.push(client.get(app.url("/admin/api-keys")).send().await.expect("page"));
+        responses.push(client.get(app.url("/admin/api-keys?tenant=nope")).send().await.expect("404 page"));
+        for res in responses {
+            let h = res.headers();
+            let csp = h["content-security-policy"].to_str().expect("csp");
+            assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"), "{csp}");
+            assert_eq!(h["x-content-type-options"], "nosniff");
+            assert_eq!(h["referrer-policy"], "no-referrer");
+            assert_eq!(h["cache-control"], "no-store");
+        }
+    }
+
+    async fn keys_page_lists_this_tenant_only(app: TestApp) {
+        admin_user(&app, "viewer@acme.test", Role::Viewer).await;
+        let su = app.create_service_user("ci-bot").await;
+        let key = app.create_key(&su, json!({"name": "deploy-key"})).await;
+        app.rotate_key(key["id"].as_str().expect("id")).await;
+        let globex = app.create_tenant("globex").await;
+        let globex_admin = app.management_key(&globex).await;
+        let globex_su: serde_json::Value = app.post_as(&globex_admin, "/api/v1/tenants/globex/service-users", &json!({"name": "secret-bot", "owner_email": "g@globex.test"})).await.json().await.expect("json");
+        app.post_as(&globex_admin, "/api/v1/tenants/globex/keys", &json!({"service_user_id": globex_su["id"], "name": "globex-key"})).await;
+
+        let client = browser();
+        sign_in(&app, &client, "viewer@acme.test", PASSWORD).await;
+        let html = client.get(app.url("/admin/api-keys")).send().await.expect("page").text().await.expect("html");
+        assert!(html.contains("deploy-key") && html.contains("ci-bot"));
+        assert!(html.contains("badge rotating") && html.contains("works until"), "the old key shows its cutoff");
+        assert!(!html.contains("globex-key") && !html.contains("secret-bot"), "nothing of another tenant");
+        let res = client.get(app.url("/admin/api-keys?tenant=globex")).send().await.expect("page");
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "another tenant is 404, never 403");
+        let filtered = client.get(app.url("/admin/api-keys?status=revoked")).send().await.expect("page").text().await.expect("html");
+        assert!(filtered.contains("No keys here yet"));
+    }
+}
