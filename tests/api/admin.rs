@@ -174,3 +174,147 @@ both_engines! {
         assert!(filtered.contains("No keys here yet"));
     }
 }
+
+fn field(html: &str, name: &str) -> String {
+    let (_, rest) = html
+        .split_once(&format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("no {name} on the page"));
+    rest.split('"').next().expect("value").to_owned()
+}
+
+fn plaintext_of(html: &str) -> String {
+    let (_, rest) = html
+        .split_once("class=\"plaintext\" readonly value=\"")
+        .expect("the key is shown");
+    rest.split('"').next().expect("key").to_owned()
+}
+
+both_engines! {
+    async fn create_shows_the_key_once_and_a_repost_mints_nothing(app: TestApp) {
+        admin_user(&app, "admin@acme.test", Role::Admin).await;
+        let su = app.create_service_user("ci-bot").await;
+        let client = browser();
+        sign_in(&app, &client, "admin@acme.test", PASSWORD).await;
+        let page = client.get(app.url("/admin/api-keys")).send().await.expect("page").text().await.expect("html");
+        let form = [
+            ("csrf", csrf_of(&page)),
+            ("form_token", field(&page, "form_token")),
+            ("tenant", "acme".to_owned()),
+            ("service_user_id", su.clone()),
+            ("name", "ui-key".to_owned()),
+            ("expires_in_days", "30".to_owned()),
+            ("allowed_tools", "whoami, files/*".to_owned()),
+        ];
+        let res = client.post(app.url("/admin/api-keys")).form(&form).send().await.expect("create");
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()["cache-control"], "no-store");
+        let html = res.text().await.expect("html");
+        let key = plaintext_of(&html);
+        assert!(html.contains("only time"), "a clear warning");
+        assert_eq!(app.verify(&key, Some("files/read")).await["code"], "valid", "the copied key works");
+        let key_count = app.count("api_keys").await;
+
+        // The browser's resubmit (refresh of the POST result) mints nothing.
+        let again = client.post(app.url("/admin/api-keys")).form(&form).send().await.expect("re-post");
+        assert_eq!(again.status(), StatusCode::CONFLICT);
+        assert!(!again.text().await.expect("html").contains("ks_"));
+        assert_eq!(app.count("api_keys").await, key_count);
+
+        // No GET ever shows it again.
+        let id = key.split('_').nth(1).expect("id");
+        for path in ["/admin/api-keys".to_owned(), format!("/admin/api-keys/{id}")] {
+            let html = client.get(app.url(&path)).send().await.expect("page").text().await.expect("html");
+            assert!(html.contains("ui-key"));
+            assert!(!html.contains(&key), "{path} shows the key again");
+        }
+    }
+
+    async fn rotate_and_revoke_from_the_key_page(app: TestApp) {
+        admin_user(&app, "admin@acme.test", Role::Owner).await;
+        let su = app.create_service_user("ci-bot").await;
+        let old = app.create_key(&su, json!({"name": "deploy"})).await;
+        let id = old["id"].as_str().expect("id");
+        // Tool calls as the verification layer audits them, for the histogram.
+        let (sink, flusher) = keysmith_verify::audit::spawn_sql_audit(app.state.pool().clone(), 16, 16);
+        for allowed in [true, true, false] {
+            sink.record(keysmith_verify::audit::AuditRecord {
+                tenant_id: app.tenant.id.clone(),
+                key_id: id.to_owned(),
+                service_user_id: su.clone(),
+                tool: "whoami".into(),
+                allowed,
+                reason: if allowed { "valid" } else { "tool_not_allowed" },
+                request_id: None,
+                at: app.now(),
+            })
+            .await;
+        }
+        flusher.shutdown().await;
+        let client = browser();
+        sign_in(&app, &client, "admin@acme.test", PASSWORD).await;
+        let page = client.get(app.url(&format!("/admin/api-keys/{id}"))).send().await.expect("page").text().await.expect("html");
+        assert!(page.contains("Rotate") && page.contains("Revoke now"));
+        let rotate = [("csrf", csrf_of(&page)), ("tenant", "acme".to_owned()), ("form_token", field(&page, "form_token"))];
+        let res = client.post(app.url(&format!("/admin/api-keys/{id}/rotate"))).form(&rotate).send().await.expect("rotate");
+        assert_eq!(res.status(), StatusCode::OK);
+        let html = res.text().await.expect("html");
+        let new_key = plaintext_of(&html);
+        let cutoff = crate::keys::rfc3339(app.now() + time::Duration::days(7));
+        assert!(html.contains(&cutoff), "states until when the old key works: {cutoff}");
+        assert_eq!(app.verify_code(&new_key).await, "valid");
+        assert_eq!(app.verify_code(old["key"].as_str().expect("key")).await, "valid", "overlap");
+        let again = client.post(app.url(&format!("/admin/api-keys/{id}/rotate"))).form(&rotate).send().await.expect("re-post");
+        assert_eq!(again.status(), StatusCode::CONFLICT);
+
+        let list = client.get(app.url("/admin/api-keys")).send().await.expect("list").text().await.expect("html");
+        assert!(list.contains("badge rotating") && list.contains("badge active"), "both keys, the old one rotating");
+
+        let revoke = [("csrf", csrf_of(&page)), ("tenant", "acme".to_owned()), ("reason", "leaked".to_owned())];
+        let unconfirmed = client.post(app.url(&format!("/admin/api-keys/{id}/revoke"))).form(&revoke).send().await.expect("revoke");
+        assert_eq!(unconfirmed.status(), StatusCode::UNPROCESSABLE_ENTITY, "revoking needs the confirmation");
+        let mut confirmed = revoke.to_vec();
+        confirmed.push(("confirm", "yes".to_owned()));
+        let res = client.post(app.url(&format!("/admin/api-keys/{id}/revoke"))).form(&confirmed).send().await.expect("revoke");
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(app.verify_code(old["key"].as_str().expect("key")).await, "revoked");
+        let detail = client.get(app.url(&format!("/admin/api-keys/{id}"))).send().await.expect("page").text().await.expect("html");
+        assert!(detail.contains("leaked") && detail.contains("key.revoke"), "audit trail");
+        assert!(detail.contains("<svg") && detail.contains("3 (1 denied)"), "histogram of calls and denials");
+    }
+
+    async fn viewers_see_but_cannot_act_and_other_tenants_are_404(app: TestApp) {
+        admin_user(&app, "viewer@acme.test", Role::Viewer).await;
+        let su = app.create_service_user("ci-bot").await;
+        let key = app.create_key(&su, json!({})).await;
+        let id = key["id"].as_str().expect("id");
+        let globex = app.create_tenant("globex").await;
+        let globex_admin = app.management_key(&globex).await;
+        let gsu: serde_json::Value = app.post_as(&globex_admin, "/api/v1/tenants/globex/service-users", &json!({"name": "g", "owner_email": "g@globex.test"})).await.json().await.expect("json");
+        let gkey: serde_json::Value = app.post_as(&globex_admin, "/api/v1/tenants/globex/keys", &json!({"service_user_id": gsu["id"], "name": "g"})).await.json().await.expect("json");
+        let gid = gkey["id"].as_str().expect("id");
+
+        let client = browser();
+        sign_in(&app, &client, "viewer@acme.test", PASSWORD).await;
+        let page = client.get(app.url(&format!("/admin/api-keys/{id}"))).send().await.expect("page").text().await.expect("html");
+        assert!(!page.contains("Rotate") && !page.contains("Revoke now"), "no buttons for a viewer");
+        let list = client.get(app.url("/admin/api-keys")).send().await.expect("list").text().await.expect("html");
+        assert!(!list.contains("Create a key"));
+        let csrf = csrf_of(&list);
+        let base = [("csrf", csrf.clone()), ("tenant", "acme".to_owned()), ("form_token", "x".to_owned()), ("confirm", "yes".to_owned())];
+        for path in [format!("/admin/api-keys/{id}/rotate"), format!("/admin/api-keys/{id}/revoke")] {
+            let res = client.post(app.url(&path)).form(&base).send().await.expect("post");
+            assert_eq!(res.status(), StatusCode::FORBIDDEN, "{path}");
+        }
+        let create = [("csrf", csrf.clone()), ("tenant", "acme".to_owned()), ("form_token", "x".to_owned()), ("service_user_id", su.clone()), ("name", "n".to_owned())];
+        assert_eq!(client.post(app.url("/admin/api-keys")).form(&create).send().await.expect("post").status(), StatusCode::FORBIDDEN);
+        assert_eq!(app.verify_code(key["key"].as_str().expect("key")).await, "valid", "nothing changed");
+
+        // Another tenant's key: 404 on every page and action, even through acme's path.
+        assert_eq!(client.get(app.url(&format!("/admin/api-keys/{gid}"))).send().await.expect("page").status(), StatusCode::NOT_FOUND);
+        assert_eq!(client.get(app.url(&format!("/admin/api-keys/{gid}?tenant=globex"))).send().await.expect("page").status(), StatusCode::NOT_FOUND);
+        for path in [format!("/admin/api-keys/{gid}/rotate"), format!("/admin/api-keys/{gid}/revoke")] {
+            let globex_form = [("csrf", csrf.clone()), ("tenant", "globex".to_owned()), ("form_token", "x".to_owned()), ("confirm", "yes".to_owned())];
+            assert_eq!(client.post(app.url(&path)).form(&globex_form).send().await.expect("post").status(), StatusCode::NOT_FOUND, "{path}");
+        }
+    }
+}

@@ -53,6 +53,9 @@ struct KeysPage<'a> {
     service_user_id: &'a str,
     next_cursor: Option<String>,
     can_manage: bool,
+    create_token: String,
+    min_date: String,
+    max_date: String,
 }
 
 fn day(at: i64) -> String {
@@ -130,9 +133,19 @@ pub async fn list(
             }
         })
         .collect();
+    let can_manage = current.role.can_manage_keys();
+    let create_token = if can_manage {
+        super::form_token::issue(&admin.session).await?
+    } else {
+        String::new()
+    };
+    let date = |at: time::OffsetDateTime| rfc3339::format(timestamp::to_unix(at))[..10].to_owned();
     Ok(render(&KeysPage {
         admin: &admin,
-        can_manage: current.role.can_manage_keys(),
+        can_manage,
+        create_token,
+        min_date: date(now + time::Duration::days(1)),
+        max_date: date(now + time::Duration::days(current.tenant.max_expiry_days)),
         current: &current,
         memberships: &memberships,
         keys: lines,

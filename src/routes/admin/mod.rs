@@ -2,6 +2,9 @@
 //! database, CSRF tokens on every form, strict security headers.
 
 pub mod auth;
+mod form_token;
+mod key_actions;
+mod key_detail;
 mod keys_page;
 mod page;
 pub mod session_store;
@@ -19,6 +22,7 @@ use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
 use crate::state::AppState;
 
 const CSS: &str = include_str!("../../../static/app.css");
+const COPY_JS: &str = include_str!("../../../static/copy.js");
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let https = state.config.is_https();
@@ -34,11 +38,30 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/admin", get(|| async { Redirect::to("/admin/api-keys") }))
         .route("/admin/sign-in", get(sign_in::form).post(sign_in::submit))
         .route("/admin/sign-out", post(sign_in::sign_out))
-        .route("/admin/api-keys", get(keys_page::list))
+        .route(
+            "/admin/api-keys",
+            get(keys_page::list).post(key_actions::create),
+        )
+        .route("/admin/api-keys/{id}", get(key_detail::show))
+        .route("/admin/api-keys/{id}/rotate", post(key_actions::rotate))
+        .route("/admin/api-keys/{id}/revoke", post(key_actions::revoke))
         .layer(axum::middleware::map_response(move |response: Response| {
             security_headers(response, https)
         }))
         .layer(sessions)
+        .route(
+            "/static/copy.js",
+            get(|| async {
+                (
+                    [
+                        (header::CONTENT_TYPE, "text/javascript"),
+                        (header::CACHE_CONTROL, "public, max-age=3600"),
+                    ],
+                    COPY_JS,
+                )
+                    .into_response()
+            }),
+        )
         .route(
             "/static/app.css",
             get(|| async {

@@ -1,0 +1,246 @@
+//! Creating, rotating and revoking keys from the admin UI. The plaintext is
+//! on the response to the POST only: never in a URL, a redirect or a GET.
+
+use askama::Template;
+use axum::{
+    Form,
+    extract::{Path, State},
+    http::HeaderMap,
+    response::{IntoResponse, Redirect, Response},
+};
+use serde::Deserialize;
+use time::{Date, OffsetDateTime, Time, macros::format_description};
+
+use super::{
+    auth::{Admin, Membership},
+    form_token,
+    page::{PageError, render},
+};
+use crate::{
+    domain::{
+        Actor, Name,
+        keys::{self, ExpiryRequest, NewKey},
+        rfc3339,
+    },
+    error::AppError,
+    routes::api::keys::parse_allowlist,
+    state::AppState,
+};
+
+#[derive(Template)]
+#[template(path = "admin/key_shown.html")]
+struct KeyShown<'a> {
+    tenant: &'a str,
+    key_id: &'a str,
+    name: &'a str,
+    plaintext: &'a str,
+    expires: String,
+    /// After a rotation: the old key and when it stops working.
+    old: Option<(String, String)>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CreateForm {
+    csrf: String,
+    form_token: String,
+    tenant: String,
+    service_user_id: String,
+    name: String,
+    /// Days (a preset) or empty when `expires_on` is used.
+    #[serde(default)]
+    expires_in_days: String,
+    #[serde(default)]
+    expires_on: String,
+    #[serde(default)]
+    allowed_tools: String,
+}
+
+fn actor(admin: &Admin) -> Actor {
+    Actor::User {
+        id: admin.user.user_id.clone(),
+        email: admin.user.email.clone(),
+    }
+}
+
+/// A manager of `tenant`, with a valid CSRF token and an unspent form token.
+async fn authorize(
+    state: &AppState,
+    admin: &Admin,
+    headers: &HeaderMap,
+    csrf: &str,
+    tenant: &str,
+    token: Option<&str>,
+) -> Result<Membership, PageError> {
+    admin.check_csrf(headers, csrf)?;
+    let (membership, _) = admin.tenant(state, Some(tenant)).await?;
+    if !membership.role.can_manage_keys() {
+        return Err(PageError(AppError::Forbidden(
+            "viewers can see keys but not create, rotate or revoke them",
+        )));
+    }
+    if let Some(token) = token
+        && !form_token::spend(&admin.session, token).await?
+    {
+        return Err(PageError(AppError::Conflict(
+            "this form was already submitted, and its key was shown once. Nothing new was created; open the page again to create another key".into(),
+        )));
+    }
+    Ok(membership)
+}
+
+fn expiry(form: &CreateForm) -> Result<ExpiryRequest, AppError> {
+    if !form.expires_on.trim().is_empty() {
+        let date = Date::parse(
+            form.expires_on.trim(),
+            format_description!("[year]-[month]-[day]"),
+        )
+        .map_err(|_| AppError::validation("the expiry date must look like 2027-01-31"))?;
+        return Ok(ExpiryRequest::At(OffsetDateTime::new_utc(
+            date,
+            Time::MIDNIGHT,
+        )));
+    }
+    match form.expires_in_days.trim() {
+        "" => Ok(ExpiryRequest::TenantDefault),
+        days => days
+            .parse()
+            .map(ExpiryRequest::InDays)
+            .map_err(|_| AppError::validation("choose an expiry")),
+    }
+}
+
+fn tools(raw: &str) -> Result<keysmith_verify::ToolAllowlist, AppError> {
+    let list: Vec<String> = raw
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
+    parse_allowlist((!list.is_empty()).then_some(list.as_slice()))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    admin: Admin,
+    headers: HeaderMap,
+    Form(form): Form<CreateForm>,
+) -> Result<Response, PageError> {
+    let membership = authorize(
+        &state,
+        &admin,
+        &headers,
+        &form.csrf,
+        &form.tenant,
+        Some(&form.form_token),
+    )
+    .await?;
+    let new = NewKey {
+        service_user_id: form.service_user_id.clone(),
+        name: Name::parse("name", &form.name)?,
+        expiry: expiry(&form)?,
+        allowed_tools: tools(&form.allowed_tools)?,
+        scopes: Vec::new(),
+    };
+    let issued = keys::create(
+        state.pool(),
+        &state.peppers,
+        &membership.tenant,
+        new,
+        &actor(&admin),
+        state.now(),
+    )
+    .await?;
+    Ok(render(&KeyShown {
+        tenant: &membership.tenant.slug,
+        key_id: &issued.row.id,
+        name: &issued.row.name,
+        plaintext: issued.key.expose(),
+        expires: rfc3339::format(issued.row.expires_at),
+        old: None,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ActionForm {
+    csrf: String,
+    tenant: String,
+    #[serde(default)]
+    form_token: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+pub async fn rotate(
+    State(state): State<AppState>,
+    admin: Admin,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<ActionForm>,
+) -> Result<Response, PageError> {
+    let membership = authorize(
+        &state,
+        &admin,
+        &headers,
+        &form.csrf,
+        &form.tenant,
+        Some(&form.form_token),
+    )
+    .await?;
+    let rotation = keys::rotate(
+        state.pool(),
+        &state.peppers,
+        &membership.tenant,
+        &id,
+        None,
+        &actor(&admin),
+        state.now(),
+    )
+    .await?;
+    Ok(render(&KeyShown {
+        tenant: &membership.tenant.slug,
+        key_id: &rotation.new.row.id,
+        name: &rotation.new.row.name,
+        plaintext: rotation.new.key.expose(),
+        expires: rfc3339::format(rotation.new.row.expires_at),
+        old: Some((
+            rotation.old.id.clone(),
+            rfc3339::format(rotation.old.cutoff_at.unwrap_or(rotation.old.expires_at)),
+        )),
+    }))
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    admin: Admin,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<ActionForm>,
+) -> Result<Response, PageError> {
+    let membership = authorize(&state, &admin, &headers, &form.csrf, &form.tenant, None).await?;
+    if form.confirm != "yes" {
+        return Err(PageError(AppError::validation(
+            "tick the confirmation box to revoke the key",
+        )));
+    }
+    let reason = if form.reason.trim().is_empty() {
+        "revoked in the admin UI".to_owned()
+    } else {
+        Name::parse("reason", &form.reason)?.as_str().to_owned()
+    };
+    keys::revoke(
+        state.pool(),
+        &membership.tenant,
+        &id,
+        &reason,
+        &actor(&admin),
+        state.now(),
+    )
+    .await?;
+    Ok(Redirect::to(&format!(
+        "/admin/api-keys/{id}?tenant={}",
+        membership.tenant.slug
+    ))
+    .into_response())
+}

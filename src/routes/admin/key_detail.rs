@@ -1,0 +1,149 @@
+//! `/admin/api-keys/{id}`: one key, its lineage, audit trail, tool-call
+//! histogram (server-side SVG) and owner emails, with Rotate and Revoke.
+
+use askama::Template;
+use axum::{
+    extract::{Path, Query, State},
+    response::Response,
+};
+use serde::Deserialize;
+use time::Duration;
+
+use super::{
+    auth::{Admin, Membership},
+    form_token,
+    page::{PageError, render},
+};
+use crate::{
+    domain::{
+        audit::{self, AuditEvent, ToolUsage},
+        keys::{self, KeyRow},
+        rfc3339, service_users,
+    },
+    notify::outbox::{self, NotificationRecord},
+    state::AppState,
+};
+
+#[derive(Debug, Deserialize)]
+pub struct DetailQuery {
+    tenant: Option<String>,
+    cursor: Option<i64>,
+}
+
+/// One bar pair of the histogram, in SVG coordinates.
+pub struct Bar {
+    pub tool: String,
+    pub y: usize,
+    pub calls: i64,
+    pub denied: i64,
+    pub calls_width: i64,
+    pub denied_width: i64,
+}
+
+const BAR_AREA: i64 = 360;
+const ROW: usize = 28;
+
+fn histogram(usage: &[ToolUsage]) -> Vec<Bar> {
+    let max = usage.iter().map(|u| u.calls).max().unwrap_or(1).max(1);
+    usage
+        .iter()
+        .take(20)
+        .enumerate()
+        .map(|(i, u)| Bar {
+            tool: u.tool.clone(),
+            y: i * ROW,
+            calls: u.calls,
+            denied: u.denied,
+            calls_width: (u.calls * BAR_AREA / max).max(1),
+            denied_width: u.denied * BAR_AREA / max,
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "admin/key_detail.html")]
+struct DetailPage<'a> {
+    admin: &'a Admin,
+    current: &'a Membership,
+    key: &'a KeyRow,
+    status: &'static str,
+    service_user: String,
+    created: String,
+    expires: String,
+    cutoff: Option<String>,
+    revoked: Option<String>,
+    last_used: String,
+    tools: String,
+    events: Vec<(String, AuditEvent)>,
+    next_cursor: Option<String>,
+    bars: Vec<Bar>,
+    svg_height: usize,
+    notifications: Vec<(String, NotificationRecord)>,
+    can_manage: bool,
+    rotate_token: String,
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    Query(query): Query<DetailQuery>,
+) -> Result<Response, PageError> {
+    let (current, _) = admin.tenant(&state, query.tenant.as_deref()).await?;
+    let key = keys::get(state.pool(), &current.tenant.id, &id).await?;
+    let now = state.now();
+    let owner = service_users::get(state.pool(), &current.tenant.id, &key.service_user_id).await?;
+    let page = audit::list_for_key(state.pool(), &current.tenant.id, &id, query.cursor, 25).await?;
+    let usage = audit::tool_usage(
+        state.pool(),
+        &current.tenant.id,
+        &id,
+        now - Duration::days(30),
+    )
+    .await?;
+    let notifications = outbox::list_for_key(state.pool(), &current.tenant.id, &id).await?;
+    let bars = histogram(&usage);
+    let can_manage = current.role.can_manage_keys();
+    Ok(render(&DetailPage {
+        admin: &admin,
+        current: &current,
+        status: key.status_at(now).as_str(),
+        service_user: owner.name,
+        created: rfc3339::format(key.created_at),
+        expires: rfc3339::format(key.expires_at),
+        cutoff: key.cutoff_at.map(rfc3339::format),
+        revoked: key.revoked_at.map(|at| {
+            format!(
+                "{} ({})",
+                rfc3339::format(at),
+                key.revoked_reason.as_deref().unwrap_or("no reason")
+            )
+        }),
+        last_used: key
+            .last_used_at
+            .map_or_else(|| "never".to_owned(), rfc3339::format),
+        tools: key.allowed_tools().patterns().map_or_else(
+            || "every tool".to_owned(),
+            |p| p.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", "),
+        ),
+        events: page
+            .items
+            .into_iter()
+            .map(|e| (rfc3339::format(e.at), e))
+            .collect(),
+        next_cursor: page.next_cursor,
+        svg_height: bars.len().max(1) * ROW,
+        bars,
+        notifications: notifications
+            .into_iter()
+            .map(|n| (rfc3339::format(n.created_at), n))
+            .collect(),
+        can_manage,
+        rotate_token: if can_manage {
+            form_token::issue(&admin.session).await?
+        } else {
+            String::new()
+        },
+        key: &key,
+    }))
+}
