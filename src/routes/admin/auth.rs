@@ -128,11 +128,11 @@ impl Admin {
 }
 
 /// Browsers say where a request comes from: refuse anything not same-origin.
+/// `Sec-Fetch-Site` decides when present (every current browser sends it);
+/// otherwise a present `Origin` must be this host.
 pub fn same_origin(headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
-        && !matches!(site, "same-origin" | "none")
-    {
-        return false;
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return matches!(site, "same-origin" | "none");
     }
     match (
         headers.get("origin").and_then(|v| v.to_str().ok()),
