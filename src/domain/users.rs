@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use crate::{
     db::OnUniqueViolation,
-    domain::Email,
+    domain::{Actor, Email, audit},
     error::{AppError, AppResult},
 };
 use keysmith_verify::{random_id, timestamp};
@@ -185,10 +185,23 @@ pub async fn grant(
     now: OffsetDateTime,
 ) -> AppResult<()> {
     let mut tx = crate::db::begin_write(pool).await?;
+    set_role(&mut tx, tenant_id, user_id, role, now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Replaces any earlier role of the user in the tenant, inside `tx`.
+async fn set_role(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tenant_id: &str,
+    user_id: &str,
+    role: Role,
+    now: OffsetDateTime,
+) -> AppResult<()> {
     sqlx::query("DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2")
         .bind(tenant_id)
         .bind(user_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     sqlx::query(
         "INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
@@ -197,10 +210,105 @@ pub async fn grant(
     .bind(user_id)
     .bind(role.as_str())
     .bind(timestamp::to_unix(now))
-    .execute(&mut *tx)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Gives `email` a `role` in a tenant, creating the account when it does not
+/// exist yet. A new account needs an initial password; an existing one must
+/// not get one here (nobody resets another admin's password by accident).
+/// One transaction: either the account and its role exist, or neither.
+#[tracing::instrument(skip_all, fields(tenant_id, email = %email))]
+pub async fn add_to_tenant(
+    pool: &AnyPool,
+    tenant_id: &str,
+    email: &Email,
+    role: Role,
+    initial_password: Option<Password>,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> AppResult<AdminUser> {
+    let hash = match initial_password {
+        Some(password) => Some(hash_password(password).await?),
+        None => None,
+    };
+    let mut tx = crate::db::begin_write(pool).await?;
+    let existing: Option<AdminUser> = sqlx::query_as(
+        "SELECT id, email, password_hash, is_superadmin FROM admin_users WHERE email = $1",
+    )
+    .bind(email.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let user = match (existing, hash) {
+        (Some(_), Some(_)) => {
+            return Err(AppError::Conflict(format!(
+                "{email} already has an account: leave the password empty to add them with their own"
+            )));
+        }
+        (None, None) => {
+            return Err(AppError::validation(format!(
+                "{email} has no account yet: set an initial password for it"
+            )));
+        }
+        (Some(user), None) => user,
+        (None, Some(hash)) => {
+            let id = random_id(16);
+            sqlx::query(
+                "INSERT INTO admin_users (id, email, password_hash, is_superadmin, created_at) VALUES ($1, $2, $3, 0, $4)",
+            )
+            .bind(&id)
+            .bind(email.as_str())
+            .bind(&hash)
+            .bind(timestamp::to_unix(now))
+            .execute(&mut *tx)
+            .await?;
+            AdminUser {
+                id,
+                email: email.as_str().to_owned(),
+                password_hash: hash,
+                is_superadmin: 0,
+            }
+        }
+    };
+    set_role(&mut tx, tenant_id, &user.id, role, now).await?;
+    let what = format!("{email} as {}", role.as_str());
+    audit::record(
+        &mut *tx,
+        audit::NewAuditEvent {
+            tenant_id,
+            key_id: None,
+            service_user_id: None,
+            actor: actor.to_string(),
+            action: "admin.grant",
+            tool: None,
+            outcome: "ok",
+            reason: Some(&what),
+            request_id: None,
+            at: now,
+        },
+    )
     .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(user)
+}
+
+/// Who administers a tenant, as shown on the superadmin page.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TenantAdmin {
+    pub tenant_id: String,
+    pub email: String,
+    pub role: String,
+}
+
+/// Every membership of every tenant, by tenant then email.
+pub async fn tenant_admins(pool: &AnyPool) -> AppResult<Vec<TenantAdmin>> {
+    Ok(sqlx::query_as(
+        "SELECT m.tenant_id, u.email, m.role FROM memberships m \
+         JOIN admin_users u ON u.id = m.user_id ORDER BY m.tenant_id, u.email",
+    )
+    .fetch_all(pool)
+    .await?)
 }
 
 #[cfg(test)]

@@ -9,9 +9,9 @@ use serde_json::json;
 
 use crate::{both_engines, helpers::TestApp};
 
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
-async fn admin_user(app: &TestApp, email: &str, role: Role) {
+pub(crate) async fn admin_user(app: &TestApp, email: &str, role: Role) {
     let user = users::create(
         app.state.pool(),
         &Email::parse(email).expect("email"),
@@ -26,7 +26,7 @@ async fn admin_user(app: &TestApp, email: &str, role: Role) {
         .expect("grant");
 }
 
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(Policy::none())
@@ -34,7 +34,7 @@ fn browser() -> reqwest::Client {
         .expect("client")
 }
 
-async fn sign_in(
+pub(crate) async fn sign_in(
     app: &TestApp,
     client: &reqwest::Client,
     email: &str,
@@ -57,7 +57,7 @@ fn session_cookie(res: &reqwest::Response) -> Option<String> {
         .map(|c| c.split(';').next().unwrap_or_default().to_owned())
 }
 
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let (_, rest) = html
         .split_once("name=\"csrf\" value=\"")
         .expect("csrf field on the page");
@@ -178,7 +178,7 @@ both_engines! {
     }
 }
 
-fn field(html: &str, name: &str) -> String {
+pub(crate) fn field(html: &str, name: &str) -> String {
     let (_, rest) = html
         .split_once(&format!("name=\"{name}\" value=\""))
         .unwrap_or_else(|| panic!("no {name} on the page"));

@@ -4,6 +4,7 @@ mod helpers;
 mod smtp_sink;
 
 mod admin;
+mod admin_people;
 mod cli;
 mod emails;
 mod gateway;

@@ -12,6 +12,7 @@ use time::Duration;
 use super::{
     auth::{Admin, Membership},
     form_token,
+    nav::{Nav, Section},
     page::{PageError, render},
 };
 use crate::{
@@ -63,6 +64,7 @@ fn histogram(usage: &[ToolUsage]) -> Vec<Bar> {
 #[derive(Template)]
 #[template(path = "admin/key_detail.html")]
 struct DetailPage<'a> {
+    nav: Nav,
     admin: &'a Admin,
     current: &'a Membership,
     key: &'a KeyRow,
@@ -89,7 +91,7 @@ pub async fn show(
     Path(id): Path<String>,
     Query(query): Query<DetailQuery>,
 ) -> Result<Response, PageError> {
-    let (current, _) = admin.tenant(&state, query.tenant.as_deref()).await?;
+    let (current, memberships) = admin.tenant(&state, query.tenant.as_deref()).await?;
     let key = keys::get(state.pool(), &current.tenant.id, &id).await?;
     let now = state.now();
     let owner = service_users::get(state.pool(), &current.tenant.id, &key.service_user_id).await?;
@@ -105,6 +107,7 @@ pub async fn show(
     let bars = histogram(&usage);
     let can_manage = current.role.can_manage_keys();
     Ok(render(&DetailPage {
+        nav: Nav::new(&admin, Section::Keys, Some(&current), &memberships),
         admin: &admin,
         current: &current,
         status: key.status_at(now).as_str(),

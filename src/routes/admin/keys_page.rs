@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::{
     auth::{Admin, Membership},
+    nav::{Nav, Section},
     page::{PageError, render},
 };
 use crate::{
@@ -44,9 +45,9 @@ pub struct KeyLine {
 #[derive(Template)]
 #[template(path = "admin/keys.html")]
 struct KeysPage<'a> {
+    nav: Nav,
     admin: &'a Admin,
     current: &'a Membership,
-    memberships: &'a [Membership],
     keys: Vec<KeyLine>,
     service_users: Vec<(String, String)>,
     status: &'a str,
@@ -146,8 +147,8 @@ pub async fn list(
         create_token,
         min_date: date(now + time::Duration::days(1)),
         max_date: date(now + time::Duration::days(current.tenant.max_expiry_days)),
+        nav: Nav::new(&admin, Section::Keys, Some(&current), &memberships),
         current: &current,
-        memberships: &memberships,
         keys: lines,
         service_users: owners
             .iter()

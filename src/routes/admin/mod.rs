@@ -6,9 +6,12 @@ mod form_token;
 mod key_actions;
 mod key_detail;
 mod keys_page;
+mod nav;
 mod page;
+mod service_users_page;
 pub mod session_store;
 mod sign_in;
+mod tenants_page;
 
 use axum::{
     Router,
@@ -45,6 +48,15 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/admin/api-keys/{id}", get(key_detail::show))
         .route("/admin/api-keys/{id}/rotate", post(key_actions::rotate))
         .route("/admin/api-keys/{id}/revoke", post(key_actions::revoke))
+        .route(
+            "/admin/service-users",
+            get(service_users_page::list).post(service_users_page::create),
+        )
+        .route(
+            "/admin/tenants",
+            get(tenants_page::show).post(tenants_page::create_tenant),
+        )
+        .route("/admin/tenants/admins", post(tenants_page::add_admin))
         .layer(axum::middleware::map_response(move |response: Response| {
             security_headers(response, https)
         }))
