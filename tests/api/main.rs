@@ -4,7 +4,9 @@ mod helpers;
 mod smtp_sink;
 
 mod admin;
+mod admin_browser;
 mod admin_people;
+mod chromium;
 mod cli;
 mod emails;
 mod gateway;
