@@ -14,13 +14,12 @@ use time::{Date, OffsetDateTime, Time, macros::format_description};
 use super::{
     auth::{Admin, Membership},
     form_token,
-    page::{PageError, render},
+    page::{PageError, render, when},
 };
 use crate::{
     domain::{
         Actor, Name,
         keys::{self, ExpiryRequest, NewKey},
-        rfc3339,
     },
     error::AppError,
     routes::api::keys::parse_allowlist,
@@ -155,7 +154,7 @@ pub async fn create(
         key_id: &issued.row.id,
         name: &issued.row.name,
         plaintext: issued.key.expose(),
-        expires: rfc3339::format(issued.row.expires_at),
+        expires: when(issued.row.expires_at),
         old: None,
     }))
 }
@@ -203,10 +202,10 @@ pub async fn rotate(
         key_id: &rotation.new.row.id,
         name: &rotation.new.row.name,
         plaintext: rotation.new.key.expose(),
-        expires: rfc3339::format(rotation.new.row.expires_at),
+        expires: when(rotation.new.row.expires_at),
         old: Some((
             rotation.old.id.clone(),
-            rfc3339::format(rotation.old.cutoff_at.unwrap_or(rotation.old.expires_at)),
+            when(rotation.old.cutoff_at.unwrap_or(rotation.old.expires_at)),
         )),
     }))
 }

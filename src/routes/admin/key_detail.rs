@@ -13,13 +13,13 @@ use super::{
     auth::{Admin, Membership},
     form_token,
     nav::{Nav, Section},
-    page::{PageError, render},
+    page::{PageError, render, when},
 };
 use crate::{
     domain::{
         audit::{self, AuditEvent, ToolUsage},
         keys::{self, KeyRow},
-        rfc3339, service_users,
+        service_users,
     },
     notify::outbox::{self, NotificationRecord},
     state::AppState,
@@ -112,34 +112,29 @@ pub async fn show(
         current: &current,
         status: key.status_at(now).as_str(),
         service_user: owner.name,
-        created: rfc3339::format(key.created_at),
-        expires: rfc3339::format(key.expires_at),
-        cutoff: key.cutoff_at.map(rfc3339::format),
+        created: when(key.created_at),
+        expires: when(key.expires_at),
+        // A revoked key works until nothing: its old cutoff would mislead.
+        cutoff: key.cutoff_at.filter(|_| key.revoked_at.is_none()).map(when),
         revoked: key.revoked_at.map(|at| {
             format!(
                 "{} ({})",
-                rfc3339::format(at),
+                when(at),
                 key.revoked_reason.as_deref().unwrap_or("no reason")
             )
         }),
-        last_used: key
-            .last_used_at
-            .map_or_else(|| "never".to_owned(), rfc3339::format),
+        last_used: key.last_used_at.map_or_else(|| "never".to_owned(), when),
         tools: key.allowed_tools().patterns().map_or_else(
             || "every tool".to_owned(),
             |p| p.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", "),
         ),
-        events: page
-            .items
-            .into_iter()
-            .map(|e| (rfc3339::format(e.at), e))
-            .collect(),
+        events: page.items.into_iter().map(|e| (when(e.at), e)).collect(),
         next_cursor: page.next_cursor,
         svg_height: bars.len().max(1) * ROW,
         bars,
         notifications: notifications
             .into_iter()
-            .map(|n| (rfc3339::format(n.created_at), n))
+            .map(|n| (when(n.created_at), n))
             .collect(),
         can_manage,
         rotate_token: if can_manage {

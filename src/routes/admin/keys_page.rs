@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::{
     auth::{Admin, Membership},
     nav::{Nav, Section},
-    page::{PageError, render},
+    page::{PageError, render, when},
 };
 use crate::{
     domain::{
@@ -57,14 +57,6 @@ struct KeysPage<'a> {
     create_token: String,
     min_date: String,
     max_date: String,
-}
-
-fn day(at: i64) -> String {
-    rfc3339::format(at)
-        .replace('T', " ")
-        .trim_end_matches('Z')
-        .to_owned()
-        + " UTC"
 }
 
 fn left(seconds: i64) -> String {
@@ -123,14 +115,14 @@ pub async fn list(
                 service_user: name_of(&k.service_user_id),
                 status: status.as_str(),
                 hint: k.hint.clone(),
-                expires: day(k.expires_at),
+                expires: when(k.expires_at),
                 cutoff: (status == KeyStatus::Rotating)
                     .then(|| {
                         k.cutoff_at
-                            .map(|c| format!("{} ({})", day(c), left(c - now_unix)))
+                            .map(|c| format!("{} ({})", when(c), left(c - now_unix)))
                     })
                     .flatten(),
-                last_used: k.last_used_at.map_or_else(|| "never".to_owned(), day),
+                last_used: k.last_used_at.map_or_else(|| "never".to_owned(), when),
             }
         })
         .collect();

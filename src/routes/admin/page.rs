@@ -8,6 +8,12 @@ use axum::{
 
 use crate::error::AppError;
 
+/// A moment as admins read it: `2026-11-30 01:30:08 UTC`.
+pub fn when(at: i64) -> String {
+    let iso = crate::domain::rfc3339::format(at);
+    format!("{} UTC", iso.replace('T', " ").trim_end_matches('Z'))
+}
+
 /// Renders a template, or a 500 whose cause goes to the log.
 pub fn render(template: &impl Template) -> Response {
     match template.render() {
