@@ -466,10 +466,10 @@ pub async fn list(
     }
     let cursor = cursor.map(parse_cursor).transpose()?;
     if cursor.is_some() {
-        let (a, b, c) = (placeholder(), placeholder(), placeholder());
-        sql.push_str(&format!(
-            " AND (created_at < {a} OR (created_at = {b} AND id < {c}))"
-        ));
+        // A row-value comparison, not `a < x OR (a = x AND b < y)`: both
+        // engines seek the index to it, so page 1,000 costs what page 1 does.
+        let (a, b) = (placeholder(), placeholder());
+        sql.push_str(&format!(" AND (created_at, id) < ({a}, {b})"));
     }
     sql.push_str(&format!(
         " ORDER BY created_at DESC, id DESC LIMIT {}",
@@ -484,7 +484,7 @@ pub async fn list(
         query = query.bind(su.as_str());
     }
     if let Some((created_at, id)) = cursor {
-        query = query.bind(created_at).bind(created_at).bind(id);
+        query = query.bind(created_at).bind(id);
     }
     let rows = query.bind(limit + 1).fetch_all(pool).await?;
     Ok(Page::from_overfetch(rows, limit, |k| {

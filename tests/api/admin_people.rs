@@ -176,3 +176,29 @@ both_engines! {
         assert_eq!(grants, 2);
     }
 }
+
+both_engines! {
+    async fn an_admin_of_two_tenants_switches_and_has_each_tenants_role(app: TestApp) {
+        admin_user(&app, "multi@acme.test", Role::Admin).await;
+        let globex = app.create_tenant("globex").await;
+        let email = Email::parse("multi@acme.test").expect("email");
+        users::add_to_tenant(app.state.pool(), &globex.id, &email, Role::Viewer, None, &keysmith::domain::Actor::Cli, app.now())
+            .await
+            .expect("viewer in globex");
+        app.create_service_user("ci-bot").await;
+        let client = browser();
+        sign_in(&app, &client, "multi@acme.test", PASSWORD).await;
+
+        let (_, acme) = html(&client, app.url("/admin/api-keys")).await;
+        assert!(acme.contains("<select id=\"tenant\" name=\"tenant\">"), "a switcher: {acme}");
+        assert!(acme.contains("Acme (admin)") && acme.contains("globex (viewer)"), "each tenant with its own role");
+        assert!(acme.contains("Create a key"), "an admin in acme");
+        let (status, globex_page) = html(&client, app.url("/admin/api-keys?tenant=globex")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(globex_page.contains("<h1>API keys <small>globex"), "switched");
+        assert!(!globex_page.contains("Create a key"), "a viewer in globex");
+        let (_, users_page) = html(&client, app.url("/admin/service-users?tenant=globex")).await;
+        assert!(!users_page.contains("Add service user"), "a viewer in globex");
+        assert!(!users_page.contains("ci-bot"), "globex's page shows globex's service users only");
+    }
+}
