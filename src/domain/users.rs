@@ -145,16 +145,27 @@ pub async fn create(
     now: OffsetDateTime,
 ) -> AppResult<AdminUser> {
     let hash = hash_password(password).await?;
+    insert(pool, email, hash, superadmin, now).await
+}
+
+/// Writes a new account whose password is already hashed.
+async fn insert<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    email: &Email,
+    password_hash: String,
+    superadmin: bool,
+    now: OffsetDateTime,
+) -> AppResult<AdminUser> {
     let id = random_id(16);
     sqlx::query(
         "INSERT INTO admin_users (id, email, password_hash, is_superadmin, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(&id)
     .bind(email.as_str())
-    .bind(&hash)
+    .bind(&password_hash)
     .bind(i64::from(superadmin))
     .bind(timestamp::to_unix(now))
-    .execute(pool)
+    .execute(executor)
     .await
     .on_unique_violation(|| AppError::Conflict(format!(
                 "an admin with email {email} already exists"
@@ -162,7 +173,7 @@ pub async fn create(
     Ok(AdminUser {
         id,
         email: email.as_str().to_owned(),
-        password_hash: hash,
+        password_hash,
         is_superadmin: i64::from(superadmin),
     })
 }
@@ -252,24 +263,7 @@ pub async fn add_to_tenant(
             )));
         }
         (Some(user), None) => user,
-        (None, Some(hash)) => {
-            let id = random_id(16);
-            sqlx::query(
-                "INSERT INTO admin_users (id, email, password_hash, is_superadmin, created_at) VALUES ($1, $2, $3, 0, $4)",
-            )
-            .bind(&id)
-            .bind(email.as_str())
-            .bind(&hash)
-            .bind(timestamp::to_unix(now))
-            .execute(&mut *tx)
-            .await?;
-            AdminUser {
-                id,
-                email: email.as_str().to_owned(),
-                password_hash: hash,
-                is_superadmin: 0,
-            }
-        }
+        (None, Some(hash)) => insert(&mut *tx, email, hash, false, now).await?,
     };
     set_role(&mut tx, tenant_id, &user.id, role, now).await?;
     let what = format!("{email} as {}", role.as_str());

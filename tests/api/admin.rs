@@ -11,16 +11,21 @@ use crate::{both_engines, helpers::TestApp};
 
 pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
-pub(crate) async fn admin_user(app: &TestApp, email: &str, role: Role) {
-    let user = users::create(
+/// An account with `PASSWORD`; a superadmin administers the whole instance.
+pub(crate) async fn account(app: &TestApp, email: &str, superadmin: bool) -> users::AdminUser {
+    users::create(
         app.state.pool(),
         &Email::parse(email).expect("email"),
         Password::parse(PASSWORD.into()).expect("password"),
-        false,
+        superadmin,
         app.now(),
     )
     .await
-    .expect("user");
+    .expect("account")
+}
+
+pub(crate) async fn admin_user(app: &TestApp, email: &str, role: Role) {
+    let user = account(app, email, false).await;
     users::grant(app.state.pool(), &app.tenant.id, &user.id, role, app.now())
         .await
         .expect("grant");

@@ -5,13 +5,10 @@ use std::time::Duration;
 
 use fantoccini::key::Key;
 
-use keysmith::domain::{
-    Email,
-    users::{self, Password, Role},
-};
+use keysmith::domain::users::Role;
 
 use crate::{
-    admin::{PASSWORD, admin_user},
+    admin::{PASSWORD, account, admin_user},
     both_engines,
     chromium::Browser,
     helpers::TestApp,
@@ -34,7 +31,7 @@ both_engines! {
     async fn an_admin_issues_rotates_and_revokes_a_key_in_chromium(app: TestApp) {
         admin_user(&app, "admin@acme.test", Role::Admin).await;
         admin_user(&app, "viewer@acme.test", Role::Viewer).await;
-        users::create(app.state.pool(), &Email::parse("root@keysmith.test").expect("email"), Password::parse(PASSWORD.into()).expect("password"), true, app.now()).await.expect("superadmin");
+        account(&app, "root@keysmith.test", true).await;
         app.create_service_user("ci-bot").await;
         let label = format!("{:?}", app.db.engine).to_lowercase();
         let browser = Browser::start(&label).await;

@@ -2,28 +2,15 @@
 
 use keysmith::domain::{
     Email,
-    users::{self, Password, Role},
+    users::{self, Role},
 };
 use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::{
-    admin::{PASSWORD, admin_user, browser, csrf_of, sign_in},
+    admin::{PASSWORD, account, admin_user, browser, csrf_of, sign_in},
     both_engines,
-    helpers::TestApp,
 };
-
-async fn superadmin(app: &TestApp, email: &str) {
-    users::create(
-        app.state.pool(),
-        &Email::parse(email).expect("email"),
-        Password::parse(PASSWORD.into()).expect("password"),
-        true,
-        app.now(),
-    )
-    .await
-    .expect("superadmin");
-}
 
 async fn html(client: &reqwest::Client, url: String) -> (StatusCode, String) {
     let res = client.get(url).send().await.expect("page");
@@ -103,7 +90,7 @@ both_engines! {
     }
 
     async fn a_superadmin_creates_tenants_and_adds_admins_with_roles(app: TestApp) {
-        superadmin(&app, "root@keysmith.test").await;
+        account(&app, "root@keysmith.test", true).await;
         let client = browser();
         sign_in(&app, &client, "root@keysmith.test", PASSWORD).await;
         let (status, page) = html(&client, app.url("/admin/tenants")).await;

@@ -115,6 +115,25 @@ impl Admin {
         Ok((chosen, all))
     }
 
+    /// The tenant a state-changing form acts in, once the request passed the
+    /// CSRF check and the admin's role there may change things; a viewer
+    /// gets `refusal` (403), another tenant is 404.
+    pub async fn manager_of(
+        &self,
+        state: &AppState,
+        headers: &HeaderMap,
+        csrf: &str,
+        tenant: &str,
+        refusal: &'static str,
+    ) -> Result<Membership, PageError> {
+        self.check_csrf(headers, csrf)?;
+        let (membership, _) = self.tenant(state, Some(tenant)).await?;
+        if !membership.role.can_manage_keys() {
+            return Err(PageError(AppError::Forbidden(refusal)));
+        }
+        Ok(membership)
+    }
+
     /// Refuses a state-changing request that is cross-site or lacks this
     /// session's token (compared in constant time).
     pub fn check_csrf(&self, headers: &HeaderMap, token: &str) -> Result<(), PageError> {

@@ -70,13 +70,15 @@ async fn authorize(
     tenant: &str,
     token: Option<&str>,
 ) -> Result<Membership, PageError> {
-    admin.check_csrf(headers, csrf)?;
-    let (membership, _) = admin.tenant(state, Some(tenant)).await?;
-    if !membership.role.can_manage_keys() {
-        return Err(PageError(AppError::Forbidden(
+    let membership = admin
+        .manager_of(
+            state,
+            headers,
+            csrf,
+            tenant,
             "viewers can see keys but not create, rotate or revoke them",
-        )));
-    }
+        )
+        .await?;
     if let Some(token) = token
         && !form_token::spend(&admin.session, token).await?
     {

@@ -148,13 +148,15 @@ pub async fn create(
     headers: HeaderMap,
     Form(form): Form<CreateForm>,
 ) -> Result<Response, PageError> {
-    admin.check_csrf(&headers, &form.csrf)?;
-    let (membership, _) = admin.tenant(&state, Some(&form.tenant)).await?;
-    if !membership.role.can_manage_keys() {
-        return Err(PageError(AppError::Forbidden(
+    let membership = admin
+        .manager_of(
+            &state,
+            &headers,
+            &form.csrf,
+            &form.tenant,
             "viewers can see service users but not create them",
-        )));
-    }
+        )
+        .await?;
     let created = match parse(&form) {
         Ok(new) => {
             service_users::create(state.pool(), &membership.tenant.id, new, state.now()).await
