@@ -60,6 +60,10 @@ impl AuditFlusher {
     }
 }
 
+/// How long the writer waits for a batch to fill before writing it: the most
+/// an event waits for its row when traffic is light.
+const LINGER: Duration = Duration::from_millis(20);
+
 /// Starts the writer: batches of up to `batch_size`, queue of `capacity`.
 pub fn spawn_sql_audit(
     pool: AnyPool,
@@ -100,10 +104,21 @@ async fn write_loop(
         };
         let Some(first) = first else { break };
         batch.push(first);
+        // Gather for a moment rather than writing what happens to be queued:
+        // under load one transaction then carries hundreds of events instead
+        // of a handful, and the writer stops competing with the requests.
+        let deadline = tokio::time::Instant::now() + LINGER;
         while batch.len() < batch_size {
             match rx.try_recv() {
                 Ok(record) => batch.push(record),
-                Err(_) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(record)) => batch.push(record),
+                        // Closed, or the moment is over.
+                        Ok(None) | Err(_) => break,
+                    }
+                }
             }
         }
         written += write_with_retry(&pool, &mut batch).await;
