@@ -189,3 +189,19 @@ both_engines! {
         assert!(!users_page.contains("ci-bot"), "globex's page shows globex's service users only");
     }
 }
+
+both_engines! {
+    async fn an_admin_without_a_tenant_is_told_whom_to_ask(app: TestApp) {
+        account(&app, "new@nowhere.test", false).await;
+        let client = browser();
+        sign_in(&app, &client, "new@nowhere.test", PASSWORD).await;
+        for path in ["/admin/api-keys", "/admin/service-users"] {
+            let (status, page) = html(&client, app.url(path)).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            assert!(page.contains("not an admin of any tenant yet"), "{path}: {page}");
+            assert!(!page.contains("Acme"), "nothing of a tenant they do not belong to");
+        }
+        let (status, _) = html(&client, app.url("/admin/api-keys?tenant=acme")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "asking for a tenant by name is still 404");
+    }
+}

@@ -115,6 +115,23 @@ impl Admin {
         Ok((chosen, all))
     }
 
+    /// For a page opened without a tenant by an admin who has none yet: a
+    /// superadmin goes to create one, anyone else is told whom to ask.
+    pub async fn without_tenant(&self, state: &AppState) -> Result<Option<Response>, PageError> {
+        if !self.memberships(state).await?.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(if self.user.superadmin {
+            Redirect::to("/admin/tenants").into_response()
+        } else {
+            super::page::notice(
+                http::StatusCode::OK,
+                "No tenant yet",
+                "You are not an admin of any tenant yet. Ask an instance administrator to add you to one.".into(),
+            )
+        }))
+    }
+
     /// The tenant a state-changing form acts in, once the request passed the
     /// CSRF check and the admin's role there may change things; a viewer
     /// gets `refusal` (403), another tenant is 404.

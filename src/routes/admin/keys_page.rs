@@ -73,7 +73,14 @@ pub async fn list(
     admin: Admin,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, PageError> {
-    let (current, memberships) = admin.tenant(&state, query.tenant.as_deref()).await?;
+    let (current, memberships) = match admin.tenant(&state, query.tenant.as_deref()).await {
+        Ok(found) => found,
+        // Only an admin with no tenant at all ends up here without asking for one.
+        Err(err) if query.tenant.is_none() => {
+            return admin.without_tenant(&state).await?.ok_or(err);
+        }
+        Err(err) => return Err(err),
+    };
     let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(raw) => Some(

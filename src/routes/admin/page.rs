@@ -49,7 +49,11 @@ impl IntoResponse for PageError {
             tracing::error!(error = ?self.0, "admin page failed");
         }
         let title = status.canonical_reason().unwrap_or("Error");
-        let message = self.0.to_string();
-        (status, render(&ErrorPage { title, message })).into_response()
+        notice(status, title, self.0.to_string())
     }
+}
+
+/// A page that only says something (an error, or that there is nothing here yet).
+pub fn notice(status: StatusCode, title: &str, message: String) -> Response {
+    (status, render(&ErrorPage { title, message })).into_response()
 }

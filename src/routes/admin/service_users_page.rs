@@ -74,14 +74,19 @@ pub async fn list(
     admin: Admin,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, PageError> {
-    page(
+    let result = page(
         &state,
         &admin,
         query.tenant.as_deref(),
         None,
         &CreateForm::default(),
     )
-    .await
+    .await;
+    match result {
+        // Only an admin with no tenant at all ends up here without asking for one.
+        Err(err) if query.tenant.is_none() => admin.without_tenant(&state).await?.ok_or(err),
+        other => other,
+    }
 }
 
 async fn page(
