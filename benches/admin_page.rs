@@ -143,6 +143,7 @@ fn keys_page(c: &mut Criterion) {
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(startup::serve(state, listener, std::future::pending()));
 
+        keysmith_verify::tls::install_default_provider();
         let client = reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())

@@ -13,8 +13,8 @@ use axum::{Router, http::HeaderMap, routing::get};
 use clap::{Parser, ValueEnum};
 use keysmith::{config::Config, db::Db, domain::users};
 use keysmith_verify::{
-    ApiKey, Peppers, SqlVerifier, SystemClock, ToolAllowlist, VerifiedKey, Verifier, VerifyCode,
-    VerifyLayer, audit::spawn_sql_audit, backend::VerdictFuture, outcome::Refusal,
+    ApiKey, Peppers, SqlVerifier, SystemClock, TenantScope, ToolAllowlist, VerifiedKey, Verifier,
+    VerifyCode, VerifyLayer, audit::spawn_sql_audit, backend::VerdictFuture, outcome::Refusal,
 };
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -112,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
                 allowed_tools: ToolAllowlist::any_tool(),
             };
             routes.layer(
-                VerifyLayer::builder(Argon2Verifier { hash, identity })
+                VerifyLayer::builder(Argon2Verifier { hash, identity }, TenantScope::Any)
                     .cache_ttl(Duration::ZERO)
                     .build(),
             )
@@ -128,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 Duration::ZERO
             };
-            let mut builder = VerifyLayer::builder(verifier).cache_ttl(ttl);
+            let mut builder = VerifyLayer::builder(verifier, TenantScope::Any).cache_ttl(ttl);
             if !args.no_audit {
                 let (sink, audit) = spawn_sql_audit(db.pool.clone(), 512, 8192);
                 flusher = Some(audit);

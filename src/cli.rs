@@ -17,7 +17,7 @@ use crate::{
     error::AppError,
     startup,
 };
-use keysmith_verify::{KeyPrefix, ToolAllowlist};
+use keysmith_verify::{KeyPrefix, TenantScope, ToolAllowlist};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,11 +47,30 @@ enum Command {
     ManagementKey(ManagementKeyCommand),
     /// The verification layer in front of any HTTP or MCP server.
     Gateway {
-        /// Where verified requests go, e.g. http://127.0.0.1:9000
+        /// Where verified requests go, e.g. http://127.0.0.1:9000 or https://…
         #[arg(long)]
         upstream: String,
         #[arg(long, default_value = "127.0.0.1:8787")]
         bind: std::net::SocketAddr,
+        /// Only keys of this tenant (slug) pass; any other key is 401.
+        #[arg(
+            long,
+            required_unless_present = "any_tenant",
+            conflicts_with = "any_tenant"
+        )]
+        tenant: Option<String>,
+        /// Let keys of EVERY tenant pass. Only for an upstream shared by all
+        /// tenants that tells them apart itself by `x-keysmith-tenant`.
+        #[arg(long)]
+        any_tenant: bool,
+        /// The upstream is not an MCP server: bodies are not read and no tool
+        /// allowlist is enforced.
+        #[arg(long)]
+        no_mcp: bool,
+        /// PEM file of root certificates to trust for an https upstream,
+        /// besides the Mozilla roots.
+        #[arg(long, env = "KEYSMITH_UPSTREAM_CA_FILE")]
+        upstream_ca: Option<std::path::PathBuf>,
     },
 }
 
@@ -93,6 +112,10 @@ enum ManagementKeyCommand {
         tenant: String,
         #[arg(long, default_value = "management")]
         name: String,
+        /// `admin`: the whole JSON API of the tenant; `verify`: only
+        /// `POST /api/v1/verify` (what a remote verifier needs).
+        #[arg(long, value_enum, default_value = "admin")]
+        scope: ManagementScope,
         #[arg(long)]
         expires_in_days: Option<i64>,
         /// Print `{"id","key","expires_at"}`.
@@ -101,12 +124,19 @@ enum ManagementKeyCommand {
     },
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ManagementScope {
+    Admin,
+    Verify,
+}
+
 /// The service user that owns a tenant's management keys.
 const MANAGEMENT_SERVICE_USER: &str = "keysmith-management";
 
 impl Cli {
     pub async fn run(self) -> ExitCode {
         startup::init_tracing();
+        keysmith_verify::tls::install_default_provider();
         match self.execute().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
@@ -131,8 +161,23 @@ impl Cli {
                 startup::serve(state, listener, startup::shutdown_signal()).await?;
             }
             Command::Migrate => say(format_args!("migrations applied"))?,
-            Command::Gateway { upstream, bind } => {
-                crate::gateway::run(state, &upstream, bind).await?
+            Command::Gateway {
+                upstream,
+                bind,
+                tenant,
+                any_tenant: _,
+                no_mcp,
+                upstream_ca,
+            } => {
+                let options = crate::gateway::GatewayOptions {
+                    upstream,
+                    bind,
+                    // clap makes --tenant and --any-tenant exclusive, one required.
+                    tenant: tenant.map_or(TenantScope::Any, TenantScope::Only),
+                    mcp: !no_mcp,
+                    upstream_ca,
+                };
+                crate::gateway::run(state, options).await?
             }
             Command::Tenant(TenantCommand::Create {
                 slug,
@@ -190,6 +235,7 @@ impl Cli {
             Command::ManagementKey(ManagementKeyCommand::Create {
                 tenant,
                 name,
+                scope,
                 expires_in_days,
                 json,
             }) => {
@@ -216,7 +262,10 @@ impl Cli {
                     expiry: expires_in_days
                         .map_or(ExpiryRequest::TenantDefault, ExpiryRequest::InDays),
                     allowed_tools: ToolAllowlist::any_tool(),
-                    scopes: vec![Scope::admin()],
+                    scopes: vec![match scope {
+                        ManagementScope::Admin => Scope::admin(),
+                        ManagementScope::Verify => Scope::verify(),
+                    }],
                 };
                 let issued =
                     keys::create(pool, &state.peppers, &tenant, new, &Actor::Cli, now).await?;

@@ -2,8 +2,9 @@
 //! verification layer.
 //!
 //! ```sh
-//! KEYSMITH_DATABASE_URL=sqlite://./keysmith-data/keysmith.db cargo run --example mcp-server -- --bind 127.0.0.1:9000
-//! KEYSMITH_URL=http://127.0.0.1:8080 KEYSMITH_MANAGEMENT_KEY=ks_… cargo run --example mcp-server
+//! KEYSMITH_DATABASE_URL=sqlite://./keysmith-data/keysmith.db cargo run --example mcp-server -- --tenant acme --bind 127.0.0.1:9000
+//! # or ask a Keysmith server, with a key of scope keysmith:verify:
+//! KEYSMITH_URL=https://keysmith.internal KEYSMITH_MANAGEMENT_KEY=ks_… cargo run --example mcp-server -- --tenant acme
 //! ```
 
 mod demo;
@@ -14,7 +15,8 @@ use anyhow::Context;
 use clap::Parser;
 use keysmith::{config::Config, db::Db};
 use keysmith_verify::{
-    Peppers, RemoteVerifier, SqlVerifier, SystemClock, VerifyLayer, audit::spawn_sql_audit,
+    Peppers, RemoteVerifier, SqlVerifier, SystemClock, TenantScope, VerifyLayer,
+    audit::spawn_sql_audit,
 };
 
 #[derive(Debug, Parser)]
@@ -24,18 +26,38 @@ struct Args {
     /// Seconds a verified key is trusted without asking again (0: off).
     #[arg(long, default_value_t = 5)]
     cache_ttl: u64,
+    /// Only keys of this tenant (slug) pass.
+    #[arg(
+        long,
+        required_unless_present = "any_tenant",
+        conflicts_with = "any_tenant"
+    )]
+    tenant: Option<String>,
+    /// Keys of every tenant pass (a server shared by all tenants).
+    #[arg(long)]
+    any_tenant: bool,
+    /// PEM root certificates to trust for an https KEYSMITH_URL.
+    #[arg(long, env = "KEYSMITH_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     keysmith::startup::init_tracing();
+    keysmith_verify::tls::install_default_provider();
     let args = Args::parse();
     let ttl = Duration::from_secs(args.cache_ttl);
+    let tenant = args.tenant.map_or(TenantScope::Any, TenantScope::Only);
     let (layer, flusher) = if let Ok(url) = std::env::var("KEYSMITH_URL") {
         let key = std::env::var("KEYSMITH_MANAGEMENT_KEY")
             .context("KEYSMITH_URL needs KEYSMITH_MANAGEMENT_KEY")?;
+        let roots = match &args.ca_file {
+            Some(path) => Some(std::fs::read(path).context("KEYSMITH_CA_FILE")?),
+            None => None,
+        };
+        let verifier = RemoteVerifier::with_roots(&url, key, roots.as_deref())?;
         (
-            VerifyLayer::builder(RemoteVerifier::new(&url, key))
+            VerifyLayer::builder(verifier, tenant)
                 .cache_ttl(ttl)
                 .build(),
             None,
@@ -47,7 +69,7 @@ async fn main() -> anyhow::Result<()> {
             Peppers::load_or_create(&config.pepper_file).context("KEYSMITH_PEPPER_FILE")?;
         let verifier = SqlVerifier::new(db.pool.clone(), Arc::new(peppers), Arc::new(SystemClock));
         let (sink, flusher) = spawn_sql_audit(db.pool.clone(), 256, 4096);
-        let layer = VerifyLayer::builder(verifier)
+        let layer = VerifyLayer::builder(verifier, tenant)
             .cache_ttl(ttl)
             .audit(sink)
             .build();

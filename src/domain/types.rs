@@ -137,6 +137,9 @@ string_type!(Scope);
 impl Scope {
     /// Lets a key call the JSON API for its own tenant.
     pub const ADMIN: &'static str = "keysmith:admin";
+    /// Lets a key call `POST /api/v1/verify` for its own tenant, and nothing
+    /// else: what a remote verifier needs, without the power to mint keys.
+    pub const VERIFY: &'static str = "keysmith:verify";
 
     pub fn parse(raw: &str) -> Result<Self, AppError> {
         let ok = (1..=64).contains(&raw.len())
@@ -154,6 +157,10 @@ impl Scope {
 
     pub fn admin() -> Self {
         Self(Self::ADMIN.to_owned())
+    }
+
+    pub fn verify() -> Self {
+        Self(Self::VERIFY.to_owned())
     }
 }
 

@@ -32,6 +32,7 @@ pub(crate) async fn admin_user(app: &TestApp, email: &str, role: Role) {
 }
 
 pub(crate) fn browser() -> reqwest::Client {
+    keysmith_verify::tls::install_default_provider();
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(Policy::none())

@@ -3,7 +3,7 @@
 use std::{collections::HashMap, convert::Infallible, sync::Arc, time::Duration};
 
 use axum::{Router, body::Body, extract::State, response::Response};
-use keysmith_verify::{SqlVerifier, VerifyLayer, audit::spawn_sql_audit};
+use keysmith_verify::{SqlVerifier, TenantScope, VerifyLayer, audit::spawn_sql_audit};
 use reqwest::StatusCode;
 use rmcp::{
     ServiceExt,
@@ -61,16 +61,22 @@ async fn gateway(app: &TestApp, upstream: &str) -> String {
         Arc::new(app.clock.clone()),
     );
     let (sink, _flusher) = spawn_sql_audit(app.state.pool().clone(), 64, 256);
-    let layer = VerifyLayer::builder(verifier)
+    let layer = VerifyLayer::builder(verifier, TenantScope::only(app.tenant.slug.as_str()))
         .audit(sink)
         .clock(Arc::new(app.clock.clone()))
         .build();
-    let router = keysmith::gateway::proxy(upstream).layer(layer);
+    let router = keysmith::gateway::proxy(upstream, None)
+        .expect("proxy")
+        .layer(layer);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, router).await.expect("gateway") });
+    tokio::spawn(async move {
+        keysmith::gateway::serve(listener, router, std::future::pending())
+            .await
+            .expect("gateway")
+    });
     base
 }
 

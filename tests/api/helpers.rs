@@ -165,6 +165,7 @@ impl TestApp {
         env: &[(&str, String)],
         clock: Option<ManualClock>,
     ) -> Self {
+        keysmith_verify::tls::install_default_provider();
         let config = test_config(&db, env);
         let database = Db::connect(&DatabaseUrl::parse(&db.url).expect("url"))
             .await

@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use keysmith::{config::DatabaseUrl, db::Db};
 use keysmith_verify::{
-    RemoteVerifier, SqlVerifier, VerifyLayer,
+    RemoteVerifier, SqlVerifier, TenantScope, VerifyLayer,
     audit::{AuditFlusher, spawn_sql_audit},
 };
 use reqwest::StatusCode;
@@ -58,20 +58,22 @@ impl McpServer {
                 )
                 .scoped_to_tenant(app.tenant.id.clone());
                 let (sink, flusher) = spawn_sql_audit(verifier_db.pool.clone(), 64, 256);
-                let layer = VerifyLayer::builder(verifier)
-                    .cache_ttl(ttl)
-                    .audit(sink)
-                    .clock(Arc::new(app.clock.clone()))
-                    .resource_metadata(
-                        "https://mcp.example.com/.well-known/oauth-protected-resource",
-                    )
-                    .build();
+                let layer =
+                    VerifyLayer::builder(verifier, TenantScope::only(app.tenant.slug.as_str()))
+                        .cache_ttl(ttl)
+                        .audit(sink)
+                        .clock(Arc::new(app.clock.clone()))
+                        .resource_metadata(
+                            "https://mcp.example.com/.well-known/oauth-protected-resource",
+                        )
+                        .build();
                 (layer, Some(flusher))
             }
             Backend::Remote => {
-                let verifier = RemoteVerifier::new(&app.base, app.admin_key.clone());
+                let verifier =
+                    RemoteVerifier::new(&app.base, app.admin_key.clone()).expect("client");
                 (
-                    VerifyLayer::builder(verifier)
+                    VerifyLayer::builder(verifier, TenantScope::only(app.tenant.slug.as_str()))
                         .cache_ttl(ttl)
                         .clock(Arc::new(app.clock.clone()))
                         .build(),

@@ -8,6 +8,7 @@ use crate::{
     outcome::{Refusal, VerifiedKey, VerifyCode},
     sql::{BackendError, SqlVerifier},
     timestamp,
+    tls::{self, TlsError},
     tools::{ToolAllowlist, ToolPattern},
 };
 
@@ -55,16 +56,28 @@ impl std::fmt::Debug for RemoteVerifier {
 }
 
 impl RemoteVerifier {
-    /// `base_url` is the server's root, e.g. `http://127.0.0.1:8080`.
-    pub fn new(base_url: &str, management_key: String) -> Self {
-        Self {
-            client: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(5))
-                .build()
-                .expect("a plain HTTP client builds"),
+    /// `base_url` is the server's root, e.g. `https://keysmith.internal`;
+    /// `management_key` needs the `keysmith:verify` (or `keysmith:admin`) scope.
+    pub fn new(base_url: &str, management_key: String) -> Result<Self, TlsError> {
+        Self::with_roots(base_url, management_key, None)
+    }
+
+    /// As [`RemoteVerifier::new`], also trusting the PEM root certificates
+    /// in `extra_roots_pem` (a private CA).
+    pub fn with_roots(
+        base_url: &str,
+        management_key: String,
+        extra_roots_pem: Option<&[u8]>,
+    ) -> Result<Self, TlsError> {
+        let client = tls::client_builder(extra_roots_pem)?
+            .timeout(std::time::Duration::from_secs(5))
+            .build()
+            .map_err(|err| TlsError::BadCertificate(err.to_string()))?;
+        Ok(Self {
+            client,
             endpoint: format!("{}/api/v1/verify", base_url.trim_end_matches('/')),
             management_key,
-        }
+        })
     }
 }
 

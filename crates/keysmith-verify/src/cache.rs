@@ -1,79 +1,108 @@
-//! A short-lived in-memory cache of verified keys.
+//! A short-lived in-memory cache of verdicts.
 //!
-//! Keyed by SHA-256 of the presented key (never the plaintext), holding only
-//! successes, and never past the key's own `valid_until`. Revocation through
-//! the server reaches a cache at once only on the same instance (through
-//! [`CachedVerifier::invalidate_key`]); elsewhere it takes at most the TTL.
+//! Keyed by SHA-256 of the presented key (never the plaintext). A verified
+//! key is kept for the TTL but never past its own `valid_until`; a refused
+//! one (unknown, revoked, expired…) for the shorter negative TTL, so a client
+//! repeating a bad key does not reach the database on every request.
+//! Eviction is per entry (S3-FIFO, `quick_cache`), so a flood of new keys
+//! pushes out cold entries rather than emptying the cache. Revocation through
+//! the server reaches a cache at once on the same instance (and over
+//! PostgreSQL `NOTIFY` on others) through [`CachedVerifier::invalidate_key`];
+//! otherwise it takes at most the TTL.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
+use quick_cache::sync::Cache;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::{
     backend::{Verdict, VerdictFuture, Verifier},
     clock::SharedClock,
-    outcome::VerifiedKey,
 };
 
-/// SHA-256 of the presented key → the identity and when the entry lapses.
-type Entries = HashMap<[u8; 32], (VerifiedKey, OffsetDateTime)>;
+/// Entries kept at most.
+const CAPACITY: usize = 100_000;
 
-/// Entries kept at most; past it, expired ones go, then everything.
-const MAX_ENTRIES: usize = 100_000;
+/// A verdict and when it lapses.
+#[derive(Debug, Clone)]
+struct Entry {
+    verdict: Verdict,
+    until: OffsetDateTime,
+}
+
+impl Entry {
+    fn key_id(&self) -> Option<&str> {
+        match &self.verdict {
+            Ok(key) => Some(&key.key_id),
+            Err(refusal) => refusal.key_id.as_deref(),
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct CachedVerifier<V> {
     inner: V,
     ttl: Duration,
+    negative_ttl: Duration,
     clock: SharedClock,
-    entries: Arc<Mutex<Entries>>,
+    entries: Cache<[u8; 32], Entry>,
 }
 
 impl<V: Verifier> CachedVerifier<V> {
-    /// A TTL of zero disables caching.
+    /// A TTL of zero disables caching (of refusals too).
     pub fn new(inner: V, ttl: Duration, clock: SharedClock) -> Self {
         Self {
             inner,
             ttl,
+            negative_ttl: Duration::ZERO,
             clock,
-            entries: Arc::default(),
+            entries: Cache::new(CAPACITY),
         }
     }
 
-    /// Drops every cached entry of `key_id` (after a revoke or rotation on this instance).
+    /// How long a refusal is remembered (zero: not at all).
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = ttl;
+        self
+    }
+
+    /// Drops every cached verdict about `key_id` (after a revoke or rotation).
     pub fn invalidate_key(&self, key_id: &str) {
         self.entries
-            .lock()
-            .expect("cache lock")
-            .retain(|_, (key, _)| key.key_id != key_id);
+            .retain(|_, entry| entry.key_id() != Some(key_id));
     }
 
     pub fn invalidate_all(&self) {
-        self.entries.lock().expect("cache lock").clear();
+        self.entries.clear();
     }
 
-    fn lookup(&self, fingerprint: &[u8; 32], now: OffsetDateTime) -> Option<VerifiedKey> {
-        let entries = self.entries.lock().expect("cache lock");
-        let (key, until) = entries.get(fingerprint)?;
-        (now < *until && now < key.valid_until).then(|| key.clone())
-    }
-
-    fn store(&self, fingerprint: [u8; 32], key: &VerifiedKey, now: OffsetDateTime) {
-        let ttl = time::Duration::try_from(self.ttl).unwrap_or(time::Duration::ZERO);
-        let until = (now + ttl).min(key.valid_until);
-        let mut entries = self.entries.lock().expect("cache lock");
-        if entries.len() >= MAX_ENTRIES {
-            entries.retain(|_, (_, until)| now < *until);
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
-            }
+    fn lookup(&self, fingerprint: &[u8; 32], now: OffsetDateTime) -> Option<Verdict> {
+        let entry = self.entries.get(fingerprint)?;
+        let fresh =
+            now < entry.until && entry.verdict.as_ref().map_or(true, |k| now < k.valid_until);
+        if fresh {
+            Some(entry.verdict)
+        } else {
+            self.entries.remove(fingerprint);
+            None
         }
-        entries.insert(fingerprint, (key.clone(), until));
+    }
+
+    fn store(&self, fingerprint: [u8; 32], verdict: &Verdict, now: OffsetDateTime) {
+        let lasts = |ttl: Duration| time::Duration::try_from(ttl).unwrap_or(time::Duration::ZERO);
+        let until = match verdict {
+            Ok(key) => (now + lasts(self.ttl)).min(key.valid_until),
+            Err(_) if self.negative_ttl.is_zero() => return,
+            Err(_) => now + lasts(self.negative_ttl.min(self.ttl)),
+        };
+        self.entries.insert(
+            fingerprint,
+            Entry {
+                verdict: verdict.clone(),
+                until,
+            },
+        );
     }
 }
 
@@ -86,13 +115,158 @@ impl<V: Verifier> Verifier for CachedVerifier<V> {
             let fingerprint: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
             let now = self.clock.now();
             if let Some(hit) = self.lookup(&fingerprint, now) {
-                return Ok(Ok(hit));
+                return Ok(hit);
             }
             let verdict: Verdict = self.inner.verify(presented).await?;
-            if let Ok(key) = &verdict {
-                self.store(fingerprint, key, now);
-            }
+            self.store(fingerprint, &verdict, now);
             Ok(verdict)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use super::*;
+    use crate::{
+        clock::ManualClock,
+        outcome::{Refusal, VerifiedKey, VerifyCode},
+        timestamp,
+        tools::ToolAllowlist,
+    };
+
+    /// Answers `valid` for keys starting with "good", `revoked` otherwise,
+    /// and counts how often it was asked.
+    #[derive(Debug, Default)]
+    struct Counting(AtomicUsize);
+
+    impl Verifier for Counting {
+        fn verify<'a>(&'a self, presented: &'a str) -> VerdictFuture<'a> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            let id = presented.to_owned();
+            Box::pin(async move {
+                Ok(if id.starts_with("good") {
+                    Ok(VerifiedKey {
+                        key_id: id,
+                        tenant_id: "t".into(),
+                        tenant_slug: "t".into(),
+                        service_user_id: "s".into(),
+                        service_user_name: "s".into(),
+                        valid_until: timestamp::from_unix(4_000_000_000),
+                        scopes: vec![],
+                        allowed_tools: ToolAllowlist::any_tool(),
+                    })
+                } else {
+                    Err(Refusal {
+                        code: VerifyCode::Revoked,
+                        key_id: Some(id),
+                        known: None,
+                    })
+                })
+            })
+        }
+    }
+
+    fn cached(clock: &ManualClock) -> CachedVerifier<Arc<Counting>> {
+        CachedVerifier::new(
+            Arc::new(Counting::default()),
+            Duration::from_secs(5),
+            Arc::new(clock.clone()),
+        )
+        .negative_ttl(Duration::from_secs(1))
+    }
+
+    fn asked(cache: &CachedVerifier<Arc<Counting>>) -> usize {
+        cache.inner.0.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn refusals_are_remembered_briefly_and_invalidated_like_the_rest() {
+        let clock = ManualClock::new(timestamp::from_unix(1_900_000_000));
+        let cache = cached(&clock);
+        for _ in 0..10 {
+            let verdict = cache.verify("bad1").await.expect("backend");
+            assert_eq!(verdict.expect_err("refused").code, VerifyCode::Revoked);
+        }
+        assert_eq!(
+            asked(&cache),
+            1,
+            "a repeated bad key is answered from memory"
+        );
+        clock.advance(time::Duration::seconds(2));
+        cache
+            .verify("bad1")
+            .await
+            .expect("backend")
+            .expect_err("refused");
+        assert_eq!(asked(&cache), 2, "the negative TTL is short");
+        cache.invalidate_key("bad1");
+        cache
+            .verify("bad1")
+            .await
+            .expect("backend")
+            .expect_err("refused");
+        assert_eq!(asked(&cache), 3, "invalidation drops refusals too");
+
+        cache
+            .verify("good1")
+            .await
+            .expect("backend")
+            .expect("valid");
+        cache
+            .verify("good1")
+            .await
+            .expect("backend")
+            .expect("valid");
+        assert_eq!(asked(&cache), 4);
+        cache.invalidate_key("good1");
+        cache
+            .verify("good1")
+            .await
+            .expect("backend")
+            .expect("valid");
+        assert_eq!(asked(&cache), 5);
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_new_keys_evicts_per_entry() {
+        let clock = ManualClock::new(timestamp::from_unix(1_900_000_000));
+        let cache = cached(&clock);
+        cache
+            .verify("good-hot")
+            .await
+            .expect("backend")
+            .expect("valid");
+        for i in 0..(CAPACITY + CAPACITY / 2) {
+            // Keep the hot key hot while the flood passes.
+            if i % 1000 == 0 {
+                cache
+                    .verify("good-hot")
+                    .await
+                    .expect("backend")
+                    .expect("valid");
+            }
+            cache
+                .verify(&format!("bad-{i}"))
+                .await
+                .expect("backend")
+                .expect_err("refused");
+        }
+        assert!(
+            cache.entries.len() <= CAPACITY + CAPACITY / 10,
+            "bounded: {}",
+            cache.entries.len()
+        );
+        let before = asked(&cache);
+        cache
+            .verify("good-hot")
+            .await
+            .expect("backend")
+            .expect("valid");
+        assert_eq!(asked(&cache), before, "the hot key survived the flood");
     }
 }

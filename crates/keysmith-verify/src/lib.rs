@@ -13,13 +13,14 @@ pub mod outcome;
 pub mod pepper;
 pub mod sql;
 pub mod timestamp;
+pub mod tls;
 pub mod tools;
 
 pub use backend::{RemoteVerifier, Verifier};
 pub use base62::random_id;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use key::{ApiKey, KeyPrefix, MalformedKey};
-pub use layer::{VerifyLayer, VerifyLayerBuilder};
+pub use layer::{TenantScope, VerifyLayer, VerifyLayerBuilder};
 pub use outcome::{Refusal, VerifiedKey, VerifyCode};
 pub use pepper::Peppers;
 pub use sql::{BackendError, SqlVerifier};

@@ -1,4 +1,6 @@
-//! JSON API authentication: a management key (`keysmith:admin` scope) bound to its tenant.
+//! JSON API authentication: a management key bound to its tenant, with the
+//! `keysmith:admin` scope for the API, or `keysmith:verify` for the verify
+//! endpoint alone.
 
 use axum::{extract::FromRequestParts, http::request::Parts};
 
@@ -23,28 +25,7 @@ impl FromRequestParts<AppState> for ManagementCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let presented = parts
-            .headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, key)| key)
-            .ok_or(AppError::Unauthorized(
-                "send a management key as `Authorization: Bearer <key>`",
-            ))?;
-        let verified = state
-            .verifier
-            .verify(presented.trim(), None, None)
-            .await?
-            .map_err(|refusal| {
-                tracing::info!(
-                    code = refusal.code.as_str(),
-                    key_id = refusal.key_id.as_deref(),
-                    "management key refused"
-                );
-                AppError::Unauthorized("the API key is invalid, expired or revoked")
-            })?;
+        let verified = authenticate(parts, state).await?;
         if !verified.has_scope(Scope::ADMIN) {
             return Err(AppError::Forbidden(
                 "this key lacks the keysmith:admin scope",
@@ -52,6 +33,54 @@ impl FromRequestParts<AppState> for ManagementCaller {
         }
         Ok(Self(verified))
     }
+}
+
+/// A management key that may ask `POST /api/v1/verify`: scope
+/// `keysmith:verify` or `keysmith:admin`.
+#[derive(Debug, Clone)]
+pub struct VerifyCaller(pub VerifiedKey);
+
+impl FromRequestParts<AppState> for VerifyCaller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let verified = authenticate(parts, state).await?;
+        if !verified.has_scope(Scope::VERIFY) && !verified.has_scope(Scope::ADMIN) {
+            return Err(AppError::Forbidden(
+                "this key lacks the keysmith:verify scope",
+            ));
+        }
+        Ok(Self(verified))
+    }
+}
+
+/// The key in `Authorization: Bearer`, verified.
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<VerifiedKey, AppError> {
+    let presented = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key)
+        .ok_or(AppError::Unauthorized(
+            "send a management key as `Authorization: Bearer <key>`",
+        ))?;
+    state
+        .verifier
+        .verify(presented.trim(), None, None)
+        .await?
+        .map_err(|refusal| {
+            tracing::info!(
+                code = refusal.code.as_str(),
+                key_id = refusal.key_id.as_deref(),
+                "management key refused"
+            );
+            AppError::Unauthorized("the API key is invalid, expired or revoked")
+        })
 }
 
 impl ManagementCaller {

@@ -4,7 +4,7 @@
 use axum::{Json, extract::State};
 use serde::{Deserialize, Serialize};
 
-use super::{auth::ManagementCaller, extract::ApiJson};
+use super::{auth::VerifyCaller, extract::ApiJson};
 use crate::{domain::rfc3339, error::AppResult, state::AppState};
 use keysmith_verify::{VerifiedKey, VerifyCode, timestamp};
 
@@ -62,7 +62,7 @@ impl VerifyResponse {
     security(("management_key" = [])))]
 pub async fn verify(
     State(state): State<AppState>,
-    caller: ManagementCaller,
+    caller: VerifyCaller,
     ApiJson(body): ApiJson<VerifyRequest>,
 ) -> AppResult<Json<VerifyResponse>> {
     let verdict = state

@@ -73,9 +73,15 @@ pub fn inject(headers: &mut HeaderMap, key: &VerifiedKey) {
     }
 }
 
-/// The presented key from `Authorization: Bearer <key>` (scheme case-insensitive).
+/// The presented key from `Authorization: Bearer <key>` (scheme
+/// case-insensitive). Two `Authorization` headers are no key at all: servers
+/// disagree on which one counts.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return None;
+    };
+    let value = value.to_str().ok()?;
     let (scheme, key) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
 }
@@ -110,6 +116,11 @@ mod tests {
             HeaderValue::from_static("bearer abc"),
         );
         assert_eq!(bearer(&h), Some("abc"));
+        h.append(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer xyz"),
+        );
+        assert_eq!(bearer(&h), None, "two Authorization headers are ambiguous");
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer(&h), None);
     }

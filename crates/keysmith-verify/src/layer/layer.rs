@@ -12,10 +12,40 @@ use crate::{
     clock::{SharedClock, SystemClock},
 };
 
+/// Whose keys a layer accepts. There is no default: a layer in front of one
+/// tenant's server that accepted every tenant's keys would let anyone with a
+/// key anywhere in the instance in, so the choice is made where it is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TenantScope {
+    /// Only keys of the tenant with this slug; any other key is `401`, and
+    /// is not audited (it is not this service's business).
+    Only(String),
+    /// Keys of every tenant of the instance. Right for a shared service that
+    /// itself tells tenants apart by the injected `x-keysmith-tenant`; wrong
+    /// for a server that belongs to one tenant.
+    Any,
+}
+
+impl TenantScope {
+    pub fn only(slug: impl Into<String>) -> Self {
+        Self::Only(slug.into())
+    }
+
+    pub fn admits(&self, tenant_slug: &str) -> bool {
+        match self {
+            Self::Only(slug) => slug == tenant_slug,
+            Self::Any => true,
+        }
+    }
+}
+
 /// Settings shared by every clone of the service.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub verifier: CachedVerifier<Arc<dyn Verifier>>,
+    pub tenant: TenantScope,
+    /// Read every body as one JSON-RPC message and enforce the tool allowlist.
+    pub mcp: bool,
     pub body_limit: usize,
     pub resource_metadata: Option<String>,
     pub audit: Option<AuditSink>,
@@ -28,10 +58,14 @@ pub struct VerifyLayer {
 }
 
 impl VerifyLayer {
-    pub fn builder(verifier: impl Verifier) -> VerifyLayerBuilder {
+    /// A layer in MCP mode (see the crate docs) for the keys `tenant` admits.
+    pub fn builder(verifier: impl Verifier, tenant: TenantScope) -> VerifyLayerBuilder {
         VerifyLayerBuilder {
             verifier: Arc::new(verifier),
+            tenant,
+            mcp: true,
             cache_ttl: Duration::from_secs(5),
+            negative_ttl: Duration::from_secs(1),
             body_limit: 1024 * 1024,
             resource_metadata: None,
             audit: None,
@@ -61,7 +95,10 @@ impl<S> Layer<S> for VerifyLayer {
 #[derive(Debug)]
 pub struct VerifyLayerBuilder {
     verifier: Arc<dyn Verifier>,
+    tenant: TenantScope,
+    mcp: bool,
     cache_ttl: Duration,
+    negative_ttl: Duration,
     body_limit: usize,
     resource_metadata: Option<String>,
     audit: Option<AuditSink>,
@@ -69,6 +106,14 @@ pub struct VerifyLayerBuilder {
 }
 
 impl VerifyLayerBuilder {
+    /// The routes behind this layer are not MCP: bodies are not read, no tool
+    /// is enforced (a key's tool allowlist is not consulted), and the audit
+    /// names requests `METHOD /path`. Never use it in front of an MCP server.
+    pub fn not_mcp(mut self) -> Self {
+        self.mcp = false;
+        self
+    }
+
     /// How long a verified key is trusted without asking the backend again
     /// (default 5 s; zero turns the cache off). Also the worst-case delay
     /// before a revocation made elsewhere takes effect here.
@@ -77,7 +122,15 @@ impl VerifyLayerBuilder {
         self
     }
 
-    /// Largest JSON-RPC body read to find the tool (default 1 MiB); larger is `413`.
+    /// How long a refused key (unknown, revoked, expired…) is answered from
+    /// memory (default 1 s), so repeating it does not reach the database
+    /// every time. Zero turns negative caching off.
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = ttl;
+        self
+    }
+
+    /// Largest body read (default 1 MiB); larger is `413`.
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
         self
@@ -104,7 +157,10 @@ impl VerifyLayerBuilder {
     pub fn build(self) -> VerifyLayer {
         VerifyLayer {
             shared: Arc::new(Shared {
-                verifier: CachedVerifier::new(self.verifier, self.cache_ttl, self.clock.clone()),
+                verifier: CachedVerifier::new(self.verifier, self.cache_ttl, self.clock.clone())
+                    .negative_ttl(self.negative_ttl),
+                tenant: self.tenant,
+                mcp: self.mcp,
                 body_limit: self.body_limit,
                 resource_metadata: self.resource_metadata,
                 audit: self.audit,

@@ -1,19 +1,49 @@
 //! The tower layer MCP servers (and any HTTP service) put in front of their
 //! endpoint: verify the bearer key, refuse what it may not do, inject the
 //! verified identity, audit every request.
+//!
+//! # MCP mode (the default): the body decides, fail closed
+//!
+//! An upstream server acts on what *its* parser reads from the body, so the
+//! layer never decides from headers. Every request body, whatever its method,
+//! Content-Type or encoding, is read under the size cap and must be one
+//! JSON-RPC message that every mainstream parser reads the same way (see
+//! [`jsonrpc`] for the full rule: strict UTF-8, no duplicate or case-folded
+//! duplicate members, safe integers, bounded nesting, no batches, a
+//! `Content-Type: application/json` without a foreign charset, no
+//! `Content-Encoding`). Anything else is `400` with a JSON-RPC error
+//! (`-32700` or `-32600`) and never reaches the upstream; what does reach it
+//! is exactly the bytes that were judged. A `tools/call` for a tool outside
+//! the key's allowlist is `403`; a `tools/list` answer is filtered to the
+//! allowlist; `Mcp-Name` / `Mcp-Method` headers must agree with the body.
+//! The audit names the tool of a `tools/call`, the method of any other
+//! message, and `METHOD /path` only for requests without a body.
+//!
+//! Routes that are not MCP opt out with
+//! [`VerifyLayerBuilder::not_mcp`]: bodies are then not read and no tool is
+//! enforced.
+//!
+//! # Tenant scope
+//!
+//! [`VerifyLayer::builder`] takes a [`TenantScope`]: a layer serves one
+//! tenant (another tenant's key is `401`, audited nowhere), or says
+//! explicitly that it serves all.
 
+mod body;
 mod future;
 mod headers;
+pub mod jsonrpc;
 #[expect(
     clippy::module_inception,
     reason = "tower-http layout: layer.rs, service.rs, future.rs"
 )]
 mod layer;
-mod mcp;
+mod request_body;
 mod service;
+mod tools_list;
 
+pub use body::LayerBody;
 pub use future::ResponseFuture;
 pub use headers::{KEY_ID_HEADER, SERVICE_USER_HEADER, SERVICE_USER_ID_HEADER, TENANT_HEADER};
-pub use layer::{VerifyLayer, VerifyLayerBuilder};
-pub use mcp::ToolCall;
+pub use layer::{TenantScope, VerifyLayer, VerifyLayerBuilder};
 pub use service::VerifyService;

@@ -8,15 +8,17 @@ use std::{
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header, request::Parts};
 use http_body::Body;
-use http_body_util::{BodyExt, Either, Full, Limited};
 use serde_json::json;
 use tower::Service;
 
 use super::{
+    body::{BoxError, LayerBody},
     future::ResponseFuture,
     headers,
+    jsonrpc::{Message, TOOLS_LIST},
     layer::Shared,
-    mcp::{self, ToolCall},
+    request_body,
+    tools_list::{Format, ToolListFilter},
 };
 use crate::{
     audit::AuditRecord,
@@ -24,9 +26,8 @@ use crate::{
     outcome::{VerifiedKey, VerifyCode},
 };
 
-const MCP_NAME: &str = "mcp-name";
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Longest client-chosen request id kept in the audit log.
+const MAX_REQUEST_ID_LEN: usize = 128;
 
 #[derive(Debug, Clone)]
 pub struct VerifyService<S> {
@@ -46,12 +47,12 @@ where
     S::Future: Send,
     ReqBody: Body<Data = Bytes> + From<Bytes> + Send + 'static,
     ReqBody::Error: Into<BoxError>,
-    ResBody: Send + 'static,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
 {
-    /// The inner service's body, or the layer's own refusal: an enum, not a box.
-    type Response = Response<Either<ResBody, Full<Bytes>>>;
+    type Response = Response<LayerBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<Either<ResBody, Full<Bytes>>, S::Error>;
+    type Future = ResponseFuture<LayerBody<ResBody>, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -66,131 +67,165 @@ where
             let (mut parts, body) = request.into_parts();
             let key = match authenticate(&shared, &parts).await {
                 Ok(key) => key,
-                Err(response) => return Ok(response.map(Either::Right)),
+                Err((response, known)) => {
+                    if let Some(known) = known {
+                        // A genuine key of this service's tenant that may no
+                        // longer be used: worth a line in its audit trail.
+                        let subject = refused_subject(&shared, &mut parts, body).await;
+                        audit(&shared, &parts, &known.0, subject, known.1).await;
+                    }
+                    return Ok(response);
+                }
             };
-            let (body, call) = match inspect_body(&shared, &parts, body).await {
-                Ok(found) => found,
-                Err(response) => return Ok(response.map(Either::Right)),
+            let (body, message) = if shared.mcp {
+                match request_body::read(&mut parts, body, shared.body_limit).await {
+                    Ok(read) => read,
+                    Err(refused) => return Ok(refused.into_response()),
+                }
+            } else {
+                (body, None)
             };
-            let subject = call.as_ref().map_or_else(
+            let subject = message.as_ref().map_or_else(
                 || format!("{} {}", parts.method, parts.uri.path()),
-                |c| c.name.clone(),
+                |m| m.subject().to_owned(),
             );
-            if let Some(call) = &call
-                && !key.allowed_tools.allows(&call.name)
+            if let Some(Message::ToolCall { name, id }) = &message
+                && !key.allowed_tools.allows(name)
             {
                 audit(&shared, &parts, &key, subject, VerifyCode::ToolNotAllowed).await;
-                return Ok(tool_refused(call).map(Either::Right));
+                return Ok(tool_refused(name, id));
             }
             audit(&shared, &parts, &key, subject, VerifyCode::Valid).await;
+            // A tools/list answer is filtered when the key may not call every tool.
+            let filter = match &message {
+                Some(Message::Method { method, id }) if method == TOOLS_LIST => key
+                    .allowed_tools
+                    .patterns()
+                    .is_some()
+                    .then(|| (key.allowed_tools.clone(), id.clone())),
+                _ => None,
+            };
+            if filter.is_some() {
+                // An answer the filter could not read would be refused whole.
+                parts.headers.remove(header::ACCEPT_ENCODING);
+            }
             headers::scrub(&mut parts.headers);
             headers::inject(&mut parts.headers, &key);
             parts.extensions.insert(key);
             let response = inner.call(Request::from_parts(parts, body)).await?;
-            Ok(response.map(Either::Left))
+            Ok(match filter {
+                None => response.map(|body| LayerBody::Inner { body }),
+                Some((allowlist, id)) => filtered(response, allowlist, id),
+            })
         })
     }
 }
 
+/// A verified key, or the refusal to send with the key to audit it against
+/// (when it is genuine and of this service's tenant).
+type Authenticated<B> = Result<
+    VerifiedKey,
+    (
+        Response<LayerBody<B>>,
+        Option<(Box<VerifiedKey>, VerifyCode)>,
+    ),
+>;
+
 /// Verifies the bearer key: the identity, or the response that refuses it.
-async fn authenticate(
-    shared: &Shared,
-    parts: &Parts,
-) -> Result<VerifiedKey, Response<Full<Bytes>>> {
+async fn authenticate<B>(shared: &Shared, parts: &Parts) -> Authenticated<B> {
     let Some(presented) = headers::bearer(&parts.headers) else {
-        return Err(unauthorized(shared, "missing bearer key"));
+        return Err((unauthorized(shared, "missing bearer key"), None));
     };
     match shared.verifier.verify(presented).await {
-        Ok(Ok(key)) => Ok(key),
+        Ok(Ok(key)) if shared.tenant.admits(&key.tenant_slug) => Ok(key),
+        Ok(Ok(_)) => {
+            tracing::info!("key of another tenant refused");
+            Err((unauthorized(shared, VerifyCode::NotFound.as_str()), None))
+        }
         Ok(Err(refusal)) => {
-            if let Some(known) = &refusal.known {
-                let subject = format!("{} {}", parts.method, parts.uri.path());
-                audit(shared, parts, known, subject, refusal.code).await;
-            }
             tracing::info!(
                 code = refusal.code.as_str(),
                 key_id = refusal.key_id.as_deref(),
                 "key refused"
             );
-            Err(unauthorized(shared, refusal.code.as_str()))
+            let known = refusal
+                .known
+                .filter(|k| shared.tenant.admits(&k.tenant_slug));
+            // Another tenant's key is refused as if it did not exist.
+            let code = if known.is_some() {
+                refusal.code
+            } else {
+                VerifyCode::NotFound
+            };
+            Err((
+                unauthorized(shared, code.as_str()),
+                known.map(|k| (k, refusal.code)),
+            ))
         }
         Err(err) => {
             // Fail closed: no verdict, no pass.
             tracing::error!(error = %err, "key verification backend unavailable");
-            Err(json_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({"error": {"code": "unavailable", "message": "key verification is unavailable"}}),
+            Err((
+                json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"error": {"code": "unavailable", "message": "key verification is unavailable"}}),
+                ),
+                None,
             ))
         }
     }
 }
 
-/// Reads a JSON POST body (under the cap) to find a `tools/call`, and gives
-/// back a body carrying the same bytes. Other requests pass untouched.
-async fn inspect_body<B>(
-    shared: &Shared,
-    parts: &Parts,
-    body: B,
-) -> Result<(B, Option<ToolCall>), Response<Full<Bytes>>>
+/// What a refused request would have done, for its audit line.
+async fn refused_subject<B>(shared: &Shared, parts: &mut Parts, body: B) -> String
 where
     B: Body<Data = Bytes> + From<Bytes>,
     B::Error: Into<BoxError>,
 {
-    let is_json_post = parts.method == http::Method::POST
-        && parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/json"));
-    if !is_json_post {
-        return Ok((body, None));
-    }
-    let too_large = || {
-        json_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            json!({"error": {"code": "payload_too_large", "message": "request body too large"}}),
-        )
-    };
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > shared.body_limit) {
-        return Err(too_large());
-    }
-    let bytes = match Limited::new(body, shared.body_limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(err)
-            if err
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            return Err(too_large());
-        }
-        Err(err) => {
-            tracing::warn!(error = %err, "failed to read the request body");
-            return Err(json_response(
-                StatusCode::BAD_REQUEST,
-                json!({"error": {"code": "bad_request", "message": "unreadable request body"}}),
-            ));
-        }
-    };
-    let call = mcp::tool_call(&bytes).map_err(|mcp::BodyProblem::Unverifiable(why)| {
-        json_response(
-            StatusCode::BAD_REQUEST,
-            json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": why}}),
-        )
-    })?;
-    if let (Some(call), Some(header_name)) = (&call, parts.headers.get(MCP_NAME))
-        && header_name.as_bytes() != call.name.as_bytes()
+    if shared.mcp
+        && let Ok((_, Some(message))) = request_body::read(parts, body, shared.body_limit).await
     {
-        return Err(json_response(
-            StatusCode::BAD_REQUEST,
-            json!({"jsonrpc": "2.0", "id": call.id, "error": {"code": -32600, "message": "Mcp-Name header does not match params.name"}}),
-        ));
+        return message.subject().to_owned();
     }
-    Ok((B::from(bytes), call))
+    format!("{} {}", parts.method, parts.uri.path())
+}
+
+/// The answer with its `tools/list` result filtered to `allowlist`.
+fn filtered<B>(
+    response: Response<B>,
+    allowlist: crate::tools::ToolAllowlist,
+    id: serde_json::Value,
+) -> Response<LayerBody<B>> {
+    let (mut parts, body) = response.into_parts();
+    let encoded = parts
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    let event_stream = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
+        });
+    // A compressed answer cannot be read: it is replaced by an error.
+    let format = if event_stream && !encoded {
+        Format::EventStream
+    } else {
+        Format::Json
+    };
+    if format == Format::Json {
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    parts.headers.remove(header::CONTENT_ENCODING);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let body = ToolListFilter::new(body, allowlist, format, id);
+    Response::from_parts(parts, LayerBody::Filtered { body })
 }
 
 async fn audit(
@@ -212,14 +247,25 @@ async fn audit(
             .headers
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+            .map(|id| truncate(id, MAX_REQUEST_ID_LEN).to_owned()),
         at: shared.clock.now(),
     })
     .await;
 }
 
-fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+pub(crate) fn json_response<B>(
+    status: StatusCode,
+    body: serde_json::Value,
+) -> Response<LayerBody<B>> {
+    let mut response = Response::new(LayerBody::own(body.to_string()));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -228,7 +274,7 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Full<B
     response
 }
 
-fn unauthorized(shared: &Shared, code: &str) -> Response<Full<Bytes>> {
+fn unauthorized<B>(shared: &Shared, code: &str) -> Response<LayerBody<B>> {
     let mut response = json_response(
         StatusCode::UNAUTHORIZED,
         json!({"error": {"code": "unauthorized", "message": format!("a valid API key is required ({code})")}}),
@@ -247,9 +293,9 @@ fn unauthorized(shared: &Shared, code: &str) -> Response<Full<Bytes>> {
 
 /// 403 with a JSON-RPC error that answers the request's id, so MCP clients
 /// show a tool error rather than a transport failure.
-fn tool_refused(call: &ToolCall) -> Response<Full<Bytes>> {
+fn tool_refused<B>(name: &str, id: &serde_json::Value) -> Response<LayerBody<B>> {
     json_response(
         StatusCode::FORBIDDEN,
-        json!({"jsonrpc": "2.0", "id": call.id, "error": {"code": -32001, "message": format!("this API key may not call the tool `{}`", call.name)}}),
+        json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32001, "message": format!("this API key may not call the tool `{name}`")}}),
     )
 }

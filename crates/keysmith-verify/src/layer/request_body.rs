@@ -1,0 +1,249 @@
+//! MCP mode: the body decides, never the headers.
+//!
+//! Every request body is read under the size cap, whatever its method,
+//! Content-Type or encoding, and judged as one JSON-RPC message
+//! ([`super::jsonrpc`]). A body the layer cannot read the way every upstream
+//! would is refused, never forwarded. What goes on is exactly the bytes that
+//! were judged, with headers that leave no room for another reading:
+//! `Content-Type: application/json`, a `Content-Length`, no
+//! `Transfer-Encoding`, no `Content-Encoding`.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header, request::Parts};
+use http_body::Body;
+use http_body_util::{BodyExt, Limited};
+use serde_json::{Value, json};
+
+use super::{
+    body::{BoxError, LayerBody},
+    jsonrpc::{self, INVALID_REQUEST, Message, PARSE_ERROR},
+    service::json_response,
+};
+
+const MCP_NAME: &str = "mcp-name";
+const MCP_METHOD: &str = "mcp-method";
+
+/// Why a body is refused, and how to say it.
+#[derive(Debug)]
+pub struct Refused {
+    status: StatusCode,
+    code: i64,
+    message: &'static str,
+    id: Value,
+}
+
+impl Refused {
+    /// A JSON-RPC error answering the request's id when it could be read.
+    pub fn into_response<R>(self) -> Response<LayerBody<R>> {
+        json_response(
+            self.status,
+            json!({"jsonrpc": "2.0", "id": self.id, "error": {"code": self.code, "message": self.message}}),
+        )
+    }
+}
+
+/// Reads and judges the body: a body with the same bytes and the message it
+/// carries (`None` for an empty body), or the refusal.
+pub async fn read<B>(
+    parts: &mut Parts,
+    body: B,
+    limit: usize,
+) -> Result<(B, Option<Message>), Refused>
+where
+    B: Body<Data = Bytes> + From<Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err)
+            if err
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return Err(too_large());
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "failed to read the request body");
+            return Err(refuse(PARSE_ERROR, "unreadable request body", &Value::Null));
+        }
+    };
+    check_framing(&parts.headers, !bytes.is_empty())?;
+    let message = if bytes.is_empty() {
+        None
+    } else {
+        Some(jsonrpc::read_message(&bytes).map_err(|r| refuse(r.code, r.message, &r.id))?)
+    };
+    check_routing_headers(&parts.headers, message.as_ref())?;
+    normalize(&mut parts.headers, bytes.len());
+    Ok((B::from(bytes), message))
+}
+
+/// Headers that could make the upstream decode the bytes differently.
+fn check_framing(headers: &HeaderMap, has_body: bool) -> Result<(), Refused> {
+    let encoded = headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    if encoded {
+        return Err(refuse(
+            PARSE_ERROR,
+            "Content-Encoding is not accepted: send the JSON-RPC message uncompressed",
+            &Value::Null,
+        ));
+    }
+    let transfer_coded = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"chunked"));
+    if transfer_coded {
+        return Err(refuse(
+            PARSE_ERROR,
+            "Transfer-Encoding other than chunked is not accepted",
+            &Value::Null,
+        ));
+    }
+    if has_body && !is_json_utf8(headers) {
+        return Err(refuse(
+            INVALID_REQUEST,
+            "a body must be sent as Content-Type: application/json (charset utf-8 if any)",
+            &Value::Null,
+        ));
+    }
+    Ok(())
+}
+
+/// Exactly one Content-Type, `application/json` in any case, with no
+/// parameter but `charset=utf-8`: a charset would make an upstream decode
+/// the bytes as something else than what was judged.
+fn is_json_utf8(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(header::CONTENT_TYPE).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return false;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let mut pieces = value.split(';');
+    let media_type = pieces.next().unwrap_or_default().trim();
+    media_type.eq_ignore_ascii_case("application/json")
+        && pieces.all(|param| {
+            let Some((name, value)) = param.split_once('=') else {
+                return param.trim().is_empty();
+            };
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            name.trim().eq_ignore_ascii_case("charset") && value.eq_ignore_ascii_case("utf-8")
+        })
+}
+
+/// `Mcp-Name` and `Mcp-Method` let servers route without reading the body;
+/// when present they must say what the body says, once.
+fn check_routing_headers(headers: &HeaderMap, message: Option<&Message>) -> Result<(), Refused> {
+    let id = message.map_or(&Value::Null, Message::id);
+    let expected_name = match message {
+        Some(Message::ToolCall { name, .. }) => Some(name.as_str()),
+        _ => None,
+    };
+    for (header_name, expected, what) in [
+        (
+            MCP_NAME,
+            expected_name,
+            "Mcp-Name header does not match params.name",
+        ),
+        (
+            MCP_METHOD,
+            message.and_then(Message::method),
+            "Mcp-Method header does not match the method",
+        ),
+    ] {
+        let mut values = headers.get_all(header_name).iter();
+        match (values.next(), values.next()) {
+            (None, _) => {}
+            (Some(value), None) if Some(value.as_bytes()) == expected.map(str::as_bytes) => {}
+            _ => return Err(refuse(INVALID_REQUEST, what, id)),
+        }
+    }
+    Ok(())
+}
+
+fn normalize(headers: &mut HeaderMap, len: usize) {
+    headers.remove(header::TRANSFER_ENCODING);
+    headers.remove(header::CONTENT_ENCODING);
+    if len == 0 {
+        headers.remove(header::CONTENT_TYPE);
+        headers.remove(header::CONTENT_LENGTH);
+        return;
+    }
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+}
+
+fn refuse(code: i64, message: &'static str, id: &Value) -> Refused {
+    Refused {
+        status: StatusCode::BAD_REQUEST,
+        code,
+        message,
+        id: id.clone(),
+    }
+}
+
+fn too_large() -> Refused {
+    Refused {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        code: INVALID_REQUEST,
+        message: "request body too large",
+        id: Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_type(value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
+        headers
+    }
+
+    #[test]
+    fn only_json_in_utf8_is_read_as_json() {
+        for ok in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=\"UTF-8\"",
+        ] {
+            assert!(is_json_utf8(&with_type(ok)), "{ok}");
+        }
+        for refused in [
+            "text/plain",
+            "application/json-seq",
+            "application/jsonx",
+            "application/json; charset=utf-16",
+            "application/json; charset=utf-8; boundary=x",
+            "application/json, text/plain",
+            "multipart/form-data; boundary=x",
+        ] {
+            assert!(!is_json_utf8(&with_type(refused)), "{refused}");
+        }
+        let mut twice = with_type("application/json");
+        twice.append(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        assert!(!is_json_utf8(&twice));
+        assert!(!is_json_utf8(&HeaderMap::new()));
+    }
+}

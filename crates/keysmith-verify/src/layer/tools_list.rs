@@ -1,0 +1,319 @@
+//! `tools/list` answers filtered to the key's allowlist, so an agent never
+//! sees a tool it may not call.
+//!
+//! The answer is a JSON body or a Server-Sent Events stream whose events carry
+//! JSON-RPC messages. Events stream through one by one (a server may send
+//! notifications before the answer); each event's `data` is rewritten when it
+//! holds `result.tools`. What cannot be read is not passed on: a JSON body
+//! becomes a JSON-RPC error, an event whose data is not JSON is dropped.
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame};
+use pin_project_lite::pin_project;
+use serde_json::{Value, json};
+
+use super::body::BoxError;
+use crate::tools::ToolAllowlist;
+
+/// The most buffered while waiting for the end of a JSON body or of one event.
+const MAX_BUFFERED: usize = 8 * 1024 * 1024;
+
+/// How the upstream answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    EventStream,
+}
+
+pin_project! {
+    #[derive(Debug)]
+    pub struct ToolListFilter<B> {
+        #[pin]
+        inner: B,
+        allowlist: ToolAllowlist,
+        format: Format,
+        // The request's id, for the error that replaces an unreadable answer.
+        id: Value,
+        buffer: BytesMut,
+        done: bool,
+    }
+}
+
+impl<B> ToolListFilter<B> {
+    pub fn new(inner: B, allowlist: ToolAllowlist, format: Format, id: Value) -> Self {
+        Self {
+            inner,
+            allowlist,
+            format,
+            id,
+            buffer: BytesMut::new(),
+            done: false,
+        }
+    }
+
+    pub fn is_end_stream(&self) -> bool {
+        self.done
+    }
+}
+
+impl<B> Body for ToolListFilter<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        loop {
+            if *this.done {
+                return Poll::Ready(None);
+            }
+            let eos = match this.inner.as_mut().poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(err.into()))),
+                Poll::Ready(Some(Ok(frame))) => {
+                    // Trailers are dropped: nothing in MCP uses them.
+                    if let Ok(data) = frame.into_data() {
+                        this.buffer.extend_from_slice(&data);
+                    }
+                    false
+                }
+                Poll::Ready(None) => {
+                    *this.done = true;
+                    true
+                }
+            };
+            let out = match this.format {
+                Format::Json if eos => Some(filter_json_body(this.buffer, this.allowlist, this.id)),
+                Format::Json => None,
+                Format::EventStream => filter_events(this.buffer, this.allowlist, eos),
+            };
+            if this.buffer.len() > MAX_BUFFERED {
+                *this.done = true;
+                return Poll::Ready(Some(Err("tools/list answer too large to filter".into())));
+            }
+            match out {
+                Some(bytes) if !bytes.is_empty() => {
+                    return Poll::Ready(Some(Ok(Frame::data(bytes))));
+                }
+                _ if eos => return Poll::Ready(None),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The whole JSON answer, filtered, or a JSON-RPC error in its place.
+fn filter_json_body(buffer: &mut BytesMut, allowlist: &ToolAllowlist, id: &Value) -> Bytes {
+    let body = buffer.split();
+    filter_message(&body, allowlist).map_or_else(
+        || {
+            let error = json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32603,
+                "message": "the tools/list answer could not be filtered to this key's tools"}});
+            Bytes::from(error.to_string())
+        },
+        Bytes::from,
+    )
+}
+
+/// Removes from `result.tools` every tool the key may not call; `None` when
+/// the message is not JSON.
+pub fn filter_message(message: &[u8], allowlist: &ToolAllowlist) -> Option<Vec<u8>> {
+    let mut value: Value = serde_json::from_slice(message).ok()?;
+    if let Some(tools) = value
+        .pointer_mut("/result/tools")
+        .and_then(Value::as_array_mut)
+    {
+        tools.retain(|tool| {
+            tool.get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|name| allowlist.allows(name))
+        });
+    }
+    serde_json::to_vec(&value).ok()
+}
+
+/// Takes every complete event out of `buffer` (all of it at the end of the
+/// stream) and gives back their filtered text.
+fn filter_events(buffer: &mut BytesMut, allowlist: &ToolAllowlist, eos: bool) -> Option<Bytes> {
+    let mut out = Vec::new();
+    while let Some(end) = event_end(buffer, eos) {
+        let event = buffer.split_to(end);
+        rewrite_event(&event, allowlist, &mut out);
+    }
+    if eos && !buffer.is_empty() {
+        let event = buffer.split();
+        rewrite_event(&event, allowlist, &mut out);
+    }
+    (!out.is_empty()).then(|| Bytes::from(out))
+}
+
+/// Where the first complete event ends (after its blank line). Lines end in
+/// CRLF, LF or CR, as the SSE specification allows; a CR at the end of the
+/// buffer may be the first half of a CRLF, so it waits for more.
+fn event_end(buffer: &[u8], eos: bool) -> Option<usize> {
+    let mut line_start = 0;
+    let mut i = 0;
+    while i < buffer.len() {
+        let terminator = match buffer[i] {
+            b'\n' => 1,
+            b'\r' if buffer.get(i + 1) == Some(&b'\n') => 2,
+            b'\r' if i + 1 == buffer.len() && !eos => return None,
+            b'\r' => 1,
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        if line_start == i {
+            return Some(i + terminator);
+        }
+        i += terminator;
+        line_start = i;
+    }
+    None
+}
+
+fn lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = event;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let at = rest.iter().position(|&b| b == b'\n' || b == b'\r');
+        let (line, next) = match at {
+            None => (rest, &rest[rest.len()..]),
+            Some(i) if rest[i] == b'\r' && rest.get(i + 1) == Some(&b'\n') => {
+                (&rest[..i], &rest[i + 2..])
+            }
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+        };
+        rest = next;
+        Some(line)
+    })
+}
+
+/// One event: its `data` lines joined, filtered, and written back as one
+/// `data:` line; other fields (`event`, `id`, comments) kept. An event whose
+/// data is not JSON is dropped rather than passed on unread.
+fn rewrite_event(event: &[u8], allowlist: &ToolAllowlist, out: &mut Vec<u8>) {
+    let mut data: Option<Vec<u8>> = None;
+    let mut fields = Vec::new();
+    for line in lines(event).filter(|l| !l.is_empty()) {
+        let value = if line == b"data" {
+            Some(&b""[..])
+        } else {
+            line.strip_prefix(b"data:")
+                .map(|v| v.strip_prefix(b" ").unwrap_or(v))
+        };
+        match (value, &mut data) {
+            (Some(v), Some(joined)) => {
+                joined.push(b'\n');
+                joined.extend_from_slice(v);
+            }
+            (Some(v), None) => data = Some(v.to_vec()),
+            (None, _) => fields.push(line),
+        }
+    }
+    let filtered = match &data {
+        None => None,
+        Some(d) => match filter_message(d, allowlist) {
+            Some(filtered) => Some(filtered),
+            None => return,
+        },
+    };
+    for field in fields {
+        out.extend_from_slice(field);
+        out.push(b'\n');
+    }
+    if let Some(filtered) = filtered {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(&filtered);
+        out.push(b'\n');
+    }
+    out.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tools::ToolPattern;
+    use http_body_util::{BodyExt, StreamBody};
+
+    fn only(names: &[&str]) -> ToolAllowlist {
+        ToolAllowlist::only(
+            names
+                .iter()
+                .map(|n| ToolPattern::parse(n).expect("valid"))
+                .collect(),
+        )
+    }
+
+    const LIST: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo"},{"name":"secret_admin"},{"name":"files/read"}]}}"#;
+
+    async fn run(chunks: Vec<&'static [u8]>, format: Format, allow: &ToolAllowlist) -> String {
+        let frames = chunks
+            .into_iter()
+            .map(|c| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from_static(c))));
+        let body = StreamBody::new(futures_util::stream::iter(frames));
+        let filter = ToolListFilter::new(body, allow.clone(), format, Value::from(1));
+        let bytes = filter.collect().await.expect("body").to_bytes();
+        String::from_utf8(bytes.to_vec()).expect("utf-8")
+    }
+
+    #[tokio::test]
+    async fn json_answers_keep_only_allowed_tools() {
+        let out = run(
+            vec![&LIST.as_bytes()[..40], &LIST.as_bytes()[40..]],
+            Format::Json,
+            &only(&["echo", "files/*"]),
+        )
+        .await;
+        let value: Value = serde_json::from_str(&out).expect("json");
+        let names: Vec<&str> = value["result"]["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        assert_eq!(names, ["echo", "files/read"]);
+        let unreadable = run(vec![b"<html>tools</html>"], Format::Json, &only(&["echo"])).await;
+        assert!(unreadable.contains("-32603"), "{unreadable}");
+        assert!(!unreadable.contains("tools</html>"));
+    }
+
+    #[tokio::test]
+    async fn events_are_filtered_one_by_one_whatever_the_line_endings() {
+        let allow = only(&["echo"]);
+        let stream: &'static str = "event: message\r\nid: 7\r\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\r\n\r\n: keep-alive\n\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\r\ndata: \"result\":{\"tools\":[{\"name\":\"echo\"},{\"name\":\"secret_admin\"}]}}\r\rdata: not json secret_admin\n\n";
+        let bytes = stream.as_bytes();
+        // Split everywhere, including between a CR and its LF.
+        for at in 1..bytes.len() {
+            let (a, b) = bytes.split_at(at);
+            let a: &'static [u8] = a;
+            let b: &'static [u8] = b;
+            let out = run(vec![a, b], Format::EventStream, &allow).await;
+            assert!(!out.contains("secret_admin"), "split at {at}: {out}");
+            assert!(out.contains(r#"{"name":"echo"}"#), "split at {at}: {out}");
+            assert!(
+                out.contains("notifications/progress"),
+                "split at {at}: {out}"
+            );
+            assert!(
+                out.contains("event: message\nid: 7\n"),
+                "split at {at}: {out}"
+            );
+            assert!(out.contains(": keep-alive\n\n"), "split at {at}: {out}");
+        }
+    }
+}
