@@ -11,8 +11,10 @@ to the file named by $RAN_LOG (if set). The MCP endpoint is /mcp.
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import socket
 
 import uvicorn
@@ -67,6 +69,20 @@ def secret_admin(ctx: Context) -> str:
     return "ran"
 
 
+class QuietExitServer(uvicorn.Server):
+    """uvicorn.Server that shuts down gracefully on SIGTERM/SIGINT and then simply
+    returns (stock uvicorn re-raises the signal afterwards, so the exit code was 143)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 async def main(port: int) -> None:
     # Accept Host 127.0.0.1 / localhost / [::1] with any port (the gateway may
     # forward its own Host or the upstream's), keeping DNS-rebinding checks on.
@@ -79,7 +95,7 @@ async def main(port: int) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
-    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=2))
+    uv = QuietExitServer(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=2))
 
     async def announce() -> None:
         while not uv.started:
@@ -87,7 +103,7 @@ async def main(port: int) -> None:
         print(f"listening {sock.getsockname()[1]}", flush=True)
 
     task = asyncio.create_task(announce())
-    await uv.serve(sockets=[sock])  # uvicorn handles SIGTERM/SIGINT with a graceful shutdown
+    await uv.serve(sockets=[sock])  # returns after a graceful shutdown on SIGTERM/SIGINT
     task.cancel()
 
 

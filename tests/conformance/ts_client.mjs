@@ -25,7 +25,9 @@ if (process.env.KEYSMITH_KEY) headers.Authorization = `Bearer ${process.env.KEYS
 let lastError = null;
 async function recordingFetch(input, init) {
   const res = await fetch(input, init);
-  if (!res.ok) lastError = { status: res.status, www_authenticate: res.headers.get('www-authenticate') };
+  if (!res.ok && init?.method === 'POST') {
+    lastError = { status: res.status, www_authenticate: res.headers.get('www-authenticate') };
+  }
   return res;
 }
 
@@ -39,12 +41,15 @@ function errorObject(e) {
 }
 
 async function call(name, args = {}, options = {}) {
+  lastError = null;
   try {
     const r = await client.callTool({ name, arguments: args }, undefined, options);
     const t = (r.content ?? []).filter((c) => c.type === 'text').map((c) => c.text).join('');
     out.calls.push(r.isError ? { tool: name, ok: false, error: t } : { tool: name, ok: true, text: t });
   } catch (e) {
-    out.calls.push({ tool: name, ok: false, error: String(e?.message ?? e) });
+    const entry = { tool: name, ok: false, error: String(e?.message ?? e) };
+    if (lastError) entry.status = lastError.status;
+    out.calls.push(entry);
   }
 }
 
