@@ -9,17 +9,22 @@ Every tool that actually runs appends "<tool>\t<x-keysmith-service-user or ->"
 to the file named by $RAN_LOG (if set). The MCP endpoint is /mcp.
 """
 
-import argparse
-import asyncio
-import contextlib
-import json
-import os
 import signal
-import socket
+import sys
 
-import uvicorn
-from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.transport_security import TransportSecuritySettings
+# SIGTERM before the server is up (the imports below take a while): exit 0 too.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import contextlib  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import socket  # noqa: E402
+
+import uvicorn  # noqa: E402
+from mcp.server.mcpserver import Context, MCPServer  # noqa: E402
+from mcp.server.transport_security import TransportSecuritySettings  # noqa: E402
 
 server = MCPServer("conformance-py", version="1.0.0", log_level="WARNING")
 
