@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -130,11 +131,25 @@ class Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+def exit_with_parent() -> None:
+    """SIGTERM ourselves when our parent goes away (e.g. the test killed the pyenv
+    shim's bash wrapper rather than this process), so no server outlives its test."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
     server = Server(("127.0.0.1", ap.parse_args().port), Handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    exit_with_parent()
     print(f"listening {server.server_address[1]}", flush=True)
     try:
         server.serve_forever()

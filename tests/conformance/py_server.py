@@ -21,6 +21,8 @@ import contextlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import socket  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
 
 import uvicorn  # noqa: E402
 from mcp.server.mcpserver import Context, MCPServer  # noqa: E402
@@ -88,6 +90,19 @@ class QuietExitServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
+def exit_with_parent() -> None:
+    """SIGTERM ourselves when our parent goes away (e.g. the test killed the pyenv
+    shim's bash wrapper rather than this process), so no server outlives its test."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 async def main(port: int) -> None:
     # Accept Host 127.0.0.1 / localhost / [::1] with any port (the gateway may
     # forward its own Host or the upstream's), keeping DNS-rebinding checks on.
@@ -115,4 +130,5 @@ async def main(port: int) -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
+    exit_with_parent()
     asyncio.run(main(ap.parse_args().port))

@@ -9,6 +9,10 @@ cd "$(dirname "$0")"
 [ -d node_modules ] || npm ci --no-audit --no-fund >&2
 python3 -c 'import mcp' 2>/dev/null || python3 -m pip install -q -r requirements.txt >&2
 
+# The real interpreter, not a pyenv shim: a shim may leave a bash wrapper between
+# us and Python, so the PID we would signal is not the server's.
+PY=$(python3 -c 'import sys; print(sys.executable)')
+
 TMP=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
@@ -49,11 +53,11 @@ export KEYSMITH_KEY=
 for server in ts_server py_server careless_upstream; do
   case $server in
     ts_server) start $server node ts_server.mjs ;;
-    *) start $server python3 $server.py ;;
+    *) start $server "$PY" $server.py ;;
   esac
   url="http://127.0.0.1:$PORT/mcp"
   for client in ts_client py_client; do
-    case $client in ts_client) cmd=(node ts_client.mjs) ;; *) cmd=(python3 py_client.py) ;; esac
+    case $client in ts_client) cmd=(node ts_client.mjs) ;; *) cmd=("$PY" py_client.py) ;; esac
     for scenario in basic progress; do
       [ $server = careless_upstream ] && [ $scenario = progress ] && continue
       check "$client -> $server" $scenario "$(timeout 60 "${cmd[@]}" "$url" $scenario)"

@@ -81,6 +81,10 @@ httpServer.listen(port, '127.0.0.1', () => {
   process.stdout.write(`listening ${httpServer.address().port}\n`);
 });
 
+// Exit when our parent goes away, so no server outlives the test that started it.
+const parent = process.ppid;
+setInterval(() => { if (process.ppid !== parent) process.kill(process.pid, 'SIGTERM'); }, 500).unref();
+
 for (const sig of ['SIGTERM', 'SIGINT']) {
   process.on(sig, () => {
     httpServer.close();
