@@ -53,19 +53,35 @@ async fn sse(State(events): State<Events>) -> Response {
         .expect("response")
 }
 
-/// The gateway as `keysmith gateway` builds it, on port 0, with the test's clock.
-async fn gateway(app: &TestApp, upstream: &str) -> String {
+/// The gateway as `keysmith gateway --tenant acme` builds it, on port 0, with the test's clock.
+pub async fn gateway(app: &TestApp, upstream: &str) -> String {
+    gateway_with(
+        app,
+        upstream,
+        TenantScope::only(app.tenant.slug.as_str()),
+        None,
+    )
+    .await
+}
+
+/// The gateway for `scope`, trusting `roots_pem` for an https upstream.
+pub async fn gateway_with(
+    app: &TestApp,
+    upstream: &str,
+    scope: TenantScope,
+    roots_pem: Option<&[u8]>,
+) -> String {
     let verifier = SqlVerifier::new(
         app.state.pool().clone(),
         app.state.peppers.clone(),
         Arc::new(app.clock.clone()),
     );
     let (sink, _flusher) = spawn_sql_audit(app.state.pool().clone(), 64, 256);
-    let layer = VerifyLayer::builder(verifier, TenantScope::only(app.tenant.slug.as_str()))
+    let layer = VerifyLayer::builder(verifier, scope)
         .audit(sink)
         .clock(Arc::new(app.clock.clone()))
         .build();
-    let router = keysmith::gateway::proxy(upstream, None)
+    let router = keysmith::gateway::proxy(upstream, roots_pem)
         .expect("proxy")
         .layer(layer);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -261,6 +261,11 @@ impl TestApp {
 
     /// A management key (scope `keysmith:admin`) for `tenant`, as the CLI makes it.
     pub async fn management_key(&self, tenant: &Tenant) -> String {
+        self.management_key_with(tenant, Scope::admin()).await
+    }
+
+    /// A management key of `scope` for `tenant`, as the CLI makes it.
+    pub async fn management_key_with(&self, tenant: &Tenant, scope: Scope) -> String {
         let pool = self.state.pool();
         let owner = match service_users::find_by_name(pool, &tenant.id, "keysmith-management")
             .await
@@ -289,7 +294,7 @@ impl TestApp {
                 name: Name::parse("name", "management").expect("name"),
                 expiry: ExpiryRequest::TenantDefault,
                 allowed_tools: ToolAllowlist::any_tool(),
-                scopes: vec![Scope::admin()],
+                scopes: vec![scope],
             },
             &Actor::Cli,
             self.now(),

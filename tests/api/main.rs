@@ -10,6 +10,7 @@ mod chromium;
 mod cli;
 mod emails;
 mod gateway;
+mod gateway_trust;
 mod health;
 mod keys;
 mod mcp;

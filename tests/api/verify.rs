@@ -5,7 +5,10 @@ use std::sync::Arc;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::{both_engines, helpers::expect_error};
+use crate::{
+    both_engines,
+    helpers::{expect_error, expect_json},
+};
 use keysmith_verify::{SqlVerifier, SystemClock, VerifyCode};
 
 both_engines! {
@@ -53,6 +56,26 @@ both_engines! {
         expect_error(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
         let res = app.post("/api/v1/verify", &json!({"token": "x"})).await;
         expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    }
+
+    async fn a_verify_scope_key_may_verify_and_do_nothing_else(app: TestApp) {
+        let verify_only = app.management_key_with(&app.tenant, keysmith::domain::Scope::verify()).await;
+        let su = app.create_service_user("ci-bot").await;
+        let key = app.create_key(&su, json!({})).await;
+        let res = app.post_as(&verify_only, "/api/v1/verify", &json!({"key": key["key"]})).await;
+        assert_eq!(expect_json(res, StatusCode::OK).await["code"], "valid");
+        let keys_before = app.count("api_keys").await;
+        for (method, path, body) in [
+            ("GET", "/api/v1/tenants/acme/keys".to_owned(), None),
+            ("GET", "/api/v1/tenants/acme/service-users".to_owned(), None),
+            ("POST", "/api/v1/tenants/acme/keys".to_owned(), Some(json!({"service_user_id": su, "name": "minted"}))),
+            ("POST", format!("/api/v1/tenants/acme/keys/{}/revoke", key["id"].as_str().expect("id")), Some(json!({}))),
+        ] {
+            let res = if method == "GET" { app.get_as(&verify_only, &path).await } else { app.post_as(&verify_only, &path, body.as_ref().expect("body")).await };
+            expect_error(res, StatusCode::FORBIDDEN, "forbidden").await;
+        }
+        assert_eq!(app.count("api_keys").await, keys_before, "nothing minted");
+        assert_eq!(app.verify_code(key["key"].as_str().expect("key")).await, "valid", "nothing revoked");
     }
 
     async fn malformed_keys_never_reach_the_database(app: TestApp) {
