@@ -46,6 +46,7 @@ enum Command {
     #[command(subcommand, name = "management-key")]
     ManagementKey(ManagementKeyCommand),
     /// The verification layer in front of any HTTP or MCP server.
+    #[command(group(clap::ArgGroup::new("tenant_scope").required(true).args(["tenant", "any_tenant"])))]
     Gateway {
         /// Where verified requests go, e.g. http://127.0.0.1:9000 or https://…
         #[arg(long)]

@@ -20,6 +20,7 @@ use keysmith_verify::{
 };
 
 #[derive(Debug, Parser)]
+#[command(group(clap::ArgGroup::new("tenant_scope").required(true).args(["tenant", "any_tenant"])))]
 struct Args {
     #[arg(long, default_value = "127.0.0.1:9000")]
     bind: std::net::SocketAddr,

@@ -117,6 +117,58 @@ async fn from_nothing_to_a_verified_key(engine: Engine) {
 
     let unknown = keysmith(&db, &["management-key", "create", "--tenant", "nope"], None);
     assert!(!unknown.status.success());
+    let out = keysmith(
+        &db,
+        &[
+            "management-key",
+            "create",
+            "--tenant",
+            "acme",
+            "--scope",
+            "verify",
+            "--json",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let verify_only: Value = serde_json::from_slice(&out.stdout).expect("json output");
+    let verify_only = verify_only["key"].as_str().expect("key").to_owned();
+
+    // A gateway must say whose keys it accepts; an unknown tenant is an error, not an empty gate.
+    let upstream = [
+        "gateway",
+        "--upstream",
+        "http://127.0.0.1:9",
+        "--bind",
+        "127.0.0.1:0",
+    ];
+    let unscoped = keysmith(&db, &upstream, None);
+    assert!(!unscoped.status.success());
+    let said = String::from_utf8_lossy(&unscoped.stderr);
+    assert!(
+        said.contains("--tenant") && said.contains("--any-tenant"),
+        "{said}"
+    );
+    let both = keysmith(
+        &db,
+        &[&upstream[..], &["--tenant", "acme", "--any-tenant"]].concat(),
+        None,
+    );
+    assert!(
+        !both.status.success(),
+        "--tenant and --any-tenant exclude each other"
+    );
+    let nope = keysmith(&db, &[&upstream[..], &["--tenant", "nope"]].concat(), None);
+    assert!(!nope.status.success());
+    assert!(
+        String::from_utf8_lossy(&nope.stderr).contains("no tenant with the slug `nope`"),
+        "{}",
+        String::from_utf8_lossy(&nope.stderr)
+    );
 
     // The key the CLI printed authenticates against the real server on the same database.
     let app = crate::helpers::TestApp::spawn_on(db).await;
@@ -130,6 +182,23 @@ async fn from_nothing_to_a_verified_key(engine: Engine) {
         .expect("json");
     assert_eq!(verdict["code"], "valid");
     assert_eq!(verdict["scopes"], serde_json::json!(["keysmith:admin"]));
+    let verdict = app
+        .post_as(
+            &verify_only,
+            "/api/v1/verify",
+            &serde_json::json!({"key": key}),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .expect("json");
+    assert_eq!(verdict["code"], "valid", "a verify-scope key may verify");
+    let res = app.get_as(&verify_only, "/api/v1/tenants/acme/keys").await;
+    assert_eq!(
+        res.status(),
+        reqwest::StatusCode::FORBIDDEN,
+        "and nothing else"
+    );
 }
 
 #[tokio::test]

@@ -40,6 +40,8 @@ pub mod jsonrpc;
 mod layer;
 mod request_body;
 mod service;
+#[cfg(test)]
+mod tests;
 mod tools_list;
 
 pub use body::LayerBody;
