@@ -1,16 +1,19 @@
-//! Where verdicts come from: the Keysmith database, or a Keysmith server.
+//! Where verdicts come from: the Keysmith database ([`crate::sql`]), or a
+//! Keysmith server ([`crate::remote`]).
 
 use std::{future::Future, pin::Pin, sync::Arc};
 
-use serde::{Deserialize, Serialize};
+use crate::outcome::{Refusal, VerifiedKey};
 
-use crate::{
-    outcome::{Refusal, VerifiedKey, VerifyCode},
-    sql::{BackendError, SqlVerifier},
-    timestamp,
-    tls::{self, TlsError},
-    tools::{ToolAllowlist, ToolPattern},
-};
+/// The verifier backend failed (database or server unreachable…): callers must fail closed.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[cfg(feature = "sql")]
+    #[error("key verification is unavailable: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("key verification is unavailable: {0}")]
+    Remote(String),
+}
 
 pub type Verdict = Result<VerifiedKey, Refusal>;
 pub type VerdictFuture<'a> =
@@ -22,154 +25,8 @@ pub trait Verifier: Send + Sync + std::fmt::Debug + 'static {
     fn verify<'a>(&'a self, presented: &'a str) -> VerdictFuture<'a>;
 }
 
-impl Verifier for SqlVerifier {
-    fn verify<'a>(&'a self, presented: &'a str) -> VerdictFuture<'a> {
-        Box::pin(SqlVerifier::verify(
-            self,
-            presented,
-            self.tenant_scope(),
-            None,
-        ))
-    }
-}
-
 impl<V: Verifier + ?Sized> Verifier for Arc<V> {
     fn verify<'a>(&'a self, presented: &'a str) -> VerdictFuture<'a> {
         (**self).verify(presented)
-    }
-}
-
-/// Asks a Keysmith server (`POST /api/v1/verify`) with a management key of the tenant.
-#[derive(Clone)]
-pub struct RemoteVerifier {
-    client: reqwest::Client,
-    endpoint: String,
-    management_key: String,
-}
-
-impl std::fmt::Debug for RemoteVerifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RemoteVerifier")
-            .field("endpoint", &self.endpoint)
-            .finish_non_exhaustive()
-    }
-}
-
-impl RemoteVerifier {
-    /// `base_url` is the server's root, e.g. `https://keysmith.internal`;
-    /// `management_key` needs the `keysmith:verify` (or `keysmith:admin`) scope.
-    pub fn new(base_url: &str, management_key: String) -> Result<Self, TlsError> {
-        Self::with_roots(base_url, management_key, None)
-    }
-
-    /// As [`RemoteVerifier::new`], also trusting the PEM root certificates
-    /// in `extra_roots_pem` (a private CA).
-    pub fn with_roots(
-        base_url: &str,
-        management_key: String,
-        extra_roots_pem: Option<&[u8]>,
-    ) -> Result<Self, TlsError> {
-        let client = tls::client_builder(extra_roots_pem)?
-            .timeout(std::time::Duration::from_secs(5))
-            .build()
-            .map_err(|err| TlsError::BadCertificate(err.to_string()))?;
-        Ok(Self {
-            client,
-            endpoint: format!("{}/api/v1/verify", base_url.trim_end_matches('/')),
-            management_key,
-        })
-    }
-}
-
-#[derive(Serialize)]
-struct RemoteRequest<'a> {
-    key: &'a str,
-}
-
-#[derive(Deserialize)]
-struct RemoteResponse {
-    code: VerifyCode,
-    key_id: Option<String>,
-    service_user_id: Option<String>,
-    service_user: Option<String>,
-    tenant: Option<String>,
-    expires_at: Option<String>,
-    scopes: Option<Vec<String>>,
-    allowed_tools: Option<Vec<String>>,
-}
-
-impl RemoteResponse {
-    fn identity(self) -> Option<VerifiedKey> {
-        let valid_until = time::OffsetDateTime::parse(
-            self.expires_at.as_deref()?,
-            &time::format_description::well_known::Rfc3339,
-        )
-        .ok()?;
-        let tenant = self.tenant?;
-        Some(VerifiedKey {
-            key_id: self.key_id?,
-            // The remote API speaks slugs; the slug is the stable tenant name here.
-            tenant_id: tenant.clone(),
-            tenant_slug: tenant,
-            service_user_id: self.service_user_id?,
-            service_user_name: self.service_user.unwrap_or_default(),
-            valid_until: timestamp::from_unix(valid_until.unix_timestamp()),
-            scopes: self.scopes.unwrap_or_default(),
-            allowed_tools: match self.allowed_tools {
-                None => ToolAllowlist::any_tool(),
-                // An entry we cannot parse allows nothing: fail closed.
-                Some(list) => ToolAllowlist::only(
-                    list.iter()
-                        .filter_map(|t| ToolPattern::parse(t).ok())
-                        .collect(),
-                ),
-            },
-        })
-    }
-}
-
-impl Verifier for RemoteVerifier {
-    fn verify<'a>(&'a self, presented: &'a str) -> VerdictFuture<'a> {
-        Box::pin(async move {
-            let unavailable = BackendError::Remote;
-            let response = self
-                .client
-                .post(&self.endpoint)
-                .bearer_auth(&self.management_key)
-                .json(&RemoteRequest { key: presented })
-                .send()
-                .await
-                .map_err(|err| {
-                    unavailable(format!(
-                        "keysmith server unreachable: {}",
-                        err.without_url()
-                    ))
-                })?;
-            if !response.status().is_success() {
-                return Err(unavailable(format!(
-                    "keysmith server answered {}",
-                    response.status()
-                )));
-            }
-            let body: RemoteResponse = response.json().await.map_err(|err| {
-                unavailable(format!("unreadable verify response: {}", err.without_url()))
-            })?;
-            let code = body.code;
-            let key_id = body.key_id.clone();
-            let identity = body.identity();
-            Ok(match (code, identity) {
-                (VerifyCode::Valid, Some(identity)) => Ok(identity),
-                (VerifyCode::Valid, None) => Err(Refusal {
-                    code: VerifyCode::NotFound,
-                    key_id,
-                    known: None,
-                }),
-                (code, known) => Err(Refusal {
-                    code,
-                    key_id,
-                    known: known.map(Box::new),
-                }),
-            })
-        })
     }
 }

@@ -6,22 +6,30 @@ pub mod backend;
 mod base62;
 pub mod cache;
 pub mod clock;
+#[cfg(feature = "sql")]
 pub mod invalidation;
 pub mod key;
 pub mod layer;
 pub mod outcome;
 pub mod pepper;
+#[cfg(feature = "remote")]
+pub mod remote;
+#[cfg(feature = "sql")]
 pub mod sql;
 pub mod timestamp;
+#[cfg(feature = "remote")]
 pub mod tls;
 pub mod tools;
 
-pub use backend::{RemoteVerifier, Verifier};
+pub use backend::{BackendError, Verifier};
 pub use base62::random_id;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use key::{ApiKey, KeyPrefix, MalformedKey};
 pub use layer::{TenantScope, VerifyLayer, VerifyLayerBuilder};
 pub use outcome::{Refusal, VerifiedKey, VerifyCode};
 pub use pepper::Peppers;
-pub use sql::{BackendError, SqlVerifier};
+#[cfg(feature = "remote")]
+pub use remote::RemoteVerifier;
+#[cfg(feature = "sql")]
+pub use sql::SqlVerifier;
 pub use tools::{ToolAllowlist, ToolPattern};

@@ -6,6 +6,7 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use crate::{
+    backend::{BackendError, VerdictFuture, Verifier},
     clock::SharedClock,
     key::ApiKey,
     outcome::{Refusal, VerifiedKey, VerifyCode},
@@ -40,15 +41,6 @@ const LOOKUP: &str = "SELECT k.id, k.prefix, k.secret_hash, k.pepper_version, k.
      s.disabled_at AS service_user_disabled_at \
      FROM api_keys k JOIN tenants t ON t.id = k.tenant_id JOIN service_users s ON s.id = k.service_user_id \
      WHERE k.id = $1";
-
-/// The verifier backend failed (database or server unreachable…): callers must fail closed.
-#[derive(Debug, thiserror::Error)]
-pub enum BackendError {
-    #[error("key verification is unavailable: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("key verification is unavailable: {0}")]
-    Remote(String),
-}
 
 /// Verifies keys against the database. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -109,6 +101,17 @@ impl SqlVerifier {
             self.clock.now(),
             tenant_id,
             tool,
+        ))
+    }
+}
+
+impl Verifier for SqlVerifier {
+    fn verify<'a>(&'a self, presented: &'a str) -> VerdictFuture<'a> {
+        Box::pin(SqlVerifier::verify(
+            self,
+            presented,
+            self.tenant_scope(),
+            None,
         ))
     }
 }

@@ -63,7 +63,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
-        Box::pin(async move {
+        ResponseFuture::new(async move {
             let (mut parts, body) = request.into_parts();
             let key = match authenticate(&shared, &parts).await {
                 Ok(key) => key,

@@ -1,0 +1,61 @@
+//! Per-request audit, off the request path: a bounded queue drained in
+//! batches (one transaction each) into `audit_events`, with `last_used_at`.
+//!
+//! When the queue is full, requests wait for room (backpressure) instead of
+//! dropping events. [`AuditFlusher::shutdown`] drains what is queued.
+
+use time::OffsetDateTime;
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
+
+/// One verified or refused request.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub tenant_id: String,
+    pub key_id: String,
+    pub service_user_id: String,
+    /// The MCP tool, or `METHOD /path` for other requests.
+    pub tool: String,
+    pub allowed: bool,
+    /// The verification code (`valid`, `tool_not_allowed`, `revoked`…).
+    pub reason: &'static str,
+    pub request_id: Option<String>,
+    pub at: OffsetDateTime,
+}
+
+/// Where the layer sends audit records. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AuditSink {
+    tx: mpsc::Sender<AuditRecord>,
+}
+
+impl AuditSink {
+    /// Queues a record, waiting for room when the writer is behind.
+    pub async fn record(&self, record: AuditRecord) {
+        if self.tx.send(record).await.is_err() {
+            tracing::error!("audit record after shutdown: not written");
+        }
+    }
+}
+
+/// Stops the writer after draining the queue.
+#[derive(Debug)]
+pub struct AuditFlusher {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<u64>,
+}
+
+impl AuditFlusher {
+    /// Drains the queue and returns how many events the writer wrote in all.
+    pub async fn shutdown(self) -> u64 {
+        let _ = self.stop.send(());
+        self.task.await.unwrap_or(0)
+    }
+}
+
+#[cfg(feature = "sql")]
+mod sql;
+#[cfg(feature = "sql")]
+pub use sql::spawn_sql_audit;
