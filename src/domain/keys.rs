@@ -4,7 +4,6 @@
 //! state transitions are conditional updates (`WHERE status = 'active'`), so
 //! two admins rotating the same key at once get one rotation and one `409`.
 
-use serde::Serialize;
 use sqlx::{Any, AnyPool, Transaction};
 use time::{Duration, OffsetDateTime};
 
@@ -40,39 +39,17 @@ pub struct KeyRow {
 const COLUMNS: &str = "id, tenant_id, service_user_id, name, prefix, hint, status, allowed_tools, scopes, \
     created_at, created_by, expires_at, cutoff_at, revoked_at, revoked_reason, rotated_from, rotated_to, last_used_at";
 
-/// Lifecycle state as seen at a given moment: a stored `active` key past its
-/// expiry is `expired` even before the sweep records it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum KeyStatus {
-    Active,
-    Rotating,
-    Expired,
-    Revoked,
-}
-
-impl KeyStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Rotating => "rotating",
-            Self::Expired => "expired",
-            Self::Revoked => "revoked",
-        }
-    }
-}
+/// Lifecycle state: one definition, shared with the verifier.
+pub use keysmith_verify::KeyState;
 
 impl KeyRow {
-    pub fn status_at(&self, now: OffsetDateTime) -> KeyStatus {
-        let now = timestamp::to_unix(now);
-        match self.status.as_str() {
-            "revoked" => KeyStatus::Revoked,
-            "expired" => KeyStatus::Expired,
-            _ if now >= self.expires_at => KeyStatus::Expired,
-            "rotating" if self.cutoff_at.is_some_and(|c| now >= c) => KeyStatus::Revoked,
-            "rotating" => KeyStatus::Rotating,
-            _ => KeyStatus::Active,
-        }
+    pub fn status_at(&self, now: OffsetDateTime) -> KeyState {
+        KeyState::at(
+            &self.status,
+            self.expires_at,
+            self.cutoff_at,
+            timestamp::to_unix(now),
+        )
     }
 
     pub fn allowed_tools(&self) -> ToolAllowlist {
@@ -287,7 +264,7 @@ pub async fn rotate(
     let mut tx = crate::db::begin_write(pool).await?;
     let old = fetch(&mut *tx, &tenant.id, key_id).await?;
     let status = old.status_at(now);
-    if status != KeyStatus::Active {
+    if status != KeyState::Active {
         return Err(AppError::Conflict(format!(
             "only an active key can be rotated; this key is {}",
             status.as_str()
@@ -371,7 +348,7 @@ pub async fn revoke(
     let mut tx = crate::db::begin_write(pool).await?;
     let current = fetch(&mut *tx, &tenant.id, key_id).await?;
     let status = current.status_at(now);
-    if !matches!(status, KeyStatus::Active | KeyStatus::Rotating) {
+    if !matches!(status, KeyState::Active | KeyState::Rotating) {
         return Err(AppError::Conflict(format!(
             "the key is already {}",
             status.as_str()
@@ -422,7 +399,7 @@ pub async fn get(pool: &AnyPool, tenant_id: &str, key_id: &str) -> AppResult<Key
 
 #[derive(Debug, Default, Clone)]
 pub struct KeyFilter {
-    pub status: Option<KeyStatus>,
+    pub status: Option<KeyState>,
     pub service_user_id: Option<String>,
 }
 
@@ -445,21 +422,9 @@ pub async fn list(
         next += 1;
         p
     };
-    let status_sql = filter.status.map(|status| match status {
-        KeyStatus::Active => format!(" AND status = 'active' AND expires_at > {}", placeholder()),
-        KeyStatus::Rotating => format!(
-            " AND status = 'rotating' AND cutoff_at > {} ",
-            placeholder()
-        ),
-        KeyStatus::Expired => format!(
-            " AND (status = 'expired' OR (status = 'active' AND expires_at <= {}))",
-            placeholder()
-        ),
-        KeyStatus::Revoked => format!(
-            " AND (status = 'revoked' OR (status = 'rotating' AND cutoff_at <= {}))",
-            placeholder()
-        ),
-    });
+    let status_sql = filter
+        .status
+        .map(|state| format!(" AND {}", state.sql_condition(&placeholder())));
     sql.push_str(status_sql.as_deref().unwrap_or_default());
     if filter.service_user_id.is_some() {
         sql.push_str(&format!(" AND service_user_id = {}", placeholder()));

@@ -138,14 +138,17 @@ async fn key_still_active(
     let Some(key_id) = &mail.key_id else {
         return Ok(false);
     };
-    let row: Option<(String, i64)> =
-        sqlx::query_as("SELECT status, expires_at FROM api_keys WHERE tenant_id = $1 AND id = $2")
-            .bind(&mail.tenant_id)
-            .bind(key_id)
-            .fetch_optional(state.pool())
-            .await?;
-    Ok(row.is_some_and(|(status, expires_at)| {
-        status == "active" && expires_at > timestamp::to_unix(now)
+    let row: Option<(String, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT status, expires_at, cutoff_at FROM api_keys WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(&mail.tenant_id)
+    .bind(key_id)
+    .fetch_optional(state.pool())
+    .await?;
+    // Reminders are for keys still in use; a rotated key has a successor.
+    Ok(row.is_some_and(|(status, expires_at, cutoff_at)| {
+        keysmith_verify::KeyState::at(&status, expires_at, cutoff_at, timestamp::to_unix(now))
+            == keysmith_verify::KeyState::Active
     }))
 }
 

@@ -165,3 +165,36 @@ pub fn rfc3339(at: time::OffsetDateTime) -> String {
     at.format(&time::format_description::well_known::Rfc3339)
         .expect("format")
 }
+
+both_engines! {
+    async fn the_sql_state_filters_agree_with_the_state_definition(app: TestApp) {
+        use keysmith_verify::KeyState;
+        let su = app.create_service_user("grid").await;
+        let now = keysmith_verify::timestamp::to_unix(app.now());
+        let mut rows = Vec::new();
+        for status in ["active", "rotating", "expired", "revoked"] {
+            for expires_at in [now - 10, now, now + 10] {
+                for cutoff_at in [None, Some(now - 5), Some(now), Some(now + 5)] {
+                    let key = app.create_key(&su, json!({})).await;
+                    let id = key["id"].as_str().expect("id").to_owned();
+                    sqlx::query("UPDATE api_keys SET status = $1, expires_at = $2, cutoff_at = $3 WHERE id = $4")
+                        .bind(status).bind(expires_at).bind(cutoff_at).bind(&id)
+                        .execute(app.state.pool()).await.expect("update");
+                    rows.push((id, KeyState::at(status, expires_at, cutoff_at, now)));
+                }
+            }
+        }
+        for state in KeyState::ALL {
+            let sql = format!("SELECT id FROM api_keys WHERE service_user_id = $1 AND {}", state.sql_condition("$2"));
+            let mut found: Vec<String> = sqlx::query_scalar(&sql).bind(&su).bind(now).fetch_all(app.state.pool()).await.expect("query");
+            let mut expected: Vec<String> = rows.iter().filter(|(_, s)| *s == state).map(|(id, _)| id.clone()).collect();
+            found.sort();
+            expected.sort();
+            assert!(!expected.is_empty(), "the grid covers {state:?}");
+            assert_eq!(found, expected, "{state:?}");
+            // The API's filter is the same condition.
+            let listed = expect_json(app.get(&format!("/api/v1/tenants/acme/keys?status={}&service_user_id={su}&limit=200", state.as_str())).await, StatusCode::OK).await;
+            assert_eq!(listed["items"].as_array().expect("items").len(), expected.len(), "{state:?}");
+        }
+    }
+}

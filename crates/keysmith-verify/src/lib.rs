@@ -9,6 +9,7 @@ pub mod clock;
 #[cfg(feature = "sql")]
 pub mod invalidation;
 pub mod key;
+pub mod key_state;
 pub mod layer;
 pub mod outcome;
 pub mod pepper;
@@ -25,6 +26,7 @@ pub use backend::{BackendError, Verifier};
 pub use base62::random_id;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use key::{ApiKey, KeyPrefix, MalformedKey};
+pub use key_state::KeyState;
 pub use layer::{TenantScope, VerifyLayer, VerifyLayerBuilder};
 pub use outcome::{Refusal, VerifiedKey, VerifyCode};
 pub use pepper::Peppers;

@@ -9,6 +9,7 @@ use crate::{
     backend::{BackendError, VerdictFuture, Verifier},
     clock::SharedClock,
     key::ApiKey,
+    key_state::KeyState,
     outcome::{Refusal, VerifiedKey, VerifyCode},
     pepper::{DIGEST_LEN, Peppers},
     timestamp,
@@ -163,15 +164,16 @@ fn judge(
         scopes: serde_json::from_str(&record.scopes).unwrap_or_default(),
         allowed_tools: ToolAllowlist::from_storage(record.allowed_tools.as_deref()),
     };
-    let code = match record.status.as_str() {
-        "revoked" => Some(VerifyCode::Revoked),
-        "expired" => Some(VerifyCode::Expired),
-        _ if now >= expires_at => Some(VerifyCode::Expired),
-        // Past its rotation cutoff a superseded key is as good as revoked,
-        // even before the sweep has recorded it.
-        _ if cutoff_at.is_some_and(|c| now >= c) => Some(VerifyCode::Revoked),
-        "active" | "rotating" => None,
-        _ => Some(VerifyCode::Revoked),
+    let state = KeyState::at(
+        &record.status,
+        record.expires_at,
+        record.cutoff_at,
+        timestamp::to_unix(now),
+    );
+    let code = match state {
+        KeyState::Active | KeyState::Rotating => None,
+        KeyState::Expired => Some(VerifyCode::Expired),
+        KeyState::Revoked => Some(VerifyCode::Revoked),
     }
     .or_else(|| {
         (record.tenant_disabled_at.is_some() || record.service_user_disabled_at.is_some())

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     domain::{
-        keys::{self, KeyFilter, KeyStatus},
+        keys::{self, KeyFilter, KeyState},
         rfc3339, service_users,
     },
     error::AppError,
@@ -84,7 +84,7 @@ pub async fn list(
     let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(raw) => Some(
-            serde_json::from_value::<KeyStatus>(serde_json::Value::String(raw.to_owned()))
+            serde_json::from_value::<KeyState>(serde_json::Value::String(raw.to_owned()))
                 .map_err(|_| PageError(AppError::validation("unknown status filter")))?,
         ),
     };
@@ -123,7 +123,7 @@ pub async fn list(
                 status: status.as_str(),
                 hint: k.hint.clone(),
                 expires: when(k.expires_at),
-                cutoff: (status == KeyStatus::Rotating)
+                cutoff: (status == KeyState::Rotating)
                     .then(|| {
                         k.cutoff_at
                             .map(|c| format!("{} ({})", when(c), left(c - now_unix)))

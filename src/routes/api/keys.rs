@@ -19,7 +19,7 @@ use super::{
 use crate::{
     domain::{
         Name, Scope,
-        keys::{self, ExpiryRequest, IssuedKey, KeyFilter, KeyStatus, NewKey},
+        keys::{self, ExpiryRequest, IssuedKey, KeyFilter, KeyState, NewKey},
         page::clamp_limit,
     },
     error::{AppError, AppResult},
@@ -60,7 +60,9 @@ pub struct RevokeKey {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListKeys {
-    pub status: Option<KeyStatus>,
+    /// One of `active, rotating, expired, revoked`.
+    #[param(value_type = Option<String>)]
+    pub status: Option<KeyState>,
     pub service_user_id: Option<String>,
     pub cursor: Option<String>,
     pub limit: Option<i64>,

@@ -5,7 +5,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    keys::{KeyRow, KeyStatus},
+    keys::{KeyRow, KeyState},
     rfc3339,
 };
 
@@ -19,7 +19,9 @@ pub struct KeyInfo {
     pub prefix: String,
     /// The last four characters of the key, to tell keys apart.
     pub hint: String,
-    pub status: KeyStatus,
+    /// One of `active, rotating, expired, revoked`, as of now.
+    #[schema(value_type = String)]
+    pub status: KeyState,
     /// `null`: every tool.
     pub allowed_tools: Option<Vec<String>>,
     pub scopes: Vec<String>,
@@ -80,7 +82,9 @@ pub struct CreatedKey {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RotatedOld {
     pub id: String,
-    pub status: KeyStatus,
+    /// `rotating`.
+    #[schema(value_type = String)]
+    pub status: KeyState,
     /// When the old key stops working: `min(its expiry, now + overlap)`.
     #[schema(format = DateTime)]
     pub expires_at: String,
