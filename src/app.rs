@@ -10,10 +10,10 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{routes, state::AppState};
-
-/// Largest request body accepted (JSON API and forms).
-pub const BODY_LIMIT: usize = 64 * 1024;
+use crate::{
+    routes::{self, api::extract::BODY_LIMIT},
+    state::AppState,
+};
 
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

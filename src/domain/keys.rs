@@ -70,6 +70,29 @@ pub enum ExpiryRequest {
     InDays(i64),
 }
 
+impl ExpiryRequest {
+    /// The request from the two ways a client can say it: a moment or a
+    /// number of days, at most one of them (`None`: the tenant's default).
+    pub fn from_parts(at: Option<OffsetDateTime>, in_days: Option<i64>) -> AppResult<Option<Self>> {
+        match (at, in_days) {
+            (Some(_), Some(_)) => Err(AppError::validation(
+                "give expires_at or expires_in_days, not both",
+            )),
+            (Some(at), None) => Ok(Some(Self::At(at))),
+            (None, Some(days)) => Ok(Some(Self::InDays(days))),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// A key's tool allowlist as a client gave it: absent means every tool.
+pub fn allowlist<S: AsRef<str>>(raw: Option<&[S]>) -> AppResult<ToolAllowlist> {
+    raw.map_or(Ok(ToolAllowlist::any_tool()), |list| {
+        ToolAllowlist::from_list(list)
+            .map_err(|e| AppError::validation(format!("allowed_tools: {e}")))
+    })
+}
+
 /// Resolves and checks an expiry against the tenant policy.
 pub fn resolve_expiry(
     tenant: &Tenant,
@@ -328,7 +351,7 @@ pub async fn rotate(
     )
     .await?;
     let old = fetch(&mut *tx, &tenant.id, &old.id).await?;
-    crate::notify::outbox::enqueue_rotation(&mut tx, tenant, &old, &new.row, actor, now).await?;
+    super::outbox::enqueue_rotation(&mut tx, tenant, &old, &new.row, actor, now).await?;
     crate::db::announce_key_change(&mut tx, pool, &old.id).await?;
     tx.commit().await?;
     tracing::info!(old_key_id = %old.id, new_key_id = %new.row.id, "key rotated");
@@ -395,6 +418,25 @@ pub async fn revoke(
 /// One key of `tenant_id`; another tenant's is `NotFound`.
 pub async fn get(pool: &AnyPool, tenant_id: &str, key_id: &str) -> AppResult<KeyRow> {
     fetch(pool, tenant_id, key_id).await
+}
+
+/// The state of one key of a tenant at `now`, or `None` if there is no such key.
+pub async fn state_of(
+    pool: &AnyPool,
+    tenant_id: &str,
+    key_id: &str,
+    now: OffsetDateTime,
+) -> AppResult<Option<KeyState>> {
+    let row: Option<(String, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT status, expires_at, cutoff_at FROM api_keys WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant_id)
+    .bind(key_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(status, expires_at, cutoff_at)| {
+        KeyState::at(&status, expires_at, cutoff_at, timestamp::to_unix(now))
+    }))
 }
 
 #[derive(Debug, Default, Clone)]

@@ -3,7 +3,10 @@
 pub mod actor;
 pub mod audit;
 pub mod keys;
+pub mod notice;
+pub mod outbox;
 pub mod page;
+pub mod reminders;
 pub mod rfc3339;
 pub mod service_users;
 pub mod tenants;

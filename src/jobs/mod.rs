@@ -2,11 +2,7 @@
 
 use tokio::{sync::watch, task::JoinHandle};
 
-use crate::{
-    domain::keys,
-    notify::{reminders, sender},
-    state::AppState,
-};
+use crate::{domain::keys, domain::reminders, notify::sender, state::AppState};
 
 /// Runs one scheduler tick: everything due at the state's clock. Each step is
 /// idempotent and safe to run on several instances at once.

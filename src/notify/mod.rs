@@ -1,11 +1,10 @@
-//! Owner emails: a durable outbox filled in the same transaction as the cause
-//! (rotation) or by the scheduler (expiry reminders), and a sender that
-//! delivers it with retries. Exactly once per key, kind and threshold; a down
-//! SMTP server delays mail, never loses it. No email ever carries a secret.
+//! Owner emails, delivered: the mailer (SMTP or `.eml` files), the templates,
+//! and the sender that drains the durable outbox with retries. What to send
+//! and when is decided in the domain (`domain::outbox`, `domain::notice`,
+//! `domain::reminders`); this module only reads the outbox and sends.
+//! Exactly once per key, kind and threshold; a down SMTP server delays mail,
+//! never loses it. No email ever carries a secret.
 
 pub mod mailer;
-pub mod notice;
-pub mod outbox;
-pub mod reminders;
 pub mod render;
 pub mod sender;

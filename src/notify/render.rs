@@ -3,7 +3,7 @@
 use askama::Template;
 use time::{OffsetDateTime, format_description::BorrowedFormatItem, macros::format_description};
 
-use super::notice::{ExpiryReminder, Notice, RotationNotice};
+use crate::domain::notice::{ExpiryReminder, Notice, RotationNotice};
 use keysmith_verify::timestamp;
 
 const WHEN: &[BorrowedFormatItem<'static>] =

@@ -4,14 +4,17 @@ use std::sync::atomic::Ordering;
 
 use time::Duration;
 
-use super::{
-    mailer::Mailer,
-    notice::Notice,
-    outbox::{self, Attempt, ClaimedMail},
-    render,
+use super::{mailer::Mailer, render};
+use crate::{
+    domain::{
+        keys::{self, KeyState},
+        notice::Notice,
+        outbox::{self, Attempt, ClaimedMail},
+    },
+    error::AppResult,
+    state::AppState,
 };
-use crate::{error::AppResult, state::AppState};
-use keysmith_verify::{random_id, timestamp};
+use keysmith_verify::random_id;
 
 /// Attempts before a mail is marked `failed` (about 16 hours of retries).
 pub const MAX_ATTEMPTS: i64 = 12;
@@ -138,18 +141,9 @@ async fn key_still_active(
     let Some(key_id) = &mail.key_id else {
         return Ok(false);
     };
-    let row: Option<(String, i64, Option<i64>)> = sqlx::query_as(
-        "SELECT status, expires_at, cutoff_at FROM api_keys WHERE tenant_id = $1 AND id = $2",
-    )
-    .bind(&mail.tenant_id)
-    .bind(key_id)
-    .fetch_optional(state.pool())
-    .await?;
     // Reminders are for keys still in use; a rotated key has a successor.
-    Ok(row.is_some_and(|(status, expires_at, cutoff_at)| {
-        keysmith_verify::KeyState::at(&status, expires_at, cutoff_at, timestamp::to_unix(now))
-            == keysmith_verify::KeyState::Active
-    }))
+    let current = keys::state_of(state.pool(), &mail.tenant_id, key_id, now).await?;
+    Ok(current == Some(KeyState::Active))
 }
 
 #[cfg(test)]

@@ -65,6 +65,19 @@ impl fmt::Display for ToolPattern {
     }
 }
 
+/// Most patterns one allowlist holds.
+pub const MAX_ALLOWLIST_LEN: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidAllowlist {
+    #[error("list at least one tool, or give no list for every tool")]
+    Empty,
+    #[error("at most 100 entries")]
+    TooLong,
+    #[error(transparent)]
+    Pattern(InvalidToolPattern),
+}
+
 /// Which tools a key may call. `None` in storage means every tool.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -77,6 +90,23 @@ impl ToolAllowlist {
 
     pub fn only(patterns: Vec<ToolPattern>) -> Self {
         Self(Some(patterns))
+    }
+
+    /// A key's allowlist as a person or a client gave it: at least one and
+    /// at most [`MAX_ALLOWLIST_LEN`] patterns (an empty list is refused as a
+    /// likely mistake; "every tool" is no list at all).
+    pub fn from_list<S: AsRef<str>>(list: &[S]) -> Result<Self, InvalidAllowlist> {
+        if list.is_empty() {
+            return Err(InvalidAllowlist::Empty);
+        }
+        if list.len() > MAX_ALLOWLIST_LEN {
+            return Err(InvalidAllowlist::TooLong);
+        }
+        list.iter()
+            .map(|p| ToolPattern::parse(p.as_ref()))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Self::only)
+            .map_err(InvalidAllowlist::Pattern)
     }
 
     pub fn allows(&self, tool: &str) -> bool {
@@ -132,6 +162,26 @@ mod tests {
         assert!(ToolAllowlist::any_tool().allows("anything"));
         assert!(!list(&[]).allows("whoami"));
         assert!(list(&["*"]).allows("x"));
+    }
+
+    #[test]
+    fn lists_are_bounded() {
+        assert_eq!(
+            ToolAllowlist::from_list(&["a", "b*"]),
+            Ok(list(&["a", "b*"]))
+        );
+        assert_eq!(
+            ToolAllowlist::from_list::<&str>(&[]),
+            Err(InvalidAllowlist::Empty)
+        );
+        assert_eq!(
+            ToolAllowlist::from_list(&vec!["a"; 101]),
+            Err(InvalidAllowlist::TooLong)
+        );
+        assert_eq!(
+            ToolAllowlist::from_list(&["a", "b c"]),
+            Err(InvalidAllowlist::Pattern(InvalidToolPattern))
+        );
     }
 
     #[test]

@@ -22,7 +22,6 @@ use crate::{
         keys::{self, ExpiryRequest, NewKey},
     },
     error::AppError,
-    routes::api::keys::parse_allowlist,
     state::AppState,
 };
 
@@ -117,7 +116,7 @@ fn tools(raw: &str) -> Result<keysmith_verify::ToolAllowlist, AppError> {
         .filter(|t| !t.is_empty())
         .map(str::to_owned)
         .collect();
-    parse_allowlist((!list.is_empty()).then_some(list.as_slice()))
+    keys::allowlist((!list.is_empty()).then_some(list.as_slice()))
 }
 
 pub async fn create(

@@ -16,12 +16,12 @@ use super::{
     page::{PageError, render, when},
 };
 use crate::{
+    domain::outbox::{self, NotificationRecord},
     domain::{
         audit::{self, AuditEvent, ToolUsage},
         keys::{self, KeyRow},
         service_users,
     },
-    notify::outbox::{self, NotificationRecord},
     state::AppState,
 };
 

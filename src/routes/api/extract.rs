@@ -6,7 +6,11 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 
-use crate::{app::BODY_LIMIT, error::AppError};
+use crate::error::AppError;
+
+/// Largest request body accepted (JSON API and forms); `app` applies it to
+/// every route, and the rejection here names it.
+pub const BODY_LIMIT: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);

@@ -22,10 +22,9 @@ use crate::{
         keys::{self, ExpiryRequest, IssuedKey, KeyFilter, KeyState, NewKey},
         page::clamp_limit,
     },
-    error::{AppError, AppResult},
+    error::AppResult,
     state::AppState,
 };
-use keysmith_verify::{ToolAllowlist, ToolPattern};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -68,38 +67,6 @@ pub struct ListKeys {
     pub limit: Option<i64>,
 }
 
-fn expiry(at: Option<OffsetDateTime>, in_days: Option<i64>) -> AppResult<Option<ExpiryRequest>> {
-    match (at, in_days) {
-        (Some(_), Some(_)) => Err(AppError::validation(
-            "give expires_at or expires_in_days, not both",
-        )),
-        (Some(at), None) => Ok(Some(ExpiryRequest::At(at))),
-        (None, Some(days)) => Ok(Some(ExpiryRequest::InDays(days))),
-        (None, None) => Ok(None),
-    }
-}
-
-/// Parses an allowlist: absent means every tool; an empty list is refused as a likely mistake.
-pub fn parse_allowlist(raw: Option<&[String]>) -> AppResult<ToolAllowlist> {
-    match raw {
-        None => Ok(ToolAllowlist::any_tool()),
-        Some([]) => Err(AppError::validation(
-            "allowed_tools must list at least one tool, or be omitted for every tool",
-        )),
-        Some(list) if list.len() > 100 => Err(AppError::validation(
-            "allowed_tools holds at most 100 entries",
-        )),
-        Some(list) => list
-            .iter()
-            .map(|t| {
-                ToolPattern::parse(t)
-                    .map_err(|e| AppError::validation(format!("allowed_tools: {e}")))
-            })
-            .collect::<AppResult<Vec<_>>>()
-            .map(ToolAllowlist::only),
-    }
-}
-
 fn no_store() -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -127,9 +94,9 @@ pub async fn create(
     let new = NewKey {
         service_user_id: body.service_user_id,
         name: Name::parse("name", &body.name)?,
-        expiry: expiry(body.expires_at, body.expires_in_days)?
+        expiry: ExpiryRequest::from_parts(body.expires_at, body.expires_in_days)?
             .unwrap_or(ExpiryRequest::TenantDefault),
-        allowed_tools: parse_allowlist(body.allowed_tools.as_deref())?,
+        allowed_tools: keys::allowlist(body.allowed_tools.as_deref())?,
         scopes: body
             .scopes
             .unwrap_or_default()
@@ -217,7 +184,7 @@ pub async fn rotate(
     body: Bytes,
 ) -> AppResult<(StatusCode, HeaderMap, Json<RotationResponse>)> {
     let body: RotateKey = optional_json(&body)?;
-    let expiry = expiry(body.expires_at, body.expires_in_days)?;
+    let expiry = ExpiryRequest::from_parts(body.expires_at, body.expires_in_days)?;
     let tenant = caller.tenant(&state, &tenant).await?;
     let now = state.now();
     let rotation = keys::rotate(

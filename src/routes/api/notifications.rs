@@ -9,8 +9,8 @@ use serde::Serialize;
 use super::auth::ManagementCaller;
 use crate::{
     domain::keys,
+    domain::outbox::{self, NotificationRecord},
     error::AppResult,
-    notify::outbox::{self, NotificationRecord},
     state::AppState,
 };
 
