@@ -1,0 +1,267 @@
+//! Create (shown once), rotate with an overlap, revoke.
+
+use sqlx::{Any, AnyPool, Transaction};
+use time::{Duration, OffsetDateTime};
+
+use super::{ExpiryRequest, IssuedKey, KeyRow, KeyState, NewKey, queries::fetch, resolve_expiry};
+use crate::{
+    domain::{Actor, Scope, audit, tenants::Tenant},
+    error::{AppError, AppResult},
+};
+use keysmith_verify::{ApiKey, KeyPrefix, Peppers, timestamp};
+
+struct KeyInsert<'a> {
+    tenant: &'a Tenant,
+    service_user_id: &'a str,
+    name: &'a str,
+    allowed_tools: Option<String>,
+    scopes: String,
+    expires_at: OffsetDateTime,
+    rotated_from: Option<&'a str>,
+    actor: &'a Actor,
+    now: OffsetDateTime,
+}
+
+async fn insert_key(
+    tx: &mut Transaction<'_, Any>,
+    peppers: &Peppers,
+    input: KeyInsert<'_>,
+) -> AppResult<IssuedKey> {
+    let prefix = KeyPrefix::parse(&input.tenant.key_prefix).unwrap_or_default();
+    let key = ApiKey::generate(&prefix);
+    let digest = hex::encode(peppers.digest_current(key.secret()));
+    sqlx::query(
+        "INSERT INTO api_keys (id, tenant_id, service_user_id, name, prefix, secret_hash, pepper_version, hint, status, \
+         allowed_tools, scopes, created_at, created_by, expires_at, rotated_from) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(key.key_id())
+    .bind(&input.tenant.id)
+    .bind(input.service_user_id)
+    .bind(input.name)
+    .bind(prefix.as_str())
+    .bind(digest)
+    .bind(peppers.current_version())
+    .bind(key.hint())
+    .bind(input.allowed_tools)
+    .bind(input.scopes)
+    .bind(timestamp::to_unix(input.now))
+    .bind(input.actor.to_string())
+    .bind(timestamp::to_unix(input.expires_at))
+    .bind(input.rotated_from)
+    .execute(&mut **tx)
+    .await?;
+    audit::record(
+        &mut **tx,
+        audit::NewAuditEvent {
+            tenant_id: &input.tenant.id,
+            key_id: Some(key.key_id()),
+            service_user_id: Some(input.service_user_id),
+            actor: input.actor.to_string(),
+            action: "key.create",
+            tool: None,
+            outcome: "ok",
+            reason: input.rotated_from.map(|_| "rotation"),
+            request_id: None,
+            at: input.now,
+        },
+    )
+    .await?;
+    let row = fetch(&mut **tx, &input.tenant.id, key.key_id()).await?;
+    Ok(IssuedKey { row, key })
+}
+
+/// Creates a key for a service user of `tenant`.
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, service_user_id = %new.service_user_id))]
+pub async fn create(
+    pool: &AnyPool,
+    peppers: &Peppers,
+    tenant: &Tenant,
+    new: NewKey,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> AppResult<IssuedKey> {
+    let expires_at = resolve_expiry(tenant, new.expiry, now)?;
+    let mut tx = crate::db::begin_write(pool).await?;
+    let owner: Option<(String,)> =
+        sqlx::query_as("SELECT id FROM service_users WHERE tenant_id = $1 AND id = $2")
+            .bind(&tenant.id)
+            .bind(&new.service_user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if owner.is_none() {
+        return Err(AppError::NotFound("service user"));
+    }
+    let scopes: Vec<&str> = new.scopes.iter().map(Scope::as_str).collect();
+    let issued = insert_key(
+        &mut tx,
+        peppers,
+        KeyInsert {
+            tenant,
+            service_user_id: &new.service_user_id,
+            name: new.name.as_str(),
+            allowed_tools: new.allowed_tools.to_storage(),
+            scopes: serde_json::to_string(&scopes).map_err(anyhow::Error::from)?,
+            expires_at,
+            rotated_from: None,
+            actor,
+            now,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(key_id = %issued.row.id, "key created");
+    Ok(issued)
+}
+
+/// The outcome of a rotation: the new key (shown once) and the superseded one.
+#[derive(Debug)]
+pub struct Rotation {
+    pub new: IssuedKey,
+    pub old: KeyRow,
+}
+
+/// Rotates an active key: a new key for the same service user, name, tools and
+/// scopes; the old key keeps working until `min(old expiry, now + overlap)`.
+/// `expiry` chooses the new key's lifetime; by default it gets the old key's
+/// lifetime again, within the tenant maximum.
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, key_id = %key_id))]
+pub async fn rotate(
+    pool: &AnyPool,
+    peppers: &Peppers,
+    tenant: &Tenant,
+    key_id: &str,
+    expiry: Option<ExpiryRequest>,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> AppResult<Rotation> {
+    let mut tx = crate::db::begin_write(pool).await?;
+    let old = fetch(&mut *tx, &tenant.id, key_id).await?;
+    let status = old.status_at(now);
+    if status != KeyState::Active {
+        return Err(AppError::Conflict(format!(
+            "only an active key can be rotated; this key is {}",
+            status.as_str()
+        )));
+    }
+    let lifetime_days =
+        ((old.expires_at - old.created_at) / 86_400).clamp(1, tenant.max_expiry_days);
+    let expires_at = resolve_expiry(
+        tenant,
+        expiry.unwrap_or(ExpiryRequest::InDays(lifetime_days)),
+        now,
+    )?;
+    let new = insert_key(
+        &mut tx,
+        peppers,
+        KeyInsert {
+            tenant,
+            service_user_id: &old.service_user_id,
+            name: &old.name,
+            allowed_tools: old.allowed_tools.clone(),
+            scopes: old.scopes.clone(),
+            expires_at,
+            rotated_from: Some(&old.id),
+            actor,
+            now,
+        },
+    )
+    .await?;
+    let overlap_end = timestamp::to_unix(now + Duration::days(tenant.rotation_overlap_days));
+    let cutoff = old.expires_at.min(overlap_end);
+    let updated = sqlx::query(
+        "UPDATE api_keys SET status = 'rotating', cutoff_at = $1, rotated_to = $2 \
+         WHERE tenant_id = $3 AND id = $4 AND status = 'active'",
+    )
+    .bind(cutoff)
+    .bind(&new.row.id)
+    .bind(&tenant.id)
+    .bind(&old.id)
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() != 1 {
+        // Someone else rotated or revoked it between our read and write.
+        return Err(AppError::Conflict(
+            "the key changed while rotating; reload and try again".into(),
+        ));
+    }
+    audit::record(
+        &mut *tx,
+        audit::NewAuditEvent {
+            tenant_id: &tenant.id,
+            key_id: Some(&old.id),
+            service_user_id: Some(&old.service_user_id),
+            actor: actor.to_string(),
+            action: "key.rotate",
+            tool: None,
+            outcome: "ok",
+            reason: Some(&format!("superseded by {}", new.row.id)),
+            request_id: None,
+            at: now,
+        },
+    )
+    .await?;
+    let old = fetch(&mut *tx, &tenant.id, &old.id).await?;
+    crate::domain::outbox::enqueue_rotation(&mut tx, tenant, &old, &new.row, actor, now).await?;
+    crate::db::announce_key_change(&mut tx, pool, &old.id).await?;
+    tx.commit().await?;
+    tracing::info!(old_key_id = %old.id, new_key_id = %new.row.id, "key rotated");
+    Ok(Rotation { new, old })
+}
+
+/// Revokes an active or rotating key at once.
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, key_id = %key_id))]
+pub async fn revoke(
+    pool: &AnyPool,
+    tenant: &Tenant,
+    key_id: &str,
+    reason: &str,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> AppResult<KeyRow> {
+    let mut tx = crate::db::begin_write(pool).await?;
+    let current = fetch(&mut *tx, &tenant.id, key_id).await?;
+    let status = current.status_at(now);
+    if !matches!(status, KeyState::Active | KeyState::Rotating) {
+        return Err(AppError::Conflict(format!(
+            "the key is already {}",
+            status.as_str()
+        )));
+    }
+    let updated = sqlx::query(
+        "UPDATE api_keys SET status = 'revoked', revoked_at = $1, revoked_reason = $2 \
+         WHERE tenant_id = $3 AND id = $4 AND status IN ('active', 'rotating')",
+    )
+    .bind(timestamp::to_unix(now))
+    .bind(reason)
+    .bind(&tenant.id)
+    .bind(key_id)
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Err(AppError::Conflict(
+            "the key changed while revoking; reload and try again".into(),
+        ));
+    }
+    audit::record(
+        &mut *tx,
+        audit::NewAuditEvent {
+            tenant_id: &tenant.id,
+            key_id: Some(key_id),
+            service_user_id: Some(&current.service_user_id),
+            actor: actor.to_string(),
+            action: "key.revoke",
+            tool: None,
+            outcome: "ok",
+            reason: Some(reason),
+            request_id: None,
+            at: now,
+        },
+    )
+    .await?;
+    let row = fetch(&mut *tx, &tenant.id, key_id).await?;
+    crate::db::announce_key_change(&mut tx, pool, key_id).await?;
+    tx.commit().await?;
+    tracing::info!("key revoked");
+    Ok(row)
+}

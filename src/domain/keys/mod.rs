@@ -1,0 +1,154 @@
+//! Keys: what a key is (its row, state, expiry and tools), and its life in
+//! three files — `lifecycle` (create, rotate, revoke), `queries` (read and
+//! list), `sweep` (what the clock does to keys).
+//!
+//! Every change runs in one transaction together with its audit event, and
+//! state transitions are conditional updates (`WHERE status = 'active'`), so
+//! two admins rotating the same key at once get one rotation and one `409`.
+
+mod lifecycle;
+mod queries;
+mod sweep;
+
+pub use lifecycle::{Rotation, create, revoke, rotate};
+pub use queries::{KeyFilter, get, list, state_of};
+pub use sweep::{SweepReport, sweep};
+
+use time::{Duration, OffsetDateTime};
+
+use crate::{
+    domain::{Name, Scope, tenants::Tenant},
+    error::{AppError, AppResult},
+};
+use keysmith_verify::{ApiKey, ToolAllowlist, timestamp};
+
+/// A key as stored, minus its hash.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KeyRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub service_user_id: String,
+    pub name: String,
+    pub prefix: String,
+    pub hint: String,
+    pub status: String,
+    pub allowed_tools: Option<String>,
+    pub scopes: String,
+    pub created_at: i64,
+    pub created_by: String,
+    pub expires_at: i64,
+    pub cutoff_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub revoked_reason: Option<String>,
+    pub rotated_from: Option<String>,
+    pub rotated_to: Option<String>,
+    pub last_used_at: Option<i64>,
+}
+
+const COLUMNS: &str = "id, tenant_id, service_user_id, name, prefix, hint, status, allowed_tools, scopes, \
+    created_at, created_by, expires_at, cutoff_at, revoked_at, revoked_reason, rotated_from, rotated_to, last_used_at";
+
+/// Lifecycle state: one definition, shared with the verifier.
+pub use keysmith_verify::KeyState;
+
+impl KeyRow {
+    pub fn status_at(&self, now: OffsetDateTime) -> KeyState {
+        KeyState::at(
+            &self.status,
+            self.expires_at,
+            self.cutoff_at,
+            timestamp::to_unix(now),
+        )
+    }
+
+    pub fn allowed_tools(&self) -> ToolAllowlist {
+        ToolAllowlist::from_storage(self.allowed_tools.as_deref())
+    }
+
+    pub fn scopes(&self) -> Vec<String> {
+        serde_json::from_str(&self.scopes).unwrap_or_default()
+    }
+}
+
+/// How the caller chose the expiry.
+#[derive(Debug, Clone, Copy)]
+pub enum ExpiryRequest {
+    /// The tenant's default lifetime.
+    TenantDefault,
+    At(OffsetDateTime),
+    InDays(i64),
+}
+
+impl ExpiryRequest {
+    /// The request from the two ways a client can say it: a moment or a
+    /// number of days, at most one of them (`None`: the tenant's default).
+    pub fn from_parts(at: Option<OffsetDateTime>, in_days: Option<i64>) -> AppResult<Option<Self>> {
+        match (at, in_days) {
+            (Some(_), Some(_)) => Err(AppError::validation(
+                "give expires_at or expires_in_days, not both",
+            )),
+            (Some(at), None) => Ok(Some(Self::At(at))),
+            (None, Some(days)) => Ok(Some(Self::InDays(days))),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// A key's tool allowlist as a client gave it: absent means every tool.
+pub fn allowlist<S: AsRef<str>>(raw: Option<&[S]>) -> AppResult<ToolAllowlist> {
+    raw.map_or(Ok(ToolAllowlist::any_tool()), |list| {
+        ToolAllowlist::from_list(list)
+            .map_err(|e| AppError::validation(format!("allowed_tools: {e}")))
+    })
+}
+
+/// Resolves and checks an expiry against the tenant policy.
+pub fn resolve_expiry(
+    tenant: &Tenant,
+    request: ExpiryRequest,
+    now: OffsetDateTime,
+) -> AppResult<OffsetDateTime> {
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    let latest = now + Duration::days(tenant.max_expiry_days);
+    let at = match request {
+        ExpiryRequest::TenantDefault => {
+            now + Duration::days(tenant.default_expiry_days.min(tenant.max_expiry_days))
+        }
+        ExpiryRequest::InDays(days) if (1..=tenant.max_expiry_days).contains(&days) => {
+            now + Duration::days(days)
+        }
+        ExpiryRequest::InDays(_) => {
+            return Err(AppError::validation(format!(
+                "expires_in_days must be between 1 and {} (the tenant maximum)",
+                tenant.max_expiry_days
+            )));
+        }
+        ExpiryRequest::At(at) => at.replace_nanosecond(0).unwrap_or(at),
+    };
+    if at <= now {
+        return Err(AppError::validation("expires_at must be in the future"));
+    }
+    if at > latest {
+        return Err(AppError::validation(format!(
+            "expires_at is beyond the tenant maximum of {} days",
+            tenant.max_expiry_days
+        )));
+    }
+    Ok(at)
+}
+
+#[derive(Debug)]
+pub struct NewKey {
+    pub service_user_id: String,
+    pub name: Name,
+    pub expiry: ExpiryRequest,
+    pub allowed_tools: ToolAllowlist,
+    pub scopes: Vec<Scope>,
+}
+
+/// A freshly minted key: the stored row and the plaintext, which exists only here.
+#[derive(Debug)]
+pub struct IssuedKey {
+    pub row: KeyRow,
+    pub key: ApiKey,
+}

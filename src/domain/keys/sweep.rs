@@ -1,0 +1,128 @@
+//! What the clock does to keys: rotated keys revoked at their cutoff, expired keys recorded.
+
+use sqlx::AnyPool;
+use time::OffsetDateTime;
+
+use crate::{
+    domain::{Actor, audit},
+    error::AppResult,
+};
+use keysmith_verify::timestamp;
+
+/// What one sweep changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SweepReport {
+    pub revoked_after_rotation: u64,
+    pub expired: u64,
+}
+
+/// Revokes rotated keys past their cutoff (reason `rotated`) and marks expired
+/// keys. Row by row, each with its audit event in its own transaction and a
+/// conditional update, so a re-run or a second instance does nothing twice.
+#[tracing::instrument(skip_all)]
+pub async fn sweep(pool: &AnyPool, now: OffsetDateTime) -> AppResult<SweepReport> {
+    let now_unix = timestamp::to_unix(now);
+    let mut report = SweepReport::default();
+    let due: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT id, tenant_id, service_user_id, cutoff_at FROM api_keys WHERE status = 'rotating' AND cutoff_at <= $1",
+    )
+    .bind(now_unix)
+    .fetch_all(pool)
+    .await?;
+    for (id, tenant_id, service_user_id, cutoff_at) in due {
+        if transition(
+            pool,
+            &id,
+            &tenant_id,
+            &service_user_id,
+            Transition::RevokeRotated { cutoff_at },
+            now,
+        )
+        .await?
+        {
+            report.revoked_after_rotation += 1;
+        }
+    }
+    let expired: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT id, tenant_id, service_user_id, expires_at FROM api_keys WHERE status = 'active' AND expires_at <= $1",
+    )
+    .bind(now_unix)
+    .fetch_all(pool)
+    .await?;
+    for (id, tenant_id, service_user_id, _) in expired {
+        if transition(
+            pool,
+            &id,
+            &tenant_id,
+            &service_user_id,
+            Transition::Expire,
+            now,
+        )
+        .await?
+        {
+            report.expired += 1;
+        }
+    }
+    if report != SweepReport::default() {
+        tracing::info!(?report, "lifecycle sweep");
+    }
+    Ok(report)
+}
+
+enum Transition {
+    RevokeRotated { cutoff_at: i64 },
+    Expire,
+}
+
+async fn transition(
+    pool: &AnyPool,
+    id: &str,
+    tenant_id: &str,
+    service_user_id: &str,
+    transition: Transition,
+    now: OffsetDateTime,
+) -> AppResult<bool> {
+    let mut tx = crate::db::begin_write(pool).await?;
+    let (updated, action, reason) = match transition {
+        Transition::RevokeRotated { cutoff_at } => (
+            sqlx::query(
+                "UPDATE api_keys SET status = 'revoked', revoked_at = $1, revoked_reason = 'rotated' WHERE id = $2 AND status = 'rotating'",
+            )
+            .bind(cutoff_at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?,
+            "key.revoke",
+            Some("rotated"),
+        ),
+        Transition::Expire => (
+            sqlx::query("UPDATE api_keys SET status = 'expired' WHERE id = $1 AND status = 'active'")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?,
+            "key.expire",
+            None,
+        ),
+    };
+    if updated.rows_affected() != 1 {
+        return Ok(false);
+    }
+    audit::record(
+        &mut *tx,
+        audit::NewAuditEvent {
+            tenant_id,
+            key_id: Some(id),
+            service_user_id: Some(service_user_id),
+            actor: Actor::System.to_string(),
+            action,
+            tool: None,
+            outcome: "ok",
+            reason,
+            request_id: None,
+            at: now,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
