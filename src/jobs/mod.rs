@@ -9,7 +9,14 @@ use crate::{domain::keys, domain::reminders, notify::sender, state::AppState};
 pub async fn tick(state: &AppState) -> anyhow::Result<()> {
     keys::sweep(state.pool(), state.now()).await?;
     reminders::enqueue_due(state.pool(), state.now()).await?;
-    sender::deliver_due(state, &state.mailer).await?;
+    sender::deliver_due(sender::Outbound {
+        db: &state.db,
+        clock: state.clock.as_ref(),
+        mailer: &state.mailer,
+        metrics: &state.metrics,
+        public_url: &state.config.public_url,
+    })
+    .await?;
     Ok(())
 }
 

@@ -6,14 +6,16 @@ use time::Duration;
 
 use super::{mailer::Mailer, render};
 use crate::{
+    db::Db,
     domain::{
         keys::{self, KeyState},
         notice::Notice,
         outbox::{self, Attempt, ClaimedMail},
     },
     error::AppResult,
-    state::AppState,
+    metrics::Metrics,
 };
+use keysmith_verify::Clock;
 use keysmith_verify::random_id;
 
 /// Attempts before a mail is marked `failed` (about 16 hours of retries).
@@ -34,38 +36,48 @@ pub struct DeliveryReport {
     pub cancelled: u64,
 }
 
+/// What delivery needs from the application, and nothing more.
+#[derive(Debug, Clone, Copy)]
+pub struct Outbound<'a> {
+    pub db: &'a Db,
+    pub clock: &'a dyn Clock,
+    pub mailer: &'a Mailer,
+    pub metrics: &'a Metrics,
+    /// Links in emails point here.
+    pub public_url: &'a str,
+}
+
 /// Delivers every row due now, batch by batch, until none is left.
 #[tracing::instrument(skip_all)]
-pub async fn deliver_due(state: &AppState, mailer: &Mailer) -> AppResult<DeliveryReport> {
+pub async fn deliver_due(out: Outbound<'_>) -> AppResult<DeliveryReport> {
     let owner = random_id(16);
     let mut report = DeliveryReport::default();
     loop {
-        let now = state.now();
-        let batch = outbox::claim_due(state.pool(), state.db.engine, &owner, BATCH, now).await?;
+        let now = out.clock.now();
+        let batch = outbox::claim_due(&out.db.pool, out.db.engine, &owner, BATCH, now).await?;
         if batch.is_empty() {
             return Ok(report);
         }
         for mail in &batch {
-            deliver_one(state, mailer, &owner, mail, &mut report).await?;
+            deliver_one(out, &owner, mail, &mut report).await?;
         }
     }
 }
 
 async fn deliver_one(
-    state: &AppState,
-    mailer: &Mailer,
+    out: Outbound<'_>,
     owner: &str,
     mail: &ClaimedMail,
     report: &mut DeliveryReport,
 ) -> AppResult<()> {
-    let now = state.now();
+    let now = out.clock.now();
     let notice: Notice = match serde_json::from_str(&mail.payload) {
         Ok(notice) => notice,
         Err(err) => {
             report.failed += 1;
             let error = format!("unreadable payload: {err}");
             return outbox::record(
-                state.pool(),
+                &out.db.pool,
                 mail,
                 owner,
                 Attempt::Failed {
@@ -78,12 +90,12 @@ async fn deliver_one(
         }
     };
     if let Notice::ExpiryReminder(reminder) = &notice
-        && !key_still_active(state, mail, now).await?
+        && !key_still_active(out, mail, now).await?
     {
         report.cancelled += 1;
         tracing::info!(key_id = %reminder.key_id, "reminder cancelled: the key is no longer active");
         return outbox::record(
-            state.pool(),
+            &out.db.pool,
             mail,
             owner,
             Attempt::Cancelled("the key is no longer active"),
@@ -91,17 +103,17 @@ async fn deliver_one(
         )
         .await;
     }
-    let result = match render::render(&notice, &state.config.public_url, now) {
-        Ok(rendered) => mailer.send(mail.id, &mail.recipient, &rendered).await,
+    let result = match render::render(&notice, out.public_url, now) {
+        Ok(rendered) => out.mailer.send(mail.id, &mail.recipient, &rendered).await,
         Err(err) => Err(anyhow::Error::new(err).context("failed to render the email")),
     };
-    let metrics = &state.metrics;
+    let metrics = out.metrics;
     match result {
         Ok(()) => {
             report.sent += 1;
             metrics.emails_sent.fetch_add(1, Ordering::Relaxed);
             tracing::info!(outbox_id = mail.id, kind = notice.kind(), "email sent");
-            outbox::record(state.pool(), mail, owner, Attempt::Sent, now).await
+            outbox::record(&out.db.pool, mail, owner, Attempt::Sent, now).await
         }
         Err(err) => {
             let error = format!("{err:#}");
@@ -119,7 +131,7 @@ async fn deliver_one(
                 tracing::error!(outbox_id = mail.id, attempts, error = %error, "email delivery failed for good");
             }
             outbox::record(
-                state.pool(),
+                &out.db.pool,
                 mail,
                 owner,
                 Attempt::Failed {
@@ -134,7 +146,7 @@ async fn deliver_one(
 }
 
 async fn key_still_active(
-    state: &AppState,
+    out: Outbound<'_>,
     mail: &ClaimedMail,
     now: time::OffsetDateTime,
 ) -> AppResult<bool> {
@@ -142,7 +154,7 @@ async fn key_still_active(
         return Ok(false);
     };
     // Reminders are for keys still in use; a rotated key has a successor.
-    let current = keys::state_of(state.pool(), &mail.tenant_id, key_id, now).await?;
+    let current = keys::state_of(&out.db.pool, &mail.tenant_id, key_id, now).await?;
     Ok(current == Some(KeyState::Active))
 }
 
