@@ -124,7 +124,13 @@ impl Email {
         if local.is_empty() || local.contains('@') || !domain_ok {
             return Err(invalid());
         }
-        Ok(Self(raw.to_ascii_lowercase()))
+        let lowered = raw.to_ascii_lowercase();
+        // The mailer's own parser has the last word: an address it would
+        // refuse later must be refused now, not retried for hours.
+        lowered
+            .parse::<lettre::Address>()
+            .map_err(|_| invalid())?;
+        Ok(Self(lowered))
     }
 }
 
@@ -215,8 +221,18 @@ mod tests {
             "ops@.com",
             "a@b@c.com",
             "<a@b.com>",
+            "a(b)@example.com",
+            "a..b@example.com",
+            ".a@example.com",
+            "a\"b@example.com",
+            "a@exa mple.com",
+            "a@-example.com",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
+        for good in ["a.b+tag@example.com", "o'brien@example.co.uk", "x@sub-domain.example.org"] {
+            let parsed = Email::parse(good).expect(good);
+            assert!(parsed.as_str().parse::<lettre::Address>().is_ok(), "{good}");
         }
     }
 
