@@ -26,6 +26,8 @@ pub struct Metrics {
     pub emails_sent: AtomicU64,
     pub email_attempts_failed: AtomicU64,
     pub emails_failed: AtomicU64,
+    pub scheduler_steps_failed: AtomicU64,
+    pub scheduler_rows_skipped: AtomicU64,
 }
 
 impl Metrics {
@@ -76,6 +78,16 @@ impl Metrics {
                 "keysmith_emails_failed_total",
                 "Owner emails given up on after every retry.",
                 &self.emails_failed,
+            ),
+            (
+                "keysmith_scheduler_steps_failed_total",
+                "Scheduler steps (sweep, reminders, delivery) that failed; the others still ran.",
+                &self.scheduler_steps_failed,
+            ),
+            (
+                "keysmith_scheduler_rows_skipped_total",
+                "Keys or emails a scheduler step skipped after an error, for a later tick.",
+                &self.scheduler_rows_skipped,
             ),
         ] {
             let _ = writeln!(

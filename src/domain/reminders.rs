@@ -44,9 +44,19 @@ struct Candidate {
     tenant_name: String,
 }
 
-/// Enqueues every reminder due at `now`; returns how many were new.
+/// What one pass of [`enqueue_due`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReminderReport {
+    /// Reminders newly queued.
+    pub enqueued: u64,
+    /// Keys whose reminder could not be queued: logged, tried again next pass.
+    pub skipped: u64,
+}
+
+/// Enqueues every reminder due at `now`. One key that fails is skipped and
+/// reported; the others still get theirs.
 #[tracing::instrument(skip_all)]
-pub async fn enqueue_due(pool: &AnyPool, now: OffsetDateTime) -> AppResult<u64> {
+pub async fn enqueue_due(pool: &AnyPool, now: OffsetDateTime) -> AppResult<ReminderReport> {
     let now_unix = timestamp::to_unix(now);
     let candidates: Vec<Candidate> = sqlx::query_as(
         "SELECT k.id, k.tenant_id, k.name, k.hint, k.created_at, k.expires_at, s.name AS service_user, \
@@ -58,7 +68,7 @@ pub async fn enqueue_due(pool: &AnyPool, now: OffsetDateTime) -> AppResult<u64> 
     .bind(now_unix + THRESHOLDS[0] * DAY)
     .fetch_all(pool)
     .await?;
-    let mut enqueued = 0;
+    let mut report = ReminderReport::default();
     for key in candidates {
         let Some(days) = due_threshold(key.created_at, key.expires_at, now_unix) else {
             continue;
@@ -79,11 +89,16 @@ pub async fn enqueue_due(pool: &AnyPool, now: OffsetDateTime) -> AppResult<u64> 
             recipient: &key.owner_email,
             notice: &notice,
         };
-        if outbox::enqueue(pool, mail, now).await? {
-            enqueued += 1;
+        match outbox::enqueue(pool, mail, now).await {
+            Ok(true) => report.enqueued += 1,
+            Ok(false) => {}
+            Err(err) => {
+                tracing::error!(key_id = %key.id, error = %err, "reminder skipped");
+                report.skipped += 1;
+            }
         }
     }
-    Ok(enqueued)
+    Ok(report)
 }
 
 #[cfg(test)]

@@ -127,9 +127,7 @@ impl Email {
         let lowered = raw.to_ascii_lowercase();
         // The mailer's own parser has the last word: an address it would
         // refuse later must be refused now, not retried for hours.
-        lowered
-            .parse::<lettre::Address>()
-            .map_err(|_| invalid())?;
+        lowered.parse::<lettre::Address>().map_err(|_| invalid())?;
         Ok(Self(lowered))
     }
 }
@@ -230,7 +228,11 @@ mod tests {
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
         }
-        for good in ["a.b+tag@example.com", "o'brien@example.co.uk", "x@sub-domain.example.org"] {
+        for good in [
+            "a.b+tag@example.com",
+            "o'brien@example.co.uk",
+            "x@sub-domain.example.org",
+        ] {
             let parsed = Email::parse(good).expect(good);
             assert!(parsed.as_str().parse::<lettre::Address>().is_ok(), "{good}");
         }

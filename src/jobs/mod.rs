@@ -1,23 +1,52 @@
 //! The lifecycle clock: periodic work inside `keysmith serve`.
 
+use std::sync::atomic::Ordering;
+
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{domain::keys, domain::reminders, notify::sender, state::AppState};
 
 /// Runs one scheduler tick: everything due at the state's clock. Each step is
-/// idempotent and safe to run on several instances at once.
+/// idempotent and safe to run on several instances at once, and each runs
+/// whatever happened to the ones before it: a failing step is logged and
+/// counted, and the tick reports which failed.
 pub async fn tick(state: &AppState) -> anyhow::Result<()> {
-    keys::sweep(state.pool(), state.now()).await?;
-    reminders::enqueue_due(state.pool(), state.now()).await?;
-    sender::deliver_due(sender::Outbound {
+    let metrics = &state.metrics;
+    let mut failed = Vec::new();
+    let mut skipped = 0;
+    match keys::sweep(state.pool(), state.now()).await {
+        Ok(report) => skipped += report.skipped,
+        Err(err) => failed.push(("sweep", err)),
+    }
+    match reminders::enqueue_due(state.pool(), state.now()).await {
+        Ok(report) => skipped += report.skipped,
+        Err(err) => failed.push(("reminders", err)),
+    }
+    let outbound = sender::Outbound {
         db: &state.db,
         clock: state.clock.as_ref(),
         mailer: &state.mailer,
-        metrics: &state.metrics,
+        metrics,
         public_url: &state.config.public_url,
-    })
-    .await?;
-    Ok(())
+    };
+    match sender::deliver_due(outbound).await {
+        Ok(report) => skipped += report.skipped,
+        Err(err) => failed.push(("delivery", err)),
+    }
+    metrics
+        .scheduler_rows_skipped
+        .fetch_add(skipped, Ordering::Relaxed);
+    if failed.is_empty() {
+        return Ok(());
+    }
+    for (step, err) in &failed {
+        tracing::error!(step, error = %err, "scheduler step failed; the others ran");
+    }
+    metrics
+        .scheduler_steps_failed
+        .fetch_add(failed.len() as u64, Ordering::Relaxed);
+    let steps: Vec<&str> = failed.iter().map(|(step, _)| *step).collect();
+    anyhow::bail!("scheduler steps failed: {}", steps.join(", "))
 }
 
 /// Ticks every `scheduler_interval` until `stop` turns true. A failing tick

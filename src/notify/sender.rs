@@ -34,6 +34,9 @@ pub struct DeliveryReport {
     pub retrying: u64,
     pub failed: u64,
     pub cancelled: u64,
+    /// Rows whose outcome could not be recorded: logged; their lease lapses
+    /// and a later pass takes them up again.
+    pub skipped: u64,
 }
 
 /// What delivery needs from the application, and nothing more.
@@ -59,7 +62,10 @@ pub async fn deliver_due(out: Outbound<'_>) -> AppResult<DeliveryReport> {
             return Ok(report);
         }
         for mail in &batch {
-            deliver_one(out, &owner, mail, &mut report).await?;
+            if let Err(err) = deliver_one(out, &owner, mail, &mut report).await {
+                tracing::error!(mail_id = mail.id, error = %err, "email delivery skipped");
+                report.skipped += 1;
+            }
         }
     }
 }

@@ -15,6 +15,7 @@ mod health;
 mod keys;
 mod mcp;
 mod rotation;
+mod scheduler;
 mod secrets;
 mod service_users;
 mod tenancy;

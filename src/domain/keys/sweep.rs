@@ -14,6 +14,8 @@ use keysmith_verify::timestamp;
 pub struct SweepReport {
     pub revoked_after_rotation: u64,
     pub expired: u64,
+    /// Keys whose transition failed: logged, left for the next sweep.
+    pub skipped: u64,
 }
 
 /// Revokes rotated keys past their cutoff (reason `rotated`) and marks expired
@@ -30,7 +32,7 @@ pub async fn sweep(pool: &AnyPool, now: OffsetDateTime) -> AppResult<SweepReport
     .fetch_all(pool)
     .await?;
     for (id, tenant_id, service_user_id, cutoff_at) in due {
-        if transition(
+        let done = transition(
             pool,
             &id,
             &tenant_id,
@@ -38,10 +40,8 @@ pub async fn sweep(pool: &AnyPool, now: OffsetDateTime) -> AppResult<SweepReport
             Transition::RevokeRotated { cutoff_at },
             now,
         )
-        .await?
-        {
-            report.revoked_after_rotation += 1;
-        }
+        .await;
+        report.count(&id, done, |r| &mut r.revoked_after_rotation);
     }
     let expired: Vec<(String, String, String, i64)> = sqlx::query_as(
         "SELECT id, tenant_id, service_user_id, expires_at FROM api_keys WHERE status = 'active' AND expires_at <= $1",
@@ -50,7 +50,7 @@ pub async fn sweep(pool: &AnyPool, now: OffsetDateTime) -> AppResult<SweepReport
     .fetch_all(pool)
     .await?;
     for (id, tenant_id, service_user_id, _) in expired {
-        if transition(
+        let done = transition(
             pool,
             &id,
             &tenant_id,
@@ -58,15 +58,33 @@ pub async fn sweep(pool: &AnyPool, now: OffsetDateTime) -> AppResult<SweepReport
             Transition::Expire,
             now,
         )
-        .await?
-        {
-            report.expired += 1;
-        }
+        .await;
+        report.count(&id, done, |r| &mut r.expired);
     }
     if report != SweepReport::default() {
         tracing::info!(?report, "lifecycle sweep");
     }
     Ok(report)
+}
+
+impl SweepReport {
+    /// One key's outcome: counted when it changed, skipped (and logged) when
+    /// it failed, so one bad row never stops the rest of the sweep.
+    fn count(
+        &mut self,
+        key_id: &str,
+        done: AppResult<bool>,
+        field: impl Fn(&mut Self) -> &mut u64,
+    ) {
+        match done {
+            Ok(true) => *field(self) += 1,
+            Ok(false) => {}
+            Err(err) => {
+                tracing::error!(key_id, error = %err, "lifecycle sweep skipped a key");
+                self.skipped += 1;
+            }
+        }
+    }
 }
 
 enum Transition {

@@ -1,0 +1,106 @@
+//! The scheduler's steps are independent: one bad row is skipped and
+//! reported, one failing step does not stop the others.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::{
+    both_engines,
+    helpers::{Engine, TestApp},
+};
+
+/// Makes every `UPDATE` of `table` rows matching `when` fail, as a corrupt
+/// row or a broken constraint would.
+async fn sabotage(app: &TestApp, table: &str, when: &str) {
+    let pool = app.state.pool();
+    let statements = match app.db.engine {
+        Engine::Sqlite => vec![format!(
+            "CREATE TRIGGER sabotage_{table} BEFORE UPDATE ON {table} WHEN {when} BEGIN SELECT RAISE(ABORT, 'sabotaged'); END"
+        )],
+        Engine::Postgres => vec![
+            "CREATE OR REPLACE FUNCTION sabotage() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'sabotaged'; END $$ LANGUAGE plpgsql".to_owned(),
+            format!("CREATE TRIGGER sabotage_{table} BEFORE UPDATE ON {table} FOR EACH ROW WHEN ({when}) EXECUTE FUNCTION sabotage()"),
+        ],
+    };
+    for sql in statements {
+        sqlx::query(&sql).execute(pool).await.expect("sabotage");
+    }
+}
+
+async fn repair(app: &TestApp, table: &str) {
+    let sql = match app.db.engine {
+        Engine::Sqlite => format!("DROP TRIGGER sabotage_{table}"),
+        Engine::Postgres => format!("DROP TRIGGER sabotage_{table} ON {table}"),
+    };
+    sqlx::query(&sql)
+        .execute(app.state.pool())
+        .await
+        .expect("repair");
+}
+
+async fn status(app: &TestApp, key_id: &str) -> String {
+    sqlx::query_scalar("SELECT status FROM api_keys WHERE id = $1")
+        .bind(key_id)
+        .fetch_one(app.state.pool())
+        .await
+        .expect("status")
+}
+
+async fn metric(app: &TestApp, name: &str) -> u64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+}
+
+both_engines! {
+    async fn one_bad_row_is_skipped_and_the_sweep_goes_on(app: TestApp) {
+        let su = app.create_service_user("ci-bot").await;
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let key = app.create_key(&su, json!({"expires_in_days": 1})).await;
+            ids.push(key["id"].as_str().expect("id").to_owned());
+        }
+        sabotage(&app, "api_keys", &format!("OLD.id = '{}'", ids[1])).await;
+        app.clock.advance(time::Duration::days(2));
+        app.tick().await;
+        assert_eq!(status(&app, &ids[0]).await, "expired");
+        assert_eq!(status(&app, &ids[1]).await, "active", "the bad row was skipped");
+        assert_eq!(status(&app, &ids[2]).await, "expired", "and the sweep went on past it");
+        assert_eq!(metric(&app, "keysmith_scheduler_rows_skipped_total").await, 1);
+
+        repair(&app, "api_keys").await;
+        app.tick().await;
+        assert_eq!(status(&app, &ids[1]).await, "expired", "picked up on the next tick");
+    }
+
+    async fn a_failing_step_does_not_stop_the_others(app: TestApp) {
+        let su = app.create_service_user("ci-bot").await;
+        let expiring = app.create_key(&su, json!({"expires_in_days": 40})).await;
+        let doomed = app.create_key(&su, json!({"expires_in_days": 1})).await;
+        // Delivery claims rows with an UPDATE of the outbox: make it fail.
+        sabotage(&app, "outbox", "1 = 1").await;
+        app.clock.advance(time::Duration::days(11));
+        let tick = keysmith::jobs::tick(&app.state).await;
+        let err = tick.expect_err("the delivery step failed");
+        assert!(err.to_string().contains("delivery"), "{err}");
+        assert_eq!(status(&app, doomed["id"].as_str().expect("id")).await, "expired", "the sweep ran");
+        let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE key_id = $1")
+            .bind(expiring["id"].as_str().expect("id"))
+            .fetch_one(app.state.pool())
+            .await
+            .expect("count");
+        assert_eq!(queued, 1, "the 30-day reminder was queued");
+        assert_eq!(metric(&app, "keysmith_scheduler_steps_failed_total").await, 1);
+        let res = app.client.get(app.url("/healthz")).send().await.expect("healthz");
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+}
