@@ -47,9 +47,15 @@ async fn tenant_with_keys(db: &Db, slug: &str, keys: i64) -> (Tenant, ServiceUse
             description: None,
         };
         owners.push(
-            service_users::create(&db.pool, &tenant.id, new, now)
-                .await
-                .expect("service user"),
+            service_users::create(
+                &db.pool,
+                &tenant.id,
+                new,
+                &keysmith::domain::Actor::Cli,
+                now,
+            )
+            .await
+            .expect("service user"),
         );
     }
     // One statement writes them all: the page is measured, not the seeding.

@@ -82,6 +82,7 @@ async fn seeded(url: &str) -> (Db, SqlVerifier, Vec<String>) {
             owner_email: None,
             description: None,
         },
+        &Actor::Cli,
         now,
     )
     .await

@@ -254,7 +254,7 @@ impl Cli {
                                 owner_email: None,
                                 description: None,
                             };
-                            service_users::create(pool, &tenant.id, new, now).await?
+                            service_users::create(pool, &tenant.id, new, &Actor::Cli, now).await?
                         }
                     };
                 let new = NewKey {

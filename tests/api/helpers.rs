@@ -280,6 +280,7 @@ impl TestApp {
                     owner_email: None,
                     description: None,
                 },
+                &Actor::Cli,
                 self.now(),
             )
             .await

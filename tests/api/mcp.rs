@@ -474,3 +474,66 @@ both_engines! {
         assert_eq!(count, 500);
     }
 }
+
+#[tokio::test]
+async fn a_disabled_service_user_is_refused_by_other_instances_at_once() {
+    let app = TestApp::spawn(crate::helpers::Engine::Postgres).await;
+    let su = app.create_service_user("ci-bot").await;
+    let key = app.create_key(&su, json!({})).await;
+    let plain = key["key"].as_str().expect("key");
+    let mcp = McpServer::start(&app, Backend::Sql, Duration::from_secs(3600)).await;
+    let listener = keysmith_verify::invalidation::listen_postgres(&app.db.url, mcp.layer.clone())
+        .await
+        .expect("listen");
+    assert_eq!(
+        mcp.raw(Some(plain), &initialize(), &[]).await.status(),
+        StatusCode::OK,
+        "cached now"
+    );
+    expect_json(
+        app.post(
+            &format!("/api/v1/tenants/acme/service-users/{su}/disable"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    // Delivery is asynchronous: wait for it, bounded, rather than assert a time.
+    let mut status = StatusCode::OK;
+    for _ in 0..100 {
+        status = mcp.raw(Some(plain), &initialize(), &[]).await.status();
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the cached key of a disabled service user is dropped"
+    );
+    expect_json(
+        app.post(
+            &format!("/api/v1/tenants/acme/service-users/{su}/enable"),
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let mut status = StatusCode::UNAUTHORIZED;
+    for _ in 0..100 {
+        status = mcp.raw(Some(plain), &initialize(), &[]).await.status();
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    listener.abort();
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "enabled again, the refusal is not remembered"
+    );
+}

@@ -181,3 +181,13 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
         (None, _) => true,
     }
 }
+
+impl Admin {
+    /// This admin, as the audit log and emails name them.
+    pub fn actor(&self) -> crate::domain::Actor {
+        crate::domain::Actor::User {
+            id: self.user.user_id.clone(),
+            email: self.user.email.clone(),
+        }
+    }
+}

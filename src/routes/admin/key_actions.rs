@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     domain::{
-        Actor, Name,
+        Name,
         keys::{self, ExpiryRequest, NewKey},
     },
     error::AppError,
@@ -51,13 +51,6 @@ pub struct CreateForm {
     expires_on: String,
     #[serde(default)]
     allowed_tools: String,
-}
-
-fn actor(admin: &Admin) -> Actor {
-    Actor::User {
-        id: admin.user.user_id.clone(),
-        email: admin.user.email.clone(),
-    }
 }
 
 /// A manager of `tenant`, with a valid CSRF token and an unspent form token.
@@ -146,7 +139,7 @@ pub async fn create(
         &state.peppers,
         &membership.tenant,
         new,
-        &actor(&admin),
+        &admin.actor(),
         state.now(),
     )
     .await?;
@@ -194,7 +187,7 @@ pub async fn rotate(
         &membership.tenant,
         &id,
         None,
-        &actor(&admin),
+        &admin.actor(),
         state.now(),
     )
     .await?;
@@ -234,7 +227,7 @@ pub async fn revoke(
         &membership.tenant,
         &id,
         &reason,
-        &actor(&admin),
+        &admin.actor(),
         state.now(),
     )
     .await?;

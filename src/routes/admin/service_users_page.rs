@@ -164,7 +164,14 @@ pub async fn create(
         .await?;
     let created = match parse(&form) {
         Ok(new) => {
-            service_users::create(state.pool(), &membership.tenant.id, new, state.now()).await
+            service_users::create(
+                state.pool(),
+                &membership.tenant.id,
+                new,
+                &admin.actor(),
+                state.now(),
+            )
+            .await
         }
         Err(err) => Err(err),
     };

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::{
     domain::{
-        Actor, Email, Name, TenantSlug,
+        Email, Name, TenantSlug,
         tenants::{self, NewTenant, Tenant},
         users::{self, Password, Role, TenantAdmin},
     },
@@ -206,10 +206,7 @@ pub async fn add_admin(
             "" => None,
             raw => Some(Password::parse(raw.to_owned())?),
         };
-        let actor = Actor::User {
-            id: admin.user.user_id.clone(),
-            email: admin.user.email.clone(),
-        };
+        let actor = admin.actor();
         users::add_to_tenant(
             state.pool(),
             &tenant.id,

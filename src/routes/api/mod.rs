@@ -26,6 +26,12 @@ pub fn router() -> Router<AppState> {
             "/service-users",
             post(service_users::create).get(service_users::list),
         )
+        .route(
+            "/service-users/{id}",
+            get(service_users::get).patch(service_users::update),
+        )
+        .route("/service-users/{id}/disable", post(service_users::disable))
+        .route("/service-users/{id}/enable", post(service_users::enable))
         .route("/keys", post(keys::create).get(keys::list))
         .route("/keys/{id}", get(keys::get))
         .route("/keys/{id}/rotate", post(keys::rotate))
@@ -46,7 +52,8 @@ pub fn router() -> Router<AppState> {
 #[openapi(
     info(title = "Keysmith API", description = "Service API keys: issue, rotate, revoke, verify. Authenticate with a management key (scope `keysmith:admin`) as `Authorization: Bearer <key>`."),
     paths(
-        service_users::create, service_users::list,
+        service_users::create, service_users::list, service_users::get,
+        service_users::update, service_users::disable, service_users::enable,
         keys::create, keys::list, keys::get, keys::rotate, keys::revoke,
         audit::list, audit::usage, notifications::list,
         verify::verify,

@@ -11,7 +11,7 @@ use super::{auth::ManagementCaller, extract::ApiJson};
 use crate::{
     domain::{
         Description, Email, Name,
-        service_users::{self, NewServiceUser, ServiceUser},
+        service_users::{self, NewServiceUser, ServiceUser, ServiceUserChange},
     },
     error::AppResult,
     state::AppState,
@@ -52,7 +52,8 @@ pub async fn create(
             .flatten(),
     };
     let tenant = caller.tenant(&state, &tenant).await?;
-    let created = service_users::create(state.pool(), &tenant.id, new, state.now()).await?;
+    let created =
+        service_users::create(state.pool(), &tenant.id, new, &caller.actor(), state.now()).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -69,4 +70,124 @@ pub async fn list(
     Ok(Json(ServiceUserList {
         items: service_users::list(state.pool(), &tenant.id).await?,
     }))
+}
+
+/// A partial edit: absent fields stay as they are; `"description": null` clears it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateServiceUser {
+    pub name: Option<String>,
+    pub owner_email: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+}
+
+/// Tells `"field": null` (present, `Some(None)`) from an absent field (`None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/service-users/{id}", tag = "service users",
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path)),
+    responses((status = 200, body = ServiceUser), (status = 404, description = "no such service user in this tenant")),
+    security(("management_key" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: ManagementCaller,
+    Path((tenant, id)): Path<(String, String)>,
+) -> AppResult<Json<ServiceUser>> {
+    let tenant = caller.tenant(&state, &tenant).await?;
+    Ok(Json(
+        service_users::get(state.pool(), &tenant.id, &id).await?,
+    ))
+}
+
+#[utoipa::path(patch, path = "/api/v1/tenants/{tenant}/service-users/{id}", tag = "service users",
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path)),
+    request_body = UpdateServiceUser,
+    responses((status = 200, body = ServiceUser), (status = 404), (status = 409, description = "name taken"), (status = 422, description = "invalid input")),
+    security(("management_key" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: ManagementCaller,
+    Path((tenant, id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<UpdateServiceUser>,
+) -> AppResult<Json<ServiceUser>> {
+    let change = ServiceUserChange {
+        name: body
+            .name
+            .as_deref()
+            .map(|n| Name::parse("name", n))
+            .transpose()?,
+        owner_email: body.owner_email.as_deref().map(Email::parse).transpose()?,
+        description: body
+            .description
+            .map(|d| {
+                d.as_deref()
+                    .map(Description::parse)
+                    .transpose()
+                    .map(Option::flatten)
+            })
+            .transpose()?,
+    };
+    let tenant = caller.tenant(&state, &tenant).await?;
+    let updated = service_users::update(
+        state.pool(),
+        &tenant.id,
+        &id,
+        change,
+        &caller.actor(),
+        state.now(),
+    )
+    .await?;
+    Ok(Json(updated))
+}
+
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/service-users/{id}/disable", tag = "service users",
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path)),
+    responses((status = 200, body = ServiceUser, description = "disabled: every key of it is refused at once")),
+    security(("management_key" = [])))]
+pub async fn disable(
+    State(state): State<AppState>,
+    caller: ManagementCaller,
+    Path((tenant, id)): Path<(String, String)>,
+) -> AppResult<Json<ServiceUser>> {
+    set_disabled(state, caller, tenant, id, true).await
+}
+
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/service-users/{id}/enable", tag = "service users",
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path)),
+    responses((status = 200, body = ServiceUser)),
+    security(("management_key" = [])))]
+pub async fn enable(
+    State(state): State<AppState>,
+    caller: ManagementCaller,
+    Path((tenant, id)): Path<(String, String)>,
+) -> AppResult<Json<ServiceUser>> {
+    set_disabled(state, caller, tenant, id, false).await
+}
+
+async fn set_disabled(
+    state: AppState,
+    caller: ManagementCaller,
+    tenant: String,
+    id: String,
+    disabled: bool,
+) -> AppResult<Json<ServiceUser>> {
+    let tenant = caller.tenant(&state, &tenant).await?;
+    let changed = service_users::set_disabled(
+        state.pool(),
+        &tenant.id,
+        &id,
+        disabled,
+        &caller.actor(),
+        state.now(),
+    )
+    .await?;
+    Ok(Json(changed))
 }
