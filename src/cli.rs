@@ -86,6 +86,22 @@ enum TenantCommand {
         #[arg(long, default_value = "ks")]
         key_prefix: String,
     },
+    /// Show, or change, a tenant's key policy.
+    Policy {
+        slug: String,
+        /// Lifetime of a key created without an expiry.
+        #[arg(long)]
+        default_expiry_days: Option<i64>,
+        /// Longest lifetime a key may be given (at most 3650).
+        #[arg(long)]
+        max_expiry_days: Option<i64>,
+        /// How long a rotated key keeps working (1 to 30).
+        #[arg(long)]
+        rotation_overlap_days: Option<i64>,
+        /// Prefix of keys created from now on.
+        #[arg(long)]
+        key_prefix: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -199,6 +215,32 @@ impl Cli {
                     "created tenant {} ({})",
                     tenant.slug, tenant.name
                 ))?;
+            }
+            Command::Tenant(TenantCommand::Policy {
+                slug,
+                default_expiry_days,
+                max_expiry_days,
+                rotation_overlap_days,
+                key_prefix,
+            }) => {
+                let mut tenant = tenants::find_by_slug(pool, &slug)
+                    .await?
+                    .ok_or(AppError::NotFound("tenant"))?;
+                let change = tenants::PolicyChange {
+                    default_expiry_days,
+                    max_expiry_days,
+                    rotation_overlap_days,
+                    key_prefix: key_prefix.as_deref().map(KeyPrefix::parse).transpose()?,
+                };
+                let changing = default_expiry_days.is_some()
+                    || max_expiry_days.is_some()
+                    || rotation_overlap_days.is_some()
+                    || change.key_prefix.is_some();
+                if changing {
+                    tenant =
+                        tenants::update_policy(pool, &tenant.id, change, &Actor::Cli, now).await?;
+                }
+                say(format_args!("{}", tenants::policy(&tenant)))?;
             }
             Command::User(UserCommand::Create {
                 email,

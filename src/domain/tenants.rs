@@ -5,8 +5,8 @@ use sqlx::AnyPool;
 use time::OffsetDateTime;
 
 use crate::{
-    db::OnUniqueViolation,
-    domain::{Name, TenantSlug},
+    db::{OnUniqueViolation, begin_write},
+    domain::{Actor, Name, TenantSlug, audit},
     error::{AppError, AppResult},
 };
 use keysmith_verify::{KeyPrefix, random_id, timestamp};
@@ -78,4 +78,118 @@ pub async fn list(pool: &AnyPool) -> AppResult<Vec<Tenant>> {
             .fetch_all(pool)
             .await?,
     )
+}
+
+/// Longest key lifetime a tenant may allow (ten years).
+pub const MAX_EXPIRY_DAYS: i64 = 3650;
+/// How long a rotated key may keep working, in days.
+pub const OVERLAP_DAYS: std::ops::RangeInclusive<i64> = 1..=30;
+
+/// A change to a tenant's key policy; `None` leaves a setting as it is.
+#[derive(Debug, Default)]
+pub struct PolicyChange {
+    pub default_expiry_days: Option<i64>,
+    pub max_expiry_days: Option<i64>,
+    pub rotation_overlap_days: Option<i64>,
+    /// Prefix of keys created from now on; existing keys keep theirs.
+    pub key_prefix: Option<KeyPrefix>,
+}
+
+/// Changes the policy of `tenant_id` after checking the result as a whole
+/// (1 ≤ default ≤ maximum ≤ ten years, overlap 1–30 days), audited as
+/// `tenant.policy` with before and after. Keys already issued keep their
+/// expiry; the new bounds apply to keys created or rotated from now on.
+#[tracing::instrument(skip_all, fields(tenant_id))]
+pub async fn update_policy(
+    pool: &AnyPool,
+    tenant_id: &str,
+    change: PolicyChange,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> AppResult<Tenant> {
+    if change.default_expiry_days.is_none()
+        && change.max_expiry_days.is_none()
+        && change.rotation_overlap_days.is_none()
+        && change.key_prefix.is_none()
+    {
+        return Err(AppError::validation(
+            "give at least one of default_expiry_days, max_expiry_days, rotation_overlap_days, key_prefix",
+        ));
+    }
+    let mut tx = begin_write(pool).await?;
+    let before: Tenant = sqlx::query_as(&format!("SELECT {COLUMNS} FROM tenants WHERE id = $1"))
+        .bind(tenant_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(AppError::NotFound("tenant"))?;
+    let max = change.max_expiry_days.unwrap_or(before.max_expiry_days);
+    let default = change
+        .default_expiry_days
+        .unwrap_or(before.default_expiry_days);
+    let overlap = change
+        .rotation_overlap_days
+        .unwrap_or(before.rotation_overlap_days);
+    if !(1..=MAX_EXPIRY_DAYS).contains(&max) {
+        return Err(AppError::validation(format!(
+            "max_expiry_days must be between 1 and {MAX_EXPIRY_DAYS}"
+        )));
+    }
+    if !(1..=max).contains(&default) {
+        return Err(AppError::validation(format!(
+            "default_expiry_days must be between 1 and max_expiry_days ({max})"
+        )));
+    }
+    if !OVERLAP_DAYS.contains(&overlap) {
+        return Err(AppError::validation(
+            "rotation_overlap_days must be between 1 and 30",
+        ));
+    }
+    let prefix = change
+        .key_prefix
+        .as_ref()
+        .map_or(before.key_prefix.as_str(), KeyPrefix::as_str);
+    sqlx::query(
+        "UPDATE tenants SET default_expiry_days = $1, max_expiry_days = $2, rotation_overlap_days = $3, key_prefix = $4 WHERE id = $5",
+    )
+    .bind(default)
+    .bind(max)
+    .bind(overlap)
+    .bind(prefix)
+    .bind(tenant_id)
+    .execute(&mut *tx)
+    .await?;
+    let after: Tenant = sqlx::query_as(&format!("SELECT {COLUMNS} FROM tenants WHERE id = $1"))
+        .bind(tenant_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let reason =
+        serde_json::json!({"before": policy(&before), "after": policy(&after)}).to_string();
+    audit::record(
+        &mut *tx,
+        audit::NewAuditEvent {
+            tenant_id,
+            key_id: None,
+            service_user_id: None,
+            actor: actor.to_string(),
+            action: "tenant.policy",
+            tool: None,
+            outcome: "ok",
+            reason: Some(&reason),
+            request_id: None,
+            at: now,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// A tenant's key policy, as the API shows it and the audit log records it.
+pub fn policy(tenant: &Tenant) -> serde_json::Value {
+    serde_json::json!({
+        "key_prefix": tenant.key_prefix,
+        "default_expiry_days": tenant.default_expiry_days,
+        "max_expiry_days": tenant.max_expiry_days,
+        "rotation_overlap_days": tenant.rotation_overlap_days,
+    })
 }

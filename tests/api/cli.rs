@@ -63,6 +63,17 @@ async fn from_nothing_to_a_verified_key(engine: Engine) {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("tenant slug"));
 
+    let policy = keysmith(&db, &["tenant", "policy", "acme", "--rotation-overlap-days", "3"], None);
+    assert!(policy.status.success(), "{}", String::from_utf8_lossy(&policy.stderr));
+    let shown: Value = serde_json::from_slice(&policy.stdout).expect("policy json");
+    assert_eq!(shown["rotation_overlap_days"], 3);
+    let refused = keysmith(&db, &["tenant", "policy", "acme", "--rotation-overlap-days", "31"], None);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("between 1 and 30"));
+    let unchanged = keysmith(&db, &["tenant", "policy", "acme"], None);
+    let shown: Value = serde_json::from_slice(&unchanged.stdout).expect("policy json");
+    assert_eq!(shown["rotation_overlap_days"], 3, "a refused change left the policy as it was");
+
     let out = keysmith(
         &db,
         &[

@@ -19,4 +19,5 @@ mod scheduler;
 mod secrets;
 mod service_users;
 mod tenancy;
+mod tenant_policy;
 mod verify;

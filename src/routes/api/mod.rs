@@ -7,6 +7,7 @@ pub mod keys;
 pub mod model;
 mod notifications;
 mod service_users;
+mod tenants;
 mod verify;
 
 use axum::{
@@ -40,6 +41,10 @@ pub fn router() -> Router<AppState> {
         .route("/keys/{id}/usage", get(audit::usage))
         .route("/keys/{id}/notifications", get(notifications::list));
     Router::new()
+        .route(
+            "/api/v1/tenants/{tenant}",
+            get(tenants::get).patch(tenants::update),
+        )
         .nest("/api/v1/tenants/{tenant}", tenant)
         .route("/api/v1/verify", post(verify::verify))
         .route(
@@ -56,7 +61,7 @@ pub fn router() -> Router<AppState> {
         service_users::update, service_users::disable, service_users::enable,
         keys::create, keys::list, keys::get, keys::rotate, keys::revoke,
         audit::list, audit::usage, notifications::list,
-        verify::verify,
+        verify::verify, tenants::get, tenants::update,
     ),
     modifiers(&BearerAuth)
 )]

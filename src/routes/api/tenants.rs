@@ -1,0 +1,101 @@
+//! `/api/v1/tenants/{tenant}`: the tenant's key policy.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+};
+use serde::{Deserialize, Serialize};
+
+use super::{auth::ManagementCaller, extract::ApiJson};
+use crate::{
+    domain::tenants::{self, PolicyChange, Tenant},
+    error::{AppError, AppResult},
+    state::AppState,
+};
+use keysmith_verify::KeyPrefix;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TenantPolicy {
+    pub slug: String,
+    pub name: String,
+    /// Prefix of keys created from now on.
+    pub key_prefix: String,
+    /// Lifetime of a key created without an expiry.
+    pub default_expiry_days: i64,
+    /// Longest lifetime a key may be given, at creation or rotation.
+    pub max_expiry_days: i64,
+    /// How long a rotated key keeps working (capped by its own expiry).
+    pub rotation_overlap_days: i64,
+}
+
+impl From<Tenant> for TenantPolicy {
+    fn from(t: Tenant) -> Self {
+        Self {
+            slug: t.slug,
+            name: t.name,
+            key_prefix: t.key_prefix,
+            default_expiry_days: t.default_expiry_days,
+            max_expiry_days: t.max_expiry_days,
+            rotation_overlap_days: t.rotation_overlap_days,
+        }
+    }
+}
+
+/// A partial change; absent fields stay as they are.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePolicy {
+    pub default_expiry_days: Option<i64>,
+    /// At most 3650.
+    pub max_expiry_days: Option<i64>,
+    /// 1 to 30.
+    pub rotation_overlap_days: Option<i64>,
+    /// 2-16 lower-case letters and digits, starting with a letter.
+    pub key_prefix: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}", tag = "tenants",
+    params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = TenantPolicy)),
+    security(("management_key" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: ManagementCaller,
+    Path(tenant): Path<String>,
+) -> AppResult<Json<TenantPolicy>> {
+    Ok(Json(caller.tenant(&state, &tenant).await?.into()))
+}
+
+#[utoipa::path(patch, path = "/api/v1/tenants/{tenant}", tag = "tenants",
+    params(("tenant" = String, Path, description = "tenant slug")),
+    request_body = UpdatePolicy,
+    responses((status = 200, body = TenantPolicy), (status = 422, description = "out of bounds")),
+    security(("management_key" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: ManagementCaller,
+    Path(tenant): Path<String>,
+    ApiJson(body): ApiJson<UpdatePolicy>,
+) -> AppResult<Json<TenantPolicy>> {
+    let change = PolicyChange {
+        default_expiry_days: body.default_expiry_days,
+        max_expiry_days: body.max_expiry_days,
+        rotation_overlap_days: body.rotation_overlap_days,
+        key_prefix: body
+            .key_prefix
+            .as_deref()
+            .map(KeyPrefix::parse)
+            .transpose()
+            .map_err(|e| AppError::validation(format!("key_prefix: {e}")))?,
+    };
+    let tenant = caller.tenant(&state, &tenant).await?;
+    let updated = tenants::update_policy(
+        state.pool(),
+        &tenant.id,
+        change,
+        &caller.actor(),
+        state.now(),
+    )
+    .await?;
+    Ok(Json(updated.into()))
+}
