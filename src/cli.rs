@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::{
     config::Config,
     domain::{
-        Actor, Email, Name, Scope, TenantSlug,
+        Actor, Description, Email, Name, Scope, TenantSlug,
         keys::{self, ExpiryRequest, NewKey},
         service_users::{self, NewServiceUser},
         tenants::{self, NewTenant},
@@ -127,6 +127,11 @@ enum ManagementKeyCommand {
     Create {
         #[arg(long)]
         tenant: String,
+        /// Who is told before the tenant's management keys expire (30, 7 and
+        /// 1 days ahead) and when one is rotated: a key nobody hears about
+        /// stops every process that uses it on the day it expires.
+        #[arg(long)]
+        owner_email: String,
         #[arg(long, default_value = "management")]
         name: String,
         /// `admin`: the whole JSON API of the tenant; `verify`: only
@@ -277,28 +282,47 @@ impl Cli {
             }
             Command::ManagementKey(ManagementKeyCommand::Create {
                 tenant,
+                owner_email,
                 name,
                 scope,
                 expires_in_days,
                 json,
             }) => {
+                let owner_email = Email::parse(&owner_email)?;
                 let tenant = tenants::find_by_slug(pool, &tenant)
                     .await?
                     .ok_or(AppError::NotFound("tenant"))?;
-                let owner =
-                    match service_users::find_by_name(pool, &tenant.id, MANAGEMENT_SERVICE_USER)
-                        .await?
-                    {
-                        Some(owner) => owner,
-                        None => {
-                            let new = NewServiceUser {
+                let owner = match service_users::find_by_name(
+                    pool,
+                    &tenant.id,
+                    MANAGEMENT_SERVICE_USER,
+                )
+                .await?
+                {
+                    // One owner for the tenant's management keys: the latest named.
+                    Some(owner) if owner.owner_email.as_deref() == Some(owner_email.as_str()) => {
+                        owner
+                    }
+                    Some(owner) => {
+                        let change = service_users::ServiceUserChange {
+                            owner_email: Some(owner_email),
+                            ..Default::default()
+                        };
+                        service_users::update(pool, &tenant.id, &owner.id, change, &Actor::Cli, now)
+                            .await?
+                    }
+                    None => {
+                        let new = NewServiceUser {
                                 name: Name::parse("name", MANAGEMENT_SERVICE_USER)?,
-                                owner_email: None,
-                                description: None,
+                                owner_email: Some(owner_email),
+                                description: Some(Description::parse(
+                                    "Owns the tenant's management keys (keysmith management-key create)",
+                                )?
+                                .ok_or_else(|| anyhow::anyhow!("description"))?),
                             };
-                            service_users::create(pool, &tenant.id, new, &Actor::Cli, now).await?
-                        }
-                    };
+                        service_users::create(pool, &tenant.id, new, &Actor::Cli, now).await?
+                    }
+                };
                 let new = NewKey {
                     service_user_id: owner.id,
                     name: Name::parse("name", &name)?,

@@ -63,16 +63,31 @@ async fn from_nothing_to_a_verified_key(engine: Engine) {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("tenant slug"));
 
-    let policy = keysmith(&db, &["tenant", "policy", "acme", "--rotation-overlap-days", "3"], None);
-    assert!(policy.status.success(), "{}", String::from_utf8_lossy(&policy.stderr));
+    let policy = keysmith(
+        &db,
+        &["tenant", "policy", "acme", "--rotation-overlap-days", "3"],
+        None,
+    );
+    assert!(
+        policy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&policy.stderr)
+    );
     let shown: Value = serde_json::from_slice(&policy.stdout).expect("policy json");
     assert_eq!(shown["rotation_overlap_days"], 3);
-    let refused = keysmith(&db, &["tenant", "policy", "acme", "--rotation-overlap-days", "31"], None);
+    let refused = keysmith(
+        &db,
+        &["tenant", "policy", "acme", "--rotation-overlap-days", "31"],
+        None,
+    );
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("between 1 and 30"));
     let unchanged = keysmith(&db, &["tenant", "policy", "acme"], None);
     let shown: Value = serde_json::from_slice(&unchanged.stdout).expect("policy json");
-    assert_eq!(shown["rotation_overlap_days"], 3, "a refused change left the policy as it was");
+    assert_eq!(
+        shown["rotation_overlap_days"], 3,
+        "a refused change left the policy as it was"
+    );
 
     let out = keysmith(
         &db,
@@ -107,6 +122,8 @@ async fn from_nothing_to_a_verified_key(engine: Engine) {
             "create",
             "--tenant",
             "acme",
+            "--owner-email",
+            "ops@acme.test",
             "--json",
             "--expires-in-days",
             "30",
@@ -126,8 +143,25 @@ async fn from_nothing_to_a_verified_key(engine: Engine) {
         "the key goes to stdout only"
     );
 
-    let unknown = keysmith(&db, &["management-key", "create", "--tenant", "nope"], None);
+    let unknown = keysmith(
+        &db,
+        &[
+            "management-key",
+            "create",
+            "--tenant",
+            "nope",
+            "--owner-email",
+            "ops@acme.test",
+        ],
+        None,
+    );
     assert!(!unknown.status.success());
+    let ownerless = keysmith(&db, &["management-key", "create", "--tenant", "acme"], None);
+    assert!(
+        !ownerless.status.success(),
+        "a management key needs someone to tell before it expires"
+    );
+    assert!(String::from_utf8_lossy(&ownerless.stderr).contains("--owner-email"));
     let out = keysmith(
         &db,
         &[
@@ -135,6 +169,8 @@ async fn from_nothing_to_a_verified_key(engine: Engine) {
             "create",
             "--tenant",
             "acme",
+            "--owner-email",
+            "Sec@acme.test",
             "--scope",
             "verify",
             "--json",
@@ -147,6 +183,7 @@ async fn from_nothing_to_a_verified_key(engine: Engine) {
         String::from_utf8_lossy(&out.stderr)
     );
     let verify_only: Value = serde_json::from_slice(&out.stdout).expect("json output");
+    let verify_only_id = verify_only["id"].as_str().expect("id").to_owned();
     let verify_only = verify_only["key"].as_str().expect("key").to_owned();
 
     // A gateway must say whose keys it accepts; an unknown tenant is an error, not an empty gate.
@@ -204,6 +241,31 @@ async fn from_nothing_to_a_verified_key(engine: Engine) {
         .await
         .expect("json");
     assert_eq!(verdict["code"], "valid", "a verify-scope key may verify");
+    // Management keys have an owner who hears before they expire.
+    let owner: Option<String> = sqlx::query_scalar(
+        "SELECT owner_email FROM service_users WHERE name = 'keysmith-management'",
+    )
+    .fetch_one(app.state.pool())
+    .await
+    .expect("owner");
+    assert_eq!(
+        owner.as_deref(),
+        Some("sec@acme.test"),
+        "the latest owner named"
+    );
+    app.clock.advance(time::Duration::days(61));
+    app.tick().await;
+    let reminded: Vec<(String, String)> =
+        sqlx::query_as("SELECT key_id, recipient FROM outbox WHERE kind = 'expiry_reminder'")
+            .fetch_all(app.state.pool())
+            .await
+            .expect("outbox");
+    assert!(
+        reminded
+            .iter()
+            .any(|(k, r)| *k == verify_only_id && r == "sec@acme.test"),
+        "the 90-day management key is reminded 29 days ahead: {reminded:?}"
+    );
     let res = app.get_as(&verify_only, "/api/v1/tenants/acme/keys").await;
     assert_eq!(
         res.status(),
