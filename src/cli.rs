@@ -180,6 +180,14 @@ impl Cli {
                 let listener = tokio::net::TcpListener::bind(bind)
                     .await
                     .with_context(|| format!("failed to bind {bind} (KEYSMITH_BIND)"))?;
+                // Printed, never logged: the link is a credential until used.
+                if let Some(secret) = state.first_run.issue_if_needed(pool, now).await? {
+                    say(format_args!(
+                        "No admin account yet. Create the first superadmin within the hour at:\n  {}/admin/setup?token={}\n(or: keysmith user create --superadmin)",
+                        state.config.public_url,
+                        secret.expose()
+                    ))?;
+                }
                 startup::serve(state, listener, startup::shutdown_signal()).await?;
             }
             Command::Migrate => say(format_args!("migrations applied"))?,

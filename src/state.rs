@@ -20,6 +20,8 @@ pub struct AppState {
     pub mailer: Mailer,
     /// Admin UI sessions, in the same database.
     pub sessions: SessionBackend,
+    /// The setup link of a database without admins, while one is outstanding.
+    pub first_run: crate::domain::setup::FirstRun,
 }
 
 impl AppState {
@@ -43,6 +45,7 @@ impl AppState {
             metrics: Arc::default(),
             mailer,
             sessions,
+            first_run: Default::default(),
         })
     }
 

@@ -9,6 +9,7 @@ pub mod page;
 pub mod reminders;
 pub mod rfc3339;
 pub mod service_users;
+pub mod setup;
 pub mod tenants;
 mod types;
 pub mod users;

@@ -283,3 +283,42 @@ async fn cli_sqlite() {
 async fn cli_postgres() {
     from_nothing_to_a_verified_key(Engine::Postgres).await;
 }
+
+/// `keysmith serve` on an empty database prints the setup link on its
+/// output, and the link's token appears in no log line.
+#[tokio::test]
+async fn serve_prints_a_setup_link_on_a_fresh_database() {
+    use std::io::{BufRead, BufReader, Read};
+    let db = TestDb::new(Engine::Sqlite).await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keysmith"))
+        .arg("serve")
+        .env("KEYSMITH_DATABASE_URL", &db.url)
+        .env("KEYSMITH_DATA_DIR", db.dir.path())
+        .env("KEYSMITH_BIND", "127.0.0.1:0")
+        .env("KEYSMITH_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run keysmith serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let link = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .take(10)
+        .find_map(|line| {
+            line.split_once("/admin/setup?token=")
+                .map(|(_, t)| t.trim().to_owned())
+        });
+    let _ = child.kill();
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut logs)
+        .expect("logs");
+    let _ = child.wait();
+    let token = link.expect("a setup link on stdout");
+    assert!(token.len() >= 32, "{token}");
+    assert!(!logs.contains(&token), "the token is printed, never logged");
+}

@@ -18,6 +18,7 @@ mod rotation;
 mod scheduler;
 mod secrets;
 mod service_users;
+mod setup;
 mod tenancy;
 mod tenant_policy;
 mod verify;

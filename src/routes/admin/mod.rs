@@ -10,6 +10,7 @@ mod nav;
 mod page;
 mod service_users_page;
 pub mod session_store;
+mod setup_page;
 mod sign_in;
 mod tenants_page;
 
@@ -38,7 +39,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .with_path("/")
         .with_expiry(Expiry::OnInactivity(Duration::minutes(30)));
     Router::new()
+        .route("/", get(|| async { Redirect::to("/admin/api-keys") }))
         .route("/admin", get(|| async { Redirect::to("/admin/api-keys") }))
+        .route(
+            "/admin/setup",
+            get(setup_page::form).post(setup_page::submit),
+        )
         .route("/admin/sign-in", get(sign_in::form).post(sign_in::submit))
         .route("/admin/sign-out", post(sign_in::sign_out))
         .route(
