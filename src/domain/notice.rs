@@ -8,6 +8,20 @@ use serde::{Deserialize, Serialize};
 pub enum Notice {
     Rotation(RotationNotice),
     ExpiryReminder(ExpiryReminder),
+    Revocation(RevocationNotice),
+}
+
+/// A key revoked by someone other than its owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationNotice {
+    pub tenant_name: String,
+    pub service_user: String,
+    pub key_name: String,
+    pub key_id: String,
+    pub hint: String,
+    pub revoked_at: i64,
+    pub revoked_by: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +54,7 @@ impl Notice {
         match self {
             Self::Rotation(_) => "rotation",
             Self::ExpiryReminder(_) => "expiry_reminder",
+            Self::Revocation(_) => "revocation",
         }
     }
 }

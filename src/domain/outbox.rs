@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::{Any, AnyPool, Executor, Transaction};
 use time::{Duration, OffsetDateTime};
 
-use super::notice::{Notice, RotationNotice};
+use super::notice::{Notice, RevocationNotice, RotationNotice};
 use crate::{
     config::Engine,
     db::begin_write,
@@ -94,6 +94,50 @@ pub async fn enqueue_rotation(
     let mail = NewMail {
         tenant_id: &tenant.id,
         key_id: &old.id,
+        threshold_days: None,
+        recipient: &recipient,
+        notice: &notice,
+    };
+    enqueue(&mut **tx, mail, now).await?;
+    Ok(())
+}
+
+/// Tells the owner that `key` was revoked, unless the owner did it: in the
+/// revocation's transaction, once per key.
+pub async fn enqueue_revocation(
+    tx: &mut Transaction<'_, Any>,
+    tenant: &Tenant,
+    key: &KeyRow,
+    reason: &str,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> AppResult<()> {
+    let owner: Option<(String, Option<String>)> = sqlx::query_as(
+        "SELECT name, owner_email FROM service_users WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(&tenant.id)
+    .bind(&key.service_user_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((service_user, Some(recipient))) = owner else {
+        return Ok(());
+    };
+    if matches!(actor, Actor::User { email, .. } if email.eq_ignore_ascii_case(&recipient)) {
+        return Ok(());
+    }
+    let notice = Notice::Revocation(RevocationNotice {
+        tenant_name: tenant.name.clone(),
+        service_user,
+        key_name: key.name.clone(),
+        key_id: key.id.clone(),
+        hint: key.hint.clone(),
+        revoked_at: timestamp::to_unix(now),
+        revoked_by: actor.describe(),
+        reason: reason.to_owned(),
+    });
+    let mail = NewMail {
+        tenant_id: &tenant.id,
+        key_id: &key.id,
         threshold_days: None,
         recipient: &recipient,
         notice: &notice,

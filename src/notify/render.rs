@@ -3,7 +3,7 @@
 use askama::Template;
 use time::{OffsetDateTime, format_description::BorrowedFormatItem, macros::format_description};
 
-use crate::domain::notice::{ExpiryReminder, Notice, RotationNotice};
+use crate::domain::notice::{ExpiryReminder, Notice, RevocationNotice, RotationNotice};
 use keysmith_verify::timestamp;
 
 const WHEN: &[BorrowedFormatItem<'static>] =
@@ -56,6 +56,22 @@ struct ExpiryHtml<'a> {
     link: &'a str,
 }
 
+#[derive(Template)]
+#[template(path = "email/revocation.txt")]
+struct RevocationText<'a> {
+    n: &'a RevocationNotice,
+    revoked: &'a str,
+    link: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/revocation.html")]
+struct RevocationHtml<'a> {
+    n: &'a RevocationNotice,
+    revoked: &'a str,
+    link: &'a str,
+}
+
 /// Renders `notice`; links point at `public_url`. `now` gives the days left.
 pub fn render(
     notice: &Notice,
@@ -80,6 +96,28 @@ pub fn render(
                 html: RotationHtml {
                     n,
                     cutoff: &cutoff,
+                    link: &link,
+                }
+                .render()?,
+            })
+        }
+        Notice::Revocation(n) => {
+            let revoked = when(n.revoked_at);
+            let link = format!("{public_url}/admin/api-keys/{}", n.key_id);
+            Ok(Rendered {
+                subject: format!(
+                    "Key \"{}\" of {} was revoked by {}",
+                    n.key_name, n.service_user, n.revoked_by
+                ),
+                text: RevocationText {
+                    n,
+                    revoked: &revoked,
+                    link: &link,
+                }
+                .render()?,
+                html: RevocationHtml {
+                    n,
+                    revoked: &revoked,
                     link: &link,
                 }
                 .render()?,

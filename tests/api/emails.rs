@@ -67,6 +67,35 @@ both_engines! {
         assert_eq!(history[0]["recipient"], "ci-bot@owner.test");
     }
 
+    async fn a_revocation_by_someone_else_tells_the_owner(app: TestApp) {
+        let sink = SmtpSink::start(SmtpSink::free_port());
+        let app = with_smtp(app, sink.port).await;
+        let su = app.create_service_user("ci-bot").await;
+        let key = app.create_key(&su, json!({"name": "deploy"})).await;
+        let key_id = key["id"].as_str().expect("id");
+        expect_json(app.revoke_key(key_id, "seen in a public paste").await, StatusCode::OK).await;
+        app.tick().await;
+        app.tick().await;
+        let messages = sink.messages();
+        assert_eq!(messages.len(), 1, "exactly one revocation email");
+        let mail = decoded(&messages[0]);
+        assert!(mail.contains("X-Envelope-To: ci-bot@owner.test"), "{mail}");
+        assert!(mail.contains("was revoked by the management key"), "{mail}");
+        assert!(mail.contains("seen in a public paste"), "states the reason: {mail}");
+        for secret in [key["key"].as_str().expect("key"), app.admin_key.as_str()] {
+            assert!(!mail.contains(secret_of(secret)), "no key secret in any email");
+        }
+        assert_eq!(notifications(&app, key_id).await[0]["kind"], "revocation");
+
+        // The owner revoking their own key hears nothing.
+        let own = app.create_key(&su, json!({"name": "own"})).await;
+        let tenant = app.tenant.clone();
+        let owner = keysmith::domain::Actor::User { id: "u1".into(), email: "CI-bot@owner.test".into() };
+        keysmith::domain::keys::revoke(app.state.pool(), &tenant, own["id"].as_str().expect("id"), "done with it", &owner, app.now()).await.expect("revoke");
+        app.tick().await;
+        assert_eq!(sink.messages().len(), 1, "no email for the owner's own revocation");
+    }
+
     async fn one_reminder_per_threshold_across_ticks_and_restarts(app: TestApp) {
         let sink = SmtpSink::start(SmtpSink::free_port());
         let app = with_smtp(app, sink.port).await;
@@ -162,15 +191,20 @@ both_engines! {
         app.clock.advance(Duration::days(30) + Duration::hours(1));
         app.tick().await;
         // A reminder was queued for `pending` but the SMTP server is down; then the key is revoked.
-        assert_eq!(notifications(&app, pending["id"].as_str().expect("id")).await[0]["status"], "pending");
+        let queued = notifications(&app, pending["id"].as_str().expect("id")).await;
+        assert_eq!(queued[0]["kind"], "expiry_reminder");
+        assert_eq!(queued[0]["status"], "pending");
         expect_json(app.revoke_key(pending["id"].as_str().expect("id"), "done").await, StatusCode::OK).await;
 
         let sink = SmtpSink::start(port);
         app.clock.advance(Duration::hours(1));
         app.tick().await;
-        assert_eq!(sink.messages().len(), 0, "no reminder for a revoked key");
-        assert_eq!(notifications(&app, pending["id"].as_str().expect("id")).await[0]["status"], "cancelled");
-        assert!(notifications(&app, never["id"].as_str().expect("id")).await.is_empty());
+        let sent: Vec<String> = sink.messages().iter().map(|m| decoded(m)).collect();
+        assert!(sent.iter().all(|m| !m.contains("expires in")), "no reminder for a revoked key");
+        assert_eq!(sent.iter().filter(|m| m.contains("was revoked by")).count(), 2, "each revocation is told once");
+        let reminder = |history: Vec<Value>| history.into_iter().find(|n| n["kind"] == "expiry_reminder");
+        assert_eq!(reminder(notifications(&app, pending["id"].as_str().expect("id")).await).expect("queued reminder")["status"], "cancelled");
+        assert!(reminder(notifications(&app, never["id"].as_str().expect("id")).await).is_none());
     }
 
     async fn two_instances_send_each_email_once(app: TestApp) {

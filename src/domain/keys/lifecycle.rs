@@ -260,6 +260,7 @@ pub async fn revoke(
     )
     .await?;
     let row = fetch(&mut *tx, &tenant.id, key_id).await?;
+    crate::domain::outbox::enqueue_revocation(&mut tx, tenant, &row, reason, actor, now).await?;
     crate::db::announce_key_change(&mut tx, pool, key_id).await?;
     tx.commit().await?;
     tracing::info!("key revoked");
