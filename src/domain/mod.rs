@@ -2,6 +2,7 @@
 
 pub mod actor;
 pub mod audit;
+pub mod form_tokens;
 pub mod keys;
 pub mod page;
 pub mod rfc3339;
@@ -12,3 +13,11 @@ pub mod users;
 
 pub use actor::Actor;
 pub use types::{Description, Email, Name, Scope, TenantSlug};
+
+/// Hex SHA-256 of a high-entropy secret (a form token, a session id): what
+/// the database keeps instead of the secret. No salt or stretching needed:
+/// the input is random, not chosen by a person.
+pub fn secret_hash(secret: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(secret.as_bytes()))
+}

@@ -3,7 +3,7 @@
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
-    domain::keys,
+    domain::{form_tokens, keys},
     notify::{reminders, sender},
     state::AppState,
 };
@@ -14,6 +14,13 @@ pub async fn tick(state: &AppState) -> anyhow::Result<()> {
     keys::sweep(state.pool(), state.now()).await?;
     reminders::enqueue_due(state.pool(), state.now()).await?;
     sender::deliver_due(state, &state.mailer).await?;
+    purge(state).await?;
+    Ok(())
+}
+
+/// Forgets what only mattered for a while: expired form tokens.
+async fn purge(state: &AppState) -> anyhow::Result<()> {
+    form_tokens::purge(state.pool(), state.now()).await?;
     Ok(())
 }
 

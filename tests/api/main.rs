@@ -6,6 +6,7 @@ mod smtp_sink;
 mod admin;
 mod admin_browser;
 mod admin_people;
+mod admin_races;
 mod chromium;
 mod cli;
 mod emails;
