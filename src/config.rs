@@ -26,6 +26,10 @@ pub struct Config {
     pub public_url: String,
     /// `KEYSMITH_SCHEDULER_INTERVAL_SECS`: how often the lifecycle clock ticks. Default 60.
     pub scheduler_interval: Duration,
+    /// `KEYSMITH_TRUSTED_PROXIES`: reverse proxies (CIDRs or addresses,
+    /// comma-separated) whose `Forwarded`/`X-Forwarded-For` names the client.
+    /// Default: none; the peer address is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Config {
@@ -67,6 +71,10 @@ impl Config {
                 ),
             },
         };
+        let trusted_proxies = crate::routes::admin::client_addr::parse_trusted(
+            &var("KEYSMITH_TRUSTED_PROXIES").unwrap_or_default(),
+        )
+        .context("KEYSMITH_TRUSTED_PROXIES is invalid")?;
         Ok(Self {
             database_url,
             bind,
@@ -77,6 +85,7 @@ impl Config {
                 .unwrap_or_else(|| "Keysmith <keysmith@localhost>".into()),
             public_url,
             scheduler_interval,
+            trusted_proxies,
         })
     }
 
@@ -192,6 +201,8 @@ mod tests {
     fn errors_name_the_variable() {
         let err = config(&[("KEYSMITH_BIND", "nope")]).expect_err("bad bind");
         assert!(err.to_string().contains("KEYSMITH_BIND"));
+        let err = config(&[("KEYSMITH_TRUSTED_PROXIES", "10.0.0.0/33")]).expect_err("bad cidr");
+        assert!(err.to_string().contains("KEYSMITH_TRUSTED_PROXIES"));
         let err = config(&[("KEYSMITH_DATABASE_URL", "mysql://x")]).expect_err("bad db");
         assert!(err.to_string().contains("KEYSMITH_DATABASE_URL"));
     }

@@ -26,6 +26,9 @@ pub struct Metrics {
     pub emails_sent: AtomicU64,
     pub email_attempts_failed: AtomicU64,
     pub emails_failed: AtomicU64,
+    /// Passwords actually checked (argon2 runs) at sign-in: what throttling
+    /// and the hashing limit bound.
+    pub password_checks: AtomicU64,
 }
 
 impl Metrics {
@@ -76,6 +79,11 @@ impl Metrics {
                 "keysmith_emails_failed_total",
                 "Owner emails given up on after every retry.",
                 &self.emails_failed,
+            ),
+            (
+                "keysmith_sign_in_password_checks_total",
+                "Passwords checked at admin sign-in (throttled attempts are not).",
+                &self.password_checks,
             ),
         ] {
             let _ = writeln!(

@@ -7,6 +7,7 @@ pub mod keys;
 pub mod page;
 pub mod rfc3339;
 pub mod service_users;
+pub mod sign_in_throttle;
 pub mod tenants;
 mod types;
 pub mod users;

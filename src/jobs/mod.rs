@@ -3,7 +3,7 @@
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
-    domain::{form_tokens, keys},
+    domain::{form_tokens, keys, sign_in_throttle},
     notify::{reminders, sender},
     state::AppState,
 };
@@ -18,9 +18,11 @@ pub async fn tick(state: &AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Forgets what only mattered for a while: expired form tokens.
+/// Forgets what only mattered for a while: expired form tokens, sign-in
+/// attempts whose window and back-off are over.
 async fn purge(state: &AppState) -> anyhow::Result<()> {
     form_tokens::purge(state.pool(), state.now()).await?;
+    sign_in_throttle::purge(state.pool(), state.now()).await?;
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! database, CSRF tokens on every form, strict security headers.
 
 pub mod auth;
+pub mod client_addr;
 mod form_token;
 mod key_actions;
 mod key_detail;

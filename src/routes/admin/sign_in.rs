@@ -1,6 +1,6 @@
 //! `/admin/sign-in` and `/admin/sign-out`.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::atomic::Ordering};
 
 use askama::Template;
 use axum::{
@@ -14,15 +14,15 @@ use tower_sessions::Session;
 
 use super::{
     auth::{Admin, SESSION_KEY, SignedIn, same_origin},
+    client_addr::client_address,
     page::{PageError, render},
 };
-use crate::{domain::users, error::AppError, state::AppState};
+use crate::{
+    domain::{sign_in_throttle as throttle, users},
+    error::AppError,
+    state::AppState,
+};
 use keysmith_verify::{random_id, timestamp};
-
-/// Failed attempts allowed per account, and per client address, in the window.
-const MAX_PER_ACCOUNT: i64 = 5;
-const MAX_PER_ADDRESS: i64 = 20;
-const WINDOW_SECS: i64 = 15 * 60;
 
 #[derive(Template)]
 #[template(path = "admin/sign_in.html")]
@@ -61,35 +61,42 @@ pub async fn submit(
         return Err(PageError(AppError::Forbidden("cross-site sign-in refused")));
     }
     let email = credentials.email.trim().to_ascii_lowercase();
-    let account = format!("account:{email}");
-    let address = format!("address:{}", peer.ip());
-    let now = timestamp::to_unix(state.now());
-    let throttled = recent_failures(&state, &account, now).await? >= MAX_PER_ACCOUNT
-        || recent_failures(&state, &address, now).await? >= MAX_PER_ADDRESS;
+    let now = state.now();
+    let client = client_address(peer.ip(), &headers, &state.config.trusted_proxies);
+    let subjects = [
+        (throttle::account_subject(&email), throttle::ACCOUNT),
+        (throttle::address_subject(client), throttle::ADDRESS),
+    ];
+    // Counted before the password is looked at, each in one atomic statement:
+    // a burst cannot slip extra guesses past the limit. Both are counted
+    // even when the first is locked, so probing other accounts costs too.
+    let mut within_limits = true;
+    for (subject, limits) in &subjects {
+        within_limits &= throttle::record_attempt(state.pool(), subject, *limits, now).await?;
+    }
+    if !within_limits {
+        tracing::info!("sign-in refused: too many attempts");
+        return Ok(refused(&email));
+    }
     let user = users::find_by_email(state.pool(), &email).await?;
-    // Hash even when throttled or unknown: every refusal costs the same time.
+    state
+        .metrics
+        .password_checks
+        .fetch_add(1, Ordering::Relaxed);
+    // Unknown accounts are checked against a dummy hash: same time either way.
     let matches = users::verify_password(
         credentials.password,
         user.as_ref().map(|u| u.password_hash.clone()),
     )
     .await?;
-    let Some(user) = user.filter(|_| matches && !throttled) else {
-        for subject in [&account, &address] {
-            sqlx::query("INSERT INTO login_failures (subject, at) VALUES ($1, $2)")
-                .bind(subject)
-                .bind(now)
-                .execute(state.pool())
-                .await
-                .map_err(AppError::from)?;
-        }
-        tracing::info!(throttled, "sign-in refused");
+    let Some(user) = user.filter(|_| matches) else {
+        tracing::info!("sign-in refused");
         return Ok(refused(&email));
     };
-    sqlx::query("DELETE FROM login_failures WHERE subject = $1")
-        .bind(&account)
-        .execute(state.pool())
-        .await
-        .map_err(AppError::from)?;
+    // Only this request's own attempts are taken back, never other requests'.
+    for (subject, _) in &subjects {
+        throttle::take_back(state.pool(), subject, now).await?;
+    }
     // A new session id at sign-in: a planted id is worthless.
     session
         .cycle_id()
@@ -100,23 +107,13 @@ pub async fn submit(
         email: user.email,
         superadmin: user.is_superadmin != 0,
         csrf: random_id(32),
-        signed_in_at: now,
+        signed_in_at: timestamp::to_unix(now),
     };
     session
         .insert(SESSION_KEY, signed_in)
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("session: {e}")))?;
     Ok(Redirect::to("/admin/api-keys").into_response())
-}
-
-async fn recent_failures(state: &AppState, subject: &str, now: i64) -> Result<i64, AppError> {
-    let (n,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM login_failures WHERE subject = $1 AND at > $2")
-            .bind(subject)
-            .bind(now - WINDOW_SECS)
-            .fetch_one(state.pool())
-            .await?;
-    Ok(n)
 }
 
 #[derive(Debug, Deserialize)]
