@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::{
     config::Config,
     domain::{
-        Actor, Email, Name, Scope, TenantSlug,
+        Actor, Email, Name, Scope, TenantSlug, accounts,
         keys::{self, ExpiryRequest, NewKey},
         service_users::{self, NewServiceUser},
         tenants::{self, NewTenant},
@@ -82,6 +82,16 @@ enum UserCommand {
         tenant: Option<String>,
         #[arg(long, value_enum, requires = "tenant")]
         role: Option<Role>,
+    },
+    /// Disable an account: it cannot sign in, and its open sessions end at once.
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Enable a disabled account again (its old sessions stay ended).
+    Enable {
+        #[arg(long)]
+        email: String,
     },
 }
 
@@ -186,6 +196,14 @@ impl Cli {
                         if superadmin { " (superadmin)" } else { "" }
                     ))?;
                 }
+            }
+            Command::User(UserCommand::Disable { email }) => {
+                accounts::set_disabled(pool, &email, true, &Actor::Cli, now).await?;
+                say(format_args!("disabled {email}; its sessions have ended"))?;
+            }
+            Command::User(UserCommand::Enable { email }) => {
+                accounts::set_disabled(pool, &email, false, &Actor::Cli, now).await?;
+                say(format_args!("enabled {email}"))?;
             }
             Command::ManagementKey(ManagementKeyCommand::Create {
                 tenant,

@@ -1,5 +1,6 @@
 //! Business rules. Routes and the CLI call these; these call the database.
 
+pub mod accounts;
 pub mod actor;
 pub mod audit;
 pub mod form_tokens;

@@ -62,6 +62,9 @@ pub struct AdminUser {
     #[sqlx(default)]
     pub password_hash: String,
     pub is_superadmin: i64,
+    /// Sessions opened now remember this (see `accounts`).
+    #[sqlx(default)]
+    pub session_epoch: i64,
 }
 
 /// A password as typed: never printed.
@@ -175,12 +178,13 @@ async fn insert<'e>(
         email: email.as_str().to_owned(),
         password_hash,
         is_superadmin: i64::from(superadmin),
+        session_epoch: 0,
     })
 }
 
 pub async fn find_by_email(pool: &AnyPool, email: &str) -> AppResult<Option<AdminUser>> {
     Ok(sqlx::query_as(
-        "SELECT id, email, password_hash, is_superadmin FROM admin_users WHERE email = $1 AND disabled_at IS NULL",
+        "SELECT id, email, password_hash, is_superadmin, session_epoch FROM admin_users WHERE email = $1 AND disabled_at IS NULL",
     )
     .bind(email.trim().to_ascii_lowercase())
     .fetch_optional(pool)
@@ -201,7 +205,10 @@ pub async fn grant(
     Ok(())
 }
 
-/// Replaces any earlier role of the user in the tenant, inside `tx`.
+/// Replaces any earlier role of the user in the tenant, inside `tx`. A
+/// lowered role ends the account's open sessions; a raised one takes effect
+/// in them on their next request (roles are re-read on every request), so a
+/// promotion does not sign anyone out.
 async fn set_role(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     tenant_id: &str,
@@ -209,6 +216,15 @@ async fn set_role(
     role: Role,
     now: OffsetDateTime,
 ) -> AppResult<()> {
+    let previous: Option<(String,)> =
+        sqlx::query_as("SELECT role FROM memberships WHERE tenant_id = $1 AND user_id = $2")
+            .bind(tenant_id)
+            .bind(user_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    if previous.is_some_and(|(was,)| Role::parse(&was).is_none_or(|was| role < was)) {
+        super::accounts::bump_epoch(tx, user_id).await?;
+    }
     sqlx::query("DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2")
         .bind(tenant_id)
         .bind(user_id)

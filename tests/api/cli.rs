@@ -89,6 +89,26 @@ async fn from_nothing_to_a_verified_key(engine: Engine) {
     );
     assert!(!short.status.success(), "short passwords are refused");
 
+    for action in ["disable", "enable"] {
+        let out = keysmith(&db, &["user", action, "--email", "owner@acme.test"], None);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let unknown = keysmith(
+        &db,
+        &["user", "disable", "--email", "nobody@acme.test"],
+        None,
+    );
+    assert!(!unknown.status.success(), "an unknown account is an error");
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("not found"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+
     let out = keysmith(
         &db,
         &[

@@ -7,6 +7,7 @@ mod admin;
 mod admin_browser;
 mod admin_people;
 mod admin_races;
+mod admin_sessions;
 mod admin_throttle;
 mod chromium;
 mod cli;

@@ -11,7 +11,7 @@ use tower_sessions::Session;
 
 use super::page::PageError;
 use crate::{
-    domain::{tenants::Tenant, users::Role},
+    domain::{accounts, tenants::Tenant, users::Role},
     error::AppError,
     state::AppState,
 };
@@ -26,6 +26,9 @@ pub struct SignedIn {
     /// Per-session CSRF token, sent back in every form.
     pub csrf: String,
     pub signed_in_at: i64,
+    /// The account's session epoch at sign-in; a different one in the
+    /// database means this session was ended (account disabled, role changed…).
+    pub epoch: i64,
 }
 
 pub const SESSION_KEY: &str = "admin";
@@ -50,13 +53,21 @@ impl FromRequestParts<AppState> for Admin {
             .await
             .map_err(|(status, msg)| (status, msg).into_response())?;
         let user: Option<SignedIn> = session.get(SESSION_KEY).await.map_err(|_| to_sign_in())?;
-        let Some(user) = user else {
+        let Some(mut user) = user else {
             return Err(to_sign_in());
         };
-        if timestamp::to_unix(state.now()) - user.signed_in_at > ABSOLUTE_TIMEOUT_SECS {
+        // Every request re-reads the account (one primary-key row), so a
+        // disabled account, a demoted superadmin or ended sessions take
+        // effect on the very next request, not when the session expires.
+        let account = accounts::state(state.pool(), &user.user_id)
+            .await
+            .map_err(|err| PageError(err).into_response())?;
+        let expired = timestamp::to_unix(state.now()) - user.signed_in_at > ABSOLUTE_TIMEOUT_SECS;
+        let Some(account) = account.filter(|a| a.admits(user.epoch) && !expired) else {
             let _ = session.flush().await;
             return Err(to_sign_in());
-        }
+        };
+        user.superadmin = account.is_superadmin != 0;
         Ok(Self { user, session })
     }
 }

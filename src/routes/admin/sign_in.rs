@@ -108,6 +108,7 @@ pub async fn submit(
         superadmin: user.is_superadmin != 0,
         csrf: random_id(32),
         signed_in_at: timestamp::to_unix(now),
+        epoch: user.session_epoch,
     };
     session
         .insert(SESSION_KEY, signed_in)
