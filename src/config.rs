@@ -30,6 +30,9 @@ pub struct Config {
     /// comma-separated) whose `Forwarded`/`X-Forwarded-For` names the client.
     /// Default: none; the peer address is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `KEYSMITH_ALLOW_READABLE_PEPPER=1`: start even when the pepper file is
+    /// readable by group or others (warns). Default: refuse to start.
+    pub allow_readable_pepper: bool,
 }
 
 impl Config {
@@ -86,6 +89,10 @@ impl Config {
             public_url,
             scheduler_interval,
             trusted_proxies,
+            allow_readable_pepper: matches!(
+                var("KEYSMITH_ALLOW_READABLE_PEPPER").as_deref(),
+                Some("1" | "true" | "yes")
+            ),
         })
     }
 
@@ -132,18 +139,45 @@ impl DatabaseUrl {
         &self.url
     }
 
-    /// The URL with any password replaced by `***`.
+    /// The URL with its password, and any query parameter that may hold a
+    /// secret (`password`, `sslpassword`, …), replaced by `***`. Parsed as a
+    /// URL, not split by hand: a password may contain `@`, `:` or `/`.
     pub fn redacted(&self) -> String {
-        let Some((scheme, rest)) = self.url.split_once("://") else {
+        if self.engine == Engine::Sqlite {
             return self.url.clone();
-        };
-        match rest.split_once('@') {
-            Some((userinfo, host)) if userinfo.contains(':') => {
-                let user = userinfo.split(':').next().unwrap_or_default();
-                format!("{scheme}://{user}:***@{host}")
-            }
-            _ => self.url.clone(),
         }
+        // Never echo what we could not take apart: it may be all secret. An
+        // `@` in the path means an unencoded password was cut short at a `/`
+        // (`user:p@ss/word@host`), leaving its tail in the path.
+        let hidden = || "postgres://[unparseable URL hidden]".to_owned();
+        let Ok(mut parsed) = url::Url::parse(&self.url) else {
+            return hidden();
+        };
+        if parsed.path().contains('@') || parsed.fragment().is_some() {
+            return hidden();
+        }
+        if parsed.password().is_some() {
+            let _ = parsed.set_password(Some("***"));
+        }
+        if parsed.query().is_some() {
+            let pairs: Vec<(String, String)> = parsed
+                .query_pairs()
+                .map(|(key, value)| {
+                    let lower = key.to_ascii_lowercase();
+                    let secret = ["pass", "secret", "token"]
+                        .iter()
+                        .any(|s| lower.contains(s));
+                    let value = if secret {
+                        "***".into()
+                    } else {
+                        value.into_owned()
+                    };
+                    (key.into_owned(), value)
+                })
+                .collect();
+            parsed.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        parsed.to_string()
     }
 }
 
@@ -223,5 +257,47 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("postgres://app:***@db/keysmith"));
+    }
+
+    #[test]
+    fn redaction_parses_the_url_query_and_awkward_passwords_included() {
+        for (raw, hidden, shown) in [
+            (
+                "postgres://app@db/k?password=hunter2&sslmode=require",
+                "hunter2",
+                "postgres://app@db/k?password=***&sslmode=require",
+            ),
+            (
+                "postgres://app:p@ss:w0rd@db:5432/k",
+                "ss:w0rd",
+                "postgres://app:***@db:5432/k",
+            ),
+            (
+                "postgres://app:p@ss/w0rd@db/k",
+                "w0rd",
+                "[unparseable URL hidden]",
+            ),
+            (
+                "postgresql://app:h%40nter2@db/k?sslpassword=s3cret",
+                "s3cret",
+                "postgresql://app:***@db/k?sslpassword=***",
+            ),
+            (
+                "postgres://app:hunter2@[::1:5432/k",
+                "hunter2",
+                "[unparseable URL hidden]",
+            ),
+        ] {
+            let url = DatabaseUrl::parse(raw).expect("a postgres URL");
+            let redacted = url.redacted();
+            assert!(
+                !redacted.contains(hidden) && !redacted.contains("nter2"),
+                "{raw} → {redacted}"
+            );
+            assert!(redacted.contains(shown), "{raw} → {redacted}");
+            assert_eq!(format!("{url}"), redacted);
+        }
+        let sqlite = DatabaseUrl::parse("sqlite://./data/k.db?mode=rwc").expect("sqlite");
+        assert_eq!(sqlite.redacted(), "sqlite://./data/k.db?mode=rwc");
     }
 }

@@ -19,10 +19,15 @@ pub async fn tick(state: &AppState) -> anyhow::Result<()> {
 }
 
 /// Forgets what only mattered for a while: expired form tokens, sign-in
-/// attempts whose window and back-off are over.
+/// attempts whose window and back-off are over, expired sessions.
 async fn purge(state: &AppState) -> anyhow::Result<()> {
     form_tokens::purge(state.pool(), state.now()).await?;
     sign_in_throttle::purge(state.pool(), state.now()).await?;
+    state
+        .sessions
+        .delete_expired()
+        .await
+        .map_err(|err| anyhow::anyhow!("failed to delete expired sessions: {err}"))?;
     Ok(())
 }
 

@@ -12,6 +12,7 @@ mod admin_throttle;
 mod chromium;
 mod cli;
 mod emails;
+mod files;
 mod gateway;
 mod health;
 mod keys;
