@@ -20,6 +20,10 @@ pub struct AppState {
     pub mailer: Mailer,
     /// Admin UI sessions, in the same database.
     pub sessions: SessionBackend,
+    /// Permits to run argon2 at sign-in, one per core: each run takes ~19 MiB
+    /// and a core for tens of milliseconds, so this bounds what an
+    /// unauthenticated flood can cost. When none is free, sign-in says 503.
+    pub password_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -43,6 +47,9 @@ impl AppState {
             metrics: Arc::default(),
             mailer,
             sessions,
+            password_slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            )),
         })
     }
 

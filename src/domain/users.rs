@@ -72,6 +72,8 @@ pub struct Password(String);
 
 impl Password {
     pub const MIN_CHARS: usize = 12;
+    /// Longer input is refused before any hashing (argon2 reads all of it).
+    pub const MAX_BYTES: usize = 1024;
 
     pub fn parse(raw: String) -> AppResult<Self> {
         if raw.chars().count() < Self::MIN_CHARS {
@@ -80,7 +82,7 @@ impl Password {
                 Self::MIN_CHARS
             )));
         }
-        if raw.len() > 1024 {
+        if raw.len() > Self::MAX_BYTES {
             return Err(AppError::validation(
                 "a password must be at most 1024 bytes",
             ));
@@ -119,9 +121,16 @@ pub async fn hash_password(password: Password) -> AppResult<String> {
 }
 
 /// Checks `password` against `stored`, or against a dummy hash when the
-/// account does not exist, so both cases take the same time.
-pub async fn verify_password(password: String, stored: Option<String>) -> AppResult<bool> {
+/// account does not exist, so both cases take the same time. `slot` (a
+/// hashing permit) is held until the hash is done, even if the request is
+/// dropped meanwhile: the blocking task is what costs memory and CPU.
+pub async fn verify_password(
+    password: String,
+    stored: Option<String>,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> AppResult<bool> {
     tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let exists = stored.is_some();
         let hash = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
         let parsed = PasswordHash::new(&hash)

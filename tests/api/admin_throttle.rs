@@ -143,3 +143,35 @@ both_engines! {
         assert_eq!(attempt(&app, EMAIL, PASSWORD, Some("198.51.100.2, 198.51.100.1")).await, StatusCode::UNAUTHORIZED);
     }
 }
+
+both_engines! {
+    async fn when_every_password_slot_is_busy_sign_in_says_503_without_hashing_or_counting(app: TestApp) {
+        admin_user(&app, EMAIL, Role::Admin).await;
+        let slots = app.state.password_slots.clone();
+        let held = slots.clone().acquire_many_owned(u32::try_from(slots.available_permits()).expect("few")).await.expect("permits");
+        let before = checks(&app);
+        let res = browser().post(app.url("/admin/sign-in")).form(&[("email", EMAIL), ("password", PASSWORD)]).send().await.expect("post");
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()["retry-after"], "1");
+        assert!(res.text().await.expect("html").contains("busy"));
+        assert_eq!(checks(&app), before, "nothing hashed");
+        assert_eq!(attempts(&app, EMAIL).await, 0, "a busy refusal is not an attempt");
+        drop(held);
+        assert_eq!(attempt(&app, EMAIL, PASSWORD, None).await, StatusCode::SEE_OTHER);
+    }
+
+    async fn oversized_credentials_are_refused_before_any_work(app: TestApp) {
+        admin_user(&app, EMAIL, Role::Admin).await;
+        let before = checks(&app);
+        let long_password = "p".repeat(1025);
+        let long_email = format!("{}@acme.test", "a".repeat(250));
+        for (email, password) in [(EMAIL, long_password.as_str()), (long_email.as_str(), PASSWORD)] {
+            let res = browser().post(app.url("/admin/sign-in")).form(&[("email", email), ("password", password)]).send().await.expect("post");
+            assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+            let html = res.text().await.expect("html");
+            assert!(html.contains("at most 254 characters") && !html.contains(&long_email), "a clear message, nothing echoed");
+        }
+        assert_eq!(checks(&app), before, "nothing hashed");
+        assert_eq!(app.count("sign_in_attempts").await, 0, "nothing recorded");
+    }
+}

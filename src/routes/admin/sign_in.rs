@@ -6,7 +6,7 @@ use askama::Template;
 use axum::{
     Form,
     extract::{ConnectInfo, State},
-    http::{HeaderMap, StatusCode},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
@@ -18,7 +18,10 @@ use super::{
     page::{PageError, render},
 };
 use crate::{
-    domain::{sign_in_throttle as throttle, users},
+    domain::{
+        sign_in_throttle as throttle,
+        users::{self, Password},
+    },
     error::AppError,
     state::AppState,
 };
@@ -50,6 +53,33 @@ fn refused(email: &str) -> Response {
     (StatusCode::UNAUTHORIZED, render(&SignInPage { error: Some("That email and password do not match an account, or there were too many attempts. Try again in a few minutes."), email })).into_response()
 }
 
+/// Longest email accepted (RFC 5321 path limit); checked before any work.
+const MAX_EMAIL_BYTES: usize = 254;
+
+/// All password slots are busy: come back in a moment. Nothing was checked
+/// and the attempt was not counted.
+fn busy(email: &str) -> Response {
+    let page = render(&SignInPage {
+        error: Some("The server is busy signing people in. Try again in a moment."),
+        email,
+    });
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "1")],
+        page,
+    )
+        .into_response()
+}
+
+/// Input too large to be a real email or password, refused unhashed.
+fn oversized() -> Response {
+    let page = render(&SignInPage {
+        error: Some("An email has at most 254 characters and a password at most 1024 bytes."),
+        email: "",
+    });
+    (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
+}
+
 pub async fn submit(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -59,6 +89,10 @@ pub async fn submit(
 ) -> Result<Response, PageError> {
     if !same_origin(&headers) {
         return Err(PageError(AppError::Forbidden("cross-site sign-in refused")));
+    }
+    if credentials.email.len() > MAX_EMAIL_BYTES || credentials.password.len() > Password::MAX_BYTES
+    {
+        return Ok(oversized());
     }
     let email = credentials.email.trim().to_ascii_lowercase();
     let now = state.now();
@@ -78,6 +112,14 @@ pub async fn submit(
         tracing::info!("sign-in refused: too many attempts");
         return Ok(refused(&email));
     }
+    let Ok(slot) = state.password_slots.clone().try_acquire_owned() else {
+        // Not checked, so not counted: a busy server must not lock anyone out.
+        for (subject, _) in &subjects {
+            throttle::take_back(state.pool(), subject, now).await?;
+        }
+        tracing::info!("sign-in refused: every password slot busy");
+        return Ok(busy(&email));
+    };
     let user = users::find_by_email(state.pool(), &email).await?;
     state
         .metrics
@@ -87,6 +129,7 @@ pub async fn submit(
     let matches = users::verify_password(
         credentials.password,
         user.as_ref().map(|u| u.password_hash.clone()),
+        slot,
     )
     .await?;
     let Some(user) = user.filter(|_| matches) else {
