@@ -93,6 +93,12 @@ enum UserCommand {
         #[arg(long)]
         email: String,
     },
+    /// Give an account a temporary password (read from standard input) that
+    /// it must replace at its next sign-in; its sessions end at once.
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -200,6 +206,13 @@ impl Cli {
             Command::User(UserCommand::Disable { email }) => {
                 accounts::set_disabled(pool, &email, true, &Actor::Cli, now).await?;
                 say(format_args!("disabled {email}; its sessions have ended"))?;
+            }
+            Command::User(UserCommand::ResetPassword { email }) => {
+                let temporary = Password::parse(read_password().await?)?;
+                accounts::reset_password(pool, &email, temporary, &Actor::Cli, now).await?;
+                say(format_args!(
+                    "reset the password of {email}; it must choose a new one at its next sign-in"
+                ))?;
             }
             Command::User(UserCommand::Enable { email }) => {
                 accounts::set_disabled(pool, &email, false, &Actor::Cli, now).await?;

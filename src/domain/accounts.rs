@@ -6,7 +6,10 @@ use sqlx::AnyPool;
 use time::OffsetDateTime;
 
 use crate::{
-    domain::Actor,
+    domain::{
+        Actor, audit,
+        users::{self, Password},
+    },
     error::{AppError, AppResult},
 };
 use keysmith_verify::timestamp;
@@ -17,6 +20,8 @@ pub struct AccountState {
     pub is_superadmin: i64,
     pub disabled_at: Option<i64>,
     pub session_epoch: i64,
+    /// After a reset: nothing but choosing a new password until it is done.
+    pub must_change_password: i64,
 }
 
 impl AccountState {
@@ -28,7 +33,8 @@ impl AccountState {
 
 pub async fn state(pool: &AnyPool, user_id: &str) -> AppResult<Option<AccountState>> {
     Ok(sqlx::query_as(
-        "SELECT is_superadmin, disabled_at, session_epoch FROM admin_users WHERE id = $1",
+        "SELECT is_superadmin, disabled_at, session_epoch, must_change_password \
+         FROM admin_users WHERE id = $1",
     )
     .bind(user_id)
     .fetch_optional(pool)
@@ -116,6 +122,142 @@ pub async fn end_sessions(
         "account.sign_out_everywhere",
         None,
         now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// One account as the superadmin's accounts page lists it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AccountLine {
+    pub id: String,
+    pub email: String,
+    pub is_superadmin: i64,
+    pub disabled_at: Option<i64>,
+    pub must_change_password: i64,
+}
+
+pub async fn list(pool: &AnyPool) -> AppResult<Vec<AccountLine>> {
+    Ok(sqlx::query_as(
+        "SELECT id, email, is_superadmin, disabled_at, must_change_password \
+         FROM admin_users ORDER BY email",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Gives the account a temporary password it must replace at its next
+/// sign-in, and ends its sessions.
+#[tracing::instrument(skip_all)]
+pub async fn reset_password(
+    pool: &AnyPool,
+    email: &str,
+    temporary: Password,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> AppResult<()> {
+    let hash = users::hash_password(temporary).await?;
+    let mut tx = crate::db::begin_write(pool).await?;
+    let found: Option<(String,)> = sqlx::query_as(
+        "UPDATE admin_users SET password_hash = $1, must_change_password = 1, \
+         session_epoch = session_epoch + 1 WHERE email = $2 RETURNING id",
+    )
+    .bind(&hash)
+    .bind(email.trim().to_ascii_lowercase())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (user_id,) = found.ok_or(AppError::NotFound("account"))?;
+    record_event(
+        &mut tx,
+        &user_id,
+        actor,
+        "account.password_reset",
+        None,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Sets the account's own new password (the current one was checked by the
+/// caller), clears a pending reset and ends its other sessions. Returns the
+/// new session epoch, for the session that made the change to keep going.
+#[tracing::instrument(skip_all)]
+pub async fn set_own_password(
+    pool: &AnyPool,
+    user_id: &str,
+    new: Password,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> AppResult<i64> {
+    let hash = users::hash_password(new).await?;
+    let mut tx = crate::db::begin_write(pool).await?;
+    let (epoch,): (i64,) = sqlx::query_as(
+        "UPDATE admin_users SET password_hash = $1, must_change_password = 0, \
+         session_epoch = session_epoch + 1 WHERE id = $2 RETURNING session_epoch",
+    )
+    .bind(&hash)
+    .bind(user_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    record_event(
+        &mut tx,
+        user_id,
+        actor,
+        "account.password_change",
+        None,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(epoch)
+}
+
+/// The stored hash of an account's password, to check its current one.
+pub async fn password_hash(pool: &AnyPool, user_id: &str) -> AppResult<String> {
+    let (hash,): (String,) = sqlx::query_as("SELECT password_hash FROM admin_users WHERE id = $1")
+        .bind(user_id)
+        .fetch_one(pool)
+        .await?;
+    Ok(hash)
+}
+
+/// Takes the account's role in a tenant away, ending its sessions.
+#[tracing::instrument(skip_all, fields(tenant_id))]
+pub async fn remove_role(
+    pool: &AnyPool,
+    tenant_id: &str,
+    email: &str,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> AppResult<()> {
+    let mut tx = crate::db::begin_write(pool).await?;
+    let found: Option<(String,)> = sqlx::query_as(
+        "DELETE FROM memberships WHERE tenant_id = $1 \
+         AND user_id = (SELECT id FROM admin_users WHERE email = $2) RETURNING user_id",
+    )
+    .bind(tenant_id)
+    .bind(email.trim().to_ascii_lowercase())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (user_id,) = found.ok_or(AppError::NotFound("role"))?;
+    bump_epoch(&mut tx, &user_id).await?;
+    audit::record(
+        &mut *tx,
+        audit::NewAuditEvent {
+            tenant_id,
+            key_id: None,
+            service_user_id: None,
+            actor: actor.to_string(),
+            action: "admin.revoke",
+            tool: None,
+            outcome: "ok",
+            reason: Some(email),
+            request_id: None,
+            at: now,
+        },
     )
     .await?;
     tx.commit().await?;

@@ -97,6 +97,26 @@ async fn from_nothing_to_a_verified_key(engine: Engine) {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    let out = keysmith(
+        &db,
+        &["user", "reset-password", "--email", "owner@acme.test"],
+        Some("a temporary password\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("must choose a new one"));
+    let short = keysmith(
+        &db,
+        &["user", "reset-password", "--email", "owner@acme.test"],
+        Some("short\n"),
+    );
+    assert!(
+        !short.status.success(),
+        "a short temporary password is refused"
+    );
     let unknown = keysmith(
         &db,
         &["user", "disable", "--email", "nobody@acme.test"],

@@ -11,7 +11,7 @@ use tower_sessions::Session;
 
 use super::page::PageError;
 use crate::{
-    domain::{accounts, tenants::Tenant, users::Role},
+    domain::{Actor, accounts, tenants::Tenant, users::Role},
     error::AppError,
     state::AppState,
 };
@@ -68,6 +68,16 @@ impl FromRequestParts<AppState> for Admin {
             return Err(to_sign_in());
         };
         user.superadmin = account.is_superadmin != 0;
+        // After a password reset the account may only choose a new password
+        // (or leave): the temporary one was known to someone else.
+        if account.must_change_password != 0
+            && !matches!(
+                parts.uri.path(),
+                "/admin/account" | "/admin/account/password" | "/admin/sign-out"
+            )
+        {
+            return Err(Redirect::to("/admin/account").into_response());
+        }
         Ok(Self { user, session })
     }
 }
@@ -80,6 +90,27 @@ pub struct Membership {
 }
 
 impl Admin {
+    /// This admin, as the audit log names them.
+    pub fn actor(&self) -> Actor {
+        Actor::User {
+            id: self.user.user_id.clone(),
+            email: self.user.email.clone(),
+        }
+    }
+
+    /// Keeps this session going under the account's new `epoch` (after its
+    /// own password change, which ended every other session), with a new id.
+    pub async fn renew(&mut self, epoch: i64) -> Result<(), AppError> {
+        let session_error =
+            |e: tower_sessions::session::Error| AppError::Internal(anyhow::anyhow!("session: {e}"));
+        self.user.epoch = epoch;
+        self.session.cycle_id().await.map_err(session_error)?;
+        self.session
+            .insert(SESSION_KEY, self.user.clone())
+            .await
+            .map_err(session_error)
+    }
+
     /// Tenants this admin belongs to (a superadmin: all, as owner).
     pub async fn memberships(&self, state: &AppState) -> Result<Vec<Membership>, AppError> {
         let tenants = crate::domain::tenants::list(state.pool()).await?;

@@ -1,6 +1,8 @@
 //! The admin UI: server-rendered pages under `/admin`, sessions in the
 //! database, CSRF tokens on every form, strict security headers.
 
+mod account_page;
+mod accounts_page;
 pub mod auth;
 pub mod client_addr;
 mod form_token;
@@ -58,6 +60,22 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(tenants_page::show).post(tenants_page::create_tenant),
         )
         .route("/admin/tenants/admins", post(tenants_page::add_admin))
+        .route("/admin/accounts", get(accounts_page::show))
+        .route("/admin/accounts/status", post(accounts_page::set_status))
+        .route(
+            "/admin/accounts/password",
+            post(accounts_page::reset_password),
+        )
+        .route("/admin/accounts/role", post(accounts_page::set_role))
+        .route("/admin/account", get(account_page::show))
+        .route(
+            "/admin/account/password",
+            post(account_page::change_password),
+        )
+        .route(
+            "/admin/account/sign-out-everywhere",
+            post(account_page::sign_out_everywhere),
+        )
         .layer(axum::middleware::map_response(move |response: Response| {
             security_headers(response, https)
         }))
