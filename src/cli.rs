@@ -12,6 +12,7 @@ use crate::{
         keys::{self, ExpiryRequest, NewKey},
         service_users::{self, NewServiceUser},
         tenants::{self, NewTenant},
+        totp,
         users::{self, Password, Role},
     },
     error::AppError,
@@ -66,6 +67,12 @@ enum TenantCommand {
         #[arg(long, default_value = "ks")]
         key_prefix: String,
     },
+    /// Require a second factor (TOTP) of the tenant's admins, or stop (`--off`).
+    RequireTotp {
+        slug: String,
+        #[arg(long)]
+        off: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +97,11 @@ enum UserCommand {
     },
     /// Enable a disabled account again (its old sessions stay ended).
     Enable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Turn off an account's second factor (a lost device); its sessions end.
+    ResetTotp {
         #[arg(long)]
         email: String,
     },
@@ -170,6 +182,17 @@ impl Cli {
                     tenant.slug, tenant.name
                 ))?;
             }
+            Command::Tenant(TenantCommand::RequireTotp { slug, off }) => {
+                totp::set_tenant_requirement(pool, &slug, !off).await?;
+                say(format_args!(
+                    "{slug} {} two-factor sign-in of its admins",
+                    if off {
+                        "no longer requires"
+                    } else {
+                        "requires"
+                    }
+                ))?;
+            }
             Command::User(UserCommand::Create {
                 email,
                 superadmin,
@@ -206,6 +229,10 @@ impl Cli {
             Command::User(UserCommand::Disable { email }) => {
                 accounts::set_disabled(pool, &email, true, &Actor::Cli, now).await?;
                 say(format_args!("disabled {email}; its sessions have ended"))?;
+            }
+            Command::User(UserCommand::ResetTotp { email }) => {
+                totp::reset(pool, &email, &Actor::Cli, now).await?;
+                say(format_args!("turned off two-factor sign-in for {email}"))?;
             }
             Command::User(UserCommand::ResetPassword { email }) => {
                 let temporary = Password::parse(read_password().await?)?;

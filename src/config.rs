@@ -33,6 +33,9 @@ pub struct Config {
     /// `KEYSMITH_ALLOW_READABLE_PEPPER=1`: start even when the pepper file is
     /// readable by group or others (warns). Default: refuse to start.
     pub allow_readable_pepper: bool,
+    /// `KEYSMITH_REQUIRE_TOTP=1`: every admin account must use a second
+    /// factor (TOTP). Default: only where a tenant requires it.
+    pub require_totp: bool,
 }
 
 impl Config {
@@ -89,6 +92,10 @@ impl Config {
             public_url,
             scheduler_interval,
             trusted_proxies,
+            require_totp: matches!(
+                var("KEYSMITH_REQUIRE_TOTP").as_deref(),
+                Some("1" | "true" | "yes")
+            ),
             allow_readable_pepper: matches!(
                 var("KEYSMITH_ALLOW_READABLE_PEPPER").as_deref(),
                 Some("1" | "true" | "yes")

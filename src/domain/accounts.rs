@@ -22,6 +22,9 @@ pub struct AccountState {
     pub session_epoch: i64,
     /// After a reset: nothing but choosing a new password until it is done.
     pub must_change_password: i64,
+    pub totp_enabled_at: Option<i64>,
+    /// How many of the account's tenants require a second factor.
+    pub totp_required_by_tenants: i64,
 }
 
 impl AccountState {
@@ -33,7 +36,9 @@ impl AccountState {
 
 pub async fn state(pool: &AnyPool, user_id: &str) -> AppResult<Option<AccountState>> {
     Ok(sqlx::query_as(
-        "SELECT is_superadmin, disabled_at, session_epoch, must_change_password \
+        "SELECT is_superadmin, disabled_at, session_epoch, must_change_password, totp_enabled_at, \
+         (SELECT COUNT(*) FROM memberships m JOIN tenants t ON t.id = m.tenant_id \
+          WHERE m.user_id = admin_users.id AND t.require_totp = 1) AS totp_required_by_tenants \
          FROM admin_users WHERE id = $1",
     )
     .bind(user_id)
@@ -136,11 +141,12 @@ pub struct AccountLine {
     pub is_superadmin: i64,
     pub disabled_at: Option<i64>,
     pub must_change_password: i64,
+    pub totp_enabled_at: Option<i64>,
 }
 
 pub async fn list(pool: &AnyPool) -> AppResult<Vec<AccountLine>> {
     Ok(sqlx::query_as(
-        "SELECT id, email, is_superadmin, disabled_at, must_change_password \
+        "SELECT id, email, is_superadmin, disabled_at, must_change_password, totp_enabled_at \
          FROM admin_users ORDER BY email",
     )
     .fetch_all(pool)

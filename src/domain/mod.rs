@@ -10,6 +10,7 @@ pub mod rfc3339;
 pub mod service_users;
 pub mod sign_in_throttle;
 pub mod tenants;
+pub mod totp;
 mod types;
 pub mod users;
 

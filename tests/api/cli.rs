@@ -117,6 +117,20 @@ async fn from_nothing_to_a_verified_key(engine: Engine) {
         !short.status.success(),
         "a short temporary password is refused"
     );
+    for args in [
+        &["user", "reset-totp", "--email", "owner@acme.test"][..],
+        &["tenant", "require-totp", "acme"][..],
+        &["tenant", "require-totp", "acme", "--off"][..],
+    ] {
+        let out = keysmith(&db, args, None);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = keysmith(&db, &["tenant", "require-totp", "nope"], None);
+    assert!(!out.status.success(), "an unknown tenant is an error");
     let unknown = keysmith(
         &db,
         &["user", "disable", "--email", "nobody@acme.test"],

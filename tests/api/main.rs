@@ -10,6 +10,8 @@ mod admin_people;
 mod admin_races;
 mod admin_sessions;
 mod admin_throttle;
+mod admin_totp;
+mod admin_totp_browser;
 mod chromium;
 mod cli;
 mod emails;

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     domain::{
-        Email, accounts, tenants,
+        Email, accounts, tenants, totp,
         users::{self, Password, Role},
     },
     error::AppError,
@@ -235,6 +235,30 @@ pub async fn set_role(
         )
         .await
         .map(|_| ())
+    }
+    .await;
+    done(&state, &admin, result).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TotpResetForm {
+    csrf: String,
+    email: String,
+}
+
+/// Turns off an account's second factor (its device was lost): it signs in
+/// with its password again and, if required, sets up a new one.
+pub async fn reset_totp(
+    State(state): State<AppState>,
+    admin: Admin,
+    headers: HeaderMap,
+    Form(form): Form<TotpResetForm>,
+) -> Result<Response, PageError> {
+    superadmin(&admin)?;
+    admin.check_csrf(&headers, &form.csrf)?;
+    let result = async {
+        not_self(&admin, &form.email)?;
+        totp::reset(state.pool(), &form.email, &admin.actor(), state.now()).await
     }
     .await;
     done(&state, &admin, result).await

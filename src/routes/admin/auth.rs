@@ -78,6 +78,14 @@ impl FromRequestParts<AppState> for Admin {
         {
             return Err(Redirect::to("/admin/account").into_response());
         }
+        // A second factor is required here but not set up yet: set it up first.
+        let totp_required = state.config.require_totp || account.totp_required_by_tenants > 0;
+        if totp_required
+            && account.totp_enabled_at.is_none()
+            && !matches!(parts.uri.path(), "/admin/account/totp" | "/admin/sign-out")
+        {
+            return Err(Redirect::to("/admin/account/totp").into_response());
+        }
         Ok(Self { user, session })
     }
 }

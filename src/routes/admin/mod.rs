@@ -14,7 +14,9 @@ mod page;
 mod service_users_page;
 pub mod session_store;
 mod sign_in;
+mod sign_in_totp;
 mod tenants_page;
+mod totp_page;
 
 use axum::{
     Router,
@@ -43,6 +45,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/admin", get(|| async { Redirect::to("/admin/api-keys") }))
         .route("/admin/sign-in", get(sign_in::form).post(sign_in::submit))
+        .route(
+            "/admin/sign-in/totp",
+            get(sign_in_totp::form).post(sign_in_totp::submit),
+        )
         .route("/admin/sign-out", post(sign_in::sign_out))
         .route(
             "/admin/api-keys",
@@ -67,6 +73,14 @@ pub fn router(state: &AppState) -> Router<AppState> {
             post(accounts_page::reset_password),
         )
         .route("/admin/accounts/role", post(accounts_page::set_role))
+        .route(
+            "/admin/accounts/totp-reset",
+            post(accounts_page::reset_totp),
+        )
+        .route(
+            "/admin/account/totp",
+            get(totp_page::show).post(totp_page::confirm),
+        )
         .route("/admin/account", get(account_page::show))
         .route(
             "/admin/account/password",

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     domain::{
-        sign_in_throttle as throttle,
+        sign_in_throttle as throttle, totp,
         users::{self, Password},
     },
     error::AppError,
@@ -49,7 +49,7 @@ pub struct Credentials {
 
 /// The one answer for an unknown account, a wrong password and a throttled
 /// attempt alike, so none of them tells which accounts exist.
-fn refused(email: &str) -> Response {
+pub(super) fn refused(email: &str) -> Response {
     (StatusCode::UNAUTHORIZED, render(&SignInPage { error: Some("That email and password do not match an account, or there were too many attempts. Try again in a few minutes."), email })).into_response()
 }
 
@@ -140,11 +140,6 @@ pub async fn submit(
     for (subject, _) in &subjects {
         throttle::take_back(state.pool(), subject, now).await?;
     }
-    // A new session id at sign-in: a planted id is worthless.
-    session
-        .cycle_id()
-        .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("session: {e}")))?;
     let signed_in = SignedIn {
         user_id: user.id,
         email: user.email,
@@ -153,10 +148,26 @@ pub async fn submit(
         signed_in_at: timestamp::to_unix(now),
         epoch: user.session_epoch,
     };
+    if totp::status(state.pool(), &signed_in.user_id)
+        .await?
+        .enabled
+    {
+        // Half signed in: only the second step's page accepts this session.
+        return super::sign_in_totp::await_code(&session, signed_in).await;
+    }
+    establish(&session, signed_in).await
+}
+
+/// Signs `user` in on `session`, under a new session id (a planted id is worthless).
+pub async fn establish(session: &Session, user: SignedIn) -> Result<Response, PageError> {
+    let session_error = |e: tower_sessions::session::Error| {
+        PageError(AppError::Internal(anyhow::anyhow!("session: {e}")))
+    };
+    session.cycle_id().await.map_err(session_error)?;
     session
-        .insert(SESSION_KEY, signed_in)
+        .insert(SESSION_KEY, user)
         .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("session: {e}")))?;
+        .map_err(session_error)?;
     Ok(Redirect::to("/admin/api-keys").into_response())
 }
 
