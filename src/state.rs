@@ -48,7 +48,7 @@ impl AppState {
             mailer,
             sessions,
             password_slots: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+                crate::domain::hashing::threads(),
             )),
         })
     }

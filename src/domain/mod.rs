@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod actor;
 pub mod audit;
 pub mod form_tokens;
+pub mod hashing;
 pub mod keys;
 pub mod page;
 pub mod rfc3339;

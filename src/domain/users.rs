@@ -1,6 +1,6 @@
 //! Admin accounts (humans): argon2id passwords, roles per tenant.
 
-use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
+use argon2::{Argon2, PasswordHash, PasswordHasher};
 use serde::Serialize;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
@@ -107,42 +107,80 @@ pub fn argon2() -> Argon2<'static> {
     Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
 }
 
-/// Hashes off the async runtime: argon2 takes tens of milliseconds by design.
+/// Hashes off the async runtime (on the hashing threads): argon2 takes tens
+/// of milliseconds and ~19 MiB by design.
 pub async fn hash_password(password: Password) -> AppResult<String> {
-    tokio::task::spawn_blocking(move || {
+    super::hashing::run(move || {
         argon2()
             .hash_password(password.expose().as_bytes())
             .map(|hash| hash.to_string())
             .map_err(|err| anyhow::anyhow!("failed to hash a password: {err}"))
     })
-    .await
-    .map_err(anyhow::Error::from)?
+    .await?
     .map_err(AppError::Internal)
 }
 
 /// Checks `password` against `stored`, or against a dummy hash when the
 /// account does not exist, so both cases take the same time. `slot` (a
 /// hashing permit) is held until the hash is done, even if the request is
-/// dropped meanwhile: the blocking task is what costs memory and CPU.
+/// dropped meanwhile: the hashing job is what costs memory and CPU.
 pub async fn verify_password(
     password: String,
     stored: Option<String>,
     slot: tokio::sync::OwnedSemaphorePermit,
 ) -> AppResult<bool> {
-    tokio::task::spawn_blocking(move || {
+    super::hashing::run(move || {
         let _slot = slot;
         let exists = stored.is_some();
         let hash = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
         let parsed = PasswordHash::new(&hash)
             .map_err(|err| anyhow::anyhow!("stored password hash is invalid: {err}"))?;
-        let ok = argon2()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
+        let ok = verify_in_reused_memory(password.as_bytes(), &parsed)?;
         Ok::<_, anyhow::Error>(exists && ok)
     })
-    .await
-    .map_err(anyhow::Error::from)?
+    .await?
     .map_err(AppError::Internal)
+}
+
+thread_local! {
+    /// Argon2's working memory (~19 MiB), allocated once per hashing thread
+    /// and reused by every check on it: allocating it per check let the
+    /// allocator keep a freed copy in each arena a thread wandered into,
+    /// hundreds of MiB under a sign-in flood, never returned.
+    static BLOCKS: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `argon2().verify_password`, but in this thread's reused working memory.
+fn verify_in_reused_memory(password: &[u8], hash: &PasswordHash) -> anyhow::Result<bool> {
+    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+        return Ok(false);
+    };
+    let invalid =
+        |err: &dyn std::fmt::Display| anyhow::anyhow!("stored password hash is invalid: {err}");
+    let params = argon2::Params::try_from(hash).map_err(|e| invalid(&e))?;
+    let algorithm =
+        argon2::Algorithm::try_from(hash.algorithm.as_str()).map_err(|e| invalid(&e))?;
+    let version = hash
+        .version
+        .map(argon2::Version::try_from)
+        .transpose()
+        .map_err(|e| invalid(&e))?
+        .unwrap_or_default();
+    let blocks_needed = params.block_count();
+    let hasher = Argon2::new(algorithm, version, params);
+    let mut out = vec![0u8; expected.len()];
+    BLOCKS.with_borrow_mut(|blocks| {
+        if blocks.len() < blocks_needed {
+            blocks.resize(blocks_needed, argon2::Block::default());
+        }
+        hasher
+            .hash_password_into_with_memory(password, salt, &mut out, &mut blocks[..blocks_needed])
+            .map_err(|e| invalid(&e))
+    })?;
+    Ok(bool::from(subtle::ConstantTimeEq::ct_eq(
+        &out[..],
+        expected.as_bytes(),
+    )))
 }
 
 /// The argon2id hash of a random string nobody knows, with the same parameters as real hashes.
@@ -332,6 +370,8 @@ pub async fn tenant_admins(pool: &AnyPool) -> AppResult<Vec<TenantAdmin>> {
 
 #[cfg(test)]
 mod tests {
+    use argon2::PasswordVerifier;
+
     use super::*;
 
     #[test]
@@ -339,6 +379,19 @@ mod tests {
         let parsed = PasswordHash::new(DUMMY_HASH).expect("parses");
         assert_eq!(parsed.algorithm.as_str(), "argon2id");
         assert!(argon2().verify_password(b"anything", &parsed).is_err());
+        assert!(!verify_in_reused_memory(b"anything", &parsed).expect("checks"));
+    }
+
+    #[test]
+    fn reused_memory_verification_agrees_with_argon2() {
+        let hash = argon2()
+            .hash_password(b"correct horse")
+            .expect("hash")
+            .to_string();
+        let parsed = PasswordHash::new(&hash).expect("parses");
+        assert!(verify_in_reused_memory(b"correct horse", &parsed).expect("checks"));
+        assert!(!verify_in_reused_memory(b"correct horsE", &parsed).expect("checks"));
+        assert!(verify_in_reused_memory(b"correct horse", &parsed).expect("twice, same memory"));
     }
 
     #[test]
