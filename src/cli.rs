@@ -183,7 +183,7 @@ impl Cli {
                 ))?;
             }
             Command::Tenant(TenantCommand::RequireTotp { slug, off }) => {
-                totp::set_tenant_requirement(pool, &slug, !off).await?;
+                totp::set_tenant_requirement(pool, &slug, !off, &Actor::Cli, now).await?;
                 say(format_args!(
                     "{slug} {} two-factor sign-in of its admins",
                     if off {

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use totp_rs::{Builder, Secret, Totp};
 
 use crate::{
-    domain::{Actor, accounts},
+    domain::{Actor, accounts, audit},
     error::{AppError, AppResult},
 };
 use keysmith_verify::{Peppers, random_id, timestamp};
@@ -320,17 +320,53 @@ pub async fn reset(
     Ok(())
 }
 
-/// Makes a tenant require (or stop requiring) TOTP of its admins.
-pub async fn set_tenant_requirement(pool: &AnyPool, slug: &str, required: bool) -> AppResult<()> {
-    let done = sqlx::query("UPDATE tenants SET require_totp = $1 WHERE slug = $2")
-        .bind(i64::from(required))
-        .bind(slug)
-        .execute(pool)
-        .await?;
-    if done.rows_affected() == 0 {
-        return Err(AppError::NotFound("tenant"));
-    }
+/// Makes a tenant require (or stop requiring) TOTP of its admins; audited.
+/// Admins without it are sent to set it up on their next request.
+pub async fn set_tenant_requirement(
+    pool: &AnyPool,
+    slug: &str,
+    required: bool,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> AppResult<()> {
+    let mut tx = crate::db::begin_write(pool).await?;
+    let found: Option<(String,)> =
+        sqlx::query_as("UPDATE tenants SET require_totp = $1 WHERE slug = $2 RETURNING id")
+            .bind(i64::from(required))
+            .bind(slug)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let (tenant_id,) = found.ok_or(AppError::NotFound("tenant"))?;
+    audit::record(
+        &mut *tx,
+        audit::NewAuditEvent {
+            tenant_id: &tenant_id,
+            key_id: None,
+            service_user_id: None,
+            actor: actor.to_string(),
+            action: if required {
+                "tenant.require_totp"
+            } else {
+                "tenant.stop_requiring_totp"
+            },
+            tool: None,
+            outcome: "ok",
+            reason: None,
+            request_id: None,
+            at: now,
+        },
+    )
+    .await?;
+    tx.commit().await?;
     Ok(())
+}
+
+/// Ids of the tenants that require TOTP of their admins.
+pub async fn requiring_tenants(pool: &AnyPool) -> AppResult<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM tenants WHERE require_totp = 1")
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
 #[cfg(test)]

@@ -159,7 +159,19 @@ both_engines! {
         account(&app, "root@keysmith.test", true).await;
         let client = browser();
         sign_in(&app, &client, ADMIN, PASSWORD).await;
-        totp::set_tenant_requirement(app.state.pool(), "acme", true).await.expect("require");
+        let root_client = browser();
+        sign_in(&app, &root_client, "root@keysmith.test", PASSWORD).await;
+        let csrf = csrf_of(&root_client.get(app.url("/admin/tenants")).send().await.expect("page").text().await.expect("html"));
+        let admin_csrf = csrf_of(&client.get(app.url("/admin/api-keys")).send().await.expect("page").text().await.expect("html"));
+        let res = client.post(app.url("/admin/tenants/totp")).form(&[("csrf", admin_csrf.as_str()), ("tenant", "acme"), ("require", "on")]).send().await.expect("post");
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "only superadmins");
+        let res = root_client.post(app.url("/admin/tenants/totp")).form(&[("csrf", csrf.as_str()), ("tenant", "acme"), ("require", "on")]).send().await.expect("post");
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let page = root_client.get(app.url("/admin/tenants")).send().await.expect("page").text().await.expect("html");
+        assert!(page.contains("two-factor required"), "{page}");
+        let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'tenant.require_totp'")
+            .fetch_one(app.state.pool()).await.expect("count");
+        assert_eq!(audited, 1);
         let res = client.get(app.url("/admin/api-keys")).send().await.expect("page");
         assert_eq!(res.headers()["location"], "/admin/account/totp", "required: set it up first");
         let page = client.get(app.url("/admin/account/totp")).send().await.expect("page").text().await.expect("html");

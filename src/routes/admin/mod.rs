@@ -66,6 +66,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(tenants_page::show).post(tenants_page::create_tenant),
         )
         .route("/admin/tenants/admins", post(tenants_page::add_admin))
+        .route(
+            "/admin/tenants/totp",
+            post(tenants_page::set_totp_requirement),
+        )
         .route("/admin/accounts", get(accounts_page::show))
         .route("/admin/accounts/status", post(accounts_page::set_status))
         .route(
