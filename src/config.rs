@@ -121,6 +121,54 @@ pub enum Engine {
 pub struct DatabaseUrl {
     url: String,
     engine: Engine,
+    /// Query parameters dropped because the driver does not read them.
+    ignored: Vec<String>,
+}
+
+/// The query parameters sqlx's PostgreSQL driver reads. It logs any other
+/// *with its value* (`sslpassword=…` included), so the others are dropped
+/// before it sees the URL, and only their names are reported.
+const POSTGRES_PARAMS: &[&str] = &[
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+];
+
+/// `url` without the query parameters the driver would ignore (and log),
+/// and their names; unchanged when there are none or it does not parse.
+fn without_unread_params(url: &str) -> (String, Vec<String>) {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return (url.to_owned(), Vec::new());
+    };
+    type Pairs = Vec<(String, String)>;
+    let (kept, ignored): (Pairs, Pairs) = parsed
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .partition(|(k, _)| POSTGRES_PARAMS.contains(&k.as_str()));
+    if ignored.is_empty() {
+        return (url.to_owned(), Vec::new());
+    }
+    if kept.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    (parsed.into(), ignored.into_iter().map(|(k, _)| k).collect())
 }
 
 impl DatabaseUrl {
@@ -132,10 +180,20 @@ impl DatabaseUrl {
         } else {
             anyhow::bail!("expected a sqlite:// or postgres:// URL");
         };
+        let (url, ignored) = match engine {
+            Engine::Postgres => without_unread_params(url),
+            Engine::Sqlite => (url.to_owned(), Vec::new()),
+        };
         Ok(Self {
-            url: url.to_owned(),
+            url,
             engine,
+            ignored,
         })
+    }
+
+    /// Names of query parameters dropped because the driver does not read them.
+    pub fn ignored_params(&self) -> &[String] {
+        &self.ignored
     }
 
     pub fn engine(&self) -> Engine {
@@ -285,9 +343,9 @@ mod tests {
                 "[unparseable URL hidden]",
             ),
             (
-                "postgresql://app:h%40nter2@db/k?sslpassword=s3cret",
+                "postgresql://app:h%40nter2@db/k?password=s3cret&sslmode=require",
                 "s3cret",
-                "postgresql://app:***@db/k?sslpassword=***",
+                "postgresql://app:***@db/k?password=***&sslmode=require",
             ),
             (
                 "postgres://app:hunter2@[::1:5432/k",
@@ -304,6 +362,16 @@ mod tests {
             assert!(redacted.contains(shown), "{raw} → {redacted}");
             assert_eq!(format!("{url}"), redacted);
         }
+        let url = DatabaseUrl::parse("postgres://app@db/k?sslpassword=s3cret&sslmode=require")
+            .expect("url");
+        assert_eq!(
+            url.expose(),
+            "postgres://app@db/k?sslmode=require",
+            "never reaches the driver, which would log it"
+        );
+        assert_eq!(url.ignored_params(), ["sslpassword"]);
+        let url = DatabaseUrl::parse("postgres://app@db/k?sslpassword=s3cret").expect("url");
+        assert_eq!(url.expose(), "postgres://app@db/k");
         let sqlite = DatabaseUrl::parse("sqlite://./data/k.db?mode=rwc").expect("sqlite");
         assert_eq!(sqlite.redacted(), "sqlite://./data/k.db?mode=rwc");
     }

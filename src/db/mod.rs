@@ -23,6 +23,9 @@ impl Db {
     pub async fn connect(url: &DatabaseUrl) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
         let engine = url.engine();
+        if !url.ignored_params().is_empty() {
+            tracing::warn!(params = ?url.ignored_params(), "ignoring database URL parameters the driver does not read");
+        }
         if engine == Engine::Sqlite {
             create_sqlite_parent_dir(url.expose())?;
         }

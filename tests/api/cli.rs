@@ -195,3 +195,31 @@ async fn cli_sqlite() {
 async fn cli_postgres() {
     from_nothing_to_a_verified_key(Engine::Postgres).await;
 }
+
+#[test]
+fn database_url_secrets_never_reach_the_output() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = Command::new(env!("CARGO_BIN_EXE_keysmith"))
+        .arg("migrate")
+        .env("KEYSMITH_DATA_DIR", dir.path())
+        .env("KEYSMITH_LOG", "trace")
+        .env(
+            "KEYSMITH_DATABASE_URL",
+            "postgres://app:p@ss:hunter2@127.0.0.1:1/k?sslpassword=s3cret&password=hunter3",
+        )
+        .output()
+        .expect("run keysmith");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "nothing listens on port 1");
+    assert!(
+        all.contains("failed to connect to the database at postgres://app:***@127.0.0.1:1/k"),
+        "{all}"
+    );
+    for secret in ["hunter2", "hunter3", "s3cret", "p@ss"] {
+        assert!(!all.contains(secret), "{secret} printed: {all}");
+    }
+}
