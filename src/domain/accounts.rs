@@ -269,3 +269,14 @@ pub async fn remove_role(
     tx.commit().await?;
     Ok(())
 }
+
+/// `(email, role)` of everyone with a role in the tenant, by email.
+pub async fn tenant_roles(pool: &AnyPool, tenant_id: &str) -> AppResult<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT u.email, m.role FROM memberships m JOIN admin_users u ON u.id = m.user_id \
+         WHERE m.tenant_id = $1 ORDER BY u.email",
+    )
+    .bind(tenant_id)
+    .fetch_all(pool)
+    .await?)
+}

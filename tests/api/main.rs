@@ -12,6 +12,7 @@ mod admin_sessions;
 mod admin_throttle;
 mod admin_totp;
 mod admin_totp_browser;
+mod admins_api;
 mod chromium;
 mod cli;
 mod emails;

@@ -1,5 +1,6 @@
 //! The JSON API, `/api/v1`, and its OpenAPI document.
 
+mod admins;
 mod audit;
 pub mod auth;
 pub mod extract;
@@ -26,6 +27,11 @@ pub fn router() -> Router<AppState> {
             "/service-users",
             post(service_users::create).get(service_users::list),
         )
+        .route("/admins", get(admins::list))
+        .route(
+            "/admins/{email}",
+            axum::routing::put(admins::set_role).delete(admins::remove),
+        )
         .route("/keys", post(keys::create).get(keys::list))
         .route("/keys/{id}", get(keys::get))
         .route("/keys/{id}/rotate", post(keys::rotate))
@@ -47,6 +53,7 @@ pub fn router() -> Router<AppState> {
     info(title = "Keysmith API", description = "Service API keys: issue, rotate, revoke, verify. Authenticate with a management key (scope `keysmith:admin`) as `Authorization: Bearer <key>`."),
     paths(
         service_users::create, service_users::list,
+        admins::list, admins::set_role, admins::remove,
         keys::create, keys::list, keys::get, keys::rotate, keys::revoke,
         audit::list, audit::usage, notifications::list,
         verify::verify,
