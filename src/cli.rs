@@ -8,10 +8,11 @@ use clap::{Parser, Subcommand};
 use crate::{
     config::Config,
     domain::{
-        Actor, Description, Email, Name, Scope, TenantSlug,
+        Actor, Description, Email, Name, Scope, TenantSlug, accounts,
         keys::{self, ExpiryRequest, NewKey},
         service_users::{self, NewServiceUser},
         tenants::{self, NewTenant},
+        totp,
         users::{self, Password, Role},
     },
     error::AppError,
@@ -102,6 +103,12 @@ enum TenantCommand {
         #[arg(long)]
         key_prefix: Option<String>,
     },
+    /// Require a second factor (TOTP) of the tenant's admins, or stop (`--off`).
+    RequireTotp {
+        slug: String,
+        #[arg(long)]
+        off: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,6 +125,27 @@ enum UserCommand {
         tenant: Option<String>,
         #[arg(long, value_enum, requires = "tenant")]
         role: Option<Role>,
+    },
+    /// Disable an account: it cannot sign in, and its open sessions end at once.
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Enable a disabled account again (its old sessions stay ended).
+    Enable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Turn off an account's second factor (a lost device); its sessions end.
+    ResetTotp {
+        #[arg(long)]
+        email: String,
+    },
+    /// Give an account a temporary password (read from standard input) that
+    /// it must replace at its next sign-in; its sessions end at once.
+    ResetPassword {
+        #[arg(long)]
+        email: String,
     },
 }
 
@@ -255,6 +283,17 @@ impl Cli {
                 }
                 say(format_args!("{}", tenants::policy(&tenant)))?;
             }
+            Command::Tenant(TenantCommand::RequireTotp { slug, off }) => {
+                totp::set_tenant_requirement(pool, &slug, !off, &Actor::Cli, now).await?;
+                say(format_args!(
+                    "{slug} {} two-factor sign-in of its admins",
+                    if off {
+                        "no longer requires"
+                    } else {
+                        "requires"
+                    }
+                ))?;
+            }
             Command::User(UserCommand::Create {
                 email,
                 superadmin,
@@ -287,6 +326,25 @@ impl Cli {
                         if superadmin { " (superadmin)" } else { "" }
                     ))?;
                 }
+            }
+            Command::User(UserCommand::Disable { email }) => {
+                accounts::set_disabled(pool, &email, true, &Actor::Cli, now).await?;
+                say(format_args!("disabled {email}; its sessions have ended"))?;
+            }
+            Command::User(UserCommand::ResetTotp { email }) => {
+                totp::reset(pool, &email, &Actor::Cli, now).await?;
+                say(format_args!("turned off two-factor sign-in for {email}"))?;
+            }
+            Command::User(UserCommand::ResetPassword { email }) => {
+                let temporary = Password::parse(read_password().await?)?;
+                accounts::reset_password(pool, &email, temporary, &Actor::Cli, now).await?;
+                say(format_args!(
+                    "reset the password of {email}; it must choose a new one at its next sign-in"
+                ))?;
+            }
+            Command::User(UserCommand::Enable { email }) => {
+                accounts::set_disabled(pool, &email, false, &Actor::Cli, now).await?;
+                say(format_args!("enabled {email}"))?;
             }
             Command::ManagementKey(ManagementKeyCommand::Create {
                 tenant,

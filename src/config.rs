@@ -26,6 +26,16 @@ pub struct Config {
     pub public_url: String,
     /// `KEYSMITH_SCHEDULER_INTERVAL_SECS`: how often the lifecycle clock ticks. Default 60.
     pub scheduler_interval: Duration,
+    /// `KEYSMITH_TRUSTED_PROXIES`: reverse proxies (CIDRs or addresses,
+    /// comma-separated) whose `Forwarded`/`X-Forwarded-For` names the client.
+    /// Default: none; the peer address is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `KEYSMITH_ALLOW_READABLE_PEPPER=1`: start even when the pepper file is
+    /// readable by group or others (warns). Default: refuse to start.
+    pub allow_readable_pepper: bool,
+    /// `KEYSMITH_REQUIRE_TOTP=1`: every admin account must use a second
+    /// factor (TOTP). Default: only where a tenant requires it.
+    pub require_totp: bool,
 }
 
 impl Config {
@@ -67,6 +77,10 @@ impl Config {
                 ),
             },
         };
+        let trusted_proxies = crate::routes::admin::client_addr::parse_trusted(
+            &var("KEYSMITH_TRUSTED_PROXIES").unwrap_or_default(),
+        )
+        .context("KEYSMITH_TRUSTED_PROXIES is invalid")?;
         Ok(Self {
             database_url,
             bind,
@@ -77,6 +91,15 @@ impl Config {
                 .unwrap_or_else(|| "Keysmith <keysmith@localhost>".into()),
             public_url,
             scheduler_interval,
+            trusted_proxies,
+            require_totp: matches!(
+                var("KEYSMITH_REQUIRE_TOTP").as_deref(),
+                Some("1" | "true" | "yes")
+            ),
+            allow_readable_pepper: matches!(
+                var("KEYSMITH_ALLOW_READABLE_PEPPER").as_deref(),
+                Some("1" | "true" | "yes")
+            ),
         })
     }
 
@@ -98,6 +121,54 @@ pub enum Engine {
 pub struct DatabaseUrl {
     url: String,
     engine: Engine,
+    /// Query parameters dropped because the driver does not read them.
+    ignored: Vec<String>,
+}
+
+/// The query parameters sqlx's PostgreSQL driver reads. It logs any other
+/// *with its value* (`sslpassword=…` included), so the others are dropped
+/// before it sees the URL, and only their names are reported.
+const POSTGRES_PARAMS: &[&str] = &[
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+];
+
+/// `url` without the query parameters the driver would ignore (and log),
+/// and their names; unchanged when there are none or it does not parse.
+fn without_unread_params(url: &str) -> (String, Vec<String>) {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return (url.to_owned(), Vec::new());
+    };
+    type Pairs = Vec<(String, String)>;
+    let (kept, ignored): (Pairs, Pairs) = parsed
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .partition(|(k, _)| POSTGRES_PARAMS.contains(&k.as_str()));
+    if ignored.is_empty() {
+        return (url.to_owned(), Vec::new());
+    }
+    if kept.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    (parsed.into(), ignored.into_iter().map(|(k, _)| k).collect())
 }
 
 impl DatabaseUrl {
@@ -109,10 +180,20 @@ impl DatabaseUrl {
         } else {
             anyhow::bail!("expected a sqlite:// or postgres:// URL");
         };
+        let (url, ignored) = match engine {
+            Engine::Postgres => without_unread_params(url),
+            Engine::Sqlite => (url.to_owned(), Vec::new()),
+        };
         Ok(Self {
-            url: url.to_owned(),
+            url,
             engine,
+            ignored,
         })
+    }
+
+    /// Names of query parameters dropped because the driver does not read them.
+    pub fn ignored_params(&self) -> &[String] {
+        &self.ignored
     }
 
     pub fn engine(&self) -> Engine {
@@ -123,18 +204,45 @@ impl DatabaseUrl {
         &self.url
     }
 
-    /// The URL with any password replaced by `***`.
+    /// The URL with its password, and any query parameter that may hold a
+    /// secret (`password`, `sslpassword`, …), replaced by `***`. Parsed as a
+    /// URL, not split by hand: a password may contain `@`, `:` or `/`.
     pub fn redacted(&self) -> String {
-        let Some((scheme, rest)) = self.url.split_once("://") else {
+        if self.engine == Engine::Sqlite {
             return self.url.clone();
-        };
-        match rest.split_once('@') {
-            Some((userinfo, host)) if userinfo.contains(':') => {
-                let user = userinfo.split(':').next().unwrap_or_default();
-                format!("{scheme}://{user}:***@{host}")
-            }
-            _ => self.url.clone(),
         }
+        // Never echo what we could not take apart: it may be all secret. An
+        // `@` in the path means an unencoded password was cut short at a `/`
+        // (`user:p@ss/word@host`), leaving its tail in the path.
+        let hidden = || "postgres://[unparseable URL hidden]".to_owned();
+        let Ok(mut parsed) = url::Url::parse(&self.url) else {
+            return hidden();
+        };
+        if parsed.path().contains('@') || parsed.fragment().is_some() {
+            return hidden();
+        }
+        if parsed.password().is_some() {
+            let _ = parsed.set_password(Some("***"));
+        }
+        if parsed.query().is_some() {
+            let pairs: Vec<(String, String)> = parsed
+                .query_pairs()
+                .map(|(key, value)| {
+                    let lower = key.to_ascii_lowercase();
+                    let secret = ["pass", "secret", "token"]
+                        .iter()
+                        .any(|s| lower.contains(s));
+                    let value = if secret {
+                        "***".into()
+                    } else {
+                        value.into_owned()
+                    };
+                    (key.into_owned(), value)
+                })
+                .collect();
+            parsed.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        parsed.to_string()
     }
 }
 
@@ -192,6 +300,8 @@ mod tests {
     fn errors_name_the_variable() {
         let err = config(&[("KEYSMITH_BIND", "nope")]).expect_err("bad bind");
         assert!(err.to_string().contains("KEYSMITH_BIND"));
+        let err = config(&[("KEYSMITH_TRUSTED_PROXIES", "10.0.0.0/33")]).expect_err("bad cidr");
+        assert!(err.to_string().contains("KEYSMITH_TRUSTED_PROXIES"));
         let err = config(&[("KEYSMITH_DATABASE_URL", "mysql://x")]).expect_err("bad db");
         assert!(err.to_string().contains("KEYSMITH_DATABASE_URL"));
     }
@@ -212,5 +322,57 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("postgres://app:***@db/keysmith"));
+    }
+
+    #[test]
+    fn redaction_parses_the_url_query_and_awkward_passwords_included() {
+        for (raw, hidden, shown) in [
+            (
+                "postgres://app@db/k?password=hunter2&sslmode=require",
+                "hunter2",
+                "postgres://app@db/k?password=***&sslmode=require",
+            ),
+            (
+                "postgres://app:p@ss:w0rd@db:5432/k",
+                "ss:w0rd",
+                "postgres://app:***@db:5432/k",
+            ),
+            (
+                "postgres://app:p@ss/w0rd@db/k",
+                "w0rd",
+                "[unparseable URL hidden]",
+            ),
+            (
+                "postgresql://app:h%40nter2@db/k?password=s3cret&sslmode=require",
+                "s3cret",
+                "postgresql://app:***@db/k?password=***&sslmode=require",
+            ),
+            (
+                "postgres://app:hunter2@[::1:5432/k",
+                "hunter2",
+                "[unparseable URL hidden]",
+            ),
+        ] {
+            let url = DatabaseUrl::parse(raw).expect("a postgres URL");
+            let redacted = url.redacted();
+            assert!(
+                !redacted.contains(hidden) && !redacted.contains("nter2"),
+                "{raw} → {redacted}"
+            );
+            assert!(redacted.contains(shown), "{raw} → {redacted}");
+            assert_eq!(format!("{url}"), redacted);
+        }
+        let url = DatabaseUrl::parse("postgres://app@db/k?sslpassword=s3cret&sslmode=require")
+            .expect("url");
+        assert_eq!(
+            url.expose(),
+            "postgres://app@db/k?sslmode=require",
+            "never reaches the driver, which would log it"
+        );
+        assert_eq!(url.ignored_params(), ["sslpassword"]);
+        let url = DatabaseUrl::parse("postgres://app@db/k?sslpassword=s3cret").expect("url");
+        assert_eq!(url.expose(), "postgres://app@db/k");
+        let sqlite = DatabaseUrl::parse("sqlite://./data/k.db?mode=rwc").expect("sqlite");
+        assert_eq!(sqlite.redacted(), "sqlite://./data/k.db?mode=rwc");
     }
 }

@@ -28,6 +28,9 @@ pub struct Metrics {
     pub emails_failed: AtomicU64,
     pub scheduler_steps_failed: AtomicU64,
     pub scheduler_rows_skipped: AtomicU64,
+    /// Passwords actually checked (argon2 runs) at sign-in: what throttling
+    /// and the hashing limit bound.
+    pub password_checks: AtomicU64,
 }
 
 impl Metrics {
@@ -81,13 +84,18 @@ impl Metrics {
             ),
             (
                 "keysmith_scheduler_steps_failed_total",
-                "Scheduler steps (sweep, reminders, delivery) that failed; the others still ran.",
+                "Scheduler steps (sweep, reminders, delivery, purge) that failed; the others still ran.",
                 &self.scheduler_steps_failed,
             ),
             (
                 "keysmith_scheduler_rows_skipped_total",
                 "Keys or emails a scheduler step skipped after an error, for a later tick.",
                 &self.scheduler_rows_skipped,
+            ),
+            (
+                "keysmith_sign_in_password_checks_total",
+                "Passwords checked at admin sign-in (throttled attempts are not).",
+                &self.password_checks,
             ),
         ] {
             let _ = writeln!(

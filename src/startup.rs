@@ -19,6 +19,11 @@ pub fn init_tracing() {
 
 /// Connects, migrates and loads the pepper: the state every command starts from.
 pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
+    crate::files::restrict_umask();
+    if config.data_dir.exists() {
+        crate::files::private_dir(&config.data_dir)?;
+    }
+    crate::files::check_pepper_file(&config.pepper_file, config.allow_readable_pepper)?;
     let db = Db::connect(&config.database_url).await?;
     db.migrate().await?;
     let peppers = Peppers::load_or_create(&config.pepper_file)

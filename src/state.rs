@@ -22,6 +22,10 @@ pub struct AppState {
     pub sessions: SessionBackend,
     /// The setup link of a database without admins, while one is outstanding.
     pub first_run: crate::domain::setup::FirstRun,
+    /// Permits to run argon2 at sign-in, one per core: each run takes ~19 MiB
+    /// and a core for tens of milliseconds, so this bounds what an
+    /// unauthenticated flood can cost. When none is free, sign-in says 503.
+    pub password_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -46,6 +50,9 @@ impl AppState {
             mailer,
             sessions,
             first_run: Default::default(),
+            password_slots: Arc::new(tokio::sync::Semaphore::new(
+                crate::domain::hashing::threads(),
+            )),
         })
     }
 

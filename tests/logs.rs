@@ -74,15 +74,139 @@ async fn lifecycle_logs_hold_no_secret(engine: Engine, capture: &Capture) {
     }
 }
 
+/// The text between `before` and the next `"` or `<`.
+fn between<'a>(html: &'a str, before: &str) -> &'a str {
+    let (_, rest) = html.split_once(before).expect("on the page");
+    rest.split(['"', '<']).next().expect("value")
+}
+
+/// Session ids set by a response (the cookie value, what a thief replays).
+fn session_ids(res: &reqwest::Response) -> Vec<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.strip_prefix("keysmith="))
+        .filter_map(|c| c.split(';').next().map(str::to_owned))
+        .filter(|id| !id.is_empty())
+        .collect()
+}
+
+/// Sign-in, a refused guess, TOTP enrolment and both second steps: no
+/// password, session id, TOTP secret or recovery code in the logs.
+async fn admin_logs_hold_no_secret(engine: Engine, capture: &Capture) {
+    use keysmith::domain::{Email, totp::TotpSecret, users};
+    let app = TestApp::spawn(engine).await;
+    let password = "a password nobody logs";
+    let guess = "a wrong guess nobody logs";
+    users::create(
+        app.state.pool(),
+        &Email::parse("a@acme.test").expect("email"),
+        users::Password::parse(password.into()).expect("password"),
+        false,
+        app.now(),
+    )
+    .await
+    .expect("account");
+    let browser = || {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+    };
+    let sign_in = |client: reqwest::Client, password: &'static str| {
+        let url = app.url("/admin/sign-in");
+        async move {
+            client
+                .post(url)
+                .form(&[("email", "a@acme.test"), ("password", password)])
+                .send()
+                .await
+                .expect("sign in")
+        }
+    };
+    let mut secrets: Vec<String> = vec![password.into(), guess.into()];
+    assert_eq!(
+        sign_in(browser(), guess).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let client = browser();
+    secrets.extend(session_ids(&sign_in(client.clone(), password).await));
+    let page = client
+        .get(app.url("/admin/account/totp"))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    let secret =
+        TotpSecret::from_base32(between(&page, "<code id=\"totp-secret\">")).expect("secret");
+    let code = secret.code_at(app.now()).expect("code");
+    let form = [
+        ("csrf", between(&page, "name=\"csrf\" value=\"")),
+        ("code", code.as_str()),
+    ];
+    let page = client
+        .post(app.url("/admin/account/totp"))
+        .form(&form)
+        .send()
+        .await
+        .expect("enrol")
+        .text()
+        .await
+        .expect("html");
+    let codes: Vec<String> = page
+        .split("<code class=\"recovery-code\">")
+        .skip(1)
+        .map(|c| between(c, "").to_owned())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    app.clock.advance(time::Duration::seconds(30));
+    for second in [secret.code_at(app.now()).expect("code"), codes[0].clone()] {
+        let client = browser();
+        secrets.extend(session_ids(&sign_in(client.clone(), password).await));
+        let res = client
+            .post(app.url("/admin/sign-in/totp"))
+            .form(&[("code", second.as_str())])
+            .send()
+            .await
+            .expect("code");
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        secrets.extend(session_ids(&res));
+    }
+    secrets.push(secret.base32());
+    secrets.push(code);
+    secrets.extend(codes);
+    app.stop().await;
+
+    let logs = String::from_utf8(capture.0.lock().expect("lock").clone()).expect("utf-8 logs");
+    assert!(
+        logs.contains("sign-in refused") && logs.contains("/admin/sign-in/totp"),
+        "the capture is real"
+    );
+    for secret in &secrets {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "an admin secret appeared in the logs"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycle_logs_hold_no_secret_on_both_engines() {
     let capture = Capture::default();
     let writer = capture.clone();
     tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
+        // Everything at TRACE, except the test's own browser-like client's
+        // cookie jar, which logs the cookies it receives: that is the
+        // client's side, not the server's logs.
+        .with_env_filter(tracing_subscriber::EnvFilter::new("trace,cookie_store=off"))
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .init();
     lifecycle_logs_hold_no_secret(Engine::Sqlite, &capture).await;
     lifecycle_logs_hold_no_secret(Engine::Postgres, &capture).await;
+    admin_logs_hold_no_secret(Engine::Sqlite, &capture).await;
+    admin_logs_hold_no_secret(Engine::Postgres, &capture).await;
 }

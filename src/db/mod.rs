@@ -23,6 +23,9 @@ impl Db {
     pub async fn connect(url: &DatabaseUrl) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
         let engine = url.engine();
+        if !url.ignored_params().is_empty() {
+            tracing::warn!(params = ?url.ignored_params(), "ignoring database URL parameters the driver does not read");
+        }
         if engine == Engine::Sqlite {
             create_sqlite_parent_dir(url.expose())?;
         }
@@ -83,9 +86,14 @@ fn create_sqlite_parent_dir(url: &str) -> anyhow::Result<()> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
     {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("failed to create {}", dir.display()))?;
+        // Created private; an existing directory is not ours to change.
+        if !dir.exists() {
+            crate::files::private_dir(dir)?;
+        }
     }
+    // The database holds sessions and hashes: 0600 before SQLite opens it,
+    // so its -wal and -shm files get the same mode.
+    crate::files::private_file(std::path::Path::new(path))?;
     Ok(())
 }
 

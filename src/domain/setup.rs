@@ -164,10 +164,7 @@ async fn create_first(
     }
     tx.commit().await?;
     tracing::info!(admin_id = %id, "first superadmin created through the setup link");
-    Ok(AdminUser {
-        id,
-        email: email.as_str().to_owned(),
-        password_hash: hash,
-        is_superadmin: 1,
-    })
+    users::find_by_email(pool, email.as_str())
+        .await?
+        .ok_or(AppError::NotFound("admin"))
 }

@@ -1,6 +1,6 @@
 //! Admin accounts (humans): argon2id passwords, roles per tenant.
 
-use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
+use argon2::{Argon2, PasswordHash, PasswordHasher};
 use serde::Serialize;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
@@ -62,6 +62,9 @@ pub struct AdminUser {
     #[sqlx(default)]
     pub password_hash: String,
     pub is_superadmin: i64,
+    /// Sessions opened now remember this (see `accounts`).
+    #[sqlx(default)]
+    pub session_epoch: i64,
 }
 
 /// A password as typed: never printed.
@@ -69,6 +72,8 @@ pub struct Password(String);
 
 impl Password {
     pub const MIN_CHARS: usize = 12;
+    /// Longer input is refused before any hashing (argon2 reads all of it).
+    pub const MAX_BYTES: usize = 1024;
 
     pub fn parse(raw: String) -> AppResult<Self> {
         if raw.chars().count() < Self::MIN_CHARS {
@@ -77,7 +82,7 @@ impl Password {
                 Self::MIN_CHARS
             )));
         }
-        if raw.len() > 1024 {
+        if raw.len() > Self::MAX_BYTES {
             return Err(AppError::validation(
                 "a password must be at most 1024 bytes",
             ));
@@ -102,35 +107,80 @@ pub fn argon2() -> Argon2<'static> {
     Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
 }
 
-/// Hashes off the async runtime: argon2 takes tens of milliseconds by design.
+/// Hashes off the async runtime (on the hashing threads): argon2 takes tens
+/// of milliseconds and ~19 MiB by design.
 pub async fn hash_password(password: Password) -> AppResult<String> {
-    tokio::task::spawn_blocking(move || {
+    super::hashing::run(move || {
         argon2()
             .hash_password(password.expose().as_bytes())
             .map(|hash| hash.to_string())
             .map_err(|err| anyhow::anyhow!("failed to hash a password: {err}"))
     })
-    .await
-    .map_err(anyhow::Error::from)?
+    .await?
     .map_err(AppError::Internal)
 }
 
 /// Checks `password` against `stored`, or against a dummy hash when the
-/// account does not exist, so both cases take the same time.
-pub async fn verify_password(password: String, stored: Option<String>) -> AppResult<bool> {
-    tokio::task::spawn_blocking(move || {
+/// account does not exist, so both cases take the same time. `slot` (a
+/// hashing permit) is held until the hash is done, even if the request is
+/// dropped meanwhile: the hashing job is what costs memory and CPU.
+pub async fn verify_password(
+    password: String,
+    stored: Option<String>,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> AppResult<bool> {
+    super::hashing::run(move || {
+        let _slot = slot;
         let exists = stored.is_some();
         let hash = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
         let parsed = PasswordHash::new(&hash)
             .map_err(|err| anyhow::anyhow!("stored password hash is invalid: {err}"))?;
-        let ok = argon2()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
+        let ok = verify_in_reused_memory(password.as_bytes(), &parsed)?;
         Ok::<_, anyhow::Error>(exists && ok)
     })
-    .await
-    .map_err(anyhow::Error::from)?
+    .await?
     .map_err(AppError::Internal)
+}
+
+thread_local! {
+    /// Argon2's working memory (~19 MiB), allocated once per hashing thread
+    /// and reused by every check on it: allocating it per check let the
+    /// allocator keep a freed copy in each arena a thread wandered into,
+    /// hundreds of MiB under a sign-in flood, never returned.
+    static BLOCKS: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `argon2().verify_password`, but in this thread's reused working memory.
+fn verify_in_reused_memory(password: &[u8], hash: &PasswordHash) -> anyhow::Result<bool> {
+    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+        return Ok(false);
+    };
+    let invalid =
+        |err: &dyn std::fmt::Display| anyhow::anyhow!("stored password hash is invalid: {err}");
+    let params = argon2::Params::try_from(hash).map_err(|e| invalid(&e))?;
+    let algorithm =
+        argon2::Algorithm::try_from(hash.algorithm.as_str()).map_err(|e| invalid(&e))?;
+    let version = hash
+        .version
+        .map(argon2::Version::try_from)
+        .transpose()
+        .map_err(|e| invalid(&e))?
+        .unwrap_or_default();
+    let blocks_needed = params.block_count();
+    let hasher = Argon2::new(algorithm, version, params);
+    let mut out = vec![0u8; expected.len()];
+    BLOCKS.with_borrow_mut(|blocks| {
+        if blocks.len() < blocks_needed {
+            blocks.resize(blocks_needed, argon2::Block::default());
+        }
+        hasher
+            .hash_password_into_with_memory(password, salt, &mut out, &mut blocks[..blocks_needed])
+            .map_err(|e| invalid(&e))
+    })?;
+    Ok(bool::from(subtle::ConstantTimeEq::ct_eq(
+        &out[..],
+        expected.as_bytes(),
+    )))
 }
 
 /// The argon2id hash of a random string nobody knows, with the same parameters as real hashes.
@@ -175,12 +225,13 @@ async fn insert<'e>(
         email: email.as_str().to_owned(),
         password_hash,
         is_superadmin: i64::from(superadmin),
+        session_epoch: 0,
     })
 }
 
 pub async fn find_by_email(pool: &AnyPool, email: &str) -> AppResult<Option<AdminUser>> {
     Ok(sqlx::query_as(
-        "SELECT id, email, password_hash, is_superadmin FROM admin_users WHERE email = $1 AND disabled_at IS NULL",
+        "SELECT id, email, password_hash, is_superadmin, session_epoch FROM admin_users WHERE email = $1 AND disabled_at IS NULL",
     )
     .bind(email.trim().to_ascii_lowercase())
     .fetch_optional(pool)
@@ -201,7 +252,10 @@ pub async fn grant(
     Ok(())
 }
 
-/// Replaces any earlier role of the user in the tenant, inside `tx`.
+/// Replaces any earlier role of the user in the tenant, inside `tx`. A
+/// lowered role ends the account's open sessions; a raised one takes effect
+/// in them on their next request (roles are re-read on every request), so a
+/// promotion does not sign anyone out.
 async fn set_role(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     tenant_id: &str,
@@ -209,6 +263,15 @@ async fn set_role(
     role: Role,
     now: OffsetDateTime,
 ) -> AppResult<()> {
+    let previous: Option<(String,)> =
+        sqlx::query_as("SELECT role FROM memberships WHERE tenant_id = $1 AND user_id = $2")
+            .bind(tenant_id)
+            .bind(user_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    if previous.is_some_and(|(was,)| Role::parse(&was).is_none_or(|was| role < was)) {
+        super::accounts::bump_epoch(tx, user_id).await?;
+    }
     sqlx::query("DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2")
         .bind(tenant_id)
         .bind(user_id)
@@ -307,6 +370,8 @@ pub async fn tenant_admins(pool: &AnyPool) -> AppResult<Vec<TenantAdmin>> {
 
 #[cfg(test)]
 mod tests {
+    use argon2::PasswordVerifier;
+
     use super::*;
 
     #[test]
@@ -314,6 +379,19 @@ mod tests {
         let parsed = PasswordHash::new(DUMMY_HASH).expect("parses");
         assert_eq!(parsed.algorithm.as_str(), "argon2id");
         assert!(argon2().verify_password(b"anything", &parsed).is_err());
+        assert!(!verify_in_reused_memory(b"anything", &parsed).expect("checks"));
+    }
+
+    #[test]
+    fn reused_memory_verification_agrees_with_argon2() {
+        let hash = argon2()
+            .hash_password(b"correct horse")
+            .expect("hash")
+            .to_string();
+        let parsed = PasswordHash::new(&hash).expect("parses");
+        assert!(verify_in_reused_memory(b"correct horse", &parsed).expect("checks"));
+        assert!(!verify_in_reused_memory(b"correct horsE", &parsed).expect("checks"));
+        assert!(verify_in_reused_memory(b"correct horse", &parsed).expect("twice, same memory"));
     }
 
     #[test]

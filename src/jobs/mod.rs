@@ -4,7 +4,11 @@ use std::sync::atomic::Ordering;
 
 use tokio::{sync::watch, task::JoinHandle};
 
-use crate::{domain::keys, domain::reminders, notify::sender, state::AppState};
+use crate::{
+    domain::{form_tokens, keys, reminders, sign_in_throttle},
+    notify::sender,
+    state::AppState,
+};
 
 /// Runs one scheduler tick: everything due at the state's clock. Each step is
 /// idempotent and safe to run on several instances at once, and each runs
@@ -12,15 +16,15 @@ use crate::{domain::keys, domain::reminders, notify::sender, state::AppState};
 /// counted, and the tick reports which failed.
 pub async fn tick(state: &AppState) -> anyhow::Result<()> {
     let metrics = &state.metrics;
-    let mut failed = Vec::new();
+    let mut failed: Vec<(&str, anyhow::Error)> = Vec::new();
     let mut skipped = 0;
     match keys::sweep(state.pool(), state.now()).await {
         Ok(report) => skipped += report.skipped,
-        Err(err) => failed.push(("sweep", err)),
+        Err(err) => failed.push(("sweep", err.into())),
     }
     match reminders::enqueue_due(state.pool(), state.now()).await {
         Ok(report) => skipped += report.skipped,
-        Err(err) => failed.push(("reminders", err)),
+        Err(err) => failed.push(("reminders", err.into())),
     }
     let outbound = sender::Outbound {
         db: &state.db,
@@ -31,7 +35,10 @@ pub async fn tick(state: &AppState) -> anyhow::Result<()> {
     };
     match sender::deliver_due(outbound).await {
         Ok(report) => skipped += report.skipped,
-        Err(err) => failed.push(("delivery", err)),
+        Err(err) => failed.push(("delivery", err.into())),
+    }
+    if let Err(err) = purge(state).await {
+        failed.push(("purge", err));
     }
     metrics
         .scheduler_rows_skipped
@@ -47,6 +54,19 @@ pub async fn tick(state: &AppState) -> anyhow::Result<()> {
         .fetch_add(failed.len() as u64, Ordering::Relaxed);
     let steps: Vec<&str> = failed.iter().map(|(step, _)| *step).collect();
     anyhow::bail!("scheduler steps failed: {}", steps.join(", "))
+}
+
+/// Forgets what only mattered for a while: expired form tokens, sign-in
+/// attempts whose window and back-off are over, expired sessions.
+async fn purge(state: &AppState) -> anyhow::Result<()> {
+    form_tokens::purge(state.pool(), state.now()).await?;
+    sign_in_throttle::purge(state.pool(), state.now()).await?;
+    state
+        .sessions
+        .delete_expired()
+        .await
+        .map_err(|err| anyhow::anyhow!("failed to delete expired sessions: {err}"))?;
+    Ok(())
 }
 
 /// Ticks every `scheduler_interval` until `stop` turns true. A failing tick

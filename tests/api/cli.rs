@@ -115,6 +115,60 @@ async fn from_nothing_to_a_verified_key(engine: Engine) {
     );
     assert!(!short.status.success(), "short passwords are refused");
 
+    for action in ["disable", "enable"] {
+        let out = keysmith(&db, &["user", action, "--email", "owner@acme.test"], None);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = keysmith(
+        &db,
+        &["user", "reset-password", "--email", "owner@acme.test"],
+        Some("a temporary password\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("must choose a new one"));
+    let short = keysmith(
+        &db,
+        &["user", "reset-password", "--email", "owner@acme.test"],
+        Some("short\n"),
+    );
+    assert!(
+        !short.status.success(),
+        "a short temporary password is refused"
+    );
+    for args in [
+        &["user", "reset-totp", "--email", "owner@acme.test"][..],
+        &["tenant", "require-totp", "acme"][..],
+        &["tenant", "require-totp", "acme", "--off"][..],
+    ] {
+        let out = keysmith(&db, args, None);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = keysmith(&db, &["tenant", "require-totp", "nope"], None);
+    assert!(!out.status.success(), "an unknown tenant is an error");
+    let unknown = keysmith(
+        &db,
+        &["user", "disable", "--email", "nobody@acme.test"],
+        None,
+    );
+    assert!(!unknown.status.success(), "an unknown account is an error");
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("not found"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+
     let out = keysmith(
         &db,
         &[
@@ -321,4 +375,32 @@ async fn serve_prints_a_setup_link_on_a_fresh_database() {
     let token = link.expect("a setup link on stdout");
     assert!(token.len() >= 32, "{token}");
     assert!(!logs.contains(&token), "the token is printed, never logged");
+}
+
+#[test]
+fn database_url_secrets_never_reach_the_output() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = Command::new(env!("CARGO_BIN_EXE_keysmith"))
+        .arg("migrate")
+        .env("KEYSMITH_DATA_DIR", dir.path())
+        .env("KEYSMITH_LOG", "trace")
+        .env(
+            "KEYSMITH_DATABASE_URL",
+            "postgres://app:p@ss:hunter2@127.0.0.1:1/k?sslpassword=s3cret&password=hunter3",
+        )
+        .output()
+        .expect("run keysmith");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "nothing listens on port 1");
+    assert!(
+        all.contains("failed to connect to the database at postgres://app:***@127.0.0.1:1/k"),
+        "{all}"
+    );
+    for secret in ["hunter2", "hunter3", "s3cret", "p@ss"] {
+        assert!(!all.contains(secret), "{secret} printed: {all}");
+    }
 }

@@ -11,7 +11,7 @@ use tower_sessions::Session;
 
 use super::page::PageError;
 use crate::{
-    domain::{tenants::Tenant, users::Role},
+    domain::{Actor, accounts, tenants::Tenant, users::Role},
     error::AppError,
     state::AppState,
 };
@@ -26,6 +26,9 @@ pub struct SignedIn {
     /// Per-session CSRF token, sent back in every form.
     pub csrf: String,
     pub signed_in_at: i64,
+    /// The account's session epoch at sign-in; a different one in the
+    /// database means this session was ended (account disabled, role changed…).
+    pub epoch: i64,
 }
 
 pub const SESSION_KEY: &str = "admin";
@@ -50,12 +53,38 @@ impl FromRequestParts<AppState> for Admin {
             .await
             .map_err(|(status, msg)| (status, msg).into_response())?;
         let user: Option<SignedIn> = session.get(SESSION_KEY).await.map_err(|_| to_sign_in())?;
-        let Some(user) = user else {
+        let Some(mut user) = user else {
             return Err(to_sign_in());
         };
-        if timestamp::to_unix(state.now()) - user.signed_in_at > ABSOLUTE_TIMEOUT_SECS {
+        // Every request re-reads the account (one primary-key row), so a
+        // disabled account, a demoted superadmin or ended sessions take
+        // effect on the very next request, not when the session expires.
+        let account = accounts::state(state.pool(), &user.user_id)
+            .await
+            .map_err(|err| PageError(err).into_response())?;
+        let expired = timestamp::to_unix(state.now()) - user.signed_in_at > ABSOLUTE_TIMEOUT_SECS;
+        let Some(account) = account.filter(|a| a.admits(user.epoch) && !expired) else {
             let _ = session.flush().await;
             return Err(to_sign_in());
+        };
+        user.superadmin = account.is_superadmin != 0;
+        // After a password reset the account may only choose a new password
+        // (or leave): the temporary one was known to someone else.
+        if account.must_change_password != 0
+            && !matches!(
+                parts.uri.path(),
+                "/admin/account" | "/admin/account/password" | "/admin/sign-out"
+            )
+        {
+            return Err(Redirect::to("/admin/account").into_response());
+        }
+        // A second factor is required here but not set up yet: set it up first.
+        let totp_required = state.config.require_totp || account.totp_required_by_tenants > 0;
+        if totp_required
+            && account.totp_enabled_at.is_none()
+            && !matches!(parts.uri.path(), "/admin/account/totp" | "/admin/sign-out")
+        {
+            return Err(Redirect::to("/admin/account/totp").into_response());
         }
         Ok(Self { user, session })
     }
@@ -69,6 +98,27 @@ pub struct Membership {
 }
 
 impl Admin {
+    /// This admin, as the audit log names them.
+    pub fn actor(&self) -> Actor {
+        Actor::User {
+            id: self.user.user_id.clone(),
+            email: self.user.email.clone(),
+        }
+    }
+
+    /// Keeps this session going under the account's new `epoch` (after its
+    /// own password change, which ended every other session), with a new id.
+    pub async fn renew(&mut self, epoch: i64) -> Result<(), AppError> {
+        let session_error =
+            |e: tower_sessions::session::Error| AppError::Internal(anyhow::anyhow!("session: {e}"));
+        self.user.epoch = epoch;
+        self.session.cycle_id().await.map_err(session_error)?;
+        self.session
+            .insert(SESSION_KEY, self.user.clone())
+            .await
+            .map_err(session_error)
+    }
+
     /// Tenants this admin belongs to (a superadmin: all, as owner).
     pub async fn memberships(&self, state: &AppState) -> Result<Vec<Membership>, AppError> {
         let tenants = crate::domain::tenants::list(state.pool()).await?;
@@ -179,15 +229,5 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
             .is_some_and(|(_, rest)| rest == host),
         (Some(_), None) => false,
         (None, _) => true,
-    }
-}
-
-impl Admin {
-    /// This admin, as the audit log and emails name them.
-    pub fn actor(&self) -> crate::domain::Actor {
-        crate::domain::Actor::User {
-            id: self.user.user_id.clone(),
-            email: self.user.email.clone(),
-        }
     }
 }

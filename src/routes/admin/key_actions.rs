@@ -72,7 +72,7 @@ async fn authorize(
         )
         .await?;
     if let Some(token) = token
-        && !form_token::spend(&admin.session, token).await?
+        && !form_token::spend(state, admin, token).await?
     {
         return Err(PageError(AppError::Conflict(
             "this form was already submitted, and its key was shown once. Nothing new was created; open the page again to create another key".into(),

@@ -138,7 +138,7 @@ pub async fn show(
             .collect(),
         can_manage,
         rotate_token: if can_manage {
-            form_token::issue(&admin.session).await?
+            form_token::issue(&state, &admin).await?
         } else {
             String::new()
         },

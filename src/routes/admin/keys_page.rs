@@ -135,7 +135,7 @@ pub async fn list(
         .collect();
     let can_manage = current.role.can_manage_keys();
     let create_token = if can_manage {
-        super::form_token::issue(&admin.session).await?
+        super::form_token::issue(&state, &admin).await?
     } else {
         String::new()
     };

@@ -1,7 +1,10 @@
 //! The admin UI: server-rendered pages under `/admin`, sessions in the
 //! database, CSRF tokens on every form, strict security headers.
 
+mod account_page;
+mod accounts_page;
 pub mod auth;
+pub mod client_addr;
 mod form_token;
 mod key_actions;
 mod key_detail;
@@ -12,7 +15,9 @@ mod service_users_page;
 pub mod session_store;
 mod setup_page;
 mod sign_in;
+mod sign_in_totp;
 mod tenants_page;
+mod totp_page;
 
 use axum::{
     Router,
@@ -46,6 +51,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(setup_page::form).post(setup_page::submit),
         )
         .route("/admin/sign-in", get(sign_in::form).post(sign_in::submit))
+        .route(
+            "/admin/sign-in/totp",
+            get(sign_in_totp::form).post(sign_in_totp::submit),
+        )
         .route("/admin/sign-out", post(sign_in::sign_out))
         .route(
             "/admin/api-keys",
@@ -63,6 +72,34 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(tenants_page::show).post(tenants_page::create_tenant),
         )
         .route("/admin/tenants/admins", post(tenants_page::add_admin))
+        .route(
+            "/admin/tenants/totp",
+            post(tenants_page::set_totp_requirement),
+        )
+        .route("/admin/accounts", get(accounts_page::show))
+        .route("/admin/accounts/status", post(accounts_page::set_status))
+        .route(
+            "/admin/accounts/password",
+            post(accounts_page::reset_password),
+        )
+        .route("/admin/accounts/role", post(accounts_page::set_role))
+        .route(
+            "/admin/accounts/totp-reset",
+            post(accounts_page::reset_totp),
+        )
+        .route(
+            "/admin/account/totp",
+            get(totp_page::show).post(totp_page::confirm),
+        )
+        .route("/admin/account", get(account_page::show))
+        .route(
+            "/admin/account/password",
+            post(account_page::change_password),
+        )
+        .route(
+            "/admin/account/sign-out-everywhere",
+            post(account_page::sign_out_everywhere),
+        )
         .layer(axum::middleware::map_response(move |response: Response| {
             security_headers(response, https)
         }))

@@ -8,6 +8,9 @@ pub enum Section {
     Keys,
     ServiceUsers,
     Tenants,
+    Accounts,
+    /// The admin's own account.
+    Account,
 }
 
 impl Section {
@@ -17,6 +20,8 @@ impl Section {
             Self::Keys => "/admin/api-keys",
             Self::ServiceUsers => "/admin/service-users",
             Self::Tenants => "/admin/tenants",
+            Self::Accounts => "/admin/accounts",
+            Self::Account => "/admin/account",
         }
     }
 }

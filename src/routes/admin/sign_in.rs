@@ -1,12 +1,12 @@
 //! `/admin/sign-in` and `/admin/sign-out`.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::atomic::Ordering};
 
 use askama::Template;
 use axum::{
     Form,
     extract::{ConnectInfo, State},
-    http::{HeaderMap, StatusCode},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
@@ -14,15 +14,18 @@ use tower_sessions::Session;
 
 use super::{
     auth::{Admin, SESSION_KEY, SignedIn, same_origin},
+    client_addr::client_address,
     page::{PageError, render},
 };
-use crate::{domain::users, error::AppError, state::AppState};
+use crate::{
+    domain::{
+        sign_in_throttle as throttle, totp,
+        users::{self, Password},
+    },
+    error::AppError,
+    state::AppState,
+};
 use keysmith_verify::{random_id, timestamp};
-
-/// Failed attempts allowed per account, and per client address, in the window.
-const MAX_PER_ACCOUNT: i64 = 5;
-const MAX_PER_ADDRESS: i64 = 20;
-const WINDOW_SECS: i64 = 15 * 60;
 
 #[derive(Template)]
 #[template(path = "admin/sign_in.html")]
@@ -46,8 +49,35 @@ pub struct Credentials {
 
 /// The one answer for an unknown account, a wrong password and a throttled
 /// attempt alike, so none of them tells which accounts exist.
-fn refused(email: &str) -> Response {
+pub(super) fn refused(email: &str) -> Response {
     (StatusCode::UNAUTHORIZED, render(&SignInPage { error: Some("That email and password do not match an account, or there were too many attempts. Try again in a few minutes."), email })).into_response()
+}
+
+/// Longest email accepted (RFC 5321 path limit); checked before any work.
+const MAX_EMAIL_BYTES: usize = 254;
+
+/// All password slots are busy: come back in a moment. Nothing was checked
+/// and the attempt was not counted.
+fn busy(email: &str) -> Response {
+    let page = render(&SignInPage {
+        error: Some("The server is busy signing people in. Try again in a moment."),
+        email,
+    });
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "1")],
+        page,
+    )
+        .into_response()
+}
+
+/// Input too large to be a real email or password, refused unhashed.
+fn oversized() -> Response {
+    let page = render(&SignInPage {
+        error: Some("An email has at most 254 characters and a password at most 1024 bytes."),
+        email: "",
+    });
+    (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
 }
 
 pub async fn submit(
@@ -60,63 +90,85 @@ pub async fn submit(
     if !same_origin(&headers) {
         return Err(PageError(AppError::Forbidden("cross-site sign-in refused")));
     }
+    if credentials.email.len() > MAX_EMAIL_BYTES || credentials.password.len() > Password::MAX_BYTES
+    {
+        return Ok(oversized());
+    }
     let email = credentials.email.trim().to_ascii_lowercase();
-    let account = format!("account:{email}");
-    let address = format!("address:{}", peer.ip());
-    let now = timestamp::to_unix(state.now());
-    let throttled = recent_failures(&state, &account, now).await? >= MAX_PER_ACCOUNT
-        || recent_failures(&state, &address, now).await? >= MAX_PER_ADDRESS;
+    let now = state.now();
+    let client = client_address(peer.ip(), &headers, &state.config.trusted_proxies);
+    let subjects = [
+        (throttle::account_subject(&email), throttle::ACCOUNT),
+        (throttle::address_subject(client), throttle::ADDRESS),
+    ];
+    // Counted before the password is looked at, each in one atomic statement:
+    // a burst cannot slip extra guesses past the limit. Both are counted
+    // even when the first is locked, so probing other accounts costs too.
+    let mut within_limits = true;
+    for (subject, limits) in &subjects {
+        within_limits &= throttle::record_attempt(state.pool(), subject, *limits, now).await?;
+    }
+    if !within_limits {
+        tracing::info!("sign-in refused: too many attempts");
+        return Ok(refused(&email));
+    }
+    let Ok(slot) = state.password_slots.clone().try_acquire_owned() else {
+        // Not checked, so not counted: a busy server must not lock anyone out.
+        for (subject, _) in &subjects {
+            throttle::take_back(state.pool(), subject, now).await?;
+        }
+        tracing::info!("sign-in refused: every password slot busy");
+        return Ok(busy(&email));
+    };
     let user = users::find_by_email(state.pool(), &email).await?;
-    // Hash even when throttled or unknown: every refusal costs the same time.
+    state
+        .metrics
+        .password_checks
+        .fetch_add(1, Ordering::Relaxed);
+    // Unknown accounts are checked against a dummy hash: same time either way.
     let matches = users::verify_password(
         credentials.password,
         user.as_ref().map(|u| u.password_hash.clone()),
+        slot,
     )
     .await?;
-    let Some(user) = user.filter(|_| matches && !throttled) else {
-        for subject in [&account, &address] {
-            sqlx::query("INSERT INTO login_failures (subject, at) VALUES ($1, $2)")
-                .bind(subject)
-                .bind(now)
-                .execute(state.pool())
-                .await
-                .map_err(AppError::from)?;
-        }
-        tracing::info!(throttled, "sign-in refused");
+    let Some(user) = user.filter(|_| matches) else {
+        tracing::info!("sign-in refused");
         return Ok(refused(&email));
     };
-    sqlx::query("DELETE FROM login_failures WHERE subject = $1")
-        .bind(&account)
-        .execute(state.pool())
-        .await
-        .map_err(AppError::from)?;
-    // A new session id at sign-in: a planted id is worthless.
-    session
-        .cycle_id()
-        .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("session: {e}")))?;
+    // Only this request's own attempts are taken back, never other requests'.
+    for (subject, _) in &subjects {
+        throttle::take_back(state.pool(), subject, now).await?;
+    }
     let signed_in = SignedIn {
         user_id: user.id,
         email: user.email,
         superadmin: user.is_superadmin != 0,
         csrf: random_id(32),
-        signed_in_at: now,
+        signed_in_at: timestamp::to_unix(now),
+        epoch: user.session_epoch,
     };
-    session
-        .insert(SESSION_KEY, signed_in)
-        .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("session: {e}")))?;
-    Ok(Redirect::to("/admin/api-keys").into_response())
+    if totp::status(state.pool(), &signed_in.user_id)
+        .await?
+        .enabled
+    {
+        // Half signed in: only the second step's page accepts this session.
+        return super::sign_in_totp::await_code(&session, signed_in).await;
+    }
+    establish(&session, signed_in).await
 }
 
-async fn recent_failures(state: &AppState, subject: &str, now: i64) -> Result<i64, AppError> {
-    let (n,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM login_failures WHERE subject = $1 AND at > $2")
-            .bind(subject)
-            .bind(now - WINDOW_SECS)
-            .fetch_one(state.pool())
-            .await?;
-    Ok(n)
+/// Signs `user` in on `session`, under a new session id (a planted id is worthless).
+pub async fn establish(session: &Session, user: SignedIn) -> Result<Response, PageError> {
+    let session_error = |e: tower_sessions::session::Error| {
+        PageError(AppError::Internal(anyhow::anyhow!("session: {e}")))
+    };
+    session.cycle_id().await.map_err(session_error)?;
+    session
+        .insert(SESSION_KEY, user)
+        .await
+        .map_err(session_error)?;
+    Ok(Redirect::to("/admin/api-keys").into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -19,6 +19,7 @@ use crate::{
     domain::{
         Email, Name, TenantSlug,
         tenants::{self, NewTenant, Tenant},
+        totp,
         users::{self, Password, Role, TenantAdmin},
     },
     error::AppError,
@@ -67,6 +68,8 @@ impl std::fmt::Debug for AdminForm {
 pub struct TenantLine {
     pub tenant: Tenant,
     pub admins: Vec<TenantAdmin>,
+    /// Its admins must use a second factor.
+    pub requires_totp: bool,
 }
 
 #[derive(Template)]
@@ -112,9 +115,11 @@ async fn page(
 ) -> Result<Response, PageError> {
     let memberships = admin.memberships(state).await?;
     let admins = users::tenant_admins(state.pool()).await?;
+    let requiring = totp::requiring_tenants(state.pool()).await?;
     let lines = memberships
         .iter()
         .map(|m| TenantLine {
+            requires_totp: requiring.contains(&m.tenant.id),
             admins: admins
                 .iter()
                 .filter(|a| a.tenant_id == m.tenant.id)
@@ -223,4 +228,37 @@ pub async fn add_admin(
         Ok(_) => Ok(Redirect::to("/admin/tenants").into_response()),
         Err(err) => refused(&state, &admin, err, &TenantForm::default(), &form).await,
     }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TotpRequirementForm {
+    csrf: String,
+    tenant: String,
+    /// `on` or `off`.
+    require: String,
+}
+
+/// Makes a tenant require two-factor sign-in of its admins, or stop.
+pub async fn set_totp_requirement(
+    State(state): State<AppState>,
+    admin: Admin,
+    headers: HeaderMap,
+    Form(form): Form<TotpRequirementForm>,
+) -> Result<Response, PageError> {
+    superadmin(&admin)?;
+    admin.check_csrf(&headers, &form.csrf)?;
+    let required = match form.require.as_str() {
+        "on" => true,
+        "off" => false,
+        _ => return Err(PageError(AppError::validation("choose on or off"))),
+    };
+    totp::set_tenant_requirement(
+        state.pool(),
+        &form.tenant,
+        required,
+        &admin.actor(),
+        state.now(),
+    )
+    .await?;
+    Ok(Redirect::to("/admin/tenants").into_response())
 }

@@ -1,5 +1,6 @@
 //! The JSON API, `/api/v1`, and its OpenAPI document.
 
+mod admins;
 mod audit;
 pub mod auth;
 pub mod extract;
@@ -33,6 +34,11 @@ pub fn router() -> Router<AppState> {
         )
         .route("/service-users/{id}/disable", post(service_users::disable))
         .route("/service-users/{id}/enable", post(service_users::enable))
+        .route("/admins", get(admins::list))
+        .route(
+            "/admins/{email}",
+            axum::routing::put(admins::set_role).delete(admins::remove),
+        )
         .route("/keys", post(keys::create).get(keys::list))
         .route("/keys/{id}", get(keys::get))
         .route("/keys/{id}/rotate", post(keys::rotate))
@@ -59,6 +65,7 @@ pub fn router() -> Router<AppState> {
     paths(
         service_users::create, service_users::list, service_users::get,
         service_users::update, service_users::disable, service_users::enable,
+        admins::list, admins::set_role, admins::remove,
         keys::create, keys::list, keys::get, keys::rotate, keys::revoke,
         audit::list, audit::usage, notifications::list,
         verify::verify, tenants::get, tenants::update,

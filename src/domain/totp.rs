@@ -1,0 +1,415 @@
+//! TOTP second factor (RFC 6238: SHA-1, 6 digits, 30-second steps, one step
+//! of skew) and single-use recovery codes. The shared secret is stored
+//! encrypted under the pepper, recovery codes as an HMAC under it: a copy of
+//! the database alone yields neither.
+
+use sqlx::AnyPool;
+use time::OffsetDateTime;
+use totp_rs::{Builder, Secret, Totp};
+
+use crate::{
+    domain::{Actor, accounts, audit},
+    error::{AppError, AppResult},
+};
+use keysmith_verify::{Peppers, random_id, timestamp};
+
+const SECRET_BYTES: usize = 20;
+pub const RECOVERY_CODES: usize = 10;
+
+/// A TOTP secret in clear, only in memory. `Debug` hides it.
+pub struct TotpSecret(Vec<u8>);
+
+impl std::fmt::Debug for TotpSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpSecret([redacted])")
+    }
+}
+
+impl TotpSecret {
+    fn generate() -> AppResult<Self> {
+        let mut bytes = vec![0u8; SECRET_BYTES];
+        getrandom::fill(&mut bytes)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("random: {e}")))?;
+        Ok(Self(bytes))
+    }
+
+    fn totp(&self) -> AppResult<Totp> {
+        Builder::new()
+            .with_secret(Secret::from(self.0.clone()))
+            .with_skew(1)
+            .build()
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("totp: {e}")))
+    }
+
+    /// What people type into an authenticator app.
+    pub fn base32(&self) -> String {
+        Secret::from(self.0.clone()).to_base32()
+    }
+
+    /// The `otpauth://` URI an authenticator app reads from the QR code.
+    pub fn uri(&self, email: &str) -> String {
+        let label: String =
+            url::form_urlencoded::byte_serialize(format!("Keysmith:{email}").as_bytes()).collect();
+        format!(
+            "otpauth://totp/{label}?secret={}&issuer=Keysmith&algorithm=SHA1&digits=6&period=30",
+            self.base32()
+        )
+    }
+
+    /// The step `code` is valid for at `now` (± one step), if any.
+    fn matching_step(&self, code: &str, now: OffsetDateTime) -> AppResult<Option<i64>> {
+        let time = u64::try_from(timestamp::to_unix(now)).unwrap_or_default();
+        Ok(self
+            .totp()?
+            .check(code.trim(), time)
+            .and_then(|s| i64::try_from(s).ok()))
+    }
+
+    /// The current code (tests and tools).
+    pub fn code_at(&self, now: OffsetDateTime) -> AppResult<String> {
+        let time = u64::try_from(timestamp::to_unix(now)).unwrap_or_default();
+        Ok(self.totp()?.generate(time).to_string())
+    }
+
+    pub fn from_base32(text: &str) -> Option<Self> {
+        Secret::try_from_base32(text).ok().map(|s| Self(s.to_vec()))
+    }
+}
+
+/// `v<version>:<nonce>:<secret XOR HMAC(pepper, context ‖ user ‖ nonce)>`: a
+/// keyed stream cipher for 20 bytes. Bound to the account, so a secret
+/// copied to another row does not decrypt.
+fn seal(peppers: &Peppers, user_id: &str, secret: &TotpSecret) -> AppResult<String> {
+    let nonce = random_id(22);
+    let version = peppers.current_version();
+    let pad = pad(peppers, version, user_id, &nonce)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no current pepper")))?;
+    let sealed: Vec<u8> = secret.0.iter().zip(pad).map(|(s, p)| s ^ p).collect();
+    Ok(format!("v{version}:{nonce}:{}", hex::encode(sealed)))
+}
+
+fn open(peppers: &Peppers, user_id: &str, sealed: &str) -> AppResult<TotpSecret> {
+    let broken = || {
+        AppError::Internal(anyhow::anyhow!(
+            "a stored TOTP secret cannot be read (pepper missing?)"
+        ))
+    };
+    let mut parts = sealed.splitn(3, ':');
+    let version: i64 = parts
+        .next()
+        .and_then(|v| v.strip_prefix('v'))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(broken)?;
+    let nonce = parts.next().ok_or_else(broken)?;
+    let bytes = hex::decode(parts.next().ok_or_else(broken)?).map_err(|_| broken())?;
+    let pad = pad(peppers, version, user_id, nonce).ok_or_else(broken)?;
+    Ok(TotpSecret(
+        bytes.iter().zip(pad).map(|(s, p)| s ^ p).collect(),
+    ))
+}
+
+fn pad(peppers: &Peppers, version: i64, user_id: &str, nonce: &str) -> Option<[u8; 32]> {
+    peppers.digest(
+        version,
+        format!("keysmith totp secret v1\0{user_id}\0{nonce}").as_bytes(),
+    )
+}
+
+fn recovery_hash(peppers: &Peppers, user_id: &str, code: &str) -> String {
+    let version = peppers.current_version();
+    let digest = peppers.digest_current(
+        format!("keysmith recovery code v1\0{user_id}\0{}", code.trim()).as_bytes(),
+    );
+    format!("v{version}:{}", hex::encode(digest))
+}
+
+/// Whether the account has TOTP on, and whether it must (instance or one of
+/// its tenants requires it).
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct Status {
+    pub enabled: bool,
+    pub required_by_tenant: bool,
+}
+
+pub async fn status(pool: &AnyPool, user_id: &str) -> AppResult<Status> {
+    let (enabled, tenants): (Option<i64>, i64) = sqlx::query_as(
+        "SELECT totp_enabled_at, (SELECT COUNT(*) FROM memberships m JOIN tenants t ON t.id = m.tenant_id \
+         WHERE m.user_id = $1 AND t.require_totp = 1) FROM admin_users WHERE id = $1",
+    )
+    .bind(user_id)
+    .fetch_one(pool)
+    .await?;
+    Ok(Status {
+        enabled: enabled.is_some(),
+        required_by_tenant: tenants > 0,
+    })
+}
+
+/// The secret to enrol with, kept (sealed) until confirmed with a code: the
+/// one already shown if any (a reload or a mistyped code must not change
+/// the QR code already scanned), else a fresh one.
+pub async fn start_enrolment(
+    pool: &AnyPool,
+    peppers: &Peppers,
+    user_id: &str,
+) -> AppResult<TotpSecret> {
+    let pending: Option<(Option<String>,)> = sqlx::query_as(
+        "SELECT totp_pending FROM admin_users WHERE id = $1 AND totp_enabled_at IS NULL",
+    )
+    .bind(user_id)
+    .fetch_optional(pool)
+    .await?;
+    if let Some((Some(sealed),)) = pending {
+        return open(peppers, user_id, &sealed);
+    }
+    let secret = TotpSecret::generate()?;
+    sqlx::query(
+        "UPDATE admin_users SET totp_pending = $1 WHERE id = $2 AND totp_enabled_at IS NULL",
+    )
+    .bind(seal(peppers, user_id, &secret)?)
+    .bind(user_id)
+    .execute(pool)
+    .await?;
+    Ok(secret)
+}
+
+/// Accepts `code` for the step it matches only if no code of that step or a
+/// later one was accepted before: one conditional update, so a replayed or
+/// raced code wins at most once.
+async fn claim_step(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    user_id: &str,
+    step: i64,
+) -> AppResult<bool> {
+    let done = sqlx::query(
+        "UPDATE admin_users SET totp_last_step = $1 WHERE id = $2 AND (totp_last_step IS NULL OR totp_last_step < $1)",
+    )
+    .bind(step)
+    .bind(user_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Confirms enrolment with a code from the pending secret: turns TOTP on,
+/// ends the account's other sessions, and returns the recovery codes (shown
+/// once) with the new session epoch.
+pub async fn confirm_enrolment(
+    pool: &AnyPool,
+    peppers: &Peppers,
+    user_id: &str,
+    code: &str,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> AppResult<(Vec<String>, i64)> {
+    let wrong = || {
+        AppError::validation(
+            "that code is not right: check the clock of the device and try the next one",
+        )
+    };
+    let mut tx = crate::db::begin_write(pool).await?;
+    let (pending,): (Option<String>,) = sqlx::query_as(
+        "SELECT totp_pending FROM admin_users WHERE id = $1 AND totp_enabled_at IS NULL",
+    )
+    .bind(user_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| {
+        AppError::Conflict("two-factor sign-in is already on for this account".into())
+    })?;
+    let secret = open(peppers, user_id, &pending.ok_or_else(wrong)?)?;
+    let step = secret.matching_step(code, now)?.ok_or_else(wrong)?;
+    if !claim_step(&mut tx, user_id, step).await? {
+        return Err(wrong());
+    }
+    let (epoch,): (i64,) = sqlx::query_as(
+        "UPDATE admin_users SET totp_secret = totp_pending, totp_pending = NULL, totp_enabled_at = $1, \
+         session_epoch = session_epoch + 1 WHERE id = $2 RETURNING session_epoch",
+    )
+    .bind(timestamp::to_unix(now))
+    .bind(user_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| random_id(12)).collect();
+    for code in &codes {
+        sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
+            .bind(user_id)
+            .bind(recovery_hash(peppers, user_id, code))
+            .execute(&mut *tx)
+            .await?;
+    }
+    accounts::record_event(&mut tx, user_id, actor, "account.totp_enrol", None, now).await?;
+    tx.commit().await?;
+    Ok((codes, epoch))
+}
+
+/// The second sign-in step: a current code (never one accepted before) or an
+/// unused recovery code (spent by a conditional update, so once only).
+pub async fn verify(
+    pool: &AnyPool,
+    peppers: &Peppers,
+    user_id: &str,
+    code: &str,
+    now: OffsetDateTime,
+) -> AppResult<bool> {
+    let code = code.trim();
+    let mut tx = crate::db::begin_write(pool).await?;
+    let ok = if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+        let (sealed,): (Option<String>,) =
+            sqlx::query_as("SELECT totp_secret FROM admin_users WHERE id = $1")
+                .bind(user_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        match sealed {
+            None => false,
+            Some(sealed) => match open(peppers, user_id, &sealed)?.matching_step(code, now)? {
+                Some(step) => claim_step(&mut tx, user_id, step).await?,
+                None => false,
+            },
+        }
+    } else {
+        let spent = sqlx::query(
+            "UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL",
+        )
+        .bind(timestamp::to_unix(now))
+        .bind(user_id)
+        .bind(recovery_hash(peppers, user_id, code))
+        .execute(&mut *tx)
+        .await?;
+        let ok = spent.rows_affected() == 1;
+        if ok {
+            accounts::record_event(
+                &mut tx,
+                user_id,
+                &Actor::System,
+                "account.recovery_code_used",
+                None,
+                now,
+            )
+            .await?;
+        }
+        ok
+    };
+    tx.commit().await?;
+    Ok(ok)
+}
+
+/// Turns TOTP off for an account (a superadmin's reset: the device was
+/// lost), forgets its recovery codes and ends its sessions.
+pub async fn reset(
+    pool: &AnyPool,
+    email: &str,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> AppResult<()> {
+    let mut tx = crate::db::begin_write(pool).await?;
+    let found: Option<(String,)> = sqlx::query_as(
+        "UPDATE admin_users SET totp_secret = NULL, totp_pending = NULL, totp_enabled_at = NULL, \
+         totp_last_step = NULL, session_epoch = session_epoch + 1 WHERE email = $1 RETURNING id",
+    )
+    .bind(email.trim().to_ascii_lowercase())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (user_id,) = found.ok_or(AppError::NotFound("account"))?;
+    sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+        .bind(&user_id)
+        .execute(&mut *tx)
+        .await?;
+    accounts::record_event(&mut tx, &user_id, actor, "account.totp_reset", None, now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Makes a tenant require (or stop requiring) TOTP of its admins; audited.
+/// Admins without it are sent to set it up on their next request.
+pub async fn set_tenant_requirement(
+    pool: &AnyPool,
+    slug: &str,
+    required: bool,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> AppResult<()> {
+    let mut tx = crate::db::begin_write(pool).await?;
+    let found: Option<(String,)> =
+        sqlx::query_as("UPDATE tenants SET require_totp = $1 WHERE slug = $2 RETURNING id")
+            .bind(i64::from(required))
+            .bind(slug)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let (tenant_id,) = found.ok_or(AppError::NotFound("tenant"))?;
+    audit::record(
+        &mut *tx,
+        audit::NewAuditEvent {
+            tenant_id: &tenant_id,
+            key_id: None,
+            service_user_id: None,
+            actor: actor.to_string(),
+            action: if required {
+                "tenant.require_totp"
+            } else {
+                "tenant.stop_requiring_totp"
+            },
+            tool: None,
+            outcome: "ok",
+            reason: None,
+            request_id: None,
+            at: now,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Ids of the tenants that require TOTP of their admins.
+pub async fn requiring_tenants(pool: &AnyPool) -> AppResult<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM tenants WHERE require_totp = 1")
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_secrets_open_only_for_their_account_and_hide_in_debug() {
+        let peppers = Peppers::parse(&Peppers::fresh_file_text().expect("pepper")).expect("parse");
+        let secret = TotpSecret::generate().expect("secret");
+        let sealed = seal(&peppers, "u1", &secret).expect("seal");
+        assert!(!sealed.contains(&hex::encode(&secret.0)));
+        assert_eq!(open(&peppers, "u1", &sealed).expect("open").0, secret.0);
+        assert_ne!(
+            open(&peppers, "u2", &sealed).expect("opens to garbage").0,
+            secret.0
+        );
+        assert!(!format!("{secret:?}").contains(&secret.base32()));
+    }
+
+    #[test]
+    fn codes_match_their_step_with_one_step_of_skew() {
+        let secret = TotpSecret::generate().expect("secret");
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("time");
+        let code = secret.code_at(now).expect("code");
+        let step = 1_800_000_000 / 30;
+        assert_eq!(secret.matching_step(&code, now).expect("check"), Some(step));
+        assert!(
+            secret
+                .matching_step(&code, now + time::Duration::seconds(30))
+                .expect("check")
+                .is_some()
+        );
+        assert!(
+            secret
+                .matching_step(&code, now + time::Duration::seconds(90))
+                .expect("check")
+                .is_none()
+        );
+        assert!(
+            secret
+                .uri("a@b.test")
+                .starts_with("otpauth://totp/Keysmith%3Aa%40b.test?secret=")
+        );
+    }
+}
