@@ -77,10 +77,8 @@ impl Config {
                 ),
             },
         };
-        let trusted_proxies = crate::routes::admin::client_addr::parse_trusted(
-            &var("KEYSMITH_TRUSTED_PROXIES").unwrap_or_default(),
-        )
-        .context("KEYSMITH_TRUSTED_PROXIES is invalid")?;
+        let trusted_proxies = parse_trusted(&var("KEYSMITH_TRUSTED_PROXIES").unwrap_or_default())
+            .context("KEYSMITH_TRUSTED_PROXIES is invalid")?;
         Ok(Self {
             database_url,
             bind,
@@ -272,6 +270,21 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret([redacted])")
     }
+}
+
+/// Parses `KEYSMITH_TRUSTED_PROXIES`: CIDRs or single addresses, comma-separated.
+pub fn parse_trusted(raw: &str) -> anyhow::Result<Vec<ipnet::IpNet>> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    anyhow::anyhow!("{item:?} is not a CIDR like 10.0.0.0/8 or an address")
+                })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod notify;
 pub mod routes;
+pub mod sessions;
 pub mod startup;
 pub mod state;
 

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use keysmith_verify::{Peppers, SharedClock, SqlVerifier};
 
 use crate::{
-    config::Config, db::Db, metrics::Metrics, notify::mailer::Mailer,
-    routes::admin::session_store::SessionBackend,
+    config::Config, db::Db, metrics::Metrics, notify::mailer::Mailer, sessions::SessionBackend,
 };
 
 #[derive(Debug, Clone)]

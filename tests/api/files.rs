@@ -7,7 +7,7 @@ use std::{
     process::{Command, Output},
 };
 
-use keysmith::{domain::users::Role, routes::admin::session_store::stored_id};
+use keysmith::{domain::users::Role, sessions::stored_id};
 use reqwest::StatusCode;
 
 use crate::{

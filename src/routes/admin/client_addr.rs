@@ -74,24 +74,10 @@ fn parse_node(node: &str) -> Option<IpAddr> {
         })
 }
 
-/// Parses `KEYSMITH_TRUSTED_PROXIES`: CIDRs or single addresses, comma-separated.
-pub fn parse_trusted(raw: &str) -> anyhow::Result<Vec<IpNet>> {
-    raw.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|item| {
-            item.parse::<IpNet>()
-                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    anyhow::anyhow!("{item:?} is not a CIDR like 10.0.0.0/8 or an address")
-                })
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::parse_trusted;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -12,7 +12,6 @@ mod keys_page;
 mod nav;
 mod page;
 mod service_users_page;
-pub mod session_store;
 mod setup_page;
 mod sign_in;
 mod sign_in_totp;
