@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use keysmith_verify::{Peppers, SystemClock};
+use keysmith_verify::{Peppers, SharedClock, SystemClock};
 use tokio::net::TcpListener;
 
 use crate::{build_app, config::Config, db::Db, jobs, state::AppState};
@@ -19,6 +19,12 @@ pub fn init_tracing() {
 
 /// Connects, migrates and loads the pepper: the state every command starts from.
 pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
+    prepare_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// [`prepare`] with another clock: the one path from configuration to state,
+/// for the server and for tests that move time.
+pub async fn prepare_with_clock(config: Config, clock: SharedClock) -> anyhow::Result<AppState> {
     crate::files::restrict_umask();
     if config.data_dir.exists() {
         crate::files::private_dir(&config.data_dir)?;
@@ -28,7 +34,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
     db.migrate().await?;
     let peppers = Peppers::load_or_create(&config.pepper_file)
         .context("failed to load the pepper (KEYSMITH_PEPPER_FILE)")?;
-    let state = AppState::new(db, peppers, Arc::new(SystemClock), config)?;
+    let state = AppState::new(db, peppers, clock, config)?;
     state
         .sessions
         .migrate()

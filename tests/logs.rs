@@ -15,14 +15,9 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use helpers::{Engine, TestApp, expect_json};
+use helpers::{Engine, TestApp, expect_json, secret_of};
 use reqwest::StatusCode;
 use serde_json::json;
-
-fn secret_of(key: &str) -> &str {
-    let (_, tail) = key.rsplit_once('_').expect("key shape");
-    &tail[..22]
-}
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -68,7 +63,7 @@ async fn lifecycle_logs_hold_no_secret(engine: Engine, capture: &Capture) {
     );
     for secret in [&key, &new_key, &admin_key] {
         assert!(
-            !logs.contains(secret_of(secret)),
+            !logs.contains(&secret_of(secret)),
             "a key secret appeared in the logs"
         );
     }

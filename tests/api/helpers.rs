@@ -5,7 +5,7 @@ use std::{path::PathBuf, sync::Arc};
 
 use keysmith::{
     AppState,
-    config::{Config, DatabaseUrl},
+    config::Config,
     db::Db,
     domain::{
         Actor, Name, Scope, TenantSlug,
@@ -167,15 +167,11 @@ impl TestApp {
     ) -> Self {
         keysmith_verify::tls::install_default_provider();
         let config = test_config(&db, env);
-        let database = Db::connect(&DatabaseUrl::parse(&db.url).expect("url"))
-            .await
-            .expect("connect");
-        database.migrate().await.expect("migrate");
-        let peppers = Peppers::load_or_create(&config.pepper_file).expect("pepper");
         let clock = clock.unwrap_or_else(ManualClock::starting_now);
-        let state =
-            AppState::new(database, peppers, Arc::new(clock.clone()), config).expect("state");
-        state.sessions.migrate().await.expect("session store");
+        // The production path from configuration to state, with the test's clock.
+        let state = startup::prepare_with_clock(config, Arc::new(clock.clone()))
+            .await
+            .expect("state");
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -498,4 +494,10 @@ macro_rules! both_engines {
             }
         )*
     };
+}
+
+/// The secret part of a plaintext key, as the key format defines it.
+pub fn secret_of(key: &str) -> String {
+    let key = keysmith_verify::ApiKey::parse(key).expect("a key");
+    String::from_utf8(key.secret().to_vec()).expect("base62")
 }
