@@ -8,6 +8,7 @@ mod admin_browser;
 mod admin_people;
 mod chromium;
 mod cli;
+mod conformance;
 mod emails;
 mod gateway;
 mod health;
