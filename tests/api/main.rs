@@ -10,6 +10,7 @@ mod chromium;
 mod cli;
 mod conformance;
 mod emails;
+mod fuzz;
 mod gateway;
 mod health;
 mod keys;

@@ -49,7 +49,6 @@ pub enum Program {
     /// Python SDK server on uvicorn (about 1 s to start).
     PyServer,
     /// The stdlib JSON-RPC server that acts on whatever it can decode.
-    #[expect(dead_code, reason = "the differential fuzz test (next) uses it")]
     Careless,
 }
 
@@ -127,14 +126,27 @@ impl Upstream {
 
     /// Every tool that ran so far, with the service user it saw.
     pub fn ran(&self) -> Vec<(String, String)> {
-        std::fs::read_to_string(&self.ran_log)
-            .unwrap_or_default()
+        self.ran_since(0).0
+    }
+
+    /// The tools that ran since the log was `offset` bytes long, and its
+    /// length now.
+    pub fn ran_since(&self, offset: u64) -> (Vec<(String, String)>, u64) {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut text = String::new();
+        if let Ok(mut file) = std::fs::File::open(&self.ran_log) {
+            file.seek(SeekFrom::Start(offset)).expect("seek");
+            file.read_to_string(&mut text).expect("read RAN_LOG");
+        }
+        let len = offset + text.len() as u64;
+        let ran = text
             .lines()
             .map(|line| {
                 let (tool, user) = line.split_once('\t').unwrap_or((line, ""));
                 (tool.to_owned(), user.to_owned())
             })
-            .collect()
+            .collect();
+        (ran, len)
     }
 }
 
