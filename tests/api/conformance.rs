@@ -5,9 +5,18 @@
 
 pub mod harness;
 
+use std::{
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+
 use rmcp::{
-    ServiceExt,
-    model::{CallToolRequestParams, ClientConfig},
+    ClientHandler, RoleClient, ServiceExt,
+    model::{
+        CallToolRequestParams, NumberOrString, ProgressNotificationParam, ProgressToken,
+        RequestMetaObject,
+    },
+    service::NotificationContext,
     transport::{
         StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
     },
@@ -45,6 +54,43 @@ impl Client {
     }
 }
 
+/// An rmcp client handler that notes when each progress notification arrives.
+#[derive(Debug, Clone, Default)]
+struct ProgressRecorder {
+    at: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl ClientHandler for ProgressRecorder {
+    fn on_progress(
+        &self,
+        _params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) -> impl Future<Output = ()> + Send + '_ {
+        self.at.lock().expect("lock").push(Instant::now());
+        std::future::ready(())
+    }
+}
+
+/// One `tools/call` as a report entry.
+async fn rmcp_call(
+    client: &rmcp::service::RunningService<RoleClient, ProgressRecorder>,
+    params: CallToolRequestParams,
+) -> Value {
+    let tool = params.name.to_string();
+    match client.call_tool(params).await {
+        Ok(result) => {
+            let value = serde_json::to_value(&result).expect("serialize");
+            let text = value["content"][0]["text"].clone();
+            if value["isError"] == true {
+                json!({"tool": tool, "ok": false, "error": text})
+            } else {
+                json!({"tool": tool, "ok": true, "text": text})
+            }
+        }
+        Err(err) => json!({"tool": tool, "ok": false, "error": err.to_string()}),
+    }
+}
+
 /// The rmcp client, reporting in the same shape as the CLI clients.
 async fn rmcp_run(url: &str, scenario: &str, key: &str) -> Value {
     let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_owned());
@@ -52,7 +98,9 @@ async fn rmcp_run(url: &str, scenario: &str, key: &str) -> Value {
         config = config.auth_header(key.to_owned());
     }
     let mut report = json!({"initialize": null, "tools": null, "calls": [], "progress": []});
-    let client = match ClientConfig::default()
+    let recorder = ProgressRecorder::default();
+    let client = match recorder
+        .clone()
         .serve(StreamableHttpClientTransport::from_config(config))
         .await
     {
@@ -78,20 +126,26 @@ async fn rmcp_run(url: &str, scenario: &str, key: &str) -> Value {
             if let Value::Object(map) = args {
                 params = params.with_arguments(map);
             }
-            calls.push(match client.call_tool(params).await {
-                Ok(result) => {
-                    let value = serde_json::to_value(&result).expect("serialize");
-                    let text = value["content"][0]["text"].clone();
-                    if value["isError"] == true {
-                        json!({"tool": tool, "ok": false, "error": text})
-                    } else {
-                        json!({"tool": tool, "ok": true, "text": text})
-                    }
-                }
-                Err(err) => json!({"tool": tool, "ok": false, "error": err.to_string()}),
-            });
+            calls.push(rmcp_call(&client, params).await);
         }
         report["calls"] = Value::Array(calls);
+    } else if scenario == "progress" {
+        let mut params = CallToolRequestParams::new("progress");
+        if let Value::Object(map) = json!({"steps": 3}) {
+            params = params.with_arguments(map);
+        }
+        params.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(
+            NumberOrString::Number(1),
+        )));
+        let start = Instant::now();
+        report["calls"] = json!([rmcp_call(&client, params).await]);
+        report["progress"] = recorder
+            .at
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|at| json!(at.duration_since(start).as_millis()))
+            .collect();
     }
     let _ = client.cancel().await;
     report
@@ -289,10 +343,10 @@ async fn conformance(app: &TestApp, target: Target) {
 
     let mut progress_keys = Vec::new();
     if target.has_progress() {
-        for cli in [CliClient::Ts, CliClient::Py] {
-            let label = format!("{cli:?} progress");
+        for client in CLIENTS {
+            let label = format!("{client:?} progress");
             let (key_id, key) = key_for(app, &su, &label.replace(' ', "-"), &ALLOWED).await;
-            let report = cli.run(&url, "progress", &key).await;
+            let report = client.run(&url, "progress", &key).await;
             assert_eq!(report["initialize"], "ok", "{label}: {report}");
             assert_eq!(
                 report["calls"],
