@@ -479,6 +479,35 @@ async fn regressions(app: &TestApp) {
             target.label
         );
     }
+
+    // The audit, flushed: the control allowed, the call denied.
+    for target in fuzz.targets {
+        target.gateway.stop().await;
+    }
+    let rows: Vec<(Option<String>, String, Option<String>)> = sqlx::query_as(
+        "SELECT tool, outcome, reason FROM audit_events WHERE request_id LIKE 'fuzz-%' AND action = 'tool.call' ORDER BY id",
+    )
+    .fetch_all(app.state.pool())
+    .await
+    .expect("audit rows");
+    let allowed: Vec<_> = rows.iter().filter(|r| r.1 == "allowed").collect();
+    assert_eq!(
+        allowed.len(),
+        2,
+        "only the two echo calls were allowed: {rows:?}"
+    );
+    assert!(
+        allowed.iter().all(|r| r.0.as_deref() == Some("echo")),
+        "{rows:?}"
+    );
+    let denied = rows
+        .iter()
+        .filter(|r| r.1 == "denied" && r.0.as_deref() == Some("secret_admin"))
+        .count();
+    assert_eq!(
+        denied, 2,
+        "the issue's call is audited as refused, once per gateway: {rows:?}"
+    );
 }
 
 both_engines! {
