@@ -237,6 +237,14 @@ async fn check(
             said()
         ));
     }
+    // Nothing the key may not call is named in a success: no tools/list
+    // (the mutations turn calls into lists) shows the refused tool.
+    if (200..300).contains(&answer.status) && answer.body.contains("secret_admin") {
+        return Err(format!(
+            "{label}: a successful answer names secret_admin {}",
+            said()
+        ));
+    }
     let mut need: HashMap<&str, usize> = HashMap::new();
     for (tool, _) in ran {
         *need.entry(tool.as_str()).or_default() += 1;
