@@ -72,6 +72,28 @@ pub async fn find_by_id(pool: &AnyPool, id: &str) -> AppResult<Option<Tenant>> {
     )
 }
 
+/// A tenant and the role someone has in it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct TenantRole {
+    #[sqlx(flatten)]
+    pub tenant: Tenant,
+    pub role: String,
+}
+
+/// The tenants `user_id` has a role in, with the role: one query that reads
+/// only those tenants.
+pub async fn with_roles_of(pool: &AnyPool, user_id: &str) -> AppResult<Vec<TenantRole>> {
+    let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("t.{c}")).collect();
+    Ok(sqlx::query_as(&format!(
+        "SELECT {}, m.role FROM memberships m JOIN tenants t ON t.id = m.tenant_id \
+         WHERE m.user_id = $1 ORDER BY t.slug",
+        columns.join(", ")
+    ))
+    .bind(user_id)
+    .fetch_all(pool)
+    .await?)
+}
+
 pub async fn list(pool: &AnyPool) -> AppResult<Vec<Tenant>> {
     Ok(
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM tenants ORDER BY slug"))

@@ -121,8 +121,8 @@ impl Admin {
 
     /// Tenants this admin belongs to (a superadmin: all, as owner).
     pub async fn memberships(&self, state: &AppState) -> Result<Vec<Membership>, AppError> {
-        let tenants = crate::domain::tenants::list(state.pool()).await?;
         if self.user.superadmin {
+            let tenants = crate::domain::tenants::list(state.pool()).await?;
             return Ok(tenants
                 .into_iter()
                 .map(|tenant| Membership {
@@ -131,19 +131,14 @@ impl Admin {
                 })
                 .collect());
         }
-        let roles: Vec<(String, String)> =
-            sqlx::query_as("SELECT tenant_id, role FROM memberships WHERE user_id = $1")
-                .bind(&self.user.user_id)
-                .fetch_all(state.pool())
-                .await?;
-        Ok(tenants
+        let roles = crate::domain::tenants::with_roles_of(state.pool(), &self.user.user_id).await?;
+        Ok(roles
             .into_iter()
-            .filter_map(|tenant| {
-                let role = roles
-                    .iter()
-                    .find(|(id, _)| *id == tenant.id)
-                    .and_then(|(_, r)| Role::parse(r))?;
-                Some(Membership { tenant, role })
+            .filter_map(|r| {
+                Role::parse(&r.role).map(|role| Membership {
+                    tenant: r.tenant,
+                    role,
+                })
             })
             .collect())
     }
