@@ -26,6 +26,9 @@ pub struct Config {
     pub public_url: String,
     /// `KEYSMITH_SCHEDULER_INTERVAL_SECS`: how often the lifecycle clock ticks. Default 60.
     pub scheduler_interval: Duration,
+    /// Days per-call audit events are kept (`KEYSMITH_AUDIT_RETENTION_DAYS`,
+    /// default 90); admin actions are kept for good.
+    pub audit_retention_days: i64,
     /// `KEYSMITH_TRUSTED_PROXIES`: reverse proxies (CIDRs or addresses,
     /// comma-separated) whose `Forwarded`/`X-Forwarded-For` names the client.
     /// Default: none; the peer address is the client.
@@ -77,6 +80,15 @@ impl Config {
                 ),
             },
         };
+        let audit_retention_days = match var("KEYSMITH_AUDIT_RETENTION_DAYS") {
+            None => 90,
+            Some(raw) => match raw.parse::<i64>() {
+                Ok(days) if (1..=36_500).contains(&days) => days,
+                _ => anyhow::bail!(
+                    "KEYSMITH_AUDIT_RETENTION_DAYS must be a whole number of days from 1 to 36500"
+                ),
+            },
+        };
         let trusted_proxies = parse_trusted(&var("KEYSMITH_TRUSTED_PROXIES").unwrap_or_default())
             .context("KEYSMITH_TRUSTED_PROXIES is invalid")?;
         Ok(Self {
@@ -89,6 +101,7 @@ impl Config {
                 .unwrap_or_else(|| "Keysmith <keysmith@localhost>".into()),
             public_url,
             scheduler_interval,
+            audit_retention_days,
             trusted_proxies,
             require_totp: matches!(
                 var("KEYSMITH_REQUIRE_TOTP").as_deref(),

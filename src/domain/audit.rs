@@ -23,6 +23,44 @@ pub struct NewAuditEvent<'a> {
     pub at: OffsetDateTime,
 }
 
+/// Rows deleted per statement when old tool calls are purged: small enough
+/// that a purge never holds the write lock for long.
+const PURGE_BATCH: i64 = 1000;
+/// Statements per purge, so one tick stays short after a long outage; the
+/// next tick goes on where this one stopped.
+const PURGE_BATCHES: usize = 50;
+
+/// Deletes per-call audit events (`tool.call`) older than `retention_days`,
+/// in small batches; admin actions are kept. Returns how many went.
+#[tracing::instrument(skip(pool))]
+pub async fn purge_old_calls(
+    pool: &sqlx::AnyPool,
+    now: OffsetDateTime,
+    retention_days: i64,
+) -> AppResult<u64> {
+    let cutoff = timestamp::to_unix(now - time::Duration::days(retention_days));
+    let mut purged = 0;
+    for _ in 0..PURGE_BATCHES {
+        let done = sqlx::query(
+            "DELETE FROM audit_events WHERE id IN \
+             (SELECT id FROM audit_events WHERE action = 'tool.call' AND at < $1 LIMIT $2)",
+        )
+        .bind(cutoff)
+        .bind(PURGE_BATCH)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        purged += done;
+        if done < PURGE_BATCH as u64 {
+            break;
+        }
+    }
+    if purged > 0 {
+        tracing::info!(purged, "old tool-call audit events purged");
+    }
+    Ok(purged)
+}
+
 pub async fn record<'e>(
     executor: impl Executor<'e, Database = Any>,
     event: NewAuditEvent<'_>,

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
-    domain::{form_tokens, keys, reminders, sign_in_throttle},
+    domain::{audit, form_tokens, keys, reminders, sign_in_throttle},
     notify::sender,
     state::AppState,
 };
@@ -39,6 +39,10 @@ pub async fn tick(state: &AppState) -> anyhow::Result<()> {
     }
     if let Err(err) = purge(state).await {
         failed.push(("purge", err));
+    }
+    let retention = state.config.audit_retention_days;
+    if let Err(err) = audit::purge_old_calls(state.pool(), state.now(), retention).await {
+        failed.push(("audit retention", err.into()));
     }
     metrics
         .scheduler_rows_skipped

@@ -104,3 +104,28 @@ both_engines! {
         assert_eq!(res.status(), StatusCode::OK);
     }
 }
+
+both_engines! {
+    async fn tool_calls_past_retention_are_purged_and_admin_actions_kept(app: TestApp) {
+        let su = app.create_service_user("ci-bot").await;
+        let key = app.create_key(&su, json!({})).await;
+        let key_id = key["id"].as_str().expect("id");
+        let now = keysmith_verify::timestamp::to_unix(app.now());
+        let day = 86_400;
+        for (action, age_days, tool) in [("tool.call", 100, "old-a"), ("tool.call", 91, "old-b"), ("tool.call", 89, "recent"), ("key.note", 400, "admin")] {
+            sqlx::query(
+                "INSERT INTO audit_events (tenant_id, key_id, service_user_id, actor, action, tool, outcome, reason, request_id, at) \
+                 VALUES ($1, $2, $3, 'system', $4, $5, 'allowed', 'valid', NULL, $6)",
+            )
+            .bind(&app.tenant.id).bind(key_id).bind(&su).bind(action).bind(tool).bind(now - age_days * day)
+            .execute(app.state.pool()).await.expect("insert");
+        }
+        app.tick().await;
+        let left: Vec<String> = sqlx::query_scalar("SELECT tool FROM audit_events WHERE key_id = $1 AND tool IS NOT NULL ORDER BY tool")
+            .bind(key_id).fetch_all(app.state.pool()).await.expect("left");
+        assert_eq!(left, ["admin", "recent"], "calls older than 90 days went, the rest stayed");
+        let creation: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE key_id = $1 AND action = 'key.create'")
+            .bind(key_id).fetch_one(app.state.pool()).await.expect("count");
+        assert_eq!(creation, 1, "admin actions are kept");
+    }
+}
