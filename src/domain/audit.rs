@@ -99,6 +99,10 @@ pub struct AuditEvent {
     #[serde(with = "crate::domain::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub at: i64,
+    /// Tool calls: the HTTP status answered (upstream or refusal).
+    pub status: Option<i64>,
+    /// Tool calls: microseconds until the answer's headers.
+    pub duration_us: Option<i64>,
 }
 
 /// A key's events, newest first. The cursor is the last event id seen.
@@ -111,7 +115,7 @@ pub async fn list_for_key(
     limit: i64,
 ) -> AppResult<Page<AuditEvent>> {
     let rows: Vec<AuditEvent> = sqlx::query_as(
-        "SELECT id, key_id, service_user_id, actor, action, tool, outcome, reason, request_id, at \
+        "SELECT id, key_id, service_user_id, actor, action, tool, outcome, reason, request_id, at, status, duration_us \
          FROM audit_events WHERE tenant_id = $1 AND key_id = $2 AND id < $3 ORDER BY id DESC LIMIT $4",
     )
     .bind(tenant_id)

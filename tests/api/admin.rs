@@ -255,6 +255,8 @@ both_engines! {
                 reason: if allowed { "valid" } else { "tool_not_allowed" },
                 request_id: None,
                 at: app.now(),
+                status: Some(200),
+                duration_us: Some(1500),
             })
             .await;
         }

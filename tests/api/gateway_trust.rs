@@ -247,6 +247,18 @@ both_engines! {
         assert!(has("whoami", "allowed"), "{rows:?}");
         assert!(has("echo", "denied"), "{rows:?}");
         assert!(!rows.iter().any(|(t, _)| t.starts_with("POST ")), "a JSON-RPC message is never audited as POST /path: {rows:?}");
+        // Each line says how the call ended and how long it took.
+        let outcomes: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as("SELECT tool, status, duration_us FROM audit_events WHERE key_id = $1 AND action = 'tool.call'")
+            .bind(key["id"].as_str().expect("id"))
+            .fetch_all(app.state.pool())
+            .await
+            .expect("outcomes");
+        let of = |tool: &str| outcomes.iter().find(|(t, _, _)| t == tool).cloned().expect(tool);
+        let (_, status, duration) = of("whoami");
+        assert_eq!(status, Some(200), "{outcomes:?}");
+        assert!(duration.is_some_and(|us| us > 0), "{outcomes:?}");
+        assert_eq!(of("echo").1, Some(403), "the layer's own refusal: {outcomes:?}");
+        assert_eq!(of("notifications/initialized").1, Some(202), "{outcomes:?}");
     }
 
     async fn https_upstream_and_remote_verifier_trust_only_a_configured_root(app: TestApp) {

@@ -462,6 +462,8 @@ both_engines! {
             reason: "valid",
             request_id: None,
             at: app.now(),
+            status: Some(200),
+            duration_us: Some(1500),
         };
         for _ in 0..500 {
             sink.record(record.clone()).await;

@@ -23,6 +23,11 @@ pub struct AuditRecord {
     pub reason: &'static str,
     pub request_id: Option<String>,
     pub at: OffsetDateTime,
+    /// The HTTP status answered: the upstream's, or the layer's refusal.
+    /// `None` when the upstream failed before answering.
+    pub status: Option<u16>,
+    /// Microseconds from the request's arrival to the answer's headers.
+    pub duration_us: Option<u64>,
 }
 
 /// Where the layer sends audit records. Cheap to clone.
@@ -36,6 +41,25 @@ impl AuditSink {
     pub async fn record(&self, record: AuditRecord) {
         if self.tx.send(record).await.is_err() {
             tracing::error!("audit record after shutdown: not written");
+        }
+    }
+
+    /// Queues a record from where nothing can wait (a drop): at once when
+    /// there is room, else from a task that waits for it.
+    pub fn record_detached(&self, record: AuditRecord) {
+        match self.tx.try_send(record) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(record)) => {
+                let sink = self.clone();
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(async move { sink.record(record).await });
+                } else {
+                    tracing::error!("audit record dropped outside a runtime: not written");
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("audit record after shutdown: not written");
+            }
         }
     }
 }

@@ -102,7 +102,7 @@ async fn write_with_retry(pool: &AnyPool, batch: &mut Vec<AuditRecord>) -> u64 {
 /// One multi-row `INSERT` per batch and one `last_used_at` update per key:
 /// the writer keeps up with thousands of requests a second on SQLite.
 async fn write_batch(pool: &AnyPool, batch: &[AuditRecord]) -> Result<(), sqlx::Error> {
-    const COLUMNS: usize = 9;
+    const COLUMNS: usize = 11;
     let mut tx = pool.begin().await?;
     // SQLite resolves each `$n` by scanning the statement's parameter names,
     // quadratic in a multi-row insert; plain `?` binds by position.
@@ -121,13 +121,13 @@ async fn write_batch(pool: &AnyPool, batch: &[AuditRecord]) -> Result<(), sqlx::
                     })
                     .collect();
                 format!(
-                    "({}, {}, {}, {}, 'tool.call', {}, {}, {}, {}, {})",
-                    p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]
+                    "({}, {}, {}, {}, 'tool.call', {}, {}, {}, {}, {}, {}, {})",
+                    p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]
                 )
             })
             .collect();
         let sql = format!(
-            "INSERT INTO audit_events (tenant_id, key_id, service_user_id, actor, action, tool, outcome, reason, request_id, at) VALUES {}",
+            "INSERT INTO audit_events (tenant_id, key_id, service_user_id, actor, action, tool, outcome, reason, request_id, at, status, duration_us) VALUES {}",
             rows.join(", ")
         );
         let mut query = sqlx::query(&sql);
@@ -141,7 +141,12 @@ async fn write_batch(pool: &AnyPool, batch: &[AuditRecord]) -> Result<(), sqlx::
                 .bind(if r.allowed { "allowed" } else { "denied" })
                 .bind(r.reason)
                 .bind(r.request_id.as_deref())
-                .bind(timestamp::to_unix(r.at));
+                .bind(timestamp::to_unix(r.at))
+                .bind(r.status.map(i64::from))
+                .bind(
+                    r.duration_us
+                        .map(|us| i64::try_from(us).unwrap_or(i64::MAX)),
+                );
         }
         query.execute(&mut *tx).await?;
     }

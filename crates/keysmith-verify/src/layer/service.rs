@@ -3,6 +3,7 @@
 use std::{
     sync::Arc,
     task::{Context, Poll},
+    time::Instant,
 };
 
 use bytes::Bytes;
@@ -45,6 +46,7 @@ impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for VerifyService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send,
+    S::Error: Send,
     ReqBody: Body<Data = Bytes> + From<Bytes> + Send + 'static,
     ReqBody::Error: Into<BoxError>,
     ResBody: Body<Data = Bytes> + Send + 'static,
@@ -64,6 +66,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
         ResponseFuture::new(async move {
+            let started = Instant::now();
             let (mut parts, body) = request.into_parts();
             let key = match authenticate(&shared, &parts).await {
                 Ok(key) => key,
@@ -72,7 +75,8 @@ where
                         // A genuine key of this service's tenant that may no
                         // longer be used: worth a line in its audit trail.
                         let subject = refused_subject(&shared, &mut parts, body).await;
-                        audit(&shared, &parts, &known.0, subject, known.1).await;
+                        let line = audit_line(&shared, &parts, &known.0, subject, known.1);
+                        record(&shared, line, Some(response.status()), started).await;
                     }
                     return Ok(response);
                 }
@@ -92,10 +96,18 @@ where
             if let Some(Message::ToolCall { name, id }) = &message
                 && !key.allowed_tools.allows(name)
             {
-                audit(&shared, &parts, &key, subject, VerifyCode::ToolNotAllowed).await;
-                return Ok(tool_refused(name, id));
+                let refusal = tool_refused(name, id);
+                let line = audit_line(&shared, &parts, &key, subject, VerifyCode::ToolNotAllowed);
+                record(&shared, line, Some(refusal.status()), started).await;
+                return Ok(refusal);
             }
-            audit(&shared, &parts, &key, subject, VerifyCode::Valid).await;
+            // Written when the answer's headers are back, or by the guard if
+            // the client goes away first: every verified call has its line.
+            let pending = PendingAudit {
+                shared: shared.clone(),
+                line: audit_line(&shared, &parts, &key, subject, VerifyCode::Valid),
+                started,
+            };
             // A tools/list answer is filtered when the key may not call every tool.
             let filter = match &message {
                 Some(Message::Method { method, id }) if method == TOOLS_LIST => key
@@ -112,7 +124,16 @@ where
             headers::scrub(&mut parts.headers);
             headers::inject(&mut parts.headers, &key);
             parts.extensions.insert(key);
-            let response = inner.call(Request::from_parts(parts, body)).await?;
+            let outcome = inner.call(Request::from_parts(parts, body)).await;
+            let response = match outcome {
+                Ok(response) => response,
+                // No answer: the guard writes the line without a status.
+                Err(err) => {
+                    drop(pending);
+                    return Err(err);
+                }
+            };
+            pending.finish(Some(response.status())).await;
             Ok(match filter {
                 None => response.map(|body| LayerBody::Inner { body }),
                 Some((allowlist, id)) => filtered(response, allowlist, id),
@@ -228,15 +249,17 @@ fn filtered<B>(
     Response::from_parts(parts, LayerBody::Filtered { body })
 }
 
-async fn audit(
+/// The audit line of a request, before its outcome is known (`None`
+/// without an audit sink).
+fn audit_line(
     shared: &Shared,
     parts: &Parts,
     key: &VerifiedKey,
     subject: String,
     code: VerifyCode,
-) {
-    let Some(sink) = &shared.audit else { return };
-    sink.record(AuditRecord {
+) -> Option<AuditRecord> {
+    shared.audit.as_ref()?;
+    Some(AuditRecord {
         tenant_id: key.tenant_id.clone(),
         key_id: key.key_id.clone(),
         service_user_id: key.service_user_id.clone(),
@@ -249,8 +272,53 @@ async fn audit(
             .and_then(|v| v.to_str().ok())
             .map(|id| truncate(id, MAX_REQUEST_ID_LEN).to_owned()),
         at: shared.clock.now(),
+        status: None,
+        duration_us: None,
     })
-    .await;
+}
+
+fn elapsed_us(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Queues `line` with its outcome (waiting for room: backpressure, no loss).
+async fn record(
+    shared: &Shared,
+    line: Option<AuditRecord>,
+    status: Option<StatusCode>,
+    started: Instant,
+) {
+    let (Some(sink), Some(mut line)) = (&shared.audit, line) else {
+        return;
+    };
+    line.status = status.map(|s| s.as_u16());
+    line.duration_us = Some(elapsed_us(started));
+    sink.record(line).await;
+}
+
+/// The audit line of a call on its way to the inner service.
+struct PendingAudit {
+    shared: Arc<Shared>,
+    line: Option<AuditRecord>,
+    started: Instant,
+}
+
+impl PendingAudit {
+    async fn finish(mut self, status: Option<StatusCode>) {
+        let line = self.line.take();
+        record(&self.shared, line, status, self.started).await;
+    }
+}
+
+impl Drop for PendingAudit {
+    /// The request was dropped before its answer (the client went away): the
+    /// call still ran, so its line is written, without a status.
+    fn drop(&mut self) {
+        if let (Some(sink), Some(mut line)) = (&self.shared.audit, self.line.take()) {
+            line.duration_us = Some(elapsed_us(self.started));
+            sink.record_detached(line);
+        }
+    }
 }
 
 fn truncate(s: &str, max: usize) -> &str {
