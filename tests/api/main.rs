@@ -5,8 +5,10 @@ mod smtp_sink;
 
 mod admin;
 mod admin_accounts;
+mod admin_banner;
 mod admin_browser;
 mod admin_people;
+mod admin_policy;
 mod admin_races;
 mod admin_sessions;
 mod admin_throttle;

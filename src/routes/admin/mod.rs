@@ -11,6 +11,7 @@ mod key_detail;
 mod keys_page;
 mod nav;
 mod page;
+mod policy_page;
 mod service_users_page;
 pub mod session_store;
 mod setup_page;
@@ -66,6 +67,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(
             "/admin/service-users",
             get(service_users_page::list).post(service_users_page::create),
+        )
+        .route(
+            "/admin/policy",
+            get(policy_page::show).post(policy_page::update),
         )
         .route(
             "/admin/tenants",

@@ -123,7 +123,7 @@ async fn page(
         })
         .collect();
     Ok(render(&ServiceUsersPage {
-        nav: Nav::new(admin, Section::ServiceUsers, Some(&current), &memberships),
+        nav: Nav::of_tenant(state, admin, Section::ServiceUsers, &current, &memberships).await?,
         csrf: &admin.user.csrf,
         can_manage: current.role.can_manage_keys(),
         current: &current,
