@@ -12,6 +12,7 @@ mod keys_page;
 mod nav;
 mod page;
 mod policy_page;
+mod service_user_page;
 mod service_users_page;
 pub mod session_store;
 mod setup_page;
@@ -67,6 +68,18 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(
             "/admin/service-users",
             get(service_users_page::list).post(service_users_page::create),
+        )
+        .route(
+            "/admin/service-users/{id}",
+            get(service_user_page::show).post(service_user_page::update),
+        )
+        .route(
+            "/admin/service-users/{id}/disable",
+            post(service_user_page::disable),
+        )
+        .route(
+            "/admin/service-users/{id}/enable",
+            post(service_user_page::enable),
         )
         .route(
             "/admin/policy",

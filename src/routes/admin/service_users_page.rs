@@ -38,6 +38,8 @@ pub struct Line {
     pub owner_email: String,
     pub description: String,
     pub created: String,
+    /// Every key of it is refused until it is enabled again.
+    pub disabled: bool,
     pub counts: KeyCounts,
     pub keys: Vec<LiveKey>,
 }
@@ -116,6 +118,7 @@ async fn page(
                 .cloned()
                 .collect(),
             created: rfc3339::format(u.created_at)[..10].to_owned(),
+            disabled: u.disabled_at.is_some(),
             owner_email: u.owner_email.unwrap_or_default(),
             description: u.description.unwrap_or_default(),
             name: u.name,
