@@ -12,6 +12,7 @@ mod keys_page;
 mod nav;
 mod page;
 mod policy_page;
+mod service_user_actions;
 mod service_user_page;
 mod service_users_page;
 pub mod session_store;
@@ -71,15 +72,15 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route(
             "/admin/service-users/{id}",
-            get(service_user_page::show).post(service_user_page::update),
+            get(service_user_page::show).post(service_user_actions::update),
         )
         .route(
             "/admin/service-users/{id}/disable",
-            post(service_user_page::disable),
+            post(service_user_actions::disable),
         )
         .route(
             "/admin/service-users/{id}/enable",
-            post(service_user_page::enable),
+            post(service_user_actions::enable),
         )
         .route(
             "/admin/policy",

@@ -80,29 +80,28 @@ pub async fn show(
     admin: Admin,
     Query(query): Query<PolicyQuery>,
 ) -> Result<Response, PageError> {
-    let (current, _) = admin.tenant(&state, query.tenant.as_deref()).await?;
+    let (current, memberships) = match admin.tenant(&state, query.tenant.as_deref()).await {
+        Ok(found) => found,
+        // Only an admin with no tenant at all ends up here without asking for one.
+        Err(err) if query.tenant.is_none() => {
+            return admin.without_tenant(&state).await?.ok_or(err);
+        }
+        Err(err) => return Err(err),
+    };
+    let form = PolicyForm::of(&current);
     let saved = query.saved.is_some();
-    page(
-        &state,
-        &admin,
-        &current,
-        &PolicyForm::of(&current),
-        None,
-        saved,
-    )
-    .await
+    page(&state, &admin, (&current, &memberships), &form, None, saved).await
 }
 
 async fn page(
     state: &AppState,
     admin: &Admin,
-    current: &Membership,
+    (current, memberships): (&Membership, &[Membership]),
     form: &PolicyForm,
     error: Option<String>,
     saved: bool,
 ) -> Result<Response, PageError> {
-    let (_, memberships) = admin.tenant(state, Some(&current.tenant.slug)).await?;
-    let nav = Nav::of_tenant(state, admin, Section::Policy, current, &memberships).await?;
+    let nav = Nav::of_tenant(state, admin, Section::Policy, current, memberships).await?;
     Ok(render(&PolicyPage {
         nav,
         current,
@@ -174,15 +173,9 @@ pub async fn update(
         // Refused: the same form again, with the reason and what was typed.
         Err(err @ AppError::Validation(_)) => {
             let status = err.status();
-            let page = page(
-                &state,
-                &admin,
-                &membership,
-                &form,
-                Some(err.to_string()),
-                false,
-            )
-            .await?;
+            let (_, memberships) = admin.tenant(&state, Some(&form.tenant)).await?;
+            let shown = (&membership, memberships.as_slice());
+            let page = page(&state, &admin, shown, &form, Some(err.to_string()), false).await?;
             Ok((status, page).into_response())
         }
         Err(err) => Err(PageError(err)),
