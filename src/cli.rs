@@ -180,9 +180,6 @@ enum ManagementScope {
     Verify,
 }
 
-/// The service user that owns a tenant's management keys.
-const MANAGEMENT_SERVICE_USER: &str = "keysmith-management";
-
 impl Cli {
     pub async fn run(self) -> ExitCode {
         startup::init_tracing();
@@ -361,7 +358,7 @@ impl Cli {
                 let owner = match service_users::find_by_name(
                     pool,
                     &tenant.id,
-                    MANAGEMENT_SERVICE_USER,
+                    service_users::MANAGEMENT,
                 )
                 .await?
                 {
@@ -379,7 +376,7 @@ impl Cli {
                     }
                     None => {
                         let new = NewServiceUser {
-                                name: Name::parse("name", MANAGEMENT_SERVICE_USER)?,
+                                name: Name::parse("name", service_users::MANAGEMENT)?,
                                 owner_email: Some(owner_email),
                                 description: Some(Description::parse(
                                     "Owns the tenant's management keys (keysmith management-key create)",

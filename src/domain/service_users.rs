@@ -27,6 +27,9 @@ pub struct ServiceUser {
     pub created_at: i64,
 }
 
+/// The service user that owns a tenant's management keys.
+pub const MANAGEMENT: &str = "keysmith-management";
+
 const COLUMNS: &str = "id, tenant_id, name, owner_email, description, disabled_at, created_at";
 
 #[derive(Debug)]

@@ -5,9 +5,13 @@ mod smtp_sink;
 
 mod admin;
 mod admin_accounts;
+mod admin_banner;
 mod admin_browser;
+mod admin_lifecycle_browser;
 mod admin_people;
+mod admin_policy;
 mod admin_races;
+mod admin_service_users;
 mod admin_sessions;
 mod admin_throttle;
 mod admin_totp;

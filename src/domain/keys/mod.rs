@@ -11,7 +11,7 @@ mod queries;
 mod sweep;
 
 pub use lifecycle::{Rotation, create, revoke, rotate};
-pub use queries::{KeyFilter, get, list, state_of};
+pub use queries::{KeyFilter, get, list, management_expiring, state_of};
 pub use sweep::{SweepReport, sweep};
 
 use time::{Duration, OffsetDateTime};

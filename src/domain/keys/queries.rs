@@ -49,6 +49,28 @@ pub async fn state_of(
     }))
 }
 
+/// Active management keys of `tenant_id` (those of the service user
+/// `keysmith-management`) that expire after `now` but by `until`, soonest first.
+pub async fn management_expiring(
+    pool: &AnyPool,
+    tenant_id: &str,
+    now: OffsetDateTime,
+    until: OffsetDateTime,
+) -> AppResult<Vec<KeyRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM api_keys \
+         WHERE tenant_id = $1 AND status = 'active' AND expires_at > $2 AND expires_at <= $3 \
+           AND service_user_id IN (SELECT id FROM service_users WHERE tenant_id = $1 AND name = $4) \
+         ORDER BY expires_at, id"
+    ))
+    .bind(tenant_id)
+    .bind(timestamp::to_unix(now))
+    .bind(timestamp::to_unix(until))
+    .bind(crate::domain::service_users::MANAGEMENT)
+    .fetch_all(pool)
+    .await?)
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct KeyFilter {
     pub status: Option<KeyState>,

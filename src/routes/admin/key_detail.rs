@@ -107,7 +107,7 @@ pub async fn show(
     let bars = histogram(&usage);
     let can_manage = current.role.can_manage_keys();
     Ok(render(&DetailPage {
-        nav: Nav::new(&admin, Section::Keys, Some(&current), &memberships),
+        nav: Nav::of_tenant(&state, &admin, Section::Keys, &current, &memberships).await?,
         admin: &admin,
         current: &current,
         status: key.status_at(now).as_str(),

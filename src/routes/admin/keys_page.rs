@@ -57,6 +57,33 @@ struct KeysPage<'a> {
     create_token: String,
     min_date: String,
     max_date: String,
+    /// Expiry choices the tenant's policy allows, and the one preselected.
+    presets: Vec<i64>,
+    preset: i64,
+}
+
+/// The usual lifetimes that fit under the tenant's maximum, then the
+/// maximum itself when it is not one of them.
+fn presets(max_days: i64) -> Vec<i64> {
+    let mut days: Vec<i64> = [30, 90, 180, 365]
+        .into_iter()
+        .filter(|d| *d <= max_days)
+        .collect();
+    if !days.contains(&max_days) {
+        days.push(max_days);
+    }
+    days
+}
+
+/// The longest preset within the tenant's default, or the shortest.
+fn preselected(presets: &[i64], default_days: i64) -> i64 {
+    presets
+        .iter()
+        .copied()
+        .filter(|d| *d <= default_days)
+        .max()
+        .or_else(|| presets.first().copied())
+        .unwrap_or(default_days)
 }
 
 fn left(seconds: i64) -> String {
@@ -139,6 +166,9 @@ pub async fn list(
     } else {
         String::new()
     };
+    let presets = presets(current.tenant.max_expiry_days);
+    let preset = preselected(&presets, current.tenant.default_expiry_days);
+    let nav = Nav::of_tenant(&state, &admin, Section::Keys, &current, &memberships).await?;
     let date = |at: time::OffsetDateTime| rfc3339::format(timestamp::to_unix(at))[..10].to_owned();
     Ok(render(&KeysPage {
         admin: &admin,
@@ -146,7 +176,9 @@ pub async fn list(
         create_token,
         min_date: date(now + time::Duration::days(1)),
         max_date: date(now + time::Duration::days(current.tenant.max_expiry_days)),
-        nav: Nav::new(&admin, Section::Keys, Some(&current), &memberships),
+        nav,
+        presets,
+        preset,
         current: &current,
         keys: lines,
         service_users: owners
@@ -157,4 +189,20 @@ pub async fn list(
         service_user_id: su_filter.as_deref().unwrap_or(""),
         next_cursor: page.next_cursor,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_follow_the_tenant_maximum() {
+        assert_eq!(presets(365), [30, 90, 180, 365]);
+        assert_eq!(presets(3650), [30, 90, 180, 365, 3650]);
+        assert_eq!(presets(120), [30, 90, 120]);
+        assert_eq!(presets(14), [14]);
+        assert_eq!(preselected(&presets(365), 90), 90);
+        assert_eq!(preselected(&presets(120), 100), 90);
+        assert_eq!(preselected(&presets(14), 7), 14);
+    }
 }

@@ -11,6 +11,9 @@ mod key_detail;
 mod keys_page;
 mod nav;
 mod page;
+mod policy_page;
+mod service_user_actions;
+mod service_user_page;
 mod service_users_page;
 mod setup_page;
 mod sign_in;
@@ -65,6 +68,22 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(
             "/admin/service-users",
             get(service_users_page::list).post(service_users_page::create),
+        )
+        .route(
+            "/admin/service-users/{id}",
+            get(service_user_page::show).post(service_user_actions::update),
+        )
+        .route(
+            "/admin/service-users/{id}/disable",
+            post(service_user_actions::disable),
+        )
+        .route(
+            "/admin/service-users/{id}/enable",
+            post(service_user_actions::enable),
+        )
+        .route(
+            "/admin/policy",
+            get(policy_page::show).post(policy_page::update),
         )
         .route(
             "/admin/tenants",

@@ -1,12 +1,28 @@
 //! The header every signed-in page shares: sections, tenant switcher, sign-out.
 
-use super::auth::{Admin, Membership};
+use super::{
+    auth::{Admin, Membership},
+    page::when,
+};
+use crate::{domain::keys, error::AppError, state::AppState};
+
+/// How soon before its expiry a management key is announced on every page.
+const MANAGEMENT_WARNING: time::Duration = time::Duration::days(7);
+
+/// A management key of the tenant that stops working soon.
+#[derive(Debug)]
+pub struct ExpiringKey {
+    pub id: String,
+    pub name: String,
+    pub expires: String,
+}
 
 /// Which part of the admin UI a page belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
     Keys,
     ServiceUsers,
+    Policy,
     Tenants,
     Accounts,
     /// The admin's own account.
@@ -19,6 +35,7 @@ impl Section {
         match self {
             Self::Keys => "/admin/api-keys",
             Self::ServiceUsers => "/admin/service-users",
+            Self::Policy => "/admin/policy",
             Self::Tenants => "/admin/tenants",
             Self::Accounts => "/admin/accounts",
             Self::Account => "/admin/account",
@@ -37,6 +54,8 @@ pub struct Nav {
     pub tenant: Option<String>,
     /// `(slug, label)` of every tenant the admin may switch to.
     pub tenants: Vec<(String, String)>,
+    /// Management keys of the tenant about to expire, shown as a banner.
+    pub expiring: Vec<ExpiringKey>,
 }
 
 impl Nav {
@@ -61,7 +80,38 @@ impl Nav {
                     )
                 })
                 .collect(),
+            expiring: Vec::new(),
         }
+    }
+
+    /// The header of a tenant's page, with a banner for each management key
+    /// of the tenant that expires within seven days: every process using one
+    /// fails after that, so every page says it.
+    pub async fn of_tenant(
+        state: &AppState,
+        admin: &Admin,
+        section: Section,
+        current: &Membership,
+        memberships: &[Membership],
+    ) -> Result<Self, AppError> {
+        let mut nav = Self::new(admin, section, Some(current), memberships);
+        let now = state.now();
+        let expiring = keys::management_expiring(
+            state.pool(),
+            &current.tenant.id,
+            now,
+            now + MANAGEMENT_WARNING,
+        )
+        .await?;
+        nav.expiring = expiring
+            .into_iter()
+            .map(|k| ExpiringKey {
+                expires: when(k.expires_at),
+                id: k.id,
+                name: k.name,
+            })
+            .collect();
+        Ok(nav)
     }
 
     pub fn switch_to(&self) -> &'static str {

@@ -38,6 +38,8 @@ pub struct Line {
     pub owner_email: String,
     pub description: String,
     pub created: String,
+    /// Every key of it is refused until it is enabled again.
+    pub disabled: bool,
     pub counts: KeyCounts,
     pub keys: Vec<LiveKey>,
 }
@@ -116,6 +118,7 @@ async fn page(
                 .cloned()
                 .collect(),
             created: rfc3339::format(u.created_at)[..10].to_owned(),
+            disabled: u.disabled_at.is_some(),
             owner_email: u.owner_email.unwrap_or_default(),
             description: u.description.unwrap_or_default(),
             name: u.name,
@@ -123,7 +126,7 @@ async fn page(
         })
         .collect();
     Ok(render(&ServiceUsersPage {
-        nav: Nav::new(admin, Section::ServiceUsers, Some(&current), &memberships),
+        nav: Nav::of_tenant(state, admin, Section::ServiceUsers, &current, &memberships).await?,
         csrf: &admin.user.csrf,
         can_manage: current.role.can_manage_keys(),
         current: &current,
