@@ -29,6 +29,10 @@ pub struct Config {
     /// Days per-call audit events are kept (`KEYSMITH_AUDIT_RETENTION_DAYS`,
     /// default 90); admin actions are kept for good.
     pub audit_retention_days: i64,
+    /// `KEYSMITH_GITHUB_SCANNING_KEYS`: GitHub's public key set (the JSON its
+    /// key endpoint serves), to accept leak reports at
+    /// `POST /api/v1/secret-scanning/github`. Absent: the endpoint is off.
+    pub github_scanning_keys: Option<PathBuf>,
     /// `KEYSMITH_TRUSTED_PROXIES`: reverse proxies (CIDRs or addresses,
     /// comma-separated) whose `Forwarded`/`X-Forwarded-For` names the client.
     /// Default: none; the peer address is the client.
@@ -102,6 +106,7 @@ impl Config {
             public_url,
             scheduler_interval,
             audit_retention_days,
+            github_scanning_keys: var("KEYSMITH_GITHUB_SCANNING_KEYS").map(PathBuf::from),
             trusted_proxies,
             require_totp: matches!(
                 var("KEYSMITH_REQUIRE_TOTP").as_deref(),

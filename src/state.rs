@@ -21,6 +21,8 @@ pub struct AppState {
     pub sessions: SessionBackend,
     /// The setup link of a database without admins, while one is outstanding.
     pub first_run: crate::domain::setup::FirstRun,
+    /// GitHub's keys for signed leak reports, when configured.
+    pub scanner_keys: Option<Arc<crate::domain::leaks::ScannerKeys>>,
     /// Permits to run argon2 at sign-in, one per core: each run takes ~19 MiB
     /// and a core for tens of milliseconds, so this bounds what an
     /// unauthenticated flood can cost. When none is free, sign-in says 503.
@@ -39,6 +41,13 @@ impl AppState {
         let verifier = SqlVerifier::new(db.pool.clone(), peppers.clone(), clock.clone());
         let mailer = Mailer::from_config(&config)?;
         let sessions = SessionBackend::connect_lazy(&config.database_url)?;
+        let scanner_keys = match &config.github_scanning_keys {
+            Some(path) => Some(Arc::new(
+                crate::domain::leaks::ScannerKeys::load(path)
+                    .map_err(|err| err.context("KEYSMITH_GITHUB_SCANNING_KEYS"))?,
+            )),
+            None => None,
+        };
         Ok(Self {
             db,
             peppers,
@@ -49,6 +58,7 @@ impl AppState {
             mailer,
             sessions,
             first_run: Default::default(),
+            scanner_keys,
             password_slots: Arc::new(tokio::sync::Semaphore::new(
                 crate::domain::hashing::threads(),
             )),

@@ -12,6 +12,8 @@ pub enum Actor {
     Cli,
     /// The scheduler.
     System,
+    /// A secret scanner that reported a leaked key (e.g. GitHub secret scanning).
+    Scanner(String),
 }
 
 impl Actor {
@@ -22,6 +24,7 @@ impl Actor {
             Self::ManagementKey { key_id } => format!("the management key {key_id}"),
             Self::Cli => "an operator on the command line".to_owned(),
             Self::System => "Keysmith".to_owned(),
+            Self::Scanner(name) => name.clone(),
         }
     }
 }
@@ -33,6 +36,7 @@ impl fmt::Display for Actor {
             Self::ManagementKey { key_id } => write!(f, "key:{key_id}"),
             Self::Cli => f.write_str("cli"),
             Self::System => f.write_str("system"),
+            Self::Scanner(name) => write!(f, "scanner:{name}"),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod form_tokens;
 pub mod hashing;
 pub mod keys;
+pub mod leaks;
 pub mod notice;
 pub mod outbox;
 pub mod page;

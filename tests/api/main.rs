@@ -30,6 +30,7 @@ mod keys;
 mod mcp;
 mod rotation;
 mod scheduler;
+mod secret_scanning;
 mod secrets;
 mod service_users;
 mod setup;

@@ -7,6 +7,7 @@ pub mod extract;
 pub mod keys;
 pub mod model;
 mod notifications;
+mod secret_scanning;
 mod service_users;
 mod tenants;
 mod verify;
@@ -54,6 +55,10 @@ pub fn router() -> Router<AppState> {
         .nest("/api/v1/tenants/{tenant}", tenant)
         .route("/api/v1/verify", post(verify::verify))
         .route(
+            "/api/v1/secret-scanning/github",
+            post(secret_scanning::github),
+        )
+        .route(
             "/api/openapi.json",
             get(|| async { Json(ApiDoc::openapi()) }),
         )
@@ -68,7 +73,7 @@ pub fn router() -> Router<AppState> {
         admins::list, admins::set_role, admins::remove,
         keys::create, keys::list, keys::get, keys::rotate, keys::revoke,
         audit::list, audit::usage, notifications::list,
-        verify::verify, tenants::get, tenants::update,
+        verify::verify, tenants::get, tenants::update, secret_scanning::github,
     ),
     modifiers(&BearerAuth)
 )]

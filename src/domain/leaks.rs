@@ -1,0 +1,156 @@
+//! Leaked keys, reported by a secret scanner (GitHub's partner program):
+//! a genuine key is revoked within the request, its owner told, and the
+//! reported plaintext never stored — only looked up, by its key id, checksum
+//! and peppered hash, like any presented key.
+
+use std::path::Path;
+
+use anyhow::Context;
+use base64::Engine;
+use p256::ecdsa::{DerSignature, VerifyingKey, signature::Verifier};
+use p256::pkcs8::DecodePublicKey;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use keysmith_verify::SqlVerifier;
+use sqlx::AnyPool;
+
+use super::{Actor, keys, tenants};
+use crate::error::{AppError, AppResult};
+
+/// GitHub's public keys for its signatures, as its key endpoint serves them
+/// (`{"public_keys": [{"key_identifier", "key", "is_current"}]}`), read from
+/// the file named by `KEYSMITH_GITHUB_SCANNING_KEYS`.
+#[derive(Debug, Clone)]
+pub struct ScannerKeys(Vec<(String, VerifyingKey)>);
+
+#[derive(Deserialize)]
+struct KeySet {
+    public_keys: Vec<PublishedKey>,
+}
+
+#[derive(Deserialize)]
+struct PublishedKey {
+    key_identifier: String,
+    key: String,
+}
+
+impl ScannerKeys {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let raw = std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read {}", path.display()))?;
+        let set: KeySet = serde_json::from_str(&raw)
+            .with_context(|| format!("{} is not a GitHub public key set", path.display()))?;
+        let keys = set
+            .public_keys
+            .into_iter()
+            .map(|k| {
+                VerifyingKey::from_public_key_pem(&k.key)
+                    .map(|key| (k.key_identifier.clone(), key))
+                    .map_err(|e| {
+                        anyhow::anyhow!("key {}: not a P-256 public key: {e}", k.key_identifier)
+                    })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        anyhow::ensure!(!keys.is_empty(), "{} lists no key", path.display());
+        Ok(Self(keys))
+    }
+
+    /// Whether `signature` (base64 of a DER ECDSA signature) signs `body`
+    /// with the key named `identifier`.
+    pub fn verify(&self, identifier: &str, signature: &str, body: &[u8]) -> bool {
+        let Some((_, key)) = self.0.iter().find(|(id, _)| id == identifier) else {
+            return false;
+        };
+        let Ok(der) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else {
+            return false;
+        };
+        let Ok(signature) = DerSignature::try_from(der.as_slice()) else {
+            return false;
+        };
+        key.verify(body, &signature).is_ok()
+    }
+}
+
+/// One reported token, in GitHub's format.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct Report {
+    pub token: String,
+    #[serde(rename = "type", default)]
+    pub token_type: String,
+    #[serde(default)]
+    pub url: String,
+    #[serde(default)]
+    pub source: String,
+}
+
+/// The verdict on one token; the token itself is answered by its SHA-256,
+/// never echoed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Verdict {
+    pub token_hash: String,
+    pub token_type: String,
+    /// `true_positive` (a genuine Keysmith key: revoked now if it still
+    /// worked) or `false_positive`.
+    pub label: &'static str,
+}
+
+/// Judges each report, revoking the genuine keys that still work; also
+/// says how many it revoked.
+pub async fn handle(
+    pool: &AnyPool,
+    verifier: &SqlVerifier,
+    reports: Vec<Report>,
+    now: OffsetDateTime,
+) -> AppResult<(Vec<Verdict>, u64)> {
+    let mut verdicts = Vec::with_capacity(reports.len());
+    let mut revoked = 0;
+    for report in reports {
+        let (genuine, revoked_now) = revoke_if_genuine(pool, verifier, &report, now).await?;
+        revoked += u64::from(revoked_now);
+        verdicts.push(Verdict {
+            token_hash: hex::encode(Sha256::digest(report.token.as_bytes())),
+            token_type: report.token_type,
+            label: if genuine {
+                "true_positive"
+            } else {
+                "false_positive"
+            },
+        });
+    }
+    Ok((verdicts, revoked))
+}
+
+/// Whether the token is a key Keysmith issued (whatever its state), and
+/// whether this report revoked it: a key that still works is revoked with
+/// reason `leaked` and where it was found.
+async fn revoke_if_genuine(
+    pool: &AnyPool,
+    verifier: &SqlVerifier,
+    report: &Report,
+    now: OffsetDateTime,
+) -> AppResult<(bool, bool)> {
+    let known = match verifier.verify(report.token.trim(), None, None).await? {
+        Ok(key) => key,
+        Err(refusal) => {
+            // Genuine but already expired or revoked: nothing left to do.
+            return Ok((refusal.known.is_some(), false));
+        }
+    };
+    let Some(tenant) = tenants::find_by_id(pool, &known.tenant_id).await? else {
+        return Ok((false, false));
+    };
+    let url: String = report.url.chars().take(500).collect();
+    let reason = format!("leaked: reported by GitHub secret scanning at {url}");
+    let actor = Actor::Scanner("GitHub secret scanning".to_owned());
+    match keys::revoke(pool, &tenant, &known.key_id, &reason, &actor, now).await {
+        Ok(_) => {
+            tracing::warn!(key_id = %known.key_id, tenant = %tenant.slug, "leaked key revoked on a scanner's report");
+            Ok((true, true))
+        }
+        // Revoked by a concurrent report a moment ago: genuine all the same.
+        Err(AppError::Conflict(_)) => Ok((true, false)),
+        Err(err) => Err(err),
+    }
+}
