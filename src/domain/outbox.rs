@@ -70,14 +70,8 @@ pub async fn enqueue_rotation(
     actor: &Actor,
     now: OffsetDateTime,
 ) -> AppResult<()> {
-    let owner: Option<(String, Option<String>)> = sqlx::query_as(
-        "SELECT name, owner_email FROM service_users WHERE tenant_id = $1 AND id = $2",
-    )
-    .bind(&tenant.id)
-    .bind(&old.service_user_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some((service_user, Some(recipient))) = owner else {
+    let Some((service_user, recipient)) = owner_of(tx, &tenant.id, &old.service_user_id).await?
+    else {
         return Ok(());
     };
     let notice = Notice::Rotation(RotationNotice {
@@ -102,6 +96,22 @@ pub async fn enqueue_rotation(
     Ok(())
 }
 
+/// A service user's name and owner email, when it has an owner to tell.
+async fn owner_of(
+    tx: &mut Transaction<'_, Any>,
+    tenant_id: &str,
+    service_user_id: &str,
+) -> AppResult<Option<(String, String)>> {
+    let owner: Option<(String, Option<String>)> = sqlx::query_as(
+        "SELECT name, owner_email FROM service_users WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant_id)
+    .bind(service_user_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(owner.and_then(|(name, email)| email.map(|email| (name, email))))
+}
+
 /// Tells the owner that `key` was revoked, unless the owner did it: in the
 /// revocation's transaction, once per key.
 pub async fn enqueue_revocation(
@@ -112,14 +122,8 @@ pub async fn enqueue_revocation(
     actor: &Actor,
     now: OffsetDateTime,
 ) -> AppResult<()> {
-    let owner: Option<(String, Option<String>)> = sqlx::query_as(
-        "SELECT name, owner_email FROM service_users WHERE tenant_id = $1 AND id = $2",
-    )
-    .bind(&tenant.id)
-    .bind(&key.service_user_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some((service_user, Some(recipient))) = owner else {
+    let Some((service_user, recipient)) = owner_of(tx, &tenant.id, &key.service_user_id).await?
+    else {
         return Ok(());
     };
     if matches!(actor, Actor::User { email, .. } if email.eq_ignore_ascii_case(&recipient)) {

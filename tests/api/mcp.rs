@@ -161,6 +161,23 @@ impl Drop for McpServer {
     }
 }
 
+impl McpServer {
+    /// The status `key` gets once it settles on `expected`, polling for up
+    /// to five seconds: cache invalidation across instances is asynchronous,
+    /// so wait for it, bounded, rather than assert a time.
+    pub async fn status_settling_on(&self, key: &str, expected: StatusCode) -> StatusCode {
+        let mut status = self.raw(Some(key), &initialize(), &[]).await.status();
+        for _ in 0..100 {
+            if status == expected {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            status = self.raw(Some(key), &initialize(), &[]).await.status();
+        }
+        status
+    }
+}
+
 pub fn initialize() -> Value {
     json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}})
 }
@@ -430,15 +447,9 @@ async fn postgres_notify_invalidates_other_instances() {
         StatusCode::OK,
     )
     .await;
-    // Delivery is asynchronous: wait for it, bounded, rather than assert a time.
-    let mut status = StatusCode::OK;
-    for _ in 0..100 {
-        status = mcp.raw(Some(plain), &initialize(), &[]).await.status();
-        if status == StatusCode::UNAUTHORIZED {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let status = mcp
+        .status_settling_on(plain, StatusCode::UNAUTHORIZED)
+        .await;
     listener.abort();
     assert_eq!(
         status,
@@ -501,17 +512,9 @@ async fn a_disabled_service_user_is_refused_by_other_instances_at_once() {
         StatusCode::OK,
     )
     .await;
-    // Delivery is asynchronous: wait for it, bounded, rather than assert a time.
-    let mut status = StatusCode::OK;
-    for _ in 0..100 {
-        status = mcp.raw(Some(plain), &initialize(), &[]).await.status();
-        if status == StatusCode::UNAUTHORIZED {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     assert_eq!(
-        status,
+        mcp.status_settling_on(plain, StatusCode::UNAUTHORIZED)
+            .await,
         StatusCode::UNAUTHORIZED,
         "the cached key of a disabled service user is dropped"
     );
@@ -524,14 +527,7 @@ async fn a_disabled_service_user_is_refused_by_other_instances_at_once() {
         StatusCode::OK,
     )
     .await;
-    let mut status = StatusCode::UNAUTHORIZED;
-    for _ in 0..100 {
-        status = mcp.raw(Some(plain), &initialize(), &[]).await.status();
-        if status == StatusCode::OK {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let status = mcp.status_settling_on(plain, StatusCode::OK).await;
     listener.abort();
     assert_eq!(
         status,
