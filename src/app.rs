@@ -31,7 +31,7 @@ impl MakeRequestId for RandomRequestId {
 
 pub fn build_app(state: AppState) -> Router {
     Router::new()
-        .merge(routes::health::router())
+        .merge(routes::health::router(&state.config))
         .merge(routes::api::router())
         .merge(routes::admin::router(&state))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

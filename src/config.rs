@@ -33,6 +33,12 @@ pub struct Config {
     /// key endpoint serves), to accept leak reports at
     /// `POST /api/v1/secret-scanning/github`. Absent: the endpoint is off.
     pub github_scanning_keys: Option<PathBuf>,
+    /// `KEYSMITH_METRICS_TOKEN`: when set, `/metrics` answers only
+    /// `Authorization: Bearer <token>`.
+    pub metrics_token: Option<Secret>,
+    /// `KEYSMITH_METRICS_BIND`: when set, `/metrics` is served on this
+    /// address only (e.g. a private interface), not beside the API.
+    pub metrics_bind: Option<SocketAddr>,
     /// `KEYSMITH_TRUSTED_PROXIES`: reverse proxies (CIDRs or addresses,
     /// comma-separated) whose `Forwarded`/`X-Forwarded-For` names the client.
     /// Default: none; the peer address is the client.
@@ -107,6 +113,15 @@ impl Config {
             scheduler_interval,
             audit_retention_days,
             github_scanning_keys: var("KEYSMITH_GITHUB_SCANNING_KEYS").map(PathBuf::from),
+            metrics_token: var("KEYSMITH_METRICS_TOKEN")
+                .filter(|t| !t.is_empty())
+                .map(Secret),
+            metrics_bind: var("KEYSMITH_METRICS_BIND")
+                .map(|raw| {
+                    raw.parse()
+                        .context("KEYSMITH_METRICS_BIND must be an address like 127.0.0.1:9090")
+                })
+                .transpose()?,
             trusted_proxies,
             require_totp: matches!(
                 var("KEYSMITH_REQUIRE_TOTP").as_deref(),

@@ -238,9 +238,27 @@ pub async fn run(state: AppState, options: GatewayOptions) -> anyhow::Result<()>
         ),
         crate::config::Engine::Sqlite => None,
     };
+    let metrics_state = state.clone();
     let app = proxy(&options.upstream, roots.as_deref())?
         .layer(layer)
-        .route("/healthz", axum::routing::get(|| async { "ok" }));
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        // The layer's own metrics (outcomes, verify latency, audit queue),
+        // outside the layer, guarded like the server's.
+        .route(
+            "/metrics",
+            axum::routing::get(move |headers: HeaderMap| {
+                let state = metrics_state.clone();
+                async move {
+                    if !crate::routes::health::metrics_allowed(&state.config, &headers) {
+                        return StatusCode::UNAUTHORIZED.into_response();
+                    }
+                    let text = crate::metrics::recorder()
+                        .map(|handle| handle.render())
+                        .unwrap_or_default();
+                    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+                }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind(options.bind)
         .await
         .with_context(|| format!("failed to bind {}", options.bind))?;

@@ -1,11 +1,58 @@
-//! Prometheus counters, rendered by hand: a handful of atomics needs no registry.
+//! Prometheus metrics at `/metrics`, from two sources:
+//!
+//! - this instance's counters below (verify endpoint, emails, scheduler,
+//!   sign-in), atomics owned by the application state;
+//! - the process's `metrics` recorder: key lifecycle events, counted in the
+//!   domain wherever the action comes from (API, admin UI, CLI, scheduler,
+//!   scanner), and the verification layer's own metrics (see
+//!   `keysmith_verify::telemetry`), so `keysmith gateway` reports too.
 
 use std::{
     fmt::Write,
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::domain::Actor;
 use keysmith_verify::VerifyCode;
+
+static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder once (`None` if another
+/// recorder was installed first: then its owner renders it).
+pub fn recorder() -> Option<&'static PrometheusHandle> {
+    RECORDER
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            metrics::describe_counter!(
+                KEY_EVENTS,
+                "Key lifecycle events (created, rotated, revoked, expired) by tenant id and by where they came from."
+            );
+            Some(handle)
+        })
+        .as_ref()
+}
+
+pub const KEY_EVENTS: &str = "keysmith_key_events_total";
+
+/// Counts a key lifecycle event of `tenant_id` caused by `actor`.
+pub fn key_event(event: &'static str, tenant_id: &str, actor: &Actor) {
+    let via = match actor {
+        Actor::User { .. } => "admin_ui",
+        Actor::ManagementKey { .. } => "api",
+        Actor::Cli => "cli",
+        Actor::System => "scheduler",
+        Actor::Scanner(_) => "scanner",
+    };
+    metrics::counter!(KEY_EVENTS, "event" => event, "tenant" => tenant_id.to_owned(), "via" => via)
+        .increment(1);
+}
 
 const CODES: [VerifyCode; 7] = [
     VerifyCode::Valid,
@@ -20,9 +67,6 @@ const CODES: [VerifyCode; 7] = [
 #[derive(Debug, Default)]
 pub struct Metrics {
     verifications: [AtomicU64; CODES.len()],
-    pub keys_created: AtomicU64,
-    pub keys_rotated: AtomicU64,
-    pub keys_revoked: AtomicU64,
     pub emails_sent: AtomicU64,
     pub email_attempts_failed: AtomicU64,
     pub emails_failed: AtomicU64,
@@ -52,21 +96,6 @@ impl Metrics {
             );
         }
         for (name, help, value) in [
-            (
-                "keysmith_keys_created_total",
-                "Keys created.",
-                &self.keys_created,
-            ),
-            (
-                "keysmith_keys_rotated_total",
-                "Keys rotated.",
-                &self.keys_rotated,
-            ),
-            (
-                "keysmith_keys_revoked_total",
-                "Keys revoked by an admin.",
-                &self.keys_revoked,
-            ),
             (
                 "keysmith_emails_sent_total",
                 "Owner emails delivered.",
@@ -103,6 +132,9 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
                 value.load(Ordering::Relaxed)
             );
+        }
+        if let Some(process) = recorder() {
+            out.push_str(&process.render());
         }
         out
     }

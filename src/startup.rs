@@ -25,6 +25,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
 /// [`prepare`] with another clock: the one path from configuration to state,
 /// for the server and for tests that move time.
 pub async fn prepare_with_clock(config: Config, clock: SharedClock) -> anyhow::Result<AppState> {
+    crate::metrics::recorder();
     crate::files::restrict_umask();
     if config.data_dir.exists() {
         crate::files::private_dir(&config.data_dir)?;
@@ -51,6 +52,15 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
     let scheduler = jobs::spawn(state.clone(), jobs_stopped);
+    let metrics_server = match state.config.metrics_bind {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("failed to bind {addr} (KEYSMITH_METRICS_BIND)"))?;
+            Some(serve_metrics(state.clone(), listener)?)
+        }
+        None => None,
+    };
     tracing::info!(addr = %listener.local_addr()?, "keysmith listening");
     axum::serve(
         listener,
@@ -61,7 +71,25 @@ pub async fn serve(
     .context("server failed")?;
     let _ = stop_jobs.send(true);
     let _ = scheduler.await;
+    if let Some(server) = metrics_server {
+        server.abort();
+    }
     Ok(())
+}
+
+/// `/metrics` on its own address (`KEYSMITH_METRICS_BIND`), for a scraper on
+/// a private network; the API address then answers it with 404.
+pub fn serve_metrics(
+    state: AppState,
+    listener: TcpListener,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    tracing::info!(addr = %listener.local_addr()?, "metrics listening");
+    let app = crate::routes::health::metrics_router().with_state(state);
+    Ok(tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::error!(error = %err, "metrics server failed");
+        }
+    }))
 }
 
 pub async fn shutdown_signal() {

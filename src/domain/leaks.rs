@@ -96,19 +96,16 @@ pub struct Verdict {
     pub label: &'static str,
 }
 
-/// Judges each report, revoking the genuine keys that still work; also
-/// says how many it revoked.
+/// Judges each report, revoking the genuine keys that still work.
 pub async fn handle(
     pool: &AnyPool,
     verifier: &SqlVerifier,
     reports: Vec<Report>,
     now: OffsetDateTime,
-) -> AppResult<(Vec<Verdict>, u64)> {
+) -> AppResult<Vec<Verdict>> {
     let mut verdicts = Vec::with_capacity(reports.len());
-    let mut revoked = 0;
     for report in reports {
-        let (genuine, revoked_now) = revoke_if_genuine(pool, verifier, &report, now).await?;
-        revoked += u64::from(revoked_now);
+        let genuine = revoke_if_genuine(pool, verifier, &report, now).await?;
         verdicts.push(Verdict {
             token_hash: hex::encode(Sha256::digest(report.token.as_bytes())),
             token_type: report.token_type,
@@ -119,27 +116,24 @@ pub async fn handle(
             },
         });
     }
-    Ok((verdicts, revoked))
+    Ok(verdicts)
 }
 
-/// Whether the token is a key Keysmith issued (whatever its state), and
-/// whether this report revoked it: a key that still works is revoked with
-/// reason `leaked` and where it was found.
+/// Whether the token is a key Keysmith issued (whatever its state); a key
+/// that still works is revoked with reason `leaked` and where it was found.
 async fn revoke_if_genuine(
     pool: &AnyPool,
     verifier: &SqlVerifier,
     report: &Report,
     now: OffsetDateTime,
-) -> AppResult<(bool, bool)> {
+) -> AppResult<bool> {
     let known = match verifier.verify(report.token.trim(), None, None).await? {
         Ok(key) => key,
-        Err(refusal) => {
-            // Genuine but already expired or revoked: nothing left to do.
-            return Ok((refusal.known.is_some(), false));
-        }
+        // Genuine but already expired or revoked: nothing left to do.
+        Err(refusal) => return Ok(refusal.known.is_some()),
     };
     let Some(tenant) = tenants::find_by_id(pool, &known.tenant_id).await? else {
-        return Ok((false, false));
+        return Ok(false);
     };
     let url: String = report.url.chars().take(500).collect();
     let reason = format!("leaked: reported by GitHub secret scanning at {url}");
@@ -147,10 +141,10 @@ async fn revoke_if_genuine(
     match keys::revoke(pool, &tenant, &known.key_id, &reason, &actor, now).await {
         Ok(_) => {
             tracing::warn!(key_id = %known.key_id, tenant = %tenant.slug, "leaked key revoked on a scanner's report");
-            Ok((true, true))
+            Ok(true)
         }
         // Revoked by a concurrent report a moment ago: genuine all the same.
-        Err(AppError::Conflict(_)) => Ok((true, false)),
+        Err(AppError::Conflict(_)) => Ok(true),
         Err(err) => Err(err),
     }
 }

@@ -53,6 +53,17 @@ async fn sse(State(events): State<Events>) -> Response {
         .expect("response")
 }
 
+/// An upstream that answers 200 "ok" to anything.
+pub async fn plain_upstream() -> String {
+    let app = Router::new().fallback(|| async { "ok" });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("upstream") });
+    base
+}
+
 /// The gateway as `keysmith gateway --tenant acme` builds it, on port 0, with the test's clock.
 pub async fn gateway(app: &TestApp, upstream: &str) -> String {
     gateway_with(

@@ -40,3 +40,109 @@ both_engines! {
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "fail closed, never a pass");
     }
 }
+
+/// The line of `name` in `text` whose labels include every one of `labels`.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(name) && labels.iter().all(|label| l.contains(label)))
+        .find_map(|l| l.rsplit(' ').next().and_then(|v| v.parse().ok()))
+}
+
+async fn metrics_text(app: &crate::helpers::TestApp) -> String {
+    app.client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
+both_engines! {
+    async fn key_events_are_counted_wherever_they_come_from(app: TestApp) {
+        use keysmith::domain::{Actor, keys};
+        let su = app.create_service_user("ci-bot").await;
+        let key = app.create_key(&su, serde_json::json!({})).await;
+        let id = key["id"].as_str().expect("id");
+        let as_admin = Actor::User { id: "u1".into(), email: "admin@acme.test".into() };
+        let rotation = keys::rotate(app.state.pool(), &app.state.peppers, &app.tenant, id, None, &as_admin, app.now()).await.expect("rotate");
+        keys::revoke(app.state.pool(), &app.tenant, &rotation.new.row.id, "done", &Actor::Cli, app.now()).await.expect("revoke");
+        let text = metrics_text(&app).await;
+        let tenant = format!("tenant=\"{}\"", app.tenant.id);
+        for (event, via) in [("created", "api"), ("rotated", "admin_ui"), ("revoked", "cli")] {
+            let count = sample(&text, "keysmith_key_events_total", &[&format!("event=\"{event}\""), &tenant, &format!("via=\"{via}\"")]);
+            assert_eq!(count, Some(1.0), "{event} via {via}:\n{text}");
+        }
+    }
+
+    async fn layer_metrics_are_exported(app: TestApp) {
+        let su = app.create_service_user("ci-bot").await;
+        let key = app.create_key(&su, serde_json::json!({})).await;
+        let upstream = crate::gateway::plain_upstream().await;
+        let gateway = crate::gateway::gateway(&app, &upstream).await;
+        let res = app.client.get(format!("{gateway}/anything")).bearer_auth(key["key"].as_str().expect("key")).send().await.expect("send");
+        assert_eq!(res.status(), StatusCode::OK);
+        let text = metrics_text(&app).await;
+        assert!(sample(&text, "keysmith_layer_requests_total", &["outcome=\"valid\""]).is_some_and(|n| n >= 1.0), "{text}");
+        assert!(text.contains("keysmith_layer_verify_seconds"), "{text}");
+        assert!(text.contains("keysmith_audit_queue_depth"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn metrics_can_require_a_token_or_move_to_their_own_address() {
+    use crate::helpers::{Engine, TestApp, TestDb};
+    let env = [("KEYSMITH_METRICS_TOKEN", "scrape-secret-123".to_owned())];
+    let app = TestApp::spawn_with(TestDb::new(Engine::Sqlite).await, &env, None).await;
+    let get = |token: Option<&'static str>| {
+        let mut req = app.client.get(app.url("/metrics"));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        req.send()
+    };
+    assert_eq!(
+        get(None).await.expect("get").status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get(Some("wrong")).await.expect("get").status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get(Some("scrape-secret-123")).await.expect("get").status(),
+        StatusCode::OK
+    );
+
+    let env = [("KEYSMITH_METRICS_BIND", "127.0.0.1:0".to_owned())];
+    let app = TestApp::spawn_with(TestDb::new(Engine::Sqlite).await, &env, None).await;
+    assert_eq!(
+        app.client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        StatusCode::NOT_FOUND,
+        "not beside the API"
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let _server = keysmith::startup::serve_metrics(app.state.clone(), listener).expect("serve");
+    let res = app
+        .client
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.text()
+            .await
+            .expect("text")
+            .contains("keysmith_emails_sent_total")
+    );
+}

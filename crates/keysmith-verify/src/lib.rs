@@ -17,6 +17,7 @@ pub mod pepper;
 pub mod remote;
 #[cfg(feature = "sql")]
 pub mod sql;
+pub mod telemetry;
 pub mod timestamp;
 #[cfg(feature = "remote")]
 pub mod tls;

@@ -110,6 +110,7 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
+    crate::metrics::key_event("created", &tenant.id, actor);
     tracing::info!(key_id = %issued.row.id, "key created");
     Ok(issued)
 }
@@ -205,6 +206,7 @@ pub async fn rotate(
     crate::domain::outbox::enqueue_rotation(&mut tx, tenant, &old, &new.row, actor, now).await?;
     crate::db::announce_key_change(&mut tx, pool, &old.id).await?;
     tx.commit().await?;
+    crate::metrics::key_event("rotated", &tenant.id, actor);
     tracing::info!(old_key_id = %old.id, new_key_id = %new.row.id, "key rotated");
     Ok(Rotation { new, old })
 }
@@ -263,6 +265,7 @@ pub async fn revoke(
     crate::domain::outbox::enqueue_revocation(&mut tx, tenant, &row, reason, actor, now).await?;
     crate::db::announce_key_change(&mut tx, pool, key_id).await?;
     tx.commit().await?;
+    crate::metrics::key_event("revoked", &tenant.id, actor);
     tracing::info!("key revoked");
     Ok(row)
 }

@@ -142,5 +142,11 @@ async fn transition(
     )
     .await?;
     tx.commit().await?;
+    let event = if action == "key.expire" {
+        "expired"
+    } else {
+        "revoked"
+    };
+    crate::metrics::key_event(event, tenant_id, &Actor::System);
     Ok(true)
 }

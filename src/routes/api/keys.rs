@@ -1,7 +1,5 @@
 //! `/api/v1/tenants/{tenant}/keys…`: create, list, read, rotate, revoke.
 
-use std::sync::atomic::Ordering;
-
 use axum::{
     Json,
     body::Bytes,
@@ -115,7 +113,6 @@ pub async fn create(
         now,
     )
     .await?;
-    state.metrics.keys_created.fetch_add(1, Ordering::Relaxed);
     Ok((
         StatusCode::CREATED,
         no_store(),
@@ -197,7 +194,6 @@ pub async fn rotate(
         now,
     )
     .await?;
-    state.metrics.keys_rotated.fetch_add(1, Ordering::Relaxed);
     let old = RotatedOld {
         id: rotation.old.id.clone(),
         status: rotation.old.status_at(now),
@@ -234,6 +230,5 @@ pub async fn revoke(
     let tenant = caller.tenant(&state, &tenant).await?;
     let now = state.now();
     let row = keys::revoke(state.pool(), &tenant, &id, &reason, &caller.actor(), now).await?;
-    state.metrics.keys_revoked.fetch_add(1, Ordering::Relaxed);
     Ok(Json(KeyInfo::new(&row, &tenant.slug, now)))
 }

@@ -65,13 +65,7 @@ pub async fn github(State(state): State<AppState>, headers: HeaderMap, body: Byt
         );
     }
     match leaks::handle(state.pool(), &state.verifier, reports, state.now()).await {
-        Ok((verdicts, revoked)) => {
-            state
-                .metrics
-                .keys_revoked
-                .fetch_add(revoked, std::sync::atomic::Ordering::Relaxed);
-            Json(verdicts).into_response()
-        }
+        Ok(verdicts) => Json(verdicts).into_response(),
         Err(err) => err.into_response(),
     }
 }

@@ -41,7 +41,9 @@ impl AuditSink {
     pub async fn record(&self, record: AuditRecord) {
         if self.tx.send(record).await.is_err() {
             tracing::error!("audit record after shutdown: not written");
+            crate::telemetry::audit_lost(1);
         }
+        crate::telemetry::audit_queue_depth(self.tx.max_capacity() - self.tx.capacity());
     }
 
     /// Queues a record from where nothing can wait (a drop): at once when
@@ -55,10 +57,12 @@ impl AuditSink {
                     runtime.spawn(async move { sink.record(record).await });
                 } else {
                     tracing::error!("audit record dropped outside a runtime: not written");
+                    crate::telemetry::audit_lost(1);
                 }
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 tracing::error!("audit record after shutdown: not written");
+                crate::telemetry::audit_lost(1);
             }
         }
     }

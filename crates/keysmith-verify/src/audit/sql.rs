@@ -95,6 +95,7 @@ async fn write_with_retry(pool: &AnyPool, batch: &mut Vec<AuditRecord>) -> u64 {
         events = batch.len(),
         "audit events lost: the database stayed unavailable"
     );
+    crate::telemetry::audit_lost(batch.len() as u64);
     batch.clear();
     0
 }

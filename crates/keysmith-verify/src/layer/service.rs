@@ -25,6 +25,7 @@ use crate::{
     audit::AuditRecord,
     backend::Verifier,
     outcome::{VerifiedKey, VerifyCode},
+    telemetry,
 };
 
 /// Longest client-chosen request id kept in the audit log.
@@ -84,7 +85,10 @@ where
             let (body, message) = if shared.mcp {
                 match request_body::read(&mut parts, body, shared.body_limit).await {
                     Ok(read) => read,
-                    Err(refused) => return Ok(refused.into_response()),
+                    Err(refused) => {
+                        telemetry::request("bad_request");
+                        return Ok(refused.into_response());
+                    }
                 }
             } else {
                 (body, None)
@@ -96,11 +100,13 @@ where
             if let Some(Message::ToolCall { name, id }) = &message
                 && !key.allowed_tools.allows(name)
             {
+                telemetry::request(VerifyCode::ToolNotAllowed.as_str());
                 let refusal = tool_refused(name, id);
                 let line = audit_line(&shared, &parts, &key, subject, VerifyCode::ToolNotAllowed);
                 record(&shared, line, Some(refusal.status()), started).await;
                 return Ok(refusal);
             }
+            telemetry::request(VerifyCode::Valid.as_str());
             // Written when the answer's headers are back, or by the guard if
             // the client goes away first: every verified call has its line.
             let pending = PendingAudit {
@@ -155,11 +161,16 @@ type Authenticated<B> = Result<
 /// Verifies the bearer key: the identity, or the response that refuses it.
 async fn authenticate<B>(shared: &Shared, parts: &Parts) -> Authenticated<B> {
     let Some(presented) = headers::bearer(&parts.headers) else {
+        telemetry::request("missing_key");
         return Err((unauthorized(shared, "missing bearer key"), None));
     };
-    match shared.verifier.verify(presented).await {
+    let asked = Instant::now();
+    let verdict = shared.verifier.verify(presented).await;
+    telemetry::verify_time(asked.elapsed());
+    match verdict {
         Ok(Ok(key)) if shared.tenant.admits(&key.tenant_slug) => Ok(key),
         Ok(Ok(_)) => {
+            telemetry::request("other_tenant");
             tracing::info!("key of another tenant refused");
             Err((unauthorized(shared, VerifyCode::NotFound.as_str()), None))
         }
@@ -178,6 +189,7 @@ async fn authenticate<B>(shared: &Shared, parts: &Parts) -> Authenticated<B> {
             } else {
                 VerifyCode::NotFound
             };
+            telemetry::request(code.as_str());
             Err((
                 unauthorized(shared, code.as_str()),
                 known.map(|k| (k, refusal.code)),
@@ -185,6 +197,7 @@ async fn authenticate<B>(shared: &Shared, parts: &Parts) -> Authenticated<B> {
         }
         Err(err) => {
             // Fail closed: no verdict, no pass.
+            telemetry::request("unavailable");
             tracing::error!(error = %err, "key verification backend unavailable");
             Err((
                 json_response(
