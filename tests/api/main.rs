@@ -34,6 +34,7 @@ mod secret_scanning;
 mod secrets;
 mod service_users;
 mod setup;
+mod setup_browser;
 mod tenancy;
 mod tenant_policy;
 mod verify;
