@@ -178,6 +178,8 @@ enum ManagementKeyCommand {
 enum ManagementScope {
     Admin,
     Verify,
+    /// Report leaked keys for revocation (GitLab's token revocation API).
+    RevokeLeaked,
 }
 
 impl Cli {
@@ -395,6 +397,7 @@ impl Cli {
                     scopes: vec![match scope {
                         ManagementScope::Admin => Scope::admin(),
                         ManagementScope::Verify => Scope::verify(),
+                        ManagementScope::RevokeLeaked => Scope::revoke_leaked(),
                     }],
                 };
                 let issued =

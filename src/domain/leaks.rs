@@ -79,7 +79,8 @@ pub struct Report {
     pub token: String,
     #[serde(rename = "type", default)]
     pub token_type: String,
-    #[serde(default)]
+    /// Where the token was found (`location` in GitLab's format).
+    #[serde(default, alias = "location")]
     pub url: String,
     #[serde(default)]
     pub source: String,
@@ -96,16 +97,18 @@ pub struct Verdict {
     pub label: &'static str,
 }
 
-/// Judges each report, revoking the genuine keys that still work.
+/// Judges each report of `reporter` (e.g. "GitHub secret scanning"),
+/// revoking the genuine keys that still work.
 pub async fn handle(
     pool: &AnyPool,
     verifier: &SqlVerifier,
+    reporter: &str,
     reports: Vec<Report>,
     now: OffsetDateTime,
 ) -> AppResult<Vec<Verdict>> {
     let mut verdicts = Vec::with_capacity(reports.len());
     for report in reports {
-        let genuine = revoke_if_genuine(pool, verifier, &report, now).await?;
+        let genuine = revoke_if_genuine(pool, verifier, reporter, &report, now).await?;
         verdicts.push(Verdict {
             token_hash: hex::encode(Sha256::digest(report.token.as_bytes())),
             token_type: report.token_type,
@@ -124,6 +127,7 @@ pub async fn handle(
 async fn revoke_if_genuine(
     pool: &AnyPool,
     verifier: &SqlVerifier,
+    reporter: &str,
     report: &Report,
     now: OffsetDateTime,
 ) -> AppResult<bool> {
@@ -136,8 +140,8 @@ async fn revoke_if_genuine(
         return Ok(false);
     };
     let url: String = report.url.chars().take(500).collect();
-    let reason = format!("leaked: reported by GitHub secret scanning at {url}");
-    let actor = Actor::Scanner("GitHub secret scanning".to_owned());
+    let reason = format!("leaked: reported by {reporter} at {url}");
+    let actor = Actor::Scanner(reporter.to_owned());
     match keys::revoke(pool, &tenant, &known.key_id, &reason, &actor, now).await {
         Ok(_) => {
             tracing::warn!(key_id = %known.key_id, tenant = %tenant.slug, "leaked key revoked on a scanner's report");

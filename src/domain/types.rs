@@ -144,6 +144,9 @@ impl Scope {
     /// Lets a key call `POST /api/v1/verify` for its own tenant, and nothing
     /// else: what a remote verifier needs, without the power to mint keys.
     pub const VERIFY: &'static str = "keysmith:verify";
+    /// Lets a key report leaked keys for revocation (GitLab's token
+    /// revocation API) and nothing else.
+    pub const REVOKE_LEAKED: &'static str = "keysmith:revoke-leaked";
 
     pub fn parse(raw: &str) -> Result<Self, AppError> {
         let ok = (1..=64).contains(&raw.len())
@@ -165,6 +168,10 @@ impl Scope {
 
     pub fn verify() -> Self {
         Self(Self::VERIFY.to_owned())
+    }
+
+    pub fn revoke_leaked() -> Self {
+        Self(Self::REVOKE_LEAKED.to_owned())
     }
 }
 

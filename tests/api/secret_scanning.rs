@@ -188,3 +188,32 @@ both_engines! {
         assert_eq!(res.status(), StatusCode::NOT_FOUND);
     }
 }
+
+both_engines! {
+    async fn gitlab_revocation_api_needs_its_own_scope(app: TestApp) {
+        let types = expect_json(app.client.get(app.url("/v1/revocable_token_types")).send().await.expect("get"), StatusCode::OK).await;
+        assert_eq!(types["types"][0]["type"], "keysmith_api_key");
+        let su = app.create_service_user("ci-bot").await;
+        let leaked = app.create_key(&su, json!({})).await;
+        let token = leaked["key"].as_str().expect("key");
+        let body = json!([{"type": "keysmith_api_key", "token": token, "location": "https://gitlab.example/acme/app/-/blob/main/.env"}]);
+        let post = |key: Option<String>| {
+            let mut req = app.client.post(app.url("/v1/revoke_tokens")).json(&body);
+            if let Some(key) = key {
+                req = req.bearer_auth(key);
+            }
+            req.send()
+        };
+        assert_eq!(post(None).await.expect("post").status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(post(Some(app.admin_key.clone())).await.expect("post").status(), StatusCode::FORBIDDEN, "the admin scope is not enough");
+        assert_eq!(app.verify_code(token).await, "valid");
+        let reporter = app.management_key_with(&app.tenant, keysmith::domain::Scope::revoke_leaked()).await;
+        let verdicts = expect_json(post(Some(reporter.clone())).await.expect("post"), StatusCode::OK).await;
+        assert_eq!(verdicts[0]["label"], "true_positive");
+        assert_eq!(app.verify_code(token).await, "revoked");
+        let detail = expect_json(app.get(&format!("/api/v1/tenants/acme/keys/{}", leaked["id"].as_str().expect("id"))).await, StatusCode::OK).await;
+        assert!(detail["revoked_reason"].as_str().unwrap_or_default().contains("GitLab token revocation at https://gitlab.example/"), "{detail}");
+        // The reporting key can do nothing else.
+        assert_eq!(app.get_as(&reporter, "/api/v1/tenants/acme/keys").await.status(), StatusCode::FORBIDDEN);
+    }
+}

@@ -57,6 +57,27 @@ impl FromRequestParts<AppState> for VerifyCaller {
     }
 }
 
+/// A management key that may report leaked keys: scope `keysmith:revoke-leaked`.
+#[derive(Debug, Clone)]
+pub struct RevokeCaller(pub VerifiedKey);
+
+impl FromRequestParts<AppState> for RevokeCaller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let verified = authenticate(parts, state).await?;
+        if !verified.has_scope(Scope::REVOKE_LEAKED) {
+            return Err(AppError::Forbidden(
+                "this key lacks the keysmith:revoke-leaked scope",
+            ));
+        }
+        Ok(Self(verified))
+    }
+}
+
 /// The key in `Authorization: Bearer`, verified.
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<VerifiedKey, AppError> {
     let presented = parts

@@ -59,6 +59,11 @@ pub fn router() -> Router<AppState> {
             post(secret_scanning::github),
         )
         .route(
+            "/v1/revocable_token_types",
+            get(secret_scanning::gitlab_types),
+        )
+        .route("/v1/revoke_tokens", post(secret_scanning::gitlab_revoke))
+        .route(
             "/api/openapi.json",
             get(|| async { Json(ApiDoc::openapi()) }),
         )

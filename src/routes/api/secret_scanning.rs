@@ -1,5 +1,8 @@
-//! `POST /api/v1/secret-scanning/github`: GitHub's secret-scanning partner
-//! format. The signature over the raw body is the only authentication.
+//! Leak reports: `POST /api/v1/secret-scanning/github` in GitHub's partner
+//! format (the signature over the raw body is the only authentication), and
+//! GitLab's token revocation API (`GET /v1/revocable_token_types`,
+//! `POST /v1/revoke_tokens`, authenticated by a management key of the
+//! dedicated scope `keysmith:revoke-leaked`).
 
 use axum::{
     Json,
@@ -10,6 +13,7 @@ use axum::{
 };
 use serde_json::json;
 
+use super::auth::RevokeCaller;
 use crate::{
     domain::leaks::{self, Report},
     state::AppState,
@@ -64,7 +68,53 @@ pub async fn github(State(state): State<AppState>, headers: HeaderMap, body: Byt
             "at most 1000 tokens per report",
         );
     }
-    match leaks::handle(state.pool(), &state.verifier, reports, state.now()).await {
+    match leaks::handle(
+        state.pool(),
+        &state.verifier,
+        "GitHub secret scanning",
+        reports,
+        state.now(),
+    )
+    .await
+    {
+        Ok(verdicts) => Json(verdicts).into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+/// The token types GitLab may report (its token revocation API).
+pub async fn gitlab_types() -> Json<serde_json::Value> {
+    Json(json!({"types": [{
+        "type": "keysmith_api_key",
+        "name": "Keysmith service API key",
+        "description": "A key for machine clients issued by Keysmith: <prefix>_<16-character key id>_<22-character secret><6-character checksum>",
+        "source": "keysmith",
+        "regex": "\\b([a-z][a-z0-9]{1,15}_[0-9A-Za-z]{16}_[0-9A-Za-z]{28})\\b",
+    }]}))
+}
+
+/// GitLab's `POST /v1/revoke_tokens`: `[{type, token, location}]`.
+pub async fn gitlab_revoke(
+    State(state): State<AppState>,
+    _caller: RevokeCaller,
+    body: Bytes,
+) -> Response {
+    let Ok(reports) = serde_json::from_slice::<Vec<Report>>(&body) else {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"error": {"code": "validation_failed", "message": "expected a JSON array of {type, token, location}"}})),
+        )
+            .into_response();
+    };
+    match leaks::handle(
+        state.pool(),
+        &state.verifier,
+        "GitLab token revocation",
+        reports,
+        state.now(),
+    )
+    .await
+    {
         Ok(verdicts) => Json(verdicts).into_response(),
         Err(err) => err.into_response(),
     }
