@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod actor;
+pub mod anomalies;
 pub mod audit;
 pub mod form_tokens;
 pub mod hashing;

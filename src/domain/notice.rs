@@ -9,6 +9,25 @@ pub enum Notice {
     Rotation(RotationNotice),
     ExpiryReminder(ExpiryReminder),
     Revocation(RevocationNotice),
+    Anomaly(AnomalyNotice),
+}
+
+/// A key calling far more than it usually does in an hour: a runaway or
+/// hijacked agent, most likely.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnomalyNotice {
+    pub tenant_name: String,
+    pub service_user: String,
+    pub key_name: String,
+    pub key_id: String,
+    pub hint: String,
+    /// The hour (Unix seconds of its start) with the unusual calls.
+    pub hour_start: i64,
+    pub calls: i64,
+    /// The 95th percentile of its hourly calls over the 7 days before.
+    pub usual_p95: i64,
+    /// The most called tools in that hour, with their calls.
+    pub top_tools: Vec<(String, i64)>,
 }
 
 /// A key revoked by someone other than its owner.
@@ -55,6 +74,7 @@ impl Notice {
             Self::Rotation(_) => "rotation",
             Self::ExpiryReminder(_) => "expiry_reminder",
             Self::Revocation(_) => "revocation",
+            Self::Anomaly(_) => "anomaly",
         }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
-    domain::{audit, form_tokens, keys, reminders, sign_in_throttle},
+    domain::{anomalies, audit, form_tokens, keys, reminders, sign_in_throttle},
     notify::sender,
     state::AppState,
 };
@@ -25,6 +25,9 @@ pub async fn tick(state: &AppState) -> anyhow::Result<()> {
     match reminders::enqueue_due(state.pool(), state.now()).await {
         Ok(report) => skipped += report.skipped,
         Err(err) => failed.push(("reminders", err.into())),
+    }
+    if let Err(err) = anomalies::enqueue_due(state.pool(), state.now()).await {
+        failed.push(("anomalies", err.into()));
     }
     let outbound = sender::Outbound {
         db: &state.db,

@@ -3,7 +3,9 @@
 use askama::Template;
 use time::{OffsetDateTime, format_description::BorrowedFormatItem, macros::format_description};
 
-use crate::domain::notice::{ExpiryReminder, Notice, RevocationNotice, RotationNotice};
+use crate::domain::notice::{
+    AnomalyNotice, ExpiryReminder, Notice, RevocationNotice, RotationNotice,
+};
 use keysmith_verify::timestamp;
 
 const WHEN: &[BorrowedFormatItem<'static>] =
@@ -72,6 +74,22 @@ struct RevocationHtml<'a> {
     link: &'a str,
 }
 
+#[derive(Template)]
+#[template(path = "email/anomaly.txt")]
+struct AnomalyText<'a> {
+    n: &'a AnomalyNotice,
+    hour: &'a str,
+    link: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/anomaly.html")]
+struct AnomalyHtml<'a> {
+    n: &'a AnomalyNotice,
+    hour: &'a str,
+    link: &'a str,
+}
+
 /// Renders `notice`; links point at `public_url`. `now` gives the days left.
 pub fn render(
     notice: &Notice,
@@ -96,6 +114,28 @@ pub fn render(
                 html: RotationHtml {
                     n,
                     cutoff: &cutoff,
+                    link: &link,
+                }
+                .render()?,
+            })
+        }
+        Notice::Anomaly(n) => {
+            let hour = when(n.hour_start);
+            let link = format!("{public_url}/admin/api-keys/{}", n.key_id);
+            Ok(Rendered {
+                subject: format!(
+                    "Key \"{}\" of {} made {} calls in an hour, far above its usual",
+                    n.key_name, n.service_user, n.calls
+                ),
+                text: AnomalyText {
+                    n,
+                    hour: &hour,
+                    link: &link,
+                }
+                .render()?,
+                html: AnomalyHtml {
+                    n,
+                    hour: &hour,
                     link: &link,
                 }
                 .render()?,

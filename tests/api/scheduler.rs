@@ -129,3 +129,64 @@ both_engines! {
         assert_eq!(creation, 1, "admin actions are kept");
     }
 }
+
+/// `n` allowed calls of `tool` by `key_id`, `hours_ago` hours before now.
+async fn calls(app: &TestApp, key_id: &str, su: &str, tool: &str, n: usize, hours_ago: i64) {
+    let at = keysmith_verify::timestamp::to_unix(app.now()) - hours_ago * 3600;
+    for _ in 0..n {
+        sqlx::query(
+            "INSERT INTO audit_events (tenant_id, key_id, service_user_id, actor, action, tool, outcome, reason, request_id, at) \
+             VALUES ($1, $2, $3, 'system', 'tool.call', $4, 'allowed', 'valid', NULL, $5)",
+        )
+        .bind(&app.tenant.id).bind(key_id).bind(su).bind(tool).bind(at)
+        .execute(app.state.pool()).await.expect("insert");
+    }
+}
+
+async fn anomaly_mails(app: &TestApp, key_id: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT payload FROM outbox WHERE kind = 'anomaly' AND key_id = $1 ORDER BY id",
+    )
+    .bind(key_id)
+    .fetch_all(app.state.pool())
+    .await
+    .expect("outbox")
+}
+
+both_engines! {
+    async fn an_unusually_busy_key_tells_its_owner_once_a_day(app: TestApp) {
+        let su = app.create_service_user("agent").await;
+        let runaway = app.create_key(&su, json!({})).await["id"].as_str().expect("id").to_owned();
+        let steady = app.create_key(&su, json!({})).await["id"].as_str().expect("id").to_owned();
+        let quiet = app.create_key(&su, json!({})).await["id"].as_str().expect("id").to_owned();
+        calls(&app, &runaway, &su, "search", 120, 0).await;
+        calls(&app, &runaway, &su, "echo", 30, 0).await;
+        // 20 calls in 9 of the past hours: its usual is 20, so 150 is not ten times that.
+        for hours_ago in 1..=9 {
+            calls(&app, &steady, &su, "search", 20, hours_ago).await;
+        }
+        calls(&app, &steady, &su, "search", 150, 0).await;
+        calls(&app, &quiet, &su, "search", 90, 0).await;
+
+        app.tick().await;
+        app.tick().await;
+        let mails = anomaly_mails(&app, &runaway).await;
+        assert_eq!(mails.len(), 1, "one email however many ticks");
+        let payload: serde_json::Value = serde_json::from_str(&mails[0]).expect("json");
+        assert_eq!(payload["calls"], 150);
+        assert_eq!(payload["top_tools"][0], json!(["search", 120]), "{payload}");
+        let status: String = sqlx::query_scalar("SELECT status FROM outbox WHERE kind = 'anomaly'")
+            .fetch_one(app.state.pool())
+            .await
+            .expect("status");
+        assert_eq!(status, "sent", "rendered and delivered");
+        assert!(anomaly_mails(&app, &steady).await.is_empty(), "busy, but as busy as usual");
+        assert!(anomaly_mails(&app, &quiet).await.is_empty(), "below the floor");
+
+        // The next day, a new burst is told again.
+        app.clock.advance(time::Duration::days(1));
+        calls(&app, &runaway, &su, "search", 150, 0).await;
+        app.tick().await;
+        assert_eq!(anomaly_mails(&app, &runaway).await.len(), 2);
+    }
+}

@@ -1,11 +1,12 @@
--- Owner emails when a key is revoked by someone else: a third kind of
+-- Owner emails when a key is revoked by someone else, and when its usage
+-- jumps far above its usual (anomaly): two more kinds of
 -- outbox row. SQLite cannot change a CHECK constraint in place, so the
 -- table is rebuilt with the same rows (ids kept, AUTOINCREMENT carried on).
 CREATE TABLE outbox_next (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     tenant_id TEXT NOT NULL REFERENCES tenants (id),
     key_id TEXT,
-    kind TEXT NOT NULL CHECK (kind IN ('rotation', 'expiry_reminder', 'revocation')),
+    kind TEXT NOT NULL CHECK (kind IN ('rotation', 'expiry_reminder', 'revocation', 'anomaly')),
     threshold_days INTEGER,
     dedupe_key TEXT NOT NULL,
     recipient TEXT NOT NULL,

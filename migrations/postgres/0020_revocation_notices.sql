@@ -1,3 +1,0 @@
--- Owner emails when a key is revoked by someone else: a third kind of outbox row.
-ALTER TABLE outbox DROP CONSTRAINT outbox_kind_check;
-ALTER TABLE outbox ADD CONSTRAINT outbox_kind_check CHECK (kind IN ('rotation', 'expiry_reminder', 'revocation'));

@@ -1,0 +1,151 @@
+//! Unusual usage: a key whose calls in the current hour exceed ten times its
+//! usual (the 95th percentile of its hourly calls over the 7 days before,
+//! empty hours counted) and a floor, tells its owner — once a day per key,
+//! with the tools it called most. What runaway or hijacked agents look like.
+
+use std::collections::HashMap;
+
+use sqlx::AnyPool;
+use time::OffsetDateTime;
+
+use super::{
+    notice::{AnomalyNotice, Notice},
+    outbox::{self, NewMail},
+};
+use crate::error::AppResult;
+use keysmith_verify::timestamp;
+
+const HOUR: i64 = 3600;
+const DAY: i64 = 86_400;
+/// Hours of history that define "usual".
+const HISTORY_HOURS: i64 = 7 * 24;
+/// How many times the usual an hour must reach.
+const FACTOR: i64 = 10;
+/// Fewer calls than this in an hour are never unusual, whatever the history.
+pub const FLOOR: i64 = 100;
+
+/// The 95th percentile of `hourly` (nearest rank), empty hours included.
+fn p95(mut hourly: Vec<i64>) -> i64 {
+    hourly.sort_unstable();
+    let rank = (hourly.len() * 95).div_ceil(100).max(1);
+    hourly.get(rank - 1).copied().unwrap_or(0)
+}
+
+/// Whether `calls` this hour are unusual against the hours before.
+pub fn is_unusual(calls: i64, history: Vec<i64>) -> (bool, i64) {
+    let usual = p95(history);
+    (calls > (FACTOR * usual).max(FLOOR), usual)
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyInfo {
+    tenant_id: String,
+    name: String,
+    hint: String,
+    service_user: String,
+    owner_email: Option<String>,
+    tenant_name: String,
+}
+
+/// Queues an anomaly mail for every key unusually busy in the current hour;
+/// returns how many were new (one per key and day, whatever the ticks).
+#[tracing::instrument(skip_all)]
+pub async fn enqueue_due(pool: &AnyPool, now: OffsetDateTime) -> AppResult<u64> {
+    let now_unix = timestamp::to_unix(now);
+    let this_hour = now_unix.div_euclid(HOUR);
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT key_id, at / 3600 AS hour, COUNT(*) FROM audit_events \
+         WHERE action = 'tool.call' AND outcome = 'allowed' AND key_id IS NOT NULL AND at >= $1 \
+         GROUP BY key_id, at / 3600",
+    )
+    .bind((this_hour - HISTORY_HOURS) * HOUR)
+    .fetch_all(pool)
+    .await?;
+    let mut per_key: HashMap<String, HashMap<i64, i64>> = HashMap::new();
+    for (key_id, hour, calls) in rows {
+        per_key.entry(key_id).or_default().insert(hour, calls);
+    }
+    let mut enqueued = 0;
+    for (key_id, hours) in per_key {
+        let calls = hours.get(&this_hour).copied().unwrap_or(0);
+        let history = (this_hour - HISTORY_HOURS..this_hour)
+            .map(|h| hours.get(&h).copied().unwrap_or(0))
+            .collect();
+        let (unusual, usual) = is_unusual(calls, history);
+        if unusual && tell_owner(pool, &key_id, this_hour, calls, usual, now).await? {
+            enqueued += 1;
+        }
+    }
+    Ok(enqueued)
+}
+
+async fn tell_owner(
+    pool: &AnyPool,
+    key_id: &str,
+    hour: i64,
+    calls: i64,
+    usual: i64,
+    now: OffsetDateTime,
+) -> AppResult<bool> {
+    let info: Option<KeyInfo> = sqlx::query_as(
+        "SELECT k.tenant_id, k.name, k.hint, s.name AS service_user, s.owner_email, t.name AS tenant_name \
+         FROM api_keys k JOIN service_users s ON s.id = k.service_user_id JOIN tenants t ON t.id = k.tenant_id \
+         WHERE k.id = $1",
+    )
+    .bind(key_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some(info) = info else { return Ok(false) };
+    let Some(recipient) = info.owner_email.clone() else {
+        return Ok(false);
+    };
+    let top_tools: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT tool, COUNT(*) FROM audit_events \
+         WHERE key_id = $1 AND action = 'tool.call' AND at >= $2 AND tool IS NOT NULL \
+         GROUP BY tool ORDER BY COUNT(*) DESC, tool LIMIT 5",
+    )
+    .bind(key_id)
+    .bind(hour * HOUR)
+    .fetch_all(pool)
+    .await?;
+    let notice = Notice::Anomaly(AnomalyNotice {
+        tenant_name: info.tenant_name,
+        service_user: info.service_user,
+        key_name: info.name,
+        key_id: key_id.to_owned(),
+        hint: info.hint,
+        hour_start: hour * HOUR,
+        calls,
+        usual_p95: usual,
+        top_tools,
+    });
+    // The day number makes the dedupe key: one email per key and UTC day.
+    let mail = NewMail {
+        tenant_id: &info.tenant_id,
+        key_id,
+        threshold_days: Some(timestamp::to_unix(now).div_euclid(DAY)),
+        recipient: &recipient,
+        notice: &notice,
+    };
+    outbox::enqueue(pool, mail, now).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unusual_means_ten_times_the_p95_and_above_the_floor() {
+        let quiet = vec![0; 168];
+        assert_eq!(
+            is_unusual(100, quiet.clone()),
+            (false, 0),
+            "the floor itself is not above it"
+        );
+        assert_eq!(is_unusual(101, quiet), (true, 0));
+        let mut busy = vec![20; 168];
+        busy[0] = 5000; // one spike in the week does not move the p95
+        assert_eq!(is_unusual(200, busy.clone()), (false, 20));
+        assert_eq!(is_unusual(201, busy), (true, 20));
+    }
+}
