@@ -396,6 +396,7 @@ impl Cli {
                         ManagementScope::Admin => Scope::admin(),
                         ManagementScope::Verify => Scope::verify(),
                     }],
+                    limits: Default::default(),
                 };
                 let issued =
                     keys::create(pool, &state.peppers, &tenant, new, &Actor::Cli, now).await?;

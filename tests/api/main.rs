@@ -27,6 +27,7 @@ mod gateway;
 mod gateway_trust;
 mod health;
 mod keys;
+mod limits;
 mod mcp;
 mod rotation;
 mod scheduler;

@@ -6,7 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{auth::VerifyCaller, extract::ApiJson};
 use crate::{domain::rfc3339, error::AppResult, state::AppState};
-use keysmith_verify::{VerifiedKey, VerifyCode, timestamp};
+use keysmith_verify::{
+    VerifiedKey, VerifyCode,
+    limit::{Quota, RateLimit},
+    timestamp,
+};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +38,12 @@ pub struct VerifyResponse {
     pub scopes: Option<Vec<String>>,
     /// `null`: every tool.
     pub allowed_tools: Option<Vec<String>>,
+    /// The key's rate limit, enforced by the layer (`null`: none).
+    #[schema(value_type = Option<Object>)]
+    pub rate_limit: Option<RateLimit>,
+    /// The key's quota, enforced by the layer (`null`: none).
+    #[schema(value_type = Option<Object>)]
+    pub quota: Option<Quota>,
 }
 
 impl VerifyResponse {
@@ -52,6 +62,8 @@ impl VerifyResponse {
                     .patterns()
                     .map(|p| p.iter().map(|t| t.as_str().to_owned()).collect())
             }),
+            rate_limit: key.and_then(|k| k.limits.rate_limit.clone()),
+            quota: key.and_then(|k| k.limits.quota),
         }
     }
 }
