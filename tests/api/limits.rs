@@ -17,7 +17,7 @@ use crate::{
 };
 
 /// A gateway in front of the demo server with `limiter`, and its audit flusher.
-async fn limited_gateway(app: &TestApp, limiter: Arc<dyn Limiter>) -> (String, AuditFlusher) {
+pub async fn limited_gateway(app: &TestApp, limiter: Arc<dyn Limiter>) -> (String, AuditFlusher) {
     let (upstream, _events) = upstream().await;
     let verifier = SqlVerifier::new(
         app.state.pool().clone(),
@@ -45,7 +45,7 @@ async fn limited_gateway(app: &TestApp, limiter: Arc<dyn Limiter>) -> (String, A
     (base, flusher)
 }
 
-async fn call(gateway: &str, key: &str, id: i64, tool: &str) -> reqwest::Response {
+pub async fn call(gateway: &str, key: &str, id: i64, tool: &str) -> reqwest::Response {
     reqwest::Client::new()
         .post(format!("{gateway}/mcp"))
         .header("accept", "application/json, text/event-stream")
@@ -57,7 +57,7 @@ async fn call(gateway: &str, key: &str, id: i64, tool: &str) -> reqwest::Respons
 }
 
 /// Audited calls of the tool `whoami` by `key_id` with `reason`.
-async fn audited(app: &TestApp, key_id: &str, reason: &str) -> i64 {
+pub async fn audited(app: &TestApp, key_id: &str, reason: &str) -> i64 {
     sqlx::query_scalar(
         "SELECT COUNT(*) FROM audit_events WHERE key_id = $1 AND action = 'tool.call' AND tool = 'whoami' AND reason = $2",
     )

@@ -28,6 +28,7 @@ mod gateway_trust;
 mod health;
 mod keys;
 mod limits;
+mod limits_redis;
 mod mcp;
 mod rotation;
 mod scheduler;

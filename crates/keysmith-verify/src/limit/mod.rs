@@ -10,6 +10,8 @@
 mod config;
 mod math;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis_limiter;
 
 use std::{fmt, future::Future, pin::Pin};
 
@@ -20,6 +22,8 @@ pub use config::{
 };
 pub use math::{Gcra, QuotaWindow};
 pub use memory::InMemoryLimiter;
+#[cfg(feature = "redis")]
+pub use redis_limiter::{RedisLimiter, RedisLimiterBuilder};
 
 use crate::outcome::VerifiedKey;
 
