@@ -176,3 +176,18 @@ both_engines! {
         assert_eq!(audited(&app, id, "quota_exhausted").await, 6);
     }
 }
+
+both_engines! {
+    async fn limits_reach_a_remote_layer_and_rmcp_sees_a_429(app: TestApp) {
+        let su = app.create_service_user("ci-bot").await;
+        let key = app.create_key(&su, json!({"rate_limit": {"per_minute": 1}})).await;
+        let mcp = crate::mcp::McpServer::start(&app, crate::mcp::Backend::Remote, std::time::Duration::from_secs(5)).await;
+        let client = mcp.client(key["key"].as_str().expect("key"), std::collections::HashMap::new()).await.expect("initialize");
+        crate::mcp::call_text(&client, "whoami", json!({})).await.expect("the first call");
+        let refused = crate::mcp::call_text(&client, "whoami", json!({})).await.expect_err("over the rate");
+        // rmcp reports a non-2xx answer as a transport error: it names the
+        // status, not the JSON-RPC message (the layer's body still carries it).
+        assert!(refused.contains("429"), "{refused}");
+        let _ = client.cancel().await;
+    }
+}
