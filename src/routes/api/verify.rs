@@ -24,7 +24,9 @@ pub struct VerifyRequest {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VerifyResponse {
     pub valid: bool,
-    /// One of `valid, malformed, not_found, expired, revoked, disabled, tool_not_allowed`.
+    /// One of `valid, malformed, not_found, expired, revoked, disabled, tool_not_allowed`
+    /// (`rate_limited`, `quota_exhausted`, `limits_unavailable` are the layer's
+    /// audit reasons, never answered here).
     #[schema(value_type = String)]
     pub code: VerifyCode,
     pub key_id: Option<String>,
