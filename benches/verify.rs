@@ -95,6 +95,7 @@ async fn seeded(url: &str) -> (Db, SqlVerifier, Vec<String>) {
             expiry: ExpiryRequest::TenantDefault,
             allowed_tools: ToolAllowlist::any_tool(),
             scopes: Vec::new(),
+            limits: Default::default(),
         };
         let issued = keys::create(&db.pool, &peppers, &tenant, new, &Actor::System, now)
             .await

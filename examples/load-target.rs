@@ -110,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
                 valid_until: time::OffsetDateTime::now_utc() + time::Duration::days(1),
                 scopes: Vec::new(),
                 allowed_tools: ToolAllowlist::any_tool(),
+                limits: Default::default(),
             };
             routes.layer(
                 VerifyLayer::builder(Argon2Verifier { hash, identity }, TenantScope::Any)

@@ -73,6 +73,10 @@ enum Command {
         /// besides the Mozilla roots.
         #[arg(long, env = "KEYSMITH_UPSTREAM_CA_FILE")]
         upstream_ca: Option<std::path::PathBuf>,
+        /// `redis://…`: share keys' rate limits and quotas with every gateway
+        /// using this Redis. Absent: counted in this process only.
+        #[arg(long, env = "KEYSMITH_REDIS_URL", hide_env_values = true)]
+        redis_url: Option<String>,
     },
 }
 
@@ -225,6 +229,7 @@ impl Cli {
                 any_tenant: _,
                 no_mcp,
                 upstream_ca,
+                redis_url,
             } => {
                 let options = crate::gateway::GatewayOptions {
                     upstream,
@@ -233,6 +238,7 @@ impl Cli {
                     tenant: tenant.map_or(TenantScope::Any, TenantScope::Only),
                     mcp: !no_mcp,
                     upstream_ca,
+                    redis_url: redis_url.map(crate::gateway::RedisUrl),
                 };
                 crate::gateway::run(state, options).await?
             }
@@ -399,6 +405,7 @@ impl Cli {
                         ManagementScope::Verify => Scope::verify(),
                         ManagementScope::RevokeLeaked => Scope::revoke_leaked(),
                     }],
+                    limits: Default::default(),
                 };
                 let issued =
                     keys::create(pool, &state.peppers, &tenant, new, &Actor::Cli, now).await?;

@@ -19,7 +19,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use http_body_util::BodyExt;
-use keysmith_verify::{SqlVerifier, TenantScope, VerifyLayer, audit::spawn_sql_audit, tls};
+use keysmith_verify::{
+    SqlVerifier, TenantScope, VerifyLayer, audit::spawn_sql_audit, limit::RedisLimiter, tls,
+};
 
 use crate::{domain::tenants, state::AppState};
 
@@ -56,6 +58,18 @@ pub struct GatewayOptions {
     pub mcp: bool,
     /// PEM roots trusted for an `https://` upstream, besides the Mozilla ones.
     pub upstream_ca: Option<PathBuf>,
+    /// `KEYSMITH_REDIS_URL`: limits shared through Redis; absent: per instance.
+    pub redis_url: Option<RedisUrl>,
+}
+
+/// A Redis URL, whose `Debug` hides it (it may carry a password).
+#[derive(Clone)]
+pub struct RedisUrl(pub String);
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedisUrl(…)")
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -224,6 +238,17 @@ pub async fn run(state: AppState, options: GatewayOptions) -> anyhow::Result<()>
         .clock(Arc::clone(&state.clock));
     if !options.mcp {
         builder = builder.not_mcp();
+    }
+    if let Some(url) = &options.redis_url {
+        let limiter = RedisLimiter::builder()
+            .connect(&url.0)
+            .context("KEYSMITH_REDIS_URL is invalid")?;
+        builder = builder.limiter(limiter);
+        tracing::info!("rate limits and quotas shared through Redis");
+    } else {
+        tracing::info!(
+            "rate limits and quotas counted in this instance only (no KEYSMITH_REDIS_URL)"
+        );
     }
     let layer = builder.build();
     // Revocations made through any server instance reach this cache at once.

@@ -15,8 +15,8 @@ use anyhow::Context;
 use clap::Parser;
 use keysmith::{config::Config, db::Db};
 use keysmith_verify::{
-    Peppers, RemoteVerifier, SqlVerifier, SystemClock, TenantScope, VerifyLayer,
-    audit::spawn_sql_audit,
+    InMemoryLimiter, Limiter, Peppers, RemoteVerifier, SqlVerifier, SystemClock, TenantScope,
+    VerifyLayer, audit::spawn_sql_audit, limit::RedisLimiter,
 };
 
 #[derive(Debug, Parser)]
@@ -49,6 +49,15 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let ttl = Duration::from_secs(args.cache_ttl);
     let tenant = args.tenant.map_or(TenantScope::Any, TenantScope::Only);
+    // Shared by every instance on one Redis; without it, counted here only.
+    let limiter: Arc<dyn Limiter> = match std::env::var("KEYSMITH_REDIS_URL") {
+        Ok(url) => Arc::new(
+            RedisLimiter::builder()
+                .connect(&url)
+                .context("KEYSMITH_REDIS_URL is invalid")?,
+        ),
+        Err(_) => Arc::new(InMemoryLimiter::new()),
+    };
     let (layer, flusher) = if let Ok(url) = std::env::var("KEYSMITH_URL") {
         let key = std::env::var("KEYSMITH_MANAGEMENT_KEY")
             .context("KEYSMITH_URL needs KEYSMITH_MANAGEMENT_KEY")?;
@@ -60,6 +69,7 @@ async fn main() -> anyhow::Result<()> {
         (
             VerifyLayer::builder(verifier, tenant)
                 .cache_ttl(ttl)
+                .shared_limiter(limiter)
                 .build(),
             None,
         )
@@ -73,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
         let layer = VerifyLayer::builder(verifier, tenant)
             .cache_ttl(ttl)
             .audit(sink)
+            .shared_limiter(limiter)
             .build();
         if db.engine == keysmith::config::Engine::Postgres {
             // Revocations through the server reach this cache at once, not after the TTL.

@@ -25,7 +25,7 @@ type Events = Arc<Mutex<Option<mpsc::Receiver<String>>>>;
 
 /// The upstream: the demo MCP server unprotected, plus an SSE endpoint whose
 /// events the test releases one by one.
-async fn upstream() -> (String, mpsc::Sender<String>) {
+pub async fn upstream() -> (String, mpsc::Sender<String>) {
     let (tx, rx) = mpsc::channel::<String>(8);
     let events: Events = Arc::new(Mutex::new(Some(rx)));
     let app = Router::new()

@@ -292,6 +292,7 @@ impl TestApp {
                 expiry: ExpiryRequest::TenantDefault,
                 allowed_tools: ToolAllowlist::any_tool(),
                 scopes: vec![scope],
+                limits: Default::default(),
             },
             &Actor::Cli,
             self.now(),

@@ -27,6 +27,8 @@ mod gateway;
 mod gateway_trust;
 mod health;
 mod keys;
+mod limits;
+mod limits_redis;
 mod mcp;
 mod rotation;
 mod scheduler;

@@ -159,6 +159,7 @@ mod tests {
                         valid_until: timestamp::from_unix(4_000_000_000),
                         scopes: vec![],
                         allowed_tools: ToolAllowlist::any_tool(),
+                        limits: Default::default(),
                     })
                 } else {
                     Err(Refusal {

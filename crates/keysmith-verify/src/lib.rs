@@ -11,6 +11,7 @@ pub mod invalidation;
 pub mod key;
 pub mod key_state;
 pub mod layer;
+pub mod limit;
 pub mod outcome;
 pub mod pepper;
 #[cfg(feature = "remote")]
@@ -29,6 +30,7 @@ pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use key::{ApiKey, KeyPrefix, MalformedKey};
 pub use key_state::KeyState;
 pub use layer::{TenantScope, VerifyLayer, VerifyLayerBuilder};
+pub use limit::{InMemoryLimiter, KeyLimits, Limiter};
 pub use outcome::{Refusal, VerifiedKey, VerifyCode};
 pub use pepper::Peppers;
 #[cfg(feature = "remote")]

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::tools::ToolAllowlist;
+use crate::{limit::KeyLimits, tools::ToolAllowlist};
 
 /// Why a key was refused, or `Valid`. These are the `code` values of
 /// `POST /api/v1/verify`; renaming one breaks clients.
@@ -17,6 +17,15 @@ pub enum VerifyCode {
     Revoked,
     Disabled,
     ToolNotAllowed,
+    /// Never answered by `POST /api/v1/verify`: the layer's audit reason for
+    /// a call over the key's rate limit.
+    RateLimited,
+    /// Never answered by `POST /api/v1/verify`: the layer's audit reason for
+    /// a call over the key's quota.
+    QuotaExhausted,
+    /// Never answered by `POST /api/v1/verify`: the layer's audit reason for
+    /// a call refused because the limiter's store was unreachable.
+    LimitsUnavailable,
 }
 
 impl VerifyCode {
@@ -29,6 +38,9 @@ impl VerifyCode {
             Self::Revoked => "revoked",
             Self::Disabled => "disabled",
             Self::ToolNotAllowed => "tool_not_allowed",
+            Self::RateLimited => "rate_limited",
+            Self::QuotaExhausted => "quota_exhausted",
+            Self::LimitsUnavailable => "limits_unavailable",
         }
     }
 }
@@ -45,6 +57,8 @@ pub struct VerifiedKey {
     pub valid_until: OffsetDateTime,
     pub scopes: Vec<String>,
     pub allowed_tools: ToolAllowlist,
+    /// The key's rate limit and quota, enforced by the layer (default: none).
+    pub limits: KeyLimits,
 }
 
 impl VerifiedKey {

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     backend::{BackendError, VerdictFuture, Verifier},
+    limit::{KeyLimits, Quota, RateLimit},
     outcome::{Refusal, VerifiedKey, VerifyCode},
     timestamp,
     tls::{self, TlsError},
@@ -67,6 +68,11 @@ struct RemoteResponse {
     expires_at: Option<String>,
     scopes: Option<Vec<String>>,
     allowed_tools: Option<Vec<String>>,
+    /// Absent from older servers: no limits.
+    #[serde(default)]
+    rate_limit: Option<RateLimit>,
+    #[serde(default)]
+    quota: Option<Quota>,
 }
 
 impl RemoteResponse {
@@ -94,6 +100,10 @@ impl RemoteResponse {
                         .filter_map(|t| ToolPattern::parse(t).ok())
                         .collect(),
                 ),
+            },
+            limits: KeyLimits {
+                rate_limit: self.rate_limit,
+                quota: self.quota,
             },
         })
     }

@@ -10,6 +10,7 @@ use crate::{
     clock::SharedClock,
     key::ApiKey,
     key_state::KeyState,
+    limit::KeyLimits,
     outcome::{Refusal, VerifiedKey, VerifyCode},
     pepper::{DIGEST_LEN, Peppers},
     timestamp,
@@ -27,6 +28,7 @@ struct KeyRecord {
     expires_at: i64,
     cutoff_at: Option<i64>,
     allowed_tools: Option<String>,
+    limits: Option<String>,
     scopes: String,
     tenant_id: String,
     tenant_slug: String,
@@ -37,7 +39,7 @@ struct KeyRecord {
 }
 
 const LOOKUP: &str = "SELECT k.id, k.prefix, k.secret_hash, k.pepper_version, k.status, k.expires_at, \
-     k.cutoff_at, k.allowed_tools, k.scopes, t.id AS tenant_id, t.slug AS tenant_slug, \
+     k.cutoff_at, k.allowed_tools, k.limits, k.scopes, t.id AS tenant_id, t.slug AS tenant_slug, \
      t.disabled_at AS tenant_disabled_at, s.id AS service_user_id, s.name AS service_user_name, \
      s.disabled_at AS service_user_disabled_at \
      FROM api_keys k JOIN tenants t ON t.id = k.tenant_id JOIN service_users s ON s.id = k.service_user_id \
@@ -163,6 +165,7 @@ fn judge(
         valid_until: cutoff_at.map_or(expires_at, |c| c.min(expires_at)),
         scopes: serde_json::from_str(&record.scopes).unwrap_or_default(),
         allowed_tools: ToolAllowlist::from_storage(record.allowed_tools.as_deref()),
+        limits: KeyLimits::from_storage(record.limits.as_deref()),
     };
     let state = KeyState::at(
         &record.status,
@@ -215,6 +218,7 @@ mod tests {
             expires_at: 2_000_000_000,
             cutoff_at: None,
             allowed_tools: Some(r#"["whoami"]"#.into()),
+            limits: None,
             scopes: "[]".into(),
             tenant_id: "t1".into(),
             tenant_slug: "acme".into(),

@@ -15,6 +15,7 @@ struct KeyInsert<'a> {
     service_user_id: &'a str,
     name: &'a str,
     allowed_tools: Option<String>,
+    limits: Option<String>,
     scopes: String,
     expires_at: OffsetDateTime,
     rotated_from: Option<&'a str>,
@@ -32,8 +33,8 @@ async fn insert_key(
     let digest = hex::encode(peppers.digest_current(key.secret()));
     sqlx::query(
         "INSERT INTO api_keys (id, tenant_id, service_user_id, name, prefix, secret_hash, pepper_version, hint, status, \
-         allowed_tools, scopes, created_at, created_by, expires_at, rotated_from) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10, $11, $12, $13, $14)",
+         allowed_tools, scopes, created_at, created_by, expires_at, rotated_from, limits) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(key.key_id())
     .bind(&input.tenant.id)
@@ -49,6 +50,7 @@ async fn insert_key(
     .bind(input.actor.to_string())
     .bind(timestamp::to_unix(input.expires_at))
     .bind(input.rotated_from)
+    .bind(input.limits)
     .execute(&mut **tx)
     .await?;
     audit::record(
@@ -101,6 +103,7 @@ pub async fn create(
             service_user_id: &new.service_user_id,
             name: new.name.as_str(),
             allowed_tools: new.allowed_tools.to_storage(),
+            limits: new.limits.to_storage(),
             scopes: serde_json::to_string(&scopes).map_err(anyhow::Error::from)?,
             expires_at,
             rotated_from: None,
@@ -160,6 +163,7 @@ pub async fn rotate(
             service_user_id: &old.service_user_id,
             name: &old.name,
             allowed_tools: old.allowed_tools.clone(),
+            limits: old.limits.clone(),
             scopes: old.scopes.clone(),
             expires_at,
             rotated_from: Some(&old.id),

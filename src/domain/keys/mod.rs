@@ -20,7 +20,11 @@ use crate::{
     domain::{Name, Scope, tenants::Tenant},
     error::{AppError, AppResult},
 };
-use keysmith_verify::{ApiKey, ToolAllowlist, timestamp};
+use keysmith_verify::{
+    ApiKey, KeyLimits, ToolAllowlist,
+    limit::{Quota, RateLimit},
+    timestamp,
+};
 
 /// A key as stored, minus its hash.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -33,6 +37,7 @@ pub struct KeyRow {
     pub hint: String,
     pub status: String,
     pub allowed_tools: Option<String>,
+    pub limits: Option<String>,
     pub scopes: String,
     pub created_at: i64,
     pub created_by: String,
@@ -45,7 +50,7 @@ pub struct KeyRow {
     pub last_used_at: Option<i64>,
 }
 
-const COLUMNS: &str = "id, tenant_id, service_user_id, name, prefix, hint, status, allowed_tools, scopes, \
+const COLUMNS: &str = "id, tenant_id, service_user_id, name, prefix, hint, status, allowed_tools, limits, scopes, \
     created_at, created_by, expires_at, cutoff_at, revoked_at, revoked_reason, rotated_from, rotated_to, last_used_at";
 
 /// Lifecycle state: one definition, shared with the verifier.
@@ -63,6 +68,10 @@ impl KeyRow {
 
     pub fn allowed_tools(&self) -> ToolAllowlist {
         ToolAllowlist::from_storage(self.allowed_tools.as_deref())
+    }
+
+    pub fn limits(&self) -> KeyLimits {
+        KeyLimits::from_storage(self.limits.as_deref())
     }
 
     pub fn scopes(&self) -> Vec<String> {
@@ -100,6 +109,11 @@ pub fn allowlist<S: AsRef<str>>(raw: Option<&[S]>) -> AppResult<ToolAllowlist> {
         ToolAllowlist::from_list(list)
             .map_err(|e| AppError::validation(format!("allowed_tools: {e}")))
     })
+}
+
+/// A key's limits as a client gave them (tool patterns already parsed).
+pub fn limits(rate_limit: Option<RateLimit>, quota: Option<Quota>) -> AppResult<KeyLimits> {
+    KeyLimits::new(rate_limit, quota).map_err(|e| AppError::validation(format!("limits: {e}")))
 }
 
 /// Resolves and checks an expiry against the tenant policy.
@@ -144,6 +158,7 @@ pub struct NewKey {
     pub expiry: ExpiryRequest,
     pub allowed_tools: ToolAllowlist,
     pub scopes: Vec<Scope>,
+    pub limits: KeyLimits,
 }
 
 /// A freshly minted key: the stored row and the plaintext, which exists only here.

@@ -133,6 +133,7 @@ pub async fn create(
         expiry: expiry(&form)?,
         allowed_tools: tools(&form.allowed_tools)?,
         scopes: Vec::new(),
+        limits: Default::default(),
     };
     let issued = keys::create(
         state.pool(),

@@ -6,6 +6,7 @@ use axum::{
     extract::{Path, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
 };
+use keysmith_verify::limit::{Quota, RateLimit};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
@@ -37,6 +38,13 @@ pub struct CreateKey {
     /// Exact tool names or `prefix*`; omit for every tool.
     pub allowed_tools: Option<Vec<String>>,
     pub scopes: Option<Vec<String>>,
+    /// `{"per_minute": 600, "tools": [{"tool": "search*", "per_minute": 60}]}`:
+    /// tool calls a minute for the key, tighter for matching tools (at most 20).
+    #[schema(value_type = Option<Object>)]
+    pub rate_limit: Option<RateLimit>,
+    /// `{"calls": 10000, "per": "day"}` (or `"month"`, UTC calendar windows).
+    #[schema(value_type = Option<Object>)]
+    pub quota: Option<Quota>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -101,6 +109,7 @@ pub async fn create(
             .iter()
             .map(|s| Scope::parse(s))
             .collect::<AppResult<_>>()?,
+        limits: keys::limits(body.rate_limit, body.quota)?,
     };
     let tenant = caller.tenant(&state, &tenant).await?;
     let now = state.now();

@@ -1,6 +1,7 @@
 //! The JSON shape of a key. Never the hash, never the secret: the plaintext
 //! appears only in [`CreatedKey`], the create and rotate responses.
 
+use keysmith_verify::limit::{Quota, RateLimit};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -25,6 +26,12 @@ pub struct KeyInfo {
     /// `null`: every tool.
     pub allowed_tools: Option<Vec<String>>,
     pub scopes: Vec<String>,
+    /// `null`: no rate limit.
+    #[schema(value_type = Option<Object>)]
+    pub rate_limit: Option<RateLimit>,
+    /// `null`: no quota.
+    #[schema(value_type = Option<Object>)]
+    pub quota: Option<Quota>,
     #[schema(format = DateTime)]
     pub created_at: String,
     pub created_by: String,
@@ -44,6 +51,7 @@ pub struct KeyInfo {
 
 impl KeyInfo {
     pub fn new(row: &KeyRow, tenant_slug: &str, now: OffsetDateTime) -> Self {
+        let limits = row.limits();
         Self {
             id: row.id.clone(),
             tenant: tenant_slug.to_owned(),
@@ -57,6 +65,8 @@ impl KeyInfo {
                 .patterns()
                 .map(|p| p.iter().map(|t| t.as_str().to_owned()).collect()),
             scopes: row.scopes(),
+            rate_limit: limits.rate_limit,
+            quota: limits.quota,
             created_at: rfc3339::format(row.created_at),
             created_by: row.created_by.clone(),
             expires_at: rfc3339::format(row.expires_at),

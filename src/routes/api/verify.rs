@@ -6,7 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{auth::VerifyCaller, extract::ApiJson};
 use crate::{domain::rfc3339, error::AppResult, state::AppState};
-use keysmith_verify::{VerifiedKey, VerifyCode, timestamp};
+use keysmith_verify::{
+    VerifiedKey, VerifyCode,
+    limit::{Quota, RateLimit},
+    timestamp,
+};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -20,7 +24,9 @@ pub struct VerifyRequest {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VerifyResponse {
     pub valid: bool,
-    /// One of `valid, malformed, not_found, expired, revoked, disabled, tool_not_allowed`.
+    /// One of `valid, malformed, not_found, expired, revoked, disabled, tool_not_allowed`
+    /// (`rate_limited`, `quota_exhausted`, `limits_unavailable` are the layer's
+    /// audit reasons, never answered here).
     #[schema(value_type = String)]
     pub code: VerifyCode,
     pub key_id: Option<String>,
@@ -34,6 +40,12 @@ pub struct VerifyResponse {
     pub scopes: Option<Vec<String>>,
     /// `null`: every tool.
     pub allowed_tools: Option<Vec<String>>,
+    /// The key's rate limit, enforced by the layer (`null`: none).
+    #[schema(value_type = Option<Object>)]
+    pub rate_limit: Option<RateLimit>,
+    /// The key's quota, enforced by the layer (`null`: none).
+    #[schema(value_type = Option<Object>)]
+    pub quota: Option<Quota>,
 }
 
 impl VerifyResponse {
@@ -52,6 +64,8 @@ impl VerifyResponse {
                     .patterns()
                     .map(|p| p.iter().map(|t| t.as_str().to_owned()).collect())
             }),
+            rate_limit: key.and_then(|k| k.limits.rate_limit.clone()),
+            quota: key.and_then(|k| k.limits.quota),
         }
     }
 }

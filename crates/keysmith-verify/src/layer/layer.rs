@@ -10,6 +10,7 @@ use crate::{
     backend::Verifier,
     cache::CachedVerifier,
     clock::{SharedClock, SystemClock},
+    limit::{InMemoryLimiter, Limiter},
 };
 
 /// Whose keys a layer accepts. There is no default: a layer in front of one
@@ -50,6 +51,7 @@ pub(crate) struct Shared {
     pub resource_metadata: Option<String>,
     pub audit: Option<AuditSink>,
     pub clock: SharedClock,
+    pub limiter: Arc<dyn Limiter>,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +72,7 @@ impl VerifyLayer {
             resource_metadata: None,
             audit: None,
             clock: Arc::new(SystemClock),
+            limiter: Arc::new(InMemoryLimiter::new()),
         }
     }
 
@@ -103,6 +106,7 @@ pub struct VerifyLayerBuilder {
     resource_metadata: Option<String>,
     audit: Option<AuditSink>,
     clock: SharedClock,
+    limiter: Arc<dyn Limiter>,
 }
 
 impl VerifyLayerBuilder {
@@ -149,6 +153,20 @@ impl VerifyLayerBuilder {
         self
     }
 
+    /// What counts calls against keys' rate limits and quotas. Default: an
+    /// [`InMemoryLimiter`], which counts **per instance** — N instances
+    /// allow N times each key's budget.
+    pub fn limiter(mut self, limiter: impl Limiter) -> Self {
+        self.limiter = Arc::new(limiter);
+        self
+    }
+
+    /// As [`VerifyLayerBuilder::limiter`], for a limiter shared with other layers.
+    pub fn shared_limiter(mut self, limiter: Arc<dyn Limiter>) -> Self {
+        self.limiter = limiter;
+        self
+    }
+
     pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
@@ -165,6 +183,7 @@ impl VerifyLayerBuilder {
                 resource_metadata: self.resource_metadata,
                 audit: self.audit,
                 clock: self.clock,
+                limiter: self.limiter,
             }),
         }
     }

@@ -34,6 +34,7 @@ impl Verifier for OneKey {
                 allowed_tools: ToolAllowlist::only(vec![
                     ToolPattern::parse("echo").expect("valid"),
                 ]),
+                limits: Default::default(),
             })
         } else {
             Err(Refusal {
