@@ -37,3 +37,4 @@ mod setup;
 mod tenancy;
 mod tenant_policy;
 mod verify;
+mod webhooks;
