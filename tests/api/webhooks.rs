@@ -257,4 +257,30 @@ both_engines! {
         assert_eq!(res.status(), StatusCode::NO_CONTENT);
         assert_eq!(app.count("webhook_endpoints").await, 0);
     }
+    async fn expiring_expired_and_disabled_are_delivered(app: TestApp) {
+        let (receiver, url) = Receiver::start(0).await;
+        let events = json!(["key.expiring", "key.expired", "service_user.disabled"]);
+        let created = create_webhook(&app, &url, events).await;
+        receiver.set_secret(created["secret"].as_str().expect("secret"));
+        let su = app.create_service_user("ci-bot").await;
+        let key = app.create_key(&su, json!({"expires_in_days": 40})).await;
+        let expires = app.now() + Duration::days(40);
+
+        app.clock.set(expires - Duration::days(30) + Duration::hours(1));
+        app.tick().await;
+        app.tick().await;
+        app.clock.set(expires + Duration::hours(1));
+        app.tick().await;
+        let res = app.post(&format!("/api/v1/tenants/acme/service-users/{su}/disable"), &json!({})).await;
+        assert!(res.status().is_success(), "{}", res.status());
+        app.tick().await;
+
+        let types: Vec<String> = receiver.accepted().iter().map(|(_, e)| e["type"].as_str().expect("type").to_owned()).collect();
+        assert_eq!(types, ["key.expiring", "key.expired", "service_user.disabled"]);
+        let accepted = receiver.accepted();
+        assert_eq!(accepted[0].1["data"]["key_id"], key["id"]);
+        assert_eq!(accepted[0].1["data"]["days_left"], 30);
+        assert_eq!(accepted[1].1["data"]["status"], "expired");
+        assert_eq!(accepted[2].1["data"]["service_user_id"], su.as_str());
+    }
 }
