@@ -16,6 +16,7 @@ mod admin_sessions;
 mod admin_throttle;
 mod admin_totp;
 mod admin_totp_browser;
+mod admin_webhooks;
 mod admins_api;
 mod chromium;
 mod cli;

@@ -16,7 +16,7 @@ use crate::{
 /// A receiver that verifies `Keysmith-Signature` with the endpoint's secret
 /// and records what it accepted; it answers 500 to the first `fail_first` calls.
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     inner: Arc<Mutex<ReceiverState>>,
 }
 
@@ -31,7 +31,7 @@ struct ReceiverState {
 }
 
 impl Receiver {
-    async fn start(fail_first: usize) -> (Self, String) {
+    pub(crate) async fn start(fail_first: usize) -> (Self, String) {
         let receiver = Self::default();
         receiver.inner.lock().expect("lock").fail_first = fail_first;
         let router = axum::Router::new()
@@ -45,11 +45,11 @@ impl Receiver {
         (receiver, format!("http://{addr}/hook"))
     }
 
-    fn set_secret(&self, secret: &str) {
+    pub(crate) fn set_secret(&self, secret: &str) {
         self.inner.lock().expect("lock").secret = secret.to_owned();
     }
 
-    fn accepted(&self) -> Vec<(i64, Value)> {
+    pub(crate) fn accepted(&self) -> Vec<(i64, Value)> {
         self.inner.lock().expect("lock").accepted.clone()
     }
 
