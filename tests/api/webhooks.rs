@@ -36,6 +36,10 @@ impl Receiver {
         receiver.inner.lock().expect("lock").fail_first = fail_first;
         let router = axum::Router::new()
             .route("/hook", post(receive))
+            .route(
+                "/moved",
+                post(|| async { axum::response::Redirect::temporary("/hook") }),
+            )
             .with_state(receiver.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -282,5 +286,18 @@ both_engines! {
         assert_eq!(accepted[0].1["data"]["days_left"], 30);
         assert_eq!(accepted[1].1["data"]["status"], "expired");
         assert_eq!(accepted[2].1["data"]["service_user_id"], su.as_str());
+    }
+    async fn a_redirect_is_not_followed(app: TestApp) {
+        let (receiver, url) = Receiver::start(0).await;
+        let moved = url.replace("/hook", "/moved");
+        let created = create_webhook(&app, &moved, json!(["key.created"])).await;
+        receiver.set_secret(created["secret"].as_str().expect("secret"));
+        let su = app.create_service_user("ci-bot").await;
+        app.create_key(&su, json!({"name": "deploy"})).await;
+        app.tick().await;
+        assert_eq!(receiver.calls(), 0, "the redirect's target was never called");
+        let history = deliveries(&app, created["id"].as_str().expect("id")).await;
+        assert_eq!(history[0]["status"], "pending");
+        assert_eq!(history[0]["last_status"], 307);
     }
 }
