@@ -49,6 +49,9 @@ pub struct Config {
     /// `KEYSMITH_REQUIRE_TOTP=1`: every admin account must use a second
     /// factor (TOTP). Default: only where a tenant requires it.
     pub require_totp: bool,
+    /// `KEYSMITH_WEBHOOK_ALLOW_PRIVATE=1`: webhooks may target private,
+    /// link-local, unique-local and loopback addresses. Default: refused.
+    pub webhook_allow_private: bool,
 }
 
 impl Config {
@@ -125,6 +128,10 @@ impl Config {
             trusted_proxies,
             require_totp: matches!(
                 var("KEYSMITH_REQUIRE_TOTP").as_deref(),
+                Some("1" | "true" | "yes")
+            ),
+            webhook_allow_private: matches!(
+                var("KEYSMITH_WEBHOOK_ALLOW_PRIVATE").as_deref(),
                 Some("1" | "true" | "yes")
             ),
             allow_readable_pepper: matches!(

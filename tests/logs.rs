@@ -34,6 +34,27 @@ impl Write for Capture {
 
 async fn lifecycle_logs_hold_no_secret(engine: Engine, capture: &Capture) {
     let app = TestApp::spawn(engine).await;
+    // A webhook receiving every event: its signing secret must not be logged either.
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let hook_url = format!("http://{}/hook", receiver.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let router = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(|| async { StatusCode::NO_CONTENT }),
+        );
+        axum::serve(receiver, router).await.expect("receiver");
+    });
+    let events = json!(["key.created", "key.rotated", "key.revoked", "key.expired"]);
+    let hook = app
+        .post(
+            "/api/v1/tenants/acme/webhooks",
+            &json!({"url": hook_url, "events": events}),
+        )
+        .await;
+    let hook = expect_json(hook, StatusCode::CREATED).await;
+    let hook_secret = hook["secret"].as_str().expect("secret").to_owned();
     let su = app.create_service_user("ci-bot").await;
     let created = app
         .create_key(&su, json!({"allowed_tools": ["whoami"]}))
@@ -67,6 +88,11 @@ async fn lifecycle_logs_hold_no_secret(engine: Engine, capture: &Capture) {
             "a key secret appeared in the logs"
         );
     }
+    assert!(logs.contains("webhook delivered"), "the webhooks were sent");
+    assert!(
+        !logs.contains(&hook_secret[6..]),
+        "a webhook secret appeared in the logs"
+    );
 }
 
 /// The text between `before` and the next `"` or `<`.

@@ -20,6 +20,7 @@ pub mod tenants;
 pub mod totp;
 mod types;
 pub mod users;
+pub mod webhooks;
 
 pub use actor::Actor;
 pub use types::{Description, Email, Name, Scope, TenantSlug};

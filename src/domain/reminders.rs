@@ -89,7 +89,7 @@ pub async fn enqueue_due(pool: &AnyPool, now: OffsetDateTime) -> AppResult<Remin
             recipient: &key.owner_email,
             notice: &notice,
         };
-        match outbox::enqueue(pool, mail, now).await {
+        match enqueue_with_webhook(pool, mail, key.expires_at, now).await {
             Ok(true) => report.enqueued += 1,
             Ok(false) => {}
             Err(err) => {
@@ -99,6 +99,31 @@ pub async fn enqueue_due(pool: &AnyPool, now: OffsetDateTime) -> AppResult<Remin
         }
     }
     Ok(report)
+}
+
+/// The reminder and its `key.expiring` webhook event, together and once per
+/// threshold: the outbox's dedupe key decides for both.
+async fn enqueue_with_webhook(
+    pool: &AnyPool,
+    mail: NewMail<'_>,
+    expires_at: i64,
+    now: OffsetDateTime,
+) -> AppResult<bool> {
+    let mut tx = crate::db::begin_write(pool).await?;
+    let (tenant_id, key_id, days) = (mail.tenant_id, mail.key_id, mail.threshold_days);
+    let new = outbox::enqueue(&mut *tx, mail, now).await?;
+    if new {
+        let data = serde_json::json!({
+            "key_id": key_id,
+            "expires_at": OffsetDateTime::from_unix_timestamp(expires_at)
+                .ok()
+                .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+            "days_left": days,
+        });
+        crate::domain::webhooks::enqueue(&mut tx, tenant_id, "key.expiring", data, now).await?;
+    }
+    tx.commit().await?;
+    Ok(new)
 }
 
 #[cfg(test)]

@@ -190,6 +190,11 @@ pub async fn set_disabled(
     let change =
         serde_json::json!({"before": snapshot(&before), "after": snapshot(&after)}).to_string();
     record(&mut tx, &after, actor, action, &change, now).await?;
+    if disabled {
+        let data = serde_json::json!({"service_user_id": after.id, "name": after.name, "keys_affected": keys});
+        crate::domain::webhooks::enqueue(&mut tx, tenant_id, "service_user.disabled", data, now)
+            .await?;
+    }
     tx.commit().await?;
     Ok(after)
 }

@@ -6,7 +6,7 @@ use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
     domain::{anomalies, audit, form_tokens, keys, reminders, sign_in_throttle},
-    notify::sender,
+    notify::{sender, webhooks},
     state::AppState,
 };
 
@@ -39,6 +39,16 @@ pub async fn tick(state: &AppState) -> anyhow::Result<()> {
     match sender::deliver_due(outbound).await {
         Ok(report) => skipped += report.skipped,
         Err(err) => failed.push(("delivery", err.into())),
+    }
+    let webhooks = webhooks::WebhookOutbound {
+        db: &state.db,
+        clock: state.clock.as_ref(),
+        peppers: &state.peppers,
+        allow_private: state.config.webhook_allow_private,
+    };
+    match webhooks::deliver_due(webhooks).await {
+        Ok(report) => skipped += report.skipped,
+        Err(err) => failed.push(("webhooks", err.into())),
     }
     if let Err(err) = purge(state).await {
         failed.push(("purge", err));

@@ -8,3 +8,4 @@
 pub mod mailer;
 pub mod render;
 pub mod sender;
+pub mod webhooks;

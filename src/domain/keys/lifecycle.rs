@@ -5,7 +5,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::{ExpiryRequest, IssuedKey, KeyRow, KeyState, NewKey, queries::fetch, resolve_expiry};
 use crate::{
-    domain::{Actor, Scope, audit, tenants::Tenant},
+    domain::{Actor, Scope, audit, tenants::Tenant, webhooks},
     error::{AppError, AppResult},
 };
 use keysmith_verify::{ApiKey, KeyPrefix, Peppers, timestamp};
@@ -70,6 +70,17 @@ async fn insert_key(
     )
     .await?;
     let row = fetch(&mut **tx, &input.tenant.id, key.key_id()).await?;
+    // A rotation announces itself as `key.rotated`, which names the new key.
+    if input.rotated_from.is_none() {
+        webhooks::enqueue(
+            tx,
+            &input.tenant.id,
+            "key.created",
+            webhooks::key_data(&row),
+            input.now,
+        )
+        .await?;
+    }
     Ok(IssuedKey { row, key })
 }
 
@@ -208,6 +219,9 @@ pub async fn rotate(
     .await?;
     let old = fetch(&mut *tx, &tenant.id, &old.id).await?;
     crate::domain::outbox::enqueue_rotation(&mut tx, tenant, &old, &new.row, actor, now).await?;
+    let data =
+        serde_json::json!({"old": webhooks::key_data(&old), "new": webhooks::key_data(&new.row)});
+    webhooks::enqueue(&mut tx, &tenant.id, "key.rotated", data, now).await?;
     crate::db::announce_key_change(&mut tx, pool, &old.id).await?;
     tx.commit().await?;
     crate::metrics::key_event("rotated", &tenant.id, actor);
@@ -267,6 +281,14 @@ pub async fn revoke(
     .await?;
     let row = fetch(&mut *tx, &tenant.id, key_id).await?;
     crate::domain::outbox::enqueue_revocation(&mut tx, tenant, &row, reason, actor, now).await?;
+    webhooks::enqueue(
+        &mut tx,
+        &tenant.id,
+        "key.revoked",
+        webhooks::key_data(&row),
+        now,
+    )
+    .await?;
     crate::db::announce_key_change(&mut tx, pool, key_id).await?;
     tx.commit().await?;
     crate::metrics::key_event("revoked", &tenant.id, actor);

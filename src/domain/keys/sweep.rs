@@ -101,12 +101,12 @@ async fn transition(
     now: OffsetDateTime,
 ) -> AppResult<bool> {
     let mut tx = crate::db::begin_write(pool).await?;
-    let (updated, action, reason) = match transition {
+    let (updated, action, reason) = match &transition {
         Transition::RevokeRotated { cutoff_at } => (
             sqlx::query(
                 "UPDATE api_keys SET status = 'revoked', revoked_at = $1, revoked_reason = 'rotated' WHERE id = $2 AND status = 'rotating'",
             )
-            .bind(cutoff_at)
+            .bind(*cutoff_at)
             .bind(id)
             .execute(&mut *tx)
             .await?,
@@ -139,6 +139,19 @@ async fn transition(
             request_id: None,
             at: now,
         },
+    )
+    .await?;
+    let row = super::queries::fetch(&mut *tx, tenant_id, id).await?;
+    let event = match transition {
+        Transition::RevokeRotated { .. } => "key.revoked",
+        Transition::Expire => "key.expired",
+    };
+    crate::domain::webhooks::enqueue(
+        &mut tx,
+        tenant_id,
+        event,
+        crate::domain::webhooks::key_data(&row),
+        now,
     )
     .await?;
     tx.commit().await?;

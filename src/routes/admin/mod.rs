@@ -20,6 +20,7 @@ mod sign_in;
 mod sign_in_totp;
 mod tenants_page;
 mod totp_page;
+mod webhooks_page;
 
 use axum::{
     Router,
@@ -81,6 +82,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/admin/service-users/{id}/enable",
             post(service_user_actions::enable),
         )
+        .route(
+            "/admin/webhooks",
+            get(webhooks_page::list).post(webhooks_page::create),
+        )
+        .route("/admin/webhooks/{id}/delete", post(webhooks_page::delete))
+        .route("/admin/webhooks/{id}/test", post(webhooks_page::send_test))
         .route(
             "/admin/policy",
             get(policy_page::show).post(policy_page::update),

@@ -22,6 +22,7 @@ pub struct ExpiringKey {
 pub enum Section {
     Keys,
     ServiceUsers,
+    Webhooks,
     Policy,
     Tenants,
     Accounts,
@@ -35,6 +36,7 @@ impl Section {
         match self {
             Self::Keys => "/admin/api-keys",
             Self::ServiceUsers => "/admin/service-users",
+            Self::Webhooks => "/admin/webhooks",
             Self::Policy => "/admin/policy",
             Self::Tenants => "/admin/tenants",
             Self::Accounts => "/admin/accounts",

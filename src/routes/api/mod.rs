@@ -11,6 +11,7 @@ mod secret_scanning;
 mod service_users;
 mod tenants;
 mod verify;
+mod webhooks;
 
 use axum::{
     Json, Router,
@@ -46,7 +47,11 @@ pub fn router() -> Router<AppState> {
         .route("/keys/{id}/revoke", post(keys::revoke))
         .route("/keys/{id}/audit", get(audit::list))
         .route("/keys/{id}/usage", get(audit::usage))
-        .route("/keys/{id}/notifications", get(notifications::list));
+        .route("/keys/{id}/notifications", get(notifications::list))
+        .route("/webhooks", post(webhooks::create).get(webhooks::list))
+        .route("/webhooks/{id}", axum::routing::delete(webhooks::delete))
+        .route("/webhooks/{id}/test", post(webhooks::send_test))
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries));
     Router::new()
         .route(
             "/api/v1/tenants/{tenant}",
@@ -79,6 +84,7 @@ pub fn router() -> Router<AppState> {
         keys::create, keys::list, keys::get, keys::rotate, keys::revoke,
         audit::list, audit::usage, notifications::list,
         verify::verify, tenants::get, tenants::update, secret_scanning::github,
+        webhooks::create, webhooks::list, webhooks::delete, webhooks::send_test, webhooks::deliveries,
     ),
     modifiers(&BearerAuth)
 )]

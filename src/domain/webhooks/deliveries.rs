@@ -1,0 +1,168 @@
+//! Webhook deliveries: the email outbox's lease-and-backoff discipline, on a
+//! sibling table (a delivery has a status code and an endpoint, not a recipient).
+
+use serde::Serialize;
+use sqlx::{Any, AnyPool, Transaction};
+use time::OffsetDateTime;
+
+use crate::{
+    config::Engine,
+    db::begin_write,
+    domain::{outbox::LEASE, rfc3339},
+    error::AppResult,
+};
+use keysmith_verify::timestamp;
+
+pub(super) async fn insert(
+    tx: &mut Transaction<'_, Any>,
+    tenant_id: &str,
+    endpoint_id: &str,
+    event_id: &str,
+    event_type: &str,
+    payload: &str,
+    now: OffsetDateTime,
+) -> AppResult<()> {
+    let now = timestamp::to_unix(now);
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (tenant_id, endpoint_id, event_id, event_type, payload, next_attempt_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(tenant_id)
+    .bind(endpoint_id)
+    .bind(event_id)
+    .bind(event_type)
+    .bind(payload)
+    .bind(now)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A claimed delivery with what is needed to send it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedDelivery {
+    pub id: i64,
+    pub endpoint_id: String,
+    pub event_type: String,
+    pub payload: String,
+    pub attempts: i64,
+    pub url: String,
+    pub secret_sealed: String,
+}
+
+/// Claims up to `limit` due deliveries for `owner`, as `outbox::claim_due` does.
+pub async fn claim_due(
+    pool: &AnyPool,
+    engine: Engine,
+    owner: &str,
+    limit: i64,
+    now: OffsetDateTime,
+) -> AppResult<Vec<ClaimedDelivery>> {
+    let now_unix = timestamp::to_unix(now);
+    let lock = if engine == Engine::Postgres {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
+    let mut tx = begin_write(pool).await?;
+    sqlx::query(&format!(
+        "UPDATE webhook_deliveries SET lease_owner = $1, lease_until = $2 WHERE id IN (\
+           SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $3 \
+           AND (lease_until IS NULL OR lease_until <= $3) ORDER BY id LIMIT $4{lock})"
+    ))
+    .bind(owner)
+    .bind(timestamp::to_unix(now + LEASE))
+    .bind(now_unix)
+    .bind(limit)
+    .execute(&mut *tx)
+    .await?;
+    let claimed = sqlx::query_as(
+        "SELECT d.id, d.endpoint_id, d.event_type, d.payload, d.attempts, e.url, e.secret_sealed \
+         FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+         WHERE d.lease_owner = $1 AND d.status = 'pending' AND d.lease_until > $2 ORDER BY d.id",
+    )
+    .bind(owner)
+    .bind(now_unix)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(claimed)
+}
+
+/// The outcome of one attempt.
+#[derive(Debug)]
+pub struct Outcome<'a> {
+    /// The receiver's HTTP status, when it answered at all.
+    pub status: Option<u16>,
+    /// `None` when delivered.
+    pub error: Option<&'a str>,
+    /// When to try again; `None` with an error means give up.
+    pub retry_at: Option<OffsetDateTime>,
+}
+
+/// Records an attempt, only if `owner` still holds the lease.
+pub async fn record(
+    pool: &AnyPool,
+    delivery: &ClaimedDelivery,
+    owner: &str,
+    outcome: Outcome<'_>,
+    now: OffsetDateTime,
+) -> AppResult<()> {
+    let now_unix = timestamp::to_unix(now);
+    let status = match (outcome.error, outcome.retry_at) {
+        (None, _) => "delivered",
+        (Some(_), Some(_)) => "pending",
+        (Some(_), None) => "failed",
+    };
+    sqlx::query(
+        "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, last_status = $2, last_error = $3, \
+         next_attempt_at = $4, delivered_at = $5, lease_owner = NULL, lease_until = NULL \
+         WHERE id = $6 AND lease_owner = $7",
+    )
+    .bind(status)
+    .bind(outcome.status.map(i64::from))
+    .bind(outcome.error.map(|e| e.chars().take(500).collect::<String>()))
+    .bind(outcome.retry_at.map_or(now_unix, timestamp::to_unix))
+    .bind(outcome.error.is_none().then_some(now_unix))
+    .bind(delivery.id)
+    .bind(owner)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// A delivery as the API and the UI show it: never the body's signature or secret.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct DeliveryRecord {
+    pub id: i64,
+    pub event_id: String,
+    pub event_type: String,
+    /// `pending` (retrying), `delivered` or `failed` (gave up after retries).
+    pub status: String,
+    pub attempts: i64,
+    /// The receiver's last HTTP status code, if it answered.
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+    #[serde(serialize_with = "rfc3339::option::serialize")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub delivered_at: Option<i64>,
+}
+
+pub async fn list(
+    pool: &AnyPool,
+    tenant_id: &str,
+    endpoint_id: &str,
+) -> AppResult<Vec<DeliveryRecord>> {
+    Ok(sqlx::query_as(
+        "SELECT id, event_id, event_type, status, attempts, last_status, last_error, created_at, delivered_at \
+         FROM webhook_deliveries WHERE tenant_id = $1 AND endpoint_id = $2 ORDER BY id DESC LIMIT 200",
+    )
+    .bind(tenant_id)
+    .bind(endpoint_id)
+    .fetch_all(pool)
+    .await?)
+}

@@ -1,0 +1,375 @@
+//! Signed webhooks per tenant: endpoints (URL, sealed secret, event filter)
+//! and the events written for them in the same transaction as their cause.
+
+pub mod deliveries;
+mod secret;
+mod target;
+
+use serde::Serialize;
+use sqlx::{Any, AnyPool, Transaction};
+use time::OffsetDateTime;
+
+use crate::{
+    db::begin_write,
+    domain::{Actor, audit, keys::KeyRow, rfc3339, tenants::Tenant},
+    error::{AppError, AppResult},
+};
+use keysmith_verify::{Peppers, random_id, timestamp};
+
+pub use secret::WebhookSecret;
+pub use target::WebhookUrl;
+
+/// The events an endpoint can subscribe to. `webhook.test` is only ever sent
+/// by the "send test event" action, to the endpoint it was asked for.
+pub const EVENTS: [&str; 6] = [
+    "key.created",
+    "key.rotated",
+    "key.revoked",
+    "key.expiring",
+    "key.expired",
+    "service_user.disabled",
+];
+pub const TEST_EVENT: &str = "webhook.test";
+
+/// A non-empty set of known event names.
+#[derive(Debug, Clone)]
+pub struct EventFilter(Vec<String>);
+
+impl EventFilter {
+    pub fn parse<S: AsRef<str>>(names: &[S]) -> AppResult<Self> {
+        if names.is_empty() {
+            return Err(AppError::Validation(
+                "events: choose at least one event".into(),
+            ));
+        }
+        let mut events = Vec::new();
+        for name in names {
+            let name = name.as_ref().trim();
+            if !EVENTS.contains(&name) {
+                return Err(AppError::Validation(format!(
+                    "events: unknown event {name:?}; known: {}",
+                    EVENTS.join(", ")
+                )));
+            }
+            if !events.iter().any(|e| e == name) {
+                events.push(name.to_owned());
+            }
+        }
+        Ok(Self(events))
+    }
+}
+
+/// An endpoint as listed: never the secret.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Endpoint {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+    pub created_by: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct EndpointRow {
+    id: String,
+    url: String,
+    events: String,
+    created_at: i64,
+    created_by: String,
+}
+
+impl From<EndpointRow> for Endpoint {
+    fn from(row: EndpointRow) -> Self {
+        Self {
+            id: row.id,
+            url: row.url,
+            events: serde_json::from_str(&row.events).unwrap_or_default(),
+            created_at: row.created_at,
+            created_by: row.created_by,
+        }
+    }
+}
+
+/// What an endpoint is made of, parsed at the edge.
+#[derive(Debug, Clone)]
+pub struct NewEndpoint {
+    pub url: WebhookUrl,
+    pub events: EventFilter,
+}
+
+/// A new endpoint and its secret, shown this once.
+#[derive(Debug)]
+pub struct CreatedEndpoint {
+    pub endpoint: Endpoint,
+    pub secret: WebhookSecret,
+}
+
+/// Creates an endpoint after checking where its URL resolves.
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug))]
+pub async fn create(
+    pool: &AnyPool,
+    peppers: &Peppers,
+    tenant: &Tenant,
+    new: NewEndpoint,
+    allow_private: bool,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> AppResult<CreatedEndpoint> {
+    let NewEndpoint { url, events } = new;
+    url.resolve(allow_private).await?;
+    let id = format!("wh_{}", random_id(16));
+    let secret = WebhookSecret::generate();
+    let events_json = serde_json::to_string(&events.0).map_err(anyhow::Error::from)?;
+    let mut tx = begin_write(pool).await?;
+    sqlx::query(
+        "INSERT INTO webhook_endpoints (id, tenant_id, url, secret_sealed, events, created_at, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&id)
+    .bind(&tenant.id)
+    .bind(url.as_str())
+    .bind(secret.seal(peppers, &id)?)
+    .bind(&events_json)
+    .bind(timestamp::to_unix(now))
+    .bind(actor.to_string())
+    .execute(&mut *tx)
+    .await?;
+    audit_change(
+        &mut tx,
+        tenant,
+        actor,
+        "webhook.create",
+        &format!("{id} {}", url.as_str()),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(webhook_id = %id, "webhook endpoint created");
+    Ok(CreatedEndpoint {
+        endpoint: Endpoint {
+            id,
+            url: url.as_str().to_owned(),
+            events: events.0,
+            created_at: timestamp::to_unix(now),
+            created_by: actor.to_string(),
+        },
+        secret,
+    })
+}
+
+async fn audit_change(
+    tx: &mut Transaction<'_, Any>,
+    tenant: &Tenant,
+    actor: &Actor,
+    action: &str,
+    reason: &str,
+    now: OffsetDateTime,
+) -> AppResult<()> {
+    audit::record(
+        &mut **tx,
+        audit::NewAuditEvent {
+            tenant_id: &tenant.id,
+            key_id: None,
+            service_user_id: None,
+            actor: actor.to_string(),
+            action,
+            tool: None,
+            outcome: "ok",
+            reason: Some(reason),
+            request_id: None,
+            at: now,
+        },
+    )
+    .await
+}
+
+const SELECT: &str = "SELECT id, url, events, created_at, created_by FROM webhook_endpoints";
+
+pub async fn list(pool: &AnyPool, tenant_id: &str) -> AppResult<Vec<Endpoint>> {
+    let rows: Vec<EndpointRow> = sqlx::query_as(&format!(
+        "{SELECT} WHERE tenant_id = $1 ORDER BY created_at, id"
+    ))
+    .bind(tenant_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(Endpoint::from).collect())
+}
+
+pub async fn get(pool: &AnyPool, tenant_id: &str, id: &str) -> AppResult<Endpoint> {
+    let row: Option<EndpointRow> =
+        sqlx::query_as(&format!("{SELECT} WHERE tenant_id = $1 AND id = $2"))
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    row.map(Endpoint::from).ok_or(AppError::NotFound("webhook"))
+}
+
+/// Deletes an endpoint and its delivery history.
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, webhook_id = %id))]
+pub async fn delete(
+    pool: &AnyPool,
+    tenant: &Tenant,
+    id: &str,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> AppResult<()> {
+    let mut tx = begin_write(pool).await?;
+    let url: Option<(String,)> =
+        sqlx::query_as("SELECT url FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2")
+            .bind(&tenant.id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((url,)) = url else {
+        return Err(AppError::NotFound("webhook"));
+    };
+    sqlx::query("DELETE FROM webhook_deliveries WHERE endpoint_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2")
+        .bind(&tenant.id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    audit_change(
+        &mut tx,
+        tenant,
+        actor,
+        "webhook.delete",
+        &format!("{id} {url}"),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The JSON body of an event: no secret, ever.
+fn body(
+    event_id: &str,
+    event_type: &str,
+    tenant_slug: &str,
+    data: &serde_json::Value,
+    now: OffsetDateTime,
+) -> AppResult<String> {
+    let created_at = now
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(anyhow::Error::from)?;
+    Ok(serde_json::json!({
+        "id": event_id,
+        "type": event_type,
+        "created_at": created_at,
+        "tenant": tenant_slug,
+        "data": data,
+    })
+    .to_string())
+}
+
+/// Writes one delivery per endpoint of the tenant subscribed to `event_type`,
+/// inside the caller's transaction: the event exists if and only if its cause does.
+pub async fn enqueue(
+    tx: &mut Transaction<'_, Any>,
+    tenant_id: &str,
+    event_type: &str,
+    data: serde_json::Value,
+    now: OffsetDateTime,
+) -> AppResult<()> {
+    let endpoints: Vec<(String, String)> =
+        sqlx::query_as("SELECT id, events FROM webhook_endpoints WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_all(&mut **tx)
+            .await?;
+    let subscribed: Vec<String> = endpoints
+        .into_iter()
+        .filter(|(_, events)| {
+            serde_json::from_str::<Vec<String>>(events)
+                .is_ok_and(|events| events.iter().any(|e| e == event_type))
+        })
+        .map(|(id, _)| id)
+        .collect();
+    if subscribed.is_empty() {
+        return Ok(());
+    }
+    let slug: (String,) = sqlx::query_as("SELECT slug FROM tenants WHERE id = $1")
+        .bind(tenant_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    for endpoint_id in subscribed {
+        let event_id = format!("evt_{}", random_id(20));
+        let payload = body(&event_id, event_type, &slug.0, &data, now)?;
+        deliveries::insert(
+            tx,
+            tenant_id,
+            &endpoint_id,
+            &event_id,
+            event_type,
+            &payload,
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Queues a `webhook.test` event for one endpoint.
+pub async fn send_test(
+    pool: &AnyPool,
+    tenant: &Tenant,
+    id: &str,
+    now: OffsetDateTime,
+) -> AppResult<String> {
+    get(pool, &tenant.id, id).await?;
+    let event_id = format!("evt_{}", random_id(20));
+    let data = serde_json::json!({"message": "a test event from Keysmith", "webhook_id": id});
+    let payload = body(&event_id, TEST_EVENT, &tenant.slug, &data, now)?;
+    let mut tx = begin_write(pool).await?;
+    deliveries::insert(
+        &mut tx, &tenant.id, id, &event_id, TEST_EVENT, &payload, now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(event_id)
+}
+
+/// What a key event says about the key: never its secret.
+pub fn key_data(key: &KeyRow) -> serde_json::Value {
+    serde_json::json!({
+        "key_id": key.id,
+        "service_user_id": key.service_user_id,
+        "name": key.name,
+        "hint": key.hint,
+        "status": key.status,
+        "expires_at": rfc3339_of(key.expires_at),
+        "cutoff_at": key.cutoff_at.map(rfc3339_of),
+        "revoked_reason": key.revoked_reason,
+        "rotated_to": key.rotated_to,
+    })
+}
+
+fn rfc3339_of(unix: i64) -> Option<String> {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_filter_rules() {
+        assert!(EventFilter::parse::<&str>(&[]).is_err());
+        assert!(EventFilter::parse(&["key.created", "nope"]).is_err());
+        assert!(EventFilter::parse(&[TEST_EVENT]).is_err());
+        let filter =
+            EventFilter::parse(&["key.created", "key.created", "key.revoked"]).expect("ok");
+        assert_eq!(filter.0, ["key.created", "key.revoked"]);
+    }
+}

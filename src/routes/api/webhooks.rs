@@ -1,0 +1,146 @@
+//! `/api/v1/tenants/{tenant}/webhooks`: signed webhook endpoints and their deliveries.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::StatusCode,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{auth::ManagementCaller, extract::ApiJson};
+use crate::{
+    domain::webhooks::{
+        self, Endpoint, EventFilter, NewEndpoint, WebhookUrl,
+        deliveries::{self, DeliveryRecord},
+    },
+    error::AppResult,
+    state::AppState,
+};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    /// https, or http to a loopback host.
+    pub url: String,
+    /// Any of `key.created`, `key.rotated`, `key.revoked`, `key.expiring`,
+    /// `key.expired`, `service_user.disabled`.
+    pub events: Vec<String>,
+}
+
+/// The created endpoint and its signing secret: shown this once, never again.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedWebhook {
+    #[serde(flatten)]
+    pub endpoint: Endpoint,
+    pub secret: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WebhookList {
+    pub items: Vec<Endpoint>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeliveryList {
+    pub items: Vec<DeliveryRecord>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TestQueued {
+    pub event_id: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/webhooks", tag = "webhooks",
+    params(("tenant" = String, Path, description = "tenant slug")),
+    request_body = CreateWebhook,
+    responses((status = 201, body = CreatedWebhook, description = "the secret is shown this once"),
+        (status = 422, description = "invalid URL or events, or a refused target")),
+    security(("management_key" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: ManagementCaller,
+    Path(tenant): Path<String>,
+    ApiJson(body): ApiJson<CreateWebhook>,
+) -> AppResult<(StatusCode, Json<CreatedWebhook>)> {
+    let new = NewEndpoint {
+        url: WebhookUrl::parse(&body.url)?,
+        events: EventFilter::parse(&body.events)?,
+    };
+    let tenant = caller.tenant(&state, &tenant).await?;
+    let created = webhooks::create(
+        state.pool(),
+        &state.peppers,
+        &tenant,
+        new,
+        state.config.webhook_allow_private,
+        &caller.actor(),
+        state.now(),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedWebhook {
+            secret: created.secret.expose().to_owned(),
+            endpoint: created.endpoint,
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/webhooks", tag = "webhooks",
+    params(("tenant" = String, Path, description = "tenant slug")),
+    responses((status = 200, body = WebhookList, description = "no secrets")),
+    security(("management_key" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: ManagementCaller,
+    Path(tenant): Path<String>,
+) -> AppResult<Json<WebhookList>> {
+    let tenant = caller.tenant(&state, &tenant).await?;
+    Ok(Json(WebhookList {
+        items: webhooks::list(state.pool(), &tenant.id).await?,
+    }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/tenants/{tenant}/webhooks/{id}", tag = "webhooks",
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path, description = "webhook id")),
+    responses((status = 204, description = "deleted with its delivery history"), (status = 404)),
+    security(("management_key" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: ManagementCaller,
+    Path((tenant, id)): Path<(String, String)>,
+) -> AppResult<StatusCode> {
+    let tenant = caller.tenant(&state, &tenant).await?;
+    webhooks::delete(state.pool(), &tenant, &id, &caller.actor(), state.now()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/webhooks/{id}/test", tag = "webhooks",
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path, description = "webhook id")),
+    responses((status = 202, body = TestQueued, description = "a `webhook.test` event is queued"), (status = 404)),
+    security(("management_key" = [])))]
+pub async fn send_test(
+    State(state): State<AppState>,
+    caller: ManagementCaller,
+    Path((tenant, id)): Path<(String, String)>,
+) -> AppResult<(StatusCode, Json<TestQueued>)> {
+    let tenant = caller.tenant(&state, &tenant).await?;
+    let event_id = webhooks::send_test(state.pool(), &tenant, &id, state.now()).await?;
+    Ok((StatusCode::ACCEPTED, Json(TestQueued { event_id })))
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/webhooks/{id}/deliveries", tag = "webhooks",
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path, description = "webhook id")),
+    responses((status = 200, body = DeliveryList, description = "newest first: status, attempts, last HTTP status and error")),
+    security(("management_key" = [])))]
+pub async fn deliveries(
+    State(state): State<AppState>,
+    caller: ManagementCaller,
+    Path((tenant, id)): Path<(String, String)>,
+) -> AppResult<Json<DeliveryList>> {
+    let tenant = caller.tenant(&state, &tenant).await?;
+    webhooks::get(state.pool(), &tenant.id, &id).await?;
+    Ok(Json(DeliveryList {
+        items: deliveries::list(state.pool(), &tenant.id, &id).await?,
+    }))
+}

@@ -1,0 +1,303 @@
+//! Signed webhooks against a real HTTP receiver that checks every signature.
+
+use std::sync::{Arc, Mutex};
+
+use axum::{body::Bytes, extract::State, http::HeaderMap, routing::post};
+use hmac::{KeyInit, Mac};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use time::Duration;
+
+use crate::{
+    both_engines,
+    helpers::{TestApp, expect_error, expect_json},
+};
+
+/// A receiver that verifies `Keysmith-Signature` with the endpoint's secret
+/// and records what it accepted; it answers 500 to the first `fail_first` calls.
+#[derive(Clone, Default)]
+pub(crate) struct Receiver {
+    inner: Arc<Mutex<ReceiverState>>,
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    secret: String,
+    fail_first: usize,
+    calls: usize,
+    /// `(t, event)` of each correctly signed call answered 2xx.
+    accepted: Vec<(i64, Value)>,
+    bad_signatures: usize,
+}
+
+impl Receiver {
+    pub(crate) async fn start(fail_first: usize) -> (Self, String) {
+        let receiver = Self::default();
+        receiver.inner.lock().expect("lock").fail_first = fail_first;
+        let router = axum::Router::new()
+            .route("/hook", post(receive))
+            .route(
+                "/moved",
+                post(|| async { axum::response::Redirect::temporary("/hook") }),
+            )
+            .with_state(receiver.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, router).await.expect("receiver") });
+        (receiver, format!("http://{addr}/hook"))
+    }
+
+    pub(crate) fn set_secret(&self, secret: &str) {
+        self.inner.lock().expect("lock").secret = secret.to_owned();
+    }
+
+    pub(crate) fn accepted(&self) -> Vec<(i64, Value)> {
+        self.inner.lock().expect("lock").accepted.clone()
+    }
+
+    fn calls(&self) -> usize {
+        self.inner.lock().expect("lock").calls
+    }
+}
+
+/// What a receiver should do: recompute HMAC-SHA-256(secret, "t.body") and
+/// compare it to `v1` (a real receiver also rejects `t` older than 5 minutes).
+fn signature_valid(secret: &str, header: &str, body: &[u8]) -> Option<i64> {
+    let mut t = None;
+    let mut v1 = None;
+    for part in header.split(',') {
+        match part.split_once('=') {
+            Some(("t", value)) => t = value.parse::<i64>().ok(),
+            Some(("v1", value)) => v1 = hex::decode(value).ok(),
+            _ => {}
+        }
+    }
+    let (t, v1) = (t?, v1?);
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).ok()?;
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    mac.verify_slice(&v1).ok().map(|()| t)
+}
+
+async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let mut state = receiver.inner.lock().expect("lock");
+    state.calls += 1;
+    let header = headers
+        .get("keysmith-signature")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let Some(t) = signature_valid(&state.secret, header, &body) else {
+        state.bad_signatures += 1;
+        return StatusCode::BAD_REQUEST;
+    };
+    if state.calls <= state.fail_first {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    let event: Value = serde_json::from_slice(&body).expect("JSON body");
+    state.accepted.push((t, event));
+    StatusCode::NO_CONTENT
+}
+
+async fn create_webhook(app: &TestApp, url: &str, events: Value) -> Value {
+    let res = app
+        .post(
+            "/api/v1/tenants/acme/webhooks",
+            &json!({"url": url, "events": events}),
+        )
+        .await;
+    expect_json(res, StatusCode::CREATED).await
+}
+
+async fn deliveries(app: &TestApp, id: &str) -> Vec<Value> {
+    let res = app
+        .get(&format!("/api/v1/tenants/acme/webhooks/{id}/deliveries"))
+        .await;
+    expect_json(res, StatusCode::OK).await["items"]
+        .as_array()
+        .expect("items")
+        .clone()
+}
+
+both_engines! {
+    async fn key_created_is_delivered_signed_and_secret_is_shown_once(app: TestApp) {
+        let (receiver, url) = Receiver::start(0).await;
+        let created = create_webhook(&app, &url, json!(["key.created", "key.revoked"])).await;
+        let secret = created["secret"].as_str().expect("secret").to_owned();
+        assert!(secret.starts_with("whsec_"));
+        receiver.set_secret(&secret);
+        let id = created["id"].as_str().expect("id");
+
+        let su = app.create_service_user("ci-bot").await;
+        let key = app.create_key(&su, json!({"name": "deploy"})).await;
+        app.rotate_key(key["id"].as_str().expect("id")).await;
+        app.tick().await;
+
+        let accepted = receiver.accepted();
+        assert_eq!(accepted.len(), 1, "only key.created is subscribed: {accepted:?}");
+        let (t, event) = &accepted[0];
+        assert_eq!(*t, app.now().unix_timestamp());
+        assert_eq!(event["type"], "key.created");
+        assert_eq!(event["tenant"], "acme");
+        assert_eq!(event["data"]["key_id"], key["id"]);
+        assert!(event["id"].as_str().is_some_and(|id| id.starts_with("evt_")));
+        assert!(!event.to_string().contains(&secret));
+        assert!(!event.to_string().contains(key["key"].as_str().expect("key")));
+
+        let history = deliveries(&app, id).await;
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0]["status"], "delivered");
+        assert_eq!(history[0]["last_status"], 204);
+
+        // The secret is in no later response and nowhere in the database.
+        let list = app.get("/api/v1/tenants/acme/webhooks").await.text().await.expect("body");
+        assert!(list.contains(id) && !list.contains(&secret), "{list}");
+        assert!(!format!("{history:?}").contains(&secret));
+        assert!(!app.db.dump().contains(&secret["whsec_".len()..]), "secret stored sealed");
+
+        // The test event reaches the same receiver, signed too.
+        let res = app.post(&format!("/api/v1/tenants/acme/webhooks/{id}/test"), &json!({})).await;
+        expect_json(res, StatusCode::ACCEPTED).await;
+        app.tick().await;
+        let accepted = receiver.accepted();
+        assert_eq!(accepted.len(), 2);
+        assert_eq!(accepted[1].1["type"], "webhook.test");
+        assert_eq!(receiver.inner.lock().expect("lock").bad_signatures, 0);
+    }
+
+    async fn a_500_is_retried_after_backoff_and_delivered_once(app: TestApp) {
+        let (receiver, url) = Receiver::start(1).await;
+        let created = create_webhook(&app, &url, json!(["key.revoked"])).await;
+        receiver.set_secret(created["secret"].as_str().expect("secret"));
+        let id = created["id"].as_str().expect("id");
+        let su = app.create_service_user("ci-bot").await;
+        let key = app.create_key(&su, json!({"name": "deploy"})).await;
+        expect_json(app.revoke_key(key["id"].as_str().expect("id"), "leaked").await, StatusCode::OK).await;
+
+        app.tick().await;
+        assert_eq!(receiver.calls(), 1);
+        assert!(receiver.accepted().is_empty());
+        let history = deliveries(&app, id).await;
+        assert_eq!(history[0]["status"], "pending");
+        assert_eq!(history[0]["last_status"], 500);
+        assert_eq!(history[0]["attempts"], 1);
+
+        app.tick().await;
+        assert_eq!(receiver.calls(), 1, "not before the backoff");
+        app.clock.advance(Duration::seconds(31));
+        app.tick().await;
+        app.tick().await;
+        let accepted = receiver.accepted();
+        assert_eq!(accepted.len(), 1, "delivered exactly once");
+        assert_eq!(accepted[0].1["type"], "key.revoked");
+        assert_eq!(accepted[0].1["data"]["revoked_reason"], "leaked");
+        let history = deliveries(&app, id).await;
+        assert_eq!(history[0]["status"], "delivered");
+        assert_eq!(history[0]["attempts"], 2);
+        assert_eq!(history[0]["last_status"], 204);
+    }
+
+    async fn refused_targets_and_bad_input_write_nothing(app: TestApp) {
+        let bad = [
+            json!({"url": "http://10.0.0.1/hook", "events": ["key.created"]}),
+            json!({"url": "https://10.0.0.1/hook", "events": ["key.created"]}),
+            json!({"url": "https://[::ffff:127.0.0.1]/hook", "events": ["key.created"]}),
+            json!({"url": "https://169.254.169.254/latest", "events": ["key.created"]}),
+            json!({"url": "http://hooks.example.com/x", "events": ["key.created"]}),
+            json!({"url": "not a url", "events": ["key.created"]}),
+            json!({"url": "https://hooks.example.com/x", "events": []}),
+            json!({"url": "https://hooks.example.com/x", "events": ["key.stolen"]}),
+        ];
+        let audit_before = app.count("audit_events").await;
+        for body in bad {
+            let res = app.post("/api/v1/tenants/acme/webhooks", &body).await;
+            expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        }
+        assert_eq!(app.count("webhook_endpoints").await, 0);
+        assert_eq!(app.count("audit_events").await, audit_before);
+    }
+
+    async fn a_target_refused_at_delivery_gets_nothing(app: TestApp) {
+        // Allowed when created (operator opt-in), refused once the opt-in is gone.
+        let clock = app.clock.clone();
+        let db = app.stop().await;
+        let app = TestApp::spawn_with(db, &[("KEYSMITH_WEBHOOK_ALLOW_PRIVATE", "1".into())], Some(clock)).await;
+        let created = create_webhook(&app, "https://10.255.255.1:9/hook", json!(["key.created"])).await;
+        let id = created["id"].as_str().expect("id").to_owned();
+        let clock = app.clock.clone();
+        let db = app.stop().await;
+        let app = TestApp::spawn_with(db, &[], Some(clock)).await;
+        let su = app.create_service_user("ci-bot").await;
+        app.create_key(&su, json!({"name": "deploy"})).await;
+        app.tick().await;
+        // The restart's management key and the test's key: two events, neither sent.
+        let history = deliveries(&app, &id).await;
+        assert_eq!(history.len(), 2);
+        for delivery in &history {
+            assert_eq!(delivery["status"], "pending");
+            assert_eq!(delivery["last_status"], Value::Null, "no request was made");
+            assert!(delivery["last_error"].as_str().is_some_and(|e| e.contains("private")), "{history:?}");
+        }
+    }
+
+    async fn another_tenants_webhook_is_not_found(app: TestApp) {
+        let (_receiver, url) = Receiver::start(0).await;
+        let created = create_webhook(&app, &url, json!(["key.created"])).await;
+        let id = created["id"].as_str().expect("id");
+        let other = app.create_tenant("globex").await;
+        let other_key = app.management_key(&other).await;
+        for path in [format!("/api/v1/tenants/globex/webhooks/{id}/deliveries")] {
+            expect_error(app.get_as(&other_key, &path).await, StatusCode::NOT_FOUND, "not_found").await;
+        }
+        let res = app.post_as(&other_key, &format!("/api/v1/tenants/globex/webhooks/{id}/test"), &json!({})).await;
+        expect_error(res, StatusCode::NOT_FOUND, "not_found").await;
+        let res = app.client.delete(app.url(&format!("/api/v1/tenants/globex/webhooks/{id}"))).bearer_auth(&other_key).send().await.expect("request");
+        expect_error(res, StatusCode::NOT_FOUND, "not_found").await;
+        expect_error(app.get_as(&other_key, "/api/v1/tenants/acme/webhooks").await, StatusCode::NOT_FOUND, "not_found").await;
+        assert_eq!(app.count("webhook_endpoints").await, 1);
+
+        let res = app.client.delete(app.url(&format!("/api/v1/tenants/acme/webhooks/{id}"))).bearer_auth(&app.admin_key).send().await.expect("request");
+        assert_eq!(res.status(), StatusCode::NO_CONTENT);
+        assert_eq!(app.count("webhook_endpoints").await, 0);
+    }
+    async fn expiring_expired_and_disabled_are_delivered(app: TestApp) {
+        let (receiver, url) = Receiver::start(0).await;
+        let events = json!(["key.expiring", "key.expired", "service_user.disabled"]);
+        let created = create_webhook(&app, &url, events).await;
+        receiver.set_secret(created["secret"].as_str().expect("secret"));
+        let su = app.create_service_user("ci-bot").await;
+        let key = app.create_key(&su, json!({"expires_in_days": 40})).await;
+        let expires = app.now() + Duration::days(40);
+
+        app.clock.set(expires - Duration::days(30) + Duration::hours(1));
+        app.tick().await;
+        app.tick().await;
+        app.clock.set(expires + Duration::hours(1));
+        app.tick().await;
+        let res = app.post(&format!("/api/v1/tenants/acme/service-users/{su}/disable"), &json!({})).await;
+        assert!(res.status().is_success(), "{}", res.status());
+        app.tick().await;
+
+        let types: Vec<String> = receiver.accepted().iter().map(|(_, e)| e["type"].as_str().expect("type").to_owned()).collect();
+        assert_eq!(types, ["key.expiring", "key.expired", "service_user.disabled"]);
+        let accepted = receiver.accepted();
+        assert_eq!(accepted[0].1["data"]["key_id"], key["id"]);
+        assert_eq!(accepted[0].1["data"]["days_left"], 30);
+        assert_eq!(accepted[1].1["data"]["status"], "expired");
+        assert_eq!(accepted[2].1["data"]["service_user_id"], su.as_str());
+    }
+    async fn a_redirect_is_not_followed(app: TestApp) {
+        let (receiver, url) = Receiver::start(0).await;
+        let moved = url.replace("/hook", "/moved");
+        let created = create_webhook(&app, &moved, json!(["key.created"])).await;
+        receiver.set_secret(created["secret"].as_str().expect("secret"));
+        let su = app.create_service_user("ci-bot").await;
+        app.create_key(&su, json!({"name": "deploy"})).await;
+        app.tick().await;
+        assert_eq!(receiver.calls(), 0, "the redirect's target was never called");
+        let history = deliveries(&app, created["id"].as_str().expect("id")).await;
+        assert_eq!(history[0]["status"], "pending");
+        assert_eq!(history[0]["last_status"], 307);
+    }
+}
