@@ -95,13 +95,20 @@ impl KeyLimits {
         (!self.is_unlimited()).then(|| serde_json::to_string(self).unwrap_or_default())
     }
 
-    /// Reads the stored form. A value that no longer parses would silently
-    /// lift the limits, so it is logged; the key stays usable.
+    /// Reads the stored form. A value that no longer parses must not lift
+    /// the limits it held: it reads as a quota of zero, so every tool call
+    /// is refused (fail closed, like a corrupt allowlist) until it is fixed.
     pub fn from_storage(stored: Option<&str>) -> Self {
         stored.map_or_else(Self::default, |s| {
             serde_json::from_str(s).unwrap_or_else(|err| {
-                tracing::error!(error = %err, "unreadable stored key limits ignored");
-                Self::default()
+                tracing::error!(error = %err, "unreadable stored key limits; refusing every tool call");
+                Self {
+                    rate_limit: None,
+                    quota: Some(Quota {
+                        calls: 0,
+                        per: QuotaPeriod::Day,
+                    }),
+                }
             })
         })
     }
@@ -123,6 +130,13 @@ mod tests {
     fn parse(json: &str) -> Result<KeyLimits, String> {
         let raw: KeyLimits = serde_json::from_str(json).map_err(|e| e.to_string())?;
         KeyLimits::new(raw.rate_limit, raw.quota).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn unreadable_stored_limits_fail_closed() {
+        let limits = KeyLimits::from_storage(Some("not json"));
+        assert!(!limits.is_unlimited());
+        assert_eq!(limits.quota.map(|q| q.calls), Some(0));
     }
 
     #[test]
