@@ -1,6 +1,6 @@
 //! JSON API authentication: a management key bound to its tenant, with the
-//! `keysmith:admin` scope for the API, or `keysmith:verify` for the verify
-//! endpoint alone.
+//! `keysmith:admin` scope for the API, `keysmith:verify` for the verify
+//! endpoint alone, or `keysmith:revoke-leaked` for leak reports alone.
 
 use axum::{extract::FromRequestParts, http::request::Parts};
 
@@ -25,13 +25,14 @@ impl FromRequestParts<AppState> for ManagementCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let verified = authenticate(parts, state).await?;
-        if !verified.has_scope(Scope::ADMIN) {
-            return Err(AppError::Forbidden(
-                "this key lacks the keysmith:admin scope",
-            ));
-        }
-        Ok(Self(verified))
+        with_scope(
+            parts,
+            state,
+            &[Scope::ADMIN],
+            "this key lacks the keysmith:admin scope",
+        )
+        .await
+        .map(Self)
     }
 }
 
@@ -47,13 +48,10 @@ impl FromRequestParts<AppState> for VerifyCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let verified = authenticate(parts, state).await?;
-        if !verified.has_scope(Scope::VERIFY) && !verified.has_scope(Scope::ADMIN) {
-            return Err(AppError::Forbidden(
-                "this key lacks the keysmith:verify scope",
-            ));
-        }
-        Ok(Self(verified))
+        let refused = "this key lacks the keysmith:verify scope";
+        with_scope(parts, state, &[Scope::VERIFY, Scope::ADMIN], refused)
+            .await
+            .map(Self)
     }
 }
 
@@ -68,13 +66,26 @@ impl FromRequestParts<AppState> for RevokeCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let verified = authenticate(parts, state).await?;
-        if !verified.has_scope(Scope::REVOKE_LEAKED) {
-            return Err(AppError::Forbidden(
-                "this key lacks the keysmith:revoke-leaked scope",
-            ));
-        }
-        Ok(Self(verified))
+        let refused = "this key lacks the keysmith:revoke-leaked scope";
+        with_scope(parts, state, &[Scope::REVOKE_LEAKED], refused)
+            .await
+            .map(Self)
+    }
+}
+
+/// The key in `Authorization: Bearer`, verified, holding one of `scopes`
+/// (else `403` saying `refused`).
+async fn with_scope(
+    parts: &Parts,
+    state: &AppState,
+    scopes: &[&str],
+    refused: &'static str,
+) -> Result<VerifiedKey, AppError> {
+    let verified = authenticate(parts, state).await?;
+    if scopes.iter().any(|scope| verified.has_scope(scope)) {
+        Ok(verified)
+    } else {
+        Err(AppError::Forbidden(refused))
     }
 }
 
