@@ -106,7 +106,7 @@ impl From<keysmith_verify::BackendError> for AppError {
     fn from(err: keysmith_verify::BackendError) -> Self {
         match err {
             keysmith_verify::BackendError::Database(err) => Self::from(err),
-            remote @ keysmith_verify::BackendError::Remote(_) => Self::Unavailable(remote.into()),
+            unavailable => Self::Unavailable(unavailable.into()),
         }
     }
 }

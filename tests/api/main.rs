@@ -41,4 +41,5 @@ mod setup_browser;
 mod tenancy;
 mod tenant_policy;
 mod verify;
+mod verify_paths;
 mod webhooks;

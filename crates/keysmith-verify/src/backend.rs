@@ -11,6 +11,10 @@ pub enum BackendError {
     #[cfg(feature = "sql")]
     #[error("key verification is unavailable: {0}")]
     Database(#[from] sqlx::Error),
+    /// A direct SQLite read failed (see [`crate::sqlite`]).
+    #[cfg(feature = "sql")]
+    #[error("key verification is unavailable: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("key verification is unavailable: {0}")]
     Remote(String),
 }

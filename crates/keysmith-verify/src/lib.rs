@@ -18,6 +18,8 @@ pub mod pepper;
 pub mod remote;
 #[cfg(feature = "sql")]
 pub mod sql;
+#[cfg(feature = "sql")]
+mod sqlite;
 pub mod telemetry;
 pub mod timestamp;
 #[cfg(feature = "remote")]

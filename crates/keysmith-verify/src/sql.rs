@@ -13,6 +13,7 @@ use crate::{
     limit::KeyLimits,
     outcome::{Refusal, VerifiedKey, VerifyCode},
     pepper::{DIGEST_LEN, Peppers},
+    sqlite::{self, Readers},
     timestamp,
     tools::ToolAllowlist,
 };
@@ -49,6 +50,8 @@ const LOOKUP: &str = "SELECT k.id, k.prefix, k.secret_hash, k.pepper_version, k.
 #[derive(Debug, Clone)]
 pub struct SqlVerifier {
     pool: sqlx::AnyPool,
+    /// On a SQLite file: the point read without sqlx's worker-thread hop.
+    readers: Option<Arc<Readers>>,
     peppers: Arc<Peppers>,
     clock: SharedClock,
     /// Set for a service that belongs to one tenant: other tenants' keys are `not_found`.
@@ -57,8 +60,10 @@ pub struct SqlVerifier {
 
 impl SqlVerifier {
     pub fn new(pool: sqlx::AnyPool, peppers: Arc<Peppers>, clock: SharedClock) -> Self {
+        let readers = sqlite::database_file(&pool).map(|file| Arc::new(Readers::new(file)));
         Self {
             pool,
+            readers,
             peppers,
             clock,
             tenant_id: None,
@@ -73,6 +78,17 @@ impl SqlVerifier {
 
     pub(crate) fn tenant_scope(&self) -> Option<&str> {
         self.tenant_id.as_deref()
+    }
+
+    /// Reads through sqlx only, as on PostgreSQL (to compare the two paths).
+    pub fn without_direct_reads(mut self) -> Self {
+        self.readers = None;
+        self
+    }
+
+    /// Whether SQLite is read directly rather than through sqlx.
+    pub fn reads_directly(&self) -> bool {
+        self.readers.is_some()
     }
 
     /// Verifies `presented` (the raw string a client sent). `tenant_id`, when
@@ -93,10 +109,17 @@ impl SqlVerifier {
             }));
         };
         tracing::Span::current().record("key_id", key.key_id());
-        let record: Option<KeyRecord> = sqlx::query_as(LOOKUP)
-            .bind(key.key_id())
-            .fetch_optional(&self.pool)
-            .await?;
+        let record = match &self.readers {
+            // A closed pool means the database is gone for this process: fail closed as sqlx would.
+            Some(_) if self.pool.is_closed() => return Err(sqlx::Error::PoolClosed.into()),
+            Some(readers) => readers.with(|conn| read_record(conn, key.key_id()))?,
+            None => {
+                sqlx::query_as::<_, KeyRecord>(LOOKUP)
+                    .bind(key.key_id())
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+        };
         Ok(judge(
             &key,
             record.as_ref(),
@@ -117,6 +140,34 @@ impl Verifier for SqlVerifier {
             None,
         ))
     }
+}
+
+/// The lookup on a plain SQLite connection, its statement prepared once per connection.
+fn read_record(conn: &rusqlite::Connection, key_id: &str) -> rusqlite::Result<Option<KeyRecord>> {
+    use rusqlite::OptionalExtension;
+    let mut statement = conn.prepare_cached(LOOKUP)?;
+    statement
+        .query_row([key_id], |row| {
+            Ok(KeyRecord {
+                id: row.get(0)?,
+                prefix: row.get(1)?,
+                secret_hash: row.get(2)?,
+                pepper_version: row.get(3)?,
+                status: row.get(4)?,
+                expires_at: row.get(5)?,
+                cutoff_at: row.get(6)?,
+                allowed_tools: row.get(7)?,
+                limits: row.get(8)?,
+                scopes: row.get(9)?,
+                tenant_id: row.get(10)?,
+                tenant_slug: row.get(11)?,
+                tenant_disabled_at: row.get(12)?,
+                service_user_id: row.get(13)?,
+                service_user_name: row.get(14)?,
+                service_user_disabled_at: row.get(15)?,
+            })
+        })
+        .optional()
 }
 
 /// The decision, separated from I/O so it can be benchmarked and tested alone.

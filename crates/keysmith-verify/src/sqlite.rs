@@ -1,0 +1,96 @@
+//! Plain SQLite connections (rusqlite) beside sqlx's pool, for the two hot
+//! paths: the verifier's point read and the audit writer.
+//!
+//! Why: sqlx runs every SQLite statement on a per-connection worker thread
+//! and hands it over through channels; that hop costs tens of microseconds,
+//! an order of magnitude more than an indexed point read (a few µs with a
+//! prepared statement). rusqlite links the same `libsqlite3-sys` as sqlx
+//! (one SQLite library in the process), and the database is in WAL mode
+//! (set by the server's pool), so these connections read while the pool
+//! writes.
+
+use std::{
+    path::PathBuf,
+    str::FromStr,
+    sync::{Mutex, PoisonError},
+    time::Duration,
+};
+
+use rusqlite::{Connection, OpenFlags};
+use sqlx::AnyPool;
+
+/// How long a statement waits for a lock held by another connection.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Read connections kept for reuse; more are opened under contention.
+const IDLE_READERS: usize = 8;
+
+/// The SQLite database file behind `pool`, or `None` when it is not SQLite
+/// or has no file of its own (an in-memory database is private to the
+/// connection that opened it).
+pub(crate) fn database_file(pool: &AnyPool) -> Option<PathBuf> {
+    let url = &pool.connect_options().database_url;
+    if url.scheme() != "sqlite" {
+        return None;
+    }
+    // sqlx's own reading of the URL, so both open the same file.
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url.as_str()).ok()?;
+    let file = options.get_filename();
+    let name = file.to_string_lossy();
+    if name.is_empty() || name.contains(":memory:") || name.starts_with("file:") {
+        return None;
+    }
+    Some(file.to_path_buf())
+}
+
+/// Opens a connection to an existing database file (never creates one).
+pub(crate) fn open(file: &std::path::Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        file,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
+/// A few connections for point reads, each with its statements cached.
+#[derive(Debug)]
+pub(crate) struct Readers {
+    file: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    pub(crate) fn new(file: PathBuf) -> Self {
+        Self {
+            file,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `read` on an idle connection (or a new one), on the calling
+    /// thread: a point read costs less than handing it to another thread.
+    pub(crate) fn with<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let taken = self.lock().pop();
+        let conn = match taken {
+            Some(conn) => conn,
+            None => open(&self.file)?,
+        };
+        let result = read(&conn);
+        let mut idle = self.lock();
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        // A panic while holding the lock leaves only a list of connections behind.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
