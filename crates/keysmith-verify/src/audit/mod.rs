@@ -83,7 +83,33 @@ impl AuditFlusher {
     }
 }
 
+/// The `outcome` column of a record.
+#[cfg(feature = "sql")]
+fn outcome(allowed: bool) -> &'static str {
+    if allowed { "allowed" } else { "denied" }
+}
+
+#[cfg(feature = "sql")]
+fn clamp_us(us: u64) -> i64 {
+    i64::try_from(us).unwrap_or(i64::MAX)
+}
+
+/// The latest allowed call per key in `batch` (Unix seconds), for `last_used_at`.
+#[cfg(feature = "sql")]
+fn last_used(batch: &[AuditRecord]) -> std::collections::HashMap<&str, i64> {
+    let mut latest = std::collections::HashMap::new();
+    for r in batch.iter().filter(|r| r.allowed) {
+        let at = latest.entry(r.key_id.as_str()).or_insert(i64::MIN);
+        *at = (*at).max(crate::timestamp::to_unix(r.at));
+    }
+    latest
+}
+
+#[cfg(feature = "sql")]
+mod postgres;
 #[cfg(feature = "sql")]
 mod sql;
+#[cfg(feature = "sql")]
+mod sqlite;
 #[cfg(feature = "sql")]
 pub use sql::spawn_sql_audit;

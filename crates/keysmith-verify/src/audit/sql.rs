@@ -1,12 +1,12 @@
-//! The SQL writer: batches from the queue into `audit_events`.
+//! The SQL writer: batches from the queue into `audit_events`, through the
+//! cheapest path the database offers (see [`Destination`]).
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use sqlx::AnyPool;
-use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{AuditFlusher, AuditRecord, AuditSink};
+use super::{AuditFlusher, AuditRecord, AuditSink, postgres, sqlite::SqliteWriter};
 use crate::timestamp;
 
 /// How long the writer waits for a batch to fill before writing it: the most
@@ -21,12 +21,60 @@ pub fn spawn_sql_audit(
 ) -> (AuditSink, AuditFlusher) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
     let (stop, stopped) = oneshot::channel();
-    let task = tokio::spawn(write_loop(pool, rx, stopped, batch_size.max(1)));
+    let destination = Destination::for_pool(pool);
+    let task = tokio::spawn(write_loop(destination, rx, stopped, batch_size.max(1)));
     (AuditSink { tx }, AuditFlusher { stop, task })
 }
 
+/// Where batches go.
+#[derive(Debug)]
+enum Destination {
+    /// A SQLite file: a plain connection on a thread of its own.
+    Sqlite(SqliteWriter),
+    /// PostgreSQL: one `UNNEST` statement per batch on a native connection.
+    Postgres(sqlx::PgPool),
+    /// Anything else (an in-memory SQLite database, private to sqlx's pool):
+    /// one multi-row `INSERT` through the pool.
+    Any(AnyPool),
+}
+
+impl Destination {
+    fn for_pool(pool: AnyPool) -> Self {
+        let url = &pool.connect_options().database_url;
+        if url.scheme().starts_with("postgres") {
+            match postgres::pool(url.as_str()) {
+                Ok(native) => return Self::Postgres(native),
+                Err(err) => {
+                    tracing::warn!(error = %err, "audit: no native PostgreSQL pool; writing through the shared one")
+                }
+            }
+        }
+        if let Some(file) = crate::sqlite::database_file(&pool) {
+            match SqliteWriter::spawn(file) {
+                Ok(writer) => return Self::Sqlite(writer),
+                Err(err) => {
+                    tracing::warn!(error = %err, "audit: no writer thread; writing through the shared pool")
+                }
+            }
+        }
+        Self::Any(pool)
+    }
+
+    /// Writes `batch`; empties it on success, keeps it for a retry on failure.
+    async fn write(&self, batch: &mut Vec<AuditRecord>) -> Result<(), String> {
+        let result = match self {
+            Self::Sqlite(writer) => return writer.write(batch).await,
+            Self::Postgres(pool) => postgres::write(pool, batch).await,
+            Self::Any(pool) => write_batch(pool, batch).await,
+        };
+        result.map_err(|err| err.to_string())?;
+        batch.clear();
+        Ok(())
+    }
+}
+
 async fn write_loop(
-    pool: AnyPool,
+    destination: Destination,
     mut rx: mpsc::Receiver<AuditRecord>,
     mut stopped: oneshot::Receiver<()>,
     batch_size: usize,
@@ -70,21 +118,18 @@ async fn write_loop(
                 }
             }
         }
-        written += write_with_retry(&pool, &mut batch).await;
+        written += write_with_retry(&destination, &mut batch).await;
     }
     written
 }
 
 /// Retries a failing batch (database briefly down) rather than dropping it;
 /// gives up only after about a minute, loudly.
-async fn write_with_retry(pool: &AnyPool, batch: &mut Vec<AuditRecord>) -> u64 {
+async fn write_with_retry(destination: &Destination, batch: &mut Vec<AuditRecord>) -> u64 {
+    let n = batch.len() as u64;
     for attempt in 0..30 {
-        match write_batch(pool, batch).await {
-            Ok(()) => {
-                let n = batch.len() as u64;
-                batch.clear();
-                return n;
-            }
+        match destination.write(batch).await {
+            Ok(()) => return n,
             Err(err) => {
                 tracing::warn!(error = %err, attempt, events = batch.len(), "audit batch failed; retrying");
                 tokio::time::sleep(Duration::from_secs(2)).await;
@@ -100,8 +145,7 @@ async fn write_with_retry(pool: &AnyPool, batch: &mut Vec<AuditRecord>) -> u64 {
     0
 }
 
-/// One multi-row `INSERT` per batch and one `last_used_at` update per key:
-/// the writer keeps up with thousands of requests a second on SQLite.
+/// One multi-row `INSERT` per batch and one `last_used_at` update per key.
 async fn write_batch(pool: &AnyPool, batch: &[AuditRecord]) -> Result<(), sqlx::Error> {
     const COLUMNS: usize = 11;
     let mut tx = pool.begin().await?;
@@ -139,26 +183,18 @@ async fn write_batch(pool: &AnyPool, batch: &[AuditRecord]) -> Result<(), sqlx::
                 .bind(&r.service_user_id)
                 .bind(format!("key:{}", r.key_id))
                 .bind(&r.tool)
-                .bind(if r.allowed { "allowed" } else { "denied" })
+                .bind(super::outcome(r.allowed))
                 .bind(r.reason)
                 .bind(r.request_id.as_deref())
                 .bind(timestamp::to_unix(r.at))
                 .bind(r.status.map(i64::from))
-                .bind(
-                    r.duration_us
-                        .map(|us| i64::try_from(us).unwrap_or(i64::MAX)),
-                );
+                .bind(r.duration_us.map(super::clamp_us));
         }
         query.execute(&mut *tx).await?;
     }
-    let mut last_used: HashMap<&str, OffsetDateTime> = HashMap::new();
-    for r in batch.iter().filter(|r| r.allowed) {
-        let at = last_used.entry(&r.key_id).or_insert(r.at);
-        *at = (*at).max(r.at);
-    }
-    for (key_id, at) in last_used {
+    for (key_id, at) in super::last_used(batch) {
         sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)")
-            .bind(timestamp::to_unix(at))
+            .bind(at)
             .bind(key_id)
             .execute(&mut *tx)
             .await?;
