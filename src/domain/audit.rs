@@ -5,7 +5,10 @@ use serde::Serialize;
 use sqlx::{Any, Executor};
 use time::OffsetDateTime;
 
-use crate::{domain::page::Page, error::AppResult};
+use crate::{
+    domain::{audit_rollups, page::Page},
+    error::AppResult,
+};
 use keysmith_verify::timestamp;
 
 /// An event about to be written.
@@ -31,19 +34,27 @@ const PURGE_BATCH: i64 = 1000;
 const PURGE_BATCHES: usize = 50;
 
 /// Deletes per-call audit events (`tool.call`) older than `retention_days`,
-/// in small batches; admin actions are kept. Returns how many went.
+/// in small batches; admin actions are kept. A day not rolled up yet keeps
+/// its raw rows (and so does every later one) until it is. Returns how many went.
 #[tracing::instrument(skip(pool))]
 pub async fn purge_old_calls(
     pool: &sqlx::AnyPool,
     now: OffsetDateTime,
     retention_days: i64,
 ) -> AppResult<u64> {
-    let cutoff = timestamp::to_unix(now - time::Duration::days(retention_days));
+    let retention_cutoff = timestamp::to_unix(now - time::Duration::days(retention_days));
+    let cutoff = audit_rollups::unrolled_days(pool, retention_cutoff, 1)
+        .await?
+        .first()
+        .map_or(retention_cutoff, |&day| day.min(retention_cutoff));
     let mut purged = 0;
     for _ in 0..PURGE_BATCHES {
         let done = sqlx::query(
+            // The day check again, per row: rows stamped in the past may
+            // have been written since the cutoff was read.
             "DELETE FROM audit_events WHERE id IN \
-             (SELECT id FROM audit_events WHERE action = 'tool.call' AND at < $1 LIMIT $2)",
+             (SELECT id FROM audit_events WHERE action = 'tool.call' AND at < $1 \
+              AND EXISTS (SELECT 1 FROM audit_rollup_days d WHERE d.day = at - at % 86400) LIMIT $2)",
         )
         .bind(cutoff)
         .bind(PURGE_BATCH)
@@ -125,31 +136,4 @@ pub async fn list_for_key(
     .fetch_all(pool)
     .await?;
     Ok(Page::from_overfetch(rows, limit, |e| e.id.to_string()))
-}
-
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct ToolUsage {
-    pub tool: String,
-    pub calls: i64,
-    pub denied: i64,
-}
-
-/// Calls and denials per tool since `since` (tool calls audited by the verification layer).
-#[tracing::instrument(skip(pool))]
-pub async fn tool_usage(
-    pool: &sqlx::AnyPool,
-    tenant_id: &str,
-    key_id: &str,
-    since: OffsetDateTime,
-) -> AppResult<Vec<ToolUsage>> {
-    Ok(sqlx::query_as(
-        "SELECT tool, COUNT(*) AS calls, SUM(CASE WHEN outcome = 'allowed' THEN 0 ELSE 1 END) AS denied \
-         FROM audit_events WHERE tenant_id = $1 AND key_id = $2 AND action = 'tool.call' AND tool IS NOT NULL AND at >= $3 \
-         GROUP BY tool ORDER BY calls DESC, tool",
-    )
-    .bind(tenant_id)
-    .bind(key_id)
-    .bind(timestamp::to_unix(since))
-    .fetch_all(pool)
-    .await?)
 }

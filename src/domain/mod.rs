@@ -4,6 +4,8 @@ pub mod accounts;
 pub mod actor;
 pub mod anomalies;
 pub mod audit;
+pub mod audit_rollups;
+pub mod durations;
 pub mod form_tokens;
 pub mod hashing;
 pub mod keys;
@@ -19,6 +21,7 @@ pub mod sign_in_throttle;
 pub mod tenants;
 pub mod totp;
 mod types;
+pub mod usage;
 pub mod users;
 pub mod webhooks;
 

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
-    domain::{anomalies, audit, form_tokens, keys, reminders, sign_in_throttle},
+    domain::{anomalies, audit, audit_rollups, form_tokens, keys, reminders, sign_in_throttle},
     notify::{sender, webhooks},
     state::AppState,
 };
@@ -52,6 +52,10 @@ pub async fn tick(state: &AppState) -> anyhow::Result<()> {
     }
     if let Err(err) = purge(state).await {
         failed.push(("purge", err));
+    }
+    // Before retention: it keeps the raw rows of any day not rolled up.
+    if let Err(err) = audit_rollups::roll_up_due(state.pool(), state.now()).await {
+        failed.push(("audit rollups", err.into()));
     }
     let retention = state.config.audit_retention_days;
     if let Err(err) = audit::purge_old_calls(state.pool(), state.now(), retention).await {

@@ -7,7 +7,6 @@ use axum::{
     response::Response,
 };
 use serde::Deserialize;
-use time::Duration;
 
 use super::{
     auth::{Admin, Membership},
@@ -18,9 +17,10 @@ use super::{
 use crate::{
     domain::outbox::{self, NotificationRecord},
     domain::{
-        audit::{self, AuditEvent, ToolUsage},
+        audit::{self, AuditEvent},
         keys::{self, KeyRow},
         service_users,
+        usage::{self, ToolUsage},
     },
     state::AppState,
 };
@@ -37,12 +37,18 @@ pub struct Bar {
     pub y: usize,
     pub calls: i64,
     pub denied: i64,
+    pub errors: i64,
+    /// Median and 99th percentile durations, readable (`"850 µs"`).
+    pub p50: String,
+    pub p99: String,
     pub calls_width: i64,
     pub denied_width: i64,
 }
 
 const BAR_AREA: i64 = 360;
 const ROW: usize = 28;
+/// The histogram covers today and the 29 days before it.
+const HISTOGRAM_DAYS: i64 = 30;
 
 fn histogram(usage: &[ToolUsage]) -> Vec<Bar> {
     let max = usage.iter().map(|u| u.calls).max().unwrap_or(1).max(1);
@@ -55,10 +61,22 @@ fn histogram(usage: &[ToolUsage]) -> Vec<Bar> {
             y: i * ROW,
             calls: u.calls,
             denied: u.denied,
+            errors: u.errors,
+            p50: readable_micros(u.p50_us),
+            p99: readable_micros(u.p99_us),
             calls_width: (u.calls * BAR_AREA / max).max(1),
             denied_width: u.denied * BAR_AREA / max,
         })
         .collect()
+}
+
+fn readable_micros(us: Option<i64>) -> String {
+    match us {
+        None => "n/a".to_owned(),
+        Some(us) if us < 1_000 => format!("{us} µs"),
+        Some(us) if us < 1_000_000 => format!("{:.1} ms", us as f64 / 1e3),
+        Some(us) => format!("{:.1} s", us as f64 / 1e6),
+    }
 }
 
 #[derive(Template)]
@@ -96,13 +114,8 @@ pub async fn show(
     let now = state.now();
     let owner = service_users::get(state.pool(), &current.tenant.id, &key.service_user_id).await?;
     let page = audit::list_for_key(state.pool(), &current.tenant.id, &id, query.cursor, 25).await?;
-    let usage = audit::tool_usage(
-        state.pool(),
-        &current.tenant.id,
-        &id,
-        now - Duration::days(30),
-    )
-    .await?;
+    let since = usage::window_start(now, HISTOGRAM_DAYS);
+    let usage = usage::tool_usage(state.pool(), &current.tenant.id, &id, since).await?;
     let notifications = outbox::list_for_key(state.pool(), &current.tenant.id, &id).await?;
     let bars = histogram(&usage);
     let can_manage = current.role.can_manage_keys();

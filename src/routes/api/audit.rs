@@ -5,15 +5,15 @@ use axum::{
     extract::{Path, State},
 };
 use serde::{Deserialize, Serialize};
-use time::Duration;
 
 use super::{auth::ManagementCaller, extract::ApiQuery};
 use crate::{
     domain::{
-        audit::{self, AuditEvent, ToolUsage},
+        audit::{self, AuditEvent},
         keys,
         page::clamp_limit,
         rfc3339,
+        usage::{self, ToolUsage},
     },
     error::{AppError, AppResult},
     state::AppState,
@@ -72,7 +72,7 @@ pub async fn list(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct UsageQuery {
-    /// Window in days, default 30, at most 365.
+    /// Window in UTC days ending with today (today counts as one), default 30, at most 365.
     pub days: Option<i64>,
 }
 
@@ -95,9 +95,9 @@ pub async fn usage(
 ) -> AppResult<Json<Usage>> {
     let tenant = caller.tenant(&state, &tenant).await?;
     let key = keys::get(state.pool(), &tenant.id, &id).await?;
-    let since = state.now() - Duration::days(query.days.unwrap_or(30).clamp(1, 365));
+    let since = usage::window_start(state.now(), query.days.unwrap_or(30).clamp(1, 365));
     Ok(Json(Usage {
         last_used_at: key.last_used_at.map(rfc3339::format),
-        tools: audit::tool_usage(state.pool(), &tenant.id, &id, since).await?,
+        tools: usage::tool_usage(state.pool(), &tenant.id, &id, since).await?,
     }))
 }

@@ -1,0 +1,104 @@
+//! A key's tool usage over the last days: rollups for the days the scheduler
+//! has rolled up, raw audit rows for the rest (today, and yesterday until
+//! it is rolled up). Reads a few hundred rollup rows and one day of raw
+//! rows, however many raw rows the table holds.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sqlx::AnyPool;
+use time::OffsetDateTime;
+
+use crate::{
+    domain::{
+        audit_rollups::{DAY, Tally, calls_by_bucket_sql, day_of},
+        durations::Histogram,
+    },
+    error::{AppError, AppResult},
+};
+use keysmith_verify::timestamp;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ToolUsage {
+    pub tool: String,
+    pub calls: i64,
+    pub denied: i64,
+    /// Calls the upstream answered with a 5xx, or not at all.
+    pub errors: i64,
+    /// Median duration in µs (within 25 %: read from a log-bucket
+    /// histogram); absent when no call recorded one.
+    pub p50_us: Option<i64>,
+    pub p99_us: Option<i64>,
+}
+
+/// The UTC midnight starting a window of `days` days that ends with today.
+pub fn window_start(now: OffsetDateTime, days: i64) -> i64 {
+    day_of(timestamp::to_unix(now)) - (days.max(1) - 1) * DAY
+}
+
+/// Calls per tool by a key since `since` (a UTC midnight, see
+/// [`window_start`]), busiest first.
+#[tracing::instrument(skip(pool))]
+pub async fn tool_usage(
+    pool: &AnyPool,
+    tenant_id: &str,
+    key_id: &str,
+    since: i64,
+) -> AppResult<Vec<ToolUsage>> {
+    // Days are rolled up oldest first, so every day with calls before the
+    // newest rolled-up one is rolled up too.
+    let newest_rolled: Option<i64> = sqlx::query_scalar("SELECT MAX(day) FROM audit_rollup_days")
+        .fetch_one(pool)
+        .await?;
+    let raw_from = newest_rolled.map_or(since, |day| (day + DAY).max(since));
+    let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
+    if raw_from > since {
+        let rows: Vec<(String, i64, i64, i64, String)> = sqlx::query_as(
+            "SELECT tool, calls, denied, errors, durations FROM audit_rollups \
+             WHERE tenant_id = $1 AND key_id = $2 AND day >= $3 AND day < $4",
+        )
+        .bind(tenant_id)
+        .bind(key_id)
+        .bind(since)
+        .bind(raw_from)
+        .fetch_all(pool)
+        .await?;
+        for (tool, calls, denied, errors, durations) in rows {
+            let durations =
+                Histogram::decode(&durations).map_err(|err| AppError::Internal(err.into()))?;
+            let day = Tally {
+                calls,
+                denied,
+                errors,
+                durations,
+            };
+            tallies.entry(tool).or_default().merge(&day);
+        }
+    }
+    let sql = calls_by_bucket_sql("tool", "tenant_id = $1 AND key_id = $2 AND at >= $3");
+    let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(&sql)
+        .bind(tenant_id)
+        .bind(key_id)
+        .bind(raw_from)
+        .fetch_all(pool)
+        .await?;
+    for (tool, bucket, calls, denied, errors) in rows {
+        tallies
+            .entry(tool)
+            .or_default()
+            .add_bucket(bucket, calls, denied, errors);
+    }
+    let mut usage: Vec<ToolUsage> = tallies
+        .into_iter()
+        .map(|(tool, t)| ToolUsage {
+            tool,
+            calls: t.calls,
+            denied: t.denied,
+            errors: t.errors,
+            p50_us: t.durations.quantile(0.5),
+            p99_us: t.durations.quantile(0.99),
+        })
+        .collect();
+    usage.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.tool.cmp(&b.tool)));
+    Ok(usage)
+}
