@@ -26,6 +26,31 @@ pub struct NewAuditEvent<'a> {
     pub at: OffsetDateTime,
 }
 
+impl<'a> NewAuditEvent<'a> {
+    /// An admin action on one key that succeeded (no tool, no request id).
+    pub fn key_action(
+        tenant_id: &'a str,
+        key: (&'a str, &'a str),
+        actor: &crate::domain::Actor,
+        action: &'a str,
+        reason: Option<&'a str>,
+        at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            tenant_id,
+            key_id: Some(key.0),
+            service_user_id: Some(key.1),
+            actor: actor.to_string(),
+            action,
+            tool: None,
+            outcome: "ok",
+            reason,
+            request_id: None,
+            at,
+        }
+    }
+}
+
 /// Rows deleted per statement when old tool calls are purged: small enough
 /// that a purge never holds the write lock for long.
 const PURGE_BATCH: i64 = 1000;

@@ -30,6 +30,7 @@ mod gateway_trust;
 mod health;
 mod keys;
 mod limits;
+mod limits_edit;
 mod limits_redis;
 mod mcp;
 mod rotation;

@@ -229,6 +229,24 @@ pub async fn rotate(
     Ok(Rotation { new, old })
 }
 
+/// Reads a key that still works (active or rotating); any other is a `409`.
+pub(super) async fn fetch_live(
+    tx: &mut Transaction<'_, Any>,
+    tenant_id: &str,
+    key_id: &str,
+    now: OffsetDateTime,
+) -> AppResult<KeyRow> {
+    let current = fetch(&mut **tx, tenant_id, key_id).await?;
+    let status = current.status_at(now);
+    if !matches!(status, KeyState::Active | KeyState::Rotating) {
+        return Err(AppError::Conflict(format!(
+            "the key is already {}",
+            status.as_str()
+        )));
+    }
+    Ok(current)
+}
+
 /// Revokes an active or rotating key at once.
 #[tracing::instrument(skip_all, fields(tenant = %tenant.slug, key_id = %key_id))]
 pub async fn revoke(
@@ -240,14 +258,7 @@ pub async fn revoke(
     now: OffsetDateTime,
 ) -> AppResult<KeyRow> {
     let mut tx = crate::db::begin_write(pool).await?;
-    let current = fetch(&mut *tx, &tenant.id, key_id).await?;
-    let status = current.status_at(now);
-    if !matches!(status, KeyState::Active | KeyState::Rotating) {
-        return Err(AppError::Conflict(format!(
-            "the key is already {}",
-            status.as_str()
-        )));
-    }
+    let current = fetch_live(&mut tx, &tenant.id, key_id, now).await?;
     let updated = sqlx::query(
         "UPDATE api_keys SET status = 'revoked', revoked_at = $1, revoked_reason = $2 \
          WHERE tenant_id = $3 AND id = $4 AND status IN ('active', 'rotating')",

@@ -1,16 +1,18 @@
 //! Keys: what a key is (its row, state, expiry and tools), and its life in
-//! three files — `lifecycle` (create, rotate, revoke), `queries` (read and
-//! list), `sweep` (what the clock does to keys).
+//! four files — `lifecycle` (create, rotate, revoke), `limits` (change a
+//! key's limits), `queries` (read and list), `sweep` (what the clock does to keys).
 //!
 //! Every change runs in one transaction together with its audit event, and
 //! state transitions are conditional updates (`WHERE status = 'active'`), so
 //! two admins rotating the same key at once get one rotation and one `409`.
 
 mod lifecycle;
+mod limits;
 mod queries;
 mod sweep;
 
 pub use lifecycle::{Rotation, create, revoke, rotate};
+pub use limits::{LimitsChange, set_limits};
 pub use queries::{KeyFilter, get, list, management_expiring, state_of};
 pub use sweep::{SweepReport, sweep};
 

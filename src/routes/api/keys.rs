@@ -1,4 +1,4 @@
-//! `/api/v1/tenants/{tenant}/keys…`: create, list, read, rotate, revoke.
+//! `/api/v1/tenants/{tenant}/keys…`: create, list, read, change limits, rotate, revoke.
 
 use axum::{
     Json,
@@ -21,7 +21,7 @@ use crate::{
         keys::{self, ExpiryRequest, IssuedKey, KeyFilter, KeyState, NewKey},
         page::clamp_limit,
     },
-    error::AppResult,
+    error::{AppError, AppResult},
     state::AppState,
 };
 
@@ -45,6 +45,20 @@ pub struct CreateKey {
     /// `{"calls": 10000, "per": "day"}` (or `"month"`, UTC calendar windows).
     #[schema(value_type = Option<Object>)]
     pub quota: Option<Quota>,
+}
+
+/// A change of a key's limits: an absent field stays as it is, `null` lifts it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKeyLimits {
+    /// As on create; `null`: no rate limit.
+    #[serde(default, deserialize_with = "super::extract::present")]
+    #[schema(value_type = Option<Object>)]
+    pub rate_limit: Option<Option<RateLimit>>,
+    /// As on create; `null`: no quota.
+    #[serde(default, deserialize_with = "super::extract::present")]
+    #[schema(value_type = Option<Object>)]
+    pub quota: Option<Option<Quota>>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -176,6 +190,32 @@ pub async fn get(
     let tenant = caller.tenant(&state, &tenant).await?;
     let row = keys::get(state.pool(), &tenant.id, &id).await?;
     Ok(Json(KeyInfo::new(&row, &tenant.slug, state.now())))
+}
+
+#[utoipa::path(patch, path = "/api/v1/tenants/{tenant}/keys/{id}", tag = "keys",
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path, description = "public key id")),
+    request_body = UpdateKeyLimits,
+    responses((status = 200, body = KeyInfo), (status = 404, description = "no such key in this tenant"), (status = 409, description = "the key is revoked or expired, or changed meanwhile"), (status = 422, description = "invalid limits")),
+    security(("management_key" = [])))]
+pub async fn update_limits(
+    State(state): State<AppState>,
+    caller: ManagementCaller,
+    Path((tenant, id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<UpdateKeyLimits>,
+) -> AppResult<Json<KeyInfo>> {
+    if body.rate_limit.is_none() && body.quota.is_none() {
+        return Err(AppError::validation(
+            "give rate_limit or quota (null lifts it)",
+        ));
+    }
+    let tenant = caller.tenant(&state, &tenant).await?;
+    let now = state.now();
+    let change = keys::LimitsChange {
+        rate_limit: body.rate_limit,
+        quota: body.quota,
+    };
+    let row = keys::set_limits(state.pool(), &tenant, &id, change, &caller.actor(), now).await?;
+    Ok(Json(KeyInfo::new(&row, &tenant.slug, now)))
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/keys/{id}/rotate", tag = "keys",

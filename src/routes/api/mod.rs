@@ -42,7 +42,7 @@ pub fn router() -> Router<AppState> {
             axum::routing::put(admins::set_role).delete(admins::remove),
         )
         .route("/keys", post(keys::create).get(keys::list))
-        .route("/keys/{id}", get(keys::get))
+        .route("/keys/{id}", get(keys::get).patch(keys::update_limits))
         .route("/keys/{id}/rotate", post(keys::rotate))
         .route("/keys/{id}/revoke", post(keys::revoke))
         .route("/keys/{id}/audit", get(audit::list))
@@ -81,7 +81,7 @@ pub fn router() -> Router<AppState> {
         service_users::create, service_users::list, service_users::get,
         service_users::update, service_users::disable, service_users::enable,
         admins::list, admins::set_role, admins::remove,
-        keys::create, keys::list, keys::get, keys::rotate, keys::revoke,
+        keys::create, keys::list, keys::get, keys::update_limits, keys::rotate, keys::revoke,
         audit::list, audit::usage, notifications::list,
         verify::verify, tenants::get, tenants::update, secret_scanning::github,
         webhooks::create, webhooks::list, webhooks::delete, webhooks::send_test, webhooks::deliveries,

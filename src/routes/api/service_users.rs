@@ -78,18 +78,9 @@ pub async fn list(
 pub struct UpdateServiceUser {
     pub name: Option<String>,
     pub owner_email: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::extract::present")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
-}
-
-/// Tells `"field": null` (present, `Some(None)`) from an absent field (`None`).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/service-users/{id}", tag = "service users",
