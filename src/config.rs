@@ -33,6 +33,10 @@ pub struct Config {
     /// key endpoint serves), to accept leak reports at
     /// `POST /api/v1/secret-scanning/github`. Absent: the endpoint is off.
     pub github_scanning_keys: Option<PathBuf>,
+    /// `KEYSMITH_REDIS_URL`: the Redis the verification layers share limits
+    /// through; lets `POST /api/v1/verify` report the remaining budget.
+    /// Absent: limits are per layer instance and `remaining` is `null`.
+    pub redis_url: Option<Secret>,
     /// `KEYSMITH_METRICS_TOKEN`: when set, `/metrics` answers only
     /// `Authorization: Bearer <token>`.
     pub metrics_token: Option<Secret>,
@@ -116,6 +120,7 @@ impl Config {
             scheduler_interval,
             audit_retention_days,
             github_scanning_keys: var("KEYSMITH_GITHUB_SCANNING_KEYS").map(PathBuf::from),
+            redis_url: var("KEYSMITH_REDIS_URL").map(Secret),
             metrics_token: var("KEYSMITH_METRICS_TOKEN")
                 .filter(|t| !t.is_empty())
                 .map(Secret),

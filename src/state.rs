@@ -23,6 +23,9 @@ pub struct AppState {
     pub first_run: crate::domain::setup::FirstRun,
     /// GitHub's keys for signed leak reports, when configured.
     pub scanner_keys: Option<Arc<crate::domain::leaks::ScannerKeys>>,
+    /// The limiter the layers share (`KEYSMITH_REDIS_URL`), read without
+    /// counting to report a key's remaining budget.
+    pub shared_limiter: Option<Arc<dyn keysmith_verify::Limiter>>,
     /// Permits to run argon2 at sign-in, one per core: each run takes ~19 MiB
     /// and a core for tens of milliseconds, so this bounds what an
     /// unauthenticated flood can cost. When none is free, sign-in says 503.
@@ -48,8 +51,17 @@ impl AppState {
             )),
             None => None,
         };
+        let shared_limiter = match &config.redis_url {
+            Some(url) => Some(Arc::new(
+                keysmith_verify::limit::RedisLimiter::builder()
+                    .connect(url.expose())
+                    .map_err(|err| anyhow::anyhow!("KEYSMITH_REDIS_URL is invalid: {err}"))?,
+            ) as Arc<dyn keysmith_verify::Limiter>),
+            None => None,
+        };
         Ok(Self {
             db,
+            shared_limiter,
             peppers,
             clock,
             verifier,

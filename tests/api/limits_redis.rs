@@ -12,7 +12,7 @@ use crate::{
     limits::{audited, call, limited_gateway},
 };
 
-const REDIS: &str = "redis://127.0.0.1:6379";
+pub const REDIS: &str = "redis://127.0.0.1:6379";
 
 /// A limiter on the shared Redis, under a prefix of this test's own.
 fn limiter(prefix: &str) -> Arc<RedisLimiter> {

@@ -32,6 +32,7 @@ mod keys;
 mod limits;
 mod limits_edit;
 mod limits_redis;
+mod limits_remaining;
 mod mcp;
 mod rotation;
 mod scheduler;

@@ -8,7 +8,7 @@ use super::{auth::VerifyCaller, extract::ApiJson};
 use crate::{domain::rfc3339, error::AppResult, state::AppState};
 use keysmith_verify::{
     VerifiedKey, VerifyCode,
-    limit::{Quota, RateLimit},
+    limit::{Quota, RateLimit, Remaining},
     timestamp,
 };
 
@@ -46,6 +46,13 @@ pub struct VerifyResponse {
     /// The key's quota, enforced by the layer (`null`: none).
     #[schema(value_type = Option<Object>)]
     pub quota: Option<Quota>,
+    /// What is left, counting nothing: `{"per_minute", "tool_per_minute",
+    /// "quota"}` (each `null` where the key has no such limit). `null` as a
+    /// whole when the server has no shared limiter (`KEYSMITH_REDIS_URL`
+    /// unset: in-memory limits are counted per layer instance, invisible
+    /// here), when Redis cannot be asked, or when the key is refused.
+    #[schema(value_type = Option<Object>)]
+    pub remaining: Option<Remaining>,
 }
 
 impl VerifyResponse {
@@ -66,6 +73,23 @@ impl VerifyResponse {
             }),
             rate_limit: key.and_then(|k| k.limits.rate_limit.clone()),
             quota: key.and_then(|k| k.limits.quota),
+            remaining: None,
+        }
+    }
+}
+
+/// The key's remaining budget from the shared limiter, if there is one; a
+/// limiter that cannot be asked costs the answer its `remaining`, not the verdict.
+async fn remaining(state: &AppState, key: &VerifiedKey, tool: Option<&str>) -> Option<Remaining> {
+    let limiter = state.shared_limiter.as_ref()?;
+    match limiter
+        .peek(key, tool.unwrap_or_default(), state.now())
+        .await
+    {
+        Ok(remaining) => remaining,
+        Err(err) => {
+            tracing::warn!(error = %err, key_id = %key.key_id, "remaining budget unknown");
+            None
         }
     }
 }
@@ -88,7 +112,10 @@ pub async fn verify(
         )
         .await?;
     let response = match &verdict {
-        Ok(key) => VerifyResponse::describe(VerifyCode::Valid, Some(key)),
+        Ok(key) => VerifyResponse {
+            remaining: remaining(&state, key, body.tool.as_deref()).await,
+            ..VerifyResponse::describe(VerifyCode::Valid, Some(key))
+        },
         Err(refusal) => VerifyResponse::describe(refusal.code, refusal.known.as_deref()),
     };
     state.metrics.count_verification(response.code);

@@ -6,6 +6,10 @@
 //! behind a load balancer each allow the full budget. Only calls the layer
 //! lets through count; calls refused for any reason (unknown key, tool not
 //! allowed, over a limit) do not.
+//!
+//! [`Limiter::peek`] reads what is left without counting; only a shared
+//! limiter ([`RedisLimiter`]) answers it, since an in-memory count is one
+//! instance's view.
 
 mod config;
 mod math;
@@ -49,6 +53,21 @@ pub struct Exceeded {
 #[error("limiter unavailable: {0}")]
 pub struct LimiterError(pub String);
 
+/// What is left of a key's budget, as seen by every instance sharing the
+/// limiter's store; `None` where the key has no such limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Remaining {
+    /// Calls the key's rate admits right now (the burst left).
+    pub per_minute: Option<u64>,
+    /// Calls the override matching the tool admits right now.
+    pub tool_per_minute: Option<u64>,
+    /// Calls left in the quota's current window.
+    pub quota: Option<u64>,
+}
+
+pub type PeekFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Option<Remaining>, LimiterError>> + Send + 'a>>;
+
 pub type LimitFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Result<(), Exceeded>, LimiterError>> + Send + 'a>>;
 
@@ -61,4 +80,16 @@ pub trait Limiter: Send + Sync + fmt::Debug + 'static {
         tool: &'a str,
         now: OffsetDateTime,
     ) -> LimitFuture<'a>;
+
+    /// What is left of `key`'s budget for `tool`, counting nothing.
+    /// `Ok(None)`: this limiter cannot tell for the whole fleet — an
+    /// in-memory limiter counts per layer instance, so by default it says nothing.
+    fn peek<'a>(
+        &'a self,
+        _key: &'a VerifiedKey,
+        _tool: &'a str,
+        _now: OffsetDateTime,
+    ) -> PeekFuture<'a> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
 }

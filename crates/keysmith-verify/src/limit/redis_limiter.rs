@@ -19,7 +19,7 @@ use redis::{
 use time::OffsetDateTime;
 
 use super::{
-    Exceeded, LimitFuture, LimitKind, Limiter, LimiterError, QuotaWindow,
+    Exceeded, LimitFuture, LimitKind, Limiter, LimiterError, PeekFuture, QuotaWindow, Remaining,
     math::{retry_after_secs, unix_ns},
     memory::period_name,
 };
@@ -31,6 +31,7 @@ const MINUTE_US: i64 = 60_000_000;
 pub struct RedisLimiter {
     connection: ConnectionManager,
     script: Script,
+    peek_script: Script,
     prefix: String,
     timeout: Duration,
     rate_fail_open: bool,
@@ -93,27 +94,9 @@ impl RedisLimiter {
         let key_rate = limits.rate_limit.as_ref().and_then(|r| r.per_minute);
         let tool_rate = limits.tool_rate(tool);
         let window = limits.quota.map(|q| QuotaWindow::containing(q.per, now));
-        let base = format!("{}:{{{}}}", self.prefix, key.key_id);
-        let interval = |per_minute: Option<u32>| {
-            per_minute.map_or(0, |p| MINUTE_US / i64::from(p.max(1)).max(1))
-        };
-        let now_us = i64::try_from(unix_ns(now) / 1000).unwrap_or(i64::MAX);
         let mut invocation = self.script.prepare_invoke();
-        invocation
-            .key(format!("{base}:rate"))
-            .key(format!(
-                "{base}:tool:{}",
-                tool_rate.map_or("", |t| t.tool.as_str())
-            ))
-            .key(format!(
-                "{base}:quota:{}",
-                window.map(|w| w.label()).unwrap_or_default()
-            ))
-            .arg(now_us)
-            .arg(interval(key_rate))
-            .arg(interval(tool_rate.map(|t| t.per_minute)))
-            .arg(limits.quota.map_or(0, |q| q.calls))
-            .arg(window.map_or(0, |w| w.retry_after_secs(now)));
+        self.bind(&mut invocation, key, tool, now);
+        invocation.arg(window.map_or(0, |w| w.retry_after_secs(now)));
         let mut connection = self.connection.clone();
         let answer: Result<(u8, i64), String> = match tokio::time::timeout(
             self.timeout,
@@ -163,6 +146,67 @@ impl RedisLimiter {
             }),
             _ => Ok(()),
         })
+    }
+
+    /// The Redis keys and arguments both scripts share: the key's rate, the
+    /// matching override's rate and the quota window's counter.
+    fn bind(
+        &self,
+        invocation: &mut redis::ScriptInvocation<'_>,
+        key: &VerifiedKey,
+        tool: &str,
+        now: OffsetDateTime,
+    ) {
+        let limits = &key.limits;
+        let tool_rate = limits.tool_rate(tool);
+        let window = limits.quota.map(|q| QuotaWindow::containing(q.per, now));
+        let base = format!("{}:{{{}}}", self.prefix, key.key_id);
+        let interval = |per_minute: Option<u32>| {
+            per_minute.map_or(0, |p| MINUTE_US / i64::from(p.max(1)).max(1))
+        };
+        let now_us = i64::try_from(unix_ns(now) / 1000).unwrap_or(i64::MAX);
+        invocation
+            .key(format!("{base}:rate"))
+            .key(format!(
+                "{base}:tool:{}",
+                tool_rate.map_or("", |t| t.tool.as_str())
+            ))
+            .key(format!(
+                "{base}:quota:{}",
+                window.map(|w| w.label()).unwrap_or_default()
+            ))
+            .arg(now_us)
+            .arg(interval(
+                limits.rate_limit.as_ref().and_then(|r| r.per_minute),
+            ))
+            .arg(interval(tool_rate.map(|t| t.per_minute)))
+            .arg(limits.quota.map_or(0, |q| q.calls));
+    }
+
+    /// What is left, read in one script that writes nothing.
+    async fn remaining(
+        &self,
+        key: &VerifiedKey,
+        tool: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Remaining>, LimiterError> {
+        if key.limits.is_unlimited() {
+            return Ok(Some(Remaining::default()));
+        }
+        let mut invocation = self.peek_script.prepare_invoke();
+        self.bind(&mut invocation, key, tool, now);
+        let mut connection = self.connection.clone();
+        let (rate, tool_rate, quota): (i64, i64, i64) =
+            tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection))
+                .await
+                .map_err(|_| LimiterError(format!("no answer within {:?}", self.timeout)))?
+                .map_err(|e| LimiterError(e.to_string()))?;
+        let left = |n: i64| u64::try_from(n).ok();
+        Ok(Some(Remaining {
+            per_minute: left(rate),
+            tool_per_minute: left(tool_rate),
+            quota: left(quota),
+        }))
     }
 
     /// Redis could not decide: pass or refuse per the settings of the
@@ -228,6 +272,7 @@ impl RedisLimiterBuilder {
         Ok(RedisLimiter {
             connection,
             script: Script::new(include_str!("check.lua")),
+            peek_script: Script::new(include_str!("peek.lua")),
             prefix: self.prefix,
             timeout: self.timeout,
             rate_fail_open: self.rate_fail_open,
@@ -246,5 +291,14 @@ impl Limiter for RedisLimiter {
         now: OffsetDateTime,
     ) -> LimitFuture<'a> {
         Box::pin(self.decide(key, tool, now))
+    }
+
+    fn peek<'a>(
+        &'a self,
+        key: &'a VerifiedKey,
+        tool: &'a str,
+        now: OffsetDateTime,
+    ) -> PeekFuture<'a> {
+        Box::pin(self.remaining(key, tool, now))
     }
 }

@@ -1,0 +1,21 @@
+-- What is left of a key's limits, counting nothing (read-only: GET only).
+-- KEYS and ARGV[1..4] as in check.lua.
+-- Returns {key rate calls left, tool rate calls left, quota calls left};
+-- -1 where that limit does not exist.
+local now = tonumber(ARGV[1])
+local minute = 60000000
+
+local function rate_left(key, interval)
+  if interval <= 0 then return -1 end
+  local tat = tonumber(redis.call('GET', key) or '0')
+  if tat < now then tat = now end
+  return math.floor((now + minute - tat) / interval)
+end
+
+local quota_left = -1
+local calls = tonumber(ARGV[4])
+if calls > 0 then
+  local used = tonumber(redis.call('GET', KEYS[3]) or '0')
+  quota_left = math.max(calls - used, 0)
+end
+return {rate_left(KEYS[1], tonumber(ARGV[2])), rate_left(KEYS[2], tonumber(ARGV[3])), quota_left}
