@@ -1,0 +1,64 @@
+"""Turns scripts/bench-gateway's wrk runs into BENCHMARKS.md's gateway section:
+medians over the interleaved rounds, as ratios against nginx in the same run."""
+import json
+import pathlib
+import sqlite3
+import statistics
+import sys
+
+from wrk_output import parse_wrk
+from benchmarks_md import replace_section
+
+LABELS = {
+    "n": "(n) nginx `proxy_pass`, no authentication",
+    "g": "(g) `keysmith gateway` (MCP mode, warm cache, audit on)",
+    "r": "(r) nginx `auth_request` → `/api/v1/verify`",
+}
+TARGETS = {"g": "≥ 0.8× (n), ≥ 3× (r)"}
+
+
+def add(results_path, label, wrk_path):
+    path = pathlib.Path(results_path)
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results.setdefault(label, []).append(parse_wrk(pathlib.Path(wrk_path).read_text()))
+    path.write_text(json.dumps(results))
+
+
+def median(runs, field):
+    return statistics.median(run[field] for run in runs)
+
+
+def write(results_path, duration, connections, rounds, database):
+    results = json.loads(pathlib.Path(results_path).read_text())
+    base = median(results["n"], "rps")
+    auth = median(results["r"], "rps")
+    rows = []
+    for label, name in LABELS.items():
+        runs = results[label]
+        rps = median(runs, "rps")
+        spread = ", ".join(f"{run['rps']:,.0f}" for run in runs)
+        errors = sum(run["non2xx"] for run in runs)
+        rows.append(
+            f"| {name} | {rps:,.0f} | {spread} | {rps / base:.2f}× | {rps / auth:.2f}× | "
+            f"{median(runs, 'p50'):,.0f} µs | {median(runs, 'p99'):,.0f} µs | {errors} | {TARGETS.get(label, '—')} |"
+        )
+    with sqlite3.connect(database) as db:
+        audited = db.execute("SELECT COUNT(*) FROM audit_events WHERE action = 'tool.call'").fetchone()[0]
+    requests = sum(run["requests"] for run in results["g"])
+    print(replace_section("gateway", "Gateway against nginx", [
+        f"`wrk -t1 -c{connections} -d{duration} --latency`, POST of one MCP `tools/call`, "
+        f"{rounds} interleaved rounds, medians (every round's req/s in the spread column). "
+        "Reproduce: `scripts/bench-gateway`.",
+        "",
+        "| run | req/s (median) | rounds | of (n) | of (r) | p50 | p99 | errors | target |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"Audit rows the gateway wrote: {audited:,} for {requests:,} requests wrk saw completed "
+        "(plus the script's checks and the requests in flight when wrk stopped).",
+    ]))
+
+
+if __name__ == "__main__":
+    command, *args = sys.argv[1:]
+    {"add": add, "write": write}[command](*args)
