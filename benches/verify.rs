@@ -119,7 +119,7 @@ fn database(c: &mut Criterion) {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let pg_name = format!(
         "keysmith_bench_{}",
-        keysmith_verify::random_id(8).to_ascii_lowercase()
+        keysmith::domain::random::base62(8).to_ascii_lowercase()
     );
     let engines = [
         (

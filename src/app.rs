@@ -22,7 +22,7 @@ struct RandomRequestId;
 
 impl MakeRequestId for RandomRequestId {
     fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
-        keysmith_verify::random_id(20)
+        crate::domain::random::base62(20)
             .parse()
             .ok()
             .map(RequestId::new)

@@ -5,8 +5,9 @@
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
+use crate::domain::random;
 use crate::{domain::secret_hash, error::AppResult};
-use keysmith_verify::{random_id, timestamp};
+use keysmith_verify::timestamp;
 
 /// An open form stays usable this long (the absolute session lifetime).
 const LIFETIME_SECS: i64 = 12 * 3600;
@@ -14,7 +15,7 @@ const LIFETIME_SECS: i64 = 12 * 3600;
 /// Issues a token for `user_id`; only its hash is stored.
 #[tracing::instrument(skip_all, fields(user_id))]
 pub async fn issue(pool: &AnyPool, user_id: &str, now: OffsetDateTime) -> AppResult<String> {
-    let token = random_id(24);
+    let token = random::base62(24);
     sqlx::query("INSERT INTO form_tokens (token_hash, user_id, expires_at) VALUES ($1, $2, $3)")
         .bind(secret_hash(&token))
         .bind(user_id)

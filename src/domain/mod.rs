@@ -13,6 +13,7 @@ pub mod leaks;
 pub mod notice;
 pub mod outbox;
 pub mod page;
+pub mod random;
 pub mod reminders;
 pub mod rfc3339;
 pub mod service_users;

@@ -4,12 +4,13 @@ use serde::Serialize;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
+use crate::domain::random;
 use crate::{
     db::{OnUniqueViolation, announce_key_change, begin_write},
     domain::{Actor, Description, Email, Name, audit},
     error::{AppError, AppResult},
 };
-use keysmith_verify::{random_id, timestamp};
+use keysmith_verify::timestamp;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ServiceUser {
@@ -48,7 +49,7 @@ pub async fn create(
     actor: &Actor,
     now: OffsetDateTime,
 ) -> AppResult<ServiceUser> {
-    let id = random_id(16);
+    let id = random::base62(16);
     let mut tx = begin_write(pool).await?;
     sqlx::query(
         "INSERT INTO service_users (id, tenant_id, name, owner_email, description, created_at) VALUES ($1, $2, $3, $4, $5, $6)",

@@ -19,11 +19,12 @@ use super::{
     Email,
     users::{self, AdminUser, Password},
 };
+use crate::domain::random;
 use crate::{
     db::begin_write,
     error::{AppError, AppResult},
 };
-use keysmith_verify::{random_id, timestamp};
+use keysmith_verify::timestamp;
 
 /// How long a printed setup link works.
 pub const LIFETIME: Duration = Duration::hours(1);
@@ -63,7 +64,7 @@ impl FirstRun {
         if any_admin(pool).await? {
             return Ok(None);
         }
-        let secret = random_id(32);
+        let secret = random::base62(32);
         *self.pending() = Some(Pending {
             digest: Sha256::digest(secret.as_bytes()).into(),
             expires_at: now + LIFETIME,
@@ -146,7 +147,7 @@ async fn create_first(
             .execute(&mut *tx)
             .await?;
     }
-    let id = random_id(16);
+    let id = random::base62(16);
     let inserted = sqlx::query(
         "INSERT INTO admin_users (id, email, password_hash, is_superadmin, created_at) \
          SELECT $1, $2, $3, 1, $4 WHERE NOT EXISTS (SELECT 1 FROM admin_users)",

@@ -4,12 +4,13 @@ use serde::Serialize;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
+use crate::domain::random;
 use crate::{
     db::{OnUniqueViolation, begin_write},
     domain::{Actor, Name, TenantSlug, audit},
     error::{AppError, AppResult},
 };
-use keysmith_verify::{KeyPrefix, random_id, timestamp};
+use keysmith_verify::{KeyPrefix, timestamp};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Tenant {
@@ -35,7 +36,7 @@ pub struct NewTenant {
 
 #[tracing::instrument(skip_all, fields(slug = %new.slug))]
 pub async fn create(pool: &AnyPool, new: NewTenant, now: OffsetDateTime) -> AppResult<Tenant> {
-    let id = random_id(16);
+    let id = random::base62(16);
     sqlx::query(
         "INSERT INTO tenants (id, slug, name, key_prefix, created_at) VALUES ($1, $2, $3, $4, $5)",
     )

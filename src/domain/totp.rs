@@ -7,11 +7,12 @@ use sqlx::AnyPool;
 use time::OffsetDateTime;
 use totp_rs::{Builder, Secret, Totp};
 
+use crate::domain::random;
 use crate::{
     domain::{Actor, accounts, audit},
     error::{AppError, AppResult},
 };
-use keysmith_verify::{Peppers, random_id, timestamp};
+use keysmith_verify::{Peppers, timestamp};
 
 const SECRET_BYTES: usize = 20;
 pub const RECOVERY_CODES: usize = 10;
@@ -80,7 +81,7 @@ impl TotpSecret {
 /// keyed stream cipher for 20 bytes. Bound to the account, so a secret
 /// copied to another row does not decrypt.
 fn seal(peppers: &Peppers, user_id: &str, secret: &TotpSecret) -> AppResult<String> {
-    let nonce = random_id(22);
+    let nonce = random::base62(22);
     let version = peppers.current_version();
     let pad = pad(peppers, version, user_id, &nonce)
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no current pepper")))?;
@@ -230,7 +231,7 @@ pub async fn confirm_enrolment(
     .bind(user_id)
     .fetch_one(&mut *tx)
     .await?;
-    let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| random_id(12)).collect();
+    let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| random::base62(12)).collect();
     for code in &codes {
         sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
             .bind(user_id)

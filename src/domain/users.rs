@@ -5,12 +5,13 @@ use serde::Serialize;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
+use crate::domain::random;
 use crate::{
     db::OnUniqueViolation,
     domain::{Actor, Email, audit},
     error::{AppError, AppResult},
 };
-use keysmith_verify::{random_id, timestamp};
+use keysmith_verify::timestamp;
 
 #[derive(
     Debug,
@@ -206,7 +207,7 @@ async fn insert<'e>(
     superadmin: bool,
     now: OffsetDateTime,
 ) -> AppResult<AdminUser> {
-    let id = random_id(16);
+    let id = random::base62(16);
     sqlx::query(
         "INSERT INTO admin_users (id, email, password_hash, is_superadmin, created_at) VALUES ($1, $2, $3, $4, $5)",
     )

@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use time::Duration;
 
 use super::{mailer::Mailer, render};
+use crate::domain::random;
 use crate::{
     db::Db,
     domain::{
@@ -16,7 +17,6 @@ use crate::{
     metrics::Metrics,
 };
 use keysmith_verify::Clock;
-use keysmith_verify::random_id;
 
 /// Attempts before a mail is marked `failed` (about 16 hours of retries).
 pub const MAX_ATTEMPTS: i64 = 12;
@@ -53,7 +53,7 @@ pub struct Outbound<'a> {
 /// Delivers every row due now, batch by batch, until none is left.
 #[tracing::instrument(skip_all)]
 pub async fn deliver_due(out: Outbound<'_>) -> AppResult<DeliveryReport> {
-    let owner = random_id(16);
+    let owner = random::base62(16);
     let mut report = DeliveryReport::default();
     loop {
         let now = out.clock.now();

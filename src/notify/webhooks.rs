@@ -7,6 +7,7 @@ use std::time::Duration as StdDuration;
 use time::OffsetDateTime;
 
 use super::sender::{MAX_ATTEMPTS, backoff};
+use crate::domain::random;
 use crate::{
     db::Db,
     domain::webhooks::{
@@ -15,7 +16,7 @@ use crate::{
     },
     error::AppResult,
 };
-use keysmith_verify::{Clock, Peppers, random_id, timestamp};
+use keysmith_verify::{Clock, Peppers, timestamp};
 
 const BATCH: i64 = 50;
 const TIMEOUT: StdDuration = StdDuration::from_secs(10);
@@ -41,7 +42,7 @@ pub struct WebhookReport {
 /// Delivers every row due now, batch by batch, until none is left.
 #[tracing::instrument(skip_all)]
 pub async fn deliver_due(out: WebhookOutbound<'_>) -> AppResult<WebhookReport> {
-    let owner = random_id(16);
+    let owner = random::base62(16);
     let mut report = WebhookReport::default();
     loop {
         let now = out.clock.now();

@@ -3,6 +3,7 @@
 
 use std::{path::PathBuf, sync::Arc};
 
+use keysmith::domain::random;
 use keysmith::{
     AppState,
     config::Config,
@@ -15,7 +16,7 @@ use keysmith::{
     },
     startup,
 };
-use keysmith_verify::{KeyPrefix, ManualClock, Peppers, ToolAllowlist, random_id};
+use keysmith_verify::{KeyPrefix, ManualClock, Peppers, ToolAllowlist};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -60,7 +61,7 @@ impl TestDb {
                          start PostgreSQL (see README) or set KEYSMITH_TEST_POSTGRES_URL.\n"
                     )
                 });
-                let name = format!("keysmith_test_{}", random_id(12).to_ascii_lowercase());
+                let name = format!("keysmith_test_{}", random::base62(12).to_ascii_lowercase());
                 sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
                     .await
                     .expect("create test database");

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use keysmith_verify::{limit::RedisLimiter, random_id};
+use keysmith::domain::random;
+use keysmith_verify::limit::RedisLimiter;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -26,7 +27,7 @@ fn limiter(prefix: &str) -> Arc<RedisLimiter> {
 
 both_engines! {
     async fn two_gateways_share_one_rate_budget(app: TestApp) {
-        let prefix = format!("keysmith-test:{}", random_id(12));
+        let prefix = format!("keysmith-test:{}", random::base62(12));
         let su = app.create_service_user("ci-bot").await;
         let key = app.create_key(&su, json!({"rate_limit": {"per_minute": 3}})).await;
         let plain = key["key"].as_str().expect("key");
@@ -50,7 +51,7 @@ both_engines! {
 
     async fn two_gateways_share_one_quota_under_a_burst(app: TestApp) {
         const N: usize = 6;
-        let prefix = format!("keysmith-test:{}", random_id(12));
+        let prefix = format!("keysmith-test:{}", random::base62(12));
         let su = app.create_service_user("ci-bot").await;
         let key = app.create_key(&su, json!({"rate_limit": {"tools": [{"tool": "echo", "per_minute": 1}]}, "quota": {"calls": N, "per": "month"}})).await;
         let plain = key["key"].as_str().expect("key").to_owned();

@@ -40,7 +40,7 @@ pub(crate) fn fill_random(out: &mut [u8]) -> Result<(), getrandom::Error> {
 }
 
 /// A random base62 string of `len` characters (ids that are public, not secret).
-pub fn random_id(len: usize) -> String {
+pub(crate) fn random_id(len: usize) -> String {
     let mut buf = vec![0u8; len];
     fill_random(&mut buf).expect("the OS random number generator failed");
     String::from_utf8(buf).expect("base62 is ASCII")

@@ -27,7 +27,6 @@ pub mod tls;
 pub mod tools;
 
 pub use backend::{BackendError, Verifier};
-pub use base62::random_id;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use key::{ApiKey, KeyPrefix, MalformedKey};
 pub use key_state::KeyState;

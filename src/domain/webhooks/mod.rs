@@ -9,12 +9,13 @@ use serde::Serialize;
 use sqlx::{Any, AnyPool, Transaction};
 use time::OffsetDateTime;
 
+use crate::domain::random;
 use crate::{
     db::begin_write,
     domain::{Actor, audit, keys::KeyRow, rfc3339, tenants::Tenant},
     error::{AppError, AppResult},
 };
-use keysmith_verify::{Peppers, random_id, timestamp};
+use keysmith_verify::{Peppers, timestamp};
 
 pub use secret::WebhookSecret;
 pub use target::WebhookUrl;
@@ -119,7 +120,7 @@ pub async fn create(
 ) -> AppResult<CreatedEndpoint> {
     let NewEndpoint { url, events } = new;
     url.resolve(allow_private).await?;
-    let id = format!("wh_{}", random_id(16));
+    let id = format!("wh_{}", random::base62(16));
     let secret = WebhookSecret::generate();
     let events_json = serde_json::to_string(&events.0).map_err(anyhow::Error::from)?;
     let mut tx = begin_write(pool).await?;
@@ -299,7 +300,7 @@ pub async fn enqueue(
         .fetch_one(&mut **tx)
         .await?;
     for endpoint_id in subscribed {
-        let event_id = format!("evt_{}", random_id(20));
+        let event_id = format!("evt_{}", random::base62(20));
         let payload = body(&event_id, event_type, &slug.0, &data, now)?;
         deliveries::insert(
             tx,
@@ -323,7 +324,7 @@ pub async fn send_test(
     now: OffsetDateTime,
 ) -> AppResult<String> {
     get(pool, &tenant.id, id).await?;
-    let event_id = format!("evt_{}", random_id(20));
+    let event_id = format!("evt_{}", random::base62(20));
     let data = serde_json::json!({"message": "a test event from Keysmith", "webhook_id": id});
     let payload = body(&event_id, TEST_EVENT, &tenant.slug, &data, now)?;
     let mut tx = begin_write(pool).await?;

@@ -4,8 +4,9 @@
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use crate::domain::random;
 use crate::error::{AppError, AppResult};
-use keysmith_verify::{Peppers, random_id};
+use keysmith_verify::Peppers;
 
 const PREFIX: &str = "whsec_";
 /// Random base62 characters after the prefix; at most 32, the pad's length.
@@ -22,7 +23,7 @@ impl std::fmt::Debug for WebhookSecret {
 
 impl WebhookSecret {
     pub fn generate() -> Self {
-        Self(format!("{PREFIX}{}", random_id(RANDOM_LEN)))
+        Self(format!("{PREFIX}{}", random::base62(RANDOM_LEN)))
     }
 
     /// The one place the secret leaves memory: the creation response.
@@ -41,7 +42,7 @@ impl WebhookSecret {
     /// `v<version>:<nonce>:<random part XOR HMAC(pepper, context ‖ endpoint ‖ nonce)>`,
     /// bound to the endpoint so a sealed secret copied to another row does not open.
     pub fn seal(&self, peppers: &Peppers, endpoint_id: &str) -> AppResult<String> {
-        let nonce = random_id(22);
+        let nonce = random::base62(22);
         let version = peppers.current_version();
         let pad = pad(peppers, version, endpoint_id, &nonce)
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no current pepper")))?;

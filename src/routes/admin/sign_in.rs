@@ -17,6 +17,7 @@ use super::{
     client_addr::client_address,
     page::{PageError, render},
 };
+use crate::domain::random;
 use crate::{
     domain::{
         sign_in_throttle as throttle, totp,
@@ -25,7 +26,7 @@ use crate::{
     error::AppError,
     state::AppState,
 };
-use keysmith_verify::{random_id, timestamp};
+use keysmith_verify::timestamp;
 
 #[derive(Template)]
 #[template(path = "admin/sign_in.html")]
@@ -144,7 +145,7 @@ pub async fn submit(
         user_id: user.id,
         email: user.email,
         superadmin: user.is_superadmin != 0,
-        csrf: random_id(32),
+        csrf: random::base62(32),
         signed_in_at: timestamp::to_unix(now),
         epoch: user.session_epoch,
     };
