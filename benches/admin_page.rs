@@ -5,6 +5,7 @@
 //! keys in the same database. The ratio says whether the page grows with the
 //! tenant (it must not: it reads one index range of 50 rows).
 
+use keysmith::domain::UnixTime;
 use std::{sync::Arc, time::Duration};
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -20,7 +21,7 @@ use keysmith::{
     },
     startup,
 };
-use keysmith_verify::{KeyPrefix, Peppers, SystemClock, timestamp};
+use keysmith_verify::{KeyPrefix, Peppers, SystemClock};
 
 const BIG: i64 = 100_000;
 const SMALL: i64 = 100;
@@ -60,7 +61,7 @@ async fn tenant_with_keys(db: &Db, slug: &str, keys: i64) -> (Tenant, ServiceUse
     }
     // One statement writes them all: the page is measured, not the seeding.
     // A mix like a real tenant's: most active, some rotating or revoked.
-    let now = timestamp::to_unix(now);
+    let now = UnixTime::from(now);
     sqlx::query(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
          INSERT INTO api_keys (id, tenant_id, service_user_id, name, prefix, secret_hash, pepper_version, hint, status, scopes, created_at, created_by, expires_at, cutoff_at) \

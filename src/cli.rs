@@ -409,7 +409,7 @@ impl Cli {
                 };
                 let issued =
                     keys::create(pool, &state.peppers, &tenant, new, &Actor::Cli, now).await?;
-                let expires_at = crate::domain::rfc3339::format(issued.row.expires_at);
+                let expires_at = issued.row.expires_at.rfc3339();
                 if json {
                     let out = serde_json::json!({"id": issued.row.id, "key": issued.key.expose(), "expires_at": expires_at});
                     say(format_args!("{out}"))?;

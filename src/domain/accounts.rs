@@ -2,6 +2,7 @@
 //! and enabling it, ending its sessions. Every change is one transaction
 //! with its `account_events` row.
 
+use crate::domain::UnixTime;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
@@ -12,17 +13,16 @@ use crate::{
     },
     error::{AppError, AppResult},
 };
-use keysmith_verify::timestamp;
 
 /// What every admin request re-reads about its account: one primary-key row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AccountState {
     pub is_superadmin: i64,
-    pub disabled_at: Option<i64>,
+    pub disabled_at: Option<UnixTime>,
     pub session_epoch: i64,
     /// After a reset: nothing but choosing a new password until it is done.
     pub must_change_password: i64,
-    pub totp_enabled_at: Option<i64>,
+    pub totp_enabled_at: Option<UnixTime>,
     /// How many of the account's tenants require a second factor.
     pub totp_required_by_tenants: i64,
 }
@@ -62,7 +62,7 @@ pub async fn record_event(
     .bind(actor.to_string())
     .bind(action)
     .bind(detail)
-    .bind(timestamp::to_unix(now))
+    .bind(UnixTime::from(now))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -95,7 +95,7 @@ pub async fn set_disabled(
         "UPDATE admin_users SET disabled_at = $1, session_epoch = session_epoch + 1 \
          WHERE email = $2 RETURNING id",
     )
-    .bind(disabled.then(|| timestamp::to_unix(now)))
+    .bind(disabled.then(|| UnixTime::from(now)))
     .bind(email.trim().to_ascii_lowercase())
     .fetch_optional(&mut *tx)
     .await?;
@@ -139,9 +139,9 @@ pub struct AccountLine {
     pub id: String,
     pub email: String,
     pub is_superadmin: i64,
-    pub disabled_at: Option<i64>,
+    pub disabled_at: Option<UnixTime>,
     pub must_change_password: i64,
-    pub totp_enabled_at: Option<i64>,
+    pub totp_enabled_at: Option<UnixTime>,
 }
 
 pub async fn list(pool: &AnyPool) -> AppResult<Vec<AccountLine>> {

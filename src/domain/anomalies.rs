@@ -3,6 +3,7 @@
 //! empty hours counted) and a floor, tells its owner — once a day per key,
 //! with the tools it called most. What runaway or hijacked agents look like.
 
+use crate::domain::UnixTime;
 use std::collections::HashMap;
 
 use sqlx::AnyPool;
@@ -13,7 +14,6 @@ use super::{
     outbox::{self, NewMail},
 };
 use crate::error::AppResult;
-use keysmith_verify::timestamp;
 
 const HOUR: i64 = 3600;
 const DAY: i64 = 86_400;
@@ -51,8 +51,8 @@ struct KeyInfo {
 /// returns how many were new (one per key and day, whatever the ticks).
 #[tracing::instrument(skip_all)]
 pub async fn enqueue_due(pool: &AnyPool, now: OffsetDateTime) -> AppResult<u64> {
-    let now_unix = timestamp::to_unix(now);
-    let this_hour = now_unix.div_euclid(HOUR);
+    let now_unix = UnixTime::from(now);
+    let this_hour = now_unix.secs().div_euclid(HOUR);
     let rows: Vec<(String, i64, i64)> = sqlx::query_as(
         "SELECT key_id, at / 3600 AS hour, COUNT(*) FROM audit_events \
          WHERE action = 'tool.call' AND outcome = 'allowed' AND key_id IS NOT NULL AND at >= $1 \
@@ -114,7 +114,7 @@ async fn tell_owner(
         key_name: info.name,
         key_id: key_id.to_owned(),
         hint: info.hint,
-        hour_start: hour * HOUR,
+        hour_start: UnixTime::from_secs(hour * HOUR),
         calls,
         usual_p95: usual,
         top_tools,
@@ -123,7 +123,7 @@ async fn tell_owner(
     let mail = NewMail {
         tenant_id: &info.tenant_id,
         key_id,
-        threshold_days: Some(timestamp::to_unix(now).div_euclid(DAY)),
+        threshold_days: Some(UnixTime::from(now).secs().div_euclid(DAY)),
         recipient: &recipient,
         notice: &notice,
     };

@@ -6,10 +6,9 @@ use sqlx::{Any, Executor};
 use time::OffsetDateTime;
 
 use crate::{
-    domain::{audit_rollups, page::Page},
+    domain::{UnixTime, audit_rollups, page::Page},
     error::AppResult,
 };
-use keysmith_verify::timestamp;
 
 /// An event about to be written.
 #[derive(Debug)]
@@ -67,7 +66,7 @@ pub async fn purge_old_calls(
     now: OffsetDateTime,
     retention_days: i64,
 ) -> AppResult<u64> {
-    let retention_cutoff = timestamp::to_unix(now - time::Duration::days(retention_days));
+    let retention_cutoff = UnixTime::from(now - time::Duration::days(retention_days)).secs();
     let cutoff = audit_rollups::unrolled_days(pool, retention_cutoff, 1)
         .await?
         .first()
@@ -114,7 +113,7 @@ pub async fn record<'e>(
     .bind(event.outcome)
     .bind(event.reason)
     .bind(event.request_id)
-    .bind(timestamp::to_unix(event.at))
+    .bind(UnixTime::from(event.at))
     .execute(executor)
     .await?;
     Ok(())
@@ -132,9 +131,8 @@ pub struct AuditEvent {
     pub outcome: String,
     pub reason: Option<String>,
     pub request_id: Option<String>,
-    #[serde(with = "crate::domain::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
-    pub at: i64,
+    pub at: UnixTime,
     /// Tool calls: the HTTP status answered (upstream or refusal).
     pub status: Option<i64>,
     /// Tool calls: microseconds until the answer's headers.

@@ -9,11 +9,11 @@ use std::collections::{BTreeMap, HashSet};
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
+use crate::domain::UnixTime;
 use crate::{
     domain::durations::{self, Histogram},
     error::AppResult,
 };
-use keysmith_verify::timestamp;
 
 pub const DAY: i64 = 86_400;
 /// A day is rolled up this long after it ends: events stamped just before
@@ -83,7 +83,7 @@ pub struct RollupReport {
 /// yet, at most [`DAYS_PER_TICK`].
 #[tracing::instrument(skip(pool))]
 pub async fn roll_up_due(pool: &AnyPool, now: OffsetDateTime) -> AppResult<RollupReport> {
-    let complete_before = day_of(timestamp::to_unix(now) - GRACE_SECS);
+    let complete_before = day_of(UnixTime::from(now).secs() - GRACE_SECS);
     let mut report = RollupReport::default();
     for day in unrolled_days(pool, complete_before, DAYS_PER_TICK).await? {
         if let Some(calls) = roll_up_day(pool, day, now).await? {
@@ -163,7 +163,7 @@ async fn roll_up_day(pool: &AnyPool, day: i64, now: OffsetDateTime) -> AppResult
          ON CONFLICT (day) DO NOTHING",
     )
     .bind(day)
-    .bind(timestamp::to_unix(now))
+    .bind(UnixTime::from(now))
     .bind(calls)
     .execute(&mut *tx)
     .await?

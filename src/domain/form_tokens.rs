@@ -2,12 +2,12 @@
 //! token is spent by one conditional `DELETE`, so of any number of concurrent
 //! POSTs carrying it exactly one wins; a browser re-POST finds it spent.
 
+use crate::domain::UnixTime;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
 use crate::domain::random;
 use crate::{domain::secret_hash, error::AppResult};
-use keysmith_verify::timestamp;
 
 /// An open form stays usable this long (the absolute session lifetime).
 const LIFETIME_SECS: i64 = 12 * 3600;
@@ -19,7 +19,7 @@ pub async fn issue(pool: &AnyPool, user_id: &str, now: OffsetDateTime) -> AppRes
     sqlx::query("INSERT INTO form_tokens (token_hash, user_id, expires_at) VALUES ($1, $2, $3)")
         .bind(secret_hash(&token))
         .bind(user_id)
-        .bind(timestamp::to_unix(now) + LIFETIME_SECS)
+        .bind(UnixTime::from(now) + time::Duration::seconds(LIFETIME_SECS))
         .execute(pool)
         .await?;
     Ok(token)
@@ -39,7 +39,7 @@ pub async fn spend(
     )
     .bind(secret_hash(token))
     .bind(user_id)
-    .bind(timestamp::to_unix(now))
+    .bind(UnixTime::from(now))
     .execute(pool)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -48,7 +48,7 @@ pub async fn spend(
 /// Forgets expired tokens (scheduler).
 pub async fn purge(pool: &AnyPool, now: OffsetDateTime) -> AppResult<u64> {
     let done = sqlx::query("DELETE FROM form_tokens WHERE expires_at <= $1")
-        .bind(timestamp::to_unix(now))
+        .bind(UnixTime::from(now))
         .execute(pool)
         .await?;
     Ok(done.rows_affected())

@@ -15,19 +15,20 @@ pub mod outbox;
 pub mod page;
 pub mod random;
 pub mod reminders;
-pub mod rfc3339;
 pub mod service_users;
 pub mod setup;
 pub mod sign_in_throttle;
 pub mod tenants;
 pub mod totp;
 mod types;
+pub mod unix_time;
 pub mod usage;
 pub mod users;
 pub mod webhooks;
 
 pub use actor::Actor;
 pub use types::{Description, Email, Name, Scope, TenantSlug};
+pub use unix_time::UnixTime;
 
 /// Hex SHA-256 of a high-entropy secret (a form token, a session id): what
 /// the database keeps instead of the secret. No salt or stretching needed:

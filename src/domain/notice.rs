@@ -1,6 +1,7 @@
 //! What an email says, stored as the outbox payload. Only what rendering
 //! needs: names, public ids, hints and dates — never a key or its hash.
 
+use crate::domain::{UnixTime, unix_time};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,7 +23,8 @@ pub struct AnomalyNotice {
     pub key_id: String,
     pub hint: String,
     /// The hour (Unix seconds of its start) with the unusual calls.
-    pub hour_start: i64,
+    #[serde(with = "unix_time::as_secs")]
+    pub hour_start: UnixTime,
     pub calls: i64,
     /// The 95th percentile of its hourly calls over the 7 days before.
     pub usual_p95: i64,
@@ -38,7 +40,8 @@ pub struct RevocationNotice {
     pub key_name: String,
     pub key_id: String,
     pub hint: String,
-    pub revoked_at: i64,
+    #[serde(with = "unix_time::as_secs")]
+    pub revoked_at: UnixTime,
     pub revoked_by: String,
     pub reason: String,
 }
@@ -53,7 +56,8 @@ pub struct RotationNotice {
     pub new_key_id: String,
     pub new_hint: String,
     /// When the old key stops working (Unix seconds).
-    pub cutoff_at: i64,
+    #[serde(with = "unix_time::as_secs")]
+    pub cutoff_at: UnixTime,
     pub rotated_by: String,
 }
 
@@ -64,7 +68,8 @@ pub struct ExpiryReminder {
     pub key_name: String,
     pub key_id: String,
     pub hint: String,
-    pub expires_at: i64,
+    #[serde(with = "unix_time::as_secs")]
+    pub expires_at: UnixTime,
     pub threshold_days: i64,
 }
 

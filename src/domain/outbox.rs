@@ -1,6 +1,7 @@
 //! The outbox table: enqueue (idempotent by `dedupe_key`), claim with a lease,
 //! record the outcome of each attempt.
 
+use crate::domain::UnixTime;
 use serde::Serialize;
 use sqlx::{Any, AnyPool, Executor, Transaction};
 use time::{Duration, OffsetDateTime};
@@ -9,10 +10,9 @@ use super::notice::{Notice, RevocationNotice, RotationNotice};
 use crate::{
     config::Engine,
     db::begin_write,
-    domain::{Actor, keys::KeyRow, rfc3339, tenants::Tenant},
+    domain::{Actor, keys::KeyRow, tenants::Tenant},
     error::AppResult,
 };
-use keysmith_verify::timestamp;
 
 /// A row ready to enqueue.
 #[derive(Debug)]
@@ -41,7 +41,7 @@ pub async fn enqueue<'e>(
     now: OffsetDateTime,
 ) -> AppResult<bool> {
     let payload = serde_json::to_string(mail.notice).map_err(anyhow::Error::from)?;
-    let now = timestamp::to_unix(now);
+    let now = UnixTime::from(now);
     let inserted = sqlx::query(
         "INSERT INTO outbox (tenant_id, key_id, kind, threshold_days, dedupe_key, recipient, payload, next_attempt_at, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (dedupe_key) DO NOTHING",
@@ -135,7 +135,7 @@ pub async fn enqueue_revocation(
         key_name: key.name.clone(),
         key_id: key.id.clone(),
         hint: key.hint.clone(),
-        revoked_at: timestamp::to_unix(now),
+        revoked_at: UnixTime::from(now),
         revoked_by: actor.describe(),
         reason: reason.to_owned(),
     });
@@ -173,7 +173,7 @@ pub async fn claim_due(
     limit: i64,
     now: OffsetDateTime,
 ) -> AppResult<Vec<ClaimedMail>> {
-    let now_unix = timestamp::to_unix(now);
+    let now_unix = UnixTime::from(now);
     let lock = if engine == Engine::Postgres {
         " FOR UPDATE SKIP LOCKED"
     } else {
@@ -186,7 +186,7 @@ pub async fn claim_due(
            AND (lease_until IS NULL OR lease_until <= $3) ORDER BY id LIMIT $4{lock})"
     ))
     .bind(owner)
-    .bind(timestamp::to_unix(now + LEASE))
+    .bind(UnixTime::from(now + LEASE))
     .bind(now_unix)
     .bind(limit)
     .execute(&mut *tx)
@@ -223,7 +223,7 @@ pub async fn record(
     attempt: Attempt<'_>,
     now: OffsetDateTime,
 ) -> AppResult<()> {
-    let now_unix = timestamp::to_unix(now);
+    let now_unix = UnixTime::from(now);
     let query = match attempt {
         Attempt::Sent => sqlx::query(
             "UPDATE outbox SET status = 'sent', sent_at = $1, attempts = attempts + 1, last_error = NULL, lease_owner = NULL, lease_until = NULL \
@@ -240,7 +240,7 @@ pub async fn record(
         )
         .bind(if retry_at.is_some() { "pending" } else { "failed" })
         .bind(error.chars().take(500).collect::<String>())
-        .bind(retry_at.map_or(now_unix, timestamp::to_unix)),
+        .bind(retry_at.map_or(now_unix, UnixTime::from)),
     };
     query.bind(mail.id).bind(owner).execute(pool).await?;
     Ok(())
@@ -258,12 +258,10 @@ pub struct NotificationRecord {
     pub status: String,
     pub attempts: i64,
     pub last_error: Option<String>,
-    #[serde(with = "rfc3339")]
     #[schema(value_type = String, format = DateTime)]
-    pub created_at: i64,
-    #[serde(serialize_with = "rfc3339::option::serialize")]
+    pub created_at: UnixTime,
     #[schema(value_type = Option<String>, format = DateTime)]
-    pub sent_at: Option<i64>,
+    pub sent_at: Option<UnixTime>,
 }
 
 pub async fn list_for_key(

@@ -1,14 +1,14 @@
 //! Expiry reminders: 30, 7 and 1 days before a key expires, each once.
 
+use crate::domain::UnixTime;
 use sqlx::AnyPool;
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 use super::{
     notice::{ExpiryReminder, Notice},
     outbox::{self, NewMail},
 };
 use crate::error::AppResult;
-use keysmith_verify::timestamp;
 
 /// Days before expiry at which the owner hears about it, largest first.
 pub const THRESHOLDS: [i64; 3] = [30, 7, 1];
@@ -37,8 +37,8 @@ struct Candidate {
     tenant_id: String,
     name: String,
     hint: String,
-    created_at: i64,
-    expires_at: i64,
+    created_at: UnixTime,
+    expires_at: UnixTime,
     service_user: String,
     owner_email: String,
     tenant_name: String,
@@ -57,7 +57,7 @@ pub struct ReminderReport {
 /// reported; the others still get theirs.
 #[tracing::instrument(skip_all)]
 pub async fn enqueue_due(pool: &AnyPool, now: OffsetDateTime) -> AppResult<ReminderReport> {
-    let now_unix = timestamp::to_unix(now);
+    let now_unix = UnixTime::from(now);
     let candidates: Vec<Candidate> = sqlx::query_as(
         "SELECT k.id, k.tenant_id, k.name, k.hint, k.created_at, k.expires_at, s.name AS service_user, \
          s.owner_email, t.name AS tenant_name \
@@ -65,12 +65,16 @@ pub async fn enqueue_due(pool: &AnyPool, now: OffsetDateTime) -> AppResult<Remin
          WHERE k.status = 'active' AND k.expires_at > $1 AND k.expires_at <= $2 AND s.owner_email IS NOT NULL",
     )
     .bind(now_unix)
-    .bind(now_unix + THRESHOLDS[0] * DAY)
+    .bind(now_unix + Duration::days(THRESHOLDS[0]))
     .fetch_all(pool)
     .await?;
     let mut report = ReminderReport::default();
     for key in candidates {
-        let Some(days) = due_threshold(key.created_at, key.expires_at, now_unix) else {
+        let Some(days) = due_threshold(
+            key.created_at.secs(),
+            key.expires_at.secs(),
+            now_unix.secs(),
+        ) else {
             continue;
         };
         let notice = Notice::ExpiryReminder(ExpiryReminder {
@@ -106,7 +110,7 @@ pub async fn enqueue_due(pool: &AnyPool, now: OffsetDateTime) -> AppResult<Remin
 async fn enqueue_with_webhook(
     pool: &AnyPool,
     mail: NewMail<'_>,
-    expires_at: i64,
+    expires_at: UnixTime,
     now: OffsetDateTime,
 ) -> AppResult<bool> {
     let mut tx = crate::db::begin_write(pool).await?;
@@ -115,9 +119,7 @@ async fn enqueue_with_webhook(
     if new {
         let data = serde_json::json!({
             "key_id": key_id,
-            "expires_at": OffsetDateTime::from_unix_timestamp(expires_at)
-                .ok()
-                .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+            "expires_at": expires_at,
             "days_left": days,
         });
         crate::domain::webhooks::enqueue(&mut tx, tenant_id, "key.expiring", data, now).await?;

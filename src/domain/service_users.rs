@@ -1,5 +1,6 @@
 //! Service users: the machine identities keys are issued to.
 
+use crate::domain::UnixTime;
 use serde::Serialize;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
@@ -10,7 +11,6 @@ use crate::{
     domain::{Actor, Description, Email, Name, audit},
     error::{AppError, AppResult},
 };
-use keysmith_verify::timestamp;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ServiceUser {
@@ -20,12 +20,10 @@ pub struct ServiceUser {
     pub name: String,
     pub owner_email: Option<String>,
     pub description: Option<String>,
-    #[serde(serialize_with = "crate::domain::rfc3339::option::serialize")]
     #[schema(value_type = Option<String>, format = DateTime)]
-    pub disabled_at: Option<i64>,
-    #[serde(with = "crate::domain::rfc3339")]
+    pub disabled_at: Option<UnixTime>,
     #[schema(value_type = String, format = DateTime)]
-    pub created_at: i64,
+    pub created_at: UnixTime,
 }
 
 /// The service user that owns a tenant's management keys.
@@ -59,7 +57,7 @@ pub async fn create(
     .bind(new.name.as_str())
     .bind(new.owner_email.as_ref().map(Email::as_str))
     .bind(new.description.as_ref().map(Description::as_str))
-    .bind(timestamp::to_unix(now))
+    .bind(UnixTime::from(now))
     .execute(&mut *tx)
     .await
     .on_unique_violation(|| AppError::Conflict(format!(
@@ -166,7 +164,7 @@ pub async fn set_disabled(
         return Ok(before);
     }
     sqlx::query("UPDATE service_users SET disabled_at = $1 WHERE tenant_id = $2 AND id = $3")
-        .bind(disabled.then(|| timestamp::to_unix(now)))
+        .bind(disabled.then(|| UnixTime::from(now)))
         .bind(tenant_id)
         .bind(id)
         .execute(&mut *tx)
@@ -304,7 +302,7 @@ pub async fn key_counts(
          FROM api_keys WHERE tenant_id = $1 GROUP BY service_user_id",
     )
     .bind(tenant_id)
-    .bind(timestamp::to_unix(now))
+    .bind(UnixTime::from(now))
     .fetch_all(pool)
     .await?)
 }
@@ -336,7 +334,7 @@ pub async fn live_keys(
          ) ranked WHERE recency <= $3 ORDER BY service_user_id, recency",
     )
     .bind(tenant_id)
-    .bind(timestamp::to_unix(now))
+    .bind(UnixTime::from(now))
     .bind(per_user)
     .fetch_all(pool)
     .await?)

@@ -8,6 +8,7 @@
 //! while there is still no admin at all, on every instance sharing the
 //! database.
 
+use crate::domain::UnixTime;
 use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
@@ -24,7 +25,6 @@ use crate::{
     db::begin_write,
     error::{AppError, AppResult},
 };
-use keysmith_verify::timestamp;
 
 /// How long a printed setup link works.
 pub const LIFETIME: Duration = Duration::hours(1);
@@ -155,7 +155,7 @@ async fn create_first(
     .bind(&id)
     .bind(email.as_str())
     .bind(&hash)
-    .bind(timestamp::to_unix(now))
+    .bind(UnixTime::from(now))
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() != 1 {

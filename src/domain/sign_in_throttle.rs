@@ -3,11 +3,11 @@
 //! count it returns decides: of a burst, only the attempts that fit in the
 //! limit ever reach the password check, whatever the interleaving.
 
+use crate::domain::UnixTime;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
 use crate::error::AppResult;
-use keysmith_verify::timestamp;
 
 /// How many attempts a subject gets in a window before it is locked.
 #[derive(Debug, Clone, Copy)]
@@ -59,7 +59,7 @@ pub async fn record_attempt(
          RETURNING attempts",
     )
     .bind(subject)
-    .bind(timestamp::to_unix(now))
+    .bind(UnixTime::from(now))
     .bind(limits.window_secs)
     .bind(limits.max)
     .bind(BACKOFF_STEP_SECS)
@@ -78,7 +78,7 @@ pub async fn take_back(pool: &AnyPool, subject: &str, now: OffsetDateTime) -> Ap
          WHERE subject = $1 AND attempts > 0 AND reset_at > $2",
     )
     .bind(subject)
-    .bind(timestamp::to_unix(now))
+    .bind(UnixTime::from(now))
     .execute(pool)
     .await?;
     Ok(())
@@ -90,7 +90,7 @@ pub async fn attempts(pool: &AnyPool, subject: &str, now: OffsetDateTime) -> App
         "SELECT attempts FROM sign_in_attempts WHERE subject = $1 AND reset_at > $2",
     )
     .bind(subject)
-    .bind(timestamp::to_unix(now))
+    .bind(UnixTime::from(now))
     .fetch_optional(pool)
     .await?;
     Ok(row.map_or(0, |(n,)| n))
@@ -99,7 +99,7 @@ pub async fn attempts(pool: &AnyPool, subject: &str, now: OffsetDateTime) -> App
 /// Forgets subjects whose window and back-off are over (scheduler).
 pub async fn purge(pool: &AnyPool, now: OffsetDateTime) -> AppResult<u64> {
     let done = sqlx::query("DELETE FROM sign_in_attempts WHERE reset_at <= $1")
-        .bind(timestamp::to_unix(now))
+        .bind(UnixTime::from(now))
         .execute(pool)
         .await?;
     Ok(done.rows_affected())

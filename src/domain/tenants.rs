@@ -1,5 +1,6 @@
 //! Tenants: the unit of isolation. Everything else belongs to exactly one.
 
+use crate::domain::UnixTime;
 use serde::Serialize;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
@@ -10,7 +11,7 @@ use crate::{
     domain::{Actor, Name, TenantSlug, audit},
     error::{AppError, AppResult},
 };
-use keysmith_verify::{KeyPrefix, timestamp};
+use keysmith_verify::KeyPrefix;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Tenant {
@@ -21,8 +22,8 @@ pub struct Tenant {
     pub default_expiry_days: i64,
     pub max_expiry_days: i64,
     pub rotation_overlap_days: i64,
-    pub disabled_at: Option<i64>,
-    pub created_at: i64,
+    pub disabled_at: Option<UnixTime>,
+    pub created_at: UnixTime,
 }
 
 const COLUMNS: &str = "id, slug, name, key_prefix, default_expiry_days, max_expiry_days, rotation_overlap_days, disabled_at, created_at";
@@ -44,7 +45,7 @@ pub async fn create(pool: &AnyPool, new: NewTenant, now: OffsetDateTime) -> AppR
     .bind(new.slug.as_str())
     .bind(new.name.as_str())
     .bind(new.key_prefix.as_str())
-    .bind(timestamp::to_unix(now))
+    .bind(UnixTime::from(now))
     .execute(pool)
     .await
     .on_unique_violation(|| {

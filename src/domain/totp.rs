@@ -3,6 +3,7 @@
 //! encrypted under the pepper, recovery codes as an HMAC under it: a copy of
 //! the database alone yields neither.
 
+use crate::domain::UnixTime;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 use totp_rs::{Builder, Secret, Totp};
@@ -12,7 +13,7 @@ use crate::{
     domain::{Actor, accounts, audit},
     error::{AppError, AppResult},
 };
-use keysmith_verify::{Peppers, timestamp};
+use keysmith_verify::Peppers;
 
 const SECRET_BYTES: usize = 20;
 pub const RECOVERY_CODES: usize = 10;
@@ -59,7 +60,7 @@ impl TotpSecret {
 
     /// The step `code` is valid for at `now` (± one step), if any.
     fn matching_step(&self, code: &str, now: OffsetDateTime) -> AppResult<Option<i64>> {
-        let time = u64::try_from(timestamp::to_unix(now)).unwrap_or_default();
+        let time = u64::try_from(now.unix_timestamp()).unwrap_or_default();
         Ok(self
             .totp()?
             .check(code.trim(), time)
@@ -68,7 +69,7 @@ impl TotpSecret {
 
     /// The current code (tests and tools).
     pub fn code_at(&self, now: OffsetDateTime) -> AppResult<String> {
-        let time = u64::try_from(timestamp::to_unix(now)).unwrap_or_default();
+        let time = u64::try_from(now.unix_timestamp()).unwrap_or_default();
         Ok(self.totp()?.generate(time).to_string())
     }
 
@@ -227,7 +228,7 @@ pub async fn confirm_enrolment(
         "UPDATE admin_users SET totp_secret = totp_pending, totp_pending = NULL, totp_enabled_at = $1, \
          session_epoch = session_epoch + 1 WHERE id = $2 RETURNING session_epoch",
     )
-    .bind(timestamp::to_unix(now))
+    .bind(UnixTime::from(now))
     .bind(user_id)
     .fetch_one(&mut *tx)
     .await?;
@@ -272,7 +273,7 @@ pub async fn verify(
         let spent = sqlx::query(
             "UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL",
         )
-        .bind(timestamp::to_unix(now))
+        .bind(UnixTime::from(now))
         .bind(user_id)
         .bind(recovery_hash(peppers, user_id, code))
         .execute(&mut *tx)

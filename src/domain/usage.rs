@@ -9,6 +9,7 @@ use serde::Serialize;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
+use crate::domain::UnixTime;
 use crate::{
     domain::{
         audit_rollups::{DAY, Tally, calls_by_bucket_sql, day_of},
@@ -16,7 +17,6 @@ use crate::{
     },
     error::{AppError, AppResult},
 };
-use keysmith_verify::timestamp;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ToolUsage {
@@ -33,7 +33,7 @@ pub struct ToolUsage {
 
 /// The UTC midnight starting a window of `days` days that ends with today.
 pub fn window_start(now: OffsetDateTime, days: i64) -> i64 {
-    day_of(timestamp::to_unix(now)) - (days.max(1) - 1) * DAY
+    day_of(UnixTime::from(now).secs()) - (days.max(1) - 1) * DAY
 }
 
 /// Calls per tool by a key since `since` (a UTC midnight, see

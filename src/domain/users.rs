@@ -1,5 +1,6 @@
 //! Admin accounts (humans): argon2id passwords, roles per tenant.
 
+use crate::domain::UnixTime;
 use argon2::{Argon2, PasswordHash, PasswordHasher};
 use serde::Serialize;
 use sqlx::AnyPool;
@@ -11,7 +12,6 @@ use crate::{
     domain::{Actor, Email, audit},
     error::{AppError, AppResult},
 };
-use keysmith_verify::timestamp;
 
 #[derive(
     Debug,
@@ -215,7 +215,7 @@ async fn insert<'e>(
     .bind(email.as_str())
     .bind(&password_hash)
     .bind(i64::from(superadmin))
-    .bind(timestamp::to_unix(now))
+    .bind(UnixTime::from(now))
     .execute(executor)
     .await
     .on_unique_violation(|| AppError::Conflict(format!(
@@ -284,7 +284,7 @@ async fn set_role(
     .bind(tenant_id)
     .bind(user_id)
     .bind(role.as_str())
-    .bind(timestamp::to_unix(now))
+    .bind(UnixTime::from(now))
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -1,20 +1,20 @@
 //! Renders notices into subject, plain text and HTML with askama.
 
+use crate::domain::UnixTime;
 use askama::Template;
 use time::{OffsetDateTime, format_description::BorrowedFormatItem, macros::format_description};
 
 use crate::domain::notice::{
     AnomalyNotice, ExpiryReminder, Notice, RevocationNotice, RotationNotice,
 };
-use keysmith_verify::timestamp;
 
 const WHEN: &[BorrowedFormatItem<'static>] =
     format_description!("[weekday], [day] [month repr:long] [year] at [hour]:[minute] UTC");
 
-fn when(unix: i64) -> String {
-    timestamp::from_unix(unix)
+fn when(at: UnixTime) -> String {
+    at.to_datetime()
         .format(WHEN)
-        .unwrap_or_else(|_| unix.to_string())
+        .unwrap_or_else(|_| at.rfc3339())
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -165,7 +165,7 @@ pub fn render(
         }
         Notice::ExpiryReminder(n) => {
             let expires = when(n.expires_at);
-            let seconds_left = n.expires_at - timestamp::to_unix(now);
+            let seconds_left = (n.expires_at - UnixTime::from(now)).whole_seconds();
             // Rounded up: a key expiring in 6 days and 2 hours has "7 days left".
             let days_left = ((seconds_left + 86_399) / 86_400).max(0);
             let link = format!("{public_url}/admin/api-keys/{}", n.key_id);
@@ -210,7 +210,7 @@ mod tests {
             old_hint: "aaaa".into(),
             new_key_id: "NEWKEYID00000000".into(),
             new_hint: "bbbb".into(),
-            cutoff_at: 1_800_000_000,
+            cutoff_at: UnixTime::from_secs(1_800_000_000),
             rotated_by: "owner@acme.test".into(),
         })
     }
@@ -222,7 +222,7 @@ mod tests {
             key_name: "deploy".into(),
             key_id: "KEYID00000000000".into(),
             hint: "cccc".into(),
-            expires_at: 1_800_000_000,
+            expires_at: UnixTime::from_secs(1_800_000_000),
             threshold_days: 7,
         })
     }
@@ -232,7 +232,7 @@ mod tests {
         let r = render(
             &rotation(),
             "https://keys.example.com",
-            timestamp::from_unix(1_799_000_000),
+            UnixTime::from_secs(1_799_000_000).to_datetime(),
         )
         .expect("render");
         insta::assert_snapshot!("rotation_subject", r.subject);
@@ -247,7 +247,7 @@ mod tests {
 
     #[test]
     fn expiry_email() {
-        let now = timestamp::from_unix(1_800_000_000 - 6 * 86_400 - 3_600);
+        let now = UnixTime::from_secs(1_800_000_000 - 6 * 86_400 - 3_600).to_datetime();
         let r = render(&reminder(), "https://keys.example.com", now).expect("render");
         assert!(r.subject.contains("expires in 7 days"), "{}", r.subject);
         insta::assert_snapshot!("expiry_subject", r.subject);

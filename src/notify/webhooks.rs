@@ -2,6 +2,7 @@
 //! change), the connection pinned to the checked address, no redirects, a
 //! short timeout; 2xx is delivered, anything else retried on the email schedule.
 
+use crate::domain::UnixTime;
 use std::time::Duration as StdDuration;
 
 use time::OffsetDateTime;
@@ -16,7 +17,7 @@ use crate::{
     },
     error::AppResult,
 };
-use keysmith_verify::{Clock, Peppers, timestamp};
+use keysmith_verify::{Clock, Peppers};
 
 const BATCH: i64 = 50;
 const TIMEOUT: StdDuration = StdDuration::from_secs(10);
@@ -113,7 +114,7 @@ async fn attempt(
         Ok(client) => client,
         Err(err) => return (None, Err(format!("client setup failed: {err}"))),
     };
-    let signature = secret.signature(timestamp::to_unix(now), &delivery.payload);
+    let signature = secret.signature(UnixTime::from(now), &delivery.payload);
     let sent = client
         .post(url.url().clone())
         .header("content-type", "application/json")

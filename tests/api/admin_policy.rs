@@ -1,5 +1,6 @@
 //! The tenant's key policy in the admin UI, and the create form following it.
 
+use keysmith::domain::UnixTime;
 use keysmith::domain::{tenants, users::Role};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -67,7 +68,7 @@ both_engines! {
         let keys = client.get(app.url("/admin/api-keys?tenant=acme")).send().await.expect("page").text().await.expect("html");
         assert_eq!(presets(&keys), ["30", "90", "120"]);
         assert!(keys.contains("value=\"30\" checked"), "the longest preset within the 60-day default is chosen");
-        let max_date = keysmith::domain::rfc3339::format(keysmith_verify::timestamp::to_unix(app.now() + time::Duration::days(120)))[..10].to_owned();
+        let max_date = UnixTime::from(app.now() + time::Duration::days(120)).date();
         assert!(keys.contains(&format!("max=\"{max_date}\"")), "date picker capped at the maximum");
 
         // A new key gets the new prefix; the rotate hint states the new overlap.

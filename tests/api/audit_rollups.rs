@@ -61,7 +61,7 @@ async fn seed_calls(app: &TestApp, key_id: &str, days: i64) {
         Some(2_500_000),
     ];
     let tools = ["search", "files/read", "echo"];
-    let now = keysmith_verify::timestamp::to_unix(app.now());
+    let now = app.now().unix_timestamp();
     let mut i = 0;
     let mut at = audit_rollups::day_of(now) - days * DAY;
     while at <= now {
@@ -130,7 +130,7 @@ async fn raw_calls(app: &TestApp) -> i64 {
 /// Moves the clock on to the next UTC noon, so that no test step sits in
 /// the minutes after midnight when yesterday is not rolled up yet.
 fn move_to_noon(app: &TestApp) {
-    let now = keysmith_verify::timestamp::to_unix(app.now());
+    let now = app.now().unix_timestamp();
     let noon = audit_rollups::day_of(now) + DAY + 12 * HOUR;
     app.clock.advance(time::Duration::seconds(noon - now));
 }
@@ -207,7 +207,7 @@ both_engines! {
         let key = new_key(&app, "agent").await;
         for (tool, ago) in [("search", 3 * DAY), ("search", 2 * DAY), ("search", 0), ("echo", DAY)] {
             let call = Call { tool, allowed: true, status: Some(200), duration_us: Some(1000) };
-            insert_call(&app, &key, &call, keysmith_verify::timestamp::to_unix(app.now()) - ago).await;
+            insert_call(&app, &key, &call, app.now().unix_timestamp() - ago).await;
         }
         app.tick().await;
         app.clock.advance(time::Duration::days(2));
@@ -222,7 +222,7 @@ both_engines! {
 
     async fn retention_keeps_raw_rows_of_a_day_not_rolled_up(app: TestApp) {
         let key = new_key(&app, "agent").await;
-        let now = keysmith_verify::timestamp::to_unix(app.now());
+        let now = app.now().unix_timestamp();
         let call = Call { tool: "search", allowed: true, status: Some(200), duration_us: Some(40) };
         break_rollup_inserts(&app).await;
         for ago in [120 * DAY, 100 * DAY, 95 * DAY] {
@@ -272,7 +272,7 @@ both_engines! {
 
     async fn retention_deletes_in_batches_until_done(app: TestApp) {
         let key = new_key(&app, "agent").await;
-        let old = keysmith_verify::timestamp::to_unix(app.now()) - 120 * DAY;
+        let old = app.now().unix_timestamp() - 120 * DAY;
         // More rows than one delete batch takes (1,000), spread over two days.
         sqlx::query(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2500) \

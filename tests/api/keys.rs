@@ -170,7 +170,7 @@ both_engines! {
     async fn the_sql_state_filters_agree_with_the_state_definition(app: TestApp) {
         use keysmith_verify::KeyState;
         let su = app.create_service_user("grid").await;
-        let now = keysmith_verify::timestamp::to_unix(app.now());
+        let now = app.now().unix_timestamp();
         let mut rows = Vec::new();
         for status in ["active", "rotating", "expired", "revoked"] {
             for expires_at in [now - 10, now, now + 10] {

@@ -110,7 +110,7 @@ both_engines! {
         let su = app.create_service_user("ci-bot").await;
         let key = app.create_key(&su, json!({})).await;
         let key_id = key["id"].as_str().expect("id");
-        let now = keysmith_verify::timestamp::to_unix(app.now());
+        let now = app.now().unix_timestamp();
         let day = 86_400;
         for (action, age_days, tool) in [("tool.call", 100, "old-a"), ("tool.call", 91, "old-b"), ("tool.call", 89, "recent"), ("key.note", 400, "admin")] {
             sqlx::query(
@@ -132,7 +132,7 @@ both_engines! {
 
 /// `n` allowed calls of `tool` by `key_id`, `hours_ago` hours before now.
 async fn calls(app: &TestApp, key_id: &str, su: &str, tool: &str, n: usize, hours_ago: i64) {
-    let at = keysmith_verify::timestamp::to_unix(app.now()) - hours_ago * 3600;
+    let at = app.now().unix_timestamp() - hours_ago * 3600;
     for _ in 0..n {
         sqlx::query(
             "INSERT INTO audit_events (tenant_id, key_id, service_user_id, actor, action, tool, outcome, reason, request_id, at) \

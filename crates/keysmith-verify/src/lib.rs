@@ -21,7 +21,8 @@ pub mod sql;
 #[cfg(feature = "sql")]
 mod sqlite;
 pub mod telemetry;
-pub mod timestamp;
+#[cfg(any(feature = "sql", feature = "remote", test))]
+mod timestamp;
 #[cfg(feature = "remote")]
 pub mod tls;
 pub mod tools;

@@ -1,8 +1,10 @@
 //! Stored timestamps are whole Unix seconds (UTC), the one representation both
-//! SQLite and PostgreSQL handle identically through `sqlx::Any`.
+//! SQLite and PostgreSQL handle identically through `sqlx::Any`. Private:
+//! the server has its own `UnixTime`; this crate only reads and writes rows.
 
 use time::OffsetDateTime;
 
+#[cfg(feature = "sql")]
 pub fn to_unix(at: OffsetDateTime) -> i64 {
     at.unix_timestamp()
 }

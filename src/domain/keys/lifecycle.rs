@@ -1,5 +1,6 @@
 //! Create (shown once), rotate with an overlap, revoke.
 
+use crate::domain::UnixTime;
 use sqlx::{Any, AnyPool, Transaction};
 use time::{Duration, OffsetDateTime};
 
@@ -8,7 +9,7 @@ use crate::{
     domain::{Actor, Scope, audit, tenants::Tenant, webhooks},
     error::{AppError, AppResult},
 };
-use keysmith_verify::{ApiKey, KeyPrefix, Peppers, timestamp};
+use keysmith_verify::{ApiKey, KeyPrefix, Peppers};
 
 struct KeyInsert<'a> {
     tenant: &'a Tenant,
@@ -46,9 +47,9 @@ async fn insert_key(
     .bind(key.hint())
     .bind(input.allowed_tools)
     .bind(input.scopes)
-    .bind(timestamp::to_unix(input.now))
+    .bind(UnixTime::from(input.now))
     .bind(input.actor.to_string())
-    .bind(timestamp::to_unix(input.expires_at))
+    .bind(UnixTime::from(input.expires_at))
     .bind(input.rotated_from)
     .bind(input.limits)
     .execute(&mut **tx)
@@ -159,8 +160,9 @@ pub async fn rotate(
             status.as_str()
         )));
     }
-    let lifetime_days =
-        ((old.expires_at - old.created_at) / 86_400).clamp(1, tenant.max_expiry_days);
+    let lifetime_days = (old.expires_at - old.created_at)
+        .whole_days()
+        .clamp(1, tenant.max_expiry_days);
     let expires_at = resolve_expiry(
         tenant,
         expiry.unwrap_or(ExpiryRequest::InDays(lifetime_days)),
@@ -183,7 +185,7 @@ pub async fn rotate(
         },
     )
     .await?;
-    let overlap_end = timestamp::to_unix(now + Duration::days(tenant.rotation_overlap_days));
+    let overlap_end = UnixTime::from(now + Duration::days(tenant.rotation_overlap_days));
     let cutoff = old.expires_at.min(overlap_end);
     let updated = sqlx::query(
         "UPDATE api_keys SET status = 'rotating', cutoff_at = $1, rotated_to = $2 \
@@ -263,7 +265,7 @@ pub async fn revoke(
         "UPDATE api_keys SET status = 'revoked', revoked_at = $1, revoked_reason = $2 \
          WHERE tenant_id = $3 AND id = $4 AND status IN ('active', 'rotating')",
     )
-    .bind(timestamp::to_unix(now))
+    .bind(UnixTime::from(now))
     .bind(reason)
     .bind(&tenant.id)
     .bind(key_id)

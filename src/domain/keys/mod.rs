@@ -16,6 +16,7 @@ pub use limits::{LimitsChange, set_limits};
 pub use queries::{KeyFilter, get, list, management_expiring, state_of};
 pub use sweep::{SweepReport, sweep};
 
+use crate::domain::UnixTime;
 use time::{Duration, OffsetDateTime};
 
 use crate::{
@@ -25,7 +26,6 @@ use crate::{
 use keysmith_verify::{
     ApiKey, KeyLimits, ToolAllowlist,
     limit::{Quota, RateLimit},
-    timestamp,
 };
 
 /// A key as stored, minus its hash.
@@ -41,15 +41,15 @@ pub struct KeyRow {
     pub allowed_tools: Option<String>,
     pub limits: Option<String>,
     pub scopes: String,
-    pub created_at: i64,
+    pub created_at: UnixTime,
     pub created_by: String,
-    pub expires_at: i64,
-    pub cutoff_at: Option<i64>,
-    pub revoked_at: Option<i64>,
+    pub expires_at: UnixTime,
+    pub cutoff_at: Option<UnixTime>,
+    pub revoked_at: Option<UnixTime>,
     pub revoked_reason: Option<String>,
     pub rotated_from: Option<String>,
     pub rotated_to: Option<String>,
-    pub last_used_at: Option<i64>,
+    pub last_used_at: Option<UnixTime>,
 }
 
 const COLUMNS: &str = "id, tenant_id, service_user_id, name, prefix, hint, status, allowed_tools, limits, scopes, \
@@ -62,9 +62,9 @@ impl KeyRow {
     pub fn status_at(&self, now: OffsetDateTime) -> KeyState {
         KeyState::at(
             &self.status,
-            self.expires_at,
-            self.cutoff_at,
-            timestamp::to_unix(now),
+            self.expires_at.secs(),
+            self.cutoff_at.map(UnixTime::secs),
+            UnixTime::from(now).secs(),
         )
     }
 

@@ -1,5 +1,6 @@
 //! Reading keys: one, its state, a tenant's page of them.
 
+use crate::domain::UnixTime;
 use sqlx::{Any, AnyPool};
 use time::OffsetDateTime;
 
@@ -8,7 +9,6 @@ use crate::{
     domain::page::Page,
     error::{AppError, AppResult},
 };
-use keysmith_verify::timestamp;
 
 pub(super) async fn fetch<'e>(
     executor: impl sqlx::Executor<'e, Database = Any>,
@@ -45,7 +45,7 @@ pub async fn state_of(
     .fetch_optional(pool)
     .await?;
     Ok(row.map(|(status, expires_at, cutoff_at)| {
-        KeyState::at(&status, expires_at, cutoff_at, timestamp::to_unix(now))
+        KeyState::at(&status, expires_at, cutoff_at, UnixTime::from(now).secs())
     }))
 }
 
@@ -64,8 +64,8 @@ pub async fn management_expiring(
          ORDER BY expires_at, id"
     ))
     .bind(tenant_id)
-    .bind(timestamp::to_unix(now))
-    .bind(timestamp::to_unix(until))
+    .bind(UnixTime::from(now))
+    .bind(UnixTime::from(until))
     .bind(crate::domain::service_users::MANAGEMENT)
     .fetch_all(pool)
     .await?)
@@ -88,7 +88,7 @@ pub async fn list(
     limit: i64,
     now: OffsetDateTime,
 ) -> AppResult<Page<KeyRow>> {
-    let now_unix = timestamp::to_unix(now);
+    let now_unix = UnixTime::from(now);
     let mut sql = format!("SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1");
     let mut next = 2;
     let mut placeholder = || {
@@ -127,11 +127,11 @@ pub async fn list(
     }
     let rows = query.bind(limit + 1).fetch_all(pool).await?;
     Ok(Page::from_overfetch(rows, limit, |k| {
-        format!("{}.{}", k.created_at, k.id)
+        format!("{}.{}", k.created_at.secs(), k.id)
     }))
 }
 
-fn parse_cursor(raw: &str) -> AppResult<(i64, String)> {
+fn parse_cursor(raw: &str) -> AppResult<(UnixTime, String)> {
     let invalid = || {
         AppError::BadRequest(
             "invalid_cursor",
@@ -139,7 +139,7 @@ fn parse_cursor(raw: &str) -> AppResult<(i64, String)> {
         )
     };
     let (at, id) = raw.split_once('.').ok_or_else(invalid)?;
-    let at = at.parse().map_err(|_| invalid())?;
+    let at = UnixTime::from_secs(at.parse().map_err(|_| invalid())?);
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(invalid());
     }

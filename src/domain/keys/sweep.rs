@@ -1,5 +1,6 @@
 //! What the clock does to keys: rotated keys revoked at their cutoff, expired keys recorded.
 
+use crate::domain::UnixTime;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
@@ -7,7 +8,6 @@ use crate::{
     domain::{Actor, audit},
     error::AppResult,
 };
-use keysmith_verify::timestamp;
 
 /// What one sweep changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -23,9 +23,9 @@ pub struct SweepReport {
 /// conditional update, so a re-run or a second instance does nothing twice.
 #[tracing::instrument(skip_all)]
 pub async fn sweep(pool: &AnyPool, now: OffsetDateTime) -> AppResult<SweepReport> {
-    let now_unix = timestamp::to_unix(now);
+    let now_unix = UnixTime::from(now);
     let mut report = SweepReport::default();
-    let due: Vec<(String, String, String, i64)> = sqlx::query_as(
+    let due: Vec<(String, String, String, UnixTime)> = sqlx::query_as(
         "SELECT id, tenant_id, service_user_id, cutoff_at FROM api_keys WHERE status = 'rotating' AND cutoff_at <= $1",
     )
     .bind(now_unix)
@@ -88,7 +88,7 @@ impl SweepReport {
 }
 
 enum Transition {
-    RevokeRotated { cutoff_at: i64 },
+    RevokeRotated { cutoff_at: UnixTime },
     Expire,
 }
 

@@ -1,17 +1,12 @@
 //! Webhook deliveries: the email outbox's lease-and-backoff discipline, on a
 //! sibling table (a delivery has a status code and an endpoint, not a recipient).
 
+use crate::domain::UnixTime;
 use serde::Serialize;
 use sqlx::{Any, AnyPool, Transaction};
 use time::OffsetDateTime;
 
-use crate::{
-    config::Engine,
-    db::begin_write,
-    domain::{outbox::LEASE, rfc3339},
-    error::AppResult,
-};
-use keysmith_verify::timestamp;
+use crate::{config::Engine, db::begin_write, domain::outbox::LEASE, error::AppResult};
 
 pub(super) async fn insert(
     tx: &mut Transaction<'_, Any>,
@@ -22,7 +17,7 @@ pub(super) async fn insert(
     payload: &str,
     now: OffsetDateTime,
 ) -> AppResult<()> {
-    let now = timestamp::to_unix(now);
+    let now = UnixTime::from(now);
     sqlx::query(
         "INSERT INTO webhook_deliveries (tenant_id, endpoint_id, event_id, event_type, payload, next_attempt_at, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -59,7 +54,7 @@ pub async fn claim_due(
     limit: i64,
     now: OffsetDateTime,
 ) -> AppResult<Vec<ClaimedDelivery>> {
-    let now_unix = timestamp::to_unix(now);
+    let now_unix = UnixTime::from(now);
     let lock = if engine == Engine::Postgres {
         " FOR UPDATE SKIP LOCKED"
     } else {
@@ -72,7 +67,7 @@ pub async fn claim_due(
            AND (lease_until IS NULL OR lease_until <= $3) ORDER BY id LIMIT $4{lock})"
     ))
     .bind(owner)
-    .bind(timestamp::to_unix(now + LEASE))
+    .bind(UnixTime::from(now + LEASE))
     .bind(now_unix)
     .bind(limit)
     .execute(&mut *tx)
@@ -109,7 +104,7 @@ pub async fn record(
     outcome: Outcome<'_>,
     now: OffsetDateTime,
 ) -> AppResult<()> {
-    let now_unix = timestamp::to_unix(now);
+    let now_unix = UnixTime::from(now);
     let status = match (outcome.error, outcome.retry_at) {
         (None, _) => "delivered",
         (Some(_), Some(_)) => "pending",
@@ -123,7 +118,7 @@ pub async fn record(
     .bind(status)
     .bind(outcome.status.map(i64::from))
     .bind(outcome.error.map(|e| e.chars().take(500).collect::<String>()))
-    .bind(outcome.retry_at.map_or(now_unix, timestamp::to_unix))
+    .bind(outcome.retry_at.map_or(now_unix, UnixTime::from))
     .bind(outcome.error.is_none().then_some(now_unix))
     .bind(delivery.id)
     .bind(owner)
@@ -144,12 +139,10 @@ pub struct DeliveryRecord {
     /// The receiver's last HTTP status code, if it answered.
     pub last_status: Option<i64>,
     pub last_error: Option<String>,
-    #[serde(with = "rfc3339")]
     #[schema(value_type = String, format = DateTime)]
-    pub created_at: i64,
-    #[serde(serialize_with = "rfc3339::option::serialize")]
+    pub created_at: UnixTime,
     #[schema(value_type = Option<String>, format = DateTime)]
-    pub delivered_at: Option<i64>,
+    pub delivered_at: Option<UnixTime>,
 }
 
 pub async fn list(

@@ -5,6 +5,7 @@ pub mod deliveries;
 mod secret;
 mod target;
 
+use crate::domain::UnixTime;
 use serde::Serialize;
 use sqlx::{Any, AnyPool, Transaction};
 use time::OffsetDateTime;
@@ -12,10 +13,10 @@ use time::OffsetDateTime;
 use crate::domain::random;
 use crate::{
     db::begin_write,
-    domain::{Actor, audit, keys::KeyRow, rfc3339, tenants::Tenant},
+    domain::{Actor, audit, keys::KeyRow, tenants::Tenant},
     error::{AppError, AppResult},
 };
-use keysmith_verify::{Peppers, timestamp};
+use keysmith_verify::Peppers;
 
 pub use secret::WebhookSecret;
 pub use target::WebhookUrl;
@@ -66,9 +67,8 @@ pub struct Endpoint {
     pub id: String,
     pub url: String,
     pub events: Vec<String>,
-    #[serde(with = "rfc3339")]
     #[schema(value_type = String, format = DateTime)]
-    pub created_at: i64,
+    pub created_at: UnixTime,
     pub created_by: String,
 }
 
@@ -77,7 +77,7 @@ struct EndpointRow {
     id: String,
     url: String,
     events: String,
-    created_at: i64,
+    created_at: UnixTime,
     created_by: String,
 }
 
@@ -133,7 +133,7 @@ pub async fn create(
     .bind(url.as_str())
     .bind(secret.seal(peppers, &id)?)
     .bind(&events_json)
-    .bind(timestamp::to_unix(now))
+    .bind(UnixTime::from(now))
     .bind(actor.to_string())
     .execute(&mut *tx)
     .await?;
@@ -153,7 +153,7 @@ pub async fn create(
             id,
             url: url.as_str().to_owned(),
             events: events.0,
-            created_at: timestamp::to_unix(now),
+            created_at: UnixTime::from(now),
             created_by: actor.to_string(),
         },
         secret,
@@ -344,20 +344,11 @@ pub fn key_data(key: &KeyRow) -> serde_json::Value {
         "name": key.name,
         "hint": key.hint,
         "status": key.status,
-        "expires_at": rfc3339_of(key.expires_at),
-        "cutoff_at": key.cutoff_at.map(rfc3339_of),
+        "expires_at": key.expires_at,
+        "cutoff_at": key.cutoff_at,
         "revoked_reason": key.revoked_reason,
         "rotated_to": key.rotated_to,
     })
-}
-
-fn rfc3339_of(unix: i64) -> Option<String> {
-    OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
 }
 
 #[cfg(test)]

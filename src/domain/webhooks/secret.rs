@@ -4,7 +4,7 @@
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::domain::random;
+use crate::domain::{UnixTime, random};
 use crate::error::{AppError, AppResult};
 use keysmith_verify::Peppers;
 
@@ -32,7 +32,8 @@ impl WebhookSecret {
     }
 
     /// `t=<unix>,v1=<hex HMAC-SHA-256(secret, "<t>.<body>")>`, the scheme Stripe uses.
-    pub fn signature(&self, unix: i64, body: &str) -> String {
+    pub fn signature(&self, at: UnixTime, body: &str) -> String {
+        let unix = at.secs();
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(self.0.as_bytes())
             .expect("HMAC accepts keys of any length");
         mac.update(format!("{unix}.{body}").as_bytes());
@@ -100,7 +101,7 @@ mod tests {
     #[test]
     fn signature_is_stripe_style() {
         let secret = WebhookSecret("whsec_test".into());
-        let sig = secret.signature(1_700_000_000, "{}");
+        let sig = secret.signature(UnixTime::from_secs(1_700_000_000), "{}");
         assert!(sig.starts_with("t=1700000000,v1="));
         assert_eq!(sig.len(), "t=1700000000,v1=".len() + 64);
     }

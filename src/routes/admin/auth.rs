@@ -1,5 +1,6 @@
 //! Who is signed in, which tenant they act in, and the CSRF check every form goes through.
 
+use crate::domain::{UnixTime, unix_time};
 use axum::{
     extract::FromRequestParts,
     http::{HeaderMap, request::Parts},
@@ -15,7 +16,6 @@ use crate::{
     error::AppError,
     state::AppState,
 };
-use keysmith_verify::timestamp;
 
 /// What the session remembers about the signed-in admin.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -25,7 +25,8 @@ pub struct SignedIn {
     pub superadmin: bool,
     /// Per-session CSRF token, sent back in every form.
     pub csrf: String,
-    pub signed_in_at: i64,
+    #[serde(with = "unix_time::as_secs")]
+    pub signed_in_at: UnixTime,
     /// The account's session epoch at sign-in; a different one in the
     /// database means this session was ended (account disabled, role changed…).
     pub epoch: i64,
@@ -62,7 +63,8 @@ impl FromRequestParts<AppState> for Admin {
         let account = accounts::state(state.pool(), &user.user_id)
             .await
             .map_err(|err| PageError(err).into_response())?;
-        let expired = timestamp::to_unix(state.now()) - user.signed_in_at > ABSOLUTE_TIMEOUT_SECS;
+        let expired = (UnixTime::from(state.now()) - user.signed_in_at).whole_seconds()
+            > ABSOLUTE_TIMEOUT_SECS;
         let Some(account) = account.filter(|a| a.admits(user.epoch) && !expired) else {
             let _ = session.flush().await;
             return Err(to_sign_in());

@@ -1,5 +1,6 @@
 //! `/admin/api-keys`: the tenant's keys, filtered and paginated.
 
+use crate::domain::UnixTime;
 use askama::Template;
 use axum::{
     extract::{Query, State},
@@ -15,12 +16,11 @@ use super::{
 use crate::{
     domain::{
         keys::{self, KeyFilter, KeyState},
-        rfc3339, service_users,
+        service_users,
     },
     error::AppError,
     state::AppState,
 };
-use keysmith_verify::timestamp;
 
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
@@ -137,7 +137,7 @@ pub async fn list(
             .find(|s| s.id == id)
             .map_or_else(|| id.to_owned(), |s| s.name.clone())
     };
-    let now_unix = timestamp::to_unix(now);
+    let now_unix = UnixTime::from(now);
     let lines = page
         .items
         .iter()
@@ -152,8 +152,9 @@ pub async fn list(
                 expires: when(k.expires_at),
                 cutoff: (status == KeyState::Rotating)
                     .then(|| {
-                        k.cutoff_at
-                            .map(|c| format!("{} ({})", when(c), left(c - now_unix)))
+                        k.cutoff_at.map(|c| {
+                            format!("{} ({})", when(c), left((c - now_unix).whole_seconds()))
+                        })
                     })
                     .flatten(),
                 last_used: k.last_used_at.map_or_else(|| "never".to_owned(), when),
@@ -169,7 +170,7 @@ pub async fn list(
     let presets = presets(current.tenant.max_expiry_days);
     let preset = preselected(&presets, current.tenant.default_expiry_days);
     let nav = Nav::of_tenant(&state, &admin, Section::Keys, &current, &memberships).await?;
-    let date = |at: time::OffsetDateTime| rfc3339::format(timestamp::to_unix(at))[..10].to_owned();
+    let date = |at: time::OffsetDateTime| UnixTime::from(at).date();
     Ok(render(&KeysPage {
         admin: &admin,
         can_manage,

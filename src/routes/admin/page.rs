@@ -1,5 +1,6 @@
 //! HTML rendering and the admin pages' error page.
 
+use crate::domain::UnixTime;
 use askama::Template;
 use axum::{
     http::StatusCode,
@@ -9,8 +10,8 @@ use axum::{
 use crate::error::AppError;
 
 /// A moment as admins read it: `2026-11-30 01:30:08 UTC`.
-pub fn when(at: i64) -> String {
-    let iso = crate::domain::rfc3339::format(at);
+pub fn when(at: UnixTime) -> String {
+    let iso = at.rfc3339();
     format!("{} UTC", iso.replace('T', " ").trim_end_matches('Z'))
 }
 

@@ -14,10 +14,7 @@ use super::{
     page::{PageError, render, when},
 };
 use crate::{
-    domain::{
-        rfc3339,
-        service_users::{self, KeyCounts, ServiceUser},
-    },
+    domain::service_users::{self, KeyCounts, ServiceUser},
     state::AppState,
 };
 
@@ -100,7 +97,7 @@ pub(super) async fn page(
         current,
         csrf: &admin.user.csrf,
         disabled: user.disabled_at.map(when),
-        created: rfc3339::format(user.created_at)[..10].to_owned(),
+        created: user.created_at.date(),
         counts,
         can_manage: current.role.can_manage_keys(),
         form: form.unwrap_or(&shown),

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::{
     domain::{
-        Description, Email, Name, rfc3339,
+        Description, Email, Name,
         service_users::{self, KeyCounts, LiveKey, NewServiceUser},
     },
     error::AppError,
@@ -117,7 +117,7 @@ async fn page(
                 .filter(|k| k.service_user_id == u.id)
                 .cloned()
                 .collect(),
-            created: rfc3339::format(u.created_at)[..10].to_owned(),
+            created: u.created_at.date(),
             disabled: u.disabled_at.is_some(),
             owner_email: u.owner_email.unwrap_or_default(),
             description: u.description.unwrap_or_default(),

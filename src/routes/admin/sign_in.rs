@@ -1,5 +1,6 @@
 //! `/admin/sign-in` and `/admin/sign-out`.
 
+use crate::domain::UnixTime;
 use std::{net::SocketAddr, sync::atomic::Ordering};
 
 use askama::Template;
@@ -26,7 +27,6 @@ use crate::{
     error::AppError,
     state::AppState,
 };
-use keysmith_verify::timestamp;
 
 #[derive(Template)]
 #[template(path = "admin/sign_in.html")]
@@ -146,7 +146,7 @@ pub async fn submit(
         email: user.email,
         superadmin: user.is_superadmin != 0,
         csrf: random::base62(32),
-        signed_in_at: timestamp::to_unix(now),
+        signed_in_at: UnixTime::from(now),
         epoch: user.session_epoch,
     };
     if totp::status(state.pool(), &signed_in.user_id)

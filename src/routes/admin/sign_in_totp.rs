@@ -2,6 +2,7 @@
 //! The password was right; until a code (or a recovery code) is too, the
 //! session holds only a pending sign-in that no other page accepts.
 
+use crate::domain::UnixTime;
 use std::net::SocketAddr;
 
 use askama::Template;
@@ -25,7 +26,6 @@ use crate::{
     error::AppError,
     state::AppState,
 };
-use keysmith_verify::timestamp;
 
 const PENDING_KEY: &str = "pending_totp";
 /// The second step must follow the first within this.
@@ -53,8 +53,8 @@ pub async fn await_code(session: &Session, user: SignedIn) -> Result<Response, P
 
 async fn pending(state: &AppState, session: &Session) -> Result<Option<SignedIn>, PageError> {
     let user: Option<SignedIn> = session.get(PENDING_KEY).await.map_err(session_error)?;
-    let now = timestamp::to_unix(state.now());
-    Ok(user.filter(|u| now - u.signed_in_at <= PENDING_SECS))
+    let now = UnixTime::from(state.now());
+    Ok(user.filter(|u| (now - u.signed_in_at).whole_seconds() <= PENDING_SECS))
 }
 
 pub async fn form(State(state): State<AppState>, session: Session) -> Result<Response, PageError> {

@@ -1,5 +1,6 @@
 //! `/api/v1/tenants/{tenant}/keys/{id}/audit` and `/usage`.
 
+use crate::domain::UnixTime;
 use axum::{
     Json,
     extract::{Path, State},
@@ -12,7 +13,6 @@ use crate::{
         audit::{self, AuditEvent},
         keys,
         page::clamp_limit,
-        rfc3339,
         usage::{self, ToolUsage},
     },
     error::{AppError, AppResult},
@@ -97,7 +97,7 @@ pub async fn usage(
     let key = keys::get(state.pool(), &tenant.id, &id).await?;
     let since = usage::window_start(state.now(), query.days.unwrap_or(30).clamp(1, 365));
     Ok(Json(Usage {
-        last_used_at: key.last_used_at.map(rfc3339::format),
+        last_used_at: key.last_used_at.map(UnixTime::rfc3339),
         tools: usage::tool_usage(state.pool(), &tenant.id, &id, since).await?,
     }))
 }

@@ -246,9 +246,11 @@ pub async fn rotate(
     let old = RotatedOld {
         id: rotation.old.id.clone(),
         status: rotation.old.status_at(now),
-        expires_at: crate::domain::rfc3339::format(
-            rotation.old.cutoff_at.unwrap_or(rotation.old.expires_at),
-        ),
+        expires_at: rotation
+            .old
+            .cutoff_at
+            .unwrap_or(rotation.old.expires_at)
+            .rfc3339(),
     };
     Ok((
         StatusCode::CREATED,

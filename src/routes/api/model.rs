@@ -1,14 +1,12 @@
 //! The JSON shape of a key. Never the hash, never the secret: the plaintext
 //! appears only in [`CreatedKey`], the create and rotate responses.
 
+use crate::domain::UnixTime;
 use keysmith_verify::limit::{Quota, RateLimit};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::domain::{
-    keys::{KeyRow, KeyState},
-    rfc3339,
-};
+use crate::domain::keys::{KeyRow, KeyState};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyInfo {
@@ -67,15 +65,15 @@ impl KeyInfo {
             scopes: row.scopes(),
             rate_limit: limits.rate_limit,
             quota: limits.quota,
-            created_at: rfc3339::format(row.created_at),
+            created_at: row.created_at.rfc3339(),
             created_by: row.created_by.clone(),
-            expires_at: rfc3339::format(row.expires_at),
-            cutoff_at: row.cutoff_at.map(rfc3339::format),
-            revoked_at: row.revoked_at.map(rfc3339::format),
+            expires_at: row.expires_at.rfc3339(),
+            cutoff_at: row.cutoff_at.map(UnixTime::rfc3339),
+            revoked_at: row.revoked_at.map(UnixTime::rfc3339),
             revoked_reason: row.revoked_reason.clone(),
             rotated_from: row.rotated_from.clone(),
             rotated_to: row.rotated_to.clone(),
-            last_used_at: row.last_used_at.map(rfc3339::format),
+            last_used_at: row.last_used_at.map(UnixTime::rfc3339),
         }
     }
 }

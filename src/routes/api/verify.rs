@@ -1,15 +1,15 @@
 //! `POST /api/v1/verify`: checks a key for the caller's tenant. The remote
 //! backend of `keysmith-verify` calls this.
 
+use crate::domain::UnixTime;
 use axum::{Json, extract::State};
 use serde::{Deserialize, Serialize};
 
 use super::{auth::VerifyCaller, extract::ApiJson};
-use crate::{domain::rfc3339, error::AppResult, state::AppState};
+use crate::{error::AppResult, state::AppState};
 use keysmith_verify::{
     VerifiedKey, VerifyCode,
     limit::{Quota, RateLimit, Remaining},
-    timestamp,
 };
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -64,7 +64,7 @@ impl VerifyResponse {
             service_user_id: key.map(|k| k.service_user_id.clone()),
             service_user: key.map(|k| k.service_user_name.clone()),
             tenant: key.map(|k| k.tenant_slug.clone()),
-            expires_at: key.map(|k| rfc3339::format(timestamp::to_unix(k.valid_until))),
+            expires_at: key.map(|k| UnixTime::from(k.valid_until).rfc3339()),
             scopes: key.map(|k| k.scopes.clone()),
             allowed_tools: key.and_then(|k| {
                 k.allowed_tools
