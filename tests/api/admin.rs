@@ -7,7 +7,10 @@ use keysmith::domain::{
 use reqwest::{StatusCode, redirect::Policy};
 use serde_json::json;
 
-use crate::{both_engines, helpers::TestApp};
+use crate::{
+    both_engines,
+    helpers::{TestApp, expect_json},
+};
 
 pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
@@ -165,11 +168,11 @@ both_engines! {
         admin_user(&app, "viewer@acme.test", Role::Viewer).await;
         let su = app.create_service_user("ci-bot").await;
         let key = app.create_key(&su, json!({"name": "deploy-key"})).await;
-        app.rotate_key(key["id"].as_str().expect("id")).await;
+        expect_json(app.rotate_key(key["id"].as_str().expect("id")).await, StatusCode::CREATED).await;
         let globex = app.create_tenant("globex").await;
         let globex_admin = app.management_key(&globex).await;
-        let globex_su: serde_json::Value = app.post_as(&globex_admin, "/api/v1/tenants/globex/service-users", &json!({"name": "secret-bot", "owner_email": "g@globex.test"})).await.json().await.expect("json");
-        app.post_as(&globex_admin, "/api/v1/tenants/globex/keys", &json!({"service_user_id": globex_su["id"], "name": "globex-key"})).await;
+        let globex_su = expect_json(app.post_as(&globex_admin, "/api/v1/tenants/globex/service-users", &json!({"name": "secret-bot", "owner_email": "g@globex.test"})).await, StatusCode::CREATED).await;
+        expect_json(app.post_as(&globex_admin, "/api/v1/tenants/globex/keys", &json!({"service_user_id": globex_su["id"], "name": "globex-key"})).await, StatusCode::CREATED).await;
 
         let client = browser();
         sign_in(&app, &client, "viewer@acme.test", PASSWORD).await;

@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::{
     admin::{PASSWORD, account, admin_user, browser, csrf_of, sign_in},
     both_engines,
+    helpers::expect_json,
 };
 
 async fn html(client: &reqwest::Client, url: String) -> (StatusCode, String) {
@@ -63,7 +64,7 @@ both_engines! {
         admin_user(&app, "viewer@acme.test", Role::Viewer).await;
         let globex = app.create_tenant("globex").await;
         let globex_admin = app.management_key(&globex).await;
-        app.post_as(&globex_admin, "/api/v1/tenants/globex/service-users", &json!({"name": "globex-secret-bot", "owner_email": "g@globex.test"})).await;
+        expect_json(app.post_as(&globex_admin, "/api/v1/tenants/globex/service-users", &json!({"name": "globex-secret-bot", "owner_email": "g@globex.test"})).await, StatusCode::CREATED).await;
         let before = app.count("service_users").await;
         let client = browser();
         sign_in(&app, &client, "viewer@acme.test", PASSWORD).await;

@@ -10,15 +10,10 @@ use crate::{
     smtp_sink::{SmtpSink, decoded},
 };
 
-async fn with_smtp(app: TestApp, port: u16) -> TestApp {
+async fn with_smtp(app: TestApp, sink: &SmtpSink) -> TestApp {
     let clock = app.clock.clone();
     let db = app.stop().await;
-    TestApp::spawn_with(
-        db,
-        &[("KEYSMITH_SMTP_URL", SmtpSink::url_for(port))],
-        Some(clock),
-    )
-    .await
+    TestApp::spawn_with(db, &[("KEYSMITH_SMTP_URL", sink.url())], Some(clock)).await
 }
 
 async fn notifications(app: &TestApp, key_id: &str) -> Vec<Value> {
@@ -33,8 +28,8 @@ async fn notifications(app: &TestApp, key_id: &str) -> Vec<Value> {
 
 both_engines! {
     async fn one_rotation_email_per_rotation_without_secrets(app: TestApp) {
-        let sink = SmtpSink::start(SmtpSink::free_port());
-        let app = with_smtp(app, sink.port).await;
+        let sink = SmtpSink::start();
+        let app = with_smtp(app, &sink).await;
         let su = app.create_service_user("ci-bot").await;
         let old = app.create_key(&su, json!({"name": "deploy"})).await;
         let old_id = old["id"].as_str().expect("id");
@@ -63,8 +58,8 @@ both_engines! {
     }
 
     async fn a_revocation_by_someone_else_tells_the_owner(app: TestApp) {
-        let sink = SmtpSink::start(SmtpSink::free_port());
-        let app = with_smtp(app, sink.port).await;
+        let sink = SmtpSink::start();
+        let app = with_smtp(app, &sink).await;
         let su = app.create_service_user("ci-bot").await;
         let key = app.create_key(&su, json!({"name": "deploy"})).await;
         let key_id = key["id"].as_str().expect("id");
@@ -92,8 +87,8 @@ both_engines! {
     }
 
     async fn one_reminder_per_threshold_across_ticks_and_restarts(app: TestApp) {
-        let sink = SmtpSink::start(SmtpSink::free_port());
-        let app = with_smtp(app, sink.port).await;
+        let sink = SmtpSink::start();
+        let app = with_smtp(app, &sink).await;
         let su = app.create_service_user("ci-bot").await;
         let key = app.create_key(&su, json!({"expires_in_days": 40})).await;
         let key_id = key["id"].as_str().expect("id").to_owned();
@@ -135,8 +130,8 @@ both_engines! {
     }
 
     async fn short_lived_keys_get_only_the_thresholds_ahead(app: TestApp) {
-        let sink = SmtpSink::start(SmtpSink::free_port());
-        let app = with_smtp(app, sink.port).await;
+        let sink = SmtpSink::start();
+        let app = with_smtp(app, &sink).await;
         let su = app.create_service_user("ci-bot").await;
         app.create_key(&su, json!({"expires_in_days": 20})).await;
         app.tick().await;
@@ -149,8 +144,8 @@ both_engines! {
     }
 
     async fn smtp_down_delays_mail_and_loses_none(app: TestApp) {
-        let port = SmtpSink::free_port();
-        let app = with_smtp(app, port).await;
+        let mut sink = SmtpSink::down();
+        let app = with_smtp(app, &sink).await;
         let su = app.create_service_user("ci-bot").await;
         let key = app.create_key(&su, json!({})).await;
         let key_id = key["id"].as_str().expect("id");
@@ -166,7 +161,7 @@ both_engines! {
         let metrics = app.client.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
         assert!(metrics.contains("keysmith_email_attempts_failed_total 1"), "{metrics}");
 
-        let sink = SmtpSink::start(port);
+        sink.come_up();
         app.clock.advance(Duration::minutes(1));
         app.tick().await;
         app.tick().await;
@@ -177,8 +172,8 @@ both_engines! {
     }
 
     async fn revoked_keys_get_no_more_reminders(app: TestApp) {
-        let port = SmtpSink::free_port();
-        let app = with_smtp(app, port).await;
+        let mut sink = SmtpSink::down();
+        let app = with_smtp(app, &sink).await;
         let su = app.create_service_user("ci-bot").await;
         let pending = app.create_key(&su, json!({"expires_in_days": 60})).await;
         let never = app.create_key(&su, json!({"expires_in_days": 60})).await;
@@ -191,7 +186,7 @@ both_engines! {
         assert_eq!(queued[0]["status"], "pending");
         expect_json(app.revoke_key(pending["id"].as_str().expect("id"), "done").await, StatusCode::OK).await;
 
-        let sink = SmtpSink::start(port);
+        sink.come_up();
         app.clock.advance(Duration::hours(1));
         app.tick().await;
         let sent: Vec<String> = sink.messages().iter().map(|m| decoded(m)).collect();
@@ -203,8 +198,8 @@ both_engines! {
     }
 
     async fn two_instances_send_each_email_once(app: TestApp) {
-        let sink = SmtpSink::start(SmtpSink::free_port());
-        let app = with_smtp(app, sink.port).await;
+        let sink = SmtpSink::start();
+        let app = with_smtp(app, &sink).await;
         let su = app.create_service_user("ci-bot").await;
         let mut ids = Vec::new();
         for _ in 0..6 {

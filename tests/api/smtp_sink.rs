@@ -1,56 +1,71 @@
 //! A real SMTP server process (Python `aiosmtpd`) that keeps what it receives.
 
 use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
+    io::{BufRead, BufReader, Write},
+    process::{Child, ChildStdin, ChildStdout, Command, Stdio},
 };
 
+/// The port is the OS's choice and stays held by the sink process from the
+/// moment it is known, so no other test can take it in between.
 pub struct SmtpSink {
     child: Child,
+    control: ChildStdin,
+    output: BufReader<ChildStdout>,
     pub port: u16,
     dir: tempfile::TempDir,
 }
 
 impl SmtpSink {
-    /// A port nobody listens on (yet): for "SMTP server down" and to start one later.
-    pub fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port()
+    /// A server accepting mail.
+    pub fn start() -> Self {
+        let mut sink = Self::down();
+        sink.come_up();
+        sink
     }
 
-    pub fn url_for(port: u16) -> String {
-        format!("smtp://127.0.0.1:{port}")
-    }
-
-    /// Starts the server on `port` and waits until it accepts connections.
-    pub fn start(port: u16) -> Self {
+    /// A server that is down (its port is bound but refuses connections)
+    /// until [`come_up`](Self::come_up): for "SMTP server down, then back".
+    pub fn down() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
         let mut child = Command::new("python3")
             .arg(script)
-            .arg(port.to_string())
             .arg(dir.path())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start python3");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read");
-        assert_eq!(
-            line.trim(),
-            "ready",
-            "the SMTP sink did not start (is aiosmtpd installed? scripts/test installs it)"
-        );
-        Self { child, port, dir }
+        let control = child.stdin.take().expect("stdin");
+        let mut output = BufReader::new(child.stdout.take().expect("stdout"));
+        let line = read_line(&mut output);
+        let port = line
+            .strip_prefix("port ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "the SMTP sink did not start (is aiosmtpd installed? scripts/test installs it): {line:?}"
+                )
+            });
+        Self {
+            child,
+            control,
+            output,
+            port,
+            dir,
+        }
+    }
+
+    /// Starts accepting on the held port; returns once connections are accepted.
+    pub fn come_up(&mut self) {
+        writeln!(self.control, "listen").expect("tell the sink to listen");
+        self.control.flush().expect("flush");
+        let line = read_line(&mut self.output);
+        assert_eq!(line, "ready", "the SMTP sink did not start listening");
     }
 
     pub fn url(&self) -> String {
-        Self::url_for(self.port)
+        format!("smtp://127.0.0.1:{}", self.port)
     }
 
     /// Every message received so far, oldest first, as raw text.
@@ -66,6 +81,12 @@ impl SmtpSink {
             .map(|p| std::fs::read_to_string(p).expect("read message"))
             .collect()
     }
+}
+
+fn read_line(output: &mut BufReader<ChildStdout>) -> String {
+    let mut line = String::new();
+    output.read_line(&mut line).expect("read the sink's output");
+    line.trim().to_owned()
 }
 
 impl Drop for SmtpSink {

@@ -56,6 +56,11 @@ both_engines! {
             StatusCode::CREATED,
         ).await;
         let gid = globex_key["id"].as_str().expect("id");
+        // The control: every path below exists and answers its own tenant, so
+        // the 404s that follow are isolation, not a mistyped path.
+        for path in ["/api/v1/tenants/globex/keys".to_owned(), "/api/v1/tenants/globex/service-users".to_owned(), format!("/api/v1/tenants/globex/keys/{gid}"), format!("/api/v1/tenants/globex/keys/{gid}/audit"), format!("/api/v1/tenants/globex/keys/{gid}/usage")] {
+            expect_json(app.get_as(&globex_admin, &path).await, StatusCode::OK).await;
+        }
 
         // acme's management key against globex's tenant path: 404, as if it did not exist.
         for path in ["/api/v1/tenants/globex/keys".to_owned(), "/api/v1/tenants/globex/service-users".to_owned(), format!("/api/v1/tenants/globex/keys/{gid}")] {

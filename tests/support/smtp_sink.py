@@ -1,15 +1,23 @@
-"""A real SMTP server for the tests: aiosmtpd on 127.0.0.1:<port>, each
-received message written to <dir>/<n>.eml with its envelope recipients
-in an `X-Envelope-To` header. Runs until killed.
+"""A real SMTP server for the tests: aiosmtpd on 127.0.0.1, each received
+message written to <dir>/<n>.eml with its envelope recipients in an
+`X-Envelope-To` header.
 
-    python3 tests/support/smtp_sink.py <port> <dir>
+    python3 tests/support/smtp_sink.py <dir>
+
+The port comes from the OS and is held from the start: the script binds
+port 0, prints `port <n>`, and keeps the socket bound but not listening
+(connections are refused: an SMTP server that is down) until a line arrives
+on standard input. Then it listens on that same socket, prints `ready`, and
+serves until standard input closes or it is killed. No other process can
+take the port in between.
 """
 import asyncio
 import itertools
 import pathlib
+import socket
 import sys
 
-from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 
 class Sink:
@@ -26,16 +34,25 @@ class Sink:
         return "250 Message accepted for delivery"
 
 
-def main() -> None:
-    port, directory = int(sys.argv[1]), pathlib.Path(sys.argv[2])
-    directory.mkdir(parents=True, exist_ok=True)
-    controller = Controller(Sink(directory), hostname="127.0.0.1", port=port)
-    controller.start()
+async def serve(sock: socket.socket, directory: pathlib.Path) -> None:
+    loop = asyncio.get_running_loop()
+    handler = Sink(directory)
+    server = await loop.create_server(lambda: SMTP(handler, hostname="127.0.0.1"), sock=sock)
     print("ready", flush=True)
-    try:
-        asyncio.get_event_loop().run_forever()
-    finally:
-        controller.stop()
+    # Serve until the test closes our standard input (or kills us).
+    await loop.run_in_executor(None, sys.stdin.readline)
+    server.close()
+
+
+def main() -> None:
+    directory = pathlib.Path(sys.argv[1])
+    directory.mkdir(parents=True, exist_ok=True)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    print(f"port {sock.getsockname()[1]}", flush=True)
+    if not sys.stdin.readline():
+        return  # the test ended before asking us to listen
+    asyncio.run(serve(sock, directory))
 
 
 if __name__ == "__main__":
