@@ -4,6 +4,7 @@
 //! clients run one after another against it, each with its own key.
 
 pub mod harness;
+mod limits;
 
 use std::{
     sync::{Arc, Mutex},

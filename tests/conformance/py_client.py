@@ -3,7 +3,8 @@
 streamable HTTP, run by Keysmith's Rust integration tests against the gateway
 (or directly against an upstream).
 
-Usage: KEYSMITH_KEY=... python3 py_client.py <url> <basic|progress|initialize>
+Usage: KEYSMITH_KEY=... python3 py_client.py <url> <basic|progress|initialize|limited>
+(`limited`: `whoami` twice, for a key whose rate admits one call).
 Sends "Authorization: Bearer $KEYSMITH_KEY" unless the variable is empty.
 Prints ONE JSON object on stdout and exits 0 even if calls fail:
   {"initialize": "ok" | {"error", "status", "www_authenticate"},
@@ -23,7 +24,7 @@ from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-SCENARIOS = ("basic", "progress", "initialize")
+SCENARIOS = ("basic", "progress", "initialize", "limited")
 
 
 def fail(e: BaseException) -> str:
@@ -81,6 +82,9 @@ async def run(url: str, scenario: str, out: dict) -> None:
                 await call(session, "echo", {"text": "hi"})
                 await call(session, "whoami", {})
                 await call(session, "secret_admin", {})
+            elif scenario == "limited":
+                await call(session, "whoami", {})
+                await call(session, "whoami", {})
             elif scenario == "progress":
                 start = time.monotonic()
 
@@ -92,7 +96,7 @@ async def run(url: str, scenario: str, out: dict) -> None:
 
 def main() -> None:
     if len(sys.argv) != 3 or sys.argv[2] not in SCENARIOS:
-        print("usage: py_client.py <url> <basic|progress|initialize>", file=sys.stderr)
+        print("usage: py_client.py <url> <basic|progress|initialize|limited>", file=sys.stderr)
         sys.exit(2)
     out = {"initialize": None, "tools": None, "calls": [], "progress": []}
     try:

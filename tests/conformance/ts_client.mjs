@@ -3,7 +3,8 @@
 // StreamableHTTPClientTransport, run by Keysmith's Rust integration tests
 // against the gateway (or directly against an upstream).
 //
-// Usage: KEYSMITH_KEY=... node ts_client.mjs <url> <basic|progress|initialize>
+// Usage: KEYSMITH_KEY=... node ts_client.mjs <url> <basic|progress|initialize|limited>
+// (`limited`: `whoami` twice, for a key whose rate admits one call).
 // Sends "Authorization: Bearer $KEYSMITH_KEY" unless the variable is empty.
 // Prints ONE JSON object on stdout and exits 0 even if calls fail:
 //   {"initialize": "ok" | {"error", "status", "www_authenticate"},
@@ -12,8 +13,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
 const [url, scenario] = process.argv.slice(2);
-if (!url || !['basic', 'progress', 'initialize'].includes(scenario)) {
-  console.error('usage: ts_client.mjs <url> <basic|progress|initialize>');
+if (!url || !['basic', 'progress', 'initialize', 'limited'].includes(scenario)) {
+  console.error('usage: ts_client.mjs <url> <basic|progress|initialize|limited>');
   process.exit(2);
 }
 
@@ -71,6 +72,9 @@ async function main() {
     await call('echo', { text: 'hi' });
     await call('whoami');
     await call('secret_admin');
+  } else if (scenario === 'limited') {
+    await call('whoami');
+    await call('whoami');
   } else if (scenario === 'progress') {
     const start = performance.now();
     await call('progress', { steps: 3 }, {
