@@ -106,6 +106,13 @@ enum TenantCommand {
         /// Prefix of keys created from now on.
         #[arg(long)]
         key_prefix: Option<String>,
+        /// Rate limit of new keys that set none, as in the API
+        /// (`'{"per_minute": 600}'`), or `none` to lift it.
+        #[arg(long)]
+        default_rate_limit: Option<String>,
+        /// Quota of new keys that set none (`'{"calls": 10000, "per": "day"}'`), or `none`.
+        #[arg(long)]
+        default_quota: Option<String>,
     },
     /// Require a second factor (TOTP) of the tenant's admins, or stop (`--off`).
     RequireTotp {
@@ -268,6 +275,8 @@ impl Cli {
                 max_expiry_days,
                 rotation_overlap_days,
                 key_prefix,
+                default_rate_limit,
+                default_quota,
             }) => {
                 let mut tenant = tenants::find_by_slug(pool, &slug)
                     .await?
@@ -277,12 +286,10 @@ impl Cli {
                     max_expiry_days,
                     rotation_overlap_days,
                     key_prefix: key_prefix.as_deref().map(KeyPrefix::parse).transpose()?,
+                    default_rate_limit: limit_arg("--default-rate-limit", default_rate_limit)?,
+                    default_quota: limit_arg("--default-quota", default_quota)?,
                 };
-                let changing = default_expiry_days.is_some()
-                    || max_expiry_days.is_some()
-                    || rotation_overlap_days.is_some()
-                    || change.key_prefix.is_some();
-                if changing {
+                if !change.is_empty() {
                     tenant =
                         tenants::update_policy(pool, &tenant.id, change, &Actor::Cli, now).await?;
                 }
@@ -446,4 +453,18 @@ async fn read_password() -> anyhow::Result<String> {
 
 fn say(args: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
     writeln!(std::io::stdout(), "{args}").context("failed to write to standard output")
+}
+
+/// A limit given on the command line as the API's JSON, or `none` to lift it.
+fn limit_arg<T: serde::de::DeserializeOwned>(
+    flag: &str,
+    raw: Option<String>,
+) -> anyhow::Result<Option<Option<T>>> {
+    raw.map(|raw| match raw.trim() {
+        "none" => Ok(None),
+        json => serde_json::from_str(json)
+            .map(Some)
+            .with_context(|| format!("{flag} takes JSON as in the API, or `none`")),
+    })
+    .transpose()
 }

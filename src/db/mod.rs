@@ -131,6 +131,17 @@ pub async fn announce_key_change(
     Ok(())
 }
 
+/// ` FOR UPDATE` on PostgreSQL, to lock a row a transaction reads and then
+/// rewrites (read, merge, check, write); empty on SQLite, where
+/// [`begin_write`] already holds the only write lock.
+pub fn row_lock(pool: &AnyPool) -> &'static str {
+    if pool.connect_options().database_url.scheme() == "sqlite" {
+        ""
+    } else {
+        " FOR UPDATE"
+    }
+}
+
 /// Begins a transaction that will write. On SQLite it takes the write lock up
 /// front (`BEGIN IMMEDIATE`): a deferred transaction that reads and then
 /// writes fails with `SQLITE_BUSY` when another writer got in between, while

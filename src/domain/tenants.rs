@@ -11,7 +11,10 @@ use crate::{
     domain::{Actor, Name, TenantSlug, audit},
     error::{AppError, AppResult},
 };
-use keysmith_verify::KeyPrefix;
+use keysmith_verify::{
+    KeyLimits, KeyPrefix,
+    limit::{Quota, RateLimit},
+};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Tenant {
@@ -24,9 +27,18 @@ pub struct Tenant {
     pub rotation_overlap_days: i64,
     pub disabled_at: Option<UnixTime>,
     pub created_at: UnixTime,
+    /// Limits given to new keys that set none of their own (stored JSON).
+    pub default_limits: Option<String>,
 }
 
-const COLUMNS: &str = "id, slug, name, key_prefix, default_expiry_days, max_expiry_days, rotation_overlap_days, disabled_at, created_at";
+const COLUMNS: &str = "id, slug, name, key_prefix, default_expiry_days, max_expiry_days, rotation_overlap_days, disabled_at, created_at, default_limits";
+
+impl Tenant {
+    /// The rate limit and quota a new key gets where it sets none.
+    pub fn default_limits(&self) -> KeyLimits {
+        KeyLimits::from_storage(self.default_limits.as_deref())
+    }
+}
 
 #[derive(Debug)]
 pub struct NewTenant {
@@ -117,11 +129,27 @@ pub struct PolicyChange {
     pub rotation_overlap_days: Option<i64>,
     /// Prefix of keys created from now on; existing keys keep theirs.
     pub key_prefix: Option<KeyPrefix>,
+    /// The rate limit new keys get when they set none; `Some(None)` lifts it.
+    pub default_rate_limit: Option<Option<RateLimit>>,
+    /// The quota new keys get when they set none; `Some(None)` lifts it.
+    pub default_quota: Option<Option<Quota>>,
+}
+
+impl PolicyChange {
+    pub fn is_empty(&self) -> bool {
+        self.default_expiry_days.is_none()
+            && self.max_expiry_days.is_none()
+            && self.rotation_overlap_days.is_none()
+            && self.key_prefix.is_none()
+            && self.default_rate_limit.is_none()
+            && self.default_quota.is_none()
+    }
 }
 
 /// Changes the policy of `tenant_id` after checking the result as a whole
 /// (1 ≤ default ≤ maximum ≤ ten years, overlap 1–30 days), audited as
-/// `tenant.policy` with before and after. Keys already issued keep their
+/// `tenant.policy` with before and after; default limits are checked as a
+/// key's are. Keys already issued keep their
 /// expiry; the new bounds apply to keys created or rotated from now on.
 #[tracing::instrument(skip_all, fields(tenant_id))]
 pub async fn update_policy(
@@ -131,21 +159,22 @@ pub async fn update_policy(
     actor: &Actor,
     now: OffsetDateTime,
 ) -> AppResult<Tenant> {
-    if change.default_expiry_days.is_none()
-        && change.max_expiry_days.is_none()
-        && change.rotation_overlap_days.is_none()
-        && change.key_prefix.is_none()
-    {
+    if change.is_empty() {
         return Err(AppError::validation(
-            "give at least one of default_expiry_days, max_expiry_days, rotation_overlap_days, key_prefix",
+            "give at least one of default_expiry_days, max_expiry_days, rotation_overlap_days, key_prefix, default_rate_limit, default_quota",
         ));
     }
     let mut tx = begin_write(pool).await?;
-    let before: Tenant = sqlx::query_as(&format!("SELECT {COLUMNS} FROM tenants WHERE id = $1"))
-        .bind(tenant_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(AppError::NotFound("tenant"))?;
+    // Locked: two concurrent changes must not each check the policy they read
+    // and together write one neither checked.
+    let lock = crate::db::row_lock(pool);
+    let before: Tenant = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM tenants WHERE id = $1{lock}"
+    ))
+    .bind(tenant_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AppError::NotFound("tenant"))?;
     let max = change.max_expiry_days.unwrap_or(before.max_expiry_days);
     let default = change
         .default_expiry_days
@@ -172,13 +201,21 @@ pub async fn update_policy(
         .key_prefix
         .as_ref()
         .map_or(before.key_prefix.as_str(), KeyPrefix::as_str);
+    let limits = before.default_limits();
+    let limits = KeyLimits::new(
+        change.default_rate_limit.unwrap_or(limits.rate_limit),
+        change.default_quota.unwrap_or(limits.quota),
+    )
+    .map_err(|e| AppError::validation(format!("default limits: {e}")))?;
     sqlx::query(
-        "UPDATE tenants SET default_expiry_days = $1, max_expiry_days = $2, rotation_overlap_days = $3, key_prefix = $4 WHERE id = $5",
+        "UPDATE tenants SET default_expiry_days = $1, max_expiry_days = $2, rotation_overlap_days = $3, key_prefix = $4, \
+         default_limits = $5 WHERE id = $6",
     )
     .bind(default)
     .bind(max)
     .bind(overlap)
     .bind(prefix)
+    .bind(limits.to_storage())
     .bind(tenant_id)
     .execute(&mut *tx)
     .await?;
@@ -210,10 +247,13 @@ pub async fn update_policy(
 
 /// A tenant's key policy, as the API shows it and the audit log records it.
 pub fn policy(tenant: &Tenant) -> serde_json::Value {
+    let limits = tenant.default_limits();
     serde_json::json!({
         "key_prefix": tenant.key_prefix,
         "default_expiry_days": tenant.default_expiry_days,
         "max_expiry_days": tenant.max_expiry_days,
         "rotation_overlap_days": tenant.rotation_overlap_days,
+        "default_rate_limit": limits.rate_limit,
+        "default_quota": limits.quota,
     })
 }

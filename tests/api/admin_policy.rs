@@ -60,7 +60,7 @@ both_engines! {
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         let saved = client.get(app.url(res.headers()["location"].to_str().expect("location"))).send().await.expect("page").text().await.expect("html");
         assert!(saved.contains("Key policy saved"), "{saved}");
-        assert_eq!(policy_of(&app, "acme").await, json!({"key_prefix": "acme", "default_expiry_days": 60, "max_expiry_days": 120, "rotation_overlap_days": 3}));
+        assert_eq!(policy_of(&app, "acme").await, json!({"key_prefix": "acme", "default_expiry_days": 60, "max_expiry_days": 120, "rotation_overlap_days": 3, "default_rate_limit": null, "default_quota": null}));
         let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'tenant.policy'").fetch_one(app.state.pool()).await.expect("count");
         assert_eq!(audited, 1);
 

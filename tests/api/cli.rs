@@ -88,6 +88,37 @@ async fn from_nothing_to_a_verified_key(engine: Engine) {
         shown["rotation_overlap_days"], 3,
         "a refused change left the policy as it was"
     );
+    let limited = keysmith(
+        &db,
+        &[
+            "tenant",
+            "policy",
+            "acme",
+            "--default-quota",
+            r#"{"calls": 500, "per": "day"}"#,
+        ],
+        None,
+    );
+    let shown: Value = serde_json::from_slice(&limited.stdout).expect("policy json");
+    assert_eq!(
+        shown["default_quota"],
+        serde_json::json!({"calls": 500, "per": "day"})
+    );
+    for bad in ["{\"calls\": 0, \"per\": \"day\"}", "lots"] {
+        let refused = keysmith(
+            &db,
+            &["tenant", "policy", "acme", "--default-quota", bad],
+            None,
+        );
+        assert!(!refused.status.success(), "{bad}");
+    }
+    let lifted = keysmith(
+        &db,
+        &["tenant", "policy", "acme", "--default-quota", "none"],
+        None,
+    );
+    let shown: Value = serde_json::from_slice(&lifted.stdout).expect("policy json");
+    assert_eq!(shown["default_quota"], Value::Null);
 
     let out = keysmith(
         &db,

@@ -18,19 +18,23 @@ async fn patch_as(app: &TestApp, admin: &str, path: &str, body: &Value) -> reqwe
         .expect("patch")
 }
 
-/// The `key.limits` audit reasons of `key_id`, oldest first.
-async fn limit_changes(app: &TestApp, key_id: &str) -> Vec<Value> {
-    let reasons: Vec<String> = sqlx::query_scalar(
-        "SELECT reason FROM audit_events WHERE key_id = $1 AND action = 'key.limits' ORDER BY id",
-    )
-    .bind(key_id)
-    .fetch_all(app.state.pool())
-    .await
-    .expect("audit");
-    reasons
-        .iter()
-        .map(|r| serde_json::from_str(r).expect("json reason"))
+/// The JSON reasons (before and after) of the `action` audit events, oldest
+/// first; with `key_id`, only that key's.
+pub async fn audited_changes(app: &TestApp, action: &str, key_id: Option<&str>) -> Vec<Value> {
+    let rows: Vec<(Option<String>, String)> =
+        sqlx::query_as("SELECT key_id, reason FROM audit_events WHERE action = $1 ORDER BY id")
+            .bind(action)
+            .fetch_all(app.state.pool())
+            .await
+            .expect("audit");
+    rows.iter()
+        .filter(|(key, _)| key_id.is_none() || key.as_deref() == key_id)
+        .map(|(_, reason)| serde_json::from_str(reason).expect("json reason"))
         .collect()
+}
+
+async fn limit_changes(app: &TestApp, key_id: &str) -> Vec<Value> {
+    audited_changes(app, "key.limits", Some(key_id)).await
 }
 
 both_engines! {

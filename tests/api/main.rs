@@ -43,6 +43,7 @@ mod setup;
 mod setup_browser;
 mod tenancy;
 mod tenant_policy;
+mod tenant_policy_limits;
 mod verify;
 mod verify_paths;
 mod webhooks;

@@ -9,7 +9,7 @@ use crate::{
     helpers::{TestApp, expect_error, expect_json},
 };
 
-async fn patch(app: &TestApp, key: &str, slug: &str, body: Value) -> reqwest::Response {
+pub async fn patch(app: &TestApp, key: &str, slug: &str, body: Value) -> reqwest::Response {
     app.client
         .patch(app.url(&format!("/api/v1/tenants/{slug}")))
         .bearer_auth(key)

@@ -115,7 +115,7 @@ pub async fn create(
             service_user_id: &new.service_user_id,
             name: new.name.as_str(),
             allowed_tools: new.allowed_tools.to_storage(),
-            limits: new.limits.to_storage(),
+            limits: new.limits.or(tenant.default_limits()).to_storage(),
             scopes: serde_json::to_string(&scopes).map_err(anyhow::Error::from)?,
             expires_at,
             rotated_from: None,

@@ -133,6 +133,7 @@ fn parse(form: &PolicyForm) -> Result<PolicyChange, AppError> {
                 "a key prefix is 2 to 16 lower-case letters or digits, starting with a letter",
             )
         })?),
+        ..PolicyChange::default()
     })
 }
 

@@ -12,7 +12,10 @@ use crate::{
     error::{AppError, AppResult},
     state::AppState,
 };
-use keysmith_verify::KeyPrefix;
+use keysmith_verify::{
+    KeyPrefix,
+    limit::{Quota, RateLimit},
+};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TenantPolicy {
@@ -26,10 +29,17 @@ pub struct TenantPolicy {
     pub max_expiry_days: i64,
     /// How long a rotated key keeps working (capped by its own expiry).
     pub rotation_overlap_days: i64,
+    /// The rate limit a new key gets when it sets none (`null`: none).
+    #[schema(value_type = Option<Object>)]
+    pub default_rate_limit: Option<RateLimit>,
+    /// The quota a new key gets when it sets none (`null`: none).
+    #[schema(value_type = Option<Object>)]
+    pub default_quota: Option<Quota>,
 }
 
 impl From<Tenant> for TenantPolicy {
     fn from(t: Tenant) -> Self {
+        let limits = t.default_limits();
         Self {
             slug: t.slug,
             name: t.name,
@@ -37,6 +47,8 @@ impl From<Tenant> for TenantPolicy {
             default_expiry_days: t.default_expiry_days,
             max_expiry_days: t.max_expiry_days,
             rotation_overlap_days: t.rotation_overlap_days,
+            default_rate_limit: limits.rate_limit,
+            default_quota: limits.quota,
         }
     }
 }
@@ -52,6 +64,14 @@ pub struct UpdatePolicy {
     pub rotation_overlap_days: Option<i64>,
     /// 2-16 lower-case letters and digits, starting with a letter.
     pub key_prefix: Option<String>,
+    /// As a key's `rate_limit`, for new keys that set none; `null` lifts it.
+    #[serde(default, deserialize_with = "super::extract::present")]
+    #[schema(value_type = Option<Object>)]
+    pub default_rate_limit: Option<Option<RateLimit>>,
+    /// As a key's `quota`, for new keys that set none; `null` lifts it.
+    #[serde(default, deserialize_with = "super::extract::present")]
+    #[schema(value_type = Option<Object>)]
+    pub default_quota: Option<Option<Quota>>,
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}", tag = "tenants",
@@ -87,6 +107,8 @@ pub async fn update(
             .map(KeyPrefix::parse)
             .transpose()
             .map_err(|e| AppError::validation(format!("key_prefix: {e}")))?,
+        default_rate_limit: body.default_rate_limit,
+        default_quota: body.default_quota,
     };
     let tenant = caller.tenant(&state, &tenant).await?;
     let updated = tenants::update_policy(

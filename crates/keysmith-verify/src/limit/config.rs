@@ -86,6 +86,15 @@ impl KeyLimits {
         Ok(Self { rate_limit, quota })
     }
 
+    /// These limits, with each part left unset taken from `defaults`.
+    #[must_use]
+    pub fn or(self, defaults: Self) -> Self {
+        Self {
+            rate_limit: self.rate_limit.or(defaults.rate_limit),
+            quota: self.quota.or(defaults.quota),
+        }
+    }
+
     pub fn is_unlimited(&self) -> bool {
         self.rate_limit.is_none() && self.quota.is_none()
     }
