@@ -5,6 +5,10 @@
 //! (layer, cache off: every request reads the database given by
 //! `KEYSMITH_DATABASE_URL`), `argon2` (a naive layer that argon2id-hashes the
 //! presented key on every request, for contrast).
+//!
+//! `POST /mcp` answers any JSON-RPC message, so `tools/call` bodies go
+//! through the layer's limits (`scripts/bench-limits`); `--limits redis`
+//! shares them through `KEYSMITH_REDIS_URL` instead of this process's memory.
 
 use std::{sync::Arc, time::Duration};
 
@@ -25,8 +29,19 @@ enum Mode {
     Argon2,
 }
 
+/// The limiter of the layer. With `none` the bench key has no limits, so
+/// the layer never asks its (in-memory) limiter.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Limits {
+    None,
+    Memory,
+    Redis,
+}
+
 #[derive(Debug, Parser)]
 struct Args {
+    #[arg(long, value_enum, default_value = "memory")]
+    limits: Limits,
     #[arg(long, value_enum)]
     mode: Mode,
     #[arg(long, default_value = "127.0.0.1:9100")]
@@ -37,6 +52,10 @@ struct Args {
     /// For `argon2`: the one key it accepts.
     #[arg(long)]
     key: Option<String>,
+}
+
+async fn mcp() -> &'static str {
+    r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"ok"}]}}"#
 }
 
 async fn whoami(headers: HeaderMap) -> String {
@@ -86,7 +105,9 @@ impl Verifier for Argon2Verifier {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let routes = Router::new().route("/whoami", get(whoami));
+    let routes = Router::new()
+        .route("/whoami", get(whoami))
+        .route("/mcp", axum::routing::post(mcp));
     let mut flusher = None;
     let app = match args.mode {
         Mode::None => routes,
@@ -130,6 +151,14 @@ async fn main() -> anyhow::Result<()> {
                 Duration::ZERO
             };
             let mut builder = VerifyLayer::builder(verifier, TenantScope::Any).cache_ttl(ttl);
+            if matches!(args.limits, Limits::Redis) {
+                let url = std::env::var("KEYSMITH_REDIS_URL").context("KEYSMITH_REDIS_URL")?;
+                builder = builder.limiter(
+                    keysmith_verify::limit::RedisLimiter::builder()
+                        .connect(&url)
+                        .map_err(|e| anyhow::anyhow!("{e}"))?,
+                );
+            }
             if !args.no_audit {
                 let (sink, audit) = spawn_sql_audit(db.pool.clone(), 512, 8192);
                 flusher = Some(audit);
