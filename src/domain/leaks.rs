@@ -3,6 +3,7 @@
 //! reported plaintext never stored — only looked up, by its key id, checksum
 //! and peppered hash, like any presented key.
 
+use crate::domain::KeyId;
 use std::path::Path;
 
 use anyhow::Context;
@@ -142,7 +143,16 @@ async fn revoke_if_genuine(
     let url: String = report.url.chars().take(500).collect();
     let reason = format!("leaked: reported by {reporter} at {url}");
     let actor = Actor::Scanner(reporter.to_owned());
-    match keys::revoke(pool, &tenant, &known.key_id, &reason, &actor, now).await {
+    match keys::revoke(
+        pool,
+        &tenant,
+        &KeyId::new(known.key_id.as_str()),
+        &reason,
+        &actor,
+        now,
+    )
+    .await
+    {
         Ok(_) => {
             tracing::warn!(key_id = %known.key_id, tenant = %tenant.slug, "leaked key revoked on a scanner's report");
             Ok(true)

@@ -8,6 +8,7 @@ pub mod audit_rollups;
 pub mod durations;
 pub mod form_tokens;
 pub mod hashing;
+mod ids;
 pub mod keys;
 pub mod leaks;
 pub mod notice;
@@ -27,6 +28,7 @@ pub mod users;
 pub mod webhooks;
 
 pub use actor::Actor;
+pub use ids::KeyId;
 pub use types::{Description, Email, Name, Scope, TenantSlug};
 pub use unix_time::UnixTime;
 

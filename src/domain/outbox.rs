@@ -78,16 +78,16 @@ pub async fn enqueue_rotation(
         tenant_name: tenant.name.clone(),
         service_user,
         key_name: old.name.clone(),
-        old_key_id: old.id.clone(),
+        old_key_id: old.id.to_string(),
         old_hint: old.hint.clone(),
-        new_key_id: new.id.clone(),
+        new_key_id: new.id.to_string(),
         new_hint: new.hint.clone(),
         cutoff_at: old.cutoff_at.unwrap_or(old.expires_at),
         rotated_by: actor.describe(),
     });
     let mail = NewMail {
         tenant_id: &tenant.id,
-        key_id: &old.id,
+        key_id: old.id.as_str(),
         threshold_days: None,
         recipient: &recipient,
         notice: &notice,
@@ -133,7 +133,7 @@ pub async fn enqueue_revocation(
         tenant_name: tenant.name.clone(),
         service_user,
         key_name: key.name.clone(),
-        key_id: key.id.clone(),
+        key_id: key.id.to_string(),
         hint: key.hint.clone(),
         revoked_at: UnixTime::from(now),
         revoked_by: actor.describe(),
@@ -141,7 +141,7 @@ pub async fn enqueue_revocation(
     });
     let mail = NewMail {
         tenant_id: &tenant.id,
-        key_id: &key.id,
+        key_id: key.id.as_str(),
         threshold_days: None,
         recipient: &recipient,
         notice: &notice,

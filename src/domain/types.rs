@@ -7,6 +7,8 @@ use serde::Serialize;
 
 use crate::error::AppError;
 
+/// `as_str`, `Display` and `AsRef<str>` for a newtype over `String`
+/// (these input types and the ids in `ids.rs`).
 macro_rules! string_type {
     ($name:ident) => {
         impl $name {
@@ -26,6 +28,7 @@ macro_rules! string_type {
         }
     };
 }
+pub(crate) use string_type;
 
 /// A tenant's URL name: `acme`, `acme-prod`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -81,7 +81,7 @@ both_engines! {
         let own = app.create_key(&su, json!({"name": "own"})).await;
         let tenant = app.tenant.clone();
         let owner = keysmith::domain::Actor::User { id: "u1".into(), email: "CI-bot@owner.test".into() };
-        keysmith::domain::keys::revoke(app.state.pool(), &tenant, own["id"].as_str().expect("id"), "done with it", &owner, app.now()).await.expect("revoke");
+        keysmith::domain::keys::revoke(app.state.pool(), &tenant, &keysmith::domain::KeyId::new(own["id"].as_str().expect("id")), "done with it", &owner, app.now()).await.expect("revoke");
         app.tick().await;
         assert_eq!(sink.messages().len(), 1, "no email for the owner's own revocation");
     }

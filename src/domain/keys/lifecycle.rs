@@ -1,5 +1,6 @@
 //! Create (shown once), rotate with an overlap, revoke.
 
+use crate::domain::KeyId;
 use crate::domain::UnixTime;
 use sqlx::{Any, AnyPool, Transaction};
 use time::{Duration, OffsetDateTime};
@@ -19,7 +20,7 @@ struct KeyInsert<'a> {
     limits: Option<String>,
     scopes: String,
     expires_at: OffsetDateTime,
-    rotated_from: Option<&'a str>,
+    rotated_from: Option<&'a KeyId>,
     actor: &'a Actor,
     now: OffsetDateTime,
 }
@@ -70,7 +71,7 @@ async fn insert_key(
         },
     )
     .await?;
-    let row = fetch(&mut **tx, &input.tenant.id, key.key_id()).await?;
+    let row = fetch(&mut **tx, &input.tenant.id, &KeyId::new(key.key_id())).await?;
     // A rotation announces itself as `key.rotated`, which names the new key.
     if input.rotated_from.is_none() {
         webhooks::enqueue(
@@ -146,7 +147,7 @@ pub async fn rotate(
     pool: &AnyPool,
     peppers: &Peppers,
     tenant: &Tenant,
-    key_id: &str,
+    key_id: &KeyId,
     expiry: Option<ExpiryRequest>,
     actor: &Actor,
     now: OffsetDateTime,
@@ -207,7 +208,7 @@ pub async fn rotate(
         &mut *tx,
         audit::NewAuditEvent {
             tenant_id: &tenant.id,
-            key_id: Some(&old.id),
+            key_id: Some(old.id.as_str()),
             service_user_id: Some(&old.service_user_id),
             actor: actor.to_string(),
             action: "key.rotate",
@@ -224,7 +225,7 @@ pub async fn rotate(
     let data =
         serde_json::json!({"old": webhooks::key_data(&old), "new": webhooks::key_data(&new.row)});
     webhooks::enqueue(&mut tx, &tenant.id, "key.rotated", data, now).await?;
-    crate::db::announce_key_change(&mut tx, pool, &old.id).await?;
+    crate::db::announce_key_change(&mut tx, pool, old.id.as_str()).await?;
     tx.commit().await?;
     crate::metrics::key_event("rotated", &tenant.id, actor);
     tracing::info!(old_key_id = %old.id, new_key_id = %new.row.id, "key rotated");
@@ -235,7 +236,7 @@ pub async fn rotate(
 pub(super) async fn fetch_live(
     tx: &mut Transaction<'_, Any>,
     tenant_id: &str,
-    key_id: &str,
+    key_id: &KeyId,
     now: OffsetDateTime,
 ) -> AppResult<KeyRow> {
     let current = fetch(&mut **tx, tenant_id, key_id).await?;
@@ -254,7 +255,7 @@ pub(super) async fn fetch_live(
 pub async fn revoke(
     pool: &AnyPool,
     tenant: &Tenant,
-    key_id: &str,
+    key_id: &KeyId,
     reason: &str,
     actor: &Actor,
     now: OffsetDateTime,
@@ -280,7 +281,7 @@ pub async fn revoke(
         &mut *tx,
         audit::NewAuditEvent {
             tenant_id: &tenant.id,
-            key_id: Some(key_id),
+            key_id: Some(key_id.as_str()),
             service_user_id: Some(&current.service_user_id),
             actor: actor.to_string(),
             action: "key.revoke",
@@ -302,7 +303,7 @@ pub async fn revoke(
         now,
     )
     .await?;
-    crate::db::announce_key_change(&mut tx, pool, key_id).await?;
+    crate::db::announce_key_change(&mut tx, pool, key_id.as_str()).await?;
     tx.commit().await?;
     crate::metrics::key_event("revoked", &tenant.id, actor);
     tracing::info!("key revoked");

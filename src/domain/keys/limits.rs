@@ -4,6 +4,7 @@ use sqlx::AnyPool;
 use time::OffsetDateTime;
 
 use super::{KeyRow, queries::fetch};
+use crate::domain::KeyId;
 use crate::{
     domain::{Actor, audit, tenants::Tenant},
     error::{AppError, AppResult},
@@ -26,7 +27,7 @@ pub struct LimitsChange {
 pub async fn set_limits(
     pool: &AnyPool,
     tenant: &Tenant,
-    key_id: &str,
+    key_id: &KeyId,
     change: LimitsChange,
     actor: &Actor,
     now: OffsetDateTime,
@@ -56,7 +57,7 @@ pub async fn set_limits(
     let reason = serde_json::json!({"before": before, "after": limits}).to_string();
     let event = audit::NewAuditEvent::key_action(
         &tenant.id,
-        (key_id, &current.service_user_id),
+        (key_id.as_str(), &current.service_user_id),
         actor,
         "key.limits",
         Some(&reason),
@@ -64,7 +65,7 @@ pub async fn set_limits(
     );
     audit::record(&mut *tx, event).await?;
     let row = fetch(&mut *tx, &tenant.id, key_id).await?;
-    crate::db::announce_key_change(&mut tx, pool, key_id).await?;
+    crate::db::announce_key_change(&mut tx, pool, key_id.as_str()).await?;
     tx.commit().await?;
     tracing::info!("key limits changed");
     Ok(row)

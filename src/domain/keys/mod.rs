@@ -20,7 +20,7 @@ use crate::domain::UnixTime;
 use time::{Duration, OffsetDateTime};
 
 use crate::{
-    domain::{Name, Scope, tenants::Tenant},
+    domain::{KeyId, Name, Scope, tenants::Tenant},
     error::{AppError, AppResult},
 };
 use keysmith_verify::{
@@ -31,7 +31,7 @@ use keysmith_verify::{
 /// A key as stored, minus its hash.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct KeyRow {
-    pub id: String,
+    pub id: KeyId,
     pub tenant_id: String,
     pub service_user_id: String,
     pub name: String,
@@ -47,8 +47,8 @@ pub struct KeyRow {
     pub cutoff_at: Option<UnixTime>,
     pub revoked_at: Option<UnixTime>,
     pub revoked_reason: Option<String>,
-    pub rotated_from: Option<String>,
-    pub rotated_to: Option<String>,
+    pub rotated_from: Option<KeyId>,
+    pub rotated_to: Option<KeyId>,
     pub last_used_at: Option<UnixTime>,
 }
 

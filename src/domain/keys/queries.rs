@@ -1,5 +1,6 @@
 //! Reading keys: one, its state, a tenant's page of them.
 
+use crate::domain::KeyId;
 use crate::domain::UnixTime;
 use sqlx::{Any, AnyPool};
 use time::OffsetDateTime;
@@ -13,7 +14,7 @@ use crate::{
 pub(super) async fn fetch<'e>(
     executor: impl sqlx::Executor<'e, Database = Any>,
     tenant_id: &str,
-    key_id: &str,
+    key_id: &KeyId,
 ) -> AppResult<KeyRow> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 AND id = $2"
@@ -26,7 +27,7 @@ pub(super) async fn fetch<'e>(
 }
 
 /// One key of `tenant_id`; another tenant's is `NotFound`.
-pub async fn get(pool: &AnyPool, tenant_id: &str, key_id: &str) -> AppResult<KeyRow> {
+pub async fn get(pool: &AnyPool, tenant_id: &str, key_id: &KeyId) -> AppResult<KeyRow> {
     fetch(pool, tenant_id, key_id).await
 }
 
@@ -34,7 +35,7 @@ pub async fn get(pool: &AnyPool, tenant_id: &str, key_id: &str) -> AppResult<Key
 pub async fn state_of(
     pool: &AnyPool,
     tenant_id: &str,
-    key_id: &str,
+    key_id: &KeyId,
     now: OffsetDateTime,
 ) -> AppResult<Option<KeyState>> {
     let row: Option<(String, i64, Option<i64>)> = sqlx::query_as(

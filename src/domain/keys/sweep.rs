@@ -1,5 +1,6 @@
 //! What the clock does to keys: rotated keys revoked at their cutoff, expired keys recorded.
 
+use crate::domain::KeyId;
 use crate::domain::UnixTime;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
@@ -141,7 +142,7 @@ async fn transition(
         },
     )
     .await?;
-    let row = super::queries::fetch(&mut *tx, tenant_id, id).await?;
+    let row = super::queries::fetch(&mut *tx, tenant_id, &KeyId::new(id)).await?;
     let event = match transition {
         Transition::RevokeRotated { .. } => "key.revoked",
         Transition::Expire => "key.expired",

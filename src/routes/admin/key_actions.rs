@@ -1,6 +1,7 @@
 //! Creating, rotating and revoking keys from the admin UI. The plaintext is
 //! on the response to the POST only: never in a URL, a redirect or a GET.
 
+use crate::domain::KeyId;
 use askama::Template;
 use axum::{
     Form,
@@ -146,7 +147,7 @@ pub async fn create(
     .await?;
     Ok(render(&KeyShown {
         tenant: &membership.tenant.slug,
-        key_id: &issued.row.id,
+        key_id: issued.row.id.as_str(),
         name: &issued.row.name,
         plaintext: issued.key.expose(),
         expires: when(issued.row.expires_at),
@@ -170,7 +171,7 @@ pub async fn rotate(
     State(state): State<AppState>,
     admin: Admin,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(id): Path<KeyId>,
     Form(form): Form<ActionForm>,
 ) -> Result<Response, PageError> {
     let membership = authorize(
@@ -194,12 +195,12 @@ pub async fn rotate(
     .await?;
     Ok(render(&KeyShown {
         tenant: &membership.tenant.slug,
-        key_id: &rotation.new.row.id,
+        key_id: rotation.new.row.id.as_str(),
         name: &rotation.new.row.name,
         plaintext: rotation.new.key.expose(),
         expires: when(rotation.new.row.expires_at),
         old: Some((
-            rotation.old.id.clone(),
+            rotation.old.id.to_string(),
             when(rotation.old.cutoff_at.unwrap_or(rotation.old.expires_at)),
         )),
     }))
@@ -209,7 +210,7 @@ pub async fn revoke(
     State(state): State<AppState>,
     admin: Admin,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(id): Path<KeyId>,
     Form(form): Form<ActionForm>,
 ) -> Result<Response, PageError> {
     let membership = authorize(&state, &admin, &headers, &form.csrf, &form.tenant, None).await?;

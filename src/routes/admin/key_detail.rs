@@ -1,6 +1,7 @@
 //! `/admin/api-keys/{id}`: one key, its lineage, audit trail, tool-call
 //! histogram (server-side SVG) and owner emails, with Rotate and Revoke.
 
+use crate::domain::KeyId;
 use askama::Template;
 use axum::{
     extract::{Path, Query, State},
@@ -106,17 +107,24 @@ struct DetailPage<'a> {
 pub async fn show(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    Path(id): Path<KeyId>,
     Query(query): Query<DetailQuery>,
 ) -> Result<Response, PageError> {
     let (current, memberships) = admin.tenant(&state, query.tenant.as_deref()).await?;
     let key = keys::get(state.pool(), &current.tenant.id, &id).await?;
     let now = state.now();
     let owner = service_users::get(state.pool(), &current.tenant.id, &key.service_user_id).await?;
-    let page = audit::list_for_key(state.pool(), &current.tenant.id, &id, query.cursor, 25).await?;
+    let page = audit::list_for_key(
+        state.pool(),
+        &current.tenant.id,
+        id.as_str(),
+        query.cursor,
+        25,
+    )
+    .await?;
     let since = usage::window_start(now, HISTOGRAM_DAYS);
-    let usage = usage::tool_usage(state.pool(), &current.tenant.id, &id, since).await?;
-    let notifications = outbox::list_for_key(state.pool(), &current.tenant.id, &id).await?;
+    let usage = usage::tool_usage(state.pool(), &current.tenant.id, id.as_str(), since).await?;
+    let notifications = outbox::list_for_key(state.pool(), &current.tenant.id, id.as_str()).await?;
     let bars = histogram(&usage);
     let can_manage = current.role.can_manage_keys();
     Ok(render(&DetailPage {

@@ -144,7 +144,7 @@ pub async fn list(
         .map(|k| {
             let status = k.status_at(now);
             KeyLine {
-                id: k.id.clone(),
+                id: k.id.to_string(),
                 name: k.name.clone(),
                 service_user: name_of(&k.service_user_id),
                 status: status.as_str(),

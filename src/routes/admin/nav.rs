@@ -109,7 +109,7 @@ impl Nav {
             .into_iter()
             .map(|k| ExpiringKey {
                 expires: when(k.expires_at),
-                id: k.id,
+                id: k.id.to_string(),
                 name: k.name,
             })
             .collect();

@@ -1,5 +1,6 @@
 //! `/api/v1/tenants/{tenant}/keys/{id}/audit` and `/usage`.
 
+use crate::domain::KeyId;
 use crate::domain::UnixTime;
 use axum::{
     Json,
@@ -39,7 +40,7 @@ pub struct AuditList {
 pub async fn list(
     State(state): State<AppState>,
     caller: ManagementCaller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path((tenant, id)): Path<(String, KeyId)>,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> AppResult<Json<AuditList>> {
     let tenant = caller.tenant(&state, &tenant).await?;
@@ -58,7 +59,7 @@ pub async fn list(
     let page = audit::list_for_key(
         state.pool(),
         &tenant.id,
-        &id,
+        id.as_str(),
         cursor,
         clamp_limit(query.limit),
     )
@@ -90,7 +91,7 @@ pub struct Usage {
 pub async fn usage(
     State(state): State<AppState>,
     caller: ManagementCaller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path((tenant, id)): Path<(String, KeyId)>,
     ApiQuery(query): ApiQuery<UsageQuery>,
 ) -> AppResult<Json<Usage>> {
     let tenant = caller.tenant(&state, &tenant).await?;
@@ -98,6 +99,6 @@ pub async fn usage(
     let since = usage::window_start(state.now(), query.days.unwrap_or(30).clamp(1, 365));
     Ok(Json(Usage {
         last_used_at: key.last_used_at.map(UnixTime::rfc3339),
-        tools: usage::tool_usage(state.pool(), &tenant.id, &id, since).await?,
+        tools: usage::tool_usage(state.pool(), &tenant.id, id.as_str(), since).await?,
     }))
 }

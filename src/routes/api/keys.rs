@@ -1,5 +1,6 @@
 //! `/api/v1/tenants/{tenant}/keys…`: create, list, read, change limits, rotate, revoke.
 
+use crate::domain::KeyId;
 use axum::{
     Json,
     body::Bytes,
@@ -185,7 +186,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     caller: ManagementCaller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path((tenant, id)): Path<(String, KeyId)>,
 ) -> AppResult<Json<KeyInfo>> {
     let tenant = caller.tenant(&state, &tenant).await?;
     let row = keys::get(state.pool(), &tenant.id, &id).await?;
@@ -200,7 +201,7 @@ pub async fn get(
 pub async fn update_limits(
     State(state): State<AppState>,
     caller: ManagementCaller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path((tenant, id)): Path<(String, KeyId)>,
     ApiJson(body): ApiJson<UpdateKeyLimits>,
 ) -> AppResult<Json<KeyInfo>> {
     if body.rate_limit.is_none() && body.quota.is_none() {
@@ -226,7 +227,7 @@ pub async fn update_limits(
 pub async fn rotate(
     State(state): State<AppState>,
     caller: ManagementCaller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path((tenant, id)): Path<(String, KeyId)>,
     body: Bytes,
 ) -> AppResult<(StatusCode, HeaderMap, Json<RotationResponse>)> {
     let body: RotateKey = optional_json(&body)?;
@@ -244,7 +245,7 @@ pub async fn rotate(
     )
     .await?;
     let old = RotatedOld {
-        id: rotation.old.id.clone(),
+        id: rotation.old.id.to_string(),
         status: rotation.old.status_at(now),
         expires_at: rotation
             .old
@@ -270,7 +271,7 @@ pub async fn rotate(
 pub async fn revoke(
     State(state): State<AppState>,
     caller: ManagementCaller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path((tenant, id)): Path<(String, KeyId)>,
     body: Bytes,
 ) -> AppResult<Json<KeyInfo>> {
     let body: RevokeKey = optional_json(&body)?;

@@ -1,7 +1,7 @@
 //! The JSON shape of a key. Never the hash, never the secret: the plaintext
 //! appears only in [`CreatedKey`], the create and rotate responses.
 
-use crate::domain::UnixTime;
+use crate::domain::{KeyId, UnixTime};
 use keysmith_verify::limit::{Quota, RateLimit};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -51,7 +51,7 @@ impl KeyInfo {
     pub fn new(row: &KeyRow, tenant_slug: &str, now: OffsetDateTime) -> Self {
         let limits = row.limits();
         Self {
-            id: row.id.clone(),
+            id: row.id.to_string(),
             tenant: tenant_slug.to_owned(),
             service_user_id: row.service_user_id.clone(),
             name: row.name.clone(),
@@ -71,8 +71,8 @@ impl KeyInfo {
             cutoff_at: row.cutoff_at.map(UnixTime::rfc3339),
             revoked_at: row.revoked_at.map(UnixTime::rfc3339),
             revoked_reason: row.revoked_reason.clone(),
-            rotated_from: row.rotated_from.clone(),
-            rotated_to: row.rotated_to.clone(),
+            rotated_from: row.rotated_from.as_ref().map(KeyId::to_string),
+            rotated_to: row.rotated_to.as_ref().map(KeyId::to_string),
             last_used_at: row.last_used_at.map(UnixTime::rfc3339),
         }
     }

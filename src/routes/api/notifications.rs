@@ -1,5 +1,6 @@
 //! `/api/v1/tenants/{tenant}/keys/{id}/notifications`: what was emailed about a key.
 
+use crate::domain::KeyId;
 use axum::{
     Json,
     extract::{Path, State},
@@ -26,11 +27,11 @@ pub struct NotificationList {
 pub async fn list(
     State(state): State<AppState>,
     caller: ManagementCaller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path((tenant, id)): Path<(String, KeyId)>,
 ) -> AppResult<Json<NotificationList>> {
     let tenant = caller.tenant(&state, &tenant).await?;
     keys::get(state.pool(), &tenant.id, &id).await?;
     Ok(Json(NotificationList {
-        items: outbox::list_for_key(state.pool(), &tenant.id, &id).await?,
+        items: outbox::list_for_key(state.pool(), &tenant.id, id.as_str()).await?,
     }))
 }
