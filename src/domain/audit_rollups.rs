@@ -2,7 +2,8 @@
 //! duration histogram), written by the scheduler for complete UTC days and
 //! kept after retention deletes the raw rows. A day is claimed and written
 //! in one transaction, so it is counted exactly once however many instances
-//! run the scheduler.
+//! run the scheduler. Hourly rollups cover the complete hours of the days
+//! not rolled up yet, so readers count only the current hour raw.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -16,12 +17,15 @@ use crate::{
 };
 
 pub const DAY: i64 = 86_400;
+pub const HOUR: i64 = 3_600;
 /// A day is rolled up this long after it ends: events stamped just before
 /// midnight may still be in the audit writer's queue.
 const GRACE_SECS: i64 = 300;
 /// Days rolled up per tick: after a long outage (or on upgrade) each tick
 /// reads a bounded amount; retention waits for the days still to do.
 const DAYS_PER_TICK: usize = 10;
+/// Hours rolled up per tick, for after a long outage.
+const HOURS_PER_TICK: usize = 48;
 /// Rollup rows per INSERT statement.
 const INSERT_CHUNK: usize = 100;
 
@@ -135,17 +139,15 @@ pub async fn unrolled_days(pool: &AnyPool, before: i64, limit: usize) -> AppResu
 
 type Group = (String, String, String);
 
-/// Counts one day and writes its rollups, unless another run claimed the
-/// day first. Counting reads outside the write transaction (a day's raw rows
-/// no longer change), so the write lock is held only for the inserts.
-async fn roll_up_day(pool: &AnyPool, day: i64, now: OffsetDateTime) -> AppResult<Option<i64>> {
+/// Tool calls at `[from, to)` per key and tool.
+async fn count_calls(pool: &AnyPool, from: i64, to: i64) -> AppResult<Vec<(Group, Tally)>> {
     let sql = calls_by_bucket_sql(
         "tenant_id, key_id, tool",
         "key_id IS NOT NULL AND at >= $1 AND at < $2",
     );
     let rows: Vec<(String, String, String, i64, i64, i64, i64)> = sqlx::query_as(&sql)
-        .bind(day)
-        .bind(day + DAY)
+        .bind(from)
+        .bind(to)
         .fetch_all(pool)
         .await?;
     let mut tallies: BTreeMap<Group, Tally> = BTreeMap::new();
@@ -155,8 +157,60 @@ async fn roll_up_day(pool: &AnyPool, day: i64, now: OffsetDateTime) -> AppResult
             .or_default()
             .add_bucket(bucket, calls, denied, errors);
     }
-    let calls: i64 = tallies.values().map(|t| t.calls).sum();
+    Ok(tallies.into_iter().collect())
+}
 
+/// Where rollups of one period go: `audit_rollups` by `day`, claimed
+/// first; `audit_rollup_hours` by `hour`, overwritten whole.
+struct Period {
+    table: &'static str,
+    column: &'static str,
+    start: i64,
+}
+
+async fn write_tallies(
+    conn: &mut sqlx::AnyConnection,
+    period: &Period,
+    tallies: &[(Group, Tally)],
+) -> AppResult<()> {
+    for chunk in tallies.chunks(INSERT_CHUNK) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let params: Vec<String> = (1..=8).map(|n| format!("${}", i * 8 + n)).collect();
+                format!("({})", params.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO {table} (tenant_id, key_id, tool, {column}, calls, denied, errors, durations) VALUES {values} \
+             ON CONFLICT (tenant_id, key_id, {column}, tool) DO UPDATE SET calls = excluded.calls, \
+             denied = excluded.denied, errors = excluded.errors, durations = excluded.durations",
+            table = period.table,
+            column = period.column,
+            values = values.join(", "),
+        );
+        let mut insert = sqlx::query(&sql);
+        for ((tenant_id, key_id, tool), tally) in chunk {
+            insert = insert
+                .bind(tenant_id)
+                .bind(key_id)
+                .bind(tool)
+                .bind(period.start)
+                .bind(tally.calls)
+                .bind(tally.denied)
+                .bind(tally.errors)
+                .bind(tally.durations.encode());
+        }
+        insert.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Counts one day and writes its rollups, unless another run claimed the
+/// day first. Counting reads outside the write transaction (a day's raw rows
+/// no longer change), so the write lock is held only for the inserts.
+async fn roll_up_day(pool: &AnyPool, day: i64, now: OffsetDateTime) -> AppResult<Option<i64>> {
+    let tallies = count_calls(pool, day, day + DAY).await?;
+    let calls: i64 = tallies.iter().map(|(_, t)| t.calls).sum();
     let mut tx = pool.begin().await?;
     let claimed = sqlx::query(
         "INSERT INTO audit_rollup_days (day, rolled_at, calls) VALUES ($1, $2, $3) \
@@ -172,42 +226,77 @@ async fn roll_up_day(pool: &AnyPool, day: i64, now: OffsetDateTime) -> AppResult
         tx.rollback().await?;
         return Ok(None);
     }
-    let tallies: Vec<(Group, Tally)> = tallies.into_iter().collect();
-    for chunk in tallies.chunks(INSERT_CHUNK) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let p = i * 8;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    p + 1,
-                    p + 2,
-                    p + 3,
-                    p + 4,
-                    p + 5,
-                    p + 6,
-                    p + 7,
-                    p + 8
-                )
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO audit_rollups (tenant_id, key_id, tool, day, calls, denied, errors, durations) VALUES {}",
-            values.join(", ")
-        );
-        let mut insert = sqlx::query(&sql);
-        for ((tenant_id, key_id, tool), tally) in chunk {
-            insert = insert
-                .bind(tenant_id)
-                .bind(key_id)
-                .bind(tool)
-                .bind(day)
-                .bind(tally.calls)
-                .bind(tally.denied)
-                .bind(tally.errors)
-                .bind(tally.durations.encode());
-        }
-        insert.execute(&mut *tx).await?;
-    }
+    let period = Period {
+        table: "audit_rollups",
+        column: "day",
+        start: day,
+    };
+    // Its hourly rollups stay a day longer: a reader that looked before
+    // this commit still finds the day in them.
+    write_tallies(&mut tx, &period, &tallies).await?;
     tx.commit().await?;
     Ok(Some(calls))
+}
+
+/// The start of the first day with no daily rollup yet: the day after the
+/// newest one rolled up (days are rolled up oldest first).
+pub async fn days_rolled_until(pool: &AnyPool) -> AppResult<Option<i64>> {
+    let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(day) FROM audit_rollup_days")
+        .fetch_one(pool)
+        .await?;
+    Ok(newest.map(|day| day + DAY))
+}
+
+/// The start of the first hour with no hourly rollup, if any was written.
+pub async fn hours_rolled_until(pool: &AnyPool) -> AppResult<Option<i64>> {
+    let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(hour) FROM audit_rollup_hours")
+        .fetch_one(pool)
+        .await?;
+    Ok(newest.map(|hour| hour + HOUR))
+}
+
+/// Rolls up the complete hours after the last daily rollup, oldest first,
+/// at most [`HOURS_PER_TICK`]. Writing an hour twice writes the same counts,
+/// so instances running this at once need no claim.
+#[tracing::instrument(skip(pool))]
+pub async fn roll_up_hours(pool: &AnyPool, now: OffsetDateTime) -> AppResult<usize> {
+    let complete_before = (UnixTime::from(now).secs() - GRACE_SECS).div_euclid(HOUR) * HOUR;
+    let days_until = match days_rolled_until(pool).await? {
+        Some(day) => day,
+        None => match oldest_call(pool).await? {
+            Some(at) => day_of(at),
+            None => return Ok(0),
+        },
+    };
+    sqlx::query("DELETE FROM audit_rollup_hours WHERE hour < $1")
+        .bind(days_until - DAY)
+        .execute(pool)
+        .await?;
+    let mut hour = hours_rolled_until(pool)
+        .await?
+        .map_or(days_until, |h| h.max(days_until));
+    let mut rolled = 0;
+    while hour < complete_before && rolled < HOURS_PER_TICK {
+        let tallies = count_calls(pool, hour, hour + HOUR).await?;
+        let period = Period {
+            table: "audit_rollup_hours",
+            column: "hour",
+            start: hour,
+        };
+        // One transaction: readers see the whole hour or none of it.
+        let mut tx = pool.begin().await?;
+        write_tallies(&mut tx, &period, &tallies).await?;
+        tx.commit().await?;
+        rolled += 1;
+        hour += HOUR;
+    }
+    Ok(rolled)
+}
+
+async fn oldest_call(pool: &AnyPool) -> AppResult<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT at FROM audit_events WHERE action = 'tool.call' ORDER BY at LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?)
 }

@@ -1,7 +1,7 @@
-//! A key's tool usage over the last days: rollups for the days the scheduler
-//! has rolled up, raw audit rows for the rest (today, and yesterday until
-//! it is rolled up). Reads a few hundred rollup rows and one day of raw
-//! rows, however many raw rows the table holds.
+//! A key's tool usage over the last days: daily rollups for the days the
+//! scheduler has rolled up, hourly ones for the complete hours since, raw
+//! audit rows for the rest (the current hour). Reads a few hundred rollup
+//! rows and one hour of raw rows, however many raw rows the table holds.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use crate::domain::UnixTime;
 use crate::{
     domain::{
-        audit_rollups::{DAY, Tally, calls_by_bucket_sql, day_of},
+        audit_rollups::{self, DAY, Tally, calls_by_bucket_sql, day_of},
         durations::Histogram,
     },
     error::{AppError, AppResult},
@@ -36,6 +36,39 @@ pub fn window_start(now: OffsetDateTime, days: i64) -> i64 {
     day_of(UnixTime::from(now).secs()) - (days.max(1) - 1) * DAY
 }
 
+/// Adds the rollups of `table` whose `column` is in `[from, until)`.
+async fn add_rollups(
+    pool: &AnyPool,
+    tallies: &mut BTreeMap<String, Tally>,
+    (tenant_id, key_id): (&str, &str),
+    (table, column): (&str, &str),
+    (from, until): (i64, i64),
+) -> AppResult<()> {
+    let sql = format!(
+        "SELECT tool, calls, denied, errors, durations FROM {table} \
+         WHERE tenant_id = $1 AND key_id = $2 AND {column} >= $3 AND {column} < $4"
+    );
+    let rows: Vec<(String, i64, i64, i64, String)> = sqlx::query_as(&sql)
+        .bind(tenant_id)
+        .bind(key_id)
+        .bind(from)
+        .bind(until)
+        .fetch_all(pool)
+        .await?;
+    for (tool, calls, denied, errors, durations) in rows {
+        let durations =
+            Histogram::decode(&durations).map_err(|err| AppError::Internal(err.into()))?;
+        let period = Tally {
+            calls,
+            denied,
+            errors,
+            durations,
+        };
+        tallies.entry(tool).or_default().merge(&period);
+    }
+    Ok(())
+}
+
 /// Calls per tool by a key since `since` (a UTC midnight, see
 /// [`window_start`]), busiest first.
 #[tracing::instrument(skip(pool))]
@@ -45,34 +78,29 @@ pub async fn tool_usage(
     key_id: &str,
     since: i64,
 ) -> AppResult<Vec<ToolUsage>> {
-    // Days are rolled up oldest first, so every day with calls before the
-    // newest rolled-up one is rolled up too.
-    let newest_rolled: Option<i64> = sqlx::query_scalar("SELECT MAX(day) FROM audit_rollup_days")
-        .fetch_one(pool)
-        .await?;
-    let raw_from = newest_rolled.map_or(since, |day| (day + DAY).max(since));
+    // Days, then hours, are rolled up oldest first: everything before each
+    // frontier is in its rollups.
+    let days_until = audit_rollups::days_rolled_until(pool)
+        .await?
+        .map_or(since, |day| day.max(since));
+    let raw_from = audit_rollups::hours_rolled_until(pool)
+        .await?
+        .map_or(days_until, |hour| hour.max(days_until));
     let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
-    if raw_from > since {
-        let rows: Vec<(String, i64, i64, i64, String)> = sqlx::query_as(
-            "SELECT tool, calls, denied, errors, durations FROM audit_rollups \
-             WHERE tenant_id = $1 AND key_id = $2 AND day >= $3 AND day < $4",
-        )
-        .bind(tenant_id)
-        .bind(key_id)
-        .bind(since)
-        .bind(raw_from)
-        .fetch_all(pool)
-        .await?;
-        for (tool, calls, denied, errors, durations) in rows {
-            let durations =
-                Histogram::decode(&durations).map_err(|err| AppError::Internal(err.into()))?;
-            let day = Tally {
-                calls,
-                denied,
-                errors,
-                durations,
-            };
-            tallies.entry(tool).or_default().merge(&day);
+    let periods = [
+        ("audit_rollups", "day", since, days_until),
+        ("audit_rollup_hours", "hour", days_until, raw_from),
+    ];
+    for (table, column, from, until) in periods {
+        if from < until {
+            add_rollups(
+                pool,
+                &mut tallies,
+                (tenant_id, key_id),
+                (table, column),
+                (from, until),
+            )
+            .await?;
         }
     }
     let sql = calls_by_bucket_sql("tool", "tenant_id = $1 AND key_id = $2 AND at >= $3");

@@ -188,11 +188,23 @@ both_engines! {
         let rolled: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_rollup_days")
             .fetch_one(app.state.pool()).await.expect("days");
         assert_eq!(rolled, 6, "the six complete days, not today");
+        let hours: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT hour) FROM audit_rollup_hours WHERE hour >= $1")
+            .bind(window_start(&app, 1)).fetch_one(app.state.pool()).await.expect("hours");
+        assert!(hours >= 2, "today's complete hours with calls are rolled up: {hours}");
         for days in [1, 2, 3, 7, 30] {
             let expected = raw_usage(&app, &key, window_start(&app, days)).await;
             assert_eq!(usage(&app, &key, days).await, expected, "window of {days} days");
         }
         assert_eq!(usage(&app, &other, 7).await, raw_usage(&app, &other, window_start(&app, 7)).await);
+
+        // Past midnight: yesterday is read from its hours until its day is
+        // rolled up, then from its day.
+        app.clock.advance(time::Duration::hours(12) + time::Duration::minutes(2));
+        let expected = raw_usage(&app, &key, window_start(&app, 3)).await;
+        assert_eq!(usage(&app, &key, 3).await, expected, "before the day's rollup");
+        app.clock.advance(time::Duration::minutes(5));
+        app.tick().await;
+        assert_eq!(usage(&app, &key, 3).await, expected, "after it");
 
         // A hundred days later every raw row is past retention and gone;
         // the rollups still tell the same story.
@@ -247,11 +259,15 @@ both_engines! {
         for _ in 0..3 {
             instances.push(app.second_instance(&[]).await);
         }
-        let runs = instances.iter().map(|state| audit_rollups::roll_up_due(state.pool(), app.now()));
+        let runs = instances.iter().map(|state| async {
+            let report = audit_rollups::roll_up_due(state.pool(), app.now()).await.expect("days");
+            audit_rollups::roll_up_hours(state.pool(), app.now()).await.expect("hours");
+            report
+        });
         let reports = futures_util::future::join_all(runs).await;
         let mut days = 0;
         for report in reports {
-            days += report.expect("rollup").days;
+            days += report.days;
         }
         // The server's own scheduler may have taken a day first: never more.
         assert!(days <= 4, "each complete day rolled up by one run: {days}");
