@@ -8,6 +8,7 @@ mod admin_accounts;
 mod admin_banner;
 mod admin_browser;
 mod admin_lifecycle_browser;
+mod admin_limits;
 mod admin_people;
 mod admin_policy;
 mod admin_races;

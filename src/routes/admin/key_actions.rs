@@ -15,6 +15,8 @@ use time::{Date, OffsetDateTime, Time, macros::format_description};
 use super::{
     auth::{Admin, Membership},
     form_token,
+    key_detail::{self, DetailQuery, Refused},
+    limits_form::LimitsForm,
     page::{PageError, render, when},
 };
 use crate::{
@@ -52,6 +54,8 @@ pub struct CreateForm {
     expires_on: String,
     #[serde(default)]
     allowed_tools: String,
+    #[serde(flatten)]
+    limits: LimitsForm,
 }
 
 /// A manager of `tenant`, with a valid CSRF token and an unspent form token.
@@ -134,7 +138,7 @@ pub async fn create(
         expiry: expiry(&form)?,
         allowed_tools: tools(&form.allowed_tools)?,
         scopes: Vec::new(),
-        limits: Default::default(),
+        limits: form.limits.parse()?,
     };
     let issued = keys::create(
         state.pool(),
@@ -238,4 +242,53 @@ pub async fn revoke(
         membership.tenant.slug
     ))
     .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LimitsEdit {
+    csrf: String,
+    tenant: String,
+    #[serde(flatten)]
+    limits: LimitsForm,
+}
+
+/// Replaces the key's limits with what the form says (empty fields: none).
+/// Refused: the key page again, with the reason and what was typed.
+pub async fn set_limits(
+    State(state): State<AppState>,
+    admin: Admin,
+    headers: HeaderMap,
+    Path(id): Path<KeyId>,
+    Form(form): Form<LimitsEdit>,
+) -> Result<Response, PageError> {
+    let membership = authorize(&state, &admin, &headers, &form.csrf, &form.tenant, None).await?;
+    let changed: Result<_, AppError> = async {
+        let limits = form.limits.parse()?;
+        let change = keys::LimitsChange {
+            rate_limit: Some(limits.rate_limit),
+            quota: Some(limits.quota),
+        };
+        let (actor, now) = (admin.actor(), state.now());
+        keys::set_limits(state.pool(), &membership.tenant, &id, change, &actor, now).await
+    }
+    .await;
+    let err = match changed {
+        Ok(_) => {
+            let back = format!("/admin/api-keys/{id}?tenant={}", membership.tenant.slug);
+            return Ok(Redirect::to(&back).into_response());
+        }
+        Err(err @ AppError::Validation(_)) => err,
+        Err(err) => return Err(PageError(err)),
+    };
+    let query = DetailQuery {
+        tenant: Some(form.tenant),
+        cursor: None,
+    };
+    let (status, error) = (err.status(), err.to_string());
+    let refused = Refused {
+        form: form.limits,
+        error,
+    };
+    let page = key_detail::page(&state, &admin, &id, query, Some(refused)).await?;
+    Ok((status, page).into_response())
 }

@@ -1,5 +1,6 @@
 //! `/admin/api-keys/{id}`: one key, its lineage, audit trail, tool-call
-//! histogram (server-side SVG) and owner emails, with Rotate and Revoke.
+//! histogram (server-side SVG) and owner emails, with Rotate, Revoke and an
+//! edit of its limits.
 
 use crate::domain::KeyId;
 use askama::Template;
@@ -12,6 +13,7 @@ use serde::Deserialize;
 use super::{
     auth::{Admin, Membership},
     form_token,
+    limits_form::LimitsForm,
     nav::{Nav, Section},
     page::{PageError, render, when},
 };
@@ -28,8 +30,8 @@ use crate::{
 
 #[derive(Debug, Deserialize)]
 pub struct DetailQuery {
-    tenant: Option<String>,
-    cursor: Option<i64>,
+    pub tenant: Option<String>,
+    pub cursor: Option<i64>,
 }
 
 /// One bar pair of the histogram, in SVG coordinates.
@@ -102,6 +104,15 @@ struct DetailPage<'a> {
     notifications: Vec<(String, NotificationRecord)>,
     can_manage: bool,
     rotate_token: String,
+    /// The limits edit: as stored, or as typed when it was refused.
+    limits: LimitsForm,
+    limits_error: Option<String>,
+}
+
+/// What the key page shows of a refused limits edit.
+pub struct Refused {
+    pub form: LimitsForm,
+    pub error: String,
 }
 
 pub async fn show(
@@ -110,8 +121,20 @@ pub async fn show(
     Path(id): Path<KeyId>,
     Query(query): Query<DetailQuery>,
 ) -> Result<Response, PageError> {
-    let (current, memberships) = admin.tenant(&state, query.tenant.as_deref()).await?;
-    let key = keys::get(state.pool(), &current.tenant.id, &id).await?;
+    page(&state, &admin, &id, query, None).await
+}
+
+/// The key page; with `refused`, the limits edit shows what was typed and why
+/// it was refused.
+pub async fn page(
+    state: &AppState,
+    admin: &Admin,
+    id: &KeyId,
+    query: DetailQuery,
+    refused: Option<Refused>,
+) -> Result<Response, PageError> {
+    let (current, memberships) = admin.tenant(state, query.tenant.as_deref()).await?;
+    let key = keys::get(state.pool(), &current.tenant.id, id).await?;
     let now = state.now();
     let owner = service_users::get(state.pool(), &current.tenant.id, &key.service_user_id).await?;
     let page = audit::list_for_key(
@@ -127,9 +150,13 @@ pub async fn show(
     let notifications = outbox::list_for_key(state.pool(), &current.tenant.id, id.as_str()).await?;
     let bars = histogram(&usage);
     let can_manage = current.role.can_manage_keys();
+    let (limits, limits_error) = match refused {
+        Some(Refused { form, error }) => (form, Some(error)),
+        None => (LimitsForm::of(&key.limits()), None),
+    };
     Ok(render(&DetailPage {
-        nav: Nav::of_tenant(&state, &admin, Section::Keys, &current, &memberships).await?,
-        admin: &admin,
+        nav: Nav::of_tenant(state, admin, Section::Keys, &current, &memberships).await?,
+        admin,
         current: &current,
         status: key.status_at(now).as_str(),
         service_user: owner.name,
@@ -159,10 +186,12 @@ pub async fn show(
             .collect(),
         can_manage,
         rotate_token: if can_manage {
-            form_token::issue(&state, &admin).await?
+            form_token::issue(state, admin).await?
         } else {
             String::new()
         },
+        limits,
+        limits_error,
         key: &key,
     }))
 }

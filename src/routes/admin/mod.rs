@@ -9,6 +9,7 @@ mod form_token;
 mod key_actions;
 mod key_detail;
 mod keys_page;
+mod limits_form;
 mod nav;
 mod page;
 mod policy_page;
@@ -66,6 +67,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/admin/api-keys/{id}", get(key_detail::show))
         .route("/admin/api-keys/{id}/rotate", post(key_actions::rotate))
         .route("/admin/api-keys/{id}/revoke", post(key_actions::revoke))
+        .route("/admin/api-keys/{id}/limits", post(key_actions::set_limits))
         .route(
             "/admin/service-users",
             get(service_users_page::list).post(service_users_page::create),
