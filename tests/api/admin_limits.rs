@@ -109,3 +109,28 @@ both_engines! {
         assert_eq!(app.count("api_keys").await, before);
     }
 }
+
+both_engines! {
+    async fn admin_sets_tenant_default_limits_on_the_policy_page(app: TestApp) {
+        admin_user(&app, "admin@acme.test", Role::Admin).await;
+        let client = browser();
+        sign_in(&app, &client, "admin@acme.test", PASSWORD).await;
+        let page = client.get(app.url("/admin/policy?tenant=acme")).send().await.expect("page").text().await.expect("html");
+        let policy = |extra: Vec<(&'static str, String)>| {
+            let mut body = vec![
+                ("csrf", csrf_of(&page)), ("tenant", "acme".to_owned()), ("default_expiry_days", "90".to_owned()),
+                ("max_expiry_days", "365".to_owned()), ("rotation_overlap_days", "7".to_owned()), ("key_prefix", "ks".to_owned()),
+            ];
+            body.extend(extra);
+            client.post(app.url("/admin/policy")).form(&body).send()
+        };
+        let refused = policy(limits("", "", "0", "day")).await.expect("post");
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(expect_json(app.get("/api/v1/tenants/acme").await, StatusCode::OK).await["default_quota"], Value::Null);
+        let saved = policy(limits("", "", "500", "day")).await.expect("post");
+        assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+        assert_eq!(expect_json(app.get("/api/v1/tenants/acme").await, StatusCode::OK).await["default_quota"], json!({"calls": 500, "per": "day"}));
+        let shown = client.get(app.url("/admin/policy?tenant=acme")).send().await.expect("page").text().await.expect("html");
+        assert!(shown.contains("value=\"500\""), "{shown}");
+    }
+}

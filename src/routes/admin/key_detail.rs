@@ -107,6 +107,8 @@ struct DetailPage<'a> {
     /// The limits edit: as stored, or as typed when it was refused.
     limits: LimitsForm,
     limits_error: Option<String>,
+    limits_legend: &'static str,
+    limits_id: &'static str,
 }
 
 /// What the key page shows of a refused limits edit.
@@ -192,6 +194,8 @@ pub async fn page(
         },
         limits,
         limits_error,
+        limits_legend: "Limits (empty: none)",
+        limits_id: "edit",
         key: &key,
     }))
 }

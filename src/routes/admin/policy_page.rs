@@ -1,5 +1,5 @@
 //! `/admin/policy`: a tenant's key policy (expiry bounds, rotation overlap,
-//! prefix of new keys). Owners and admins change it; viewers read it.
+//! prefix of new keys, default limits). Owners and admins change it; viewers read it.
 
 use askama::Template;
 use axum::{
@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::{
     auth::{Admin, Membership},
+    limits_form::LimitsForm,
     nav::{Nav, Section},
     page::{PageError, render},
 };
@@ -44,6 +45,9 @@ pub struct PolicyForm {
     rotation_overlap_days: String,
     #[serde(default)]
     key_prefix: String,
+    /// Default limits of new keys that set none.
+    #[serde(flatten)]
+    limits: LimitsForm,
 }
 
 impl PolicyForm {
@@ -55,6 +59,7 @@ impl PolicyForm {
             max_expiry_days: t.max_expiry_days.to_string(),
             rotation_overlap_days: t.rotation_overlap_days.to_string(),
             key_prefix: t.key_prefix.clone(),
+            limits: LimitsForm::of(&t.default_limits()),
             ..Self::default()
         }
     }
@@ -73,6 +78,9 @@ struct PolicyPage<'a> {
     max_days: i64,
     overlap_min: i64,
     overlap_max: i64,
+    limits: &'a LimitsForm,
+    limits_legend: &'static str,
+    limits_id: &'static str,
 }
 
 pub async fn show(
@@ -113,6 +121,9 @@ async fn page(
         max_days: MAX_EXPIRY_DAYS,
         overlap_min: *OVERLAP_DAYS.start(),
         overlap_max: *OVERLAP_DAYS.end(),
+        limits: &form.limits,
+        limits_legend: "Default limits of new keys that set none (empty: none)",
+        limits_id: "default",
     }))
 }
 
@@ -124,6 +135,7 @@ fn days(field: &str, raw: &str) -> Result<i64, AppError> {
 
 /// The whole policy as typed; bounds are checked by `tenants::update_policy`.
 fn parse(form: &PolicyForm) -> Result<PolicyChange, AppError> {
+    let limits = form.limits.parse()?;
     Ok(PolicyChange {
         default_expiry_days: Some(days("default expiry", &form.default_expiry_days)?),
         max_expiry_days: Some(days("maximum expiry", &form.max_expiry_days)?),
@@ -133,7 +145,8 @@ fn parse(form: &PolicyForm) -> Result<PolicyChange, AppError> {
                 "a key prefix is 2 to 16 lower-case letters or digits, starting with a letter",
             )
         })?),
-        ..PolicyChange::default()
+        default_rate_limit: Some(limits.rate_limit),
+        default_quota: Some(limits.quota),
     })
 }
 
