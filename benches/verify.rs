@@ -2,7 +2,10 @@
 //!
 //! Baselines measured in the same run, so BENCHMARKS.md can report ratios:
 //! - `compute/argon2id_verify`: what verifying a key would cost with a password hash;
-//! - `db/<engine>/select_1`: one round trip to the database, the floor of any lookup.
+//! - `db/<engine>/<keys>/select_1`: one round trip to the database, the floor of any lookup.
+//!
+//! The database groups run once per table size in `KEYSMITH_BENCH_KEYS`
+//! (comma-separated, default `10000,1000000`), to show the lookup is flat.
 
 use std::{hint::black_box, sync::Arc};
 
@@ -20,8 +23,30 @@ use keysmith::{
 use keysmith_verify::{ApiKey, KeyPrefix, Peppers, SqlVerifier, SystemClock, ToolAllowlist};
 use subtle::ConstantTimeEq;
 
-/// Keys in the table during the database benchmarks.
-const KEYS: usize = 10_000;
+/// Keys in the table during the database benchmarks, one run per size.
+fn key_counts() -> Vec<usize> {
+    std::env::var("KEYSMITH_BENCH_KEYS")
+        .unwrap_or_else(|_| "10000,1000000".into())
+        .split(',')
+        .map(|n| {
+            n.trim()
+                .parse()
+                .expect("KEYSMITH_BENCH_KEYS: comma-separated counts")
+        })
+        .collect()
+}
+
+/// Real keys issued per run; the rest of the table is filler rows.
+const SAMPLED: usize = 16;
+
+/// The group name and label of a table size: `10k`, `1M`.
+fn size_label(keys: usize) -> String {
+    match keys {
+        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
+        n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
+        n => n.to_string(),
+    }
+}
 
 fn peppers() -> Peppers {
     Peppers::parse(&format!("1 {}", "5a".repeat(32))).expect("pepper")
@@ -55,8 +80,10 @@ fn compute(c: &mut Criterion) {
     group.finish();
 }
 
-/// Fills a fresh database with `KEYS` keys; returns a verifier and a few plaintexts.
-async fn seeded(url: &str) -> (Db, SqlVerifier, Vec<String>) {
+/// Fills a fresh database with `keys` keys (a few real ones issued as the
+/// server does, the rest copies of one with other ids, inserted in one
+/// statement); returns a verifier and the real keys' plaintexts.
+async fn seeded(url: &str, keys: usize) -> (Db, SqlVerifier, Vec<String>) {
     let db = Db::connect(&DatabaseUrl::parse(url).expect("url"))
         .await
         .expect("connect");
@@ -88,7 +115,7 @@ async fn seeded(url: &str) -> (Db, SqlVerifier, Vec<String>) {
     .await
     .expect("service user");
     let mut plaintexts = Vec::new();
-    for i in 0..KEYS {
+    for _ in 0..SAMPLED {
         let new = NewKey {
             service_user_id: su.id.clone(),
             name: Name::parse("n", "k").expect("name"),
@@ -100,9 +127,23 @@ async fn seeded(url: &str) -> (Db, SqlVerifier, Vec<String>) {
         let issued = keys::create(&db.pool, &peppers, &tenant, new, &Actor::System, now)
             .await
             .expect("key");
-        if i % (KEYS / 16) == 0 {
-            plaintexts.push(issued.key.expose().to_owned());
-        }
+        plaintexts.push(issued.key.expose().to_owned());
+    }
+    let template = ApiKey::parse(&plaintexts[0]).expect("key");
+    let filler = keys.saturating_sub(SAMPLED);
+    // A literal count: a bound one would need a different integer type per engine.
+    let fill = format!(
+        "INSERT INTO api_keys (id, tenant_id, service_user_id, name, prefix, secret_hash, pepper_version, hint, status, allowed_tools, scopes, created_at, created_by, expires_at) \
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {filler}) \
+         SELECT 'filler' || i, tenant_id, service_user_id, name, prefix, secret_hash, pepper_version, hint, status, allowed_tools, scopes, created_at, created_by, expires_at \
+         FROM n CROSS JOIN (SELECT * FROM api_keys WHERE id = $1) t"
+    );
+    if filler > 0 {
+        sqlx::query(&fill)
+            .bind(template.key_id())
+            .execute(&db.pool)
+            .await
+            .expect("filler keys");
     }
     let verifier = SqlVerifier::new(db.pool.clone(), peppers, Arc::new(SystemClock));
     (db, verifier, plaintexts)
@@ -143,49 +184,27 @@ fn database(c: &mut Criterion) {
             .await
             .expect("create db");
     });
-    for (engine, url) in engines {
-        let (db, verifier, plaintexts) = rt.block_on(seeded(&url));
-        let mut group = c.benchmark_group(format!("db/{engine}"));
-        group.bench_function("select_1", |b| {
-            b.to_async(&rt).iter(|| async {
-                sqlx::query("SELECT 1")
-                    .execute(&db.pool)
-                    .await
-                    .expect("select")
-            });
-        });
-        if engine == "sqlite" {
-            // The same round trip without the `Any` driver: how much of the floor is the driver's.
-            let native = rt
-                .block_on(sqlx::SqlitePool::connect(&url))
-                .expect("native pool");
-            group.bench_function("select_1_native_pool", |b| {
-                b.to_async(&rt).iter(|| async {
-                    sqlx::query("SELECT 1")
-                        .execute(&native)
-                        .await
-                        .expect("select")
-                });
-            });
-            rt.block_on(native.close());
-        }
-        let mut i = 0;
-        group.bench_function("verify_cache_off", |b| {
-            b.to_async(&rt).iter(|| {
-                i = (i + 1) % plaintexts.len();
-                let key = &plaintexts[i];
-                let verifier = &verifier;
-                async move {
-                    verifier
-                        .verify(key, None, None)
-                        .await
-                        .expect("backend")
-                        .is_ok()
+    for keys in key_counts() {
+        for (engine, url) in &engines {
+            // A fresh database per size: SQLite in its own file, PostgreSQL emptied.
+            let url = match *engine {
+                "sqlite" => url.replace("bench.db", &format!("bench-{keys}.db")),
+                _ => {
+                    rt.block_on(async {
+                        let db = Db::connect(&DatabaseUrl::parse(url).expect("url"))
+                            .await
+                            .expect("connect");
+                        sqlx::query("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+                            .execute(&db.pool)
+                            .await
+                            .expect("empty the database");
+                        db.pool.close().await;
+                    });
+                    url.clone()
                 }
-            });
-        });
-        group.finish();
-        rt.block_on(db.pool.close());
+            };
+            bench_engine(c, &rt, engine, &url, keys);
+        }
     }
     rt.block_on(async {
         use sqlx::Connection;
@@ -197,6 +216,52 @@ fn database(c: &mut Criterion) {
             .await;
         }
     });
+}
+
+/// The `SELECT 1` floor and a cache-off verification on one engine and table size.
+fn bench_engine(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    engine: &str,
+    url: &str,
+    keys: usize,
+) {
+    let (db, verifier, plaintexts) = rt.block_on(seeded(url, keys));
+    let mut group = c.benchmark_group(format!("db/{engine}/{}", size_label(keys)));
+    group.bench_function("select_1", |b| {
+        b.to_async(rt).iter(|| async {
+            sqlx::query("SELECT 1")
+                .execute(&db.pool)
+                .await
+                .expect("select")
+        });
+    });
+    let mut verify = |name: &str, verifier: &SqlVerifier| {
+        let mut i = 0;
+        group.bench_function(name, |b| {
+            b.to_async(rt).iter(|| {
+                i = (i + 1) % plaintexts.len();
+                let key = &plaintexts[i];
+                async move {
+                    verifier
+                        .verify(key, None, None)
+                        .await
+                        .expect("backend")
+                        .expect("valid")
+                }
+            });
+        });
+    };
+    verify("verify_cache_off", &verifier);
+    if verifier.reads_directly() {
+        // The same lookup through sqlx's worker thread, as before the direct read.
+        verify(
+            "verify_cache_off_through_sqlx",
+            &verifier.clone().without_direct_reads(),
+        );
+    }
+    group.finish();
+    rt.block_on(db.pool.close());
 }
 
 criterion_group!(benches, compute, database);
