@@ -77,7 +77,7 @@ where
                         // A genuine key of this service's tenant that may no
                         // longer be used: worth a line in its audit trail.
                         let subject = refused_subject(&shared, &mut parts, body).await;
-                        let line = audit_line(&shared, &parts, &known.0, subject, known.1);
+                        let line = audit_line(&shared, &parts, &known.0, |_| subject, known.1);
                         record(&shared, line, Some(response.status()), started).await;
                     }
                     return Ok(response);
@@ -94,10 +94,13 @@ where
             } else {
                 (body, None)
             };
-            let subject = message.as_ref().map_or_else(
-                || format!("{} {}", parts.method, parts.uri.path()),
-                |m| m.subject().to_owned(),
-            );
+            // What the audit line names the call (built only when there is an audit).
+            let subject = |parts: &Parts| {
+                message.as_ref().map_or_else(
+                    || format!("{} {}", parts.method, parts.uri.path()),
+                    |m| m.subject().to_owned(),
+                )
+            };
             if let Some(Message::ToolCall { name, id }) = &message
                 && !key.allowed_tools.allows(name)
             {
@@ -281,7 +284,7 @@ fn audit_line(
     shared: &Shared,
     parts: &Parts,
     key: &VerifiedKey,
-    subject: String,
+    subject: impl FnOnce(&Parts) -> String,
     code: VerifyCode,
 ) -> Option<AuditRecord> {
     shared.audit.as_ref()?;
@@ -289,7 +292,7 @@ fn audit_line(
         tenant_id: key.tenant_id.clone(),
         key_id: key.key_id.clone(),
         service_user_id: key.service_user_id.clone(),
-        tool: subject,
+        tool: subject(parts),
         allowed: code == VerifyCode::Valid,
         reason: code.as_str(),
         request_id: parts
