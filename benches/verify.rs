@@ -194,10 +194,12 @@ fn database(c: &mut Criterion) {
                         let db = Db::connect(&DatabaseUrl::parse(url).expect("url"))
                             .await
                             .expect("connect");
-                        sqlx::query("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-                            .execute(&db.pool)
-                            .await
-                            .expect("empty the database");
+                        for statement in ["DROP SCHEMA public CASCADE", "CREATE SCHEMA public"] {
+                            sqlx::query(statement)
+                                .execute(&db.pool)
+                                .await
+                                .expect("empty the database");
+                        }
                         db.pool.close().await;
                     });
                     url.clone()
