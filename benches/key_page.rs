@@ -90,8 +90,8 @@ async fn seed(db: &Db, rows: i64) -> String {
     // The calls run to the end of the current hour, which the page reads
     // raw: a full hour's share whatever the minute of the run.
     let end = now - now.rem_euclid(audit_rollups::HOUR) + audit_rollups::HOUR;
-    seed_calls(db, &tenant.id, owner, BIG_KEY, rows, end).await;
-    seed_calls(db, &tenant.id, owner, SMALL_KEY, SMALL_ROWS, end).await;
+    seed_calls(db, &tenant.id, owner.as_str(), BIG_KEY, rows, end).await;
+    seed_calls(db, &tenant.id, owner.as_str(), SMALL_KEY, SMALL_ROWS, end).await;
     // What the scheduler does tick after tick: every complete day rolled
     // up, then today's complete hours.
     let now = time::OffsetDateTime::now_utc();

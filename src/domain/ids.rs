@@ -16,7 +16,7 @@ macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(
-            Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type,
+            Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type,
         )]
         #[serde(transparent)]
         #[sqlx(transparent)]
@@ -31,6 +31,11 @@ macro_rules! id_type {
         string_type!($name);
     };
 }
+
+id_type!(
+    /// A service user's id (16 base62 characters).
+    ServiceUserId
+);
 
 id_type!(
     /// An API key's public id (16 base62 characters, minted with the key by

@@ -70,7 +70,8 @@ pub async fn enqueue_rotation(
     actor: &Actor,
     now: OffsetDateTime,
 ) -> AppResult<()> {
-    let Some((service_user, recipient)) = owner_of(tx, &tenant.id, &old.service_user_id).await?
+    let Some((service_user, recipient)) =
+        owner_of(tx, &tenant.id, old.service_user_id.as_str()).await?
     else {
         return Ok(());
     };
@@ -122,7 +123,8 @@ pub async fn enqueue_revocation(
     actor: &Actor,
     now: OffsetDateTime,
 ) -> AppResult<()> {
-    let Some((service_user, recipient)) = owner_of(tx, &tenant.id, &key.service_user_id).await?
+    let Some((service_user, recipient)) =
+        owner_of(tx, &tenant.id, key.service_user_id.as_str()).await?
     else {
         return Ok(());
     };

@@ -1,6 +1,6 @@
 //! Service users: the machine identities keys are issued to.
 
-use crate::domain::UnixTime;
+use crate::domain::{KeyId, ServiceUserId, UnixTime};
 use serde::Serialize;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
@@ -14,7 +14,8 @@ use crate::{
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ServiceUser {
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: ServiceUserId,
     #[serde(skip)]
     pub tenant_id: String,
     pub name: String,
@@ -47,7 +48,7 @@ pub async fn create(
     actor: &Actor,
     now: OffsetDateTime,
 ) -> AppResult<ServiceUser> {
-    let id = random::base62(16);
+    let id = ServiceUserId::new(random::base62(16));
     let mut tx = begin_write(pool).await?;
     sqlx::query(
         "INSERT INTO service_users (id, tenant_id, name, owner_email, description, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -100,7 +101,7 @@ impl ServiceUserChange {
 pub async fn update(
     pool: &AnyPool,
     tenant_id: &str,
-    id: &str,
+    id: &ServiceUserId,
     change: ServiceUserChange,
     actor: &Actor,
     now: OffsetDateTime,
@@ -153,7 +154,7 @@ pub async fn update(
 pub async fn set_disabled(
     pool: &AnyPool,
     tenant_id: &str,
-    id: &str,
+    id: &ServiceUserId,
     disabled: bool,
     actor: &Actor,
     now: OffsetDateTime,
@@ -221,7 +222,7 @@ async fn record(
         audit::NewAuditEvent {
             tenant_id: &user.tenant_id,
             key_id: None,
-            service_user_id: Some(&user.id),
+            service_user_id: Some(user.id.as_str()),
             actor: actor.to_string(),
             action,
             tool: None,
@@ -237,7 +238,7 @@ async fn record(
 async fn fetch<'e>(
     executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
     tenant_id: &str,
-    id: &str,
+    id: &ServiceUserId,
 ) -> AppResult<ServiceUser> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM service_users WHERE tenant_id = $1 AND id = $2"
@@ -250,7 +251,7 @@ async fn fetch<'e>(
 }
 
 /// One service user of `tenant_id`; another tenant's is `NotFound`.
-pub async fn get(pool: &AnyPool, tenant_id: &str, id: &str) -> AppResult<ServiceUser> {
+pub async fn get(pool: &AnyPool, tenant_id: &str, id: &ServiceUserId) -> AppResult<ServiceUser> {
     fetch(pool, tenant_id, id).await
 }
 
@@ -280,7 +281,7 @@ pub async fn list(pool: &AnyPool, tenant_id: &str) -> AppResult<Vec<ServiceUser>
 /// How many keys a service user has, by what they can do right now.
 #[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub struct KeyCounts {
-    pub service_user_id: String,
+    pub service_user_id: ServiceUserId,
     /// Active and not expired.
     pub usable: i64,
     /// Rotated, still inside their overlap window.
@@ -310,8 +311,8 @@ pub async fn key_counts(
 /// A key that still works, as listed under its service user.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LiveKey {
-    pub id: String,
-    pub service_user_id: String,
+    pub id: KeyId,
+    pub service_user_id: ServiceUserId,
     pub name: String,
     pub status: String,
     pub hint: String,

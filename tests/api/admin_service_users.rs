@@ -49,7 +49,7 @@ both_engines! {
 
         let res = client.post(app.url(&format!("/admin/service-users/{su}"))).form(&edit(&csrf, "acme", "deploy-bot", "platform@acme.test", "Deploys")).send().await.expect("post");
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
-        let user = service_users::get(app.state.pool(), &app.tenant.id, &su).await.expect("user");
+        let user = service_users::get(app.state.pool(), &app.tenant.id, &keysmith::domain::ServiceUserId::new(su.as_str())).await.expect("user");
         assert_eq!((user.name.as_str(), user.owner_email.as_deref(), user.description.as_deref()), ("deploy-bot", Some("platform@acme.test"), Some("Deploys")));
         assert_eq!(audited(&app, "service_user.update").await, 1);
 
@@ -83,7 +83,7 @@ both_engines! {
         let client = browser();
         sign_in(&app, &client, "admin@acme.test", PASSWORD).await;
         let csrf = csrf_of(&client.get(app.url(&format!("/admin/service-users/{su}?tenant=acme"))).send().await.expect("page").text().await.expect("html"));
-        let before = service_users::get(app.state.pool(), &app.tenant.id, &su).await.expect("user");
+        let before = service_users::get(app.state.pool(), &app.tenant.id, &keysmith::domain::ServiceUserId::new(su.as_str())).await.expect("user");
         let cases = [
             (("renamed", "", "typed text"), StatusCode::UNPROCESSABLE_ENTITY, "owner email is required"),
             (("renamed", "not-an-email", "typed text"), StatusCode::UNPROCESSABLE_ENTITY, "email"),
@@ -98,7 +98,7 @@ both_engines! {
             assert!(html.contains(reason), "{reason}: {html}");
             assert!(html.contains("value=\"typed text\"") && html.contains(&format!("value=\"{owner}\"")), "keeps what was typed");
         }
-        let after = service_users::get(app.state.pool(), &app.tenant.id, &su).await.expect("user");
+        let after = service_users::get(app.state.pool(), &app.tenant.id, &keysmith::domain::ServiceUserId::new(su.as_str())).await.expect("user");
         assert_eq!(format!("{after:?}"), format!("{before:?}"), "nothing written");
         assert_eq!(audited(&app, "service_user.update").await, 0);
     }
@@ -134,7 +134,7 @@ both_engines! {
         let globex_form = [("csrf", csrf.clone()), ("tenant", "globex".to_owned()), ("confirm", "yes".to_owned())];
         let res = client.post(app.url(&format!("/admin/service-users/{gsu}/disable"))).form(&globex_form).send().await.expect("post");
         assert_eq!(res.status(), StatusCode::NOT_FOUND);
-        let disabled = service_users::get(app.state.pool(), &globex.id, &gsu).await.expect("user").disabled_at;
+        let disabled = service_users::get(app.state.pool(), &globex.id, &keysmith::domain::ServiceUserId::new(gsu.as_str())).await.expect("user").disabled_at;
         assert!(disabled.is_none(), "nothing written");
 
         // Cross-site or without the token: refused before anything else.
@@ -159,6 +159,6 @@ both_engines! {
             assert_eq!(res.status(), StatusCode::NOT_FOUND, "as {tenant}");
         }
         assert_eq!(app.verify_code(&key).await, "valid");
-        assert_eq!(service_users::get(app.state.pool(), &app.tenant.id, &su).await.expect("user").name, "ci-bot");
+        assert_eq!(service_users::get(app.state.pool(), &app.tenant.id, &keysmith::domain::ServiceUserId::new(su.as_str())).await.expect("user").name, "ci-bot");
     }
 }

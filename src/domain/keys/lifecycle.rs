@@ -113,7 +113,7 @@ pub async fn create(
         peppers,
         KeyInsert {
             tenant,
-            service_user_id: &new.service_user_id,
+            service_user_id: new.service_user_id.as_str(),
             name: new.name.as_str(),
             allowed_tools: new.allowed_tools.to_storage(),
             limits: new.limits.or(tenant.default_limits()).to_storage(),
@@ -174,7 +174,7 @@ pub async fn rotate(
         peppers,
         KeyInsert {
             tenant,
-            service_user_id: &old.service_user_id,
+            service_user_id: old.service_user_id.as_str(),
             name: &old.name,
             allowed_tools: old.allowed_tools.clone(),
             limits: old.limits.clone(),
@@ -209,7 +209,7 @@ pub async fn rotate(
         audit::NewAuditEvent {
             tenant_id: &tenant.id,
             key_id: Some(old.id.as_str()),
-            service_user_id: Some(&old.service_user_id),
+            service_user_id: Some(old.service_user_id.as_str()),
             actor: actor.to_string(),
             action: "key.rotate",
             tool: None,
@@ -282,7 +282,7 @@ pub async fn revoke(
         audit::NewAuditEvent {
             tenant_id: &tenant.id,
             key_id: Some(key_id.as_str()),
-            service_user_id: Some(&current.service_user_id),
+            service_user_id: Some(current.service_user_id.as_str()),
             actor: actor.to_string(),
             action: "key.revoke",
             tool: None,

@@ -20,7 +20,7 @@ use crate::domain::UnixTime;
 use time::{Duration, OffsetDateTime};
 
 use crate::{
-    domain::{KeyId, Name, Scope, tenants::Tenant},
+    domain::{KeyId, Name, Scope, ServiceUserId, tenants::Tenant},
     error::{AppError, AppResult},
 };
 use keysmith_verify::{
@@ -33,7 +33,7 @@ use keysmith_verify::{
 pub struct KeyRow {
     pub id: KeyId,
     pub tenant_id: String,
-    pub service_user_id: String,
+    pub service_user_id: ServiceUserId,
     pub name: String,
     pub prefix: String,
     pub hint: String,
@@ -155,7 +155,7 @@ pub fn resolve_expiry(
 
 #[derive(Debug)]
 pub struct NewKey {
-    pub service_user_id: String,
+    pub service_user_id: ServiceUserId,
     pub name: Name,
     pub expiry: ExpiryRequest,
     pub allowed_tools: ToolAllowlist,

@@ -1,7 +1,7 @@
 //! Reading keys: one, its state, a tenant's page of them.
 
-use crate::domain::KeyId;
 use crate::domain::UnixTime;
+use crate::domain::{KeyId, ServiceUserId};
 use sqlx::{Any, AnyPool};
 use time::OffsetDateTime;
 
@@ -75,7 +75,7 @@ pub async fn management_expiring(
 #[derive(Debug, Default, Clone)]
 pub struct KeyFilter {
     pub status: Option<KeyState>,
-    pub service_user_id: Option<String>,
+    pub service_user_id: Option<ServiceUserId>,
 }
 
 /// Keys of a tenant, newest first, by keyset pagination on `(created_at, id)`

@@ -2,6 +2,7 @@
 //! on the response to the POST only: never in a URL, a redirect or a GET.
 
 use crate::domain::KeyId;
+use crate::domain::ServiceUserId;
 use askama::Template;
 use axum::{
     Form,
@@ -133,7 +134,7 @@ pub async fn create(
     )
     .await?;
     let new = NewKey {
-        service_user_id: form.service_user_id.clone(),
+        service_user_id: ServiceUserId::new(form.service_user_id.as_str()),
         name: Name::parse("name", &form.name)?,
         expiry: expiry(&form)?,
         allowed_tools: tools(&form.allowed_tools)?,

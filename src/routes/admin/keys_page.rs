@@ -1,5 +1,6 @@
 //! `/admin/api-keys`: the tenant's keys, filtered and paginated.
 
+use crate::domain::ServiceUserId;
 use crate::domain::UnixTime;
 use askama::Template;
 use axum::{
@@ -118,7 +119,7 @@ pub async fn list(
     let su_filter = query.service_user_id.clone().filter(|s| !s.is_empty());
     let filter = KeyFilter {
         status,
-        service_user_id: su_filter.clone(),
+        service_user_id: su_filter.clone().map(ServiceUserId::new),
     };
     let now = state.now();
     let page = keys::list(
@@ -131,11 +132,11 @@ pub async fn list(
     )
     .await?;
     let owners = service_users::list(state.pool(), &current.tenant.id).await?;
-    let name_of = |id: &str| {
+    let name_of = |id: &ServiceUserId| {
         owners
             .iter()
-            .find(|s| s.id == id)
-            .map_or_else(|| id.to_owned(), |s| s.name.clone())
+            .find(|s| &s.id == id)
+            .map_or_else(|| id.to_string(), |s| s.name.clone())
     };
     let now_unix = UnixTime::from(now);
     let lines = page
@@ -184,7 +185,7 @@ pub async fn list(
         keys: lines,
         service_users: owners
             .iter()
-            .map(|s| (s.id.clone(), s.name.clone()))
+            .map(|s| (s.id.to_string(), s.name.clone()))
             .collect(),
         status: query.status.as_deref().unwrap_or(""),
         service_user_id: su_filter.as_deref().unwrap_or(""),

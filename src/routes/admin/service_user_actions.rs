@@ -1,6 +1,7 @@
 //! Editing, disabling and enabling a service user from the admin UI. Each
 //! goes through the CSRF and role check; disabling refuses every key at once.
 
+use crate::domain::ServiceUserId;
 use axum::{
     Form,
     extract::{Path, State},
@@ -52,7 +53,7 @@ fn parse(form: &EditForm) -> Result<ServiceUserChange, AppError> {
 async fn keep_management_name(
     state: &AppState,
     tenant_id: &str,
-    id: &str,
+    id: &ServiceUserId,
     change: &ServiceUserChange,
 ) -> Result<(), AppError> {
     let before = service_users::get(state.pool(), tenant_id, id).await?;
@@ -70,7 +71,7 @@ async fn keep_management_name(
 
 const REFUSAL: &str = "viewers can see service users but not change them";
 
-fn back_to(membership: &Membership, id: &str) -> Response {
+fn back_to(membership: &Membership, id: &ServiceUserId) -> Response {
     Redirect::to(&format!(
         "/admin/service-users/{id}?tenant={}",
         membership.tenant.slug
@@ -82,7 +83,7 @@ pub async fn update(
     State(state): State<AppState>,
     admin: Admin,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(id): Path<ServiceUserId>,
     Form(form): Form<EditForm>,
 ) -> Result<Response, PageError> {
     let membership = admin
@@ -132,7 +133,7 @@ async fn set_disabled(
     state: &AppState,
     admin: &Admin,
     headers: &HeaderMap,
-    id: &str,
+    id: &ServiceUserId,
     form: &StatusForm,
     disabled: bool,
 ) -> Result<Response, PageError> {
@@ -160,7 +161,7 @@ pub async fn disable(
     State(state): State<AppState>,
     admin: Admin,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(id): Path<ServiceUserId>,
     Form(form): Form<StatusForm>,
 ) -> Result<Response, PageError> {
     set_disabled(&state, &admin, &headers, &id, &form, true).await
@@ -170,7 +171,7 @@ pub async fn enable(
     State(state): State<AppState>,
     admin: Admin,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(id): Path<ServiceUserId>,
     Form(form): Form<StatusForm>,
 ) -> Result<Response, PageError> {
     set_disabled(&state, &admin, &headers, &id, &form, false).await

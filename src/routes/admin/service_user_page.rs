@@ -1,6 +1,7 @@
 //! `/admin/service-users/{id}`: one service user, its edit form, and the
 //! disable and enable buttons (handled in `service_user_actions`).
 
+use crate::domain::ServiceUserId;
 use askama::Template;
 use axum::{
     extract::{Path, Query, State},
@@ -68,7 +69,7 @@ struct ServiceUserPage<'a> {
 pub async fn show(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    Path(id): Path<ServiceUserId>,
     Query(query): Query<DetailQuery>,
 ) -> Result<Response, PageError> {
     let (current, memberships) = admin.tenant(&state, query.tenant.as_deref()).await?;
@@ -80,7 +81,7 @@ pub(super) async fn page(
     admin: &Admin,
     current: &Membership,
     memberships: &[Membership],
-    id: &str,
+    id: &ServiceUserId,
     form: Option<&EditForm>,
     error: Option<String>,
 ) -> Result<Response, PageError> {

@@ -122,7 +122,7 @@ async fn page(
             owner_email: u.owner_email.unwrap_or_default(),
             description: u.description.unwrap_or_default(),
             name: u.name,
-            id: u.id,
+            id: u.id.to_string(),
         })
         .collect();
     Ok(render(&ServiceUsersPage {

@@ -1,6 +1,6 @@
 //! `/api/v1/tenants/{tenant}/keys…`: create, list, read, change limits, rotate, revoke.
 
-use crate::domain::KeyId;
+use crate::domain::{KeyId, ServiceUserId};
 use axum::{
     Json,
     body::Bytes,
@@ -113,7 +113,7 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateKey>,
 ) -> AppResult<(StatusCode, HeaderMap, Json<CreatedKey>)> {
     let new = NewKey {
-        service_user_id: body.service_user_id,
+        service_user_id: ServiceUserId::new(body.service_user_id),
         name: Name::parse("name", &body.name)?,
         expiry: ExpiryRequest::from_parts(body.expires_at, body.expires_in_days)?
             .unwrap_or(ExpiryRequest::TenantDefault),
@@ -158,7 +158,7 @@ pub async fn list(
     let now = state.now();
     let filter = KeyFilter {
         status: query.status,
-        service_user_id: query.service_user_id,
+        service_user_id: query.service_user_id.map(ServiceUserId::new),
     };
     let page = keys::list(
         state.pool(),

@@ -53,7 +53,7 @@ impl KeyInfo {
         Self {
             id: row.id.to_string(),
             tenant: tenant_slug.to_owned(),
-            service_user_id: row.service_user_id.clone(),
+            service_user_id: row.service_user_id.to_string(),
             name: row.name.clone(),
             prefix: row.prefix.clone(),
             hint: row.hint.clone(),

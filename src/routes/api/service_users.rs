@@ -1,5 +1,6 @@
 //! `/api/v1/tenants/{tenant}/service-users`
 
+use crate::domain::ServiceUserId;
 use axum::{
     Json,
     extract::{Path, State},
@@ -90,7 +91,7 @@ pub struct UpdateServiceUser {
 pub async fn get(
     State(state): State<AppState>,
     caller: ManagementCaller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path((tenant, id)): Path<(String, ServiceUserId)>,
 ) -> AppResult<Json<ServiceUser>> {
     let tenant = caller.tenant(&state, &tenant).await?;
     Ok(Json(
@@ -106,7 +107,7 @@ pub async fn get(
 pub async fn update(
     State(state): State<AppState>,
     caller: ManagementCaller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path((tenant, id)): Path<(String, ServiceUserId)>,
     ApiJson(body): ApiJson<UpdateServiceUser>,
 ) -> AppResult<Json<ServiceUser>> {
     let change = ServiceUserChange {
@@ -146,7 +147,7 @@ pub async fn update(
 pub async fn disable(
     State(state): State<AppState>,
     caller: ManagementCaller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path((tenant, id)): Path<(String, ServiceUserId)>,
 ) -> AppResult<Json<ServiceUser>> {
     set_disabled(state, caller, tenant, id, true).await
 }
@@ -158,7 +159,7 @@ pub async fn disable(
 pub async fn enable(
     State(state): State<AppState>,
     caller: ManagementCaller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path((tenant, id)): Path<(String, ServiceUserId)>,
 ) -> AppResult<Json<ServiceUser>> {
     set_disabled(state, caller, tenant, id, false).await
 }
@@ -167,7 +168,7 @@ async fn set_disabled(
     state: AppState,
     caller: ManagementCaller,
     tenant: String,
-    id: String,
+    id: ServiceUserId,
     disabled: bool,
 ) -> AppResult<Json<ServiceUser>> {
     let tenant = caller.tenant(&state, &tenant).await?;
