@@ -30,6 +30,11 @@ pub struct AppState {
     /// and a core for tens of milliseconds, so this bounds what an
     /// unauthenticated flood can cost. When none is free, sign-in says 503.
     pub password_slots: Arc<tokio::sync::Semaphore>,
+    /// One scheduler tick at a time in this process: a tick run by hand (a
+    /// test, an operator) waits for the background one in progress, so it
+    /// sees that tick's work done (an email claimed there is sent, not
+    /// skipped as "in flight").
+    pub ticking: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
@@ -74,6 +79,7 @@ impl AppState {
             password_slots: Arc::new(tokio::sync::Semaphore::new(
                 crate::domain::hashing::threads(),
             )),
+            ticking: Arc::default(),
         })
     }
 

@@ -15,6 +15,7 @@ use crate::{
 /// whatever happened to the ones before it: a failing step is logged and
 /// counted, and the tick reports which failed.
 pub async fn tick(state: &AppState) -> anyhow::Result<()> {
+    let _one_at_a_time = state.ticking.lock().await;
     let metrics = &state.metrics;
     let mut failed: Vec<(&str, anyhow::Error)> = Vec::new();
     let mut skipped = 0;
