@@ -14,7 +14,10 @@ mod support;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use keysmith::{db::Db, domain::audit_rollups};
+use keysmith::{
+    db::Db,
+    domain::{TenantId, audit_rollups},
+};
 
 const DEFAULT_ROWS: i64 = 10_000_000;
 const SMALL_ROWS: i64 = 100;
@@ -38,7 +41,7 @@ fn audit_rows() -> i64 {
 /// `rows` tool calls by `key_id`, evenly over the 90 days up to `end`, in
 /// time order as the audit writer appends them: five tools, 2 % denied, 1 %
 /// upstream errors, durations spread over 0.2–50 ms.
-async fn seed_calls(db: &Db, tenant_id: &str, owner: &str, key_id: &str, rows: i64, end: i64) {
+async fn seed_calls(db: &Db, tenant_id: &TenantId, owner: &str, key_id: &str, rows: i64, end: i64) {
     let mut from = 0;
     while from < rows {
         let to = (from + SEED_CHUNK).min(rows);

@@ -17,7 +17,7 @@ use std::{
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::domain::Actor;
+use crate::domain::{Actor, TenantId};
 use keysmith_verify::VerifyCode;
 
 static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -65,7 +65,7 @@ fn drain_histograms_periodically(handle: PrometheusHandle) {
 pub const KEY_EVENTS: &str = "keysmith_key_events_total";
 
 /// Counts a key lifecycle event of `tenant_id` caused by `actor`.
-pub fn key_event(event: &'static str, tenant_id: &str, actor: &Actor) {
+pub fn key_event(event: &'static str, tenant_id: &TenantId, actor: &Actor) {
     let via = match actor {
         Actor::User { .. } => "admin_ui",
         Actor::ManagementKey { .. } => "api",
@@ -73,7 +73,7 @@ pub fn key_event(event: &'static str, tenant_id: &str, actor: &Actor) {
         Actor::System => "scheduler",
         Actor::Scanner(_) => "scanner",
     };
-    metrics::counter!(KEY_EVENTS, "event" => event, "tenant" => tenant_id.to_owned(), "via" => via)
+    metrics::counter!(KEY_EVENTS, "event" => event, "tenant" => tenant_id.to_string(), "via" => via)
         .increment(1);
 }
 

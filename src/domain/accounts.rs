@@ -2,7 +2,7 @@
 //! and enabling it, ending its sessions. Every change is one transaction
 //! with its `account_events` row.
 
-use crate::domain::UnixTime;
+use crate::domain::{TenantId, UnixTime};
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
@@ -234,7 +234,7 @@ pub async fn password_hash(pool: &AnyPool, user_id: &str) -> AppResult<String> {
 #[tracing::instrument(skip_all, fields(tenant_id))]
 pub async fn remove_role(
     pool: &AnyPool,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     email: &str,
     actor: &Actor,
     now: OffsetDateTime,
@@ -271,7 +271,10 @@ pub async fn remove_role(
 }
 
 /// `(email, role)` of everyone with a role in the tenant, by email.
-pub async fn tenant_roles(pool: &AnyPool, tenant_id: &str) -> AppResult<Vec<(String, String)>> {
+pub async fn tenant_roles(
+    pool: &AnyPool,
+    tenant_id: &TenantId,
+) -> AppResult<Vec<(String, String)>> {
     Ok(sqlx::query_as(
         "SELECT u.email, m.role FROM memberships m JOIN admin_users u ON u.id = m.user_id \
          WHERE m.tenant_id = $1 ORDER BY u.email",

@@ -3,7 +3,7 @@
 //! empty hours counted) and a floor, tells its owner — once a day per key,
 //! with the tools it called most. What runaway or hijacked agents look like.
 
-use crate::domain::UnixTime;
+use crate::domain::{TenantId, UnixTime};
 use std::collections::HashMap;
 
 use sqlx::AnyPool;
@@ -39,7 +39,7 @@ pub fn is_unusual(calls: i64, history: Vec<i64>) -> (bool, i64) {
 
 #[derive(sqlx::FromRow)]
 struct KeyInfo {
-    tenant_id: String,
+    tenant_id: TenantId,
     name: String,
     hint: String,
     service_user: String,

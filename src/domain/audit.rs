@@ -6,14 +6,14 @@ use sqlx::{Any, Executor};
 use time::OffsetDateTime;
 
 use crate::{
-    domain::{UnixTime, audit_rollups, page::Page},
+    domain::{TenantId, UnixTime, audit_rollups, page::Page},
     error::AppResult,
 };
 
 /// An event about to be written.
 #[derive(Debug)]
 pub struct NewAuditEvent<'a> {
-    pub tenant_id: &'a str,
+    pub tenant_id: &'a TenantId,
     pub key_id: Option<&'a str>,
     pub service_user_id: Option<&'a str>,
     pub actor: String,
@@ -28,7 +28,7 @@ pub struct NewAuditEvent<'a> {
 impl<'a> NewAuditEvent<'a> {
     /// An admin action on one key that succeeded (no tool, no request id).
     pub fn key_action(
-        tenant_id: &'a str,
+        tenant_id: &'a TenantId,
         key: (&'a str, &'a str),
         actor: &crate::domain::Actor,
         action: &'a str,
@@ -143,7 +143,7 @@ pub struct AuditEvent {
 #[tracing::instrument(skip(pool))]
 pub async fn list_for_key(
     pool: &sqlx::AnyPool,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     key_id: &str,
     cursor: Option<i64>,
     limit: i64,

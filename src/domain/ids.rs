@@ -33,6 +33,12 @@ macro_rules! id_type {
 }
 
 id_type!(
+    /// A tenant's row id (16 base62 characters); not its slug, which is the
+    /// tenant's name in URLs.
+    TenantId
+);
+
+id_type!(
     /// A service user's id (16 base62 characters).
     ServiceUserId
 );

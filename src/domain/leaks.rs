@@ -3,7 +3,7 @@
 //! reported plaintext never stored — only looked up, by its key id, checksum
 //! and peppered hash, like any presented key.
 
-use crate::domain::KeyId;
+use crate::domain::{KeyId, TenantId};
 use std::path::Path;
 
 use anyhow::Context;
@@ -137,7 +137,8 @@ async fn revoke_if_genuine(
         // Genuine but already expired or revoked: nothing left to do.
         Err(refusal) => return Ok(refusal.known.is_some()),
     };
-    let Some(tenant) = tenants::find_by_id(pool, &known.tenant_id).await? else {
+    let Some(tenant) = tenants::find_by_id(pool, &TenantId::new(known.tenant_id.as_str())).await?
+    else {
         return Ok(false);
     };
     let url: String = report.url.chars().take(500).collect();

@@ -1,7 +1,7 @@
 //! The outbox table: enqueue (idempotent by `dedupe_key`), claim with a lease,
 //! record the outcome of each attempt.
 
-use crate::domain::UnixTime;
+use crate::domain::{TenantId, UnixTime};
 use serde::Serialize;
 use sqlx::{Any, AnyPool, Executor, Transaction};
 use time::{Duration, OffsetDateTime};
@@ -17,7 +17,7 @@ use crate::{
 /// A row ready to enqueue.
 #[derive(Debug)]
 pub struct NewMail<'a> {
-    pub tenant_id: &'a str,
+    pub tenant_id: &'a TenantId,
     pub key_id: &'a str,
     pub threshold_days: Option<i64>,
     pub recipient: &'a str,
@@ -100,7 +100,7 @@ pub async fn enqueue_rotation(
 /// A service user's name and owner email, when it has an owner to tell.
 async fn owner_of(
     tx: &mut Transaction<'_, Any>,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     service_user_id: &str,
 ) -> AppResult<Option<(String, String)>> {
     let owner: Option<(String, Option<String>)> = sqlx::query_as(
@@ -156,7 +156,7 @@ pub async fn enqueue_revocation(
 pub struct ClaimedMail {
     pub id: i64,
     pub key_id: Option<String>,
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub recipient: String,
     pub payload: String,
     pub attempts: i64,
@@ -268,7 +268,7 @@ pub struct NotificationRecord {
 
 pub async fn list_for_key(
     pool: &AnyPool,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     key_id: &str,
 ) -> AppResult<Vec<NotificationRecord>> {
     Ok(sqlx::query_as(

@@ -1,6 +1,6 @@
 //! Expiry reminders: 30, 7 and 1 days before a key expires, each once.
 
-use crate::domain::UnixTime;
+use crate::domain::{TenantId, UnixTime};
 use sqlx::AnyPool;
 use time::{Duration, OffsetDateTime};
 
@@ -34,7 +34,7 @@ pub fn due_threshold(created_at: i64, expires_at: i64, now: i64) -> Option<i64> 
 #[derive(Debug, sqlx::FromRow)]
 struct Candidate {
     id: String,
-    tenant_id: String,
+    tenant_id: TenantId,
     name: String,
     hint: String,
     created_at: UnixTime,

@@ -1,6 +1,6 @@
 //! Service users: the machine identities keys are issued to.
 
-use crate::domain::{KeyId, ServiceUserId, UnixTime};
+use crate::domain::{KeyId, ServiceUserId, TenantId, UnixTime};
 use serde::Serialize;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
@@ -17,7 +17,7 @@ pub struct ServiceUser {
     #[schema(value_type = String)]
     pub id: ServiceUserId,
     #[serde(skip)]
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub name: String,
     pub owner_email: Option<String>,
     pub description: Option<String>,
@@ -43,7 +43,7 @@ pub struct NewServiceUser {
 #[tracing::instrument(skip_all, fields(tenant_id))]
 pub async fn create(
     pool: &AnyPool,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     new: NewServiceUser,
     actor: &Actor,
     now: OffsetDateTime,
@@ -100,7 +100,7 @@ impl ServiceUserChange {
 #[tracing::instrument(skip_all, fields(tenant_id, id))]
 pub async fn update(
     pool: &AnyPool,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &ServiceUserId,
     change: ServiceUserChange,
     actor: &Actor,
@@ -153,7 +153,7 @@ pub async fn update(
 #[tracing::instrument(skip_all, fields(tenant_id, id, disabled))]
 pub async fn set_disabled(
     pool: &AnyPool,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &ServiceUserId,
     disabled: bool,
     actor: &Actor,
@@ -237,7 +237,7 @@ async fn record(
 
 async fn fetch<'e>(
     executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &ServiceUserId,
 ) -> AppResult<ServiceUser> {
     sqlx::query_as(&format!(
@@ -251,13 +251,17 @@ async fn fetch<'e>(
 }
 
 /// One service user of `tenant_id`; another tenant's is `NotFound`.
-pub async fn get(pool: &AnyPool, tenant_id: &str, id: &ServiceUserId) -> AppResult<ServiceUser> {
+pub async fn get(
+    pool: &AnyPool,
+    tenant_id: &TenantId,
+    id: &ServiceUserId,
+) -> AppResult<ServiceUser> {
     fetch(pool, tenant_id, id).await
 }
 
 pub async fn find_by_name(
     pool: &AnyPool,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     name: &str,
 ) -> AppResult<Option<ServiceUser>> {
     Ok(sqlx::query_as(&format!(
@@ -269,7 +273,7 @@ pub async fn find_by_name(
     .await?)
 }
 
-pub async fn list(pool: &AnyPool, tenant_id: &str) -> AppResult<Vec<ServiceUser>> {
+pub async fn list(pool: &AnyPool, tenant_id: &TenantId) -> AppResult<Vec<ServiceUser>> {
     Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM service_users WHERE tenant_id = $1 ORDER BY name"
     ))
@@ -292,7 +296,7 @@ pub struct KeyCounts {
 /// Key counts for every service user of `tenant_id` that has keys, in one query.
 pub async fn key_counts(
     pool: &AnyPool,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     now: OffsetDateTime,
 ) -> AppResult<Vec<KeyCounts>> {
     Ok(sqlx::query_as(
@@ -321,7 +325,7 @@ pub struct LiveKey {
 /// The newest `per_user` working keys of each service user of `tenant_id`.
 pub async fn live_keys(
     pool: &AnyPool,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     per_user: i64,
     now: OffsetDateTime,
 ) -> AppResult<Vec<LiveKey>> {

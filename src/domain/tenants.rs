@@ -1,6 +1,6 @@
 //! Tenants: the unit of isolation. Everything else belongs to exactly one.
 
-use crate::domain::UnixTime;
+use crate::domain::{TenantId, UnixTime};
 use serde::Serialize;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
@@ -18,7 +18,7 @@ use keysmith_verify::{
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Tenant {
-    pub id: String,
+    pub id: TenantId,
     pub slug: String,
     pub name: String,
     pub key_prefix: String,
@@ -49,7 +49,7 @@ pub struct NewTenant {
 
 #[tracing::instrument(skip_all, fields(slug = %new.slug))]
 pub async fn create(pool: &AnyPool, new: NewTenant, now: OffsetDateTime) -> AppResult<Tenant> {
-    let id = random::base62(16);
+    let id = TenantId::new(random::base62(16));
     sqlx::query(
         "INSERT INTO tenants (id, slug, name, key_prefix, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
@@ -77,7 +77,7 @@ pub async fn find_by_slug(pool: &AnyPool, slug: &str) -> AppResult<Option<Tenant
     )
 }
 
-pub async fn find_by_id(pool: &AnyPool, id: &str) -> AppResult<Option<Tenant>> {
+pub async fn find_by_id(pool: &AnyPool, id: &TenantId) -> AppResult<Option<Tenant>> {
     Ok(
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM tenants WHERE id = $1"))
             .bind(id)
@@ -154,7 +154,7 @@ impl PolicyChange {
 #[tracing::instrument(skip_all, fields(tenant_id))]
 pub async fn update_policy(
     pool: &AnyPool,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     change: PolicyChange,
     actor: &Actor,
     now: OffsetDateTime,

@@ -3,7 +3,7 @@
 //! encrypted under the pepper, recovery codes as an HMAC under it: a copy of
 //! the database alone yields neither.
 
-use crate::domain::UnixTime;
+use crate::domain::{TenantId, UnixTime};
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 use totp_rs::{Builder, Secret, Totp};
@@ -332,7 +332,7 @@ pub async fn set_tenant_requirement(
     now: OffsetDateTime,
 ) -> AppResult<()> {
     let mut tx = crate::db::begin_write(pool).await?;
-    let found: Option<(String,)> =
+    let found: Option<(TenantId,)> =
         sqlx::query_as("UPDATE tenants SET require_totp = $1 WHERE slug = $2 RETURNING id")
             .bind(i64::from(required))
             .bind(slug)
@@ -364,8 +364,8 @@ pub async fn set_tenant_requirement(
 }
 
 /// Ids of the tenants that require TOTP of their admins.
-pub async fn requiring_tenants(pool: &AnyPool) -> AppResult<Vec<String>> {
-    let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM tenants WHERE require_totp = 1")
+pub async fn requiring_tenants(pool: &AnyPool) -> AppResult<Vec<TenantId>> {
+    let rows: Vec<(TenantId,)> = sqlx::query_as("SELECT id FROM tenants WHERE require_totp = 1")
         .fetch_all(pool)
         .await?;
     Ok(rows.into_iter().map(|(id,)| id).collect())

@@ -9,7 +9,7 @@ use serde::Serialize;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
-use crate::domain::UnixTime;
+use crate::domain::{TenantId, UnixTime};
 use crate::{
     domain::{
         audit_rollups::{self, DAY, Tally, calls_by_bucket_sql, day_of},
@@ -40,7 +40,7 @@ pub fn window_start(now: OffsetDateTime, days: i64) -> i64 {
 async fn add_rollups(
     pool: &AnyPool,
     tallies: &mut BTreeMap<String, Tally>,
-    (tenant_id, key_id): (&str, &str),
+    (tenant_id, key_id): (&TenantId, &str),
     (table, column): (&str, &str),
     (from, until): (i64, i64),
 ) -> AppResult<()> {
@@ -74,7 +74,7 @@ async fn add_rollups(
 #[tracing::instrument(skip(pool))]
 pub async fn tool_usage(
     pool: &AnyPool,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     key_id: &str,
     since: i64,
 ) -> AppResult<Vec<ToolUsage>> {

@@ -1,6 +1,6 @@
 //! Admin accounts (humans): argon2id passwords, roles per tenant.
 
-use crate::domain::UnixTime;
+use crate::domain::{TenantId, UnixTime};
 use argon2::{Argon2, PasswordHash, PasswordHasher};
 use serde::Serialize;
 use sqlx::AnyPool;
@@ -242,7 +242,7 @@ pub async fn find_by_email(pool: &AnyPool, email: &str) -> AppResult<Option<Admi
 /// Grants `role` in a tenant (replacing any earlier role).
 pub async fn grant(
     pool: &AnyPool,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     user_id: &str,
     role: Role,
     now: OffsetDateTime,
@@ -259,7 +259,7 @@ pub async fn grant(
 /// promotion does not sign anyone out.
 async fn set_role(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     user_id: &str,
     role: Role,
     now: OffsetDateTime,
@@ -297,7 +297,7 @@ async fn set_role(
 #[tracing::instrument(skip_all, fields(tenant_id, email = %email))]
 pub async fn add_to_tenant(
     pool: &AnyPool,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     email: &Email,
     role: Role,
     initial_password: Option<Password>,
@@ -354,7 +354,7 @@ pub async fn add_to_tenant(
 /// Who administers a tenant, as shown on the superadmin page.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TenantAdmin {
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub email: String,
     pub role: String,
 }

@@ -56,7 +56,7 @@ impl McpServer {
                     app.state.peppers.clone(),
                     Arc::new(app.clock.clone()),
                 )
-                .scoped_to_tenant(app.tenant.id.clone());
+                .scoped_to_tenant(app.tenant.id.as_str());
                 let (sink, flusher) = spawn_sql_audit(verifier_db.pool.clone(), 64, 256);
                 let layer =
                     VerifyLayer::builder(verifier, TenantScope::only(app.tenant.slug.as_str()))
@@ -465,7 +465,7 @@ both_engines! {
         // A tiny batch size and a full queue at shutdown: everything queued is written.
         let (sink, flusher) = spawn_sql_audit(app.state.pool().clone(), 3, 1000);
         let record = keysmith_verify::audit::AuditRecord {
-            tenant_id: app.tenant.id.clone(),
+            tenant_id: app.tenant.id.to_string(),
             key_id: key["id"].as_str().expect("id").to_owned(),
             service_user_id: su.clone(),
             tool: "whoami".into(),

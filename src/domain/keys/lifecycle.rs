@@ -1,7 +1,7 @@
 //! Create (shown once), rotate with an overlap, revoke.
 
 use crate::domain::KeyId;
-use crate::domain::UnixTime;
+use crate::domain::{TenantId, UnixTime};
 use sqlx::{Any, AnyPool, Transaction};
 use time::{Duration, OffsetDateTime};
 
@@ -235,7 +235,7 @@ pub async fn rotate(
 /// Reads a key that still works (active or rotating); any other is a `409`.
 pub(super) async fn fetch_live(
     tx: &mut Transaction<'_, Any>,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     key_id: &KeyId,
     now: OffsetDateTime,
 ) -> AppResult<KeyRow> {

@@ -20,7 +20,7 @@ use crate::domain::UnixTime;
 use time::{Duration, OffsetDateTime};
 
 use crate::{
-    domain::{KeyId, Name, Scope, ServiceUserId, tenants::Tenant},
+    domain::{KeyId, Name, Scope, ServiceUserId, TenantId, tenants::Tenant},
     error::{AppError, AppResult},
 };
 use keysmith_verify::{
@@ -32,7 +32,7 @@ use keysmith_verify::{
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct KeyRow {
     pub id: KeyId,
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub service_user_id: ServiceUserId,
     pub name: String,
     pub prefix: String,

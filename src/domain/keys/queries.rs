@@ -1,7 +1,7 @@
 //! Reading keys: one, its state, a tenant's page of them.
 
 use crate::domain::UnixTime;
-use crate::domain::{KeyId, ServiceUserId};
+use crate::domain::{KeyId, ServiceUserId, TenantId};
 use sqlx::{Any, AnyPool};
 use time::OffsetDateTime;
 
@@ -13,7 +13,7 @@ use crate::{
 
 pub(super) async fn fetch<'e>(
     executor: impl sqlx::Executor<'e, Database = Any>,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     key_id: &KeyId,
 ) -> AppResult<KeyRow> {
     sqlx::query_as(&format!(
@@ -27,14 +27,14 @@ pub(super) async fn fetch<'e>(
 }
 
 /// One key of `tenant_id`; another tenant's is `NotFound`.
-pub async fn get(pool: &AnyPool, tenant_id: &str, key_id: &KeyId) -> AppResult<KeyRow> {
+pub async fn get(pool: &AnyPool, tenant_id: &TenantId, key_id: &KeyId) -> AppResult<KeyRow> {
     fetch(pool, tenant_id, key_id).await
 }
 
 /// The state of one key of a tenant at `now`, or `None` if there is no such key.
 pub async fn state_of(
     pool: &AnyPool,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     key_id: &KeyId,
     now: OffsetDateTime,
 ) -> AppResult<Option<KeyState>> {
@@ -54,7 +54,7 @@ pub async fn state_of(
 /// `keysmith-management`) that expire after `now` but by `until`, soonest first.
 pub async fn management_expiring(
     pool: &AnyPool,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     now: OffsetDateTime,
     until: OffsetDateTime,
 ) -> AppResult<Vec<KeyRow>> {
@@ -83,7 +83,7 @@ pub struct KeyFilter {
 #[tracing::instrument(skip(pool))]
 pub async fn list(
     pool: &AnyPool,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     filter: &KeyFilter,
     cursor: Option<&str>,
     limit: i64,

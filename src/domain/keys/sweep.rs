@@ -1,7 +1,7 @@
 //! What the clock does to keys: rotated keys revoked at their cutoff, expired keys recorded.
 
 use crate::domain::KeyId;
-use crate::domain::UnixTime;
+use crate::domain::{TenantId, UnixTime};
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
@@ -26,7 +26,7 @@ pub struct SweepReport {
 pub async fn sweep(pool: &AnyPool, now: OffsetDateTime) -> AppResult<SweepReport> {
     let now_unix = UnixTime::from(now);
     let mut report = SweepReport::default();
-    let due: Vec<(String, String, String, UnixTime)> = sqlx::query_as(
+    let due: Vec<(String, TenantId, String, UnixTime)> = sqlx::query_as(
         "SELECT id, tenant_id, service_user_id, cutoff_at FROM api_keys WHERE status = 'rotating' AND cutoff_at <= $1",
     )
     .bind(now_unix)
@@ -44,7 +44,7 @@ pub async fn sweep(pool: &AnyPool, now: OffsetDateTime) -> AppResult<SweepReport
         .await;
         report.count(&id, done, |r| &mut r.revoked_after_rotation);
     }
-    let expired: Vec<(String, String, String, i64)> = sqlx::query_as(
+    let expired: Vec<(String, TenantId, String, i64)> = sqlx::query_as(
         "SELECT id, tenant_id, service_user_id, expires_at FROM api_keys WHERE status = 'active' AND expires_at <= $1",
     )
     .bind(now_unix)
@@ -96,7 +96,7 @@ enum Transition {
 async fn transition(
     pool: &AnyPool,
     id: &str,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     service_user_id: &str,
     transition: Transition,
     now: OffsetDateTime,

@@ -1,7 +1,7 @@
 //! Webhook deliveries: the email outbox's lease-and-backoff discipline, on a
 //! sibling table (a delivery has a status code and an endpoint, not a recipient).
 
-use crate::domain::UnixTime;
+use crate::domain::{TenantId, UnixTime};
 use serde::Serialize;
 use sqlx::{Any, AnyPool, Transaction};
 use time::OffsetDateTime;
@@ -10,7 +10,7 @@ use crate::{config::Engine, db::begin_write, domain::outbox::LEASE, error::AppRe
 
 pub(super) async fn insert(
     tx: &mut Transaction<'_, Any>,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     endpoint_id: &str,
     event_id: &str,
     event_type: &str,
@@ -147,7 +147,7 @@ pub struct DeliveryRecord {
 
 pub async fn list(
     pool: &AnyPool,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     endpoint_id: &str,
 ) -> AppResult<Vec<DeliveryRecord>> {
     Ok(sqlx::query_as(

@@ -5,7 +5,7 @@ pub mod deliveries;
 mod secret;
 mod target;
 
-use crate::domain::UnixTime;
+use crate::domain::{TenantId, UnixTime};
 use serde::Serialize;
 use sqlx::{Any, AnyPool, Transaction};
 use time::OffsetDateTime;
@@ -188,7 +188,7 @@ async fn audit_change(
 
 const SELECT: &str = "SELECT id, url, events, created_at, created_by FROM webhook_endpoints";
 
-pub async fn list(pool: &AnyPool, tenant_id: &str) -> AppResult<Vec<Endpoint>> {
+pub async fn list(pool: &AnyPool, tenant_id: &TenantId) -> AppResult<Vec<Endpoint>> {
     let rows: Vec<EndpointRow> = sqlx::query_as(&format!(
         "{SELECT} WHERE tenant_id = $1 ORDER BY created_at, id"
     ))
@@ -198,7 +198,7 @@ pub async fn list(pool: &AnyPool, tenant_id: &str) -> AppResult<Vec<Endpoint>> {
     Ok(rows.into_iter().map(Endpoint::from).collect())
 }
 
-pub async fn get(pool: &AnyPool, tenant_id: &str, id: &str) -> AppResult<Endpoint> {
+pub async fn get(pool: &AnyPool, tenant_id: &TenantId, id: &str) -> AppResult<Endpoint> {
     let row: Option<EndpointRow> =
         sqlx::query_as(&format!("{SELECT} WHERE tenant_id = $1 AND id = $2"))
             .bind(tenant_id)
@@ -274,7 +274,7 @@ fn body(
 /// inside the caller's transaction: the event exists if and only if its cause does.
 pub async fn enqueue(
     tx: &mut Transaction<'_, Any>,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     event_type: &str,
     data: serde_json::Value,
     now: OffsetDateTime,

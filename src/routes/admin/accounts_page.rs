@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     domain::{
-        Email, accounts, tenants, totp,
+        Email, TenantId, accounts, tenants, totp,
         users::{self, Password, Role},
     },
     error::AppError,
@@ -60,10 +60,10 @@ async fn page(
 ) -> Result<Response, PageError> {
     let memberships = admin.memberships(state).await?;
     let roles = users::tenant_admins(state.pool()).await?;
-    let slug_of = |tenant_id: &str| {
+    let slug_of = |tenant_id: &TenantId| {
         memberships
             .iter()
-            .find(|m| m.tenant.id == tenant_id)
+            .find(|m| &m.tenant.id == tenant_id)
             .map(|m| m.tenant.slug.clone())
     };
     let rows = accounts::list(state.pool())

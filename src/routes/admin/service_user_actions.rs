@@ -1,7 +1,7 @@
 //! Editing, disabling and enabling a service user from the admin UI. Each
 //! goes through the CSRF and role check; disabling refuses every key at once.
 
-use crate::domain::ServiceUserId;
+use crate::domain::{ServiceUserId, TenantId};
 use axum::{
     Form,
     extract::{Path, State},
@@ -52,7 +52,7 @@ fn parse(form: &EditForm) -> Result<ServiceUserChange, AppError> {
 /// user's name, so that name neither goes away nor moves to another one.
 async fn keep_management_name(
     state: &AppState,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &ServiceUserId,
     change: &ServiceUserChange,
 ) -> Result<(), AppError> {

@@ -6,7 +6,7 @@ use axum::{extract::FromRequestParts, http::request::Parts};
 
 use crate::{
     domain::{
-        Actor, Scope,
+        Actor, Scope, TenantId,
         tenants::{self, Tenant},
     },
     error::{AppError, AppResult},
@@ -122,7 +122,7 @@ impl ManagementCaller {
         if slug != self.0.tenant_slug {
             return Err(AppError::NotFound("tenant"));
         }
-        tenants::find_by_id(state.pool(), &self.0.tenant_id)
+        tenants::find_by_id(state.pool(), &TenantId::new(self.0.tenant_id.as_str()))
             .await?
             .ok_or(AppError::NotFound("tenant"))
     }
