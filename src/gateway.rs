@@ -18,7 +18,12 @@ use axum::{
     http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use http_body_util::BodyExt;
+use http::uri::{Authority, PathAndQuery, Scheme, Uri};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
 use keysmith_verify::{
     SqlVerifier, TenantScope, VerifyLayer, audit::spawn_sql_audit, limit::RedisLimiter, tls,
 };
@@ -72,24 +77,86 @@ impl std::fmt::Debug for RedisUrl {
     }
 }
 
-#[derive(Debug, Clone)]
+type UpstreamClient = Client<HttpsConnector<HttpConnector>, Body>;
+
+/// Where requests go: the base URI parsed once, and a pooled HTTP/1.1
+/// client (keep-alive connections reused across requests).
+#[derive(Clone)]
 struct Upstream {
-    base: String,
-    client: reqwest::Client,
+    scheme: Scheme,
+    authority: Authority,
+    /// The base URI's path without its trailing `/` ("" for none), put in
+    /// front of every request's path.
+    prefix: Arc<str>,
+    client: UpstreamClient,
+}
+
+/// An upstream base URI the gateway cannot use.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("--upstream must be an absolute http:// or https:// URL: {0}")]
+    NotHttp(String),
+    #[error("--upstream must not carry a query string or credentials")]
+    Extra,
+}
+
+impl Upstream {
+    fn new(base: &str, mut tls: tls::ClientConfig) -> Result<Self, UpstreamError> {
+        let not_http = || UpstreamError::NotHttp(base.to_owned());
+        let uri: Uri = base.parse().map_err(|_| not_http())?;
+        let scheme = uri.scheme().cloned().ok_or_else(not_http)?;
+        if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
+            return Err(not_http());
+        }
+        let authority = uri.authority().cloned().ok_or_else(not_http)?;
+        if uri.query().is_some() || authority.as_str().contains('@') {
+            return Err(UpstreamError::Extra);
+        }
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        // No overall timeout: SSE responses stay open as long as the server streams.
+        http.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
+        // hyper-rustls sets ALPN itself from the protocols enabled below.
+        tls.alpn_protocols.clear();
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Ok(Self {
+            scheme,
+            authority,
+            prefix: uri.path().trim_end_matches('/').into(),
+            // The legacy client follows no redirect: a 3xx goes back to the client.
+            client: Client::builder(TokioExecutor::new()).build(connector),
+        })
+    }
+
+    /// The upstream URI for a request's path and query.
+    fn uri_for(&self, path_and_query: Option<&PathAndQuery>) -> Result<Uri, http::Error> {
+        let path = path_and_query.map_or("/", PathAndQuery::as_str);
+        let path_and_query = if self.prefix.is_empty() {
+            match path_and_query {
+                Some(pq) => pq.clone(),
+                None => PathAndQuery::from_static("/"),
+            }
+        } else {
+            PathAndQuery::try_from(format!("{}{path}", self.prefix))?
+        };
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+    }
 }
 
 /// The proxy alone; put a [`VerifyLayer`] on it (see [`run`]).
 pub fn proxy(upstream: &str, extra_roots_pem: Option<&[u8]>) -> anyhow::Result<Router> {
-    // No overall timeout: SSE responses stay open as long as the server streams.
-    let client = tls::client_builder(extra_roots_pem)
-        .context("failed to set up TLS for the upstream")?
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .build()
-        .context("failed to build the upstream client")?;
-    let upstream = Upstream {
-        base: upstream.trim_end_matches('/').to_owned(),
-        client,
-    };
+    let tls =
+        tls::client_config(extra_roots_pem).context("failed to set up TLS for the upstream")?;
+    let upstream = Upstream::new(upstream, tls)?;
     Ok(Router::new().fallback(forward).with_state(upstream))
 }
 
@@ -124,34 +191,40 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Replaces whatever forwarding headers the client sent with the gateway's.
 fn set_forwarding(headers: &mut HeaderMap, peer: Option<SocketAddr>, host: Option<HeaderValue>) {
+    use std::fmt::Write as _;
     for name in FORWARDING {
         headers.remove(name);
     }
-    let mut forwarded = vec!["proto=http".to_owned()];
+    // `Forwarded: for="<peer>";proto=http;host="<host>"`, built in one string.
+    let mut forwarded = String::with_capacity(64);
     if let Some(peer) = peer {
-        let ip = peer.ip().to_string();
-        forwarded.insert(0, format!("for=\"{}\"", forwarded_node(peer)));
-        if let Ok(value) = HeaderValue::from_str(&ip) {
+        let _ = write!(forwarded, "for=\"{}\";", ForwardedNode(peer));
+        if let Ok(value) = HeaderValue::from_str(&peer.ip().to_string()) {
             headers.insert("x-forwarded-for", value);
         }
     }
+    forwarded.push_str("proto=http");
     headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
     if let Some(host) = host.filter(|h| h.to_str().is_ok_and(is_host)) {
         if let Ok(text) = host.to_str() {
-            forwarded.push(format!("host=\"{text}\""));
+            let _ = write!(forwarded, ";host=\"{text}\"");
         }
         headers.insert("x-forwarded-host", host);
     }
-    if let Ok(value) = HeaderValue::from_str(&forwarded.join(";")) {
+    if let Ok(value) = HeaderValue::try_from(forwarded) {
         headers.insert("forwarded", value);
     }
 }
 
 /// `Forwarded: for=` wants IPv6 addresses in brackets (RFC 7239 §6).
-fn forwarded_node(peer: SocketAddr) -> String {
-    match peer {
-        SocketAddr::V4(v4) => v4.ip().to_string(),
-        SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
+struct ForwardedNode(SocketAddr);
+
+impl std::fmt::Display for ForwardedNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            SocketAddr::V4(v4) => write!(f, "{}", v4.ip()),
+            SocketAddr::V6(v6) => write!(f, "[{}]", v6.ip()),
+        }
     }
 }
 
@@ -165,7 +238,9 @@ fn is_host(host: &str) -> bool {
 
 async fn forward(State(upstream): State<Upstream>, request: Request) -> Response {
     let (mut parts, body) = request.into_parts();
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let Ok(uri) = upstream.uri_for(parts.uri.path_and_query()) else {
+        return (StatusCode::BAD_REQUEST, "unusable request path").into_response();
+    };
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -173,33 +248,23 @@ async fn forward(State(upstream): State<Upstream>, request: Request) -> Response
     strip_hop_by_hop(&mut parts.headers);
     let host = parts.headers.remove(header::HOST);
     set_forwarding(&mut parts.headers, peer, host);
-    let mut outgoing = upstream
-        .client
-        .request(parts.method, format!("{}{path}", upstream.base))
-        .headers(parts.headers);
-    // A body the layer has read and judged is in memory: sent whole, with its
-    // length. Otherwise (not MCP) it streams.
-    match http_body::Body::size_hint(&body).exact() {
-        Some(0) => {}
-        Some(_) => match body.collect().await {
-            Ok(collected) => outgoing = outgoing.body(collected.to_bytes()),
-            Err(_) => return (StatusCode::BAD_REQUEST, "unreadable request body").into_response(),
-        },
-        None => outgoing = outgoing.body(reqwest::Body::wrap_stream(body.into_data_stream())),
-    }
-    match outgoing.send().await {
+    // hyper writes the length the body knows: exact for a body the layer has
+    // read and judged (sent whole), chunked for a streamed one (not MCP).
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let mut outgoing = http::Request::new(body);
+    *outgoing.method_mut() = parts.method;
+    *outgoing.uri_mut() = uri;
+    *outgoing.headers_mut() = parts.headers;
+    match upstream.client.request(outgoing).await {
         Ok(response) => {
-            let mut builder = Response::builder().status(response.status());
-            if let Some(headers) = builder.headers_mut() {
-                headers.extend(response.headers().clone());
-                strip_hop_by_hop(headers);
-            }
-            builder
-                .body(Body::from_stream(response.bytes_stream()))
-                .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+            let (mut parts, body) = response.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            Response::from_parts(parts, Body::new(body))
         }
         Err(err) => {
-            tracing::warn!(error = %err.without_url(), "upstream unreachable");
+            // The error names no URL; its source says why (refused, TLS...).
+            let cause = std::error::Error::source(&err).map(ToString::to_string);
+            tracing::warn!(error = %err, cause, "upstream unreachable");
             (StatusCode::BAD_GATEWAY, "upstream unreachable").into_response()
         }
     }
@@ -292,4 +357,45 @@ pub async fn run(state: AppState, options: GatewayOptions) -> anyhow::Result<()>
     let written = flusher.shutdown().await;
     tracing::info!(written, "audit flushed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(base: &str) -> Result<Upstream, UpstreamError> {
+        Upstream::new(
+            base,
+            tls::client_config(None).expect("the Mozilla roots load"),
+        )
+    }
+
+    #[test]
+    fn only_plain_http_or_https_base_urls_are_upstreams() {
+        for bad in [
+            "ftp://example.test",
+            "example.test:80",
+            "/relative",
+            "http://user:pw@example.test",
+            "http://example.test/?q=1",
+        ] {
+            assert!(upstream(bad).is_err(), "{bad} was accepted");
+        }
+        assert!(upstream("https://example.test").is_ok());
+    }
+
+    #[test]
+    fn request_paths_follow_the_base_path() {
+        let pq = |s: &'static str| PathAndQuery::from_static(s);
+        let bare = upstream("http://127.0.0.1:9000/").expect("a valid base");
+        let uri = bare.uri_for(Some(&pq("/mcp?x=1"))).expect("a valid path");
+        assert_eq!(uri.to_string(), "http://127.0.0.1:9000/mcp?x=1");
+        assert_eq!(
+            bare.uri_for(None).expect("a valid path").to_string(),
+            "http://127.0.0.1:9000/"
+        );
+        let nested = upstream("https://example.test/api/").expect("a valid base");
+        let uri = nested.uri_for(Some(&pq("/mcp"))).expect("a valid path");
+        assert_eq!(uri.to_string(), "https://example.test/api/mcp");
+    }
 }

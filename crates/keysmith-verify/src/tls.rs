@@ -6,8 +6,9 @@
 
 use std::sync::Arc;
 
+pub use rustls::ClientConfig;
 use rustls::{
-    ClientConfig, RootCertStore,
+    RootCertStore,
     pki_types::{CertificateDer, pem::PemObject},
 };
 
@@ -24,6 +25,14 @@ pub enum TlsError {
 /// A client builder: HTTPS with the Mozilla roots and `extra_roots_pem`
 /// (PEM certificates), HTTP/1.1, redirects passed back to the caller.
 pub fn client_builder(extra_roots_pem: Option<&[u8]>) -> Result<reqwest::ClientBuilder, TlsError> {
+    Ok(reqwest::Client::builder()
+        .tls_backend_preconfigured(client_config(extra_roots_pem)?)
+        .redirect(reqwest::redirect::Policy::none()))
+}
+
+/// The TLS side alone, for a client built on hyper directly (the gateway):
+/// the Mozilla roots and `extra_roots_pem`, ALPN `http/1.1`.
+pub fn client_config(extra_roots_pem: Option<&[u8]>) -> Result<ClientConfig, TlsError> {
     let mut roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
@@ -46,9 +55,7 @@ pub fn client_builder(extra_roots_pem: Option<&[u8]>) -> Result<reqwest::ClientB
             .with_root_certificates(roots)
             .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(reqwest::Client::builder()
-        .tls_backend_preconfigured(config)
-        .redirect(reqwest::redirect::Policy::none()))
+    Ok(config)
 }
 
 /// Makes `ring` the process-wide rustls provider, unless one is installed.
