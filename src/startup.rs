@@ -1,4 +1,5 @@
-//! Everything between "process started" and "serving": logging, database, pepper.
+//! Everything between "process started" and "serving": logging, database, pepper
+//! (and re-sealing secrets still stored in the legacy format).
 
 use std::sync::Arc;
 
@@ -36,6 +37,9 @@ pub async fn prepare_with_clock(config: Config, clock: SharedClock) -> anyhow::R
     let peppers = Peppers::load_or_create(&config.pepper_file)
         .context("failed to load the pepper (KEYSMITH_PEPPER_FILE)")?;
     let state = AppState::new(db, peppers, clock, config)?;
+    crate::domain::sealed::reseal_legacy(state.pool(), &state.peppers)
+        .await
+        .context("failed to re-seal secrets stored in the legacy format")?;
     state
         .sessions
         .migrate()

@@ -16,6 +16,7 @@ pub mod outbox;
 pub mod page;
 pub mod random;
 pub mod reminders;
+pub mod sealed;
 pub mod service_users;
 pub mod setup;
 pub mod sign_in_throttle;

@@ -8,7 +8,10 @@ use sqlx::AnyPool;
 use time::OffsetDateTime;
 use totp_rs::{Builder, Secret, Totp};
 
-use crate::domain::random;
+use crate::domain::{
+    random,
+    sealed::{self, Purpose},
+};
 use crate::{
     domain::{Actor, accounts, audit},
     error::{AppError, AppResult},
@@ -78,43 +81,19 @@ impl TotpSecret {
     }
 }
 
-/// `v<version>:<nonce>:<secret XOR HMAC(pepper, context ‖ user ‖ nonce)>`: a
-/// keyed stream cipher for 20 bytes. Bound to the account, so a secret
-/// copied to another row does not decrypt.
+/// Sealed for this account (see [`sealed`]): a copy moved to another row
+/// does not open.
 fn seal(peppers: &Peppers, user_id: &str, secret: &TotpSecret) -> AppResult<String> {
-    let nonce = random::base62(22);
-    let version = peppers.current_version();
-    let pad = pad(peppers, version, user_id, &nonce)
-        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no current pepper")))?;
-    let sealed: Vec<u8> = secret.0.iter().zip(pad).map(|(s, p)| s ^ p).collect();
-    Ok(format!("v{version}:{nonce}:{}", hex::encode(sealed)))
+    sealed::seal(peppers, Purpose::TotpSecret, user_id, &secret.0)
 }
 
 fn open(peppers: &Peppers, user_id: &str, sealed: &str) -> AppResult<TotpSecret> {
-    let broken = || {
-        AppError::Internal(anyhow::anyhow!(
-            "a stored TOTP secret cannot be read (pepper missing?)"
-        ))
-    };
-    let mut parts = sealed.splitn(3, ':');
-    let version: i64 = parts
-        .next()
-        .and_then(|v| v.strip_prefix('v'))
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(broken)?;
-    let nonce = parts.next().ok_or_else(broken)?;
-    let bytes = hex::decode(parts.next().ok_or_else(broken)?).map_err(|_| broken())?;
-    let pad = pad(peppers, version, user_id, nonce).ok_or_else(broken)?;
-    Ok(TotpSecret(
-        bytes.iter().zip(pad).map(|(s, p)| s ^ p).collect(),
-    ))
-}
-
-fn pad(peppers: &Peppers, version: i64, user_id: &str, nonce: &str) -> Option<[u8; 32]> {
-    peppers.digest(
-        version,
-        format!("keysmith totp secret v1\0{user_id}\0{nonce}").as_bytes(),
-    )
+    Ok(TotpSecret(sealed::open(
+        peppers,
+        Purpose::TotpSecret,
+        user_id,
+        sealed,
+    )?))
 }
 
 fn recovery_hash(peppers: &Peppers, user_id: &str, code: &str) -> String {
@@ -382,10 +361,7 @@ mod tests {
         let sealed = seal(&peppers, "u1", &secret).expect("seal");
         assert!(!sealed.contains(&hex::encode(&secret.0)));
         assert_eq!(open(&peppers, "u1", &sealed).expect("open").0, secret.0);
-        assert_ne!(
-            open(&peppers, "u2", &sealed).expect("opens to garbage").0,
-            secret.0
-        );
+        assert!(open(&peppers, "u2", &sealed).is_err());
         assert!(!format!("{secret:?}").contains(&secret.base32()));
     }
 

@@ -301,3 +301,94 @@ both_engines! {
         assert_eq!(history[0]["last_status"], 307);
     }
 }
+
+/// What versions before `s2` stored: `v<version>:<nonce>:<hex(plain XOR
+/// HMAC(pepper, context ‖ row ‖ nonce))>`, written here independently of the
+/// server's code.
+fn legacy_sealed(app: &TestApp, context: &str, row_id: &str, plain: &[u8]) -> String {
+    let peppers = &app.state.peppers;
+    let nonce = "legacyNonce0123456789a";
+    let pad = peppers
+        .digest(
+            peppers.current_version(),
+            format!("{context}\0{row_id}\0{nonce}").as_bytes(),
+        )
+        .expect("pepper");
+    let sealed: Vec<u8> = plain.iter().zip(pad).map(|(s, p)| s ^ p).collect();
+    format!(
+        "v{}:{nonce}:{}",
+        peppers.current_version(),
+        hex::encode(sealed)
+    )
+}
+
+async fn set_column(app: &TestApp, table: &str, column: &str, id: &str, value: &str) {
+    sqlx::query(&format!("UPDATE {table} SET {column} = $1 WHERE id = $2"))
+        .bind(value)
+        .bind(id)
+        .execute(app.state.pool())
+        .await
+        .expect("update");
+}
+
+async fn column(app: &TestApp, table: &str, column: &str, id: &str) -> String {
+    let (value,): (String,) =
+        sqlx::query_as(&format!("SELECT {column} FROM {table} WHERE id = $1"))
+            .bind(id)
+            .fetch_one(app.state.pool())
+            .await
+            .expect("select");
+    value
+}
+
+both_engines! {
+    async fn legacy_sealed_webhook_and_totp_secrets_open_and_are_resealed_at_start(app: TestApp) {
+        use keysmith::domain::totp::{self, TotpSecret};
+        // The RFC 6238 test secret, in base32.
+        const TOTP_BASE32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+        let (receiver, url) = Receiver::start(0).await;
+        let created = create_webhook(&app, &url, json!(["key.revoked"])).await;
+        let secret = created["secret"].as_str().expect("secret");
+        receiver.set_secret(secret);
+        let id = created["id"].as_str().expect("id").to_owned();
+        let old = legacy_sealed(&app, "keysmith webhook secret v1", &id, &secret.as_bytes()["whsec_".len()..]);
+        set_column(&app, "webhook_endpoints", "secret_sealed", &id, &old).await;
+        let user = crate::admin::account(&app, "old@acme.test", false).await;
+        let old_totp = legacy_sealed(&app, "keysmith totp secret v1", &user.id, b"12345678901234567890");
+        set_column(&app, "admin_users", "totp_secret", &user.id, &old_totp).await;
+        set_column(&app, "admin_users", "totp_pending", &user.id, &old_totp).await;
+
+        // Until a restart, the legacy value still opens.
+        let res = app.post(&format!("/api/v1/tenants/acme/webhooks/{id}/test"), &json!({})).await;
+        expect_json(res, StatusCode::ACCEPTED).await;
+        app.tick().await;
+        assert_eq!(receiver.accepted().len(), 1);
+
+        let app = TestApp::spawn_on(app.stop().await).await;
+        for (table, col, row) in [
+            ("webhook_endpoints", "secret_sealed", id.as_str()),
+            ("admin_users", "totp_secret", user.id.as_str()),
+            ("admin_users", "totp_pending", user.id.as_str()),
+        ] {
+            let value = column(&app, table, col, row).await;
+            assert!(value.starts_with("s2:"), "{table}.{col} re-sealed at start: {value}");
+        }
+        let res = app.post(&format!("/api/v1/tenants/acme/webhooks/{id}/test"), &json!({})).await;
+        expect_json(res, StatusCode::ACCEPTED).await;
+        app.tick().await;
+        assert_eq!(receiver.accepted().len(), 2, "signed with the same secret after re-sealing");
+        assert_eq!(receiver.inner.lock().expect("lock").bad_signatures, 0);
+
+        let peppers = &app.state.peppers;
+        let pending = totp::start_enrolment(app.state.pool(), peppers, &user.id).await.expect("pending");
+        assert_eq!(pending.base32(), TOTP_BASE32);
+        let code = TotpSecret::from_base32(TOTP_BASE32).expect("secret").code_at(app.now()).expect("code");
+        assert!(totp::verify(app.state.pool(), peppers, &user.id, &code, app.now()).await.expect("verify"));
+
+        // A sealed value moved to another row no longer opens.
+        let moved = column(&app, "webhook_endpoints", "secret_sealed", &id).await;
+        let other = crate::admin::account(&app, "other@acme.test", false).await;
+        set_column(&app, "admin_users", "totp_secret", &other.id, &moved).await;
+        assert!(totp::verify(app.state.pool(), peppers, &other.id, &code, app.now()).await.is_err());
+    }
+}

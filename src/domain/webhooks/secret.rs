@@ -4,12 +4,15 @@
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::domain::{UnixTime, random};
+use crate::domain::{
+    UnixTime, random,
+    sealed::{self, Purpose},
+};
 use crate::error::{AppError, AppResult};
 use keysmith_verify::Peppers;
 
 const PREFIX: &str = "whsec_";
-/// Random base62 characters after the prefix; at most 32, the pad's length.
+/// Random base62 characters after the prefix.
 const RANDOM_LEN: usize = 32;
 
 /// A signing secret in clear, only in memory. `Debug` hides it.
@@ -40,44 +43,20 @@ impl WebhookSecret {
         format!("t={unix},v1={}", hex::encode(mac.finalize().into_bytes()))
     }
 
-    /// `v<version>:<nonce>:<random part XOR HMAC(pepper, context ‖ endpoint ‖ nonce)>`,
-    /// bound to the endpoint so a sealed secret copied to another row does not open.
+    /// Sealed for this endpoint (see [`sealed`]): a copy moved to another
+    /// row does not open.
     pub fn seal(&self, peppers: &Peppers, endpoint_id: &str) -> AppResult<String> {
-        let nonce = random::base62(22);
-        let version = peppers.current_version();
-        let pad = pad(peppers, version, endpoint_id, &nonce)
-            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no current pepper")))?;
         let random = self.0.trim_start_matches(PREFIX).as_bytes();
-        let sealed: Vec<u8> = random.iter().zip(pad).map(|(s, p)| s ^ p).collect();
-        Ok(format!("v{version}:{nonce}:{}", hex::encode(sealed)))
+        sealed::seal(peppers, Purpose::WebhookSecret, endpoint_id, random)
     }
 
     pub fn open(peppers: &Peppers, endpoint_id: &str, sealed: &str) -> AppResult<Self> {
-        let broken = || {
-            AppError::Internal(anyhow::anyhow!(
-                "a stored webhook secret cannot be read (pepper missing?)"
-            ))
-        };
-        let mut parts = sealed.splitn(3, ':');
-        let version: i64 = parts
-            .next()
-            .and_then(|v| v.strip_prefix('v'))
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(broken)?;
-        let nonce = parts.next().ok_or_else(broken)?;
-        let bytes = hex::decode(parts.next().ok_or_else(broken)?).map_err(|_| broken())?;
-        let pad = pad(peppers, version, endpoint_id, nonce).ok_or_else(broken)?;
-        let random: Vec<u8> = bytes.iter().zip(pad).map(|(s, p)| s ^ p).collect();
-        let random = String::from_utf8(random).map_err(|_| broken())?;
+        let random = sealed::open(peppers, Purpose::WebhookSecret, endpoint_id, sealed)?;
+        let random = String::from_utf8(random).map_err(|_| {
+            AppError::Internal(anyhow::anyhow!("a stored webhook secret is not text"))
+        })?;
         Ok(Self(format!("{PREFIX}{random}")))
     }
-}
-
-fn pad(peppers: &Peppers, version: i64, endpoint_id: &str, nonce: &str) -> Option<[u8; 32]> {
-    peppers.digest(
-        version,
-        format!("keysmith webhook secret v1\0{endpoint_id}\0{nonce}").as_bytes(),
-    )
 }
 
 #[cfg(test)]
@@ -93,8 +72,7 @@ mod tests {
         assert!(!sealed.contains(secret.expose().trim_start_matches(PREFIX)));
         let opened = WebhookSecret::open(&peppers, "wh1", &sealed).expect("open");
         assert_eq!(opened.expose(), secret.expose());
-        let other = WebhookSecret::open(&peppers, "wh2", &sealed).map(|s| s.0);
-        assert!(other.map_or(true, |o| o != secret.0));
+        assert!(WebhookSecret::open(&peppers, "wh2", &sealed).is_err());
         assert!(!format!("{secret:?}").contains(&secret.0));
     }
 
