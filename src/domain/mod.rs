@@ -14,6 +14,7 @@ pub mod leaks;
 pub mod notice;
 pub mod outbox;
 pub mod page;
+pub mod queue;
 pub mod random;
 pub mod reminders;
 pub mod sealed;

@@ -4,13 +4,17 @@
 use crate::domain::{TenantId, UnixTime};
 use serde::Serialize;
 use sqlx::{Any, AnyPool, Executor, Transaction};
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 use super::notice::{Notice, RevocationNotice, RotationNotice};
 use crate::{
     config::Engine,
-    db::begin_write,
-    domain::{Actor, keys::KeyRow, tenants::Tenant},
+    domain::{
+        Actor,
+        keys::KeyRow,
+        queue::{self, Queue},
+        tenants::Tenant,
+    },
     error::AppResult,
 };
 
@@ -162,12 +166,7 @@ pub struct ClaimedMail {
     pub attempts: i64,
 }
 
-/// How long a claim lasts: a sender that dies mid-send releases its rows after this.
-pub const LEASE: Duration = Duration::minutes(2);
-
-/// Claims up to `limit` due rows for `owner`. On PostgreSQL, `SKIP LOCKED`
-/// lets several instances claim disjoint rows at once; SQLite serializes
-/// writers, and the lease condition does the rest.
+/// Claims up to `limit` due rows for `owner` (see [`queue::claim_due`]).
 pub async fn claim_due(
     pool: &AnyPool,
     engine: Engine,
@@ -175,34 +174,17 @@ pub async fn claim_due(
     limit: i64,
     now: OffsetDateTime,
 ) -> AppResult<Vec<ClaimedMail>> {
-    let now_unix = UnixTime::from(now);
-    let lock = if engine == Engine::Postgres {
-        " FOR UPDATE SKIP LOCKED"
-    } else {
-        ""
-    };
-    let mut tx = begin_write(pool).await?;
-    sqlx::query(&format!(
-        "UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE id IN (\
-           SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $3 \
-           AND (lease_until IS NULL OR lease_until <= $3) ORDER BY id LIMIT $4{lock})"
-    ))
-    .bind(owner)
-    .bind(UnixTime::from(now + LEASE))
-    .bind(now_unix)
-    .bind(limit)
-    .execute(&mut *tx)
-    .await?;
-    let claimed = sqlx::query_as(
+    queue::claim_due(
+        pool,
+        engine,
+        Queue::Outbox,
         "SELECT id, key_id, tenant_id, recipient, payload, attempts FROM outbox \
          WHERE lease_owner = $1 AND status = 'pending' AND lease_until > $2 ORDER BY id",
+        owner,
+        limit,
+        now,
     )
-    .bind(owner)
-    .bind(now_unix)
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(claimed)
+    .await
 }
 
 /// What happened to one attempt.

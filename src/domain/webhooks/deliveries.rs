@@ -1,4 +1,4 @@
-//! Webhook deliveries: the email outbox's lease-and-backoff discipline, on a
+//! Webhook deliveries: the email outbox's lease-and-backoff discipline ([`queue`]), on a
 //! sibling table (a delivery has a status code and an endpoint, not a recipient).
 
 use crate::domain::{TenantId, UnixTime};
@@ -6,7 +6,11 @@ use serde::Serialize;
 use sqlx::{Any, AnyPool, Transaction};
 use time::OffsetDateTime;
 
-use crate::{config::Engine, db::begin_write, domain::outbox::LEASE, error::AppResult};
+use crate::{
+    config::Engine,
+    domain::queue::{self, Queue},
+    error::AppResult,
+};
 
 pub(super) async fn insert(
     tx: &mut Transaction<'_, Any>,
@@ -46,7 +50,7 @@ pub struct ClaimedDelivery {
     pub secret_sealed: String,
 }
 
-/// Claims up to `limit` due deliveries for `owner`, as `outbox::claim_due` does.
+/// Claims up to `limit` due deliveries for `owner` (see [`queue::claim_due`]).
 pub async fn claim_due(
     pool: &AnyPool,
     engine: Engine,
@@ -54,35 +58,18 @@ pub async fn claim_due(
     limit: i64,
     now: OffsetDateTime,
 ) -> AppResult<Vec<ClaimedDelivery>> {
-    let now_unix = UnixTime::from(now);
-    let lock = if engine == Engine::Postgres {
-        " FOR UPDATE SKIP LOCKED"
-    } else {
-        ""
-    };
-    let mut tx = begin_write(pool).await?;
-    sqlx::query(&format!(
-        "UPDATE webhook_deliveries SET lease_owner = $1, lease_until = $2 WHERE id IN (\
-           SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $3 \
-           AND (lease_until IS NULL OR lease_until <= $3) ORDER BY id LIMIT $4{lock})"
-    ))
-    .bind(owner)
-    .bind(UnixTime::from(now + LEASE))
-    .bind(now_unix)
-    .bind(limit)
-    .execute(&mut *tx)
-    .await?;
-    let claimed = sqlx::query_as(
+    queue::claim_due(
+        pool,
+        engine,
+        Queue::WebhookDeliveries,
         "SELECT d.id, d.endpoint_id, d.event_type, d.payload, d.attempts, e.url, e.secret_sealed \
          FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
          WHERE d.lease_owner = $1 AND d.status = 'pending' AND d.lease_until > $2 ORDER BY d.id",
+        owner,
+        limit,
+        now,
     )
-    .bind(owner)
-    .bind(now_unix)
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(claimed)
+    .await
 }
 
 /// The outcome of one attempt.

@@ -1,0 +1,76 @@
+//! The lease discipline shared by the tables that work as queues (the email
+//! outbox, webhook deliveries): due `pending` rows are leased to one owner at
+//! a time, and a sender that dies mid-send releases its rows when the lease
+//! runs out. Each table records its own outcomes (see `outbox::record`,
+//! `webhooks::deliveries::record`), always only while its owner holds the lease.
+
+use sqlx::{AnyPool, any::AnyRow};
+use time::{Duration, OffsetDateTime};
+
+use crate::{config::Engine, db::begin_write, domain::UnixTime, error::AppResult};
+
+/// How long a claim lasts: a sender that dies mid-send releases its rows after this.
+pub const LEASE: Duration = Duration::minutes(2);
+
+/// A queue table: `id`, `status`, `next_attempt_at`, `lease_owner`,
+/// `lease_until`. Its name goes into SQL, so it is one of these, never input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queue {
+    Outbox,
+    WebhookDeliveries,
+}
+
+impl Queue {
+    fn table(self) -> &'static str {
+        match self {
+            Self::Outbox => "outbox",
+            Self::WebhookDeliveries => "webhook_deliveries",
+        }
+    }
+}
+
+/// Leases up to `limit` due rows of `queue` to `owner`, then reads what
+/// `owner` holds with `select` (`$1` = owner, `$2` = now; it must keep
+/// `lease_owner = $1 AND status = 'pending' AND lease_until > $2`), in one
+/// transaction. On PostgreSQL, `SKIP LOCKED` lets several instances claim
+/// disjoint rows at once; SQLite serializes writers, and the lease condition
+/// does the rest.
+pub async fn claim_due<T>(
+    pool: &AnyPool,
+    engine: Engine,
+    queue: Queue,
+    select: &'static str,
+    owner: &str,
+    limit: i64,
+    now: OffsetDateTime,
+) -> AppResult<Vec<T>>
+where
+    T: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin,
+{
+    let now_unix = UnixTime::from(now);
+    let lock = if engine == Engine::Postgres {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
+    let table = queue.table();
+    let mut tx = begin_write(pool).await?;
+    sqlx::query(&format!(
+        "UPDATE {table} SET lease_owner = $1, lease_until = $2 WHERE id IN (\
+           SELECT id FROM {table} WHERE status = 'pending' AND next_attempt_at <= $3 \
+           AND (lease_until IS NULL OR lease_until <= $3) ORDER BY id LIMIT $4{lock})"
+    ))
+    .bind(owner)
+    .bind(UnixTime::from(now + LEASE))
+    .bind(now_unix)
+    .bind(limit)
+    .execute(&mut *tx)
+    .await?;
+    let claimed = sqlx::query_as(select)
+        .bind(owner)
+        .bind(now_unix)
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(claimed)
+}
