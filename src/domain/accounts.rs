@@ -2,7 +2,7 @@
 //! and enabling it, ending its sessions. Every change is one transaction
 //! with its `account_events` row.
 
-use crate::domain::{TenantId, UnixTime};
+use crate::domain::{AdminId, TenantId, UnixTime};
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
@@ -34,7 +34,7 @@ impl AccountState {
     }
 }
 
-pub async fn state(pool: &AnyPool, user_id: &str) -> AppResult<Option<AccountState>> {
+pub async fn state(pool: &AnyPool, user_id: &AdminId) -> AppResult<Option<AccountState>> {
     Ok(sqlx::query_as(
         "SELECT is_superadmin, disabled_at, session_epoch, must_change_password, totp_enabled_at, \
          (SELECT COUNT(*) FROM memberships m JOIN tenants t ON t.id = m.tenant_id \
@@ -49,7 +49,7 @@ pub async fn state(pool: &AnyPool, user_id: &str) -> AppResult<Option<AccountSta
 /// Records what happened to an account, inside the caller's transaction.
 pub async fn record_event(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    user_id: &str,
+    user_id: &AdminId,
     actor: &Actor,
     action: &str,
     detail: Option<&str>,
@@ -71,7 +71,7 @@ pub async fn record_event(
 /// Ends every session of the account at once (their next request is refused).
 pub async fn bump_epoch(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    user_id: &str,
+    user_id: &AdminId,
 ) -> AppResult<()> {
     sqlx::query("UPDATE admin_users SET session_epoch = session_epoch + 1 WHERE id = $1")
         .bind(user_id)
@@ -89,9 +89,9 @@ pub async fn set_disabled(
     disabled: bool,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<String> {
+) -> AppResult<AdminId> {
     let mut tx = crate::db::begin_write(pool).await?;
-    let found: Option<(String,)> = sqlx::query_as(
+    let found: Option<(AdminId,)> = sqlx::query_as(
         "UPDATE admin_users SET disabled_at = $1, session_epoch = session_epoch + 1 \
          WHERE email = $2 RETURNING id",
     )
@@ -114,7 +114,7 @@ pub async fn set_disabled(
 #[tracing::instrument(skip_all)]
 pub async fn end_sessions(
     pool: &AnyPool,
-    user_id: &str,
+    user_id: &AdminId,
     actor: &Actor,
     now: OffsetDateTime,
 ) -> AppResult<()> {
@@ -136,7 +136,7 @@ pub async fn end_sessions(
 /// One account as the superadmin's accounts page lists it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AccountLine {
-    pub id: String,
+    pub id: AdminId,
     pub email: String,
     pub is_superadmin: i64,
     pub disabled_at: Option<UnixTime>,
@@ -165,7 +165,7 @@ pub async fn reset_password(
 ) -> AppResult<()> {
     let hash = users::hash_password(temporary).await?;
     let mut tx = crate::db::begin_write(pool).await?;
-    let found: Option<(String,)> = sqlx::query_as(
+    let found: Option<(AdminId,)> = sqlx::query_as(
         "UPDATE admin_users SET password_hash = $1, must_change_password = 1, \
          session_epoch = session_epoch + 1 WHERE email = $2 RETURNING id",
     )
@@ -193,7 +193,7 @@ pub async fn reset_password(
 #[tracing::instrument(skip_all)]
 pub async fn set_own_password(
     pool: &AnyPool,
-    user_id: &str,
+    user_id: &AdminId,
     new: Password,
     actor: &Actor,
     now: OffsetDateTime,
@@ -222,7 +222,7 @@ pub async fn set_own_password(
 }
 
 /// The stored hash of an account's password, to check its current one.
-pub async fn password_hash(pool: &AnyPool, user_id: &str) -> AppResult<String> {
+pub async fn password_hash(pool: &AnyPool, user_id: &AdminId) -> AppResult<String> {
     let (hash,): (String,) = sqlx::query_as("SELECT password_hash FROM admin_users WHERE id = $1")
         .bind(user_id)
         .fetch_one(pool)
@@ -240,7 +240,7 @@ pub async fn remove_role(
     now: OffsetDateTime,
 ) -> AppResult<()> {
     let mut tx = crate::db::begin_write(pool).await?;
-    let found: Option<(String,)> = sqlx::query_as(
+    let found: Option<(AdminId,)> = sqlx::query_as(
         "DELETE FROM memberships WHERE tenant_id = $1 \
          AND user_id = (SELECT id FROM admin_users WHERE email = $2) RETURNING user_id",
     )

@@ -2,10 +2,12 @@
 
 use std::fmt;
 
+use super::AdminId;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
     /// A signed-in admin (by id; the email is looked up when displayed).
-    User { id: String, email: String },
+    User { id: AdminId, email: String },
     /// A management key calling the JSON API.
     ManagementKey { key_id: String },
     /// The command line, run by whoever has shell access to the server.

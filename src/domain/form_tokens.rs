@@ -2,7 +2,7 @@
 //! token is spent by one conditional `DELETE`, so of any number of concurrent
 //! POSTs carrying it exactly one wins; a browser re-POST finds it spent.
 
-use crate::domain::UnixTime;
+use crate::domain::{AdminId, UnixTime};
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
@@ -14,7 +14,7 @@ const LIFETIME_SECS: i64 = 12 * 3600;
 
 /// Issues a token for `user_id`; only its hash is stored.
 #[tracing::instrument(skip_all, fields(user_id))]
-pub async fn issue(pool: &AnyPool, user_id: &str, now: OffsetDateTime) -> AppResult<String> {
+pub async fn issue(pool: &AnyPool, user_id: &AdminId, now: OffsetDateTime) -> AppResult<String> {
     let token = random::base62(24);
     sqlx::query("INSERT INTO form_tokens (token_hash, user_id, expires_at) VALUES ($1, $2, $3)")
         .bind(secret_hash(&token))
@@ -30,7 +30,7 @@ pub async fn issue(pool: &AnyPool, user_id: &str, now: OffsetDateTime) -> AppRes
 #[tracing::instrument(skip_all, fields(user_id))]
 pub async fn spend(
     pool: &AnyPool,
-    user_id: &str,
+    user_id: &AdminId,
     token: &str,
     now: OffsetDateTime,
 ) -> AppResult<bool> {

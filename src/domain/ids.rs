@@ -39,6 +39,12 @@ id_type!(
 );
 
 id_type!(
+    /// An admin account's id (16 base62 characters): a person who signs in
+    /// to the admin UI, not a service user.
+    AdminId
+);
+
+id_type!(
     /// A service user's id (16 base62 characters).
     ServiceUserId
 );

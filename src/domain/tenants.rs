@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use crate::domain::random;
 use crate::{
     db::{OnUniqueViolation, begin_write},
-    domain::{Actor, Name, TenantSlug, audit},
+    domain::{Actor, AdminId, Name, TenantSlug, audit},
     error::{AppError, AppResult},
 };
 use keysmith_verify::{
@@ -96,7 +96,7 @@ pub struct TenantRole {
 
 /// The tenants `user_id` has a role in, with the role: one query that reads
 /// only those tenants.
-pub async fn with_roles_of(pool: &AnyPool, user_id: &str) -> AppResult<Vec<TenantRole>> {
+pub async fn with_roles_of(pool: &AnyPool, user_id: &AdminId) -> AppResult<Vec<TenantRole>> {
     let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("t.{c}")).collect();
     Ok(sqlx::query_as(&format!(
         "SELECT {}, m.role FROM memberships m JOIN tenants t ON t.id = m.tenant_id \

@@ -3,7 +3,7 @@
 //! encrypted under the pepper, recovery codes as an HMAC under it: a copy of
 //! the database alone yields neither.
 
-use crate::domain::{TenantId, UnixTime};
+use crate::domain::{AdminId, TenantId, UnixTime};
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 use totp_rs::{Builder, Secret, Totp};
@@ -112,7 +112,7 @@ pub struct Status {
     pub required_by_tenant: bool,
 }
 
-pub async fn status(pool: &AnyPool, user_id: &str) -> AppResult<Status> {
+pub async fn status(pool: &AnyPool, user_id: &AdminId) -> AppResult<Status> {
     let (enabled, tenants): (Option<i64>, i64) = sqlx::query_as(
         "SELECT totp_enabled_at, (SELECT COUNT(*) FROM memberships m JOIN tenants t ON t.id = m.tenant_id \
          WHERE m.user_id = $1 AND t.require_totp = 1) FROM admin_users WHERE id = $1",
@@ -132,7 +132,7 @@ pub async fn status(pool: &AnyPool, user_id: &str) -> AppResult<Status> {
 pub async fn start_enrolment(
     pool: &AnyPool,
     peppers: &Peppers,
-    user_id: &str,
+    user_id: &AdminId,
 ) -> AppResult<TotpSecret> {
     let pending: Option<(Option<String>,)> = sqlx::query_as(
         "SELECT totp_pending FROM admin_users WHERE id = $1 AND totp_enabled_at IS NULL",
@@ -141,13 +141,13 @@ pub async fn start_enrolment(
     .fetch_optional(pool)
     .await?;
     if let Some((Some(sealed),)) = pending {
-        return open(peppers, user_id, &sealed);
+        return open(peppers, user_id.as_str(), &sealed);
     }
     let secret = TotpSecret::generate()?;
     sqlx::query(
         "UPDATE admin_users SET totp_pending = $1 WHERE id = $2 AND totp_enabled_at IS NULL",
     )
-    .bind(seal(peppers, user_id, &secret)?)
+    .bind(seal(peppers, user_id.as_str(), &secret)?)
     .bind(user_id)
     .execute(pool)
     .await?;
@@ -159,7 +159,7 @@ pub async fn start_enrolment(
 /// raced code wins at most once.
 async fn claim_step(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    user_id: &str,
+    user_id: &AdminId,
     step: i64,
 ) -> AppResult<bool> {
     let done = sqlx::query(
@@ -178,7 +178,7 @@ async fn claim_step(
 pub async fn confirm_enrolment(
     pool: &AnyPool,
     peppers: &Peppers,
-    user_id: &str,
+    user_id: &AdminId,
     code: &str,
     actor: &Actor,
     now: OffsetDateTime,
@@ -198,7 +198,7 @@ pub async fn confirm_enrolment(
     .ok_or_else(|| {
         AppError::Conflict("two-factor sign-in is already on for this account".into())
     })?;
-    let secret = open(peppers, user_id, &pending.ok_or_else(wrong)?)?;
+    let secret = open(peppers, user_id.as_str(), &pending.ok_or_else(wrong)?)?;
     let step = secret.matching_step(code, now)?.ok_or_else(wrong)?;
     if !claim_step(&mut tx, user_id, step).await? {
         return Err(wrong());
@@ -215,7 +215,7 @@ pub async fn confirm_enrolment(
     for code in &codes {
         sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
             .bind(user_id)
-            .bind(recovery_hash(peppers, user_id, code))
+            .bind(recovery_hash(peppers, user_id.as_str(), code))
             .execute(&mut *tx)
             .await?;
     }
@@ -229,7 +229,7 @@ pub async fn confirm_enrolment(
 pub async fn verify(
     pool: &AnyPool,
     peppers: &Peppers,
-    user_id: &str,
+    user_id: &AdminId,
     code: &str,
     now: OffsetDateTime,
 ) -> AppResult<bool> {
@@ -243,10 +243,12 @@ pub async fn verify(
                 .await?;
         match sealed {
             None => false,
-            Some(sealed) => match open(peppers, user_id, &sealed)?.matching_step(code, now)? {
-                Some(step) => claim_step(&mut tx, user_id, step).await?,
-                None => false,
-            },
+            Some(sealed) => {
+                match open(peppers, user_id.as_str(), &sealed)?.matching_step(code, now)? {
+                    Some(step) => claim_step(&mut tx, user_id, step).await?,
+                    None => false,
+                }
+            }
         }
     } else {
         let spent = sqlx::query(
@@ -254,7 +256,7 @@ pub async fn verify(
         )
         .bind(UnixTime::from(now))
         .bind(user_id)
-        .bind(recovery_hash(peppers, user_id, code))
+        .bind(recovery_hash(peppers, user_id.as_str(), code))
         .execute(&mut *tx)
         .await?;
         let ok = spent.rows_affected() == 1;
@@ -284,7 +286,7 @@ pub async fn reset(
     now: OffsetDateTime,
 ) -> AppResult<()> {
     let mut tx = crate::db::begin_write(pool).await?;
-    let found: Option<(String,)> = sqlx::query_as(
+    let found: Option<(AdminId,)> = sqlx::query_as(
         "UPDATE admin_users SET totp_secret = NULL, totp_pending = NULL, totp_enabled_at = NULL, \
          totp_last_step = NULL, session_epoch = session_epoch + 1 WHERE email = $1 RETURNING id",
     )

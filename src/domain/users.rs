@@ -1,6 +1,6 @@
 //! Admin accounts (humans): argon2id passwords, roles per tenant.
 
-use crate::domain::{TenantId, UnixTime};
+use crate::domain::{AdminId, TenantId, UnixTime};
 use argon2::{Argon2, PasswordHash, PasswordHasher};
 use serde::Serialize;
 use sqlx::AnyPool;
@@ -58,7 +58,7 @@ impl Role {
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AdminUser {
-    pub id: String,
+    pub id: AdminId,
     pub email: String,
     #[sqlx(default)]
     pub password_hash: String,
@@ -207,7 +207,7 @@ async fn insert<'e>(
     superadmin: bool,
     now: OffsetDateTime,
 ) -> AppResult<AdminUser> {
-    let id = random::base62(16);
+    let id = AdminId::new(random::base62(16));
     sqlx::query(
         "INSERT INTO admin_users (id, email, password_hash, is_superadmin, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
@@ -243,7 +243,7 @@ pub async fn find_by_email(pool: &AnyPool, email: &str) -> AppResult<Option<Admi
 pub async fn grant(
     pool: &AnyPool,
     tenant_id: &TenantId,
-    user_id: &str,
+    user_id: &AdminId,
     role: Role,
     now: OffsetDateTime,
 ) -> AppResult<()> {
@@ -260,7 +260,7 @@ pub async fn grant(
 async fn set_role(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     tenant_id: &TenantId,
-    user_id: &str,
+    user_id: &AdminId,
     role: Role,
     now: OffsetDateTime,
 ) -> AppResult<()> {

@@ -80,7 +80,7 @@ both_engines! {
         // The owner revoking their own key hears nothing.
         let own = app.create_key(&su, json!({"name": "own"})).await;
         let tenant = app.tenant.clone();
-        let owner = keysmith::domain::Actor::User { id: "u1".into(), email: "CI-bot@owner.test".into() };
+        let owner = keysmith::domain::Actor::User { id: keysmith::domain::AdminId::new("u1"), email: "CI-bot@owner.test".into() };
         keysmith::domain::keys::revoke(app.state.pool(), &tenant, &keysmith::domain::KeyId::new(own["id"].as_str().expect("id")), "done with it", &owner, app.now()).await.expect("revoke");
         app.tick().await;
         assert_eq!(sink.messages().len(), 1, "no email for the owner's own revocation");

@@ -61,11 +61,11 @@ async fn metrics_text(app: &crate::helpers::TestApp) -> String {
 
 both_engines! {
     async fn key_events_are_counted_wherever_they_come_from(app: TestApp) {
-        use keysmith::domain::{Actor, keys};
+        use keysmith::domain::{Actor, AdminId, keys};
         let su = app.create_service_user("ci-bot").await;
         let key = app.create_key(&su, serde_json::json!({})).await;
         let id = key["id"].as_str().expect("id");
-        let as_admin = Actor::User { id: "u1".into(), email: "admin@acme.test".into() };
+        let as_admin = Actor::User { id: AdminId::new("u1"), email: "admin@acme.test".into() };
         let rotation = keys::rotate(app.state.pool(), &app.state.peppers, &app.tenant, &keysmith::domain::KeyId::new(id), None, &as_admin, app.now()).await.expect("rotate");
         keys::revoke(app.state.pool(), &app.tenant, &rotation.new.row.id, "done", &Actor::Cli, app.now()).await.expect("revoke");
         let text = metrics_text(&app).await;

@@ -354,9 +354,9 @@ both_engines! {
         let old = legacy_sealed(&app, "keysmith webhook secret v1", &id, &secret.as_bytes()["whsec_".len()..]);
         set_column(&app, "webhook_endpoints", "secret_sealed", &id, &old).await;
         let user = crate::admin::account(&app, "old@acme.test", false).await;
-        let old_totp = legacy_sealed(&app, "keysmith totp secret v1", &user.id, b"12345678901234567890");
-        set_column(&app, "admin_users", "totp_secret", &user.id, &old_totp).await;
-        set_column(&app, "admin_users", "totp_pending", &user.id, &old_totp).await;
+        let old_totp = legacy_sealed(&app, "keysmith totp secret v1", user.id.as_str(), b"12345678901234567890");
+        set_column(&app, "admin_users", "totp_secret", user.id.as_str(), &old_totp).await;
+        set_column(&app, "admin_users", "totp_pending", user.id.as_str(), &old_totp).await;
 
         // Until a restart, the legacy value still opens.
         let res = app.post(&format!("/api/v1/tenants/acme/webhooks/{id}/test"), &json!({})).await;
@@ -388,7 +388,7 @@ both_engines! {
         // A sealed value moved to another row no longer opens.
         let moved = column(&app, "webhook_endpoints", "secret_sealed", &id).await;
         let other = crate::admin::account(&app, "other@acme.test", false).await;
-        set_column(&app, "admin_users", "totp_secret", &other.id, &moved).await;
+        set_column(&app, "admin_users", "totp_secret", other.id.as_str(), &moved).await;
         assert!(totp::verify(app.state.pool(), peppers, &other.id, &code, app.now()).await.is_err());
     }
 }

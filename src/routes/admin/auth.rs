@@ -1,6 +1,6 @@
 //! Who is signed in, which tenant they act in, and the CSRF check every form goes through.
 
-use crate::domain::{UnixTime, unix_time};
+use crate::domain::{AdminId, UnixTime, unix_time};
 use axum::{
     extract::FromRequestParts,
     http::{HeaderMap, request::Parts},
@@ -20,7 +20,7 @@ use crate::{
 /// What the session remembers about the signed-in admin.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SignedIn {
-    pub user_id: String,
+    pub user_id: AdminId,
     pub email: String,
     pub superadmin: bool,
     /// Per-session CSRF token, sent back in every form.
