@@ -4,7 +4,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::helpers::{Engine, TestDb};
+use crate::helpers::{ClosedPort, Engine, TestDb};
 
 fn keysmith(db: &TestDb, args: &[&str], stdin: Option<&str>) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_keysmith"))
@@ -272,13 +272,9 @@ async fn from_nothing_to_a_verified_key(engine: Engine) {
     let verify_only = verify_only["key"].as_str().expect("key").to_owned();
 
     // A gateway must say whose keys it accepts; an unknown tenant is an error, not an empty gate.
-    let upstream = [
-        "gateway",
-        "--upstream",
-        "http://127.0.0.1:9",
-        "--bind",
-        "127.0.0.1:0",
-    ];
+    let closed = ClosedPort::bind();
+    let nowhere = format!("http://{}", closed.addr());
+    let upstream = ["gateway", "--upstream", &nowhere, "--bind", "127.0.0.1:0"];
     let unscoped = keysmith(&db, &upstream, None);
     assert!(!unscoped.status.success());
     let said = String::from_utf8_lossy(&unscoped.stderr);
@@ -411,13 +407,17 @@ async fn serve_prints_a_setup_link_on_a_fresh_database() {
 #[test]
 fn database_url_secrets_never_reach_the_output() {
     let dir = tempfile::tempdir().expect("tmp");
+    let closed = ClosedPort::bind();
+    let port = closed.addr().port();
     let out = Command::new(env!("CARGO_BIN_EXE_keysmith"))
         .arg("migrate")
         .env("KEYSMITH_DATA_DIR", dir.path())
         .env("KEYSMITH_LOG", "trace")
         .env(
             "KEYSMITH_DATABASE_URL",
-            "postgres://app:p@ss:hunter2@127.0.0.1:1/k?sslpassword=s3cret&password=hunter3",
+            format!(
+                "postgres://app:p@ss:hunter2@127.0.0.1:{port}/k?sslpassword=s3cret&password=hunter3"
+            ),
         )
         .output()
         .expect("run keysmith");
@@ -426,9 +426,11 @@ fn database_url_secrets_never_reach_the_output() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!out.status.success(), "nothing listens on port 1");
+    assert!(!out.status.success(), "nothing listens on port {port}");
     assert!(
-        all.contains("failed to connect to the database at postgres://app:***@127.0.0.1:1/k"),
+        all.contains(&format!(
+            "failed to connect to the database at postgres://app:***@127.0.0.1:{port}/k"
+        )),
         "{all}"
     );
     for secret in ["hunter2", "hunter3", "s3cret", "p@ss"] {

@@ -3,7 +3,10 @@
 use std::{collections::HashMap, convert::Infallible, sync::Arc, time::Duration};
 
 use axum::{Router, body::Body, extract::State, response::Response};
-use keysmith_verify::{SqlVerifier, TenantScope, VerifyLayer, audit::spawn_sql_audit};
+use keysmith_verify::{
+    Limiter, SqlVerifier, TenantScope, VerifyLayer,
+    audit::{AuditFlusher, spawn_sql_audit},
+};
 use reqwest::StatusCode;
 use rmcp::{
     ServiceExt,
@@ -82,16 +85,43 @@ pub async fn gateway_with(
     scope: TenantScope,
     roots_pem: Option<&[u8]>,
 ) -> String {
+    let running = start_gateway(
+        app,
+        upstream,
+        scope,
+        roots_pem,
+        None,
+        std::future::pending(),
+    );
+    running.await.0
+}
+
+/// Every test gateway: `keysmith gateway`'s proxy behind the layer, on port 0,
+/// with the test's clock, auditing to the app's database, and `limiter` if
+/// given, serving until `shutdown`; returns its base URL, the audit flusher
+/// and the serving task.
+pub async fn start_gateway(
+    app: &TestApp,
+    upstream: &str,
+    scope: TenantScope,
+    roots_pem: Option<&[u8]>,
+    limiter: Option<Arc<dyn Limiter>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> (String, AuditFlusher, tokio::task::JoinHandle<()>) {
     let verifier = SqlVerifier::new(
         app.state.pool().clone(),
         app.state.peppers.clone(),
         Arc::new(app.clock.clone()),
     );
-    let (sink, _flusher) = spawn_sql_audit(app.state.pool().clone(), 64, 256);
-    let layer = VerifyLayer::builder(verifier, scope)
+    let (sink, flusher) = spawn_sql_audit(app.state.pool().clone(), 64, 256);
+    let builder = VerifyLayer::builder(verifier, scope)
         .audit(sink)
-        .clock(Arc::new(app.clock.clone()))
-        .build();
+        .clock(Arc::new(app.clock.clone()));
+    let layer = match limiter {
+        Some(limiter) => builder.shared_limiter(limiter),
+        None => builder,
+    }
+    .build();
     let router = keysmith::gateway::proxy(upstream, roots_pem)
         .expect("proxy")
         .layer(layer);
@@ -99,12 +129,12 @@ pub async fn gateway_with(
         .await
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        keysmith::gateway::serve(listener, router, std::future::pending())
+    let task = tokio::spawn(async move {
+        keysmith::gateway::serve(listener, router, shutdown)
             .await
-            .expect("gateway")
+            .expect("gateway");
     });
-    base
+    (base, flusher, task)
 }
 
 both_engines! {

@@ -23,6 +23,25 @@ use tokio::sync::oneshot;
 
 pub use keysmith::config::Engine;
 
+/// A local port that refuses connections, held while this lives: bound but
+/// never listening, so nothing answers on it and no other test can take it
+/// (`smtp_sink.py` holds its port the same way while "down").
+pub struct ClosedPort(tokio::net::TcpSocket);
+
+impl ClosedPort {
+    pub fn bind() -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind");
+        Self(socket)
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.0.local_addr().expect("addr")
+    }
+}
+
 /// Where PostgreSQL is expected; override with `KEYSMITH_TEST_POSTGRES_URL`.
 fn postgres_admin_url() -> String {
     std::env::var("KEYSMITH_TEST_POSTGRES_URL")

@@ -2,16 +2,13 @@
 
 use std::sync::Arc;
 
-use keysmith_verify::{
-    InMemoryLimiter, Limiter, SqlVerifier, TenantScope, VerifyLayer,
-    audit::{AuditFlusher, spawn_sql_audit},
-};
+use keysmith_verify::{InMemoryLimiter, Limiter, TenantScope, audit::AuditFlusher};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::{
     both_engines,
-    gateway::upstream,
+    gateway::{start_gateway, upstream},
     helpers::{TestApp, expect_json},
     mcp::tool_call,
 };
@@ -19,29 +16,10 @@ use crate::{
 /// A gateway in front of the demo server with `limiter`, and its audit flusher.
 pub async fn limited_gateway(app: &TestApp, limiter: Arc<dyn Limiter>) -> (String, AuditFlusher) {
     let (upstream, _events) = upstream().await;
-    let verifier = SqlVerifier::new(
-        app.state.pool().clone(),
-        app.state.peppers.clone(),
-        Arc::new(app.clock.clone()),
-    );
-    let (sink, flusher) = spawn_sql_audit(app.state.pool().clone(), 64, 256);
-    let layer = VerifyLayer::builder(verifier, TenantScope::only(app.tenant.slug.as_str()))
-        .audit(sink)
-        .clock(Arc::new(app.clock.clone()))
-        .shared_limiter(limiter)
-        .build();
-    let router = keysmith::gateway::proxy(&upstream, None)
-        .expect("proxy")
-        .layer(layer);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        keysmith::gateway::serve(listener, router, std::future::pending())
-            .await
-            .expect("gateway")
-    });
+    let scope = TenantScope::only(app.tenant.slug.as_str());
+    let pending = std::future::pending();
+    let (base, flusher, _serving) =
+        start_gateway(app, &upstream, scope, None, Some(limiter), pending).await;
     (base, flusher)
 }
 

@@ -7,18 +7,15 @@ use std::{
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::{Arc, OnceLock},
+    sync::OnceLock,
     time::Duration,
 };
 
-use keysmith_verify::{
-    SqlVerifier, TenantScope, VerifyLayer,
-    audit::{AuditFlusher, spawn_sql_audit},
-};
+use keysmith_verify::{TenantScope, audit::AuditFlusher};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use crate::helpers::TestApp;
+use crate::{gateway::start_gateway, helpers::TestApp};
 
 /// Where the harness lives.
 pub fn conformance_dir() -> PathBuf {
@@ -220,31 +217,12 @@ pub struct Gateway {
 
 impl Gateway {
     pub async fn start(app: &TestApp, upstream: &str) -> Self {
-        let verifier = SqlVerifier::new(
-            app.state.pool().clone(),
-            app.state.peppers.clone(),
-            Arc::new(app.clock.clone()),
-        );
-        let (sink, flusher) = spawn_sql_audit(app.state.pool().clone(), 64, 256);
-        let layer = VerifyLayer::builder(verifier, TenantScope::only(app.tenant.slug.as_str()))
-            .audit(sink)
-            .clock(Arc::new(app.clock.clone()))
-            .build();
-        let router = keysmith::gateway::proxy(upstream, None)
-            .expect("proxy")
-            .layer(layer);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            keysmith::gateway::serve(listener, router, async {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("gateway");
-        });
+        let scope = TenantScope::only(app.tenant.slug.as_str());
+        let (base, flusher, task) = start_gateway(app, upstream, scope, None, None, async {
+            let _ = stopped.await;
+        })
+        .await;
         Self {
             base,
             stop: Some(stop),
