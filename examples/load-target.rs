@@ -21,6 +21,10 @@ use keysmith_verify::{
     VerifyCode, VerifyLayer, audit::spawn_sql_audit, backend::VerdictFuture, outcome::Refusal,
 };
 
+// The same allocator as the `keysmith` binary, so the routes compare as served.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Mode {
     None,
