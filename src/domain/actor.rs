@@ -19,6 +19,17 @@ pub enum Actor {
 }
 
 impl Actor {
+    /// The way in that acted, as the `via` label of the key-event metric.
+    pub fn channel(&self) -> &'static str {
+        match self {
+            Self::User { .. } => "admin_ui",
+            Self::ManagementKey { .. } => "api",
+            Self::Cli => "cli",
+            Self::System => "scheduler",
+            Self::Scanner(_) => "scanner",
+        }
+    }
+
     /// For people (emails): who did it, in words.
     pub fn describe(&self) -> String {
         match self {

@@ -30,6 +30,7 @@ mod gateway;
 mod gateway_trust;
 mod health;
 mod keys;
+mod layers;
 mod limits;
 mod limits_edit;
 mod limits_redis;

@@ -161,6 +161,6 @@ async fn transition(
     } else {
         "revoked"
     };
-    crate::metrics::key_event(event, tenant_id, &Actor::System);
+    crate::metrics::key_event(event, tenant_id.as_str(), Actor::System.channel());
     Ok(true)
 }
