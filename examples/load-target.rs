@@ -4,7 +4,9 @@
 //! Modes: `none` (no layer), `cached` (layer, warm 60 s cache), `uncached`
 //! (layer, cache off: every request reads the database given by
 //! `KEYSMITH_DATABASE_URL`), `argon2` (a naive layer that argon2id-hashes the
-//! presented key on every request, for contrast).
+//! presented key on every request, for contrast), `proxy` (the gateway's
+//! reverse proxy to `--upstream` with no layer: what `keysmith gateway`
+//! costs before verification, for `scripts/bench-gateway`).
 //!
 //! `POST /mcp` answers any JSON-RPC message, so `tools/call` bodies go
 //! through the layer's limits (`scripts/bench-limits`); `--limits redis`
@@ -31,6 +33,7 @@ enum Mode {
     Cached,
     Uncached,
     Argon2,
+    Proxy,
 }
 
 /// The limiter of the layer. With `none` the bench key has no limits, so
@@ -56,6 +59,9 @@ struct Args {
     /// For `argon2`: the one key it accepts.
     #[arg(long)]
     key: Option<String>,
+    /// For `proxy`: the base URL requests are forwarded to.
+    #[arg(long)]
+    upstream: Option<String>,
 }
 
 async fn mcp() -> &'static str {
@@ -106,6 +112,15 @@ impl Verifier for Argon2Verifier {
     }
 }
 
+/// The gateway's proxy alone, as `keysmith gateway` serves it minus the layer.
+async fn serve_proxy(upstream: Option<String>, bind: std::net::SocketAddr) -> anyhow::Result<()> {
+    let upstream = upstream.context("--upstream is required for proxy")?;
+    let proxy = keysmith::gateway::proxy(&upstream, None)?;
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    keysmith::gateway::serve(listener, proxy, keysmith::startup::shutdown_signal()).await?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -114,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
         .route("/mcp", axum::routing::post(mcp));
     let mut flusher = None;
     let app = match args.mode {
+        Mode::Proxy => return serve_proxy(args.upstream, args.bind).await,
         Mode::None => routes,
         Mode::Argon2 => {
             let key = ApiKey::parse(

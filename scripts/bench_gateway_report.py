@@ -11,6 +11,7 @@ from benchmarks_md import replace_section
 
 LABELS = {
     "n": "(n) nginx `proxy_pass`, no authentication",
+    "p": "(p) keysmith's proxy alone, no layer (the gateway minus verification)",
     "g": "(g) `keysmith gateway` (MCP mode, warm cache, audit on)",
     "r": "(r) nginx `auth_request` → `/api/v1/verify`",
 }
@@ -32,6 +33,8 @@ def write(results_path, duration, connections, rounds, database):
     results = json.loads(pathlib.Path(results_path).read_text())
     base = median(results["n"], "rps")
     auth = median(results["r"], "rps")
+    proxy = median(results["p"], "rps")
+    gateway = median(results["g"], "rps")
     rows = []
     for label, name in LABELS.items():
         runs = results[label]
@@ -53,6 +56,9 @@ def write(results_path, duration, connections, rounds, database):
         "| run | req/s (median) | rounds | of (n) | of (r) | p50 | p99 | errors | target |",
         "|---|---|---|---|---|---|---|---|---|",
         *rows,
+        "",
+        f"The layer keeps {gateway / proxy:.0%} of its own proxy's rate ((g) of (p)); "
+        f"the proxy alone is {proxy / base:.2f}× nginx.",
         "",
         f"Audit rows the gateway wrote: {audited:,} for {requests:,} requests wrk saw completed "
         "(plus the script's checks and the requests in flight when wrk stopped).",
