@@ -6,7 +6,7 @@ use sqlx::{Any, Executor};
 use time::OffsetDateTime;
 
 use crate::{
-    domain::{TenantId, UnixTime, audit_rollups, page::Page},
+    domain::{KeyId, ServiceUserId, TenantId, UnixTime, audit_rollups, page::Page},
     error::AppResult,
 };
 
@@ -123,8 +123,10 @@ pub async fn record<'e>(
 pub struct AuditEvent {
     #[serde(skip)]
     pub id: i64,
-    pub key_id: Option<String>,
-    pub service_user_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub key_id: Option<KeyId>,
+    #[schema(value_type = Option<String>)]
+    pub service_user_id: Option<ServiceUserId>,
     pub actor: String,
     pub action: String,
     pub tool: Option<String>,
@@ -144,7 +146,7 @@ pub struct AuditEvent {
 pub async fn list_for_key(
     pool: &sqlx::AnyPool,
     tenant_id: &TenantId,
-    key_id: &str,
+    key_id: &KeyId,
     cursor: Option<i64>,
     limit: i64,
 ) -> AppResult<Page<AuditEvent>> {

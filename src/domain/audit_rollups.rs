@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
-use crate::domain::UnixTime;
+use crate::domain::{KeyId, TenantId, UnixTime};
 use crate::{
     domain::durations::{self, Histogram},
     error::AppResult,
@@ -137,7 +137,8 @@ pub async fn unrolled_days(pool: &AnyPool, before: i64, limit: usize) -> AppResu
     Ok(days)
 }
 
-type Group = (String, String, String);
+/// Tenant, key and tool name.
+type Group = (TenantId, KeyId, String);
 
 /// Tool calls at `[from, to)` per key and tool.
 async fn count_calls(pool: &AnyPool, from: i64, to: i64) -> AppResult<Vec<(Group, Tally)>> {
@@ -145,7 +146,7 @@ async fn count_calls(pool: &AnyPool, from: i64, to: i64) -> AppResult<Vec<(Group
         "tenant_id, key_id, tool",
         "key_id IS NOT NULL AND at >= $1 AND at < $2",
     );
-    let rows: Vec<(String, String, String, i64, i64, i64, i64)> = sqlx::query_as(&sql)
+    let rows: Vec<(TenantId, KeyId, String, i64, i64, i64, i64)> = sqlx::query_as(&sql)
         .bind(from)
         .bind(to)
         .fetch_all(pool)

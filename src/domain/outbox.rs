@@ -1,7 +1,7 @@
 //! The outbox table: enqueue (idempotent by `dedupe_key`), claim with a lease,
 //! record the outcome of each attempt.
 
-use crate::domain::{TenantId, UnixTime};
+use crate::domain::{KeyId, ServiceUserId, TenantId, UnixTime};
 use serde::Serialize;
 use sqlx::{Any, AnyPool, Executor, Transaction};
 use time::OffsetDateTime;
@@ -74,8 +74,7 @@ pub async fn enqueue_rotation(
     actor: &Actor,
     now: OffsetDateTime,
 ) -> AppResult<()> {
-    let Some((service_user, recipient)) =
-        owner_of(tx, &tenant.id, old.service_user_id.as_str()).await?
+    let Some((service_user, recipient)) = owner_of(tx, &tenant.id, &old.service_user_id).await?
     else {
         return Ok(());
     };
@@ -105,7 +104,7 @@ pub async fn enqueue_rotation(
 async fn owner_of(
     tx: &mut Transaction<'_, Any>,
     tenant_id: &TenantId,
-    service_user_id: &str,
+    service_user_id: &ServiceUserId,
 ) -> AppResult<Option<(String, String)>> {
     let owner: Option<(String, Option<String>)> = sqlx::query_as(
         "SELECT name, owner_email FROM service_users WHERE tenant_id = $1 AND id = $2",
@@ -127,8 +126,7 @@ pub async fn enqueue_revocation(
     actor: &Actor,
     now: OffsetDateTime,
 ) -> AppResult<()> {
-    let Some((service_user, recipient)) =
-        owner_of(tx, &tenant.id, key.service_user_id.as_str()).await?
+    let Some((service_user, recipient)) = owner_of(tx, &tenant.id, &key.service_user_id).await?
     else {
         return Ok(());
     };
@@ -159,7 +157,7 @@ pub async fn enqueue_revocation(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ClaimedMail {
     pub id: i64,
-    pub key_id: Option<String>,
+    pub key_id: Option<KeyId>,
     pub tenant_id: TenantId,
     pub recipient: String,
     pub payload: String,
@@ -251,7 +249,7 @@ pub struct NotificationRecord {
 pub async fn list_for_key(
     pool: &AnyPool,
     tenant_id: &TenantId,
-    key_id: &str,
+    key_id: &KeyId,
 ) -> AppResult<Vec<NotificationRecord>> {
     Ok(sqlx::query_as(
         "SELECT id, kind, threshold_days, recipient, status, attempts, last_error, created_at, sent_at \

@@ -9,7 +9,7 @@ use serde::Serialize;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
-use crate::domain::{TenantId, UnixTime};
+use crate::domain::{KeyId, TenantId, UnixTime};
 use crate::{
     domain::{
         audit_rollups::{self, DAY, Tally, calls_by_bucket_sql, day_of},
@@ -40,7 +40,7 @@ pub fn window_start(now: OffsetDateTime, days: i64) -> i64 {
 async fn add_rollups(
     pool: &AnyPool,
     tallies: &mut BTreeMap<String, Tally>,
-    (tenant_id, key_id): (&TenantId, &str),
+    (tenant_id, key_id): (&TenantId, &KeyId),
     (table, column): (&str, &str),
     (from, until): (i64, i64),
 ) -> AppResult<()> {
@@ -75,7 +75,7 @@ async fn add_rollups(
 pub async fn tool_usage(
     pool: &AnyPool,
     tenant_id: &TenantId,
-    key_id: &str,
+    key_id: &KeyId,
     since: i64,
 ) -> AppResult<Vec<ToolUsage>> {
     // Days, then hours, are rolled up oldest first: everything before each

@@ -1,6 +1,5 @@
 //! Delivers due outbox rows: one attempt each, retried with exponential backoff.
 
-use crate::domain::KeyId;
 use std::sync::atomic::Ordering;
 
 use time::Duration;
@@ -161,13 +160,7 @@ async fn key_still_active(
         return Ok(false);
     };
     // Reminders are for keys still in use; a rotated key has a successor.
-    let current = keys::state_of(
-        &out.db.pool,
-        &mail.tenant_id,
-        &KeyId::new(key_id.as_str()),
-        now,
-    )
-    .await?;
+    let current = keys::state_of(&out.db.pool, &mail.tenant_id, key_id, now).await?;
     Ok(current == Some(KeyState::Active))
 }
 

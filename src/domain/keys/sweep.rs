@@ -1,7 +1,6 @@
 //! What the clock does to keys: rotated keys revoked at their cutoff, expired keys recorded.
 
-use crate::domain::KeyId;
-use crate::domain::{TenantId, UnixTime};
+use crate::domain::{KeyId, ServiceUserId, TenantId, UnixTime};
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
@@ -26,7 +25,7 @@ pub struct SweepReport {
 pub async fn sweep(pool: &AnyPool, now: OffsetDateTime) -> AppResult<SweepReport> {
     let now_unix = UnixTime::from(now);
     let mut report = SweepReport::default();
-    let due: Vec<(String, TenantId, String, UnixTime)> = sqlx::query_as(
+    let due: Vec<(KeyId, TenantId, ServiceUserId, UnixTime)> = sqlx::query_as(
         "SELECT id, tenant_id, service_user_id, cutoff_at FROM api_keys WHERE status = 'rotating' AND cutoff_at <= $1",
     )
     .bind(now_unix)
@@ -44,7 +43,7 @@ pub async fn sweep(pool: &AnyPool, now: OffsetDateTime) -> AppResult<SweepReport
         .await;
         report.count(&id, done, |r| &mut r.revoked_after_rotation);
     }
-    let expired: Vec<(String, TenantId, String, i64)> = sqlx::query_as(
+    let expired: Vec<(KeyId, TenantId, ServiceUserId, i64)> = sqlx::query_as(
         "SELECT id, tenant_id, service_user_id, expires_at FROM api_keys WHERE status = 'active' AND expires_at <= $1",
     )
     .bind(now_unix)
@@ -73,7 +72,7 @@ impl SweepReport {
     /// it failed, so one bad row never stops the rest of the sweep.
     fn count(
         &mut self,
-        key_id: &str,
+        key_id: &KeyId,
         done: AppResult<bool>,
         field: impl Fn(&mut Self) -> &mut u64,
     ) {
@@ -81,7 +80,7 @@ impl SweepReport {
             Ok(true) => *field(self) += 1,
             Ok(false) => {}
             Err(err) => {
-                tracing::error!(key_id, error = %err, "lifecycle sweep skipped a key");
+                tracing::error!(%key_id, error = %err, "lifecycle sweep skipped a key");
                 self.skipped += 1;
             }
         }
@@ -95,9 +94,9 @@ enum Transition {
 
 async fn transition(
     pool: &AnyPool,
-    id: &str,
+    id: &KeyId,
     tenant_id: &TenantId,
-    service_user_id: &str,
+    service_user_id: &ServiceUserId,
     transition: Transition,
     now: OffsetDateTime,
 ) -> AppResult<bool> {
@@ -130,8 +129,8 @@ async fn transition(
         &mut *tx,
         audit::NewAuditEvent {
             tenant_id,
-            key_id: Some(id),
-            service_user_id: Some(service_user_id),
+            key_id: Some(id.as_str()),
+            service_user_id: Some(service_user_id.as_str()),
             actor: Actor::System.to_string(),
             action,
             tool: None,
@@ -142,7 +141,7 @@ async fn transition(
         },
     )
     .await?;
-    let row = super::queries::fetch(&mut *tx, tenant_id, &KeyId::new(id)).await?;
+    let row = super::queries::fetch(&mut *tx, tenant_id, id).await?;
     let event = match transition {
         Transition::RevokeRotated { .. } => "key.revoked",
         Transition::Expire => "key.expired",

@@ -139,17 +139,10 @@ pub async fn page(
     let key = keys::get(state.pool(), &current.tenant.id, id).await?;
     let now = state.now();
     let owner = service_users::get(state.pool(), &current.tenant.id, &key.service_user_id).await?;
-    let page = audit::list_for_key(
-        state.pool(),
-        &current.tenant.id,
-        id.as_str(),
-        query.cursor,
-        25,
-    )
-    .await?;
+    let page = audit::list_for_key(state.pool(), &current.tenant.id, id, query.cursor, 25).await?;
     let since = usage::window_start(now, HISTOGRAM_DAYS);
-    let usage = usage::tool_usage(state.pool(), &current.tenant.id, id.as_str(), since).await?;
-    let notifications = outbox::list_for_key(state.pool(), &current.tenant.id, id.as_str()).await?;
+    let usage = usage::tool_usage(state.pool(), &current.tenant.id, id, since).await?;
+    let notifications = outbox::list_for_key(state.pool(), &current.tenant.id, id).await?;
     let bars = histogram(&usage);
     let can_manage = current.role.can_manage_keys();
     let (limits, limits_error) = match refused {

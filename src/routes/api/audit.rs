@@ -59,7 +59,7 @@ pub async fn list(
     let page = audit::list_for_key(
         state.pool(),
         &tenant.id,
-        id.as_str(),
+        &id,
         cursor,
         clamp_limit(query.limit),
     )
@@ -99,6 +99,6 @@ pub async fn usage(
     let since = usage::window_start(state.now(), query.days.unwrap_or(30).clamp(1, 365));
     Ok(Json(Usage {
         last_used_at: key.last_used_at.map(UnixTime::rfc3339),
-        tools: usage::tool_usage(state.pool(), &tenant.id, id.as_str(), since).await?,
+        tools: usage::tool_usage(state.pool(), &tenant.id, &id, since).await?,
     }))
 }

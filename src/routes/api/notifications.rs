@@ -32,6 +32,6 @@ pub async fn list(
     let tenant = caller.tenant(&state, &tenant).await?;
     keys::get(state.pool(), &tenant.id, &id).await?;
     Ok(Json(NotificationList {
-        items: outbox::list_for_key(state.pool(), &tenant.id, id.as_str()).await?,
+        items: outbox::list_for_key(state.pool(), &tenant.id, &id).await?,
     }))
 }
