@@ -55,6 +55,11 @@ id_type!(
     KeyId
 );
 
+id_type!(
+    /// A webhook endpoint's id (`wh_` and 16 base62 characters).
+    WebhookEndpointId
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,7 +30,7 @@ pub mod users;
 pub mod webhooks;
 
 pub use actor::Actor;
-pub use ids::{AdminId, KeyId, ServiceUserId, TenantId};
+pub use ids::{AdminId, KeyId, ServiceUserId, TenantId, WebhookEndpointId};
 pub use types::{Description, Email, Name, Scope, TenantSlug};
 pub use unix_time::UnixTime;
 

@@ -1,7 +1,7 @@
 //! Webhook deliveries: the email outbox's lease-and-backoff discipline ([`queue`]), on a
 //! sibling table (a delivery has a status code and an endpoint, not a recipient).
 
-use crate::domain::{TenantId, UnixTime};
+use crate::domain::{TenantId, UnixTime, WebhookEndpointId};
 use serde::Serialize;
 use sqlx::{Any, AnyPool, Transaction};
 use time::OffsetDateTime;
@@ -15,7 +15,7 @@ use crate::{
 pub(super) async fn insert(
     tx: &mut Transaction<'_, Any>,
     tenant_id: &TenantId,
-    endpoint_id: &str,
+    endpoint_id: &WebhookEndpointId,
     event_id: &str,
     event_type: &str,
     payload: &str,
@@ -42,7 +42,7 @@ pub(super) async fn insert(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ClaimedDelivery {
     pub id: i64,
-    pub endpoint_id: String,
+    pub endpoint_id: WebhookEndpointId,
     pub event_type: String,
     pub payload: String,
     pub attempts: i64,
@@ -135,7 +135,7 @@ pub struct DeliveryRecord {
 pub async fn list(
     pool: &AnyPool,
     tenant_id: &TenantId,
-    endpoint_id: &str,
+    endpoint_id: &WebhookEndpointId,
 ) -> AppResult<Vec<DeliveryRecord>> {
     Ok(sqlx::query_as(
         "SELECT id, event_id, event_type, status, attempts, last_status, last_error, created_at, delivered_at \

@@ -5,7 +5,7 @@ pub mod deliveries;
 mod secret;
 mod target;
 
-use crate::domain::{TenantId, UnixTime};
+use crate::domain::{TenantId, UnixTime, WebhookEndpointId};
 use serde::Serialize;
 use sqlx::{Any, AnyPool, Transaction};
 use time::OffsetDateTime;
@@ -64,7 +64,8 @@ impl EventFilter {
 /// An endpoint as listed: never the secret.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Endpoint {
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: WebhookEndpointId,
     pub url: String,
     pub events: Vec<String>,
     #[schema(value_type = String, format = DateTime)]
@@ -74,7 +75,7 @@ pub struct Endpoint {
 
 #[derive(sqlx::FromRow)]
 struct EndpointRow {
-    id: String,
+    id: WebhookEndpointId,
     url: String,
     events: String,
     created_at: UnixTime,
@@ -120,7 +121,7 @@ pub async fn create(
 ) -> AppResult<CreatedEndpoint> {
     let NewEndpoint { url, events } = new;
     url.resolve(allow_private).await?;
-    let id = format!("wh_{}", random::base62(16));
+    let id = WebhookEndpointId::new(format!("wh_{}", random::base62(16)));
     let secret = WebhookSecret::generate();
     let events_json = serde_json::to_string(&events.0).map_err(anyhow::Error::from)?;
     let mut tx = begin_write(pool).await?;
@@ -198,7 +199,11 @@ pub async fn list(pool: &AnyPool, tenant_id: &TenantId) -> AppResult<Vec<Endpoin
     Ok(rows.into_iter().map(Endpoint::from).collect())
 }
 
-pub async fn get(pool: &AnyPool, tenant_id: &TenantId, id: &str) -> AppResult<Endpoint> {
+pub async fn get(
+    pool: &AnyPool,
+    tenant_id: &TenantId,
+    id: &WebhookEndpointId,
+) -> AppResult<Endpoint> {
     let row: Option<EndpointRow> =
         sqlx::query_as(&format!("{SELECT} WHERE tenant_id = $1 AND id = $2"))
             .bind(tenant_id)
@@ -213,7 +218,7 @@ pub async fn get(pool: &AnyPool, tenant_id: &TenantId, id: &str) -> AppResult<En
 pub async fn delete(
     pool: &AnyPool,
     tenant: &Tenant,
-    id: &str,
+    id: &WebhookEndpointId,
     actor: &Actor,
     now: OffsetDateTime,
 ) -> AppResult<()> {
@@ -279,12 +284,12 @@ pub async fn enqueue(
     data: serde_json::Value,
     now: OffsetDateTime,
 ) -> AppResult<()> {
-    let endpoints: Vec<(String, String)> =
+    let endpoints: Vec<(WebhookEndpointId, String)> =
         sqlx::query_as("SELECT id, events FROM webhook_endpoints WHERE tenant_id = $1")
             .bind(tenant_id)
             .fetch_all(&mut **tx)
             .await?;
-    let subscribed: Vec<String> = endpoints
+    let subscribed: Vec<WebhookEndpointId> = endpoints
         .into_iter()
         .filter(|(_, events)| {
             serde_json::from_str::<Vec<String>>(events)
@@ -320,7 +325,7 @@ pub async fn enqueue(
 pub async fn send_test(
     pool: &AnyPool,
     tenant: &Tenant,
-    id: &str,
+    id: &WebhookEndpointId,
     now: OffsetDateTime,
 ) -> AppResult<String> {
     get(pool, &tenant.id, id).await?;

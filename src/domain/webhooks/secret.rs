@@ -5,7 +5,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::domain::{
-    UnixTime, random,
+    UnixTime, WebhookEndpointId, random,
     sealed::{self, Purpose},
 };
 use crate::error::{AppError, AppResult};
@@ -45,13 +45,27 @@ impl WebhookSecret {
 
     /// Sealed for this endpoint (see [`sealed`]): a copy moved to another
     /// row does not open.
-    pub fn seal(&self, peppers: &Peppers, endpoint_id: &str) -> AppResult<String> {
+    pub fn seal(&self, peppers: &Peppers, endpoint_id: &WebhookEndpointId) -> AppResult<String> {
         let random = self.0.trim_start_matches(PREFIX).as_bytes();
-        sealed::seal(peppers, Purpose::WebhookSecret, endpoint_id, random)
+        sealed::seal(
+            peppers,
+            Purpose::WebhookSecret,
+            endpoint_id.as_str(),
+            random,
+        )
     }
 
-    pub fn open(peppers: &Peppers, endpoint_id: &str, sealed: &str) -> AppResult<Self> {
-        let random = sealed::open(peppers, Purpose::WebhookSecret, endpoint_id, sealed)?;
+    pub fn open(
+        peppers: &Peppers,
+        endpoint_id: &WebhookEndpointId,
+        sealed: &str,
+    ) -> AppResult<Self> {
+        let random = sealed::open(
+            peppers,
+            Purpose::WebhookSecret,
+            endpoint_id.as_str(),
+            sealed,
+        )?;
         let random = String::from_utf8(random).map_err(|_| {
             AppError::Internal(anyhow::anyhow!("a stored webhook secret is not text"))
         })?;
@@ -68,11 +82,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let peppers = Peppers::load_or_create(&dir.path().join("pepper")).expect("pepper");
         let secret = WebhookSecret::generate();
-        let sealed = secret.seal(&peppers, "wh1").expect("seal");
+        let sealed = secret
+            .seal(&peppers, &WebhookEndpointId::new("wh1"))
+            .expect("seal");
         assert!(!sealed.contains(secret.expose().trim_start_matches(PREFIX)));
-        let opened = WebhookSecret::open(&peppers, "wh1", &sealed).expect("open");
+        let opened =
+            WebhookSecret::open(&peppers, &WebhookEndpointId::new("wh1"), &sealed).expect("open");
         assert_eq!(opened.expose(), secret.expose());
-        assert!(WebhookSecret::open(&peppers, "wh2", &sealed).is_err());
+        assert!(WebhookSecret::open(&peppers, &WebhookEndpointId::new("wh2"), &sealed).is_err());
         assert!(!format!("{secret:?}").contains(&secret.0));
     }
 

@@ -18,6 +18,7 @@ use super::{
     page::{PageError, render, when},
 };
 use crate::{
+    domain::WebhookEndpointId,
     domain::webhooks::{
         self, EVENTS, Endpoint, EventFilter, NewEndpoint, WebhookUrl,
         deliveries::{self, DeliveryRecord},
@@ -205,7 +206,7 @@ pub async fn delete(
     State(state): State<AppState>,
     admin: Admin,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(id): Path<WebhookEndpointId>,
     Form(form): Form<ActionForm>,
 ) -> Result<Response, PageError> {
     let membership = admin
@@ -226,7 +227,7 @@ pub async fn send_test(
     State(state): State<AppState>,
     admin: Admin,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(id): Path<WebhookEndpointId>,
     Form(form): Form<ActionForm>,
 ) -> Result<Response, PageError> {
     let membership = admin

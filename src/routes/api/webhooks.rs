@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{auth::ManagementCaller, extract::ApiJson};
 use crate::{
+    domain::WebhookEndpointId,
     domain::webhooks::{
         self, Endpoint, EventFilter, NewEndpoint, WebhookUrl,
         deliveries::{self, DeliveryRecord},
@@ -108,7 +109,7 @@ pub async fn list(
 pub async fn delete(
     State(state): State<AppState>,
     caller: ManagementCaller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path((tenant, id)): Path<(String, WebhookEndpointId)>,
 ) -> AppResult<StatusCode> {
     let tenant = caller.tenant(&state, &tenant).await?;
     webhooks::delete(state.pool(), &tenant, &id, &caller.actor(), state.now()).await?;
@@ -122,7 +123,7 @@ pub async fn delete(
 pub async fn send_test(
     State(state): State<AppState>,
     caller: ManagementCaller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path((tenant, id)): Path<(String, WebhookEndpointId)>,
 ) -> AppResult<(StatusCode, Json<TestQueued>)> {
     let tenant = caller.tenant(&state, &tenant).await?;
     let event_id = webhooks::send_test(state.pool(), &tenant, &id, state.now()).await?;
@@ -136,7 +137,7 @@ pub async fn send_test(
 pub async fn deliveries(
     State(state): State<AppState>,
     caller: ManagementCaller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path((tenant, id)): Path<(String, WebhookEndpointId)>,
 ) -> AppResult<Json<DeliveryList>> {
     let tenant = caller.tenant(&state, &tenant).await?;
     webhooks::get(state.pool(), &tenant.id, &id).await?;
