@@ -83,20 +83,20 @@ impl TotpSecret {
 
 /// Sealed for this account (see [`sealed`]): a copy moved to another row
 /// does not open.
-fn seal(peppers: &Peppers, user_id: &str, secret: &TotpSecret) -> AppResult<String> {
-    sealed::seal(peppers, Purpose::TotpSecret, user_id, &secret.0)
+fn seal(peppers: &Peppers, user_id: &AdminId, secret: &TotpSecret) -> AppResult<String> {
+    sealed::seal(peppers, Purpose::TotpSecret, user_id.as_str(), &secret.0)
 }
 
-fn open(peppers: &Peppers, user_id: &str, sealed: &str) -> AppResult<TotpSecret> {
+fn open(peppers: &Peppers, user_id: &AdminId, sealed: &str) -> AppResult<TotpSecret> {
     Ok(TotpSecret(sealed::open(
         peppers,
         Purpose::TotpSecret,
-        user_id,
+        user_id.as_str(),
         sealed,
     )?))
 }
 
-fn recovery_hash(peppers: &Peppers, user_id: &str, code: &str) -> String {
+fn recovery_hash(peppers: &Peppers, user_id: &AdminId, code: &str) -> String {
     let version = peppers.current_version();
     let digest = peppers.digest_current(
         format!("keysmith recovery code v1\0{user_id}\0{}", code.trim()).as_bytes(),
@@ -141,13 +141,13 @@ pub async fn start_enrolment(
     .fetch_optional(pool)
     .await?;
     if let Some((Some(sealed),)) = pending {
-        return open(peppers, user_id.as_str(), &sealed);
+        return open(peppers, user_id, &sealed);
     }
     let secret = TotpSecret::generate()?;
     sqlx::query(
         "UPDATE admin_users SET totp_pending = $1 WHERE id = $2 AND totp_enabled_at IS NULL",
     )
-    .bind(seal(peppers, user_id.as_str(), &secret)?)
+    .bind(seal(peppers, user_id, &secret)?)
     .bind(user_id)
     .execute(pool)
     .await?;
@@ -198,7 +198,7 @@ pub async fn confirm_enrolment(
     .ok_or_else(|| {
         AppError::Conflict("two-factor sign-in is already on for this account".into())
     })?;
-    let secret = open(peppers, user_id.as_str(), &pending.ok_or_else(wrong)?)?;
+    let secret = open(peppers, user_id, &pending.ok_or_else(wrong)?)?;
     let step = secret.matching_step(code, now)?.ok_or_else(wrong)?;
     if !claim_step(&mut tx, user_id, step).await? {
         return Err(wrong());
@@ -215,7 +215,7 @@ pub async fn confirm_enrolment(
     for code in &codes {
         sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
             .bind(user_id)
-            .bind(recovery_hash(peppers, user_id.as_str(), code))
+            .bind(recovery_hash(peppers, user_id, code))
             .execute(&mut *tx)
             .await?;
     }
@@ -243,12 +243,10 @@ pub async fn verify(
                 .await?;
         match sealed {
             None => false,
-            Some(sealed) => {
-                match open(peppers, user_id.as_str(), &sealed)?.matching_step(code, now)? {
-                    Some(step) => claim_step(&mut tx, user_id, step).await?,
-                    None => false,
-                }
-            }
+            Some(sealed) => match open(peppers, user_id, &sealed)?.matching_step(code, now)? {
+                Some(step) => claim_step(&mut tx, user_id, step).await?,
+                None => false,
+            },
         }
     } else {
         let spent = sqlx::query(
@@ -256,7 +254,7 @@ pub async fn verify(
         )
         .bind(UnixTime::from(now))
         .bind(user_id)
-        .bind(recovery_hash(peppers, user_id.as_str(), code))
+        .bind(recovery_hash(peppers, user_id, code))
         .execute(&mut *tx)
         .await?;
         let ok = spent.rows_affected() == 1;
@@ -360,10 +358,15 @@ mod tests {
     fn sealed_secrets_open_only_for_their_account_and_hide_in_debug() {
         let peppers = Peppers::parse(&Peppers::fresh_file_text().expect("pepper")).expect("parse");
         let secret = TotpSecret::generate().expect("secret");
-        let sealed = seal(&peppers, "u1", &secret).expect("seal");
+        let sealed = seal(&peppers, &AdminId::new("u1"), &secret).expect("seal");
         assert!(!sealed.contains(&hex::encode(&secret.0)));
-        assert_eq!(open(&peppers, "u1", &sealed).expect("open").0, secret.0);
-        assert!(open(&peppers, "u2", &sealed).is_err());
+        assert_eq!(
+            open(&peppers, &AdminId::new("u1"), &sealed)
+                .expect("open")
+                .0,
+            secret.0
+        );
+        assert!(open(&peppers, &AdminId::new("u2"), &sealed).is_err());
         assert!(!format!("{secret:?}").contains(&secret.base32()));
     }
 
