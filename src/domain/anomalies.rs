@@ -2,6 +2,8 @@
 //! usual (the 95th percentile of its hourly calls over the 7 days before,
 //! empty hours counted) and a floor, tells its owner — once a day per key,
 //! with the tools it called most. What runaway or hijacked agents look like.
+//! The history comes from the hourly rollups; only the hours they have not
+//! reached yet (the current one, or a few if they lag) are counted raw.
 
 use crate::domain::{TenantId, UnixTime};
 use std::collections::HashMap;
@@ -10,6 +12,7 @@ use sqlx::AnyPool;
 use time::OffsetDateTime;
 
 use super::{
+    audit_rollups::{self, HOURS_KEPT},
     notice::{AnomalyNotice, Notice},
     outbox::{self, NewMail},
 };
@@ -17,8 +20,8 @@ use crate::error::AppResult;
 
 const HOUR: i64 = 3600;
 const DAY: i64 = 86_400;
-/// Hours of history that define "usual".
-const HISTORY_HOURS: i64 = 7 * 24;
+/// Hours of history that define "usual" (all in the hourly rollups).
+const HISTORY_HOURS: i64 = HOURS_KEPT;
 /// How many times the usual an hour must reach.
 const FACTOR: i64 = 10;
 /// Fewer calls than this in an hour are never unusual, whatever the history.
@@ -53,17 +56,35 @@ struct KeyInfo {
 pub async fn enqueue_due(pool: &AnyPool, now: OffsetDateTime) -> AppResult<u64> {
     let now_unix = UnixTime::from(now);
     let this_hour = now_unix.secs().div_euclid(HOUR);
-    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT key_id, at / 3600 AS hour, COUNT(*) FROM audit_events \
-         WHERE action = 'tool.call' AND outcome = 'allowed' AND key_id IS NOT NULL AND at >= $1 \
-         GROUP BY key_id, at / 3600",
+    let history_from = (this_hour - HISTORY_HOURS) * HOUR;
+    // Hours are rolled up oldest first: those before the frontier are in
+    // the rollups, the rest (at least the current hour) are counted raw.
+    let raw_from = audit_rollups::hours_rolled_until(pool)
+        .await?
+        .map_or(history_from, |hour| {
+            hour.clamp(history_from, this_hour * HOUR)
+        });
+    let mut rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT key_id, hour / 3600 AS hour, CAST(SUM(calls - denied) AS BIGINT) \
+         FROM audit_rollup_hours WHERE hour >= $1 AND hour < $2 GROUP BY key_id, hour",
     )
-    .bind((this_hour - HISTORY_HOURS) * HOUR)
+    .bind(history_from)
+    .bind(raw_from)
     .fetch_all(pool)
     .await?;
+    rows.extend(
+        sqlx::query_as::<_, (String, i64, i64)>(
+            "SELECT key_id, at / 3600 AS hour, COUNT(*) FROM audit_events \
+             WHERE action = 'tool.call' AND outcome = 'allowed' AND key_id IS NOT NULL \
+             AND at >= $1 GROUP BY key_id, at / 3600",
+        )
+        .bind(raw_from)
+        .fetch_all(pool)
+        .await?,
+    );
     let mut per_key: HashMap<String, HashMap<i64, i64>> = HashMap::new();
     for (key_id, hour, calls) in rows {
-        per_key.entry(key_id).or_default().insert(hour, calls);
+        *per_key.entry(key_id).or_default().entry(hour).or_default() += calls;
     }
     let mut enqueued = 0;
     for (key_id, hours) in per_key {

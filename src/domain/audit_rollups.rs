@@ -3,7 +3,8 @@
 //! kept after retention deletes the raw rows. A day is claimed and written
 //! in one transaction, so it is counted exactly once however many instances
 //! run the scheduler. Hourly rollups cover the complete hours of the days
-//! not rolled up yet, so readers count only the current hour raw.
+//! not rolled up yet, so readers count only the current hour raw, and of the
+//! last [`HOURS_KEPT`] hours, the history of the anomaly check.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -26,6 +27,9 @@ const GRACE_SECS: i64 = 300;
 const DAYS_PER_TICK: usize = 10;
 /// Hours rolled up per tick, for after a long outage.
 const HOURS_PER_TICK: usize = 48;
+/// Hours before the current one that stay in the hourly rollups even when
+/// their day is rolled up: the history of the anomaly check.
+pub const HOURS_KEPT: i64 = 7 * 24;
 /// Rollup rows per INSERT statement.
 const INSERT_CHUNK: usize = 100;
 
@@ -119,15 +123,9 @@ pub async fn unrolled_days(pool: &AnyPool, before: i64, limit: usize) -> AppResu
     let mut days = Vec::new();
     let mut from = i64::MIN;
     while days.len() < limit {
-        let next: Option<i64> = sqlx::query_scalar(
-            "SELECT at FROM audit_events WHERE action = 'tool.call' AND at >= $1 AND at < $2 \
-             ORDER BY at LIMIT 1",
-        )
-        .bind(from)
-        .bind(before)
-        .fetch_optional(pool)
-        .await?;
-        let Some(at) = next else { break };
+        let Some(at) = first_call_from(pool, from, before).await? else {
+            break;
+        };
         let day = day_of(at);
         if !rolled.contains(&day) {
             days.push(day);
@@ -256,28 +254,40 @@ pub async fn hours_rolled_until(pool: &AnyPool) -> AppResult<Option<i64>> {
     Ok(newest.map(|hour| hour + HOUR))
 }
 
-/// Rolls up the complete hours after the last daily rollup, oldest first,
-/// at most [`HOURS_PER_TICK`]. Writing an hour twice writes the same counts,
-/// so instances running this at once need no claim.
+/// Rolls up the complete hours with tool calls after the last daily rollup
+/// or in the last [`HOURS_KEPT`] hours, oldest first, at most
+/// [`HOURS_PER_TICK`]. Writing an hour twice writes the same counts, so
+/// instances running this at once need no claim.
 #[tracing::instrument(skip(pool))]
 pub async fn roll_up_hours(pool: &AnyPool, now: OffsetDateTime) -> AppResult<usize> {
     let complete_before = (UnixTime::from(now).secs() - GRACE_SECS).div_euclid(HOUR) * HOUR;
+    let kept_from = complete_before - HOURS_KEPT * HOUR;
     let days_until = match days_rolled_until(pool).await? {
         Some(day) => day,
-        None => match oldest_call(pool).await? {
+        None => match first_call_from(pool, i64::MIN, complete_before).await? {
             Some(at) => day_of(at),
             None => return Ok(0),
         },
     };
+    // An hour stays a day past both its day's rollup and the kept window: a
+    // reader that looked at the frontiers before this delete still finds it.
     sqlx::query("DELETE FROM audit_rollup_hours WHERE hour < $1")
-        .bind(days_until - DAY)
+        .bind(days_until.min(kept_from) - DAY)
         .execute(pool)
         .await?;
-    let mut hour = hours_rolled_until(pool)
+    // The hours of a day rolled up in the same tick as its last hour (and,
+    // after an upgrade or outage, those of the last week) are still to do.
+    let mut from = hours_rolled_until(pool)
         .await?
-        .map_or(days_until, |h| h.max(days_until));
+        .unwrap_or(i64::MIN)
+        .max(days_until.min(kept_from));
     let mut rolled = 0;
-    while hour < complete_before && rolled < HOURS_PER_TICK {
+    while rolled < HOURS_PER_TICK {
+        // Hours without calls have nothing to write: skip to the next call.
+        let Some(at) = first_call_from(pool, from, complete_before).await? else {
+            break;
+        };
+        let hour = at.div_euclid(HOUR) * HOUR;
         let tallies = count_calls(pool, hour, hour + HOUR).await?;
         let period = Period {
             table: "audit_rollup_hours",
@@ -289,15 +299,19 @@ pub async fn roll_up_hours(pool: &AnyPool, now: OffsetDateTime) -> AppResult<usi
         write_tallies(&mut tx, &period, &tallies).await?;
         tx.commit().await?;
         rolled += 1;
-        hour += HOUR;
+        from = hour + HOUR;
     }
     Ok(rolled)
 }
 
-async fn oldest_call(pool: &AnyPool) -> AppResult<Option<i64>> {
+/// When the first tool call at `[from, before)` was made (one indexed lookup).
+async fn first_call_from(pool: &AnyPool, from: i64, before: i64) -> AppResult<Option<i64>> {
     Ok(sqlx::query_scalar(
-        "SELECT at FROM audit_events WHERE action = 'tool.call' ORDER BY at LIMIT 1",
+        "SELECT at FROM audit_events WHERE action = 'tool.call' AND at >= $1 AND at < $2 \
+         ORDER BY at LIMIT 1",
     )
+    .bind(from)
+    .bind(before)
     .fetch_optional(pool)
     .await?)
 }

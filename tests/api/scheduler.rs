@@ -131,16 +131,34 @@ both_engines! {
 }
 
 /// `n` allowed calls of `tool` by `key_id`, `hours_ago` hours before now.
-async fn calls(app: &TestApp, key_id: &str, su: &str, tool: &str, n: usize, hours_ago: i64) {
-    let at = app.now().unix_timestamp() - hours_ago * 3600;
-    for _ in 0..n {
-        sqlx::query(
-            "INSERT INTO audit_events (tenant_id, key_id, service_user_id, actor, action, tool, outcome, reason, request_id, at) \
-             VALUES ($1, $2, $3, 'system', 'tool.call', $4, 'allowed', 'valid', NULL, $5)",
-        )
-        .bind(&app.tenant.id).bind(key_id).bind(su).bind(tool).bind(at)
-        .execute(app.state.pool()).await.expect("insert");
+async fn calls(app: &TestApp, key_id: &str, su: &str, tool: &str, n: i64, hours_ago: i64) {
+    calls_in_hours(app, &[key_id], su, (tool, n), &[hours_ago]).await;
+}
+
+/// `n` allowed calls of `tool` by each of `keys` in each of the hours
+/// `hours_ago`, in one transaction: the server's own scheduler, which may be
+/// ticking, rolls up all of them or none.
+async fn calls_in_hours(
+    app: &TestApp,
+    keys: &[&str],
+    su: &str,
+    (tool, n): (&str, i64),
+    hours_ago: &[i64],
+) {
+    let mut tx = app.state.pool().begin().await.expect("begin");
+    for hours_ago in hours_ago {
+        for key_id in keys {
+            sqlx::query(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $6) \
+                 INSERT INTO audit_events (tenant_id, key_id, service_user_id, actor, action, tool, outcome, reason, request_id, at) \
+                 SELECT $1, $2, $3, 'system', 'tool.call', $4, 'allowed', 'valid', NULL, $5 FROM n",
+            )
+            .bind(&app.tenant.id).bind(key_id).bind(su).bind(tool)
+            .bind(app.now().unix_timestamp() - hours_ago * 3600).bind(n)
+            .execute(&mut *tx).await.expect("insert");
+        }
     }
+    tx.commit().await.expect("commit");
 }
 
 async fn anomaly_mails(app: &TestApp, key_id: &str) -> Vec<String> {
@@ -162,9 +180,8 @@ both_engines! {
         calls(&app, &runaway, &su, "search", 120, 0).await;
         calls(&app, &runaway, &su, "echo", 30, 0).await;
         // 20 calls in 9 of the past hours: its usual is 20, so 150 is not ten times that.
-        for hours_ago in 1..=9 {
-            calls(&app, &steady, &su, "search", 20, hours_ago).await;
-        }
+        let history: Vec<i64> = (1..=9).collect();
+        calls_in_hours(&app, &[&steady], &su, ("search", 20), &history).await;
         calls(&app, &steady, &su, "search", 150, 0).await;
         calls(&app, &quiet, &su, "search", 90, 0).await;
 
@@ -188,5 +205,65 @@ both_engines! {
         calls(&app, &runaway, &su, "search", 150, 0).await;
         app.tick().await;
         assert_eq!(anomaly_mails(&app, &runaway).await.len(), 2);
+    }
+}
+
+/// Rolls up the complete days and hours as the scheduler does.
+async fn roll_up(app: &TestApp) {
+    use keysmith::domain::audit_rollups;
+    audit_rollups::roll_up_due(app.state.pool(), app.now())
+        .await
+        .expect("days");
+    audit_rollups::roll_up_hours(app.state.pool(), app.now())
+        .await
+        .expect("hours");
+}
+
+/// The start of the current hour, unix seconds.
+fn this_hour(app: &TestApp) -> i64 {
+    app.now().unix_timestamp().div_euclid(3600) * 3600
+}
+
+both_engines! {
+    async fn the_anomaly_check_reads_its_history_from_the_hourly_rollups(app: TestApp) {
+        let su = app.create_service_user("agent").await;
+        let steady = app.create_key(&su, json!({})).await["id"].as_str().expect("id").to_owned();
+        let runaway = app.create_key(&su, json!({})).await["id"].as_str().expect("id").to_owned();
+        // 20 calls in 9 of the past hours: the usual (p95 of 168 hours) is 20.
+        let history: Vec<i64> = (2..=10).collect();
+        calls_in_hours(&app, &[&steady, &runaway], &su, ("search", 20), &history).await;
+        roll_up(&app).await;
+        // Retention (or a short one) took the raw rows of those hours.
+        sqlx::query("DELETE FROM audit_events WHERE action = 'tool.call' AND at < $1")
+            .bind(this_hour(&app))
+            .execute(app.state.pool()).await.expect("delete");
+        calls(&app, &steady, &su, "search", 150, 0).await;
+        calls(&app, &runaway, &su, "search", 250, 0).await;
+
+        keysmith::domain::anomalies::enqueue_due(app.state.pool(), app.now()).await.expect("check");
+        assert!(anomaly_mails(&app, &steady).await.is_empty(), "150 is not ten times its usual 20");
+        let mails = anomaly_mails(&app, &runaway).await;
+        assert_eq!(mails.len(), 1, "250 is");
+        let payload: serde_json::Value = serde_json::from_str(&mails[0]).expect("json");
+        assert_eq!((payload["calls"].clone(), payload["usual_p95"].clone()), (json!(250), json!(20)), "{payload}");
+    }
+
+    async fn hours_not_rolled_up_yet_are_read_raw_and_counted_once(app: TestApp) {
+        let su = app.create_service_user("agent").await;
+        let key = app.create_key(&su, json!({})).await["id"].as_str().expect("id").to_owned();
+        // Nine busy hours make the usual: seven rolled up, then two the
+        // rollups have not reached (late, or the scheduler lagging).
+        let rolled: Vec<i64> = (3..=9).collect();
+        calls_in_hours(&app, &[&key], &su, ("search", 30), &rolled).await;
+        roll_up(&app).await;
+        calls_in_hours(&app, &[&key], &su, ("search", 30), &[2, 1]).await;
+        calls(&app, &key, &su, "search", 301, 0).await;
+
+        keysmith::domain::anomalies::enqueue_due(app.state.pool(), app.now()).await.expect("check");
+        let mails = anomaly_mails(&app, &key).await;
+        assert_eq!(mails.len(), 1);
+        let payload: serde_json::Value = serde_json::from_str(&mails[0]).expect("json");
+        // Any hour missed would make the p95 0, any counted twice 60.
+        assert_eq!((payload["calls"].clone(), payload["usual_p95"].clone()), (json!(301), json!(30)), "{payload}");
     }
 }
