@@ -26,6 +26,17 @@ struct Call<'a> {
 }
 
 async fn insert_call(app: &TestApp, key_id: &str, call: &Call<'_>, at: i64) {
+    let mut conn = app.state.pool().acquire().await.expect("a connection");
+    insert_call_on(&mut conn, app, key_id, call, at).await;
+}
+
+async fn insert_call_on(
+    conn: &mut sqlx::AnyConnection,
+    app: &TestApp,
+    key_id: &str,
+    call: &Call<'_>,
+    at: i64,
+) {
     sqlx::query(
         "INSERT INTO audit_events (tenant_id, key_id, service_user_id, actor, action, tool, outcome, reason, request_id, at, status, duration_us) \
          VALUES ($1, $2, NULL, 'key', 'tool.call', $3, $4, $5, NULL, $6, $7, $8)",
@@ -38,14 +49,17 @@ async fn insert_call(app: &TestApp, key_id: &str, call: &Call<'_>, at: i64) {
     .bind(at)
     .bind(call.status)
     .bind(call.duration_us)
-    .execute(app.state.pool())
+    .execute(conn)
     .await
     .expect("insert call");
 }
 
 /// A mix of calls every few hours over the last `days` days and today so
 /// far: every outcome, 2xx/4xx/5xx/no status, durations on bucket edges.
+/// One transaction: the server's own scheduler tick may run meanwhile, and
+/// must not roll up a day half seeded.
 async fn seed_calls(app: &TestApp, key_id: &str, days: i64) {
+    let mut tx = app.state.pool().begin().await.expect("a transaction");
     let statuses = [Some(200), Some(404), Some(500), Some(503), None, Some(200)];
     let durations = [
         Some(0),
@@ -71,10 +85,11 @@ async fn seed_calls(app: &TestApp, key_id: &str, days: i64) {
             status: statuses[i % statuses.len()],
             duration_us: durations[i % durations.len()],
         };
-        insert_call(app, key_id, &call, at).await;
+        insert_call_on(&mut tx, app, key_id, &call, at).await;
         i += 1;
         at += 5 * HOUR + 7;
     }
+    tx.commit().await.expect("seeded");
 }
 
 /// What counting the raw rows since `since` says, as `/usage` lists it.
