@@ -14,8 +14,8 @@ use crate::{
 #[derive(Debug)]
 pub struct NewAuditEvent<'a> {
     pub tenant_id: &'a TenantId,
-    pub key_id: Option<&'a str>,
-    pub service_user_id: Option<&'a str>,
+    pub key_id: Option<&'a KeyId>,
+    pub service_user_id: Option<&'a ServiceUserId>,
     pub actor: String,
     pub action: &'a str,
     pub tool: Option<&'a str>,
@@ -29,7 +29,7 @@ impl<'a> NewAuditEvent<'a> {
     /// An admin action on one key that succeeded (no tool, no request id).
     pub fn key_action(
         tenant_id: &'a TenantId,
-        key: (&'a str, &'a str),
+        key: (&'a KeyId, &'a ServiceUserId),
         actor: &crate::domain::Actor,
         action: &'a str,
         reason: Option<&'a str>,

@@ -222,7 +222,7 @@ async fn record(
         audit::NewAuditEvent {
             tenant_id: &user.tenant_id,
             key_id: None,
-            service_user_id: Some(user.id.as_str()),
+            service_user_id: Some(&user.id),
             actor: actor.to_string(),
             action,
             tool: None,

@@ -1,7 +1,6 @@
 //! Create (shown once), rotate with an overlap, revoke.
 
-use crate::domain::KeyId;
-use crate::domain::{TenantId, UnixTime};
+use crate::domain::{KeyId, ServiceUserId, TenantId, UnixTime};
 use sqlx::{Any, AnyPool, Transaction};
 use time::{Duration, OffsetDateTime};
 
@@ -14,7 +13,7 @@ use keysmith_verify::{ApiKey, KeyPrefix, Peppers};
 
 struct KeyInsert<'a> {
     tenant: &'a Tenant,
-    service_user_id: &'a str,
+    service_user_id: &'a ServiceUserId,
     name: &'a str,
     allowed_tools: Option<String>,
     limits: Option<String>,
@@ -33,12 +32,13 @@ async fn insert_key(
     let prefix = KeyPrefix::parse(&input.tenant.key_prefix).unwrap_or_default();
     let key = ApiKey::generate(&prefix);
     let digest = hex::encode(peppers.digest_current(key.secret()));
+    let key_id = KeyId::new(key.key_id());
     sqlx::query(
         "INSERT INTO api_keys (id, tenant_id, service_user_id, name, prefix, secret_hash, pepper_version, hint, status, \
          allowed_tools, scopes, created_at, created_by, expires_at, rotated_from, limits) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10, $11, $12, $13, $14, $15)",
     )
-    .bind(key.key_id())
+    .bind(&key_id)
     .bind(&input.tenant.id)
     .bind(input.service_user_id)
     .bind(input.name)
@@ -59,7 +59,7 @@ async fn insert_key(
         &mut **tx,
         audit::NewAuditEvent {
             tenant_id: &input.tenant.id,
-            key_id: Some(key.key_id()),
+            key_id: Some(&key_id),
             service_user_id: Some(input.service_user_id),
             actor: input.actor.to_string(),
             action: "key.create",
@@ -71,7 +71,7 @@ async fn insert_key(
         },
     )
     .await?;
-    let row = fetch(&mut **tx, &input.tenant.id, &KeyId::new(key.key_id())).await?;
+    let row = fetch(&mut **tx, &input.tenant.id, &key_id).await?;
     // A rotation announces itself as `key.rotated`, which names the new key.
     if input.rotated_from.is_none() {
         webhooks::enqueue(
@@ -113,7 +113,7 @@ pub async fn create(
         peppers,
         KeyInsert {
             tenant,
-            service_user_id: new.service_user_id.as_str(),
+            service_user_id: &new.service_user_id,
             name: new.name.as_str(),
             allowed_tools: new.allowed_tools.to_storage(),
             limits: new.limits.or(tenant.default_limits()).to_storage(),
@@ -174,7 +174,7 @@ pub async fn rotate(
         peppers,
         KeyInsert {
             tenant,
-            service_user_id: old.service_user_id.as_str(),
+            service_user_id: &old.service_user_id,
             name: &old.name,
             allowed_tools: old.allowed_tools.clone(),
             limits: old.limits.clone(),
@@ -208,8 +208,8 @@ pub async fn rotate(
         &mut *tx,
         audit::NewAuditEvent {
             tenant_id: &tenant.id,
-            key_id: Some(old.id.as_str()),
-            service_user_id: Some(old.service_user_id.as_str()),
+            key_id: Some(&old.id),
+            service_user_id: Some(&old.service_user_id),
             actor: actor.to_string(),
             action: "key.rotate",
             tool: None,
@@ -281,8 +281,8 @@ pub async fn revoke(
         &mut *tx,
         audit::NewAuditEvent {
             tenant_id: &tenant.id,
-            key_id: Some(key_id.as_str()),
-            service_user_id: Some(current.service_user_id.as_str()),
+            key_id: Some(key_id),
+            service_user_id: Some(&current.service_user_id),
             actor: actor.to_string(),
             action: "key.revoke",
             tool: None,

@@ -57,7 +57,7 @@ pub async fn set_limits(
     let reason = serde_json::json!({"before": before, "after": limits}).to_string();
     let event = audit::NewAuditEvent::key_action(
         &tenant.id,
-        (key_id.as_str(), current.service_user_id.as_str()),
+        (key_id, &current.service_user_id),
         actor,
         "key.limits",
         Some(&reason),

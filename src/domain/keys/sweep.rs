@@ -129,8 +129,8 @@ async fn transition(
         &mut *tx,
         audit::NewAuditEvent {
             tenant_id,
-            key_id: Some(id.as_str()),
-            service_user_id: Some(service_user_id.as_str()),
+            key_id: Some(id),
+            service_user_id: Some(service_user_id),
             actor: Actor::System.to_string(),
             action,
             tool: None,
