@@ -5,7 +5,7 @@
 //! The history comes from the hourly rollups; only the hours they have not
 //! reached yet (the current one, or a few if they lag) are counted raw.
 
-use crate::domain::{TenantId, UnixTime};
+use crate::domain::{KeyId, TenantId, UnixTime};
 use std::collections::HashMap;
 
 use sqlx::AnyPool;
@@ -64,7 +64,7 @@ pub async fn enqueue_due(pool: &AnyPool, now: OffsetDateTime) -> AppResult<u64> 
         .map_or(history_from, |hour| {
             hour.clamp(history_from, this_hour * HOUR)
         });
-    let mut rows: Vec<(String, i64, i64)> = sqlx::query_as(
+    let mut rows: Vec<(KeyId, i64, i64)> = sqlx::query_as(
         "SELECT key_id, hour / 3600 AS hour, CAST(SUM(calls - denied) AS BIGINT) \
          FROM audit_rollup_hours WHERE hour >= $1 AND hour < $2 GROUP BY key_id, hour",
     )
@@ -73,7 +73,7 @@ pub async fn enqueue_due(pool: &AnyPool, now: OffsetDateTime) -> AppResult<u64> 
     .fetch_all(pool)
     .await?;
     rows.extend(
-        sqlx::query_as::<_, (String, i64, i64)>(
+        sqlx::query_as::<_, (KeyId, i64, i64)>(
             "SELECT key_id, at / 3600 AS hour, COUNT(*) FROM audit_events \
              WHERE action = 'tool.call' AND outcome = 'allowed' AND key_id IS NOT NULL \
              AND at >= $1 GROUP BY key_id, at / 3600",
@@ -82,7 +82,7 @@ pub async fn enqueue_due(pool: &AnyPool, now: OffsetDateTime) -> AppResult<u64> 
         .fetch_all(pool)
         .await?,
     );
-    let mut per_key: HashMap<String, HashMap<i64, i64>> = HashMap::new();
+    let mut per_key: HashMap<KeyId, HashMap<i64, i64>> = HashMap::new();
     for (key_id, hour, calls) in rows {
         *per_key.entry(key_id).or_default().entry(hour).or_default() += calls;
     }
@@ -102,7 +102,7 @@ pub async fn enqueue_due(pool: &AnyPool, now: OffsetDateTime) -> AppResult<u64> 
 
 async fn tell_owner(
     pool: &AnyPool,
-    key_id: &str,
+    key_id: &KeyId,
     hour: i64,
     calls: i64,
     usual: i64,
@@ -133,7 +133,7 @@ async fn tell_owner(
         tenant_name: info.tenant_name,
         service_user: info.service_user,
         key_name: info.name,
-        key_id: key_id.to_owned(),
+        key_id: key_id.clone(),
         hint: info.hint,
         hour_start: UnixTime::from_secs(hour * HOUR),
         calls,

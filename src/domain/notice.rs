@@ -1,7 +1,7 @@
 //! What an email says, stored as the outbox payload. Only what rendering
 //! needs: names, public ids, hints and dates — never a key or its hash.
 
-use crate::domain::{UnixTime, unix_time};
+use crate::domain::{KeyId, UnixTime, unix_time};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,7 +20,7 @@ pub struct AnomalyNotice {
     pub tenant_name: String,
     pub service_user: String,
     pub key_name: String,
-    pub key_id: String,
+    pub key_id: KeyId,
     pub hint: String,
     /// The hour (Unix seconds of its start) with the unusual calls.
     #[serde(with = "unix_time::as_secs")]
@@ -38,7 +38,7 @@ pub struct RevocationNotice {
     pub tenant_name: String,
     pub service_user: String,
     pub key_name: String,
-    pub key_id: String,
+    pub key_id: KeyId,
     pub hint: String,
     #[serde(with = "unix_time::as_secs")]
     pub revoked_at: UnixTime,
@@ -51,9 +51,9 @@ pub struct RotationNotice {
     pub tenant_name: String,
     pub service_user: String,
     pub key_name: String,
-    pub old_key_id: String,
+    pub old_key_id: KeyId,
     pub old_hint: String,
-    pub new_key_id: String,
+    pub new_key_id: KeyId,
     pub new_hint: String,
     /// When the old key stops working (Unix seconds).
     #[serde(with = "unix_time::as_secs")]
@@ -66,7 +66,7 @@ pub struct ExpiryReminder {
     pub tenant_name: String,
     pub service_user: String,
     pub key_name: String,
-    pub key_id: String,
+    pub key_id: KeyId,
     pub hint: String,
     #[serde(with = "unix_time::as_secs")]
     pub expires_at: UnixTime,

@@ -22,7 +22,7 @@ use crate::{
 #[derive(Debug)]
 pub struct NewMail<'a> {
     pub tenant_id: &'a TenantId,
-    pub key_id: &'a str,
+    pub key_id: &'a KeyId,
     pub threshold_days: Option<i64>,
     pub recipient: &'a str,
     pub notice: &'a Notice,
@@ -82,16 +82,16 @@ pub async fn enqueue_rotation(
         tenant_name: tenant.name.clone(),
         service_user,
         key_name: old.name.clone(),
-        old_key_id: old.id.to_string(),
+        old_key_id: old.id.clone(),
         old_hint: old.hint.clone(),
-        new_key_id: new.id.to_string(),
+        new_key_id: new.id.clone(),
         new_hint: new.hint.clone(),
         cutoff_at: old.cutoff_at.unwrap_or(old.expires_at),
         rotated_by: actor.describe(),
     });
     let mail = NewMail {
         tenant_id: &tenant.id,
-        key_id: old.id.as_str(),
+        key_id: &old.id,
         threshold_days: None,
         recipient: &recipient,
         notice: &notice,
@@ -137,7 +137,7 @@ pub async fn enqueue_revocation(
         tenant_name: tenant.name.clone(),
         service_user,
         key_name: key.name.clone(),
-        key_id: key.id.to_string(),
+        key_id: key.id.clone(),
         hint: key.hint.clone(),
         revoked_at: UnixTime::from(now),
         revoked_by: actor.describe(),
@@ -145,7 +145,7 @@ pub async fn enqueue_revocation(
     });
     let mail = NewMail {
         tenant_id: &tenant.id,
-        key_id: key.id.as_str(),
+        key_id: &key.id,
         threshold_days: None,
         recipient: &recipient,
         notice: &notice,

@@ -1,6 +1,6 @@
 //! Expiry reminders: 30, 7 and 1 days before a key expires, each once.
 
-use crate::domain::{TenantId, UnixTime};
+use crate::domain::{KeyId, TenantId, UnixTime};
 use sqlx::AnyPool;
 use time::{Duration, OffsetDateTime};
 
@@ -33,7 +33,7 @@ pub fn due_threshold(created_at: i64, expires_at: i64, now: i64) -> Option<i64> 
 
 #[derive(Debug, sqlx::FromRow)]
 struct Candidate {
-    id: String,
+    id: KeyId,
     tenant_id: TenantId,
     name: String,
     hint: String,

@@ -199,6 +199,7 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::KeyId;
 
     /// Fixed ids, hints and dates: the snapshots hold no run-specific value.
     fn rotation() -> Notice {
@@ -206,9 +207,9 @@ mod tests {
             tenant_name: "Acme <Inc>".into(),
             service_user: "ci-bot".into(),
             key_name: "deploy".into(),
-            old_key_id: "OLDKEYID00000000".into(),
+            old_key_id: KeyId::new("OLDKEYID00000000"),
             old_hint: "aaaa".into(),
-            new_key_id: "NEWKEYID00000000".into(),
+            new_key_id: KeyId::new("NEWKEYID00000000"),
             new_hint: "bbbb".into(),
             cutoff_at: UnixTime::from_secs(1_800_000_000),
             rotated_by: "owner@acme.test".into(),
@@ -220,7 +221,7 @@ mod tests {
             tenant_name: "Acme".into(),
             service_user: "ci-bot".into(),
             key_name: "deploy".into(),
-            key_id: "KEYID00000000000".into(),
+            key_id: KeyId::new("KEYID00000000000"),
             hint: "cccc".into(),
             expires_at: UnixTime::from_secs(1_800_000_000),
             threshold_days: 7,
