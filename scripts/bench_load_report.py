@@ -11,6 +11,7 @@ import statistics
 import sys
 
 from benchmarks_md import replace_section
+from wrk_output import parse_wrk
 
 PEAK = {
     "a": "(a) route, no layer",
@@ -23,22 +24,11 @@ PEAK = {
 FIXED = {"fa": "(a) route, no layer", "fb": "(b) layer, warm cache (SQLite), audit on"}
 
 
-def to_us(value: str) -> float:
-    match = re.match(r"([\d.]+)(us|ms|s|m)$", value)
-    if not match:
-        raise SystemExit(f"unexpected wrk latency {value!r}")
-    number, unit = match.groups()
-    return float(number) * {"us": 1, "ms": 1000, "s": 1_000_000, "m": 60_000_000}[unit]
-
-
-def parse_wrk(text: str) -> dict:
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),
-        "p50": to_us(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1)),
-        "p99": to_us(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1)),
-        "requests": int(re.search(r"(\d+) requests in", text).group(1)),
-        "errors": int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", text)) else 0,
-    }
+def parse_wrk_run(text: str) -> dict:
+    """wrk's figures, its error count (non-2xx/3xx answers and socket errors) as `errors`."""
+    row = parse_wrk(text)
+    row["errors"] = row.pop("non2xx")
+    return row
 
 
 def parse_oha(text: str) -> dict:
@@ -64,7 +54,7 @@ def load(path) -> dict:
 def add(results_path, round_, label, generator, out_path, err_path):
     text = pathlib.Path(out_path).read_text()
     written = re.search(r"audit_written=(\d+)", pathlib.Path(err_path).read_text())
-    row = parse_wrk(text) if generator == "wrk" else parse_oha(text)
+    row = parse_wrk_run(text) if generator == "wrk" else parse_oha(text)
     row["audited"] = int(written.group(1)) if written else None
     if generator != "wrk":
         row["rate"] = float(generator)
