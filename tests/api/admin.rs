@@ -250,9 +250,9 @@ both_engines! {
         let (sink, flusher) = keysmith_verify::audit::spawn_sql_audit(app.state.pool().clone(), 16, 16);
         for allowed in [true, true, false] {
             sink.record(keysmith_verify::audit::AuditRecord {
-                tenant_id: app.tenant.id.to_string(),
-                key_id: id.to_owned(),
-                service_user_id: su.clone(),
+                tenant_id: app.tenant.id.as_str().into(),
+                key_id: id.into(),
+                service_user_id: su.as_str().into(),
                 tool: "whoami".into(),
                 allowed,
                 reason: if allowed { "valid" } else { "tool_not_allowed" },

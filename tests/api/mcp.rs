@@ -465,9 +465,9 @@ both_engines! {
         // A tiny batch size and a full queue at shutdown: everything queued is written.
         let (sink, flusher) = spawn_sql_audit(app.state.pool().clone(), 3, 1000);
         let record = keysmith_verify::audit::AuditRecord {
-            tenant_id: app.tenant.id.to_string(),
-            key_id: key["id"].as_str().expect("id").to_owned(),
-            service_user_id: su.clone(),
+            tenant_id: app.tenant.id.as_str().into(),
+            key_id: key["id"].as_str().expect("id").into(),
+            service_user_id: su.as_str().into(),
             tool: "whoami".into(),
             allowed: true,
             reason: "valid",

@@ -10,16 +10,21 @@
 //! PostgreSQL `NOTIFY` on others) through [`CachedVerifier::invalidate_key`];
 //! otherwise it takes at most the TTL.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use quick_cache::sync::Cache;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::{
-    backend::{Verdict, VerdictFuture, Verifier},
+    backend::{BackendError, Verdict, VerdictFuture, Verifier},
     clock::SharedClock,
+    identity::Identity,
+    outcome::Refusal,
 };
+
+/// A verdict as the layer takes it: the identity shared, not copied.
+pub(crate) type SharedVerdict = Result<Arc<Identity>, Refusal>;
 
 /// Entries kept at most.
 const CAPACITY: usize = 100_000;
@@ -27,14 +32,14 @@ const CAPACITY: usize = 100_000;
 /// A verdict and when it lapses.
 #[derive(Debug, Clone)]
 struct Entry {
-    verdict: Verdict,
+    verdict: SharedVerdict,
     until: OffsetDateTime,
 }
 
 impl Entry {
     fn key_id(&self) -> Option<&str> {
         match &self.verdict {
-            Ok(key) => Some(&key.key_id),
+            Ok(identity) => Some(&identity.key.key_id),
             Err(refusal) => refusal.key_id.as_deref(),
         }
     }
@@ -77,10 +82,30 @@ impl<V: Verifier> CachedVerifier<V> {
         self.entries.clear();
     }
 
-    fn lookup(&self, fingerprint: &[u8; 32], now: OffsetDateTime) -> Option<Verdict> {
+    /// The verdict on `presented`: from memory when fresh, else from the
+    /// backend (and remembered).
+    pub(crate) async fn identify(&self, presented: &str) -> Result<SharedVerdict, BackendError> {
+        let shared = |verdict: Verdict| verdict.map(|key| Arc::new(Identity::new(key)));
+        if self.ttl.is_zero() {
+            return Ok(shared(self.inner.verify(presented).await?));
+        }
+        let fingerprint: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let now = self.clock.now();
+        if let Some(hit) = self.lookup(&fingerprint, now) {
+            return Ok(hit);
+        }
+        let verdict = shared(self.inner.verify(presented).await?);
+        self.store(fingerprint, &verdict, now);
+        Ok(verdict)
+    }
+
+    fn lookup(&self, fingerprint: &[u8; 32], now: OffsetDateTime) -> Option<SharedVerdict> {
         let entry = self.entries.get(fingerprint)?;
-        let fresh =
-            now < entry.until && entry.verdict.as_ref().map_or(true, |k| now < k.valid_until);
+        let fresh = now < entry.until
+            && entry
+                .verdict
+                .as_ref()
+                .map_or(true, |k| now < k.key.valid_until);
         if fresh {
             Some(entry.verdict)
         } else {
@@ -89,10 +114,10 @@ impl<V: Verifier> CachedVerifier<V> {
         }
     }
 
-    fn store(&self, fingerprint: [u8; 32], verdict: &Verdict, now: OffsetDateTime) {
+    fn store(&self, fingerprint: [u8; 32], verdict: &SharedVerdict, now: OffsetDateTime) {
         let lasts = |ttl: Duration| time::Duration::try_from(ttl).unwrap_or(time::Duration::ZERO);
         let until = match verdict {
-            Ok(key) => (now + lasts(self.ttl)).min(key.valid_until),
+            Ok(identity) => (now + lasts(self.ttl)).min(identity.key.valid_until),
             Err(_) if self.negative_ttl.is_zero() => return,
             Err(_) => now + lasts(self.negative_ttl.min(self.ttl)),
         };
@@ -109,17 +134,8 @@ impl<V: Verifier> CachedVerifier<V> {
 impl<V: Verifier> Verifier for CachedVerifier<V> {
     fn verify<'a>(&'a self, presented: &'a str) -> VerdictFuture<'a> {
         Box::pin(async move {
-            if self.ttl.is_zero() {
-                return self.inner.verify(presented).await;
-            }
-            let fingerprint: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-            let now = self.clock.now();
-            if let Some(hit) = self.lookup(&fingerprint, now) {
-                return Ok(hit);
-            }
-            let verdict: Verdict = self.inner.verify(presented).await?;
-            self.store(fingerprint, &verdict, now);
-            Ok(verdict)
+            let verdict = self.identify(presented).await?;
+            Ok(verdict.map(|identity| (*identity.key).clone()))
         })
     }
 }

@@ -6,6 +6,7 @@ pub mod backend;
 mod base62;
 pub mod cache;
 pub mod clock;
+mod identity;
 #[cfg(feature = "sql")]
 pub mod invalidation;
 pub mod key;

@@ -4,6 +4,8 @@
 //! When the queue is full, requests wait for room (backpressure) instead of
 //! dropping events. [`AuditFlusher::shutdown`] drains what is queued.
 
+use std::sync::Arc;
+
 use time::OffsetDateTime;
 use tokio::{
     sync::{mpsc, oneshot},
@@ -13,9 +15,11 @@ use tokio::{
 /// One verified or refused request.
 #[derive(Debug, Clone)]
 pub struct AuditRecord {
-    pub tenant_id: String,
-    pub key_id: String,
-    pub service_user_id: String,
+    /// The ids are shared with the cached key (a reference count per request,
+    /// not a copy).
+    pub tenant_id: Arc<str>,
+    pub key_id: Arc<str>,
+    pub service_user_id: Arc<str>,
     /// The MCP tool, or `METHOD /path` for other requests.
     pub tool: String,
     pub allowed: bool,
@@ -99,7 +103,7 @@ fn clamp_us(us: u64) -> i64 {
 fn last_used(batch: &[AuditRecord]) -> std::collections::HashMap<&str, i64> {
     let mut latest = std::collections::HashMap::new();
     for r in batch.iter().filter(|r| r.allowed) {
-        let at = latest.entry(r.key_id.as_str()).or_insert(i64::MIN);
+        let at = latest.entry(&*r.key_id).or_insert(i64::MIN);
         *at = (*at).max(crate::timestamp::to_unix(r.at));
     }
     latest

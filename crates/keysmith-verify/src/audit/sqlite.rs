@@ -79,9 +79,9 @@ fn write(
         let mut insert = tx.prepare_cached(INSERT)?;
         for r in batch {
             insert.execute(params![
-                r.tenant_id,
-                r.key_id,
-                r.service_user_id,
+                &*r.tenant_id,
+                &*r.key_id,
+                &*r.service_user_id,
                 r.tool,
                 super::outcome(r.allowed),
                 r.reason,

@@ -3,8 +3,6 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
-use crate::outcome::VerifiedKey;
-
 pub const SERVICE_USER_HEADER: HeaderName = HeaderName::from_static("x-keysmith-service-user");
 pub const SERVICE_USER_ID_HEADER: HeaderName =
     HeaderName::from_static("x-keysmith-service-user-id");
@@ -57,19 +55,15 @@ pub fn scrub(headers: &mut HeaderMap) {
     }
 }
 
-/// Sets the verified identity and removes the credential: the inner service
-/// must never see, log or pass on the key.
-pub fn inject(headers: &mut HeaderMap, key: &VerifiedKey) {
+/// Sets the verified identity (its headers made once per cached key, see
+/// `crate::identity`) and removes the credential: the inner service must
+/// never see, log or pass on the key.
+pub fn inject(headers: &mut HeaderMap, identity: &[(HeaderName, HeaderValue)]) {
     headers.remove(header::AUTHORIZATION);
-    for (name, value) in [
-        (SERVICE_USER_HEADER, key.service_user_name.as_str()),
-        (SERVICE_USER_ID_HEADER, key.service_user_id.as_str()),
-        (KEY_ID_HEADER, key.key_id.as_str()),
-        (TENANT_HEADER, key.tenant_slug.as_str()),
-    ] {
-        if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
-            headers.insert(name, value);
-        }
+    // Room for all of them at once, rather than growing on the way.
+    headers.reserve(identity.len());
+    for (name, value) in identity {
+        headers.insert(name.clone(), value.clone());
     }
 }
 

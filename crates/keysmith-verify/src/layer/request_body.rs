@@ -9,7 +9,7 @@
 //! `Transfer-Encoding`, no `Content-Encoding`.
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Response, StatusCode, header, request::Parts};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, header, request::Parts};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 use serde_json::{Value, json};
@@ -20,8 +20,9 @@ use super::{
     service::json_response,
 };
 
-const MCP_NAME: &str = "mcp-name";
-const MCP_METHOD: &str = "mcp-method";
+// Names made once: a `&str` lookup parses the name on every request.
+const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
+const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
 
 /// Why a body is refused, and how to say it.
 #[derive(Debug)]
@@ -61,19 +62,13 @@ where
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let bytes = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(err)
-            if err
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            return Err(too_large());
-        }
-        Err(err) => {
-            tracing::warn!(error = %err, "failed to read the request body");
-            return Err(refuse(PARSE_ERROR, "unreadable request body", &Value::Null));
-        }
+    // A body that says it has ended (no body, `Content-Length: 0`) is not
+    // collected. What goes on is a new body either way, made of the bytes
+    // judged here, so a body that said so wrongly forwards nothing.
+    let bytes = if body.is_end_stream() {
+        Bytes::new()
+    } else {
+        collect(body, limit).await?
     };
     check_framing(&parts.headers, !bytes.is_empty())?;
     let message = if bytes.is_empty() {
@@ -84,6 +79,28 @@ where
     check_routing_headers(&parts.headers, message.as_ref())?;
     normalize(&mut parts.headers, bytes.len());
     Ok((B::from(bytes), message))
+}
+
+/// The whole body, at most `limit` bytes.
+async fn collect<B>(body: B, limit: usize) -> Result<Bytes, Refused>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err)
+            if err
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large())
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "failed to read the request body");
+            Err(refuse(PARSE_ERROR, "unreadable request body", &Value::Null))
+        }
+    }
 }
 
 /// Headers that could make the upstream decode the bytes differently.

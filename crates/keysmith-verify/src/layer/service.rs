@@ -7,7 +7,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode, header, request::Parts};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode, header, request::Parts};
 use http_body::Body;
 use serde_json::json;
 use tower::Service;
@@ -23,11 +23,14 @@ use super::{
 };
 use crate::{
     audit::AuditRecord,
-    backend::Verifier,
+    identity::{AuditIds, Identity},
     limit::{Exceeded, LimitKind, LimiterError},
     outcome::{VerifiedKey, VerifyCode},
     telemetry,
 };
+
+/// The client's request id, kept in the audit line.
+const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Longest client-chosen request id kept in the audit log.
 const MAX_REQUEST_ID_LEN: usize = 128;
@@ -70,19 +73,21 @@ where
         ResponseFuture::new(async move {
             let started = Instant::now();
             let (mut parts, body) = request.into_parts();
-            let key = match authenticate(&shared, &parts).await {
-                Ok(key) => key,
+            let identity = match authenticate(&shared, &parts).await {
+                Ok(identity) => identity,
                 Err((response, known)) => {
-                    if let Some(known) = known {
+                    if let Some((known, code)) = known {
                         // A genuine key of this service's tenant that may no
                         // longer be used: worth a line in its audit trail.
                         let subject = refused_subject(&shared, &mut parts, body).await;
-                        let line = audit_line(&shared, &parts, &known.0, |_| subject, known.1);
+                        let ids = AuditIds::of(&known);
+                        let line = audit_line(&shared, &parts, &ids, |_| subject, code);
                         record(&shared, line, Some(response.status()), started).await;
                     }
                     return Ok(response);
                 }
             };
+            let key = &identity.key;
             let (body, message) = if shared.mcp {
                 match request_body::read(&mut parts, body, shared.body_limit).await {
                     Ok(read) => read,
@@ -96,17 +101,22 @@ where
             };
             // What the audit line names the call (built only when there is an audit).
             let subject = |parts: &Parts| {
-                message.as_ref().map_or_else(
-                    || format!("{} {}", parts.method, parts.uri.path()),
-                    |m| m.subject().to_owned(),
-                )
+                message
+                    .as_ref()
+                    .map_or_else(|| method_and_path(parts), |m| m.subject().to_owned())
             };
             if let Some(Message::ToolCall { name, id }) = &message
                 && !key.allowed_tools.allows(name)
             {
                 telemetry::request(VerifyCode::ToolNotAllowed.as_str());
                 let refusal = tool_refused(name, id);
-                let line = audit_line(&shared, &parts, &key, subject, VerifyCode::ToolNotAllowed);
+                let line = audit_line(
+                    &shared,
+                    &parts,
+                    &identity.audit,
+                    subject,
+                    VerifyCode::ToolNotAllowed,
+                );
                 record(&shared, line, Some(refusal.status()), started).await;
                 return Ok(refusal);
             }
@@ -114,10 +124,10 @@ where
             if let Some(Message::ToolCall { name, id }) = &message
                 && !key.limits.is_unlimited()
             {
-                let verdict = shared.limiter.check(&key, name, shared.clock.now()).await;
+                let verdict = shared.limiter.check(key, name, shared.clock.now()).await;
                 if let Some((refusal, code)) = limited(verdict, id) {
                     telemetry::request(code.as_str());
-                    let line = audit_line(&shared, &parts, &key, subject, code);
+                    let line = audit_line(&shared, &parts, &identity.audit, subject, code);
                     record(&shared, line, Some(refusal.status()), started).await;
                     return Ok(refusal);
                 }
@@ -127,7 +137,7 @@ where
             // the client goes away first: every verified call has its line.
             let pending = PendingAudit {
                 shared: shared.clone(),
-                line: audit_line(&shared, &parts, &key, subject, VerifyCode::Valid),
+                line: audit_line(&shared, &parts, &identity.audit, subject, VerifyCode::Valid),
                 started,
             };
             // A tools/list answer is filtered when the key may not call every tool.
@@ -144,8 +154,8 @@ where
                 parts.headers.remove(header::ACCEPT_ENCODING);
             }
             headers::scrub(&mut parts.headers);
-            headers::inject(&mut parts.headers, &key);
-            parts.extensions.insert(key);
+            headers::inject(&mut parts.headers, &identity.headers);
+            parts.extensions.insert(key.clone());
             let outcome = inner.call(Request::from_parts(parts, body)).await;
             let response = match outcome {
                 Ok(response) => response,
@@ -167,7 +177,7 @@ where
 /// A verified key, or the refusal to send with the key to audit it against
 /// (when it is genuine and of this service's tenant).
 type Authenticated<B> = Result<
-    VerifiedKey,
+    Arc<Identity>,
     (
         Response<LayerBody<B>>,
         Option<(Box<VerifiedKey>, VerifyCode)>,
@@ -181,10 +191,10 @@ async fn authenticate<B>(shared: &Shared, parts: &Parts) -> Authenticated<B> {
         return Err((unauthorized(shared, "missing bearer key"), None));
     };
     let asked = Instant::now();
-    let verdict = shared.verifier.verify(presented).await;
+    let verdict = shared.verifier.identify(presented).await;
     telemetry::verify_time(asked.elapsed());
     match verdict {
-        Ok(Ok(key)) if shared.tenant.admits(&key.tenant_slug) => Ok(key),
+        Ok(Ok(identity)) if shared.tenant.admits(&identity.key.tenant_slug) => Ok(identity),
         Ok(Ok(_)) => {
             telemetry::request("other_tenant");
             tracing::info!("key of another tenant refused");
@@ -237,7 +247,18 @@ where
     {
         return message.subject().to_owned();
     }
-    format!("{} {}", parts.method, parts.uri.path())
+    method_and_path(parts)
+}
+
+/// `METHOD /path`, what the audit names a request without a message.
+fn method_and_path(parts: &Parts) -> String {
+    let (method, path) = (parts.method.as_str(), parts.uri.path());
+    // Built by hand: `format!` costs several times as much, on every request.
+    let mut subject = String::with_capacity(method.len() + 1 + path.len());
+    subject.push_str(method);
+    subject.push(' ');
+    subject.push_str(path);
+    subject
 }
 
 /// The answer with its `tools/list` result filtered to `allowlist`.
@@ -283,21 +304,21 @@ fn filtered<B>(
 fn audit_line(
     shared: &Shared,
     parts: &Parts,
-    key: &VerifiedKey,
+    ids: &AuditIds,
     subject: impl FnOnce(&Parts) -> String,
     code: VerifyCode,
 ) -> Option<AuditRecord> {
     shared.audit.as_ref()?;
     Some(AuditRecord {
-        tenant_id: key.tenant_id.clone(),
-        key_id: key.key_id.clone(),
-        service_user_id: key.service_user_id.clone(),
+        tenant_id: ids.tenant_id.clone(),
+        key_id: ids.key_id.clone(),
+        service_user_id: ids.service_user_id.clone(),
         tool: subject(parts),
         allowed: code == VerifyCode::Valid,
         reason: code.as_str(),
         request_id: parts
             .headers
-            .get("x-request-id")
+            .get(&REQUEST_ID_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(|id| truncate(id, MAX_REQUEST_ID_LEN).to_owned()),
         at: shared.clock.now(),

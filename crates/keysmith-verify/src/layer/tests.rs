@@ -157,3 +157,64 @@ async fn another_tenants_layer_refuses_the_key() {
     let (status, _) = send(TenantScope::Any, post("application/json", ECHO)).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+type SeenKeys = Arc<Mutex<Vec<(http::HeaderMap, Arc<VerifiedKey>)>>>;
+
+/// The identity the inner service gets: the headers, and the key itself in
+/// the extensions, the same shared value on every request answered from the
+/// cache (a reference count, not a copy per request).
+#[tokio::test]
+async fn a_cached_key_is_shared_with_every_request() {
+    let seen: SeenKeys = Arc::default();
+    let record = seen.clone();
+    let inner = service_fn(move |request: Request<Full<Bytes>>| {
+        let record = record.clone();
+        async move {
+            let key = request
+                .extensions()
+                .get::<Arc<VerifiedKey>>()
+                .cloned()
+                .expect("the verified key is in the extensions");
+            record
+                .lock()
+                .expect("lock")
+                .push((request.headers().clone(), key));
+            Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
+        }
+    });
+    let service = VerifyLayer::builder(OneKey, TenantScope::only("acme"))
+        .build()
+        .layer(inner);
+    for request in [
+        // No body at all, and a declared empty one: nothing to judge.
+        Request::get("/mcp")
+            .header(header::AUTHORIZATION, "Bearer good")
+            .header("x-keysmith-tenant", "forged")
+            .body(Full::new(Bytes::new()))
+            .expect("request"),
+        Request::post("/mcp")
+            .header(header::AUTHORIZATION, "Bearer good")
+            .header(header::CONTENT_LENGTH, "0")
+            .body(Full::new(Bytes::new()))
+            .expect("request"),
+    ] {
+        let response = service.clone().oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let seen = seen.lock().expect("lock");
+    assert_eq!(seen.len(), 2);
+    for (headers, key) in seen.iter() {
+        assert_eq!(key.key_id, "k1");
+        assert_eq!(headers["x-keysmith-service-user"], "bot");
+        assert_eq!(headers["x-keysmith-service-user-id"], "s1");
+        assert_eq!(headers["x-keysmith-key-id"], "k1");
+        assert_eq!(headers.get_all("x-keysmith-tenant").iter().count(), 1);
+        assert_eq!(headers["x-keysmith-tenant"], "acme");
+        assert!(!headers.contains_key(header::AUTHORIZATION));
+        assert!(!headers.contains_key(header::CONTENT_LENGTH));
+    }
+    assert!(
+        Arc::ptr_eq(&seen[0].1, &seen[1].1),
+        "the second request was answered from the cache with the same key"
+    );
+}
