@@ -43,14 +43,18 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 ];
 
 /// Forwarding headers a client could forge; the gateway writes its own.
-const FORWARDING: [&str; 7] = [
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-forwarded-port",
-    "x-forwarded-prefix",
-    "x-real-ip",
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+const FORWARDING: [HeaderName; 7] = [
+    header::FORWARDED,
+    X_FORWARDED_FOR,
+    X_FORWARDED_HOST,
+    X_FORWARDED_PROTO,
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-prefix"),
+    HeaderName::from_static("x-real-ip"),
 ];
 
 /// What `keysmith gateway` was asked to do.
@@ -191,40 +195,35 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Replaces whatever forwarding headers the client sent with the gateway's.
 fn set_forwarding(headers: &mut HeaderMap, peer: Option<SocketAddr>, host: Option<HeaderValue>) {
-    use std::fmt::Write as _;
-    for name in FORWARDING {
+    for name in &FORWARDING {
         headers.remove(name);
     }
-    // `Forwarded: for="<peer>";proto=http;host="<host>"`, built in one string.
+    // `Forwarded: for="<peer>";proto=http;host="<host>"`, built in one string
+    // from the peer address formatted once (this runs on every request).
     let mut forwarded = String::with_capacity(64);
     if let Some(peer) = peer {
-        let _ = write!(forwarded, "for=\"{}\";", ForwardedNode(peer));
-        if let Ok(value) = HeaderValue::from_str(&peer.ip().to_string()) {
-            headers.insert("x-forwarded-for", value);
+        let ip = peer.ip().to_string();
+        // RFC 7239 §6: an IPv6 node goes in brackets.
+        let (open, close) = if peer.is_ipv6() { ("[", "]") } else { ("", "") };
+        for part in ["for=\"", open, &ip, close, "\";"] {
+            forwarded.push_str(part);
+        }
+        if let Ok(value) = HeaderValue::try_from(ip) {
+            headers.insert(X_FORWARDED_FOR, value);
         }
     }
     forwarded.push_str("proto=http");
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     if let Some(host) = host.filter(|h| h.to_str().is_ok_and(is_host)) {
         if let Ok(text) = host.to_str() {
-            let _ = write!(forwarded, ";host=\"{text}\"");
+            for part in [";host=\"", text, "\""] {
+                forwarded.push_str(part);
+            }
         }
-        headers.insert("x-forwarded-host", host);
+        headers.insert(X_FORWARDED_HOST, host);
     }
     if let Ok(value) = HeaderValue::try_from(forwarded) {
-        headers.insert("forwarded", value);
-    }
-}
-
-/// `Forwarded: for=` wants IPv6 addresses in brackets (RFC 7239 §6).
-struct ForwardedNode(SocketAddr);
-
-impl std::fmt::Display for ForwardedNode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            SocketAddr::V4(v4) => write!(f, "{}", v4.ip()),
-            SocketAddr::V6(v6) => write!(f, "[{}]", v6.ip()),
-        }
+        headers.insert(header::FORWARDED, value);
     }
 }
 
@@ -397,5 +396,50 @@ mod tests {
         let nested = upstream("https://example.test/api/").expect("a valid base");
         let uri = nested.uri_for(Some(&pq("/mcp"))).expect("a valid path");
         assert_eq!(uri.to_string(), "https://example.test/api/mcp");
+    }
+
+    #[test]
+    fn forwarding_headers_are_the_gateways_own() {
+        let forwarded = |peer: &str, host: &'static str| {
+            let mut headers = HeaderMap::new();
+            for name in &FORWARDING {
+                headers.insert(name, HeaderValue::from_static("spoofed"));
+            }
+            let peer = peer.parse().ok();
+            set_forwarding(&mut headers, peer, Some(HeaderValue::from_static(host)));
+            let text = |name: &str| {
+                headers
+                    .get(name)
+                    .map(|v| v.to_str().expect("ASCII").to_owned())
+            };
+            (
+                text("forwarded"),
+                text("x-forwarded-for"),
+                text("x-forwarded-host"),
+                text("x-real-ip"),
+            )
+        };
+        assert_eq!(
+            forwarded("10.0.0.7:5000", "mcp.test:8080"),
+            (
+                Some(r#"for="10.0.0.7";proto=http;host="mcp.test:8080""#.into()),
+                Some("10.0.0.7".into()),
+                Some("mcp.test:8080".into()),
+                None,
+            )
+        );
+        // IPv6 in brackets (RFC 7239 §6); a Host that could break out of the
+        // quoted parameter is dropped rather than repeated.
+        assert_eq!(
+            forwarded("[2001:db8::1]:5000", "evil\";for=1.2.3.4"),
+            (
+                Some(r#"for="[2001:db8::1]";proto=http"#.into()),
+                Some("2001:db8::1".into()),
+                None,
+                None,
+            )
+        );
+        // No peer known: no address is made up.
+        assert_eq!(forwarded("not an address", "mcp.test").1, None);
     }
 }

@@ -38,16 +38,24 @@ pub struct AuditRecord {
 #[derive(Debug, Clone)]
 pub struct AuditSink {
     tx: mpsc::Sender<AuditRecord>,
+    depth: crate::telemetry::QueueDepth,
 }
 
 impl AuditSink {
+    pub(crate) fn new(tx: mpsc::Sender<AuditRecord>) -> Self {
+        Self {
+            tx,
+            depth: Default::default(),
+        }
+    }
+
     /// Queues a record, waiting for room when the writer is behind.
     pub async fn record(&self, record: AuditRecord) {
         if self.tx.send(record).await.is_err() {
             tracing::error!("audit record after shutdown: not written");
             crate::telemetry::audit_lost(1);
         }
-        crate::telemetry::audit_queue_depth(self.tx.max_capacity() - self.tx.capacity());
+        self.depth.set(self.tx.max_capacity() - self.tx.capacity());
     }
 
     /// Queues a record from where nothing can wait (a drop): at once when

@@ -26,7 +26,7 @@ pub fn spawn_sql_audit(
     let (stop, stopped) = oneshot::channel();
     let destination = Destination::for_pool(pool);
     let task = tokio::spawn(write_loop(destination, rx, stopped, batch_size.max(1)));
-    (AuditSink { tx }, AuditFlusher { stop, task })
+    (AuditSink::new(tx), AuditFlusher { stop, task })
 }
 
 /// Where batches go.

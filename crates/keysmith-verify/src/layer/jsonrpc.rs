@@ -235,8 +235,27 @@ impl Strict {
 /// Member names compared the way the most lenient parser compares them:
 /// Unicode case folding (Go folds `ſ` to `s` and `K` to `k` too).
 fn folded(name: &str) -> String {
-    name.to_uppercase().to_lowercase()
+    if name.is_ascii() {
+        name.to_ascii_lowercase()
+    } else {
+        name.to_uppercase().to_lowercase()
+    }
 }
+
+/// Whether two member names are one for the most lenient parser, without
+/// allocating when both are ASCII (the names of every MCP message).
+fn same_member(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        folded(a) == folded(b)
+    }
+}
+
+/// Up to this many members, a new name is compared with each earlier one;
+/// past it, the folded names go into a set, so that an object of many
+/// members costs linear time, not quadratic.
+const FEW_MEMBERS: usize = 8;
 
 impl<'de> DeserializeSeed<'de> for Strict {
     type Value = Value;
@@ -305,9 +324,15 @@ impl<'de> Visitor<'de> for Strict {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut members = Map::new();
-        let mut seen = std::collections::HashSet::new();
+        let mut many: Option<std::collections::HashSet<String>> = None;
         while let Some(name) = map.next_key::<String>()? {
-            if !seen.insert(folded(&name)) {
+            let duplicate = if members.len() < FEW_MEMBERS {
+                members.keys().any(|seen| same_member(seen, &name))
+            } else {
+                let seen = many.get_or_insert_with(|| members.keys().map(|k| folded(k)).collect());
+                !seen.insert(folded(&name))
+            };
+            if duplicate {
                 return Err(de::Error::custom("duplicate member"));
             }
             let value = map.next_value_seed(self.nested()?)?;
@@ -414,6 +439,31 @@ mod tests {
             "i".repeat(129)
         );
         assert!(call(&long_id).is_err());
+    }
+
+    #[test]
+    fn objects_of_many_members_are_checked_like_small_ones() {
+        // Either side of FEW_MEMBERS, the duplicate first, last or folded.
+        for size in [1, FEW_MEMBERS - 1, FEW_MEMBERS, FEW_MEMBERS + 1, 200] {
+            let members: Vec<String> = (0..size).map(|i| format!("\"pass{i}\":{i}")).collect();
+            let body = |extra: &str| {
+                format!(
+                    r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"a","arguments":{{{}{extra}}}}}}}"#,
+                    members.join(",")
+                )
+            };
+            assert!(call(&body("")).is_ok(), "{size} distinct members refused");
+            for duplicate in [",\"pass0\":0", ",\"PASS0\":0", ",\"pa\u{17f}\u{17f}0\":0"] {
+                let last = size - 1;
+                let of_last = duplicate.replace('0', &last.to_string());
+                for extra in [duplicate.to_owned(), of_last] {
+                    assert!(
+                        call(&body(&extra)).is_err(),
+                        "{size} members, accepted {extra}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -52,6 +52,7 @@ pub(crate) struct Shared {
     pub audit: Option<AuditSink>,
     pub clock: SharedClock,
     pub limiter: Arc<dyn Limiter>,
+    pub metrics: crate::telemetry::LayerMetrics,
 }
 
 #[derive(Debug, Clone)]
@@ -184,6 +185,7 @@ impl VerifyLayerBuilder {
                 audit: self.audit,
                 clock: self.clock,
                 limiter: self.limiter,
+                metrics: Default::default(),
             }),
         }
     }

@@ -132,7 +132,7 @@ where
                     return Ok(refusal);
                 }
             }
-            telemetry::request(VerifyCode::Valid.as_str());
+            shared.metrics.valid();
             // Written when the answer's headers are back, or by the guard if
             // the client goes away first: every verified call has its line.
             let pending = PendingAudit {
@@ -192,7 +192,7 @@ async fn authenticate<B>(shared: &Shared, parts: &Parts) -> Authenticated<B> {
     };
     let asked = Instant::now();
     let verdict = shared.verifier.identify(presented).await;
-    telemetry::verify_time(asked.elapsed());
+    shared.metrics.verify_time(asked.elapsed());
     match verdict {
         Ok(Ok(identity)) if shared.tenant.admits(&identity.key.tenant_slug) => Ok(identity),
         Ok(Ok(_)) => {
