@@ -1,0 +1,105 @@
+"""Report of scripts/bench-instructions: instructions per request from callgrind
+profiles, written to the "Instructions per request" section of BENCHMARKS.md."""
+import json
+import pathlib
+import platform
+import re
+import subprocess
+import sys
+
+from benchmarks_md import replace_section
+
+RUNS = [
+    ("a", "(a) route, no layer"),
+    ("b0", "(b) layer, warm cache, no audit"),
+    ("b", "(b) layer, warm cache, SQLite audit"),
+    ("bx", "(b) with the audit table's three indexes dropped"),
+    ("c", "(c) layer, cache off, SQLite"),
+]
+GATEWAY = "g"  # keysmith gateway, one MCP tools/call forwarded to nginx
+
+# Inclusive costs named in the table: where the instructions of a request go.
+PARTS = {
+    "sqlite": "sqlite3_step",  # every SQLite statement: the audit row, the point read
+    "sha": "sha2::sha256::compress256",  # the cache's fingerprint of the presented key
+    "jsonrpc": "keysmith_verify::layer::jsonrpc::read_message",  # the body read strictly
+    "upstream": "hyper_util::client::legacy::client::Client<C,B>::send_request::{{closure}}",
+}
+
+
+def total(profile: pathlib.Path) -> int:
+    """Instructions of the whole process (the `summary:` line callgrind writes)."""
+    for line in profile.read_text(errors="replace").splitlines():
+        if line.startswith("summary:") or line.startswith("totals:"):
+            return int(line.split()[1])
+    raise SystemExit(f"{profile}: no summary line")
+
+
+def inclusive(profile: pathlib.Path) -> dict:
+    out = subprocess.run(
+        ["callgrind_annotate", "--inclusive=yes", "--threshold=100", str(profile)],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    costs = {}
+    for key, name in PARTS.items():
+        for line in out.splitlines():
+            match = re.match(r"\s*([\d,]+) \(.*?\)\s+\S*?:(\S+)", line)
+            if match and match.group(2) == name:
+                costs[key] = int(match.group(1).replace(",", ""))
+                break
+        else:
+            costs[key] = 0
+    return costs
+
+
+def served(oha_json: pathlib.Path, expected: int) -> None:
+    """Every request answered 200, or the count means nothing."""
+    codes = json.loads(oha_json.read_text()).get("statusCodeDistribution", {})
+    if codes != {"200": expected}:
+        raise SystemExit(f"{oha_json}: expected {expected} × 200, got {codes}")
+
+
+def main(work: str, n1: str, n2: str) -> None:
+    work_dir, n1, n2 = pathlib.Path(work), int(n1), int(n2)
+    per_request = {}
+    for label in [label for label, _ in RUNS] + [GATEWAY]:
+        small, large = (work_dir / f"{label}-{n}.out" for n in (n1, n2))
+        for n in (n1, n2):
+            served(work_dir / f"{label}-{n}.oha", n)
+        parts_small, parts_large = inclusive(small), inclusive(large)
+        per_request[label] = {
+            "total": (total(large) - total(small)) / (n2 - n1),
+            **{k: (parts_large[k] - parts_small[k]) / (n2 - n1) for k in PARTS},
+        }
+    base = per_request["a"]["total"]
+    lines = [
+        f"Machine: {platform.machine()}, valgrind callgrind (user space, every thread, "
+        f"no kernel). Per request = (instructions serving {n2:,} requests − serving "
+        f"{n1:,}) / {n2 - n1:,}. Reproduce: `scripts/bench-instructions`.",
+        "",
+        "| run | instructions / request | of (a) | added to (a) | in SQLite | in SHA-256 (fingerprint; key HMAC when cache off) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, name in RUNS:
+        r = per_request[label]
+        lines.append(
+            f"| {name} | {r['total']:,.0f} | {r['total'] / base:.2f}× | "
+            f"+{r['total'] - base:,.0f} | {r['sqlite']:,.0f} | {r['sha']:,.0f} |"
+        )
+    g = per_request[GATEWAY]
+    lines += [
+        "",
+        "(g) `keysmith gateway --tenant bench` (MCP mode, warm cache, SQLite audit) forwarding "
+        "one MCP `tools/call` POST to the static nginx answer of `scripts/bench-gateway` "
+        "(nginx is another process: not counted).",
+        "",
+        "| run | instructions / request | in SQLite | in SHA-256 | reading the JSON-RPC body | sending to the upstream (hyper client) |",
+        "|---|---|---|---|---|---|",
+        f"| (g) gateway | {g['total']:,.0f} | {g['sqlite']:,.0f} | {g['sha']:,.0f} | "
+        f"{g['jsonrpc']:,.0f} | {g['upstream']:,.0f} |",
+    ]
+    print(replace_section("instructions", "Instructions per request", lines))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
