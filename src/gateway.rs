@@ -399,6 +399,33 @@ mod tests {
     }
 
     #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_dropped() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("x-secret, keep-alive"),
+        );
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        let untouched = {
+            let mut kept = HeaderMap::new();
+            kept.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+            kept
+        };
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers, untouched);
+        // Nothing to drop: nothing changes.
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers, untouched);
+        // An upgrade alone, without `Connection`, is still dropped.
+        headers.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers, untouched);
+    }
+
+    #[test]
     fn forwarding_headers_are_the_gateways_own() {
         let forwarded = |peer: &str, host: &'static str| {
             let mut headers = HeaderMap::new();
