@@ -92,6 +92,10 @@ struct Upstream {
     /// The base URI's path without its trailing `/` ("" for none), put in
     /// front of every request's path.
     prefix: Arc<str>,
+    /// The `Host` the upstream is sent: what hyper would derive from the
+    /// URI (without the scheme's default port), built once here rather than
+    /// formatted by the client on every request.
+    host: HeaderValue,
     client: UpstreamClient,
 }
 
@@ -116,6 +120,12 @@ impl Upstream {
         if uri.query().is_some() || authority.as_str().contains('@') {
             return Err(UpstreamError::Extra);
         }
+        let default_port = if scheme == Scheme::HTTPS { 443 } else { 80 };
+        let host = match authority.port_u16() {
+            Some(port) if port != default_port => format!("{}:{port}", authority.host()),
+            _ => authority.host().to_owned(),
+        };
+        let host = HeaderValue::try_from(host).map_err(|_| not_http())?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -132,6 +142,7 @@ impl Upstream {
             scheme,
             authority,
             prefix: uri.path().trim_end_matches('/').into(),
+            host,
             // The legacy client follows no redirect: a 3xx goes back to the client.
             client: Client::builder(TokioExecutor::new()).build(connector),
         })
@@ -245,7 +256,9 @@ async fn forward(State(upstream): State<Upstream>, request: Request) -> Response
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
     strip_hop_by_hop(&mut parts.headers);
-    let host = parts.headers.remove(header::HOST);
+    // The client's Host goes into the forwarding headers; the upstream is
+    // sent its own.
+    let host = parts.headers.insert(header::HOST, upstream.host.clone());
     set_forwarding(&mut parts.headers, peer, host);
     // hyper writes the length the body knows: exact for a body the layer has
     // read and judged (sent whole), chunked for a streamed one (not MCP).
@@ -396,6 +409,21 @@ mod tests {
         let nested = upstream("https://example.test/api/").expect("a valid base");
         let uri = nested.uri_for(Some(&pq("/mcp"))).expect("a valid path");
         assert_eq!(uri.to_string(), "https://example.test/api/mcp");
+    }
+
+    #[test]
+    fn the_upstream_is_sent_its_own_host() {
+        for (base, host) in [
+            ("http://127.0.0.1:9000/", "127.0.0.1:9000"),
+            ("http://mcp.test:80/api", "mcp.test"),
+            ("http://mcp.test:443", "mcp.test:443"),
+            ("https://mcp.test:443", "mcp.test"),
+            ("https://mcp.test:8443/", "mcp.test:8443"),
+            ("http://[::1]:9000", "[::1]:9000"),
+        ] {
+            let upstream = upstream(base).expect("a valid base");
+            assert_eq!(upstream.host, host, "{base}");
+        }
     }
 
     #[test]

@@ -216,6 +216,7 @@ both_engines! {
         assert_eq!(seen["x-forwarded-for"], "127.0.0.1", "{seen}");
         assert_eq!(seen["forwarded"], format!("for=\"127.0.0.1\";proto=http;host=\"{gateway_host}\"").as_str(), "{seen}");
         assert_eq!(seen["x-forwarded-host"], gateway_host, "{seen}");
+        assert_eq!(seen["host"], upstream.trim_start_matches("http://"), "the upstream is sent its own Host: {seen}");
         assert_eq!(seen["x-forwarded-proto"], "http", "{seen}");
         assert!(seen.get("x-real-ip").is_none(), "{seen}");
         assert!(seen.get("x-hop-secret").is_none(), "a header named in Connection is hop-by-hop: {seen}");

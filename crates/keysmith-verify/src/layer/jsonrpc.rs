@@ -113,25 +113,22 @@ pub fn read_message(body: &[u8]) -> Result<Message, Rejection> {
         ));
     };
     let id = message.get("id").cloned().unwrap_or(Value::Null);
-    let echo = if valid_id(&id) {
-        id.clone()
-    } else {
-        Value::Null
-    };
     if !valid_id(&id) {
         return Err(Rejection::invalid(
             "id must be a string of at most 128 bytes or a safe integer",
             &Value::Null,
         ));
     }
+    // A refusal from here on echoes the (valid) id.
+    let echo = &id;
     if message.keys().any(|k| !MEMBERS.contains(&k.as_str())) {
         return Err(Rejection::invalid(
             "unknown member in a JSON-RPC message",
-            &echo,
+            echo,
         ));
     }
-    if message.get("jsonrpc") != Some(&Value::String("2.0".into())) {
-        return Err(Rejection::invalid("jsonrpc must be \"2.0\"", &echo));
+    if message.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Err(Rejection::invalid("jsonrpc must be \"2.0\"", echo));
     }
     let Some(method) = message.get("method") else {
         let is_response = message.contains_key("result") ^ message.contains_key("error");
@@ -140,32 +137,32 @@ pub fn read_message(body: &[u8]) -> Result<Message, Rejection> {
         } else {
             Err(Rejection::invalid(
                 "a message needs a method, or an id with exactly one of result and error",
-                &echo,
+                echo,
             ))
         };
     };
     if message.contains_key("result") || message.contains_key("error") {
         return Err(Rejection::invalid(
             "a request cannot carry result or error",
-            &echo,
+            echo,
         ));
     }
     let Some(method) = method.as_str().filter(|m| valid_method(m)) else {
         return Err(Rejection::invalid(
             "method must be 1-128 characters of A-Z a-z 0-9 / _ . : - $",
-            &echo,
+            echo,
         ));
     };
     let params = match message.get("params") {
         None => None,
         Some(Value::Object(params)) => Some(params),
-        Some(_) => return Err(Rejection::invalid("params must be an object", &echo)),
+        Some(_) => return Err(Rejection::invalid("params must be an object", echo)),
     };
     if method != TOOLS_CALL {
         if method.eq_ignore_ascii_case(TOOLS_CALL) {
             return Err(Rejection::invalid(
                 "tools/call must be spelled exactly",
-                &echo,
+                echo,
             ));
         }
         return Ok(Message::Method {
@@ -181,7 +178,7 @@ pub fn read_message(body: &[u8]) -> Result<Message, Rejection> {
         _ => Err(Rejection {
             code: -32602,
             message: "tools/call needs params.name: a string of 1-128 characters without control characters",
-            id: echo,
+            id,
         }),
     }
 }
