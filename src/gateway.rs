@@ -42,11 +42,11 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
 ];
 
-/// Forwarding headers a client could forge; the gateway writes its own.
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
+/// Forwarding headers a client could forge; the gateway writes its own.
 const FORWARDING: [HeaderName; 7] = [
     header::FORWARDED,
     X_FORWARDED_FOR,
