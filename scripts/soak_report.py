@@ -41,6 +41,8 @@ def main(oha_path, rss_path, peak, rate, duration, audited):
         f"| RSS after the first minute: largest distance from its median | {drift:.1%} | ±10 % |",
         f"| RSS trend: second half's median against the first half's | {trend:+.1%} | — |",
         f"| audit rows written for the soak key | {audited:,} of {answered:,} answered | equal |",
+        "",
+        "RSS samples, MiB, every 10 s while the load ran: " + ", ".join(f"{s:.1f}" for s in rss) + ".",
     ]))
 
 
