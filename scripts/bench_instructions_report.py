@@ -87,6 +87,11 @@ def main(work: str, n1: str, n2: str) -> None:
             f"+{r['total'] - base:,.0f} | {r['sqlite']:,.0f} | {r['sha']:,.0f} |"
         )
     g = per_request[GATEWAY]
+    # Every part named for the gateway runs on each of its requests: a zero
+    # means the function was renamed or inlined, not that it costs nothing.
+    missing = [PARTS[k] for k in PARTS if g[k] <= 0]
+    if missing:
+        raise SystemExit(f"not found in the gateway's profile (renamed or inlined?): {missing}")
     lines += [
         "",
         "(g) `keysmith gateway --tenant bench` (MCP mode, warm cache, SQLite audit) forwarding "
