@@ -1,5 +1,8 @@
 """Writes scripts/soak's result into BENCHMARKS.md's soak section: requests,
-errors, latency, the gateway's resident memory over time, audit rows."""
+errors and latency per 10 s slice, the gateway's memory and the audit queue
+beside PostgreSQL's checkpoints and autovacuum runs, audit rows against
+requests."""
+import csv
 import json
 import pathlib
 import statistics
@@ -10,39 +13,110 @@ from benchmarks_md import replace_section
 # Memory is judged after the first minute: the cache, the pools and the
 # allocator's arenas fill during warm-up, a leak shows afterwards.
 WARM_UP_SAMPLES = 6
+SLICES_PER_MINUTE = 6
+# A slice is called a stall when its p99 passes this multiple of the
+# median slice's p99.
+STALL_FACTOR = 10
 
 
-def main(oha_path, rss_path, peak, rate, duration, audited):
-    oha = json.loads(pathlib.Path(oha_path).read_text())
+def read_slice(path):
+    oha = json.loads(path.read_text())
     codes = {int(code): n for code, n in oha["statusCodeDistribution"].items()}
     answered = sum(codes.values())
-    ok = codes.get(200, 0)
-    failed = answered - ok + sum(oha.get("errorDistribution", {}).values())
     percentiles = oha["latencyPercentiles"]
-    rss = [int(line) / 1024 for line in pathlib.Path(rss_path).read_text().split()]
+    return {
+        "answered": answered,
+        "failed": answered - codes.get(200, 0) + sum(oha.get("errorDistribution", {}).values()),
+        "p50": (percentiles["p50"] or 0) * 1e3,
+        "p99": (percentiles["p99"] or 0) * 1e3,
+        "p999": (percentiles["p99.9"] or 0) * 1e3,
+    }
+
+
+def read_samples(path):
+    with open(path, newline="") as f:
+        return [{name: int(float(value)) for name, value in row.items()} for row in csv.DictReader(f)]
+
+
+def spread(values):
+    """Largest distance from the median, as a fraction of it."""
+    middle = statistics.median(values)
+    return max(abs(v - middle) / middle for v in values)
+
+
+def per_minute(slices, baseline, samples):
+    rows = []
+    for start in range(0, len(slices), SLICES_PER_MINUTE):
+        minute = slices[start : start + SLICES_PER_MINUTE]
+        taken = samples[start : start + SLICES_PER_MINUTE]
+        # PostgreSQL's counters are cumulative: the minute's runs are the
+        # difference from the sample before it.
+        before = samples[start - 1] if start else baseline
+        rows.append(
+            f"| {start // SLICES_PER_MINUTE + 1} | {sum(s['answered'] for s in minute) / (10 * len(minute)):,.0f} "
+            f"| {max(s['p99'] for s in minute):,.1f} | {max(s['failed'] for s in minute):,} "
+            f"| {max(t['rss_kib'] for t in taken) / 1024:.1f} | {max(t['threads'] for t in taken)} "
+            f"| {max(t['fds'] for t in taken)} | {max(t['audit_queue'] for t in taken):,} "
+            f"| {taken[-1]['checkpoints'] - before['checkpoints']} "
+            f"| {taken[-1]['autovacuums'] - before['autovacuums']} / {taken[-1]['autoanalyzes'] - before['autoanalyzes']} "
+            f"| {max(t['pg_waiting'] for t in taken)} |"
+        )
+    return rows
+
+
+def main(slices_dir, samples_path, peak, rate, duration, audited):
+    slices = [read_slice(p) for p in sorted(pathlib.Path(slices_dir).glob("*.json"))]
+    # The first sample is taken before the load, the others one per slice.
+    baseline, *samples = read_samples(samples_path)
+    answered = sum(s["answered"] for s in slices)
+    failed = sum(s["failed"] for s in slices)
+    p99s = [s["p99"] for s in slices]
+    median_p99 = statistics.median(p99s)
+    stalls = [i for i, s in enumerate(slices) if s["p99"] > STALL_FACTOR * median_p99]
+    rss = [t["rss_kib"] / 1024 for t in samples]
     steady = rss[WARM_UP_SAMPLES:] or rss
-    middle = statistics.median(steady)
-    drift = max(abs(sample - middle) / middle for sample in steady)
     first_half, second_half = steady[: len(steady) // 2], steady[len(steady) // 2 :]
     trend = statistics.median(second_half) / statistics.median(first_half) - 1 if first_half else 0.0
     audited = int(audited)
+    ran = lambda column: samples[-1][column] - baseline[column]  # noqa: E731
+    stall_lines = [
+        f"- {i * 10 // 60}:{i * 10 % 60:02d}: p99 {slices[i]['p99']:,.1f} ms, audit queue {samples[i]['audit_queue']:,}, "
+        f"RSS {samples[i]['rss_kib'] / 1024:.1f} MiB, PostgreSQL backends waiting {samples[i]['pg_waiting']}"
+        for i in stalls
+    ] or ["- none"]
     print(replace_section("soak", "Soak", [
         f"`keysmith gateway` on PostgreSQL, `oha -q {rate}` (80 % of the {int(peak):,} req/s peak measured "
-        f"just before with wrk) for {int(duration)} s, POST of one MCP `tools/call`. Reproduce: `scripts/soak`.",
+        f"just before with oha, closed-loop) for {int(duration)} s in back-to-back 10 s slices, POST of one MCP `tools/call`. "
+        "Reproduce: `scripts/soak`.",
         "",
         "| measured | value | target |",
         "|---|---|---|",
-        f"| requests answered | {answered:,} ({oha['summary']['requestsPerSec']:,.0f} req/s) | — |",
+        f"| requests answered | {answered:,} ({answered / int(duration):,.0f} req/s) | — |",
         f"| errors (non-200 answers and transport errors) | {failed:,} | 0 |",
-        f"| latency p50 / p99 / p99.9 | {percentiles['p50'] * 1e6:,.0f} µs / {percentiles['p99'] * 1e6:,.0f} µs / "
-        f"{percentiles['p99.9'] * 1e6:,.0f} µs | — |",
-        f"| gateway RSS, {len(rss)} samples every 10 s | first {rss[0]:.1f} MiB, median after the first minute "
-        f"{middle:.1f} MiB, max {max(rss):.1f} MiB | — |",
-        f"| RSS after the first minute: largest distance from its median | {drift:.1%} | ±10 % |",
+        f"| latency of the median slice: p50 / p99 | {statistics.median(s['p50'] for s in slices):,.2f} ms / "
+        f"{median_p99:,.2f} ms | — |",
+        f"| worst slice: p99 / p99.9 | {max(p99s):,.1f} ms / {max(s['p999'] for s in slices):,.1f} ms | — |",
+        f"| slices with p99 over {STALL_FACTOR}× the median slice's | {len(stalls)} of {len(slices)} | — |",
+        f"| gateway RSS, {len(rss)} samples | first {rss[0]:.1f} MiB, median after the first minute "
+        f"{statistics.median(steady):.1f} MiB, max {max(rss):.1f} MiB | — |",
+        f"| RSS after the first minute: largest distance from its median | {spread(steady):.1%} | ±10 % |",
         f"| RSS trend: second half's median against the first half's | {trend:+.1%} | — |",
+        f"| audit queue depth, largest sample | {max(t['audit_queue'] for t in samples):,} of 4,096 | — |",
+        f"| PostgreSQL during the run: checkpoints / autovacuum / autoanalyze of audit_events "
+        f"| {ran('checkpoints')} / {ran('autovacuums')} / {ran('autoanalyzes')} | — |",
         f"| audit rows written for the soak key | {audited:,} of {answered:,} answered | equal |",
         "",
-        "RSS samples, MiB, every 10 s while the load ran: " + ", ".join(f"{s:.1f}" for s in rss) + ".",
+        "Stalled slices (start, minutes:seconds):",
+        "",
+        *stall_lines,
+        "",
+        "Per minute (worst slice's p99 and errors; samples taken mid-slice; PostgreSQL's runs started since "
+        "the minute before):",
+        "",
+        "| min | req/s | p99 ms | errors | RSS MiB | threads | fds | audit queue | checkpoints "
+        "| autovacuum / analyze | PG waiting |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        *per_minute(slices, baseline, samples),
     ]))
 
 
