@@ -55,7 +55,8 @@ def per_minute(slices, baseline, samples):
         rows.append(
             f"| {start // SLICES_PER_MINUTE + 1} | {sum(s['answered'] for s in minute) / (10 * len(minute)):,.0f} "
             f"| {max(s['p99'] for s in minute):,.1f} | {max(s['failed'] for s in minute):,} "
-            f"| {max(t['rss_kib'] for t in taken) / 1024:.1f} | {max(t['threads'] for t in taken)} "
+            f"| {max(t['rss_kib'] for t in taken) / 1024:.1f} | {max(t['anon_kib'] for t in taken) / 1024:.1f} "
+            f"| {max(t['huge_kib'] for t in taken) / 1024:.0f} | {max(t['threads'] for t in taken)} "
             f"| {max(t['fds'] for t in taken)} | {max(t['audit_queue'] for t in taken):,} "
             f"| {taken[-1]['checkpoints'] - before['checkpoints']} "
             f"| {taken[-1]['autovacuums'] - before['autovacuums']} / {taken[-1]['autoanalyzes'] - before['autoanalyzes']} "
@@ -101,6 +102,9 @@ def main(slices_dir, samples_path, peak, rate, duration, audited):
         f"{statistics.median(steady):.1f} MiB, max {max(rss):.1f} MiB | — |",
         f"| RSS after the first minute: largest distance from its median | {spread(steady):.1%} | ±10 % |",
         f"| RSS trend: second half's median against the first half's | {trend:+.1%} | — |",
+        f"| of which anonymous (heap, stacks; the rest is the mapped binary): first / max "
+        f"| {samples[0]['anon_kib'] / 1024:.1f} / {max(t['anon_kib'] for t in samples) / 1024:.1f} MiB | — |",
+        f"| transparent huge pages, largest sample | {max(t['huge_kib'] for t in samples) / 1024:.0f} MiB | — |",
         f"| audit queue depth, largest sample | {max(t['audit_queue'] for t in samples):,} of 4,096 | — |",
         f"| PostgreSQL during the run: checkpoints / autovacuum / autoanalyze of audit_events "
         f"| {ran('checkpoints')} / {ran('autovacuums')} / {ran('autoanalyzes')} | — |",
@@ -113,9 +117,9 @@ def main(slices_dir, samples_path, peak, rate, duration, audited):
         "Per minute (worst slice's p99 and errors; samples taken mid-slice; PostgreSQL's runs started since "
         "the minute before):",
         "",
-        "| min | req/s | p99 ms | errors | RSS MiB | threads | fds | audit queue | checkpoints "
-        "| autovacuum / analyze | PG waiting |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| min | req/s | p99 ms | errors | RSS MiB | anonymous MiB | huge pages MiB | threads | fds | audit queue "
+        "| checkpoints | autovacuum / analyze | PG waiting |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *per_minute(slices, baseline, samples),
     ]))
 
