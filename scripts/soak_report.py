@@ -1,6 +1,6 @@
 """Writes scripts/soak's result into BENCHMARKS.md's soak section: requests,
 errors and latency per 10 s slice, the gateway's memory and the audit queue
-beside PostgreSQL's checkpoints and autovacuum runs, audit rows against
+beside PostgreSQL's checkpoints and vacuum runs, audit rows against
 requests."""
 import csv
 import json
@@ -44,6 +44,15 @@ def spread(values):
     return max(abs(v - middle) / middle for v in values)
 
 
+def vacuum_text(vacuum):
+    """`<slice> <seconds>` as the script wrote it, or `- -` when the run was too short."""
+    start, seconds = vacuum.split()
+    if start == "-":
+        return "not run"
+    start_s = (int(start) - 1) * 10
+    return f"from {start_s // 60}:{start_s % 60:02d} for {seconds} s"
+
+
 def per_minute(slices, baseline, samples):
     rows = []
     for start in range(0, len(slices), SLICES_PER_MINUTE):
@@ -59,13 +68,13 @@ def per_minute(slices, baseline, samples):
             f"| {max(t['huge_kib'] for t in taken) / 1024:.0f} | {max(t['threads'] for t in taken)} "
             f"| {max(t['fds'] for t in taken)} | {max(t['audit_queue'] for t in taken):,} "
             f"| {taken[-1]['checkpoints'] - before['checkpoints']} "
-            f"| {taken[-1]['autovacuums'] - before['autovacuums']} / {taken[-1]['autoanalyzes'] - before['autoanalyzes']} "
+            f"| {taken[-1]['vacuums'] - before['vacuums']} / {taken[-1]['analyzes'] - before['analyzes']} "
             f"| {max(t['pg_waiting'] for t in taken)} |"
         )
     return rows
 
 
-def main(slices_dir, samples_path, peak, rate, duration, audited):
+def main(slices_dir, samples_path, peak, rate, duration, audited, vacuum, autovacuum):
     slices = [read_slice(p) for p in sorted(pathlib.Path(slices_dir).glob("*.json"))]
     # The first sample is taken before the load, the others one per slice.
     baseline, *samples = read_samples(samples_path)
@@ -106,8 +115,10 @@ def main(slices_dir, samples_path, peak, rate, duration, audited):
         f"| {samples[0]['anon_kib'] / 1024:.1f} / {max(t['anon_kib'] for t in samples) / 1024:.1f} MiB | — |",
         f"| transparent huge pages, largest sample | {max(t['huge_kib'] for t in samples) / 1024:.0f} MiB | — |",
         f"| audit queue depth, largest sample | {max(t['audit_queue'] for t in samples):,} of 4,096 | — |",
-        f"| PostgreSQL during the run: checkpoints / autovacuum / autoanalyze of audit_events "
-        f"| {ran('checkpoints')} / {ran('autovacuums')} / {ran('autoanalyzes')} | — |",
+        f"| PostgreSQL during the run: checkpoints / vacuums / analyzes of audit_events "
+        f"| {ran('checkpoints')} / {ran('vacuums')} / {ran('analyzes')} | — |",
+        f"| `VACUUM (ANALYZE) audit_events` run by the script (server's autovacuum: {autovacuum}) "
+        f"| {vacuum_text(vacuum)} | — |",
         f"| audit rows written for the soak key | {audited:,} of {answered:,} answered | equal |",
         "",
         "Stalled slices (start, minutes:seconds):",
@@ -118,7 +129,7 @@ def main(slices_dir, samples_path, peak, rate, duration, audited):
         "the minute before):",
         "",
         "| min | req/s | p99 ms | errors | RSS MiB | anonymous MiB | huge pages MiB | threads | fds | audit queue "
-        "| checkpoints | autovacuum / analyze | PG waiting |",
+        "| checkpoints | vacuum / analyze | PG waiting |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *per_minute(slices, baseline, samples),
     ]))
