@@ -63,7 +63,7 @@ def per_minute(slices, baseline, samples):
         before = samples[start - 1] if start else baseline
         rows.append(
             f"| {start // SLICES_PER_MINUTE + 1} | {sum(s['answered'] for s in minute) / (10 * len(minute)):,.0f} "
-            f"| {max(s['p99'] for s in minute):,.1f} | {max(s['failed'] for s in minute):,} "
+            f"| {max(s['p99'] for s in minute):,.1f} | {sum(s['failed'] for s in minute):,} "
             f"| {max(t['rss_kib'] for t in taken) / 1024:.1f} | {max(t['anon_kib'] for t in taken) / 1024:.1f} "
             f"| {max(t['huge_kib'] for t in taken) / 1024:.0f} | {max(t['threads'] for t in taken)} "
             f"| {max(t['fds'] for t in taken)} | {max(t['audit_queue'] for t in taken):,} "
@@ -114,7 +114,7 @@ def main(slices_dir, samples_path, peak, rate, duration, audited, vacuum, autova
         f"| of which anonymous (heap, stacks; the rest is the mapped binary): first / max "
         f"| {samples[0]['anon_kib'] / 1024:.1f} / {max(t['anon_kib'] for t in samples) / 1024:.1f} MiB | — |",
         f"| transparent huge pages, largest sample | {max(t['huge_kib'] for t in samples) / 1024:.0f} MiB | — |",
-        f"| audit queue depth, largest sample | {max(t['audit_queue'] for t in samples):,} of 4,096 | — |",
+        f"| audit queue depth, largest sample | {max(t['audit_queue'] for t in samples):,} | — |",
         f"| PostgreSQL during the run: checkpoints / vacuums / analyzes of audit_events "
         f"| {ran('checkpoints')} / {ran('vacuums')} / {ran('analyzes')} | — |",
         f"| `VACUUM (ANALYZE) audit_events` run by the script (server's autovacuum: {autovacuum}) "
@@ -125,8 +125,8 @@ def main(slices_dir, samples_path, peak, rate, duration, audited, vacuum, autova
         "",
         *stall_lines,
         "",
-        "Per minute (worst slice's p99 and errors; samples taken mid-slice; PostgreSQL's runs started since "
-        "the minute before):",
+        "Per minute (the worst slice's p99, the minute's errors; samples taken mid-slice; PostgreSQL's runs "
+        "started since the minute before):",
         "",
         "| min | req/s | p99 ms | errors | RSS MiB | anonymous MiB | huge pages MiB | threads | fds | audit queue "
         "| checkpoints | vacuum / analyze | PG waiting |",
