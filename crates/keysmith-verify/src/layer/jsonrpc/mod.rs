@@ -1,0 +1,211 @@
+//! The one JSON-RPC message an MCP request body carries, read strictly.
+//!
+//! The layer decides what a request does from its body, and the upstream
+//! server then reads the same bytes with its own parser (Node's `JSON.parse`,
+//! Python's `json`, Go's case-insensitive `encoding/json`, serde…). Where two
+//! parsers could disagree about a body, the body is refused: only a body that
+//! every mainstream parser reads as the same single message gets through.
+//!
+//! The rule, in full:
+//! - strict UTF-8 JSON (no BOM, no comments, no `NaN`, no lone surrogates,
+//!   nothing after the value), nested at most [`MAX_DEPTH`] deep;
+//! - no two members of one object whose names are equal, or equal once case
+//!   is folded (`method` and `Method`: Go matches either);
+//! - integers within ±(2^53 − 1), where JavaScript and Python read the same
+//!   value; no integral float beyond that either;
+//! - one object, not a batch; members only `jsonrpc` (exactly `"2.0"`), `id`,
+//!   `method`, `params`, `result`, `error`;
+//! - `method` 1–128 characters of `A-Z a-z 0-9 / _ . : - $`, and a method that
+//!   is `tools/call` in another case is refused; `params` an object;
+//! - `id` a string of at most [`MAX_ID_LEN`] bytes or a safe integer;
+//! - `tools/call` needs `params.name`, a string of 1–128 characters with no
+//!   control character.
+
+mod envelope;
+mod strict;
+#[cfg(test)]
+mod tests;
+
+use serde_json::Value;
+
+use self::envelope::Params;
+pub use self::strict::MAX_DEPTH;
+use crate::tools::MAX_TOOL_NAME_LEN;
+
+/// Longest string id accepted.
+pub const MAX_ID_LEN: usize = 128;
+/// Longest method name accepted.
+pub const MAX_METHOD_LEN: usize = 128;
+
+/// JSON-RPC error codes the layer answers with.
+pub const PARSE_ERROR: i64 = -32700;
+pub const INVALID_REQUEST: i64 = -32600;
+
+/// What a body says, once read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// A `tools/call` request.
+    ToolCall { name: String, id: Value },
+    /// Any other request (it has an id) or notification (it has none).
+    Method { method: String, id: Value },
+    /// A client's answer to a request of the server (sampling, elicitation…).
+    Response { id: Value },
+}
+
+impl Message {
+    /// The JSON-RPC id to answer with (`null` for notifications).
+    pub fn id(&self) -> &Value {
+        match self {
+            Self::ToolCall { id, .. } | Self::Method { id, .. } | Self::Response { id } => id,
+        }
+    }
+
+    /// What the audit log names: the tool, the method, or `(response)`.
+    pub fn subject(&self) -> &str {
+        match self {
+            Self::ToolCall { name, .. } => name,
+            Self::Method { method, .. } => method,
+            Self::Response { .. } => "(response)",
+        }
+    }
+
+    pub fn method(&self) -> Option<&str> {
+        match self {
+            Self::ToolCall { .. } => Some(TOOLS_CALL),
+            Self::Method { method, .. } => Some(method),
+            Self::Response { .. } => None,
+        }
+    }
+}
+
+pub const TOOLS_CALL: &str = "tools/call";
+pub const TOOLS_LIST: &str = "tools/list";
+
+/// The refusal of a body outside the strict rule.
+const NOT_STRICT_JSON: &str = "the body is not one unambiguous JSON document (strict UTF-8 JSON, no duplicate members, safe integers, nesting ≤ 32)";
+
+/// Why a body is refused; `id` is echoed when it could be read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    pub code: i64,
+    pub message: &'static str,
+    pub id: Value,
+}
+
+impl Rejection {
+    fn invalid(message: &'static str, id: &Value) -> Self {
+        Self {
+            code: INVALID_REQUEST,
+            message,
+            id: id.clone(),
+        }
+    }
+}
+
+/// Reads `body` as one JSON-RPC message under the rule above.
+///
+/// The whole body is checked, but only the members that decide what the
+/// message is are kept ([`envelope`]); `tests.rs` holds this to the same
+/// verdicts as a reader that builds the whole tree first.
+pub fn read_message(body: &[u8]) -> Result<Message, Rejection> {
+    let envelope = envelope::read(body).map_err(|_| Rejection {
+        code: PARSE_ERROR,
+        message: NOT_STRICT_JSON,
+        id: Value::Null,
+    })?;
+    let Some(envelope) = envelope else {
+        return Err(Rejection::invalid(
+            "the body must be one JSON-RPC message object (batches are not accepted)",
+            &Value::Null,
+        ));
+    };
+    let id = envelope.id.unwrap_or(Value::Null);
+    if !valid_id(&id) {
+        return Err(Rejection::invalid(
+            "id must be a string of at most 128 bytes or a safe integer",
+            &Value::Null,
+        ));
+    }
+    // A refusal from here on echoes the (valid) id.
+    let echo = &id;
+    if envelope.has_unknown {
+        return Err(Rejection::invalid(
+            "unknown member in a JSON-RPC message",
+            echo,
+        ));
+    }
+    if envelope.jsonrpc.flatten().as_deref() != Some("2.0") {
+        return Err(Rejection::invalid("jsonrpc must be \"2.0\"", echo));
+    }
+    let Some(method) = envelope.method else {
+        let is_response = envelope.has_result ^ envelope.has_error;
+        return if is_response && envelope.params.is_none() && !id.is_null() {
+            Ok(Message::Response { id })
+        } else {
+            Err(Rejection::invalid(
+                "a message needs a method, or an id with exactly one of result and error",
+                echo,
+            ))
+        };
+    };
+    if envelope.has_result || envelope.has_error {
+        return Err(Rejection::invalid(
+            "a request cannot carry result or error",
+            echo,
+        ));
+    }
+    let Some(method) = method.filter(|m| valid_method(m)) else {
+        return Err(Rejection::invalid(
+            "method must be 1-128 characters of A-Z a-z 0-9 / _ . : - $",
+            echo,
+        ));
+    };
+    let tool_name = match envelope.params {
+        None => None,
+        Some(Params::Object { name }) => name,
+        Some(Params::Other) => return Err(Rejection::invalid("params must be an object", echo)),
+    };
+    if method != TOOLS_CALL {
+        if method.eq_ignore_ascii_case(TOOLS_CALL) {
+            return Err(Rejection::invalid(
+                "tools/call must be spelled exactly",
+                echo,
+            ));
+        }
+        return Ok(Message::Method {
+            method: method.into_owned(),
+            id,
+        });
+    }
+    match tool_name {
+        Some(name) if valid_tool_name(&name) => Ok(Message::ToolCall {
+            name: name.into_owned(),
+            id,
+        }),
+        _ => Err(Rejection {
+            code: -32602,
+            message: "tools/call needs params.name: a string of 1-128 characters without control characters",
+            id,
+        }),
+    }
+}
+
+fn valid_id(id: &Value) -> bool {
+    match id {
+        Value::Null => true,
+        Value::String(s) => s.len() <= MAX_ID_LEN,
+        Value::Number(n) => n.is_i64() || n.is_u64(),
+        _ => false,
+    }
+}
+
+fn valid_method(method: &str) -> bool {
+    (1..=MAX_METHOD_LEN).contains(&method.len())
+        && method.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'.' | b':' | b'-' | b'$')
+        })
+}
+
+fn valid_tool_name(name: &str) -> bool {
+    (1..=MAX_TOOL_NAME_LEN).contains(&name.chars().count()) && !name.chars().any(char::is_control)
+}
