@@ -13,7 +13,7 @@ RUNS = [
     ("a", "(a) route, no layer"),
     ("b0", "(b) layer, warm cache, no audit"),
     ("b", "(b) layer, warm cache, SQLite audit"),
-    ("bx", "(b) with the audit table's three indexes dropped"),
+    ("bx", "(b) with the audit table's two indexes dropped"),
     ("c", "(c) layer, cache off, SQLite"),
 ]
 GATEWAY = "g"  # keysmith gateway, one MCP tools/call forwarded to nginx

@@ -6,7 +6,10 @@ use sqlx::{Any, Executor};
 use time::OffsetDateTime;
 
 use crate::{
-    domain::{KeyId, ServiceUserId, TenantId, UnixTime, audit_rollups, page::Page},
+    domain::{
+        KeyId, ServiceUserId, TenantId, UnixTime, audit_rollups,
+        page::{self, Page},
+    },
     error::AppResult,
 };
 
@@ -141,24 +144,41 @@ pub struct AuditEvent {
     pub duration_us: Option<i64>,
 }
 
-/// A key's events, newest first. The cursor is the last event id seen.
+/// A key's events, newest first: by time, then by id among events of the
+/// same second. The cursor is `<at>.<id>` of the last event seen.
 #[tracing::instrument(skip(pool))]
 pub async fn list_for_key(
     pool: &sqlx::AnyPool,
     tenant_id: &TenantId,
     key_id: &KeyId,
-    cursor: Option<i64>,
+    cursor: Option<&str>,
     limit: i64,
 ) -> AppResult<Page<AuditEvent>> {
+    let (at, id) = match cursor {
+        Some(raw) => parse_cursor(raw)?,
+        None => (i64::MAX, i64::MAX),
+    };
+    // A range of the (key_id, at[, id]) index, sought with a row value so
+    // that a deep page costs what the first one does; the tenant is checked
+    // on each row (a key id belongs to one tenant).
     let rows: Vec<AuditEvent> = sqlx::query_as(
         "SELECT id, key_id, service_user_id, actor, action, tool, outcome, reason, request_id, at, status, duration_us \
-         FROM audit_events WHERE tenant_id = $1 AND key_id = $2 AND id < $3 ORDER BY id DESC LIMIT $4",
+         FROM audit_events WHERE key_id = $2 AND tenant_id = $1 AND (at, id) < ($3, $4) \
+         ORDER BY at DESC, id DESC LIMIT $5",
     )
     .bind(tenant_id)
     .bind(key_id)
-    .bind(cursor.unwrap_or(i64::MAX))
+    .bind(at)
+    .bind(id)
     .bind(limit + 1)
     .fetch_all(pool)
     .await?;
-    Ok(Page::from_overfetch(rows, limit, |e| e.id.to_string()))
+    Ok(Page::from_overfetch(rows, limit, |e| {
+        format!("{}.{}", e.at.secs(), e.id)
+    }))
+}
+
+fn parse_cursor(raw: &str) -> AppResult<(i64, i64)> {
+    let (at, id) = page::split_cursor(raw)?;
+    Ok((at, id.parse().map_err(|_| page::invalid_cursor())?))
 }

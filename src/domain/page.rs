@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::error::{AppError, AppResult};
+
 #[derive(Debug, Serialize)]
 pub struct Page<T> {
     pub items: Vec<T>,
@@ -28,4 +30,19 @@ impl<T> Page<T> {
 /// Page sizes: default 50, at most 200.
 pub fn clamp_limit(limit: Option<i64>) -> i64 {
     limit.unwrap_or(50).clamp(1, 200)
+}
+
+/// A `<unix seconds>.<id>` cursor (the time and id of the last row seen),
+/// split; the id is for the caller to check. Anything else is `400
+/// invalid_cursor`.
+pub fn split_cursor(raw: &str) -> AppResult<(i64, &str)> {
+    let (at, id) = raw.split_once('.').ok_or_else(invalid_cursor)?;
+    Ok((at.parse().map_err(|_| invalid_cursor())?, id))
+}
+
+pub fn invalid_cursor() -> AppError {
+    AppError::BadRequest(
+        "invalid_cursor",
+        "cursor is not one this API returned".into(),
+    )
 }

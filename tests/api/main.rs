@@ -19,6 +19,7 @@ mod admin_totp;
 mod admin_totp_browser;
 mod admin_webhooks;
 mod admins_api;
+mod audit_list;
 mod audit_rollups;
 mod chromium;
 mod cli;

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::{COLUMNS, KeyRow, KeyState};
 use crate::{
-    domain::page::Page,
+    domain::page::{self, Page},
     error::{AppError, AppResult},
 };
 
@@ -133,16 +133,9 @@ pub async fn list(
 }
 
 fn parse_cursor(raw: &str) -> AppResult<(UnixTime, String)> {
-    let invalid = || {
-        AppError::BadRequest(
-            "invalid_cursor",
-            "cursor is not one this API returned".into(),
-        )
-    };
-    let (at, id) = raw.split_once('.').ok_or_else(invalid)?;
-    let at = UnixTime::from_secs(at.parse().map_err(|_| invalid())?);
+    let (at, id) = page::split_cursor(raw)?;
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(invalid());
+        return Err(page::invalid_cursor());
     }
-    Ok((at, id.to_owned()))
+    Ok((UnixTime::from_secs(at), id.to_owned()))
 }

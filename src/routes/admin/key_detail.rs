@@ -31,7 +31,7 @@ use crate::{
 #[derive(Debug, Deserialize)]
 pub struct DetailQuery {
     pub tenant: Option<String>,
-    pub cursor: Option<i64>,
+    pub cursor: Option<String>,
 }
 
 /// One bar pair of the histogram, in SVG coordinates.
@@ -139,7 +139,14 @@ pub async fn page(
     let key = keys::get(state.pool(), &current.tenant.id, id).await?;
     let now = state.now();
     let owner = service_users::get(state.pool(), &current.tenant.id, &key.service_user_id).await?;
-    let page = audit::list_for_key(state.pool(), &current.tenant.id, id, query.cursor, 25).await?;
+    let page = audit::list_for_key(
+        state.pool(),
+        &current.tenant.id,
+        id,
+        query.cursor.as_deref(),
+        25,
+    )
+    .await?;
     let since = usage::window_start(now, HISTOGRAM_DAYS);
     let usage = usage::tool_usage(state.pool(), &current.tenant.id, id, since).await?;
     let notifications = outbox::list_for_key(state.pool(), &current.tenant.id, id).await?;

@@ -16,7 +16,7 @@ use crate::{
         page::clamp_limit,
         usage::{self, ToolUsage},
     },
-    error::{AppError, AppResult},
+    error::AppResult,
     state::AppState,
 };
 
@@ -45,22 +45,11 @@ pub async fn list(
 ) -> AppResult<Json<AuditList>> {
     let tenant = caller.tenant(&state, &tenant).await?;
     keys::get(state.pool(), &tenant.id, &id).await?;
-    let cursor = query
-        .cursor
-        .map(|c| {
-            c.parse::<i64>().map_err(|_| {
-                AppError::BadRequest(
-                    "invalid_cursor",
-                    "cursor is not one this API returned".into(),
-                )
-            })
-        })
-        .transpose()?;
     let page = audit::list_for_key(
         state.pool(),
         &tenant.id,
         &id,
-        cursor,
+        query.cursor.as_deref(),
         clamp_limit(query.limit),
     )
     .await?;
