@@ -2,6 +2,7 @@
 //! every event of the key exactly once across the pages and no event of
 //! another key, and a cursor the API did not return refused.
 
+use keysmith::domain::users::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -10,7 +11,6 @@ use crate::{
     both_engines,
     helpers::{TestApp, expect_error, expect_json},
 };
-use keysmith::domain::users::Role;
 
 /// A tool call of `key_id` stamped `at`, named `tool` so the list can be
 /// told apart.
