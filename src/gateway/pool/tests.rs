@@ -1,0 +1,230 @@
+//! The pool against real upstream servers on loopback: which connection
+//! each answer came on (the upstream reports the client port it saw), and
+//! which connections the pool keeps.
+
+use std::{
+    collections::HashSet,
+    net::SocketAddr,
+    sync::atomic::{AtomicUsize, Ordering},
+};
+
+use axum::{
+    Router,
+    extract::ConnectInfo,
+    http::{HeaderName, StatusCode, header},
+    routing::get,
+};
+use http_body_util::BodyExt;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+};
+
+use super::*;
+
+const X_PORT: HeaderName = HeaderName::from_static("x-port");
+
+/// A body that sends one chunk and then nothing, forever (an event stream
+/// with no second event).
+struct Endless(bool);
+
+impl HttpBody for Endless {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if std::mem::replace(&mut self.0, true) {
+            Poll::Pending
+        } else {
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"data: 1\n\n")))))
+        }
+    }
+}
+
+/// An upstream on loopback whose answers name the client port they came on.
+async fn upstream() -> SocketAddr {
+    let port = |ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.port().to_string() };
+    let app = Router::new()
+        .route("/port", get(port))
+        .route(
+            "/close",
+            get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
+                ([(header::CONNECTION, "close")], peer.port().to_string())
+            }),
+        )
+        .route(
+            "/empty",
+            get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
+                (StatusCode::NO_CONTENT, [(X_PORT, peer.port().to_string())])
+            }),
+        )
+        .route("/endless", get(|| async { Body::new(Endless(false)) }));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let addr = listener.local_addr().expect("a bound address");
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    });
+    addr
+}
+
+fn pool_for(addr: SocketAddr) -> Pool {
+    let tls = keysmith_verify::tls::client_config(None).expect("the Mozilla roots load");
+    let target = format!("http://{addr}/").parse().expect("a valid URI");
+    Pool::new(super::super::upstream::connector(tls), target)
+}
+
+fn get_request(path: &str) -> Request<Body> {
+    Request::get(path)
+        .header(header::HOST, "upstream.test")
+        .body(Body::empty())
+        .expect("a valid request")
+}
+
+/// The client port an answer came on, its body read to the end.
+async fn port_of(pool: &Pool, path: &str) -> u16 {
+    let answer = pool.send(get_request(path)).await.expect("an answer");
+    assert_eq!(answer.status(), StatusCode::OK);
+    let body = answer
+        .into_body()
+        .collect()
+        .await
+        .expect("a whole body")
+        .to_bytes();
+    std::str::from_utf8(&body)
+        .expect("text")
+        .parse()
+        .expect("a port")
+}
+
+#[tokio::test]
+async fn sequential_requests_reuse_one_connection() {
+    let pool = pool_for(upstream().await);
+    let first = port_of(&pool, "/port").await;
+    for _ in 0..5 {
+        assert_eq!(port_of(&pool, "/port").await, first);
+    }
+    assert_eq!(pool.idle_count(), 1);
+}
+
+#[tokio::test]
+async fn an_answer_the_upstream_ends_with_close_is_not_reused() {
+    let pool = pool_for(upstream().await);
+    let closed = port_of(&pool, "/close").await;
+    let next = port_of(&pool, "/port").await;
+    assert_ne!(next, closed, "a connection the upstream closed was reused");
+    assert_eq!(pool.idle_count(), 1);
+}
+
+#[tokio::test]
+async fn an_answer_dropped_half_read_closes_its_connection() {
+    let pool = pool_for(upstream().await);
+    let before = port_of(&pool, "/port").await;
+    let answer = pool.send(get_request("/endless")).await.expect("an answer");
+    let mut body = answer.into_body();
+    let first = body
+        .frame()
+        .await
+        .expect("a first frame")
+        .expect("data")
+        .into_data()
+        .expect("data");
+    assert_eq!(first, "data: 1\n\n");
+    drop(body);
+    // The stream held the only connection; it is gone, not pooled.
+    assert_eq!(pool.idle_count(), 0);
+    let after = port_of(&pool, "/port").await;
+    assert_ne!(after, before, "a half-read connection was reused");
+}
+
+#[tokio::test]
+async fn an_empty_answer_dropped_unread_returns_its_connection() {
+    let pool = pool_for(upstream().await);
+    let answer = pool.send(get_request("/empty")).await.expect("an answer");
+    assert_eq!(answer.status(), StatusCode::NO_CONTENT);
+    let port: u16 = answer.headers()[&X_PORT]
+        .to_str()
+        .expect("text")
+        .parse()
+        .expect("a port");
+    drop(answer);
+    assert_eq!(pool.idle_count(), 1);
+    assert_eq!(port_of(&pool, "/port").await, port);
+}
+
+#[tokio::test]
+async fn a_concurrent_burst_is_answered_and_every_connection_pooled() {
+    let pool = pool_for(upstream().await);
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let pool = pool.clone();
+        burst.spawn(async move { port_of(&pool, "/port").await });
+    }
+    let ports: HashSet<u16> = burst.join_all().await.into_iter().collect();
+    assert!(!ports.is_empty() && ports.len() <= 32);
+    // Each connection went back once its answer ended, none twice.
+    assert_eq!(pool.idle_count(), ports.len());
+    assert!(ports.contains(&port_of(&pool, "/port").await));
+}
+
+/// An upstream that answers one request per connection and then closes it
+/// without saying so (as a server does when its keep-alive timeout ends).
+async fn closing_upstream(accepted: &'static AtomicUsize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let addr = listener.local_addr().expect("a bound address");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            accepted.fetch_add(1, Ordering::SeqCst);
+            let mut request = Vec::new();
+            let mut buf = [0; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match socket.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await;
+            // Dropped: closed.
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_connection_closed_while_idle_is_replaced() {
+    static ACCEPTED: AtomicUsize = AtomicUsize::new(0);
+    let pool = pool_for(closing_upstream(&ACCEPTED).await);
+    for round in 1..=3 {
+        let answer = pool.send(get_request("/")).await.expect("an answer");
+        let body = answer.into_body().collect().await.expect("a body");
+        assert_eq!(body.to_bytes(), "ok", "round {round}");
+        // Let the close reach the connection's task.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ACCEPTED.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_is_a_connect_error() {
+    // A port just freed: nothing listens there.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port")
+        .local_addr()
+        .expect("a bound address");
+    let pool = pool_for(addr);
+    let err = pool
+        .send(get_request("/"))
+        .await
+        .expect_err("nothing listens");
+    assert!(matches!(err, SendError::Connect(_)), "{err:?}");
+    assert_eq!(pool.idle_count(), 0);
+}
