@@ -4,7 +4,7 @@
 //! every request hashes its (scheme, authority) key into a SipHash map on
 //! checkout and again on return, races a checkout against a connect, and
 //! spawns a task per request to put the connection back once it is idle
-//! (about 6k instructions a request, BENCHMARKS.md). The gateway has one
+//! (about 8k instructions a request, BENCHMARKS.md). The gateway has one
 //! upstream: a stack of idle connections behind a mutex does.
 //!
 //! A connection goes back on the stack only once its answer has been read to
