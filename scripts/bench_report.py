@@ -1,9 +1,9 @@
 """Turns criterion's estimates into the verification and admin-page tables of BENCHMARKS.md."""
 import json
-import time
 import pathlib
 import platform
 import subprocess
+import time
 
 from benchmarks_md import replace_section
 

@@ -28,8 +28,7 @@ mod headers;
 mod pool;
 mod upstream;
 
-use headers::ClientPeer;
-use headers::{set_forwarding, strip_hop_by_hop};
+use headers::{ClientPeer, set_forwarding, strip_hop_by_hop};
 use upstream::Upstream;
 pub use upstream::UpstreamError;
 
