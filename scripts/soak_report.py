@@ -53,6 +53,11 @@ def vacuum_text(vacuum):
     return f"from {start_s // 60}:{start_s % 60:02d} for {seconds} s"
 
 
+def cpu_share(before, after, column):
+    """The share of the machine's CPU time between two samples spent as `column`."""
+    return f"{(after[column] - before[column]) / max(after['cpu_all'] - before['cpu_all'], 1):.0%}"
+
+
 def per_minute(slices, baseline, samples):
     rows = []
     for start in range(0, len(slices), SLICES_PER_MINUTE):
@@ -67,6 +72,10 @@ def per_minute(slices, baseline, samples):
             f"| {max(t['rss_kib'] for t in taken) / 1024:.1f} | {max(t['anon_kib'] for t in taken) / 1024:.1f} "
             f"| {max(t['huge_kib'] for t in taken) / 1024:.0f} | {max(t['threads'] for t in taken)} "
             f"| {max(t['fds'] for t in taken)} | {max(t['audit_queue'] for t in taken):,} "
+            f"| {taken[-1]['upstream_opened'] - before['upstream_opened']:,} "
+            f"/ {taken[-1]['handed_back'] - before['handed_back']:,} "
+            f"| {taken[-1]['listen_drops'] - before['listen_drops']:,} "
+            f"| {cpu_share(before, taken[-1], 'cpu_idle')} / {cpu_share(before, taken[-1], 'cpu_steal')} "
             f"| {taken[-1]['checkpoints'] - before['checkpoints']} "
             f"| {taken[-1]['vacuums'] - before['vacuums']} / {taken[-1]['analyzes'] - before['analyzes']} "
             f"| {max(t['pg_waiting'] for t in taken)} |"
@@ -89,9 +98,15 @@ def main(slices_dir, samples_path, peak, rate, duration, audited, vacuum, autova
     trend = statistics.median(second_half) / statistics.median(first_half) - 1 if first_half else 0.0
     audited = int(audited)
     ran = lambda column: samples[-1][column] - baseline[column]  # noqa: E731
+    since = lambda i, column: samples[i][column] - (samples[i - 1] if i else baseline)[column]  # noqa: E731
     stall_lines = [
         f"- {i * 10 // 60}:{i * 10 % 60:02d}: p99 {slices[i]['p99']:,.1f} ms, audit queue {samples[i]['audit_queue']:,}, "
-        f"RSS {samples[i]['rss_kib'] / 1024:.1f} MiB, PostgreSQL backends waiting {samples[i]['pg_waiting']}"
+        f"RSS {samples[i]['rss_kib'] / 1024:.1f} MiB, PostgreSQL backends waiting {samples[i]['pg_waiting']}; "
+        f"since the sample before, upstream connections opened {since(i, 'upstream_opened'):,} "
+        f"({since(i, 'handed_back'):,} requests served by one handed back while connecting), "
+        f"listen-queue drops {since(i, 'listen_drops'):,}, CPU idle / stolen "
+        f"{cpu_share(samples[i - 1] if i else baseline, samples[i], 'cpu_idle')} / "
+        f"{cpu_share(samples[i - 1] if i else baseline, samples[i], 'cpu_steal')}"
         for i in stalls
     ] or ["- none"]
     print(replace_section("soak", "Soak", [
@@ -115,6 +130,12 @@ def main(slices_dir, samples_path, peak, rate, duration, audited, vacuum, autova
         f"| {samples[0]['anon_kib'] / 1024:.1f} / {max(t['anon_kib'] for t in samples) / 1024:.1f} MiB | — |",
         f"| transparent huge pages, largest sample | {max(t['huge_kib'] for t in samples) / 1024:.0f} MiB | — |",
         f"| audit queue depth, largest sample | {max(t['audit_queue'] for t in samples):,} | — |",
+        f"| upstream connections opened / requests served by one handed back while connecting "
+        f"| {ran('upstream_opened'):,} / {ran('handed_back'):,} | — |",
+        f"| connection attempts dropped on a full listen queue (kernel, whole machine) "
+        f"| {ran('listen_drops'):,} | — |",
+        f"| the machine's CPU time during the run: idle / stolen by the hypervisor "
+        f"| {cpu_share(baseline, samples[-1], 'cpu_idle')} / {cpu_share(baseline, samples[-1], 'cpu_steal')} | — |",
         f"| PostgreSQL during the run: checkpoints / vacuums / analyzes of audit_events "
         f"| {ran('checkpoints')} / {ran('vacuums')} / {ran('analyzes')} | — |",
         f"| `VACUUM (ANALYZE) audit_events` run by the script (server's autovacuum: {autovacuum}) "
@@ -129,8 +150,9 @@ def main(slices_dir, samples_path, peak, rate, duration, audited, vacuum, autova
         "started since the minute before):",
         "",
         "| min | req/s | p99 ms | errors | RSS MiB | anonymous MiB | huge pages MiB | threads | fds | audit queue "
-        "| checkpoints | vacuum / analyze | PG waiting |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| upstream opened / handed back | listen drops | CPU idle / stolen | checkpoints | vacuum / analyze "
+        "| PG waiting |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *per_minute(slices, baseline, samples),
     ]))
 

@@ -2,10 +2,18 @@
 //!
 //! Why not hyper-util's pooled client: it serves any number of hosts, so
 //! every request hashes its (scheme, authority) key into a SipHash map on
-//! checkout and again on return, races a checkout against a connect, and
-//! spawns a task per request to put the connection back once it is idle
-//! (about 8k instructions a request, BENCHMARKS.md). The gateway has one
-//! upstream: a stack of idle connections behind a mutex does.
+//! checkout and again on return, and spawns a task per request to put the
+//! connection back once it is idle (about 8k instructions a request,
+//! BENCHMARKS.md). The gateway has one upstream: a stack of idle connections
+//! behind a mutex does.
+//!
+//! What it keeps from hyper-util's client: a request that finds no idle
+//! connection opens one *and* waits for one to come back, and takes
+//! whichever is first; the connection it opened then joins the pool. Under
+//! load connections come back every few microseconds, and a connect can
+//! take far longer: an upstream whose listen queue is full drops the
+//! connection attempt, and the kernel tries again only after a second.
+//! Only such a request pays for the race (a task and two channels).
 //!
 //! A connection goes back on the stack only once its answer has been read to
 //! the end (streamed answers such as Server-Sent Events included), so it
@@ -15,6 +23,7 @@
 //! idle) is sent again on another; one a fresh connection failed is not.
 
 use std::{
+    collections::VecDeque,
     error::Error as StdError,
     pin::Pin,
     sync::{Arc, Mutex, PoisonError},
@@ -31,6 +40,7 @@ use hyper::{
 };
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
+use tokio::sync::oneshot;
 use tower::Service;
 
 /// How long a connection may sit idle before it is closed rather than
@@ -40,6 +50,11 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(55);
 
 /// Idle connections kept at most; more are closed when their answer ends.
 const MAX_IDLE: usize = 512;
+
+/// Upstream connections opened, and requests that were opening one when
+/// another came back and served them (`/metrics`; the soak reads both).
+const CONNECTIONS_OPENED: &str = "keysmith_gateway_upstream_connections_opened_total";
+const HANDED_BACK: &str = "keysmith_gateway_upstream_handed_back_total";
 
 pub(super) type Connector = HttpsConnector<HttpConnector>;
 
@@ -63,8 +78,23 @@ struct Shared {
     connector: Connector,
     /// `scheme://authority/`: where a new connection goes.
     target: Uri,
+    connections: Mutex<Connections>,
+}
+
+#[derive(Default)]
+struct Connections {
     /// Last in, first out: the connection used last is the likeliest open.
-    idle: Mutex<Vec<Idle>>,
+    idle: Vec<Idle>,
+    /// Requests opening a connection, oldest first: a connection that comes
+    /// back goes to the first still waiting rather than to `idle`.
+    waiting: VecDeque<oneshot::Sender<SendRequest<Body>>>,
+}
+
+/// Where a request gets its connection.
+enum Checkout {
+    Idle(SendRequest<Body>),
+    /// None idle: the request is in the waiting line.
+    Waiting(oneshot::Receiver<SendRequest<Body>>),
 }
 
 struct Idle {
@@ -78,7 +108,7 @@ impl Pool {
             shared: Arc::new(Shared {
                 connector,
                 target,
-                idle: Mutex::new(Vec::new()),
+                connections: Mutex::default(),
             }),
         }
     }
@@ -91,10 +121,19 @@ impl Pool {
         mut request: Request<Body>,
     ) -> Result<Response<PooledBody>, SendError> {
         loop {
-            let (mut sender, reused) = match self.checkout().await {
-                Some(sender) => (sender, true),
-                None => (self.connect().await?, false),
+            let (mut sender, reused) = match self.checkout() {
+                Checkout::Idle(sender) => (sender, true),
+                Checkout::Waiting(handed_back) => self.open_or_take_returned(handed_back).await?,
             };
+            // Not ready yet only between the end of its last answer and
+            // hyper's connection task taking note of it.
+            if !sender.is_ready() {
+                match sender.ready().await {
+                    Ok(()) => {}
+                    Err(_) if reused => continue, // closed meanwhile
+                    Err(err) => return Err(SendError::Exchange(err)),
+                }
+            }
             match sender.try_send_request(request).await {
                 Ok(response) => {
                     let home = Some((sender, self.clone()));
@@ -110,38 +149,82 @@ impl Pool {
         }
     }
 
-    /// The most recently used idle connection still open, if any.
-    async fn checkout(&self) -> Option<SendRequest<Body>> {
-        loop {
-            let Idle { mut sender, since } = self.idle().pop()?;
-            if since.elapsed() > IDLE_TIMEOUT || sender.is_closed() {
-                continue; // dropped: closed
+    /// The most recently used idle connection still open, or else a place
+    /// in the waiting line, taken under the same lock so that no connection
+    /// comes back unseen in between.
+    fn checkout(&self) -> Checkout {
+        let mut connections = self.connections();
+        while let Some(Idle { sender, since }) = connections.idle.pop() {
+            if since.elapsed() <= IDLE_TIMEOUT && !sender.is_closed() {
+                return Checkout::Idle(sender);
+            } // else dropped: closed
+        }
+        // Places left by requests served meanwhile by their own connect.
+        connections.waiting.retain(|waiter| !waiter.is_closed());
+        let (waiter, handed_back) = oneshot::channel();
+        connections.waiting.push_back(waiter);
+        Checkout::Waiting(handed_back)
+    }
+
+    /// Opens a connection and, meanwhile, waits for one to come back;
+    /// answers with the first (`true` when it was one that came back).
+    async fn open_or_take_returned(
+        &self,
+        mut handed_back: oneshot::Receiver<SendRequest<Body>>,
+    ) -> Result<(SendRequest<Body>, bool), SendError> {
+        let (deliver, mut opened) = oneshot::channel();
+        let pool = self.clone();
+        // Its own task, so that it can finish after this request is served.
+        tokio::spawn(async move {
+            let connected = pool.connect().await;
+            if let Err(Ok(sender)) = deliver.send(connected) {
+                pool.check_in(sender); // its request took another
             }
-            // Not ready yet only between the end of its last answer and
-            // hyper's connection task taking note of it.
-            if sender.is_ready() || sender.ready().await.is_ok() {
-                return Some(sender);
+        });
+        tokio::select! {
+            Ok(sender) = &mut handed_back => {
+                metrics::counter!(HANDED_BACK).increment(1);
+                opened.close();
+                // Opened in the very moment: the pool has it.
+                if let Ok(Ok(sender)) = opened.try_recv() {
+                    self.check_in(sender);
+                }
+                Ok((sender, true))
+            }
+            connected = &mut opened => {
+                handed_back.close();
+                if let Ok(sender) = handed_back.try_recv() {
+                    self.check_in(sender);
+                }
+                let connected = connected.map_err(|_| SendError::Connect("the connecting task ended".into()))?;
+                Ok((connected?, false))
             }
         }
     }
 
-    fn check_in(&self, sender: SendRequest<Body>) {
+    fn check_in(&self, mut sender: SendRequest<Body>) {
         if sender.is_closed() {
             return;
         }
-        let mut idle = self.idle();
-        if idle.len() < MAX_IDLE {
-            idle.push(Idle {
+        let mut connections = self.connections();
+        while let Some(waiter) = connections.waiting.pop_front() {
+            match waiter.send(sender) {
+                Ok(()) => return,
+                Err(unclaimed) => sender = unclaimed, // served meanwhile
+            }
+        }
+        if connections.idle.len() < MAX_IDLE {
+            connections.idle.push(Idle {
                 sender,
                 since: Instant::now(),
             });
         }
     }
 
-    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
-        // The list stays consistent whatever panicked while holding it.
+    fn connections(&self) -> std::sync::MutexGuard<'_, Connections> {
+        // The lists stay consistent whatever panicked while holding them.
         self.shared
-            .idle
+            .connections
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
@@ -156,6 +239,7 @@ impl Pool {
             .await
             .map_err(SendError::Connect)?;
         let (sender, connection) = http1::handshake(io).await.map_err(SendError::Exchange)?;
+        metrics::counter!(CONNECTIONS_OPENED).increment(1);
         tokio::spawn(async move {
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, "upstream connection ended");
@@ -167,7 +251,13 @@ impl Pool {
     /// Idle connections held now.
     #[cfg(test)]
     pub fn idle_count(&self) -> usize {
-        self.idle().len()
+        self.connections().idle.len()
+    }
+
+    /// Requests in the waiting line now (some may have been served).
+    #[cfg(test)]
+    pub fn waiting_count(&self) -> usize {
+        self.connections().waiting.len()
     }
 }
 

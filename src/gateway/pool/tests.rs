@@ -17,7 +17,7 @@ use axum::{
 use http_body_util::BodyExt;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
+    net::{TcpListener, TcpSocket, TcpStream},
 };
 
 use super::*;
@@ -168,9 +168,102 @@ async fn a_concurrent_burst_is_answered_and_every_connection_pooled() {
     }
     let ports: HashSet<u16> = burst.join_all().await.into_iter().collect();
     assert!(!ports.is_empty() && ports.len() <= 32);
-    // Each connection went back once its answer ended, none twice.
-    assert_eq!(pool.idle_count(), ports.len());
+    // Every connection went back once its answer ended, none twice; some
+    // were opened by requests that another connection served, and are
+    // pooled once their connect ends.
+    wait_until(|| pool.idle_count() >= ports.len()).await;
+    assert!(pool.idle_count() <= 32, "{} idle", pool.idle_count());
     assert!(ports.contains(&port_of(&pool, "/port").await));
+}
+
+/// Polls `condition` until it holds (1 ms apart, at most 10 s).
+async fn wait_until(condition: impl Fn() -> bool) {
+    for _ in 0..10_000 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("the condition never held");
+}
+
+/// Reads one request head (the pool sends no request body here).
+async fn read_head(socket: &mut TcpStream) -> bool {
+    let mut head = Vec::new();
+    let mut buf = [0; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match socket.read(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    true
+}
+
+#[tokio::test]
+async fn a_request_waiting_on_a_slow_connect_takes_a_connection_that_comes_back() {
+    // A listen queue one connection long, and an upstream that accepts one
+    // connection only: once a second sits in the queue, the kernel drops
+    // every further attempt and a connect hangs (retried after 1 s, 3 s...).
+    let socket = TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("an address"))
+        .expect("a free port");
+    let listener = socket.listen(0).expect("listening");
+    let addr = listener.local_addr().expect("a bound address");
+    let (received, first_received) = oneshot::channel();
+    let (release, first_released) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (mut connection, _) = listener.accept().await.expect("one connection");
+        let mut gate = Some((received, first_released));
+        // Each answer is its number on this connection.
+        for number in 1.. {
+            if !read_head(&mut connection).await {
+                break;
+            }
+            if let Some((received, released)) = gate.take() {
+                let _ = received.send(());
+                let _ = released.await;
+            }
+            let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n{number}");
+            if connection.write_all(answer.as_bytes()).await.is_err() {
+                break;
+            }
+        }
+        drop(listener); // kept until here: it accepts no more
+    });
+    let pool = pool_for(addr);
+    let body_of = |pool: Pool| async move {
+        let answer = pool.send(get_request("/")).await?;
+        Ok::<_, SendError>(
+            answer
+                .into_body()
+                .collect()
+                .await
+                .expect("a body")
+                .to_bytes(),
+        )
+    };
+    let first = tokio::spawn(body_of(pool.clone()));
+    first_received
+        .await
+        .expect("the first request reached the upstream");
+    let _queued = TcpStream::connect(addr).await.expect("a queued connection");
+
+    let second = tokio::spawn(body_of(pool.clone()));
+    // The second request found no idle connection: it is connecting.
+    wait_until(|| pool.waiting_count() == 1).await;
+    release
+        .send(())
+        .expect("the upstream holds the first answer");
+    let first = first.await.expect("the first request");
+    assert_eq!(first.expect("an answer"), "1");
+    // Its connect still hangs (the connector gives up after 5 s): the
+    // answer can only have come on the first request's connection, handed
+    // over when that answer ended.
+    let second = second.await.expect("the second request");
+    let second = second.expect("an answer on the connection handed back");
+    assert_eq!(second, "2");
 }
 
 /// An upstream that answers one request per connection and then closes it
