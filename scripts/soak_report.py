@@ -58,6 +58,11 @@ def cpu_share(before, after, column):
     return f"{(after[column] - before[column]) / max(after['cpu_all'] - before['cpu_all'], 1):.0%}"
 
 
+def cpu_shares(before, after):
+    """Gateway / PostgreSQL / idle / stolen shares of the machine's CPU time between two samples."""
+    return " / ".join(cpu_share(before, after, c) for c in ("cpu_gateway", "cpu_postgres", "cpu_idle", "cpu_steal"))
+
+
 def per_minute(slices, baseline, samples):
     rows = []
     for start in range(0, len(slices), SLICES_PER_MINUTE):
@@ -75,7 +80,7 @@ def per_minute(slices, baseline, samples):
             f"| {taken[-1]['upstream_opened'] - before['upstream_opened']:,} "
             f"/ {taken[-1]['handed_back'] - before['handed_back']:,} "
             f"| {taken[-1]['listen_drops'] - before['listen_drops']:,} "
-            f"| {cpu_share(before, taken[-1], 'cpu_idle')} / {cpu_share(before, taken[-1], 'cpu_steal')} "
+            f"| {cpu_shares(before, taken[-1])} "
             f"| {taken[-1]['checkpoints'] - before['checkpoints']} "
             f"| {taken[-1]['vacuums'] - before['vacuums']} / {taken[-1]['analyzes'] - before['analyzes']} "
             f"| {max(t['pg_waiting'] for t in taken)} |"
@@ -104,9 +109,8 @@ def main(slices_dir, samples_path, peak, rate, duration, audited, vacuum, autova
         f"RSS {samples[i]['rss_kib'] / 1024:.1f} MiB, PostgreSQL backends waiting {samples[i]['pg_waiting']}; "
         f"since the sample before, upstream connections opened {since(i, 'upstream_opened'):,} "
         f"({since(i, 'handed_back'):,} requests served by one handed back while connecting), "
-        f"listen-queue drops {since(i, 'listen_drops'):,}, CPU idle / stolen "
-        f"{cpu_share(samples[i - 1] if i else baseline, samples[i], 'cpu_idle')} / "
-        f"{cpu_share(samples[i - 1] if i else baseline, samples[i], 'cpu_steal')}"
+        f"listen-queue drops {since(i, 'listen_drops'):,}, CPU gateway / PostgreSQL / idle / stolen "
+        f"{cpu_shares(samples[i - 1] if i else baseline, samples[i])}"
         for i in stalls
     ] or ["- none"]
     print(replace_section("soak", "Soak", [
@@ -134,8 +138,8 @@ def main(slices_dir, samples_path, peak, rate, duration, audited, vacuum, autova
         f"| {ran('upstream_opened'):,} / {ran('handed_back'):,} | — |",
         f"| connection attempts dropped on a full listen queue (kernel, whole machine) "
         f"| {ran('listen_drops'):,} | — |",
-        f"| the machine's CPU time during the run: idle / stolen by the hypervisor "
-        f"| {cpu_share(baseline, samples[-1], 'cpu_idle')} / {cpu_share(baseline, samples[-1], 'cpu_steal')} | — |",
+        f"| the machine's CPU time during the run: gateway / PostgreSQL / idle / stolen by the hypervisor "
+        f"(the rest: oha, the upstream nginx, the kernel's loopback) | {cpu_shares(baseline, samples[-1])} | — |",
         f"| PostgreSQL during the run: checkpoints / vacuums / analyzes of audit_events "
         f"| {ran('checkpoints')} / {ran('vacuums')} / {ran('analyzes')} | — |",
         f"| `VACUUM (ANALYZE) audit_events` run by the script (server's autovacuum: {autovacuum}) "
@@ -150,7 +154,7 @@ def main(slices_dir, samples_path, peak, rate, duration, audited, vacuum, autova
         "started since the minute before):",
         "",
         "| min | req/s | p99 ms | errors | RSS MiB | anonymous MiB | huge pages MiB | threads | fds | audit queue "
-        "| upstream opened / handed back | listen drops | CPU idle / stolen | checkpoints | vacuum / analyze "
+        "| upstream opened / handed back | listen drops | CPU gateway / PG / idle / stolen | checkpoints | vacuum / analyze "
         "| PG waiting |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *per_minute(slices, baseline, samples),

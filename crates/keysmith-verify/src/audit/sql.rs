@@ -17,6 +17,12 @@ const LINGER: Duration = Duration::from_millis(20);
 const TICK: Duration = Duration::from_millis(2);
 
 /// Starts the writer: batches of up to `batch_size`, queue of `capacity`.
+///
+/// A batch holds what arrived while the writer lingered, so `batch_size`
+/// matters when the database slows: it is how many events one commit can
+/// catch up on. Pick it near `capacity` (say half): a writer whose batches
+/// are full at the normal rate cannot catch up, and once the queue is full
+/// every request waits for room.
 pub fn spawn_sql_audit(
     pool: AnyPool,
     batch_size: usize,
