@@ -143,9 +143,10 @@ pub async fn run(state: AppState, options: GatewayOptions) -> anyhow::Result<()>
     // Batches as large as half the queue: at light load a batch is what
     // arrived during the writer's linger, but when a commit slows (each
     // waits on its WAL fsync, which a VACUUM's or a checkpoint's writes
-    // slow), the next takes all that queued meanwhile. Capped at 256, a commit slower than 256 events'
-    // worth of requests (19 ms at 13.7k req/s) left the writer behind for
-    // good and the full queue held every request (soak, BENCHMARKS.md).
+    // slow), the next takes all that queued meanwhile. Capped at 256, a
+    // commit slower than 256 events' worth of requests (19 ms at 13.7k
+    // req/s) left the writer behind for good, and the full queue held every
+    // request (soak, BENCHMARKS.md).
     let (sink, flusher) = spawn_sql_audit(state.pool().clone(), 4096, 8192);
     let mut builder = VerifyLayer::builder(verifier, options.tenant.clone())
         .audit(sink)
