@@ -488,6 +488,66 @@ both_engines! {
     }
 }
 
+/// An audited call as read back: tool, actor, outcome, reason, request id,
+/// status, duration (µs).
+type AuditedCall = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+);
+
+both_engines! {
+    async fn audit_batches_keep_every_field_of_every_call(app: TestApp) {
+        let su = app.create_service_user("ci-bot").await;
+        let key = app.create_key(&su, json!({})).await;
+        let key_id = key["id"].as_str().expect("id");
+        // Batches as large as the queue: on SQLite they go in 32 rows per
+        // statement and the rest one by one; each call's fields stay its own.
+        let (sink, flusher) = spawn_sql_audit(app.state.pool().clone(), 4096, 8192);
+        let calls = 75_i64;
+        let mut expected: Vec<AuditedCall> = Vec::new();
+        for n in 0..calls {
+            let record = keysmith_verify::audit::AuditRecord {
+                tenant_id: app.tenant.id.as_str().into(),
+                key_id: key_id.into(),
+                service_user_id: su.as_str().into(),
+                tool: format!("tool-{n:03}"),
+                allowed: n % 3 != 0,
+                reason: if n % 3 == 0 { "tool_not_allowed" } else { "valid" },
+                request_id: (n % 2 == 0).then(|| format!("req-{n}")),
+                at: app.now(),
+                status: (n % 5 != 0).then(|| 200 + u16::try_from(n).expect("small")),
+                duration_us: (n % 7 != 0).then(|| u64::try_from(n * 1000).expect("positive")),
+            };
+            expected.push((
+                record.tool.clone(),
+                format!("key:{key_id}"),
+                if record.allowed { "allowed" } else { "denied" }.to_owned(),
+                record.reason.to_owned(),
+                record.request_id.clone(),
+                record.status.map(i64::from),
+                record.duration_us.map(|us| i64::try_from(us).expect("small")),
+            ));
+            sink.record(record).await;
+        }
+        assert_eq!(flusher.shutdown().await, 75);
+        let written: Vec<AuditedCall> = sqlx::query_as(
+            "SELECT tool, actor, outcome, reason, request_id, CAST(status AS BIGINT), duration_us \
+             FROM audit_events WHERE action = 'tool.call' AND tenant_id = $1 AND key_id = $2 ORDER BY tool",
+        )
+        .bind(app.tenant.id.as_str())
+        .bind(key_id)
+        .fetch_all(app.state.pool())
+        .await
+        .expect("rows");
+        assert_eq!(written, expected);
+    }
+}
+
 #[tokio::test]
 async fn a_disabled_service_user_is_refused_by_other_instances_at_once() {
     let app = TestApp::spawn(crate::helpers::Engine::Postgres).await;

@@ -1,21 +1,75 @@
 //! The SQLite writer: one connection on its own OS thread, one transaction
-//! per batch, one cached prepared statement executed per row. No sqlx worker
-//! hop per statement, no SQL text built per batch.
+//! per batch, cached prepared statements that insert 32 rows at a time. No
+//! sqlx worker hop per statement, no SQL text built per batch.
 
 use std::{
+    fmt::Write as _,
     path::{Path, PathBuf},
-    sync::mpsc as std_mpsc,
+    sync::{LazyLock, mpsc as std_mpsc},
     thread,
 };
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, Statement, params};
 use tokio::sync::oneshot;
 
 use super::AuditRecord;
 use crate::{sqlite, timestamp};
 
-const INSERT: &str = "INSERT INTO audit_events (tenant_id, key_id, service_user_id, actor, action, tool, outcome, reason, request_id, at, status, duration_us) \
-     VALUES (?1, ?2, ?3, 'key:' || ?2, 'tool.call', ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+/// Values bound per row (the SQL uses the key id twice: `key_id` and `actor`).
+const PARAMS_PER_ROW: usize = 10;
+
+/// Rows per execution of the multi-row `INSERT`. Each execution opens its
+/// cursors on the table and on both indexes and reads and writes the
+/// AUTOINCREMENT counter, so one execution per row cost SQLite about twice
+/// the instructions per row of one per 32 (BENCHMARKS.md, "Instructions per
+/// request"); past 32 rows the gain is a few percent.
+const ROWS_PER_STATEMENT: usize = 32;
+
+static INSERT_CHUNK: LazyLock<String> = LazyLock::new(|| insert_sql(ROWS_PER_STATEMENT));
+static INSERT_ONE: LazyLock<String> = LazyLock::new(|| insert_sql(1));
+
+/// An `INSERT` of `rows` audit rows; row `n`'s parameters are numbered from
+/// `n * PARAMS_PER_ROW + 1` (see [`bind_row`]).
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO audit_events (tenant_id, key_id, service_user_id, actor, action, tool, outcome, reason, request_id, at, status, duration_us) VALUES ",
+    );
+    for row in 0..rows {
+        let p = row * PARAMS_PER_ROW;
+        let separator = if row == 0 { "" } else { ", " };
+        let _ = write!(
+            sql,
+            "{separator}(?{}, ?{}, ?{}, 'key:' || ?{}, 'tool.call', ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
+            p + 1,
+            p + 2,
+            p + 3,
+            p + 2,
+            p + 4,
+            p + 5,
+            p + 6,
+            p + 7,
+            p + 8,
+            p + 9,
+            p + 10,
+        );
+    }
+    sql
+}
+
+/// Binds `record` as row `row` of an [`insert_sql`] statement.
+fn bind_row(insert: &mut Statement<'_>, row: usize, record: &AuditRecord) -> rusqlite::Result<()> {
+    let p = row * PARAMS_PER_ROW;
+    insert.raw_bind_parameter(p + 1, &*record.tenant_id)?;
+    insert.raw_bind_parameter(p + 2, &*record.key_id)?;
+    insert.raw_bind_parameter(p + 3, &*record.service_user_id)?;
+    insert.raw_bind_parameter(p + 4, &record.tool)?;
+    insert.raw_bind_parameter(p + 5, super::outcome(record.allowed))?;
+    insert.raw_bind_parameter(p + 6, record.reason)?;
+    insert.raw_bind_parameter(p + 7, &record.request_id)?;
+    insert.raw_bind_parameter(p + 8, timestamp::to_unix(record.at))?;
+    insert.raw_bind_parameter(p + 9, record.status)?;
+    insert.raw_bind_parameter(p + 10, record.duration_us.map(super::clamp_us))
+}
 
 const TOUCH: &str = "UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)";
 
@@ -92,20 +146,22 @@ fn write(
     };
     let tx = conn.transaction()?;
     {
-        let mut insert = tx.prepare_cached(INSERT)?;
-        for r in batch {
-            insert.execute(params![
-                &*r.tenant_id,
-                &*r.key_id,
-                &*r.service_user_id,
-                r.tool,
-                super::outcome(r.allowed),
-                r.reason,
-                r.request_id,
-                timestamp::to_unix(r.at),
-                r.status,
-                r.duration_us.map(super::clamp_us),
-            ])?;
+        let mut chunks = batch.chunks_exact(ROWS_PER_STATEMENT);
+        if chunks.len() > 0 {
+            let mut insert = tx.prepare_cached(&INSERT_CHUNK)?;
+            for chunk in &mut chunks {
+                for (row, record) in chunk.iter().enumerate() {
+                    bind_row(&mut insert, row, record)?;
+                }
+                insert.raw_execute()?;
+            }
+        }
+        if !chunks.remainder().is_empty() {
+            let mut insert = tx.prepare_cached(&INSERT_ONE)?;
+            for record in chunks.remainder() {
+                bind_row(&mut insert, 0, record)?;
+                insert.raw_execute()?;
+            }
         }
         let mut touch = tx.prepare_cached(TOUCH)?;
         for (key_id, at) in super::last_used(batch) {
@@ -182,3 +238,6 @@ mod tests {
         assert_eq!(own_nice(), caller, "the caller's priority must not change");
     }
 }
+
+#[cfg(test)]
+mod rows_tests;
