@@ -79,7 +79,8 @@ async fn main() -> anyhow::Result<()> {
         let peppers =
             Peppers::load_or_create(&config.pepper_file).context("KEYSMITH_PEPPER_FILE")?;
         let verifier = SqlVerifier::new(db.pool.clone(), Arc::new(peppers), Arc::new(SystemClock));
-        let (sink, flusher) = spawn_sql_audit(db.pool.clone(), 256, 4096);
+        // As the gateway: a batch may take the whole queue after a slow commit.
+        let (sink, flusher) = spawn_sql_audit(db.pool.clone(), 4096, 8192);
         let layer = VerifyLayer::builder(verifier, tenant)
             .cache_ttl(ttl)
             .audit(sink)
