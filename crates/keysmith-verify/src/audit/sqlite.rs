@@ -20,7 +20,7 @@ const PARAMS_PER_ROW: usize = 10;
 
 /// Rows per execution of the multi-row `INSERT`. Each execution opens its
 /// cursors on the table and on both indexes and reads and writes the
-/// AUTOINCREMENT counter, so one execution per row cost SQLite about twice
+/// AUTOINCREMENT counter, so one execution per row cost SQLite nearly twice
 /// the instructions per row of one per 32 (BENCHMARKS.md, "Instructions per
 /// request"); past 32 rows the gain is a few percent.
 const ROWS_PER_STATEMENT: usize = 32;
