@@ -4,6 +4,7 @@ beside PostgreSQL's checkpoints and vacuum runs, audit rows against
 requests."""
 import csv
 import json
+import os
 import pathlib
 import statistics
 import sys
@@ -17,6 +18,8 @@ SLICES_PER_MINUTE = 6
 # A slice is called a stall when its p99 passes this multiple of the
 # median slice's p99.
 STALL_FACTOR = 10
+# The unit of the CPU times sampled (USER_HZ ticks), in microseconds.
+TICK_US = 1e6 / os.sysconf("SC_CLK_TCK")
 
 
 def read_slice(path):
@@ -104,13 +107,24 @@ def main(slices_dir, samples_path, peak, rate, duration, audited, vacuum, autova
     audited = int(audited)
     ran = lambda column: samples[-1][column] - baseline[column]  # noqa: E731
     since = lambda i, column: samples[i][column] - (samples[i - 1] if i else baseline)[column]  # noqa: E731
+    # Requests answered by sample i, taken mid-slice i (half of that slice, about).
+    served_by = lambda i: sum(s["answered"] for s in slices[:i]) + slices[i]["answered"] / 2  # noqa: E731
+
+    def gateway_us_per_request(i):
+        """The gateway's CPU time (kernel included) per request since the sample before i."""
+        served = served_by(i) - (served_by(i - 1) if i else 0)
+        return since(i, "cpu_gateway") * TICK_US / max(served, 1)
+
+    run_us = ran("cpu_gateway") * TICK_US / max(served_by(len(samples) - 1), 1)
+    dearest = max(range(len(samples)), key=gateway_us_per_request)
     stall_lines = [
         f"- {i * 10 // 60}:{i * 10 % 60:02d}: p99 {slices[i]['p99']:,.1f} ms, audit queue {samples[i]['audit_queue']:,}, "
         f"RSS {samples[i]['rss_kib'] / 1024:.1f} MiB, PostgreSQL backends waiting {samples[i]['pg_waiting']}; "
         f"since the sample before, upstream connections opened {since(i, 'upstream_opened'):,} "
         f"({since(i, 'handed_back'):,} requests served by one handed back while connecting), "
         f"listen-queue drops {since(i, 'listen_drops'):,}, CPU gateway / PostgreSQL / idle / stolen "
-        f"{cpu_shares(samples[i - 1] if i else baseline, samples[i])}"
+        f"{cpu_shares(samples[i - 1] if i else baseline, samples[i])}, gateway CPU per request "
+        f"{gateway_us_per_request(i):.0f} µs (run {run_us:.0f} µs)"
         for i in stalls
     ] or ["- none"]
     print(replace_section("soak", "Soak", [
@@ -140,6 +154,9 @@ def main(slices_dir, samples_path, peak, rate, duration, audited, vacuum, autova
         f"| {ran('listen_drops'):,} | — |",
         f"| the machine's CPU time during the run: gateway / PostgreSQL / idle / stolen by the hypervisor "
         f"(the rest: oha, the upstream nginx, the kernel's loopback) | {cpu_shares(baseline, samples[-1])} | — |",
+        f"| the gateway's CPU time per request (kernel included): the run / the dearest 10 s "
+        f"| {run_us:.0f} µs / {gateway_us_per_request(dearest):.0f} µs "
+        f"(at {dearest * 10 // 60}:{dearest * 10 % 60:02d}) | — |",
         f"| PostgreSQL during the run: checkpoints / vacuums / analyzes of audit_events "
         f"| {ran('checkpoints')} / {ran('vacuums')} / {ran('analyzes')} | — |",
         f"| `VACUUM (ANALYZE) audit_events` run by the script (server's autovacuum: {autovacuum}) "
