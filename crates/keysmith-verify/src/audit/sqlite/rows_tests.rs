@@ -159,7 +159,7 @@ proptest! {
 }
 
 #[test]
-fn a_failed_chunk_leaves_no_row_of_its_batch() {
+fn a_batch_refused_at_its_last_row_leaves_no_row() {
     let db = ScratchDb::new();
     let conn = Connection::open(&db.0).expect("open");
     // Refuse the batch's last row only, after two whole chunks went in.
