@@ -112,7 +112,7 @@ impl SqlVerifier {
         let record = match &self.readers {
             // A closed pool means the database is gone for this process: fail closed as sqlx would.
             Some(_) if self.pool.is_closed() => return Err(sqlx::Error::PoolClosed.into()),
-            Some(readers) => readers.with(|conn| read_record(conn, key.key_id()))?,
+            Some(readers) => readers.read(read_record, key.key_id()).await?,
             None => {
                 sqlx::query_as::<_, KeyRecord>(LOOKUP)
                     .bind(key.key_id())

@@ -12,14 +12,15 @@
 use std::{
     path::PathBuf,
     str::FromStr,
-    sync::{Mutex, PoisonError},
+    sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 use sqlx::AnyPool;
 
-/// How long a statement waits for a lock held by another connection.
+/// How long a statement waits for a lock held by another connection, on a
+/// thread where waiting blocks nobody else.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Read connections kept for reuse; more are opened under contention.
@@ -70,18 +71,62 @@ impl Readers {
         }
     }
 
-    /// Runs `read` on an idle connection (or a new one), on the calling
-    /// thread: a point read costs less than handing it to another thread.
-    pub(crate) fn with<T>(
+    /// Runs `read(conn, arg)` on the calling thread (a point read costs less
+    /// than handing it to another thread) without waiting for any lock. The
+    /// calling thread serves other requests too: if another connection holds
+    /// a lock the read needs (SQLITE_BUSY: a database not in WAL mode being
+    /// written, a writer in exclusive locking mode), the read runs again on
+    /// tokio's blocking pool, which may wait up to [`BUSY_TIMEOUT`] for it.
+    pub(crate) async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        read: fn(&Connection, &str) -> rusqlite::Result<T>,
+        arg: &str,
+    ) -> rusqlite::Result<T> {
+        match self.with(Duration::ZERO, |conn| read(conn, arg)) {
+            Err(busy) if is_busy(&busy) => {
+                let (readers, arg) = (Arc::clone(self), arg.to_owned());
+                match tokio::task::spawn_blocking(move || {
+                    readers.with(BUSY_TIMEOUT, |conn| read(conn, &arg))
+                })
+                .await
+                {
+                    Ok(result) => result,
+                    Err(failed) if failed.is_panic() => {
+                        std::panic::resume_unwind(failed.into_panic())
+                    }
+                    // The runtime is shutting down and the read never ran.
+                    Err(_) => Err(busy),
+                }
+            }
+            result => result,
+        }
+    }
+
+    /// Runs `read` on an idle connection (or a new one), waiting up to
+    /// `wait` for a lock; idle connections keep a wait of zero.
+    fn with<T>(
         &self,
+        wait: Duration,
         read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
         let taken = self.lock().pop();
         let conn = match taken {
             Some(conn) => conn,
-            None => open(&self.file)?,
+            None => {
+                let conn = open(&self.file)?;
+                conn.busy_timeout(Duration::ZERO)?;
+                conn
+            }
         };
-        let result = read(&conn);
+        let result = if wait.is_zero() {
+            read(&conn)
+        } else {
+            conn.busy_timeout(wait)?;
+            let result = read(&conn);
+            // A connection that cannot be set back is closed, not kept.
+            conn.busy_timeout(Duration::ZERO)?;
+            result
+        };
         let mut idle = self.lock();
         if idle.len() < IDLE_READERS {
             idle.push(conn);
@@ -94,3 +139,10 @@ impl Readers {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+fn is_busy(err: &rusqlite::Error) -> bool {
+    err.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+}
+
+#[cfg(test)]
+mod tests;
