@@ -27,8 +27,11 @@ def read_slice(path):
     codes = {int(code): n for code, n in oha["statusCodeDistribution"].items()}
     answered = sum(codes.values())
     percentiles = oha["latencyPercentiles"]
+    # oha's own CPU seconds (user, system), bash `time`'s last line.
+    user, system = path.with_suffix(".cpu").read_text().split()[-2:]
     return {
         "answered": answered,
+        "oha_us": (float(user) + float(system)) * 1e6 / max(answered, 1),
         "failed": answered - codes.get(200, 0) + sum(oha.get("errorDistribution", {}).values()),
         "p50": (percentiles["p50"] or 0) * 1e3,
         "p99": (percentiles["p99"] or 0) * 1e3,
@@ -117,6 +120,8 @@ def main(slices_dir, samples_path, peak, rate, duration, audited, vacuum, autova
 
     run_us = ran("cpu_gateway") * TICK_US / max(served_by(len(samples) - 1), 1)
     dearest = max(range(len(samples)), key=gateway_us_per_request)
+    oha_us = statistics.median(s["oha_us"] for s in slices)
+    oha_dearest = max(range(len(slices)), key=lambda i: slices[i]["oha_us"])
     stall_lines = [
         f"- {i * 10 // 60}:{i * 10 % 60:02d}: p99 {slices[i]['p99']:,.1f} ms, audit queue {samples[i]['audit_queue']:,}, "
         f"RSS {samples[i]['rss_kib'] / 1024:.1f} MiB, PostgreSQL backends waiting {samples[i]['pg_waiting']}; "
@@ -124,7 +129,8 @@ def main(slices_dir, samples_path, peak, rate, duration, audited, vacuum, autova
         f"({since(i, 'handed_back'):,} requests served by one handed back while connecting), "
         f"listen-queue drops {since(i, 'listen_drops'):,}, CPU gateway / PostgreSQL / idle / stolen "
         f"{cpu_shares(samples[i - 1] if i else baseline, samples[i])}, gateway CPU per request "
-        f"{gateway_us_per_request(i):.0f} µs (run {run_us:.0f} µs)"
+        f"{gateway_us_per_request(i):.0f} µs (run {run_us:.0f} µs), oha's CPU per request "
+        f"{slices[i]['oha_us']:.0f} µs (median slice {oha_us:.0f} µs)"
         for i in stalls
     ] or ["- none"]
     print(replace_section("soak", "Soak", [
@@ -157,6 +163,9 @@ def main(slices_dir, samples_path, peak, rate, duration, audited, vacuum, autova
         f"| the gateway's CPU time per request (kernel included): the run / the dearest 10 s "
         f"| {run_us:.0f} µs / {gateway_us_per_request(dearest):.0f} µs "
         f"(at {dearest * 10 // 60}:{dearest * 10 % 60:02d}) | — |",
+        f"| the load generator's (oha's) CPU time per request: the median slice / the dearest "
+        f"| {oha_us:.0f} µs / {slices[oha_dearest]['oha_us']:.0f} µs "
+        f"(at {oha_dearest * 10 // 60}:{oha_dearest * 10 % 60:02d}) | — |",
         f"| PostgreSQL during the run: checkpoints / vacuums / analyzes of audit_events "
         f"| {ran('checkpoints')} / {ran('vacuums')} / {ran('analyzes')} | — |",
         f"| `VACUUM (ANALYZE) audit_events` run by the script (server's autovacuum: {autovacuum}) "
