@@ -1,6 +1,6 @@
 //! The SQLite writer: one connection on its own OS thread, one transaction
-//! per batch, cached prepared statements that insert 32 rows at a time. No
-//! sqlx worker hop per statement, no SQL text built per batch.
+//! per batch, cached prepared statements that insert up to 32 rows at a
+//! time. No sqlx worker hop per statement, no SQL text built per batch.
 
 use std::{
     fmt::Write as _,
@@ -18,15 +18,17 @@ use crate::{sqlite, timestamp};
 /// Values bound per row (the SQL uses the key id twice: `key_id` and `actor`).
 const PARAMS_PER_ROW: usize = 10;
 
-/// Rows per execution of the multi-row `INSERT`. Each execution opens its
-/// cursors on the table and on both indexes and reads and writes the
-/// AUTOINCREMENT counter, so one execution per row cost SQLite nearly twice
-/// the instructions per row of one per 32 (BENCHMARKS.md, "Instructions per
-/// request"); past 32 rows the gain is a few percent.
-const ROWS_PER_STATEMENT: usize = 32;
+/// Rows per execution of the multi-row `INSERT`s, largest first. Each
+/// execution opens its cursors on the table and on both indexes and reads
+/// and writes the AUTOINCREMENT counter, so one execution per row cost
+/// SQLite nearly twice the instructions per row of one per 32 (BENCHMARKS.md,
+/// "Instructions per request"); past 32 rows the gain is a few percent. A
+/// batch goes in as executions of the largest statement that fits, so the
+/// rows past the last 32 take at most five more (25 rows: 16 + 8 + 1): at a
+/// light load a whole batch is such a remainder.
+const STATEMENT_ROWS: [usize; 6] = [32, 16, 8, 4, 2, 1];
 
-static INSERT_CHUNK: LazyLock<String> = LazyLock::new(|| insert_sql(ROWS_PER_STATEMENT));
-static INSERT_ONE: LazyLock<String> = LazyLock::new(|| insert_sql(1));
+static INSERTS: LazyLock<[String; 6]> = LazyLock::new(|| STATEMENT_ROWS.map(insert_sql));
 
 /// An `INSERT` of `rows` audit rows; row `n`'s parameters are numbered from
 /// `n * PARAMS_PER_ROW + 1` (see [`bind_row`]).
@@ -146,22 +148,20 @@ fn write(
     };
     let tx = conn.transaction()?;
     {
-        let mut chunks = batch.chunks_exact(ROWS_PER_STATEMENT);
-        if chunks.len() > 0 {
-            let mut insert = tx.prepare_cached(&INSERT_CHUNK)?;
+        let mut rest = batch;
+        for (&rows, sql) in STATEMENT_ROWS.iter().zip(INSERTS.iter()) {
+            if rest.len() < rows {
+                continue;
+            }
+            let mut insert = tx.prepare_cached(sql)?;
+            let mut chunks = rest.chunks_exact(rows);
             for chunk in &mut chunks {
                 for (row, record) in chunk.iter().enumerate() {
                     bind_row(&mut insert, row, record)?;
                 }
                 insert.raw_execute()?;
             }
-        }
-        if !chunks.remainder().is_empty() {
-            let mut insert = tx.prepare_cached(&INSERT_ONE)?;
-            for record in chunks.remainder() {
-                bind_row(&mut insert, 0, record)?;
-                insert.raw_execute()?;
-            }
+            rest = chunks.remainder();
         }
         let mut touch = tx.prepare_cached(TOUCH)?;
         for (key_id, at) in super::last_used(batch) {

@@ -143,7 +143,7 @@ proptest! {
     #[test]
     fn every_record_becomes_its_own_row(
         batches in proptest::collection::vec(
-            proptest::collection::vec(record(), 0..=3 * ROWS_PER_STATEMENT + 1),
+            proptest::collection::vec(record(), 0..=3 * STATEMENT_ROWS[0] + 1),
             1..4,
         )
     ) {
@@ -158,6 +158,37 @@ proptest! {
     }
 }
 
+/// A plain record, told apart from others by its tool.
+fn numbered(tool: String) -> AuditRecord {
+    AuditRecord {
+        tenant_id: "tenant".into(),
+        key_id: "key".into(),
+        service_user_id: "user".into(),
+        tool,
+        allowed: true,
+        reason: "valid",
+        request_id: None,
+        at: OffsetDateTime::UNIX_EPOCH,
+        status: Some(200),
+        duration_us: Some(1),
+    }
+}
+
+/// Every batch length up to three of the largest statements, so every mix
+/// of statement sizes is used at least once.
+#[test]
+fn a_batch_of_every_length_goes_in_whole_and_in_order() {
+    let db = ScratchDb::new();
+    let mut conn = None;
+    let mut wanted = Vec::new();
+    for len in 0..=3 * STATEMENT_ROWS[0] {
+        let batch: Vec<AuditRecord> = (0..len).map(|n| numbered(format!("{len}-{n}"))).collect();
+        write(&mut conn, &db.0, &batch).expect("write");
+        wanted.extend(batch.iter().map(expected));
+    }
+    assert_eq!(rows(&db.0), wanted);
+}
+
 #[test]
 fn a_batch_refused_at_its_last_row_leaves_no_row() {
     let db = ScratchDb::new();
@@ -168,19 +199,8 @@ fn a_batch_refused_at_its_last_row_leaves_no_row() {
          BEGIN SELECT RAISE(ABORT, 'refused'); END;",
     )
     .expect("trigger");
-    let mut batch: Vec<AuditRecord> = (0..2 * ROWS_PER_STATEMENT + 1)
-        .map(|n| AuditRecord {
-            tenant_id: "tenant".into(),
-            key_id: "key".into(),
-            service_user_id: "user".into(),
-            tool: format!("tool-{n}"),
-            allowed: true,
-            reason: "valid",
-            request_id: None,
-            at: OffsetDateTime::UNIX_EPOCH,
-            status: Some(200),
-            duration_us: Some(1),
-        })
+    let mut batch: Vec<AuditRecord> = (0..2 * STATEMENT_ROWS[0] + 1)
+        .map(|n| numbered(format!("tool-{n}")))
         .collect();
     batch.last_mut().expect("a last row").tool = "refused".into();
     let mut writer_conn = None;
