@@ -18,13 +18,20 @@ use std::{
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use sqlx::AnyPool;
+use tokio::sync::Semaphore;
 
 /// How long a statement waits for a lock held by another connection, on a
 /// thread where waiting blocks nobody else.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Read connections kept for reuse; more are opened under contention.
 const IDLE_READERS: usize = 8;
+
+/// Reads allowed to wait for a lock at once, each on a blocking-pool thread
+/// with a connection of its own. One more fails at once (`SQLITE_BUSY`, a
+/// backend error: the request is refused, fail closed) rather than take
+/// another thread while the database stays locked.
+pub(crate) const WAITING_READS: usize = 32;
 
 /// The SQLite database file behind `pool`, or `None` when it is not SQLite
 /// or has no file of its own (an in-memory database is private to the
@@ -44,13 +51,15 @@ pub(crate) fn database_file(pool: &AnyPool) -> Option<PathBuf> {
     Some(file.to_path_buf())
 }
 
-/// Opens a connection to an existing database file (never creates one).
-pub(crate) fn open(file: &std::path::Path) -> rusqlite::Result<Connection> {
+/// Opens a connection to an existing database file (never creates one)
+/// that waits up to `busy_timeout` for another connection's lock, from its
+/// first statement on (setting `synchronous` reads the schema).
+pub(crate) fn open(file: &std::path::Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         file,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.busy_timeout(busy_timeout)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(conn)
@@ -61,6 +70,7 @@ pub(crate) fn open(file: &std::path::Path) -> rusqlite::Result<Connection> {
 pub(crate) struct Readers {
     file: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    waiting: Arc<Semaphore>,
 }
 
 impl Readers {
@@ -68,6 +78,7 @@ impl Readers {
         Self {
             file,
             idle: Mutex::new(Vec::new()),
+            waiting: Arc::new(Semaphore::new(WAITING_READS)),
         }
     }
 
@@ -76,7 +87,8 @@ impl Readers {
     /// calling thread serves other requests too: if another connection holds
     /// a lock the read needs (SQLITE_BUSY: a database not in WAL mode being
     /// written, a writer in exclusive locking mode), the read runs again on
-    /// tokio's blocking pool, which may wait up to [`BUSY_TIMEOUT`] for it.
+    /// tokio's blocking pool, which may wait up to [`BUSY_TIMEOUT`] for it
+    /// (at most [`WAITING_READS`] at once).
     pub(crate) async fn read<T: Send + 'static>(
         self: &Arc<Self>,
         read: fn(&Connection, &str) -> rusqlite::Result<T>,
@@ -84,8 +96,12 @@ impl Readers {
     ) -> rusqlite::Result<T> {
         match self.with(Duration::ZERO, |conn| read(conn, arg)) {
             Err(busy) if is_busy(&busy) => {
+                let Ok(waiting) = Arc::clone(&self.waiting).try_acquire_owned() else {
+                    return Err(busy);
+                };
                 let (readers, arg) = (Arc::clone(self), arg.to_owned());
                 match tokio::task::spawn_blocking(move || {
+                    let _waiting = waiting;
                     readers.with(BUSY_TIMEOUT, |conn| read(conn, &arg))
                 })
                 .await
@@ -112,11 +128,7 @@ impl Readers {
         let taken = self.lock().pop();
         let conn = match taken {
             Some(conn) => conn,
-            None => {
-                let conn = open(&self.file)?;
-                conn.busy_timeout(Duration::ZERO)?;
-                conn
-            }
+            None => open(&self.file, wait)?,
         };
         let result = if wait.is_zero() {
             read(&conn)

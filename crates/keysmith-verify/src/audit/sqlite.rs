@@ -144,7 +144,7 @@ fn write(
 ) -> rusqlite::Result<()> {
     let conn = match conn {
         Some(conn) => conn,
-        None => conn.insert(sqlite::open(file)?),
+        None => conn.insert(sqlite::open(file, sqlite::BUSY_TIMEOUT)?),
     };
     let tx = conn.transaction()?;
     {
