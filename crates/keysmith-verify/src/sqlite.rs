@@ -31,7 +31,7 @@ const IDLE_READERS: usize = 8;
 /// with a connection of its own. One more fails at once (`SQLITE_BUSY`, a
 /// backend error: the request is refused, fail closed) rather than take
 /// another thread while the database stays locked.
-pub(crate) const WAITING_READS: usize = 32;
+const WAITING_READS: usize = 32;
 
 /// The SQLite database file behind `pool`, or `None` when it is not SQLite
 /// or has no file of its own (an in-memory database is private to the
