@@ -4,10 +4,14 @@
 //! by a signed-in admin. `KEYSMITH_BENCH_AUDIT_ROWS` sets the row count
 //! (a smaller one for a smoke run).
 //!
+//! A third key makes `KEYSMITH_BENCH_HOUR_ROWS` calls (1 million unless
+//! set: 280 a second) in the hour up to the run, the page a busy agent's
+//! owner looks at.
+//!
 //! Baseline measured in the same run: the same page for a key with 100
 //! audit rows in the same database. The histogram reads at most 30 days of
-//! daily and hourly rollups plus the current hour's raw rows, so the page
-//! must not grow with the table.
+//! daily, hourly and minute rollups plus the last minute or two raw, so the
+//! page must grow neither with the table nor with the rate of calls.
 
 mod support;
 
@@ -25,23 +29,39 @@ const SMALL_ROWS: i64 = 100;
 /// write-ahead log the size of the table.
 const SEED_CHUNK: i64 = 1_000_000;
 const SPAN_SECS: i64 = 90 * 86_400;
+const DEFAULT_HOUR_ROWS: i64 = 1_000_000;
 const BIG_KEY: &str = "bigkey0000000001";
+const BUSY_KEY: &str = "busykey000000001";
 const SMALL_KEY: &str = "smallkey00000001";
 
-fn audit_rows() -> i64 {
-    std::env::var("KEYSMITH_BENCH_AUDIT_ROWS")
+/// Rows from `var`, or `default`.
+fn rows_from_env(var: &str, default: i64) -> i64 {
+    std::env::var(var)
         .ok()
         .map(|v| {
             v.parse()
-                .expect("KEYSMITH_BENCH_AUDIT_ROWS: a number of rows")
+                .unwrap_or_else(|_| panic!("{var}: a number of rows"))
         })
-        .unwrap_or(DEFAULT_ROWS)
+        .unwrap_or(default)
 }
 
-/// `rows` tool calls by `key_id`, evenly over the 90 days up to `end`, in
-/// time order as the audit writer appends them: five tools, 2 % denied, 1 %
-/// upstream errors, durations spread over 0.2–50 ms.
-async fn seed_calls(db: &Db, tenant_id: &TenantId, owner: &str, key_id: &str, rows: i64, end: i64) {
+/// Tool calls by one key, evenly over the `span` seconds up to `end`.
+struct Calls<'a> {
+    key_id: &'a str,
+    rows: i64,
+    end: i64,
+    span: i64,
+}
+
+/// `calls`, in time order as the audit writer appends them: five tools, 2 %
+/// denied, 1 % upstream errors, durations spread over 0.2–50 ms.
+async fn seed_calls(db: &Db, tenant_id: &TenantId, owner: &str, calls: Calls<'_>) {
+    let Calls {
+        key_id,
+        rows,
+        end,
+        span,
+    } = calls;
     let mut from = 0;
     while from < rows {
         let to = (from + SEED_CHUNK).min(rows);
@@ -63,7 +83,7 @@ async fn seed_calls(db: &Db, tenant_id: &TenantId, owner: &str, key_id: &str, ro
         .bind(key_id)
         .bind(owner)
         .bind(end)
-        .bind(SPAN_SECS)
+        .bind(span)
         .bind(rows)
         .execute(&db.pool)
         .await
@@ -72,11 +92,11 @@ async fn seed_calls(db: &Db, tenant_id: &TenantId, owner: &str, key_id: &str, ro
     }
 }
 
-async fn seed(db: &Db, rows: i64) -> String {
+async fn seed(db: &Db, (rows, hour_rows): (i64, i64)) -> String {
     let (tenant, owners) = support::tenant_with_owners(db, "busy", &["agent"]).await;
     let owner = &owners[0].id;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    for key in [BIG_KEY, SMALL_KEY] {
+    for key in [BIG_KEY, SMALL_KEY, BUSY_KEY] {
         sqlx::query(
             "INSERT INTO api_keys (id, tenant_id, service_user_id, name, prefix, secret_hash, pepper_version, hint, status, scopes, created_at, created_by, expires_at) \
              VALUES ($1, $2, $3, $1, 'ks', hex(randomblob(32)), 1, 'abcd', 'active', '[]', $4, 'system', $5)",
@@ -90,13 +110,25 @@ async fn seed(db: &Db, rows: i64) -> String {
         .await
         .expect("key");
     }
-    // The calls run to the end of the current hour, which the page reads
-    // raw: a full hour's share whatever the minute of the run.
-    let end = now - now.rem_euclid(audit_rollups::HOUR) + audit_rollups::HOUR;
-    seed_calls(db, &tenant.id, owner.as_str(), BIG_KEY, rows, end).await;
-    seed_calls(db, &tenant.id, owner.as_str(), SMALL_KEY, SMALL_ROWS, end).await;
+    // The calls run up to the run: the page reads the last minute or two
+    // raw, and the rest from rollups.
+    let days = |key_id, rows| Calls {
+        key_id,
+        rows,
+        end: now,
+        span: SPAN_SECS,
+    };
+    seed_calls(db, &tenant.id, owner.as_str(), days(BIG_KEY, rows)).await;
+    seed_calls(db, &tenant.id, owner.as_str(), days(SMALL_KEY, SMALL_ROWS)).await;
+    let last_hour = Calls {
+        key_id: BUSY_KEY,
+        rows: hour_rows,
+        end: now,
+        span: audit_rollups::HOUR,
+    };
+    seed_calls(db, &tenant.id, owner.as_str(), last_hour).await;
     // What the scheduler does tick after tick: every complete day rolled
-    // up, then today's complete hours.
+    // up, then today's complete hours, then the complete minutes since.
     let now = time::OffsetDateTime::now_utc();
     while audit_rollups::roll_up_due(&db.pool, now)
         .await
@@ -104,12 +136,17 @@ async fn seed(db: &Db, rows: i64) -> String {
         .days
         > 0
     {}
-    // Every complete hour, as the scheduler leaves them once caught up (one
-    // call rolls at most HOURS_PER_TICK: the raw part of the page would
-    // otherwise depend on the time of day the bench runs).
+    // Every complete hour and minute, as the scheduler leaves them once
+    // caught up (one call rolls at most a tick's worth: the raw part of the
+    // page would otherwise depend on the time of day the bench runs).
     while audit_rollups::roll_up_hours(&db.pool, now)
         .await
         .expect("roll up hours")
+        > 0
+    {}
+    while audit_rollups::roll_up_minutes(&db.pool, now)
+        .await
+        .expect("roll up minutes")
         > 0
     {}
     let mut conn = db.pool.acquire().await.expect("connection");
@@ -124,10 +161,11 @@ fn key_page(c: &mut Criterion) {
     let rt = support::runtime();
     let dir = tempfile::tempdir().expect("dir");
     let config = support::config(&dir);
-    let rows = audit_rows();
+    let rows = rows_from_env("KEYSMITH_BENCH_AUDIT_ROWS", DEFAULT_ROWS);
+    let hour_rows = rows_from_env("KEYSMITH_BENCH_HOUR_ROWS", DEFAULT_HOUR_ROWS);
     let (base, client, slug) = rt.block_on(async {
         let db = support::open(&config).await;
-        let slug = seed(&db, rows).await;
+        let slug = seed(&db, (rows, hour_rows)).await;
         let (base, client) = support::serve_signed_in(db, &config).await;
         (base, client, slug)
     });
@@ -146,13 +184,15 @@ fn key_page(c: &mut Criterion) {
     group.bench_function("key_with_many_audit_rows", |b| {
         b.to_async(&rt).iter(|| fetch(BIG_KEY))
     });
+    group.bench_function("key_with_a_busy_hour", |b| {
+        b.to_async(&rt).iter(|| fetch(BUSY_KEY))
+    });
     group.finish();
-    // For the report: how many rows "many" was in this run.
-    let info = std::path::Path::new("target/criterion/admin_key_page/rows.txt");
-    if let Some(parent) = info.parent() {
-        std::fs::create_dir_all(parent).expect("criterion dir");
-    }
-    std::fs::write(info, rows.to_string()).expect("row count");
+    // For the report: how many rows "many" and "busy" were in this run.
+    let dir = std::path::Path::new("target/criterion/admin_key_page");
+    std::fs::create_dir_all(dir).expect("criterion dir");
+    std::fs::write(dir.join("rows.txt"), rows.to_string()).expect("row count");
+    std::fs::write(dir.join("hour_rows.txt"), hour_rows.to_string()).expect("row count");
 }
 
 criterion_group!(benches, key_page);

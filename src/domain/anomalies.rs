@@ -2,8 +2,9 @@
 //! usual (the 95th percentile of its hourly calls over the 7 days before,
 //! empty hours counted) and a floor, tells its owner — once a day per key,
 //! with the tools it called most. What runaway or hijacked agents look like.
-//! The history comes from the hourly rollups; only the hours they have not
-//! reached yet (the current one, or a few if they lag) are counted raw.
+//! The history comes from the hourly rollups, the current hour from the
+//! minute ones; only the minutes they have not reached yet (the last one or
+//! two, or more if they lag) are counted raw.
 
 use crate::domain::{KeyId, TenantId, UnixTime};
 use std::collections::HashMap;
@@ -57,21 +58,34 @@ pub async fn enqueue_due(pool: &AnyPool, now: OffsetDateTime) -> AppResult<u64> 
     let now_unix = UnixTime::from(now);
     let this_hour = now_unix.secs().div_euclid(HOUR);
     let history_from = (this_hour - HISTORY_HOURS) * HOUR;
-    // Hours are rolled up oldest first: those before the frontier are in
-    // the rollups, the rest (at least the current hour) are counted raw.
-    let raw_from = audit_rollups::hours_rolled_until(pool)
-        .await?
-        .map_or(history_from, |hour| {
-            hour.clamp(history_from, this_hour * HOUR)
-        });
-    let mut rows: Vec<(KeyId, i64, i64)> = sqlx::query_as(
-        "SELECT key_id, hour / 3600 AS hour, CAST(SUM(calls - denied) AS BIGINT) \
-         FROM audit_rollup_hours WHERE hour >= $1 AND hour < $2 GROUP BY key_id, hour",
-    )
-    .bind(history_from)
-    .bind(raw_from)
-    .fetch_all(pool)
-    .await?;
+    // Hours, then minutes, are rolled up oldest first: those before each
+    // frontier are in its rollups, the rest (the last minute or two, or more
+    // if the rollups lag) are counted raw. Only the hourly rollups are kept
+    // for the whole history, whatever the daily ones hold.
+    let frontiers = audit_rollups::Frontiers::read(pool).await?;
+    let hours_until = frontiers.hours.map_or(history_from, |hour| {
+        hour.clamp(history_from, this_hour * HOUR)
+    });
+    let raw_from = frontiers
+        .minutes
+        .map_or(hours_until, |minute| minute.max(hours_until));
+    let mut rows: Vec<(KeyId, i64, i64)> = Vec::new();
+    for (table, column, from, until) in [
+        ("audit_rollup_hours", "hour", history_from, hours_until),
+        ("audit_rollup_minutes", "minute", hours_until, raw_from),
+    ] {
+        let sql = format!(
+            "SELECT key_id, {column} / 3600 AS hour, CAST(SUM(calls - denied) AS BIGINT) \
+             FROM {table} WHERE {column} >= $1 AND {column} < $2 GROUP BY key_id, {column} / 3600"
+        );
+        rows.extend(
+            sqlx::query_as::<_, (KeyId, i64, i64)>(&sql)
+                .bind(from)
+                .bind(until)
+                .fetch_all(pool)
+                .await?,
+        );
+    }
     rows.extend(
         sqlx::query_as::<_, (KeyId, i64, i64)>(
             "SELECT key_id, at / 3600 AS hour, COUNT(*) FROM audit_events \
@@ -93,21 +107,77 @@ pub async fn enqueue_due(pool: &AnyPool, now: OffsetDateTime) -> AppResult<u64> 
             .map(|h| hours.get(&h).copied().unwrap_or(0))
             .collect();
         let (unusual, usual) = is_unusual(calls, history);
-        if unusual && tell_owner(pool, &key_id, this_hour, calls, usual, now).await? {
+        let busy = Busy {
+            key_id: &key_id,
+            hour: this_hour,
+            calls,
+            usual,
+        };
+        if unusual && tell_owner(pool, busy, raw_from, now).await? {
             enqueued += 1;
         }
     }
     Ok(enqueued)
 }
 
-async fn tell_owner(
-    pool: &AnyPool,
-    key_id: &KeyId,
+/// A key unusually busy in `hour` (hours since the epoch).
+struct Busy<'a> {
+    key_id: &'a KeyId,
     hour: i64,
     calls: i64,
     usual: i64,
+}
+
+/// The tools `key_id` called most since `from`: minute rollups up to
+/// `raw_from`, raw rows after.
+async fn top_tools(
+    pool: &AnyPool,
+    key_id: &KeyId,
+    from: i64,
+    raw_from: i64,
+) -> AppResult<Vec<(String, i64)>> {
+    let mut calls: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT tool, CAST(SUM(calls) AS BIGINT) FROM audit_rollup_minutes \
+         WHERE key_id = $1 AND minute >= $2 AND minute < $3 GROUP BY tool",
+    )
+    .bind(key_id)
+    .bind(from)
+    .bind(raw_from)
+    .fetch_all(pool)
+    .await?;
+    calls.extend(
+        sqlx::query_as::<_, (String, i64)>(
+            "SELECT tool, COUNT(*) FROM audit_events \
+             WHERE key_id = $1 AND action = 'tool.call' AND at >= $2 AND tool IS NOT NULL \
+             GROUP BY tool",
+        )
+        .bind(key_id)
+        .bind(raw_from.max(from))
+        .fetch_all(pool)
+        .await?,
+    );
+    let mut per_tool: HashMap<String, i64> = HashMap::new();
+    for (tool, n) in calls {
+        *per_tool.entry(tool).or_default() += n;
+    }
+    let mut top: Vec<(String, i64)> = per_tool.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    top.truncate(5);
+    Ok(top)
+}
+
+async fn tell_owner(
+    pool: &AnyPool,
+    busy: Busy<'_>,
+    raw_from: i64,
     now: OffsetDateTime,
 ) -> AppResult<bool> {
+    let Busy {
+        key_id,
+        hour,
+        calls,
+        usual,
+    } = busy;
     let info: Option<KeyInfo> = sqlx::query_as(
         "SELECT k.tenant_id, k.name, k.hint, s.name AS service_user, s.owner_email, t.name AS tenant_name \
          FROM api_keys k JOIN service_users s ON s.id = k.service_user_id JOIN tenants t ON t.id = k.tenant_id \
@@ -120,15 +190,7 @@ async fn tell_owner(
     let Some(recipient) = info.owner_email.clone() else {
         return Ok(false);
     };
-    let top_tools: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT tool, COUNT(*) FROM audit_events \
-         WHERE key_id = $1 AND action = 'tool.call' AND at >= $2 AND tool IS NOT NULL \
-         GROUP BY tool ORDER BY COUNT(*) DESC, tool LIMIT 5",
-    )
-    .bind(key_id)
-    .bind(hour * HOUR)
-    .fetch_all(pool)
-    .await?;
+    let top_tools = top_tools(pool, key_id, hour * HOUR, raw_from).await?;
     let notice = Notice::Anomaly(AnomalyNotice {
         tenant_name: info.tenant_name,
         service_user: info.service_user,

@@ -1,7 +1,8 @@
 //! A key's tool usage over the last days: daily rollups for the days the
-//! scheduler has rolled up, hourly ones for the complete hours since, raw
-//! audit rows for the rest (the current hour). Reads a few hundred rollup
-//! rows and one hour of raw rows, however many raw rows the table holds.
+//! scheduler has rolled up, hourly ones for the complete hours since, minute
+//! ones for the complete minutes since, raw audit rows for the rest (the
+//! last minute or two). Reads a few hundred rollup rows and a minute or two
+//! of raw rows, however many raw rows the table holds.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +13,7 @@ use time::OffsetDateTime;
 use crate::domain::{KeyId, TenantId, UnixTime};
 use crate::{
     domain::{
-        audit_rollups::{self, DAY, Tally, calls_by_bucket_sql, day_of},
+        audit_rollups::{DAY, Frontiers, Tally, calls_by_bucket_sql, day_of},
         durations::Histogram,
     },
     error::{AppError, AppResult},
@@ -78,20 +79,14 @@ pub async fn tool_usage(
     key_id: &KeyId,
     since: i64,
 ) -> AppResult<Vec<ToolUsage>> {
-    // Days, then hours, are rolled up oldest first: everything before each
-    // frontier is in its rollups.
-    let days_until = audit_rollups::days_rolled_until(pool)
-        .await?
-        .map_or(since, |day| day.max(since));
-    let raw_from = audit_rollups::hours_rolled_until(pool)
-        .await?
-        .map_or(days_until, |hour| hour.max(days_until));
+    let split = Frontiers::read(pool).await?.split(since);
     let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
     let periods = [
-        ("audit_rollups", "day", since, days_until),
-        ("audit_rollup_hours", "hour", days_until, raw_from),
+        ("audit_rollups", "day", split.days),
+        ("audit_rollup_hours", "hour", split.hours),
+        ("audit_rollup_minutes", "minute", split.minutes),
     ];
-    for (table, column, from, until) in periods {
+    for (table, column, (from, until)) in periods {
         if from < until {
             add_rollups(
                 pool,
@@ -107,7 +102,7 @@ pub async fn tool_usage(
     let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(&sql)
         .bind(tenant_id)
         .bind(key_id)
-        .bind(raw_from)
+        .bind(split.raw_from)
         .fetch_all(pool)
         .await?;
     for (tool, bucket, calls, denied, errors) in rows {

@@ -59,6 +59,8 @@ pub async fn tick(state: &AppState) -> anyhow::Result<()> {
         failed.push(("audit rollups", err.into()));
     } else if let Err(err) = audit_rollups::roll_up_hours(state.pool(), state.now()).await {
         failed.push(("audit rollups", err.into()));
+    } else if let Err(err) = audit_rollups::roll_up_minutes(state.pool(), state.now()).await {
+        failed.push(("audit rollups", err.into()));
     }
     let retention = state.config.audit_retention_days;
     if let Err(err) = audit::purge_old_calls(state.pool(), state.now(), retention).await {

@@ -92,6 +92,24 @@ async fn seed_calls(app: &TestApp, key_id: &str, days: i64) {
     tx.commit().await.expect("seeded");
 }
 
+/// Calls by `key_id` every 7 s over the `secs` seconds up to now: every
+/// outcome, status and several duration buckets, two tools. One
+/// transaction, as in [`seed_calls`].
+async fn seed_minutes(app: &TestApp, key_id: &str, secs: i64) {
+    let mut tx = app.state.pool().begin().await.expect("a transaction");
+    let now = app.now().unix_timestamp();
+    for (i, ago) in (0..secs).rev().step_by(7).enumerate() {
+        let call = Call {
+            tool: ["search", "echo"][i % 2],
+            allowed: i % 3 != 0,
+            status: [Some(200), Some(502), None, Some(404)][i % 4],
+            duration_us: [Some(3), Some(900), None, Some(70_000), Some(1_024)][i % 5],
+        };
+        insert_call_on(&mut tx, app, key_id, &call, now - ago).await;
+    }
+    tx.commit().await.expect("seeded");
+}
+
 /// What counting the raw rows since `since` says, as `/usage` lists it.
 async fn raw_usage(app: &TestApp, key_id: &str, since: i64) -> Value {
     let rows: Vec<(String, String, Option<i64>, Option<i64>)> = sqlx::query_as(
@@ -277,6 +295,7 @@ both_engines! {
         let runs = instances.iter().map(|state| async {
             let report = audit_rollups::roll_up_due(state.pool(), app.now()).await.expect("days");
             audit_rollups::roll_up_hours(state.pool(), app.now()).await.expect("hours");
+            audit_rollups::roll_up_minutes(state.pool(), app.now()).await.expect("minutes");
             report
         });
         let reports = futures_util::future::join_all(runs).await;
@@ -299,6 +318,57 @@ both_engines! {
             .fetch_one(app.state.pool()).await.expect("sum");
         assert_eq!(day_calls, raw_before_today);
         assert_eq!(usage(&app, &key, 30).await, expected);
+    }
+
+    async fn the_current_hour_is_counted_from_minute_rollups(app: TestApp) {
+        let key = new_key(&app, "agent").await;
+        let other = new_key(&app, "other-agent").await;
+        app.clock.advance(time::Duration::minutes(40));
+        seed_minutes(&app, &key, 40 * 60).await;
+        seed_minutes(&app, &other, 10 * 60).await;
+        let expected = raw_usage(&app, &key, window_start(&app, 1)).await;
+        app.tick().await;
+        let minutes = audit_rollups::Frontiers::read(app.state.pool()).await.expect("frontiers").minutes.expect("rolled up");
+        let now = app.now().unix_timestamp();
+        assert!((now - 120..=now - 30).contains(&minutes), "every minute over 30 s old: {}", now - minutes);
+        assert_eq!(usage(&app, &key, 1).await, expected);
+        assert_eq!(usage(&app, &other, 1).await, raw_usage(&app, &other, window_start(&app, 1)).await);
+
+        // Only the minutes after the frontier are read raw: without the raw
+        // rows before it, the counts stay.
+        let deleted = sqlx::query("DELETE FROM audit_events WHERE key_id = $1 AND at < $2")
+            .bind(&key).bind(minutes).execute(app.state.pool()).await.expect("delete").rows_affected();
+        assert!(deleted > 100, "{deleted}");
+        assert_eq!(usage(&app, &key, 1).await, expected, "from the minute rollups");
+
+        // Once the hourly rollups are an hour past them, minutes are dropped.
+        app.clock.advance(time::Duration::hours(1));
+        let call = Call { tool: "search", allowed: true, status: Some(200), duration_us: Some(5) };
+        insert_call(&app, &key, &call, app.now().unix_timestamp()).await;
+        app.clock.advance(time::Duration::minutes(90));
+        app.tick().await;
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_rollup_minutes WHERE minute < $1")
+            .bind(minutes).fetch_one(app.state.pool()).await.expect("count");
+        assert_eq!(left, 0, "minutes of the first hour dropped");
+    }
+
+    async fn a_call_written_after_its_minute_was_rolled_up_counts_with_its_hour(app: TestApp) {
+        let key = new_key(&app, "agent").await;
+        app.clock.advance(time::Duration::minutes(30));
+        seed_minutes(&app, &key, 30 * 60).await;
+        app.tick().await;
+        let before = usage(&app, &key, 1).await;
+        // Its batch retried while the database was away: stamped 20 minutes
+        // ago, written now.
+        let late = Call { tool: "late-tool", allowed: true, status: Some(200), duration_us: Some(10) };
+        insert_call(&app, &key, &late, app.now().unix_timestamp() - 20 * 60).await;
+        assert_eq!(usage(&app, &key, 1).await, before, "not in its minute's rollup");
+
+        app.clock.advance(time::Duration::minutes(36));
+        app.tick().await;
+        let after = usage(&app, &key, 1).await;
+        assert_eq!(after, raw_usage(&app, &key, window_start(&app, 1)).await, "counted once its hour is rolled up");
+        assert!(after.to_string().contains("late-tool"), "{after}");
     }
 
     async fn retention_deletes_in_batches_until_done(app: TestApp) {

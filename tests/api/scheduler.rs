@@ -248,6 +248,32 @@ both_engines! {
         assert_eq!((payload["calls"].clone(), payload["usual_p95"].clone()), (json!(250), json!(20)), "{payload}");
     }
 
+    async fn the_current_hour_is_read_from_the_minute_rollups(app: TestApp) {
+        use keysmith::domain::audit_rollups;
+        let su = app.create_service_user("agent").await;
+        let key = app.create_key(&su, json!({})).await["id"].as_str().expect("id").to_owned();
+        // Half past: the calls and the check are in the same hour.
+        let past_hour = app.now().unix_timestamp().rem_euclid(3600);
+        app.clock.advance(time::Duration::seconds((1800 - past_hour).rem_euclid(3600)));
+        calls(&app, &key, &su, "search", 180, 0).await;
+        calls(&app, &key, &su, "echo", 70, 0).await;
+        app.clock.advance(time::Duration::minutes(2));
+        roll_up(&app).await;
+        let minutes = audit_rollups::roll_up_minutes(app.state.pool(), app.now()).await.expect("minutes");
+        assert_eq!(minutes, 1, "the minute of the calls");
+        // The raw rows are gone: the count and the top tools can only come
+        // from the minute rollups.
+        sqlx::query("DELETE FROM audit_events WHERE action = 'tool.call'")
+            .execute(app.state.pool()).await.expect("delete");
+
+        keysmith::domain::anomalies::enqueue_due(app.state.pool(), app.now()).await.expect("check");
+        let mails = anomaly_mails(&app, &key).await;
+        assert_eq!(mails.len(), 1);
+        let payload: serde_json::Value = serde_json::from_str(&mails[0]).expect("json");
+        assert_eq!(payload["calls"], 250, "{payload}");
+        assert_eq!(payload["top_tools"], json!([["search", 180], ["echo", 70]]), "{payload}");
+    }
+
     async fn hours_not_rolled_up_yet_are_read_raw_and_counted_once(app: TestApp) {
         let su = app.create_service_user("agent").await;
         let key = app.create_key(&su, json!({})).await["id"].as_str().expect("id").to_owned();

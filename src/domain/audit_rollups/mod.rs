@@ -3,8 +3,9 @@
 //! kept after retention deletes the raw rows. A day is claimed and written
 //! in one transaction, so it is counted exactly once however many instances
 //! run the scheduler. Hourly rollups cover the complete hours of the days
-//! not rolled up yet, so readers count only the current hour raw, and of the
-//! last [`HOURS_KEPT`] hours, the history of the anomaly check.
+//! not rolled up yet and the last [`HOURS_KEPT`] hours, the history of the
+//! anomaly check; [`minutes`] rollups cover the hours not rolled up yet, so
+//! readers count only the last minute or two raw.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -16,6 +17,12 @@ use crate::{
     domain::durations::{self, Histogram},
     error::AppResult,
 };
+
+mod frontiers;
+pub mod minutes;
+
+pub use frontiers::{Frontiers, Split};
+pub use minutes::{MINUTE, roll_up_minutes};
 
 pub const DAY: i64 = 86_400;
 pub const HOUR: i64 = 3_600;
@@ -237,23 +244,6 @@ async fn roll_up_day(pool: &AnyPool, day: i64, now: OffsetDateTime) -> AppResult
     Ok(Some(calls))
 }
 
-/// The start of the first day with no daily rollup yet: the day after the
-/// newest one rolled up (days are rolled up oldest first).
-pub async fn days_rolled_until(pool: &AnyPool) -> AppResult<Option<i64>> {
-    let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(day) FROM audit_rollup_days")
-        .fetch_one(pool)
-        .await?;
-    Ok(newest.map(|day| day + DAY))
-}
-
-/// The start of the first hour with no hourly rollup, if any was written.
-pub async fn hours_rolled_until(pool: &AnyPool) -> AppResult<Option<i64>> {
-    let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(hour) FROM audit_rollup_hours")
-        .fetch_one(pool)
-        .await?;
-    Ok(newest.map(|hour| hour + HOUR))
-}
-
 /// Rolls up the complete hours with tool calls after the last daily rollup
 /// or in the last [`HOURS_KEPT`] hours, oldest first, at most
 /// [`HOURS_PER_TICK`]. Writing an hour twice writes the same counts, so
@@ -262,7 +252,8 @@ pub async fn hours_rolled_until(pool: &AnyPool) -> AppResult<Option<i64>> {
 pub async fn roll_up_hours(pool: &AnyPool, now: OffsetDateTime) -> AppResult<usize> {
     let complete_before = (UnixTime::from(now).secs() - GRACE_SECS).div_euclid(HOUR) * HOUR;
     let kept_from = complete_before - HOURS_KEPT * HOUR;
-    let days_until = match days_rolled_until(pool).await? {
+    let frontiers = Frontiers::read(pool).await?;
+    let days_until = match frontiers.days {
         Some(day) => day,
         None => match first_call_from(pool, i64::MIN, complete_before).await? {
             Some(at) => day_of(at),
@@ -277,29 +268,52 @@ pub async fn roll_up_hours(pool: &AnyPool, now: OffsetDateTime) -> AppResult<usi
         .await?;
     // The hours of a day rolled up in the same tick as its last hour (and,
     // after an upgrade or outage, those of the last week) are still to do.
-    let mut from = hours_rolled_until(pool)
-        .await?
+    let from = frontiers
+        .hours
         .unwrap_or(i64::MIN)
         .max(days_until.min(kept_from));
+    let hours = Periods {
+        table: "audit_rollup_hours",
+        column: "hour",
+        len: HOUR,
+    };
+    roll_up_periods(pool, &hours, (from, complete_before), HOURS_PER_TICK).await
+}
+
+/// Rollups of periods of `len` seconds, written whole and overwritten whole.
+struct Periods {
+    table: &'static str,
+    column: &'static str,
+    len: i64,
+}
+
+/// Rolls up the periods with tool calls at `[from, before)`, oldest first,
+/// at most `limit`.
+async fn roll_up_periods(
+    pool: &AnyPool,
+    periods: &Periods,
+    (mut from, before): (i64, i64),
+    limit: usize,
+) -> AppResult<usize> {
     let mut rolled = 0;
-    while rolled < HOURS_PER_TICK {
-        // Hours without calls have nothing to write: skip to the next call.
-        let Some(at) = first_call_from(pool, from, complete_before).await? else {
+    while rolled < limit {
+        // Periods without calls have nothing to write: skip to the next call.
+        let Some(at) = first_call_from(pool, from, before).await? else {
             break;
         };
-        let hour = at.div_euclid(HOUR) * HOUR;
-        let tallies = count_calls(pool, hour, hour + HOUR).await?;
+        let start = at.div_euclid(periods.len) * periods.len;
+        let tallies = count_calls(pool, start, start + periods.len).await?;
         let period = Period {
-            table: "audit_rollup_hours",
-            column: "hour",
-            start: hour,
+            table: periods.table,
+            column: periods.column,
+            start,
         };
-        // One transaction: readers see the whole hour or none of it.
+        // One transaction: readers see the whole period or none of it.
         let mut tx = pool.begin().await?;
         write_tallies(&mut tx, &period, &tallies).await?;
         tx.commit().await?;
         rolled += 1;
-        from = hour + HOUR;
+        from = start + periods.len;
     }
     Ok(rolled)
 }
