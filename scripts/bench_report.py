@@ -88,26 +88,29 @@ def key_page_section() -> None:
     group = "admin_key_page"
     small = median_ns(group, "key_with_100_audit_rows")
     big = median_ns(group, "key_with_many_audit_rows")
-    rows_file = CRIT / group / "rows.txt"
-    rows = int(rows_file.read_text()) if rows_file.exists() else 10_000_000
+    busy = median_ns(group, "key_with_a_busy_hour")
+    rows = int((CRIT / group / "rows.txt").read_text())
+    hour_rows = int((CRIT / group / "hour_rows.txt").read_text())
     target_ns = 50e6
-    verdict = "meets" if big < target_ns else "misses"
+    verdict = "both meet" if max(big, busy) < target_ns else "do not both meet"
     scale = "" if rows >= 10_000_000 else (
         f" This run seeded only {rows:,} rows (`KEYSMITH_BENCH_AUDIT_ROWS`): a smoke run, not the 10,000,000-row measurement.")
     print(replace_section("key-page", "Admin key page at 10 million audit rows", [
         f"{machine()} SQLite, signed-in GET of `/admin/api-keys/{{id}}` over loopback HTTP: session, key, "
-        "25 audit events, owner emails, and the 30-day tool histogram read from daily and hourly rollups plus the current hour's raw rows. "
-        f"The key has {rows:,} tool calls over the 90 days up to the end of the current hour, every complete day and hour rolled up. "
+        "25 audit events, owner emails, and the 30-day tool histogram read from daily, hourly and minute rollups plus the last minute or two raw. "
+        f"One key has {rows:,} tool calls over the 90 days up to the run, another {hour_rows:,} in the hour up to the run "
+        f"({hour_rows / 3600:,.0f} a second); every complete day, hour and minute (30 s after it ends) rolled up, as the scheduler leaves them. "
         "Reproduce: `scripts/bench` (or `cargo bench --bench key_page -- --noplot && python3 scripts/bench_report.py`).",
         "",
         "| page | median | baseline (same run) | ratio | target |",
         "|---|---|---|---|---|",
         f"| key page, {rows:,} audit rows | {fmt(big)} | key page, 100 audit rows: {fmt(small)} | {big / small:.2f}× | < 50 ms |",
+        f"| key page, {hour_rows:,} calls in the last hour | {fmt(busy)} | key page, 100 audit rows: {fmt(small)} | {busy / small:.2f}× | < 50 ms |",
         "",
-        f"Reading it: the page {verdict} the < 50 ms target at {fmt(big)}, {big / small:.2f}× the 100-row key. "
-        "What still grows with the rate of calls is the current hour's raw rows (read by index on key and time), "
-        f"so the figure also grows through each hour (this report: {time.strftime('%H:%M', time.gmtime())} UTC); "
-        f"the rolled-up days and hours cost at most 30 + 24 rollup rows per tool whatever the table holds.{scale}",
+        f"Reading it: the pages {verdict} the < 50 ms target ({fmt(big)} and {fmt(busy)}). "
+        "The rolled-up days, hours and minutes cost at most 30 + 24 + 60 rollup rows per tool whatever the table holds; "
+        "what still grows with the rate of calls is the raw tail after the newest minute rollup (a minute or two with the "
+        f"scheduler's default 60 s interval), read by index on key and time.{scale}",
     ]))
 
 
