@@ -11,7 +11,7 @@
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
-use super::{Frontiers, HOUR, Periods, roll_up_periods};
+use super::{Frontiers, HOUR, MINUTES, roll_up_periods};
 use crate::{domain::UnixTime, error::AppResult};
 
 pub const MINUTE: i64 = 60;
@@ -41,10 +41,5 @@ pub async fn roll_up_minutes(pool: &AnyPool, now: OffsetDateTime) -> AppResult<u
     // Readers count minutes from where the older rollups end: the minutes
     // start there too, and go on without a gap.
     let from = frontiers.minutes.max(older).unwrap_or(i64::MIN);
-    let minutes = Periods {
-        table: "audit_rollup_minutes",
-        column: "minute",
-        len: MINUTE,
-    };
-    roll_up_periods(pool, &minutes, (from, complete_before), MINUTES_PER_TICK).await
+    roll_up_periods(pool, &MINUTES, (from, complete_before), MINUTES_PER_TICK).await
 }

@@ -4,8 +4,8 @@
 //! in one transaction, so it is counted exactly once however many instances
 //! run the scheduler. Hourly rollups cover the complete hours of the days
 //! not rolled up yet and the last [`HOURS_KEPT`] hours, the history of the
-//! anomaly check; [`minutes`] rollups cover the hours not rolled up yet, so
-//! readers count only the last minute or two raw.
+//! anomaly check; minute rollups (`minutes.rs`) cover the hours not rolled
+//! up yet, so readers count only the last minute or two raw.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -19,7 +19,7 @@ use crate::{
 };
 
 mod frontiers;
-pub mod minutes;
+mod minutes;
 
 pub use frontiers::{Frontiers, Split};
 pub use minutes::{MINUTE, roll_up_minutes};
@@ -166,17 +166,36 @@ async fn count_calls(pool: &AnyPool, from: i64, to: i64) -> AppResult<Vec<(Group
     Ok(tallies.into_iter().collect())
 }
 
-/// Where rollups of one period go: `audit_rollups` by `day`, claimed
-/// first; `audit_rollup_hours` by `hour`, overwritten whole.
-struct Period {
+/// A rollup table: its periods are `len` seconds long, keyed by their
+/// start in `column`.
+struct Rollups {
     table: &'static str,
     column: &'static str,
-    start: i64,
+    len: i64,
 }
 
+/// Days, claimed first (`audit_rollup_days`), kept beyond retention.
+const DAYS: Rollups = Rollups {
+    table: "audit_rollups",
+    column: "day",
+    len: DAY,
+};
+/// Hours and minutes, written whole and overwritten whole.
+const HOURS: Rollups = Rollups {
+    table: "audit_rollup_hours",
+    column: "hour",
+    len: HOUR,
+};
+const MINUTES: Rollups = Rollups {
+    table: "audit_rollup_minutes",
+    column: "minute",
+    len: MINUTE,
+};
+
+/// Writes the tallies of the period of `rollups` starting at `start`.
 async fn write_tallies(
     conn: &mut sqlx::AnyConnection,
-    period: &Period,
+    (rollups, start): (&Rollups, i64),
     tallies: &[(Group, Tally)],
 ) -> AppResult<()> {
     for chunk in tallies.chunks(INSERT_CHUNK) {
@@ -190,8 +209,8 @@ async fn write_tallies(
             "INSERT INTO {table} (tenant_id, key_id, tool, {column}, calls, denied, errors, durations) VALUES {values} \
              ON CONFLICT (tenant_id, key_id, {column}, tool) DO UPDATE SET calls = excluded.calls, \
              denied = excluded.denied, errors = excluded.errors, durations = excluded.durations",
-            table = period.table,
-            column = period.column,
+            table = rollups.table,
+            column = rollups.column,
             values = values.join(", "),
         );
         let mut insert = sqlx::query(&sql);
@@ -200,7 +219,7 @@ async fn write_tallies(
                 .bind(tenant_id)
                 .bind(key_id)
                 .bind(tool)
-                .bind(period.start)
+                .bind(start)
                 .bind(tally.calls)
                 .bind(tally.denied)
                 .bind(tally.errors)
@@ -232,14 +251,9 @@ async fn roll_up_day(pool: &AnyPool, day: i64, now: OffsetDateTime) -> AppResult
         tx.rollback().await?;
         return Ok(None);
     }
-    let period = Period {
-        table: "audit_rollups",
-        column: "day",
-        start: day,
-    };
     // Its hourly rollups stay a day longer: a reader that looked before
     // this commit still finds the day in them.
-    write_tallies(&mut tx, &period, &tallies).await?;
+    write_tallies(&mut tx, (&DAYS, day), &tallies).await?;
     tx.commit().await?;
     Ok(Some(calls))
 }
@@ -272,26 +286,14 @@ pub async fn roll_up_hours(pool: &AnyPool, now: OffsetDateTime) -> AppResult<usi
         .hours
         .unwrap_or(i64::MIN)
         .max(days_until.min(kept_from));
-    let hours = Periods {
-        table: "audit_rollup_hours",
-        column: "hour",
-        len: HOUR,
-    };
-    roll_up_periods(pool, &hours, (from, complete_before), HOURS_PER_TICK).await
-}
-
-/// Rollups of periods of `len` seconds, written whole and overwritten whole.
-struct Periods {
-    table: &'static str,
-    column: &'static str,
-    len: i64,
+    roll_up_periods(pool, &HOURS, (from, complete_before), HOURS_PER_TICK).await
 }
 
 /// Rolls up the periods with tool calls at `[from, before)`, oldest first,
 /// at most `limit`.
 async fn roll_up_periods(
     pool: &AnyPool,
-    periods: &Periods,
+    rollups: &Rollups,
     (mut from, before): (i64, i64),
     limit: usize,
 ) -> AppResult<usize> {
@@ -301,19 +303,14 @@ async fn roll_up_periods(
         let Some(at) = first_call_from(pool, from, before).await? else {
             break;
         };
-        let start = at.div_euclid(periods.len) * periods.len;
-        let tallies = count_calls(pool, start, start + periods.len).await?;
-        let period = Period {
-            table: periods.table,
-            column: periods.column,
-            start,
-        };
+        let start = at.div_euclid(rollups.len) * rollups.len;
+        let tallies = count_calls(pool, start, start + rollups.len).await?;
         // One transaction: readers see the whole period or none of it.
         let mut tx = pool.begin().await?;
-        write_tallies(&mut tx, &period, &tallies).await?;
+        write_tallies(&mut tx, (rollups, start), &tallies).await?;
         tx.commit().await?;
         rolled += 1;
-        from = start + periods.len;
+        from = start + rollups.len;
     }
     Ok(rolled)
 }
