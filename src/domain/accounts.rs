@@ -80,6 +80,25 @@ pub async fn bump_epoch(
     Ok(())
 }
 
+/// Ends the sessions of an account whose role in a tenant was lowered or
+/// removed, unless it is a superadmin: a superadmin owns every tenant
+/// whatever its memberships say, so a tenant lowering one changes nothing it
+/// may do, and must not be a way to keep the instance's administrators
+/// signed out.
+pub async fn end_sessions_on_demotion(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    user_id: &AdminId,
+) -> AppResult<()> {
+    sqlx::query(
+        "UPDATE admin_users SET session_epoch = session_epoch + 1 \
+         WHERE id = $1 AND is_superadmin = 0",
+    )
+    .bind(user_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Disables (`true`) or enables the account with `email`; disabling ends
 /// its sessions. Returns the account id.
 #[tracing::instrument(skip_all, fields(disabled))]
@@ -230,7 +249,8 @@ pub async fn password_hash(pool: &AnyPool, user_id: &AdminId) -> AppResult<Strin
     Ok(hash)
 }
 
-/// Takes the account's role in a tenant away, ending its sessions.
+/// Takes the account's role in a tenant away, ending its sessions (a
+/// superadmin's stay: see `end_sessions_on_demotion`).
 #[tracing::instrument(skip_all, fields(tenant_id))]
 pub async fn remove_role(
     pool: &AnyPool,
@@ -249,7 +269,7 @@ pub async fn remove_role(
     .fetch_optional(&mut *tx)
     .await?;
     let (user_id,) = found.ok_or(AppError::NotFound("role"))?;
-    bump_epoch(&mut tx, &user_id).await?;
+    end_sessions_on_demotion(&mut tx, &user_id).await?;
     audit::record(
         &mut *tx,
         audit::NewAuditEvent {
@@ -261,6 +281,51 @@ pub async fn remove_role(
             tool: None,
             outcome: "ok",
             reason: Some(email),
+            request_id: None,
+            at: now,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Changes the role of someone who already has one in the tenant. Nobody
+/// else: a person joins a tenant by accepting an invitation (or by a
+/// superadmin's grant), so an email without a role here is `404` whether or
+/// not it has an account.
+#[tracing::instrument(skip_all, fields(tenant_id))]
+pub async fn change_role(
+    pool: &AnyPool,
+    tenant_id: &TenantId,
+    email: &str,
+    role: users::Role,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> AppResult<()> {
+    let mut tx = crate::db::begin_write(pool).await?;
+    let member: Option<(AdminId,)> = sqlx::query_as(
+        "SELECT m.user_id FROM memberships m JOIN admin_users u ON u.id = m.user_id \
+         WHERE m.tenant_id = $1 AND u.email = $2",
+    )
+    .bind(tenant_id)
+    .bind(email)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (user_id,) = member.ok_or(AppError::NotFound("role"))?;
+    users::set_role(&mut tx, tenant_id, &user_id, role, now).await?;
+    let what = format!("{email} as {}", role.as_str());
+    audit::record(
+        &mut *tx,
+        audit::NewAuditEvent {
+            tenant_id,
+            key_id: None,
+            service_user_id: None,
+            actor: actor.to_string(),
+            action: "admin.grant",
+            tool: None,
+            outcome: "ok",
+            reason: Some(&what),
             request_id: None,
             at: now,
         },

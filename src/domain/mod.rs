@@ -9,6 +9,7 @@ pub mod durations;
 pub mod form_tokens;
 pub mod hashing;
 mod ids;
+pub mod invitations;
 pub mod keys;
 pub mod leaks;
 pub mod notice;

@@ -257,7 +257,7 @@ pub async fn grant(
 /// lowered role ends the account's open sessions; a raised one takes effect
 /// in them on their next request (roles are re-read on every request), so a
 /// promotion does not sign anyone out.
-async fn set_role(
+pub(super) async fn set_role(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     tenant_id: &TenantId,
     user_id: &AdminId,
@@ -271,7 +271,7 @@ async fn set_role(
             .fetch_optional(&mut **tx)
             .await?;
     if previous.is_some_and(|(was,)| Role::parse(&was).is_none_or(|was| role < was)) {
-        super::accounts::bump_epoch(tx, user_id).await?;
+        super::accounts::end_sessions_on_demotion(tx, user_id).await?;
     }
     sqlx::query("DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2")
         .bind(tenant_id)

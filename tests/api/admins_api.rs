@@ -10,6 +10,7 @@ use crate::{
     admin::{PASSWORD, account, admin_user, browser, sign_in},
     both_engines,
     helpers::{expect_error, expect_json},
+    invitations::accept_invitation,
 };
 
 both_engines! {
@@ -24,13 +25,18 @@ both_engines! {
 
         let put = |email: &str, body| app.client.put(app.url(&format!("/api/v1/tenants/acme/admins/{email}"))).bearer_auth(&app.admin_key).json(&body).send();
         expect_error(put("admin@acme.test", json!({"role": "emperor"})).await.expect("put"), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
-        expect_error(put("nobody@acme.test", json!({"role": "viewer"})).await.expect("put"), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        expect_error(put("nobody@acme.test", json!({"role": "viewer"})).await.expect("put"), StatusCode::NOT_FOUND, "not_found").await;
         assert_eq!(app.count("admin_users").await, 2, "no account created");
         assert_eq!(client.get(app.url("/admin/api-keys")).send().await.expect("page").status(), StatusCode::OK, "refusals change nothing");
 
         let body = expect_json(put("admin@acme.test", json!({"role": "viewer"})).await.expect("put"), StatusCode::OK).await;
         assert_eq!(body["role"], "viewer");
         assert_eq!(client.get(app.url("/admin/api-keys")).send().await.expect("page").status(), StatusCode::SEE_OTHER, "lowered: the open session ended");
+        // An account outside the tenant is the same `404` as no account: it
+        // joins by accepting an invitation, not by the key's say-so.
+        expect_error(put("loner@acme.test", json!({"role": "admin"})).await.expect("put"), StatusCode::NOT_FOUND, "not_found").await;
+        expect_json(app.post("/api/v1/tenants/acme/invitations", &json!({"email": "loner@acme.test", "role": "viewer"})).await, StatusCode::ACCEPTED).await;
+        accept_invitation(&app, "loner@acme.test", "acme").await;
         expect_json(put("loner@acme.test", json!({"role": "admin"})).await.expect("put"), StatusCode::OK).await;
 
         let delete = |email: &str| app.client.delete(app.url(&format!("/api/v1/tenants/acme/admins/{email}"))).bearer_auth(&app.admin_key).send();
@@ -46,6 +52,6 @@ both_engines! {
         assert_eq!(res.status(), StatusCode::NOT_FOUND);
         let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE action IN ('admin.grant', 'admin.revoke') AND actor LIKE 'key:%'")
             .fetch_one(app.state.pool()).await.expect("count");
-        assert_eq!(audited, 3, "two grants and a removal, by the key");
+        assert_eq!(audited, 3, "two role changes and a removal, by the key");
     }
 }

@@ -30,6 +30,7 @@ mod fuzz;
 mod gateway;
 mod gateway_trust;
 mod health;
+mod invitations;
 mod keys;
 mod layers;
 mod limits;

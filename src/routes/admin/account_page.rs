@@ -1,5 +1,6 @@
-//! `/admin/account`: every admin changes their own password and can end all
-//! their sessions. After a reset this is the only page the account reaches.
+//! `/admin/account`: every admin changes their own password, can end all
+//! their sessions, and answers the invitations tenants sent their email.
+//! After a reset this is the only page the account reaches.
 
 use askama::Template;
 use axum::{
@@ -17,7 +18,7 @@ use super::{
 };
 use crate::{
     domain::{
-        accounts,
+        accounts, invitations,
         users::{self, Password},
     },
     error::AppError,
@@ -32,6 +33,7 @@ struct AccountPage<'a> {
     must_change: bool,
     changed: bool,
     error: Option<String>,
+    invitations: Vec<invitations::Received>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -50,12 +52,14 @@ async fn page(
         .await?
         .is_some_and(|a| a.must_change_password != 0);
     let memberships = admin.memberships(state).await?;
+    let invitations = invitations::received(state.pool(), &admin.user.email, state.now()).await?;
     Ok(render(&AccountPage {
         nav: Nav::new(admin, Section::Account, None, &memberships),
         csrf: &admin.user.csrf,
         must_change,
         changed,
         error,
+        invitations,
     }))
 }
 
@@ -156,4 +160,40 @@ pub async fn sign_out_everywhere(
     .await?;
     let _ = admin.session.flush().await;
     Ok(Redirect::to("/admin/sign-in").into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AnswerForm {
+    csrf: String,
+    /// The inviting tenant's slug.
+    tenant: String,
+    /// `accept` or `decline`.
+    answer: String,
+}
+
+/// Accepts or declines a tenant's invitation. Accepting into a tenant that
+/// requires a second factor leads to its setup on the next page, as for any
+/// member: the person chose to join.
+pub async fn answer_invitation(
+    State(state): State<AppState>,
+    admin: Admin,
+    headers: HeaderMap,
+    Form(form): Form<AnswerForm>,
+) -> Result<Response, PageError> {
+    admin.check_csrf(&headers, &form.csrf)?;
+    let accept = match form.answer.as_str() {
+        "accept" => true,
+        "decline" => false,
+        _ => return Err(PageError(AppError::validation("answer accept or decline"))),
+    };
+    invitations::answer(
+        state.pool(),
+        &form.tenant,
+        &admin.user.user_id,
+        &admin.user.email,
+        accept,
+        state.now(),
+    )
+    .await?;
+    Ok(Redirect::to("/admin/account").into_response())
 }

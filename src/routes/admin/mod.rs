@@ -120,6 +120,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route("/admin/account", get(account_page::show))
         .route(
+            "/admin/account/invitations",
+            post(account_page::answer_invitation),
+        )
+        .route(
             "/admin/account/password",
             post(account_page::change_password),
         )

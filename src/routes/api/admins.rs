@@ -1,7 +1,8 @@
 //! `/api/v1/tenants/{tenant}/admins`: who administers the tenant, and
-//! changing or removing their role there (existing accounts only; accounts
-//! themselves are instance-wide, managed by superadmins). Lowering or
-//! removing a role ends the account's sessions; both are audited.
+//! changing or removing the role of those who have one (a person joins by
+//! accepting an invitation: see `invitations`; accounts themselves are
+//! instance-wide, managed by superadmins). Lowering or removing a role ends
+//! the account's sessions (not a superadmin's); both are audited.
 
 use axum::{
     Json,
@@ -12,10 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{auth::ManagementCaller, extract::ApiJson};
 use crate::{
-    domain::{
-        Email, accounts,
-        users::{self, Role},
-    },
+    domain::{Email, accounts, users::Role},
     error::{AppError, AppResult},
     state::AppState,
 };
@@ -60,7 +58,7 @@ pub async fn list(
 #[utoipa::path(put, path = "/api/v1/tenants/{tenant}/admins/{email}", tag = "admins",
     params(("tenant" = String, Path, description = "tenant slug"), ("email" = String, Path, description = "the admin's email")),
     request_body = SetRole,
-    responses((status = 200, body = TenantAdmin), (status = 422, description = "unknown role, or no such account")),
+    responses((status = 200, body = TenantAdmin), (status = 404, description = "no role in this tenant: invite the person instead"), (status = 422, description = "unknown role")),
     security(("management_key" = [])))]
 pub async fn set_role(
     State(state): State<AppState>,
@@ -72,26 +70,17 @@ pub async fn set_role(
     let email = Email::parse(&email)?;
     let role = Role::parse(&body.role)
         .ok_or_else(|| AppError::validation("role must be viewer, admin or owner"))?;
-    if users::find_by_email(state.pool(), email.as_str())
-        .await?
-        .is_none()
-    {
-        return Err(AppError::validation(
-            "no enabled account has this email: a superadmin creates accounts",
-        ));
-    }
-    let user = users::add_to_tenant(
+    accounts::change_role(
         state.pool(),
         &tenant.id,
-        &email,
+        email.as_str(),
         role,
-        None,
         &caller.actor(),
         state.now(),
     )
     .await?;
     Ok(Json(TenantAdmin {
-        email: user.email,
+        email: email.as_str().to_owned(),
         role: role.as_str().to_owned(),
     }))
 }

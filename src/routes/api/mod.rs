@@ -4,6 +4,7 @@ mod admins;
 mod audit;
 pub mod auth;
 pub mod extract;
+mod invitations;
 pub mod keys;
 pub mod model;
 mod notifications;
@@ -40,6 +41,14 @@ pub fn router() -> Router<AppState> {
         .route(
             "/admins/{email}",
             axum::routing::put(admins::set_role).delete(admins::remove),
+        )
+        .route(
+            "/invitations",
+            post(invitations::create).get(invitations::list),
+        )
+        .route(
+            "/invitations/{email}",
+            axum::routing::delete(invitations::withdraw),
         )
         .route("/keys", post(keys::create).get(keys::list))
         .route("/keys/{id}", get(keys::get).patch(keys::update_limits))
@@ -81,6 +90,7 @@ pub fn router() -> Router<AppState> {
         service_users::create, service_users::list, service_users::get,
         service_users::update, service_users::disable, service_users::enable,
         admins::list, admins::set_role, admins::remove,
+        invitations::create, invitations::list, invitations::withdraw,
         keys::create, keys::list, keys::get, keys::update_limits, keys::rotate, keys::revoke,
         audit::list, audit::usage, notifications::list,
         verify::verify, tenants::get, tenants::update, secret_scanning::github,
