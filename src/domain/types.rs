@@ -79,6 +79,7 @@ impl Name {
                 "{field} must not contain control characters"
             )));
         }
+        refuse_bidi_controls(field, trimmed)?;
         Ok(Self(trimmed.to_owned()))
     }
 }
@@ -97,7 +98,30 @@ impl Description {
                 "description must be at most 1000 characters",
             ));
         }
+        refuse_bidi_controls("description", trimmed)?;
         Ok((!trimmed.is_empty()).then(|| Self(trimmed.to_owned())))
+    }
+}
+
+/// Whether `c` is a bidirectional formatting character (see below).
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+    )
+}
+
+/// Bidirectional formatting characters (embeddings, overrides, isolates and
+/// the invisible marks) make a text display as something other than what it
+/// is ("Trojan Source"): a key named to look like another on the admin
+/// pages, in emails and in logs. No name or description needs them.
+pub fn refuse_bidi_controls(field: &str, text: &str) -> Result<(), AppError> {
+    match text.chars().find(|c| is_bidi_control(*c)) {
+        Some(c) => Err(AppError::validation(format!(
+            "{field} must not contain bidirectional formatting characters (U+{:04X})",
+            u32::from(c)
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -211,6 +235,22 @@ mod tests {
         assert!(Name::parse("name", &"x".repeat(101)).is_err());
         assert!(Name::parse("name", &"é".repeat(100)).is_ok());
         assert!(Name::parse("name", "a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn bidirectional_formatting_is_refused_in_names_and_descriptions() {
+        let formatting = ('\u{202A}'..='\u{202E}')
+            .chain('\u{2066}'..='\u{2069}')
+            .chain(['\u{200E}', '\u{200F}', '\u{061C}']);
+        for c in formatting {
+            let text = format!("deploy{c}yolped");
+            let err = Name::parse("name", &text).expect_err("name");
+            assert!(err.to_string().contains("bidirectional"), "{err}");
+            assert!(Description::parse(&text).is_err(), "U+{:04X}", u32::from(c));
+        }
+        // Right-to-left text itself is fine: only the invisible formatting is not.
+        assert!(Name::parse("name", "מפתח פריסה").is_ok());
+        assert!(Description::parse("مفتاح النشر").is_ok());
     }
 
     #[test]
