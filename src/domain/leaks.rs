@@ -89,6 +89,29 @@ pub struct Report {
 
 /// The verdict on one token; the token itself is answered by its SHA-256,
 /// never echoed.
+/// The most of a reported location kept in a revocation reason.
+const LOCATION_MAX_CHARS: usize = 200;
+
+/// Where a report says the key was found, as data and never as prose: the
+/// reporter chooses this text (GitLab's `location`, a GitHub URL), and it
+/// reaches admin pages and the owner's email. At most
+/// [`LOCATION_MAX_CHARS`] characters, control and bidirectional formatting
+/// characters dropped, in quotes (inner quotes escaped); cut with `…`.
+fn quoted_location(raw: &str) -> String {
+    let shown = |c: &char| !c.is_control() && !super::types::is_bidi_control(*c);
+    let mut kept: String = raw
+        .trim()
+        .chars()
+        .filter(shown)
+        .take(LOCATION_MAX_CHARS + 1)
+        .collect();
+    if kept.chars().count() > LOCATION_MAX_CHARS {
+        kept = kept.chars().take(LOCATION_MAX_CHARS).collect();
+        kept.push('…');
+    }
+    format!("\"{}\"", kept.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Verdict {
     pub token_hash: String,
@@ -124,7 +147,8 @@ pub async fn handle(
 }
 
 /// Whether the token is a key Keysmith issued (whatever its state); a key
-/// that still works is revoked with reason `leaked` and where it was found.
+/// stored as active or rotating is revoked with reason `leaked` and where it
+/// was found, even if its service user or tenant is disabled at the time.
 async fn revoke_if_genuine(
     pool: &AnyPool,
     verifier: &SqlVerifier,
@@ -132,17 +156,25 @@ async fn revoke_if_genuine(
     report: &Report,
     now: OffsetDateTime,
 ) -> AppResult<bool> {
+    // A genuine key is revoked whatever else refuses it right now: a
+    // disabled service user or tenant may be enabled again, and the leaked
+    // key must not come back with it. Only its stored state counts (an
+    // expired or revoked key is a conflict below: nothing left to do).
     let known = match verifier.verify(report.token.trim(), None, None).await? {
         Ok(key) => key,
-        // Genuine but already expired or revoked: nothing left to do.
-        Err(refusal) => return Ok(refusal.known.is_some()),
+        Err(refusal) => match refusal.known {
+            Some(key) => *key,
+            None => return Ok(false),
+        },
     };
     let Some(tenant) = tenants::find_by_id(pool, &TenantId::new(known.tenant_id.as_str())).await?
     else {
         return Ok(false);
     };
-    let url: String = report.url.chars().take(500).collect();
-    let reason = format!("leaked: reported by {reporter} at {url}");
+    let reason = format!(
+        "leaked: reported by {reporter} at {}",
+        quoted_location(&report.url)
+    );
     let actor = Actor::Scanner(reporter.to_owned());
     match keys::revoke(
         pool,
@@ -161,5 +193,38 @@ async fn revoke_if_genuine(
         // Revoked by a concurrent report a moment ago: genuine all the same.
         Err(AppError::Conflict(_)) => Ok(true),
         Err(err) => Err(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_location_is_quoted_bounded_and_flat() {
+        assert_eq!(
+            quoted_location(" https://x.test/a "),
+            "\"https://x.test/a\""
+        );
+        let prose = "https://x.test/\n\nYour account is locked: call +1 555 0100\u{202E}moc.live";
+        let quoted = quoted_location(prose);
+        assert!(
+            !quoted.contains('\n') && !quoted.contains('\u{202E}'),
+            "{quoted}"
+        );
+        assert_eq!(quoted_location("a\"b\\c"), "\"a\\\"b\\\\c\"");
+        let long = quoted_location(&"x".repeat(10_000));
+        assert_eq!(
+            long.chars().count(),
+            LOCATION_MAX_CHARS + 3,
+            "quotes and the ellipsis"
+        );
+        assert!(long.ends_with("…\""));
+        assert_eq!(
+            quoted_location(&"y".repeat(LOCATION_MAX_CHARS))
+                .chars()
+                .count(),
+            LOCATION_MAX_CHARS + 2
+        );
     }
 }

@@ -212,8 +212,105 @@ both_engines! {
         assert_eq!(verdicts[0]["label"], "true_positive");
         assert_eq!(app.verify_code(token).await, "revoked");
         let detail = expect_json(app.get(&format!("/api/v1/tenants/acme/keys/{}", leaked["id"].as_str().expect("id"))).await, StatusCode::OK).await;
-        assert!(detail["revoked_reason"].as_str().unwrap_or_default().contains("GitLab token revocation at https://gitlab.example/"), "{detail}");
+        assert!(detail["revoked_reason"].as_str().unwrap_or_default().contains("GitLab token revocation at \"https://gitlab.example/"), "{detail}");
         // The reporting key can do nothing else.
         assert_eq!(app.get_as(&reporter, "/api/v1/tenants/acme/keys").await.status(), StatusCode::FORBIDDEN);
     }
+}
+
+/// A genuine report revokes a key stored as active, whatever else refuses
+/// it at that moment.
+async fn leaked_while_disabled(engine: Engine) {
+    let (app, github) = app_with_scanner(engine).await;
+    let su = app.create_service_user("ci-bot").await;
+    let first = app.create_key(&su, json!({"name": "first"})).await;
+    let second = app.create_key(&su, json!({"name": "second"})).await;
+    // Where it was found is the reporter's text: it comes back bounded and flat.
+    let location = format!(
+        "https://example.test/leak\n\nCall +1 555 0100 now {}",
+        "x".repeat(5000)
+    );
+    let leak = |key: &Value| {
+        json!([{"token": key["key"], "type": "keysmith_api_key", "url": location, "source": "content"}]).to_string()
+    };
+
+    // The service user is disabled when the report comes in…
+    let res = app
+        .post(
+            &format!("/api/v1/tenants/acme/service-users/{su}/disable"),
+            &json!({}),
+        )
+        .await;
+    assert!(res.status().is_success(), "{}", res.status());
+    let verdicts = expect_json(
+        report(&app, "gh-test-1", &github, &leak(&first)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(verdicts[0]["label"], "true_positive");
+    let res = app
+        .post(
+            &format!("/api/v1/tenants/acme/service-users/{su}/enable"),
+            &json!({}),
+        )
+        .await;
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(
+        app.verify_code(first["key"].as_str().expect("key")).await,
+        "revoked",
+        "enabling it again does not revive the leaked key"
+    );
+    assert_eq!(revocations(&app).await, 1);
+    let detail = expect_json(
+        app.get(&format!(
+            "/api/v1/tenants/acme/keys/{}",
+            first["id"].as_str().expect("id")
+        ))
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let reason = detail["revoked_reason"].as_str().expect("reason");
+    assert!(
+        reason.starts_with(
+            "leaked: reported by GitHub secret scanning at \"https://example.test/leak"
+        ),
+        "{reason}"
+    );
+    assert!(
+        !reason.contains('\n') && reason.chars().count() < 300,
+        "{reason}"
+    );
+
+    // …or its whole tenant is.
+    let set_tenant_disabled = |at: Option<i64>| {
+        sqlx::query("UPDATE tenants SET disabled_at = $1 WHERE slug = 'acme'")
+            .bind(at)
+            .execute(app.state.pool())
+    };
+    set_tenant_disabled(Some(app.now().unix_timestamp()))
+        .await
+        .expect("disable");
+    let verdicts = expect_json(
+        report(&app, "gh-test-1", &github, &leak(&second)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(verdicts[0]["label"], "true_positive");
+    set_tenant_disabled(None).await.expect("enable");
+    assert_eq!(
+        app.verify_code(second["key"].as_str().expect("key")).await,
+        "revoked"
+    );
+    assert_eq!(revocations(&app).await, 2);
+}
+
+#[tokio::test]
+async fn a_leaked_key_is_revoked_while_its_service_user_or_tenant_is_disabled_sqlite() {
+    leaked_while_disabled(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_leaked_key_is_revoked_while_its_service_user_or_tenant_is_disabled_postgres() {
+    leaked_while_disabled(Engine::Postgres).await;
 }
