@@ -53,8 +53,9 @@ pub struct Config {
     /// `KEYSMITH_REQUIRE_TOTP=1`: every admin account must use a second
     /// factor (TOTP). Default: only where a tenant requires it.
     pub require_totp: bool,
-    /// `KEYSMITH_WEBHOOK_ALLOW_PRIVATE=1`: webhooks may target private,
-    /// link-local, unique-local and loopback addresses. Default: refused.
+    /// `KEYSMITH_WEBHOOK_ALLOW_PRIVATE=1`: webhooks may target loopback,
+    /// private, link-local and unique-local addresses. Default: only global
+    /// unicast.
     pub webhook_allow_private: bool,
 }
 

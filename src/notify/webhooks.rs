@@ -102,8 +102,10 @@ async fn attempt(
             Ok(secret) => secret,
             Err(_) => return (None, Err("the signing secret cannot be read".into())),
         };
+    // No proxy from the environment: it would connect to the host by name,
+    // wherever DNS points next, and the address check above would be moot.
     let mut builder = match keysmith_verify::tls::client_builder(None) {
-        Ok(builder) => builder.timeout(TIMEOUT),
+        Ok(builder) => builder.timeout(TIMEOUT).no_proxy(),
         Err(err) => return (None, Err(format!("TLS setup failed: {err}"))),
     };
     // Connect to the address just checked, not to whatever DNS says next.

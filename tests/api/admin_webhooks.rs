@@ -12,6 +12,7 @@ use crate::{
 
 both_engines! {
     async fn an_admin_adds_tests_and_deletes_a_webhook_and_a_viewer_only_reads(app: TestApp) {
+        let app = app.allowing_private_webhooks().await;
         let (receiver, url) = Receiver::start(0).await;
         admin_user(&app, "admin@acme.test", Role::Admin).await;
         admin_user(&app, "viewer@acme.test", Role::Viewer).await;

@@ -240,6 +240,15 @@ impl TestApp {
         app
     }
 
+    /// The app restarted with `KEYSMITH_WEBHOOK_ALLOW_PRIVATE=1`: the tests'
+    /// webhook receivers listen on loopback, which the default refuses.
+    pub async fn allowing_private_webhooks(self) -> Self {
+        let clock = self.clock.clone();
+        let db = self.stop().await;
+        let allow = [("KEYSMITH_WEBHOOK_ALLOW_PRIVATE", "1".to_owned())];
+        Self::spawn_with(db, &allow, Some(clock)).await
+    }
+
     /// Stops the server gracefully and waits for it (flushes background work).
     pub async fn stop(mut self) -> TestDb {
         if let Some(tx) = self.shutdown.take() {

@@ -100,6 +100,7 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
     StatusCode::NO_CONTENT
 }
 
+/// Creates a webhook; the answer carries its secret, so no cache may keep it.
 async fn create_webhook(app: &TestApp, url: &str, events: Value) -> Value {
     let res = app
         .post(
@@ -107,6 +108,12 @@ async fn create_webhook(app: &TestApp, url: &str, events: Value) -> Value {
             &json!({"url": url, "events": events}),
         )
         .await;
+    assert_eq!(
+        res.headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
     expect_json(res, StatusCode::CREATED).await
 }
 
@@ -122,6 +129,7 @@ async fn deliveries(app: &TestApp, id: &str) -> Vec<Value> {
 
 both_engines! {
     async fn key_created_is_delivered_signed_and_secret_is_shown_once(app: TestApp) {
+        let app = app.allowing_private_webhooks().await;
         let (receiver, url) = Receiver::start(0).await;
         let created = create_webhook(&app, &url, json!(["key.created", "key.revoked"])).await;
         let secret = created["secret"].as_str().expect("secret").to_owned();
@@ -167,6 +175,7 @@ both_engines! {
     }
 
     async fn a_500_is_retried_after_backoff_and_delivered_once(app: TestApp) {
+        let app = app.allowing_private_webhooks().await;
         let (receiver, url) = Receiver::start(1).await;
         let created = create_webhook(&app, &url, json!(["key.revoked"])).await;
         receiver.set_secret(created["secret"].as_str().expect("secret"));
@@ -204,6 +213,20 @@ both_engines! {
             json!({"url": "https://10.0.0.1/hook", "events": ["key.created"]}),
             json!({"url": "https://[::ffff:127.0.0.1]/hook", "events": ["key.created"]}),
             json!({"url": "https://169.254.169.254/latest", "events": ["key.created"]}),
+            // Loopback in every spelling is refused unless the operator opts in.
+            json!({"url": "http://127.0.0.1:8080/hook", "events": ["key.created"]}),
+            json!({"url": "http://127.1/hook", "events": ["key.created"]}),
+            json!({"url": "http://2130706433/hook", "events": ["key.created"]}),
+            json!({"url": "http://0x7f000001/hook", "events": ["key.created"]}),
+            json!({"url": "http://[::1]/hook", "events": ["key.created"]}),
+            json!({"url": "http://localhost:9/hook", "events": ["key.created"]}),
+            json!({"url": "https://[::7f00:1]/hook", "events": ["key.created"]}),
+            json!({"url": "https://[64:ff9b::7f00:1]/hook", "events": ["key.created"]}),
+            json!({"url": "https://[2002:7f00:1::]/hook", "events": ["key.created"]}),
+            json!({"url": "https://[fec0::1]/hook", "events": ["key.created"]}),
+            json!({"url": "https://240.0.0.1/hook", "events": ["key.created"]}),
+            json!({"url": "https://198.18.0.1/hook", "events": ["key.created"]}),
+            json!({"url": "https://192.0.0.1/hook", "events": ["key.created"]}),
             json!({"url": "http://hooks.example.com/x", "events": ["key.created"]}),
             json!({"url": "not a url", "events": ["key.created"]}),
             json!({"url": "https://hooks.example.com/x", "events": []}),
@@ -242,6 +265,7 @@ both_engines! {
     }
 
     async fn another_tenants_webhook_is_not_found(app: TestApp) {
+        let app = app.allowing_private_webhooks().await;
         let (_receiver, url) = Receiver::start(0).await;
         let created = create_webhook(&app, &url, json!(["key.created"])).await;
         let id = created["id"].as_str().expect("id");
@@ -262,6 +286,7 @@ both_engines! {
         assert_eq!(app.count("webhook_endpoints").await, 0);
     }
     async fn expiring_expired_and_disabled_are_delivered(app: TestApp) {
+        let app = app.allowing_private_webhooks().await;
         let (receiver, url) = Receiver::start(0).await;
         let events = json!(["key.expiring", "key.expired", "service_user.disabled"]);
         let created = create_webhook(&app, &url, events).await;
@@ -288,6 +313,7 @@ both_engines! {
         assert_eq!(accepted[2].1["data"]["service_user_id"], su.as_str());
     }
     async fn a_redirect_is_not_followed(app: TestApp) {
+        let app = app.allowing_private_webhooks().await;
         let (receiver, url) = Receiver::start(0).await;
         let moved = url.replace("/hook", "/moved");
         let created = create_webhook(&app, &moved, json!(["key.created"])).await;
@@ -391,4 +417,96 @@ both_engines! {
         set_column(&app, "admin_users", "totp_secret", other.id.as_str(), &moved).await;
         assert!(totp::verify(app.state.pool(), peppers, &other.id, &code, app.now()).await.is_err());
     }
+}
+
+/// Delivery from the real `keysmith serve`, started with every proxy
+/// variable pointing at a listener that counts who connects: the receiver
+/// gets the event straight, the "proxy" sees nothing. (A proxy connects by
+/// name, wherever DNS says next, so the address check would be moot.)
+async fn delivery_ignores_proxy_variables(engine: crate::helpers::Engine) {
+    use std::process::{Command, Stdio};
+    let app = TestApp::spawn(engine)
+        .await
+        .allowing_private_webhooks()
+        .await;
+    let (receiver, url) = Receiver::start(0).await;
+    let created = create_webhook(&app, &url, json!(["key.revoked"])).await;
+    receiver.set_secret(created["secret"].as_str().expect("secret"));
+    let id = created["id"].as_str().expect("id");
+    let res = app
+        .post(
+            &format!("/api/v1/tenants/acme/webhooks/{id}/test"),
+            &json!({}),
+        )
+        .await;
+    expect_json(res, StatusCode::ACCEPTED).await;
+    let db = app.stop().await;
+
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let proxy_url = format!("http://{}", proxy.local_addr().expect("addr"));
+    let proxied = Arc::new(Mutex::new(0usize));
+    let counter = proxied.clone();
+    tokio::spawn(async move {
+        while let Ok((_socket, _)) = proxy.accept().await {
+            *counter.lock().expect("lock") += 1;
+        }
+    });
+    let mut server = Command::new(env!("CARGO_BIN_EXE_keysmith"))
+        .arg("serve")
+        .env("KEYSMITH_DATABASE_URL", &db.url)
+        .env("KEYSMITH_DATA_DIR", db.dir.path())
+        .env("KEYSMITH_PEPPER_FILE", db.dir.path().join("pepper"))
+        .env("KEYSMITH_BIND", "127.0.0.1:0")
+        .env("KEYSMITH_LOG", "warn")
+        .env("KEYSMITH_SCHEDULER_INTERVAL_SECS", "1")
+        .env("KEYSMITH_WEBHOOK_ALLOW_PRIVATE", "1")
+        .envs(
+            [
+                "HTTP_PROXY",
+                "HTTPS_PROXY",
+                "ALL_PROXY",
+                "http_proxy",
+                "https_proxy",
+                "all_proxy",
+            ]
+            .map(|name| (name, proxy_url.as_str())),
+        )
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run keysmith serve");
+    // The server ticks at start and every second after; bounded wait.
+    for _ in 0..300 {
+        if !receiver.accepted().is_empty() || *proxied.lock().expect("lock") > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(
+        *proxied.lock().expect("lock"),
+        0,
+        "nothing went through the proxy"
+    );
+    assert_eq!(
+        receiver.accepted().len(),
+        1,
+        "the receiver got the event directly"
+    );
+    drop(db);
+}
+
+#[tokio::test]
+async fn webhook_delivery_ignores_proxy_variables_sqlite() {
+    delivery_ignores_proxy_variables(crate::helpers::Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn webhook_delivery_ignores_proxy_variables_postgres() {
+    delivery_ignores_proxy_variables(crate::helpers::Engine::Postgres).await;
 }

@@ -5,7 +5,7 @@ use axum::{
     Json,
     body::Bytes,
     extract::{Path, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::StatusCode,
 };
 use keysmith_verify::limit::{Quota, RateLimit};
 use serde::Deserialize;
@@ -88,12 +88,6 @@ pub struct ListKeys {
     pub limit: Option<i64>,
 }
 
-fn no_store() -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers
-}
-
 fn created(issued: &IssuedKey, tenant: &str, now: OffsetDateTime) -> CreatedKey {
     CreatedKey {
         info: KeyInfo::new(&issued.row, tenant, now),
@@ -111,7 +105,11 @@ pub async fn create(
     caller: ManagementCaller,
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<CreateKey>,
-) -> AppResult<(StatusCode, HeaderMap, Json<CreatedKey>)> {
+) -> AppResult<(
+    StatusCode,
+    [(http::HeaderName, &'static str); 1],
+    Json<CreatedKey>,
+)> {
     let new = NewKey {
         service_user_id: ServiceUserId::new(body.service_user_id),
         name: Name::parse("name", &body.name)?,
@@ -139,7 +137,7 @@ pub async fn create(
     .await?;
     Ok((
         StatusCode::CREATED,
-        no_store(),
+        super::NO_STORE,
         Json(created(&issued, &tenant.slug, now)),
     ))
 }
@@ -229,7 +227,11 @@ pub async fn rotate(
     caller: ManagementCaller,
     Path((tenant, id)): Path<(String, KeyId)>,
     body: Bytes,
-) -> AppResult<(StatusCode, HeaderMap, Json<RotationResponse>)> {
+) -> AppResult<(
+    StatusCode,
+    [(http::HeaderName, &'static str); 1],
+    Json<RotationResponse>,
+)> {
     let body: RotateKey = optional_json(&body)?;
     let expiry = ExpiryRequest::from_parts(body.expires_at, body.expires_in_days)?;
     let tenant = caller.tenant(&state, &tenant).await?;
@@ -255,7 +257,7 @@ pub async fn rotate(
     };
     Ok((
         StatusCode::CREATED,
-        no_store(),
+        super::NO_STORE,
         Json(RotationResponse {
             new: created(&rotation.new, &tenant.slug, now),
             old,

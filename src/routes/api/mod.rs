@@ -25,6 +25,11 @@ use utoipa::{
 
 use crate::state::AppState;
 
+/// On every answer that carries a secret shown once (a key, a webhook's
+/// signing secret): no cache along the way may keep a copy.
+pub(crate) const NO_STORE: [(http::HeaderName, &str); 1] =
+    [(http::header::CACHE_CONTROL, "no-store")];
+
 pub fn router() -> Router<AppState> {
     let tenant = Router::new()
         .route(

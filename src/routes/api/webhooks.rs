@@ -62,7 +62,11 @@ pub async fn create(
     caller: ManagementCaller,
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<CreateWebhook>,
-) -> AppResult<(StatusCode, Json<CreatedWebhook>)> {
+) -> AppResult<(
+    StatusCode,
+    [(http::HeaderName, &'static str); 1],
+    Json<CreatedWebhook>,
+)> {
     let new = NewEndpoint {
         url: WebhookUrl::parse(&body.url)?,
         events: EventFilter::parse(&body.events)?,
@@ -80,6 +84,7 @@ pub async fn create(
     .await?;
     Ok((
         StatusCode::CREATED,
+        super::NO_STORE,
         Json(CreatedWebhook {
             secret: created.secret.expose().to_owned(),
             endpoint: created.endpoint,
