@@ -109,18 +109,18 @@ pub fn seal(
     Ok(format!("{PREFIX}{version}:{}", URL_SAFE_NO_PAD.encode(out)))
 }
 
-/// Opens a value sealed by [`seal`] for the same purpose and row (or, until
-/// every row is re-sealed, one in the legacy format).
+/// Opens a value sealed by [`seal`] for the same purpose and row. Only
+/// that format: a legacy value is re-sealed at start-up ([`reseal_legacy`])
+/// or not at all, never read on the way (it is unauthenticated, so a row
+/// written as `v1:x:` would open to an empty secret an attacker knows).
 pub fn open(
     peppers: &Peppers,
     purpose: Purpose,
     row_id: &str,
     sealed: &str,
 ) -> Result<Vec<u8>, SealError> {
-    let Some(rest) = sealed.strip_prefix(PREFIX) else {
-        return legacy::open(peppers, purpose, row_id, sealed);
-    };
     let malformed = || SealError::Malformed(purpose.label());
+    let rest = sealed.strip_prefix(PREFIX).ok_or_else(malformed)?;
     let (version, body) = rest.split_once(':').ok_or_else(malformed)?;
     let version: i64 = version.parse().map_err(|_| malformed())?;
     let bytes = URL_SAFE_NO_PAD.decode(body).map_err(|_| malformed())?;
@@ -164,7 +164,7 @@ pub async fn reseal_legacy(pool: &AnyPool, peppers: &Peppers) -> AppResult<u64> 
         .fetch_all(pool)
         .await?;
         for (id, old) in rows {
-            let plaintext = match open(peppers, purpose, &id, &old) {
+            let plaintext = match legacy::open(peppers, purpose, &id, &old) {
                 Ok(plaintext) => plaintext,
                 Err(err) => {
                     tracing::error!(table, column, id, error = %err, "a legacy sealed value cannot be re-sealed");
@@ -188,14 +188,17 @@ pub async fn reseal_legacy(pool: &AnyPool, peppers: &Peppers) -> AppResult<u64> 
     Ok(resealed)
 }
 
-/// LEGACY, read-only: the format before `s2`, kept only so rows written by
-/// older versions open until [`reseal_legacy`] rewrites them at start-up.
-/// Nothing writes it. `v<version>:<nonce>:<hex(plaintext XOR
-/// HMAC(pepper, context ‖ 0 ‖ row ‖ 0 ‖ nonce))>`: unauthenticated, so a
-/// wrong row opens to garbage, not an error. Remove once every deployment
-/// has started on `s2`.
+/// LEGACY, read only by [`reseal_legacy`] at start-up: the format before
+/// `s2`. Nothing writes it and nothing else reads it. `v<version>:<nonce>:
+/// <hex(plaintext XOR HMAC(pepper, context ‖ 0 ‖ row ‖ 0 ‖ nonce))>`:
+/// unauthenticated, so a wrong row opens to garbage, not an error, and a
+/// value shorter than a whole secret is refused here rather than re-sealed
+/// as a shorter one. Remove once every deployment has started on `s2`.
 mod legacy {
     use super::{Peppers, Purpose, SealError};
+
+    /// The shortest secret the legacy format ever held (a TOTP secret).
+    const MIN_SECRET_BYTES: usize = 20;
 
     fn context(purpose: Purpose) -> &'static str {
         match purpose {
@@ -228,7 +231,9 @@ mod legacy {
                 purpose: purpose.label(),
                 version,
             })?;
-        if bytes.len() > pad.len() {
+        // Every secret sealed in this format was 20 (TOTP) or 32 (webhook)
+        // bytes; anything shorter was cut or written by hand.
+        if bytes.len() > pad.len() || bytes.len() < MIN_SECRET_BYTES {
             return Err(malformed());
         }
         Ok(bytes.iter().zip(pad).map(|(s, p)| s ^ p).collect())
@@ -329,16 +334,40 @@ mod tests {
     }
 
     #[test]
-    fn legacy_values_still_open() {
+    fn legacy_values_open_only_for_resealing() {
         let peppers = fresh();
-        let old = legacy::seal(&peppers, Purpose::WebhookSecret, "wh1", b"abc");
+        let old = legacy::seal(
+            &peppers,
+            Purpose::WebhookSecret,
+            "wh1",
+            b"0123456789abcdef0123",
+        );
         assert!(old.starts_with("v1:"));
-        let opened = open(&peppers, Purpose::WebhookSecret, "wh1", &old).expect("open");
-        assert_eq!(opened, b"abc");
+        assert!(
+            matches!(
+                open(&peppers, Purpose::WebhookSecret, "wh1", &old),
+                Err(SealError::Malformed(_))
+            ),
+            "the legacy format is not read on the way"
+        );
+        let opened = legacy::open(&peppers, Purpose::WebhookSecret, "wh1", &old).expect("open");
+        assert_eq!(opened, b"0123456789abcdef0123");
         let two = "2 1111111111111111111111111111111111111111111111111111111111111111";
         assert!(matches!(
-            open(&parse(two), Purpose::WebhookSecret, "wh1", &old),
+            legacy::open(&parse(two), Purpose::WebhookSecret, "wh1", &old),
             Err(SealError::PepperMissing { version: 1, .. })
         ));
+        // Empty, cut or hand-written values are refused even for re-sealing.
+        let cut = &old[..old.len() - 2];
+        for broken in ["v1:x:", "v1::", "v1:x:00", "", cut] {
+            assert!(
+                legacy::open(&peppers, Purpose::WebhookSecret, "wh1", broken).is_err(),
+                "{broken:?}"
+            );
+            assert!(
+                open(&peppers, Purpose::WebhookSecret, "wh1", broken).is_err(),
+                "{broken:?}"
+            );
+        }
     }
 }

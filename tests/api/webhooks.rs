@@ -368,10 +368,11 @@ async fn column(app: &TestApp, table: &str, column: &str, id: &str) -> String {
 }
 
 both_engines! {
-    async fn legacy_sealed_webhook_and_totp_secrets_open_and_are_resealed_at_start(app: TestApp) {
-        use keysmith::domain::totp::{self, TotpSecret};
+    async fn legacy_sealed_secrets_are_resealed_at_start_and_never_read_otherwise(app: TestApp) {
+        use keysmith::domain::{totp::{self, TotpSecret}, webhooks::WebhookSecret};
         // The RFC 6238 test secret, in base32.
         const TOTP_BASE32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+        let app = app.allowing_private_webhooks().await;
         let (receiver, url) = Receiver::start(0).await;
         let created = create_webhook(&app, &url, json!(["key.revoked"])).await;
         let secret = created["secret"].as_str().expect("secret");
@@ -384,13 +385,19 @@ both_engines! {
         set_column(&app, "admin_users", "totp_secret", user.id.as_str(), &old_totp).await;
         set_column(&app, "admin_users", "totp_pending", user.id.as_str(), &old_totp).await;
 
-        // Until a restart, the legacy value still opens.
-        let res = app.post(&format!("/api/v1/tenants/acme/webhooks/{id}/test"), &json!({})).await;
-        expect_json(res, StatusCode::ACCEPTED).await;
-        app.tick().await;
-        assert_eq!(receiver.accepted().len(), 1);
+        // A legacy value is never read on the way, only re-sealed at start;
+        // nor is one written by hand (`v1:x:` opened to an empty secret).
+        let endpoint = keysmith::domain::WebhookEndpointId::new(id.as_str());
+        let peppers = &app.state.peppers;
+        assert!(WebhookSecret::open(peppers, &endpoint, &old).is_err(), "legacy refused before the restart");
+        let forged = create_webhook(&app, &url, json!(["key.revoked"])).await;
+        let forged_id = forged["id"].as_str().expect("id").to_owned();
+        set_column(&app, "webhook_endpoints", "secret_sealed", &forged_id, "v1:x:").await;
 
-        let app = TestApp::spawn_on(app.stop().await).await;
+        let app = app.allowing_private_webhooks().await;
+        let forged_endpoint = keysmith::domain::WebhookEndpointId::new(forged_id.as_str());
+        assert_eq!(column(&app, "webhook_endpoints", "secret_sealed", &forged_id).await, "v1:x:", "left as it was, and logged");
+        assert!(WebhookSecret::open(&app.state.peppers, &forged_endpoint, "v1:x:").is_err());
         for (table, col, row) in [
             ("webhook_endpoints", "secret_sealed", id.as_str()),
             ("admin_users", "totp_secret", user.id.as_str()),
@@ -402,7 +409,7 @@ both_engines! {
         let res = app.post(&format!("/api/v1/tenants/acme/webhooks/{id}/test"), &json!({})).await;
         expect_json(res, StatusCode::ACCEPTED).await;
         app.tick().await;
-        assert_eq!(receiver.accepted().len(), 2, "signed with the same secret after re-sealing");
+        assert_eq!(receiver.accepted().len(), 1, "signed with the same secret after re-sealing");
         assert_eq!(receiver.inner.lock().expect("lock").bad_signatures, 0);
 
         let peppers = &app.state.peppers;
