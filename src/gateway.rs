@@ -186,18 +186,23 @@ pub async fn run(state: AppState, options: GatewayOptions) -> anyhow::Result<()>
         // outside the layer, guarded like the server's.
         .route(
             "/metrics",
-            axum::routing::get(move |headers: HeaderMap| {
-                let state = metrics_state.clone();
-                async move {
-                    if !crate::routes::health::metrics_allowed(&state.config, &headers) {
-                        return StatusCode::UNAUTHORIZED.into_response();
+            axum::routing::get(
+                move |peer: Option<axum::Extension<ConnectInfo<ClientPeer>>>,
+                      headers: HeaderMap| {
+                    let state = metrics_state.clone();
+                    async move {
+                        let peer = peer.map(|axum::Extension(ConnectInfo(peer))| peer.addr);
+                        if !crate::routes::health::metrics_allowed(&state.config, &headers, peer) {
+                            return StatusCode::UNAUTHORIZED.into_response();
+                        }
+                        let text = crate::metrics::recorder()
+                            .map(|handle| handle.render())
+                            .unwrap_or_default();
+                        ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+                            .into_response()
                     }
-                    let text = crate::metrics::recorder()
-                        .map(|handle| handle.render())
-                        .unwrap_or_default();
-                    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
-                }
-            }),
+                },
+            ),
         );
     let listener = tokio::net::TcpListener::bind(options.bind)
         .await

@@ -65,7 +65,11 @@ pub async fn serve(
         }
         None => None,
     };
-    tracing::info!(addr = %listener.local_addr()?, "keysmith listening");
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        metrics = crate::routes::health::metrics_exposure(&state.config),
+        "keysmith listening"
+    );
     axum::serve(
         listener,
         build_app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),

@@ -56,6 +56,8 @@ fn is_forwarding(name: &str) -> bool {
 /// formatted when the connection is accepted, shared by its requests.
 #[derive(Debug, Clone)]
 pub struct ClientPeer {
+    /// The peer's address, for decisions about it (who may read metrics).
+    pub addr: std::net::IpAddr,
     /// The address alone, for `X-Forwarded-For`.
     ip: HeaderValue,
     /// `for="<ip>";proto=http`, the start of `Forwarded` (RFC 7239; an IPv6
@@ -72,6 +74,7 @@ impl ClientPeer {
             format!("for=\"{ip}\";proto=http")
         };
         Self {
+            addr: peer.ip(),
             ip: HeaderValue::try_from(ip).expect("an IP address is a header value"),
             forwarded: HeaderValue::try_from(forwarded)
                 .expect("a quoted IP address is a header value"),
