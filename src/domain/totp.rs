@@ -96,12 +96,14 @@ fn open(peppers: &Peppers, user_id: &AdminId, sealed: &str) -> AppResult<TotpSec
     )?))
 }
 
-fn recovery_hash(peppers: &Peppers, user_id: &AdminId, code: &str) -> String {
-    let version = peppers.current_version();
-    let digest = peppers.digest_current(
+/// The stored form of a recovery code under pepper `version` (`None` if that
+/// version is not loaded).
+fn recovery_hash(peppers: &Peppers, version: i64, user_id: &AdminId, code: &str) -> Option<String> {
+    let digest = peppers.digest(
+        version,
         format!("keysmith recovery code v1\0{user_id}\0{}", code.trim()).as_bytes(),
-    );
-    format!("v{version}:{}", hex::encode(digest))
+    )?;
+    Some(format!("v{version}:{}", hex::encode(digest)))
 }
 
 /// Whether the account has TOTP on, and whether it must (instance or one of
@@ -215,7 +217,12 @@ pub async fn confirm_enrolment(
     for code in &codes {
         sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
             .bind(user_id)
-            .bind(recovery_hash(peppers, user_id, code))
+            .bind(recovery_hash(
+                peppers,
+                peppers.current_version(),
+                user_id,
+                code,
+            ))
             .execute(&mut *tx)
             .await?;
     }
@@ -249,15 +256,27 @@ pub async fn verify(
             },
         }
     } else {
-        let spent = sqlx::query(
-            "UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL",
-        )
-        .bind(UnixTime::from(now))
-        .bind(user_id)
-        .bind(recovery_hash(peppers, user_id, code))
-        .execute(&mut *tx)
-        .await?;
-        let ok = spent.rows_affected() == 1;
+        // Codes were hashed under the pepper current when they were issued:
+        // after a pepper rotation they are looked up under every version
+        // still loaded, so rotating the pepper does not lock anyone out.
+        let mut ok = false;
+        for version in peppers.versions() {
+            let Some(hash) = recovery_hash(peppers, version, user_id, code) else {
+                continue;
+            };
+            let spent = sqlx::query(
+                "UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL",
+            )
+            .bind(UnixTime::from(now))
+            .bind(user_id)
+            .bind(hash)
+            .execute(&mut *tx)
+            .await?;
+            if spent.rows_affected() == 1 {
+                ok = true;
+                break;
+            }
+        }
         if ok {
             accounts::record_event(
                 &mut tx,

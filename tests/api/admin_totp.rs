@@ -121,6 +121,27 @@ both_engines! {
         assert_eq!(second_step(&app, &client, &codes[4]).await, StatusCode::SEE_OTHER);
     }
 
+    async fn recovery_codes_outlive_a_pepper_rotation(app: TestApp) {
+        admin_user(&app, ADMIN, Role::Admin).await;
+        let (secret, codes) = enrol(&app, &browser()).await;
+        // The operator adds pepper version 2, which becomes current.
+        let clock = app.clock.clone();
+        let db = app.stop().await;
+        let pepper = db.dir.path().join("pepper");
+        let mut text = std::fs::read_to_string(&pepper).expect("pepper");
+        text.push_str(&format!("2 {}\n", "5a".repeat(32)));
+        std::fs::write(&pepper, text).expect("rotate pepper");
+        let app = TestApp::spawn_with(db, &[], Some(clock)).await;
+        assert_eq!(app.state.peppers.current_version(), 2);
+
+        let client = half_signed_in(&app).await;
+        assert_eq!(second_step(&app, &client, &codes[0]).await, StatusCode::SEE_OTHER, "a code issued under version 1");
+        let client = half_signed_in(&app).await;
+        assert_eq!(second_step(&app, &client, &codes[0]).await, StatusCode::UNAUTHORIZED, "still once only");
+        app.clock.advance(time::Duration::seconds(30));
+        assert_eq!(second_step(&app, &client, &code_now(&app, &secret).await).await, StatusCode::SEE_OTHER, "and the TOTP secret opens");
+    }
+
     async fn concurrent_uses_of_one_code_or_recovery_code_let_in_exactly_one(app: TestApp) {
         admin_user(&app, ADMIN, Role::Admin).await;
         let (secret, codes) = enrol(&app, &browser()).await;

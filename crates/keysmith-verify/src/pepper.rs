@@ -121,6 +121,12 @@ impl Peppers {
         Some(mac.finalize().into_bytes().into())
     }
 
+    /// Every loaded version, newest first: for values that were hashed
+    /// under whichever pepper was current then and must still be found.
+    pub fn versions(&self) -> impl Iterator<Item = i64> + '_ {
+        self.by_version.keys().rev().copied()
+    }
+
     /// HMAC under the current pepper, for new keys.
     pub fn digest_current(&self, secret: &[u8]) -> Digest {
         self.digest(self.current, secret)
