@@ -26,6 +26,12 @@ pub struct Config {
     pub public_url: String,
     /// `KEYSMITH_SCHEDULER_INTERVAL_SECS`: how often the lifecycle clock ticks. Default 60.
     pub scheduler_interval: Duration,
+    /// `KEYSMITH_WEBHOOK_INTERVAL_SECS` (default 5): how often the webhook
+    /// task, apart from the scheduler, looks for due deliveries.
+    pub webhook_interval: Duration,
+    /// `KEYSMITH_WEBHOOK_TIMEOUT_SECS` (default 10, at most 60): how long one
+    /// delivery attempt may take, connection to answer.
+    pub webhook_timeout: Duration,
     /// Days per-call audit events are kept (`KEYSMITH_AUDIT_RETENTION_DAYS`,
     /// default 90); admin actions are kept for good.
     pub audit_retention_days: i64,
@@ -57,6 +63,10 @@ pub struct Config {
     /// private, link-local and unique-local addresses. Default: only global
     /// unicast.
     pub webhook_allow_private: bool,
+    /// `KEYSMITH_MAX_WEBHOOKS_PER_TENANT` (default 10): endpoints one tenant
+    /// may have; each is delivered to, so the cap bounds what one tenant
+    /// asks of the delivery task.
+    pub max_webhooks_per_tenant: i64,
 }
 
 impl Config {
@@ -98,12 +108,39 @@ impl Config {
                 ),
             },
         };
+        let webhook_interval = match var("KEYSMITH_WEBHOOK_INTERVAL_SECS") {
+            None => Duration::from_secs(5),
+            Some(raw) => match raw.parse::<u64>() {
+                Ok(secs) if secs > 0 => Duration::from_secs(secs),
+                _ => anyhow::bail!(
+                    "KEYSMITH_WEBHOOK_INTERVAL_SECS must be a positive number of seconds"
+                ),
+            },
+        };
+        let webhook_timeout = match var("KEYSMITH_WEBHOOK_TIMEOUT_SECS") {
+            None => Duration::from_secs(10),
+            Some(raw) => match raw.parse::<u64>() {
+                Ok(secs) if (1..=60).contains(&secs) => Duration::from_secs(secs),
+                _ => anyhow::bail!(
+                    "KEYSMITH_WEBHOOK_TIMEOUT_SECS must be a whole number of seconds from 1 to 60"
+                ),
+            },
+        };
         let audit_retention_days = match var("KEYSMITH_AUDIT_RETENTION_DAYS") {
             None => 90,
             Some(raw) => match raw.parse::<i64>() {
                 Ok(days) if (1..=36_500).contains(&days) => days,
                 _ => anyhow::bail!(
                     "KEYSMITH_AUDIT_RETENTION_DAYS must be a whole number of days from 1 to 36500"
+                ),
+            },
+        };
+        let max_webhooks_per_tenant = match var("KEYSMITH_MAX_WEBHOOKS_PER_TENANT") {
+            None => 10,
+            Some(raw) => match raw.parse::<i64>() {
+                Ok(cap) if (1..=1_000).contains(&cap) => cap,
+                _ => anyhow::bail!(
+                    "KEYSMITH_MAX_WEBHOOKS_PER_TENANT must be a whole number from 1 to 1000"
                 ),
             },
         };
@@ -119,7 +156,10 @@ impl Config {
                 .unwrap_or_else(|| "Keysmith <keysmith@localhost>".into()),
             public_url,
             scheduler_interval,
+            webhook_interval,
+            webhook_timeout,
             audit_retention_days,
+            max_webhooks_per_tenant,
             github_scanning_keys: var("KEYSMITH_GITHUB_SCANNING_KEYS").map(PathBuf::from),
             redis_url: var("KEYSMITH_REDIS_URL").map(Secret),
             metrics_token: var("KEYSMITH_METRICS_TOKEN")

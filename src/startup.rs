@@ -55,7 +55,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
-    let scheduler = jobs::spawn(state.clone(), jobs_stopped);
+    let scheduler = jobs::spawn(state.clone(), jobs_stopped.clone());
+    let webhooks = jobs::spawn_webhooks(state.clone(), jobs_stopped);
     let metrics_server = match state.config.metrics_bind {
         Some(addr) => {
             let listener = TcpListener::bind(addr)
@@ -79,6 +80,7 @@ pub async fn serve(
     .context("server failed")?;
     let _ = stop_jobs.send(true);
     let _ = scheduler.await;
+    let _ = webhooks.await;
     if let Some(server) = metrics_server {
         server.abort();
     }

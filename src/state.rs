@@ -35,6 +35,9 @@ pub struct AppState {
     /// sees that tick's work done (an email claimed there is sent, not
     /// skipped as "in flight").
     pub ticking: Arc<tokio::sync::Mutex<()>>,
+    /// One webhook delivery round at a time in this process (its own task,
+    /// apart from the tick; tests run rounds too).
+    pub delivering_webhooks: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
@@ -80,6 +83,7 @@ impl AppState {
                 crate::domain::hashing::threads(),
             )),
             ticking: Arc::default(),
+            delivering_webhooks: Arc::default(),
         })
     }
 

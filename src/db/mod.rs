@@ -155,3 +155,21 @@ pub async fn begin_write(
         pool.begin().await
     }
 }
+
+/// Serializes per-tenant caps (count, then insert): on PostgreSQL, locks the
+/// tenant's row for the transaction, so two creations at once cannot both
+/// see room for one more; on SQLite [`begin_write`] already does.
+pub async fn lock_tenant(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    pool: &AnyPool,
+    tenant_id: &crate::domain::TenantId,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT id FROM tenants WHERE id = $1{}",
+        row_lock(pool)
+    ))
+    .bind(tenant_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -11,6 +11,20 @@ pub enum Notice {
     ExpiryReminder(ExpiryReminder),
     Revocation(RevocationNotice),
     Anomaly(AnomalyNotice),
+    WebhookDisabled(WebhookDisabledNotice),
+}
+
+/// A webhook endpoint disabled after failing too many times in a row: told
+/// to the tenant's owners, who enable it again once the receiver is fixed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookDisabledNotice {
+    pub tenant_name: String,
+    pub webhook_id: String,
+    pub url: String,
+    pub failures: i64,
+    pub last_error: String,
+    #[serde(with = "unix_time::as_secs")]
+    pub disabled_at: UnixTime,
 }
 
 /// A key calling far more than it usually does in an hour: a runaway or
@@ -80,6 +94,7 @@ impl Notice {
             Self::ExpiryReminder(_) => "expiry_reminder",
             Self::Revocation(_) => "revocation",
             Self::Anomaly(_) => "anomaly",
+            Self::WebhookDisabled(_) => "webhook_disabled",
         }
     }
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::{Any, AnyPool, Executor, Transaction};
 use time::OffsetDateTime;
 
-use super::notice::{Notice, RevocationNotice, RotationNotice};
+use super::notice::{Notice, RevocationNotice, RotationNotice, WebhookDisabledNotice};
 use crate::{
     config::Engine,
     domain::{
@@ -44,18 +44,73 @@ pub async fn enqueue<'e>(
     mail: NewMail<'_>,
     now: OffsetDateTime,
 ) -> AppResult<bool> {
-    let payload = serde_json::to_string(mail.notice).map_err(anyhow::Error::from)?;
+    let row = Row {
+        tenant_id: mail.tenant_id,
+        key_id: Some(mail.key_id),
+        threshold_days: mail.threshold_days,
+        dedupe_key: mail.dedupe_key(),
+        recipient: mail.recipient,
+        notice: mail.notice,
+    };
+    insert(executor, row, now).await
+}
+
+/// Tells each of `recipients` (the tenant's owners) that a webhook endpoint
+/// was disabled: once per recipient and time it was disabled.
+pub async fn enqueue_webhook_disabled(
+    tx: &mut Transaction<'_, Any>,
+    tenant_id: &TenantId,
+    recipients: &[String],
+    notice: &WebhookDisabledNotice,
+    now: OffsetDateTime,
+) -> AppResult<()> {
+    let wrapped = Notice::WebhookDisabled(notice.clone());
+    for recipient in recipients {
+        let row = Row {
+            tenant_id,
+            key_id: None,
+            threshold_days: None,
+            dedupe_key: format!(
+                "{}:{}:{}:{recipient}",
+                notice.webhook_id,
+                wrapped.kind(),
+                notice.disabled_at.secs()
+            ),
+            recipient,
+            notice: &wrapped,
+        };
+        insert(&mut **tx, row, now).await?;
+    }
+    Ok(())
+}
+
+/// One outbox row, whatever it is about.
+struct Row<'a> {
+    tenant_id: &'a TenantId,
+    key_id: Option<&'a KeyId>,
+    threshold_days: Option<i64>,
+    dedupe_key: String,
+    recipient: &'a str,
+    notice: &'a Notice,
+}
+
+async fn insert<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    row: Row<'_>,
+    now: OffsetDateTime,
+) -> AppResult<bool> {
+    let payload = serde_json::to_string(row.notice).map_err(anyhow::Error::from)?;
     let now = UnixTime::from(now);
     let inserted = sqlx::query(
         "INSERT INTO outbox (tenant_id, key_id, kind, threshold_days, dedupe_key, recipient, payload, next_attempt_at, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (dedupe_key) DO NOTHING",
     )
-    .bind(mail.tenant_id)
-    .bind(mail.key_id)
-    .bind(mail.notice.kind())
-    .bind(mail.threshold_days)
-    .bind(mail.dedupe_key())
-    .bind(mail.recipient)
+    .bind(row.tenant_id)
+    .bind(row.key_id)
+    .bind(row.notice.kind())
+    .bind(row.threshold_days)
+    .bind(row.dedupe_key)
+    .bind(row.recipient)
     .bind(payload)
     .bind(now)
     .bind(now)
@@ -179,7 +234,10 @@ pub async fn claim_due(
         "SELECT id, key_id, tenant_id, recipient, payload, attempts FROM outbox \
          WHERE lease_owner = $1 AND status = 'pending' AND lease_until > $2 ORDER BY id",
         owner,
-        limit,
+        queue::Claim {
+            rows: limit,
+            per_tenant: None,
+        },
         now,
     )
     .await

@@ -29,6 +29,14 @@ impl Queue {
     }
 }
 
+/// How many rows one claim takes.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim {
+    pub rows: i64,
+    /// At most this many of one tenant's rows (`None`: no such bound).
+    pub per_tenant: Option<i64>,
+}
+
 /// Leases up to `limit` due rows of `queue` to `owner`, then reads what
 /// `owner` holds with `select` (`$1` = owner, `$2` = now; it must keep
 /// `lease_owner = $1 AND status = 'pending' AND lease_until > $2`), in one
@@ -41,7 +49,7 @@ pub async fn claim_due<T>(
     queue: Queue,
     select: &'static str,
     owner: &str,
-    limit: i64,
+    limit: Claim,
     now: OffsetDateTime,
 ) -> AppResult<Vec<T>>
 where
@@ -54,16 +62,28 @@ where
         ""
     };
     let table = queue.table();
+    let due = "status = 'pending' AND next_attempt_at <= $3 \
+               AND (lease_until IS NULL OR lease_until <= $3)";
+    // Oldest first, but at most `per_tenant` rows of any one tenant: a
+    // tenant with thousands queued takes its turn beside the others instead
+    // of filling every claim.
+    let fair = match limit.per_tenant {
+        None => String::new(),
+        Some(per_tenant) => format!(
+            " AND id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER \
+               (PARTITION BY tenant_id ORDER BY id) AS turn FROM {table} WHERE {due}) AS queued \
+             WHERE turn <= {per_tenant})"
+        ),
+    };
     let mut tx = begin_write(pool).await?;
     sqlx::query(&format!(
         "UPDATE {table} SET lease_owner = $1, lease_until = $2 WHERE id IN (\
-           SELECT id FROM {table} WHERE status = 'pending' AND next_attempt_at <= $3 \
-           AND (lease_until IS NULL OR lease_until <= $3) ORDER BY id LIMIT $4{lock})"
+           SELECT id FROM {table} WHERE {due}{fair} ORDER BY id LIMIT $4{lock})"
     ))
     .bind(owner)
     .bind(UnixTime::from(now + LEASE))
     .bind(now_unix)
-    .bind(limit)
+    .bind(limit.rows)
     .execute(&mut *tx)
     .await?;
     let claimed = sqlx::query_as(select)

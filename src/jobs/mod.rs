@@ -10,7 +10,9 @@ use crate::{
     state::AppState,
 };
 
-/// Runs one scheduler tick: everything due at the state's clock. Each step is
+/// Runs one scheduler tick: everything due at the state's clock but webhook
+/// deliveries, which have their own task ([`spawn_webhooks`]) so that no
+/// tenant's receiver can hold up sweeps and owner emails. Each step is
 /// idempotent and safe to run on several instances at once, and each runs
 /// whatever happened to the ones before it: a failing step is logged and
 /// counted, and the tick reports which failed.
@@ -40,16 +42,6 @@ pub async fn tick(state: &AppState) -> anyhow::Result<()> {
     match sender::deliver_due(outbound).await {
         Ok(report) => skipped += report.skipped,
         Err(err) => failed.push(("delivery", err.into())),
-    }
-    let webhooks = webhooks::WebhookOutbound {
-        db: &state.db,
-        clock: state.clock.as_ref(),
-        peppers: &state.peppers,
-        allow_private: state.config.webhook_allow_private,
-    };
-    match webhooks::deliver_due(webhooks).await {
-        Ok(report) => skipped += report.skipped,
-        Err(err) => failed.push(("webhooks", err.into())),
     }
     if let Err(err) = purge(state).await {
         failed.push(("purge", err));
@@ -93,6 +85,44 @@ async fn purge(state: &AppState) -> anyhow::Result<()> {
         .await
         .map_err(|err| anyhow::anyhow!("failed to delete expired sessions: {err}"))?;
     Ok(())
+}
+
+/// One webhook delivery round: every delivery due at the state's clock.
+pub async fn deliver_webhooks(state: &AppState) -> anyhow::Result<webhooks::WebhookReport> {
+    let _one_at_a_time = state.delivering_webhooks.lock().await;
+    let outbound = webhooks::WebhookOutbound {
+        db: &state.db,
+        clock: state.clock.as_ref(),
+        peppers: &state.peppers,
+        allow_private: state.config.webhook_allow_private,
+        timeout: state.config.webhook_timeout,
+    };
+    let report = webhooks::deliver_due(outbound).await?;
+    state
+        .metrics
+        .scheduler_rows_skipped
+        .fetch_add(report.skipped, Ordering::Relaxed);
+    Ok(report)
+}
+
+/// Delivers webhooks every `webhook_interval` until `stop` turns true,
+/// apart from the scheduler's tick.
+pub fn spawn_webhooks(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(state.config.webhook_interval);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {
+                    if let Err(err) = deliver_webhooks(&state).await {
+                        state.metrics.scheduler_steps_failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(error = ?err, "webhook delivery round failed");
+                    }
+                }
+                _ = stop.changed() => break,
+            }
+        }
+    })
 }
 
 /// Ticks every `scheduler_interval` until `stop` turns true. A failing tick

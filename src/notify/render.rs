@@ -5,7 +5,7 @@ use askama::Template;
 use time::{OffsetDateTime, format_description::BorrowedFormatItem, macros::format_description};
 
 use crate::domain::notice::{
-    AnomalyNotice, ExpiryReminder, Notice, RevocationNotice, RotationNotice,
+    AnomalyNotice, ExpiryReminder, Notice, RevocationNotice, RotationNotice, WebhookDisabledNotice,
 };
 
 const WHEN: &[BorrowedFormatItem<'static>] =
@@ -90,6 +90,22 @@ struct AnomalyHtml<'a> {
     link: &'a str,
 }
 
+#[derive(Template)]
+#[template(path = "email/webhook_disabled.txt")]
+struct WebhookDisabledText<'a> {
+    n: &'a WebhookDisabledNotice,
+    disabled: &'a str,
+    link: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/webhook_disabled.html")]
+struct WebhookDisabledHtml<'a> {
+    n: &'a WebhookDisabledNotice,
+    disabled: &'a str,
+    link: &'a str,
+}
+
 /// Renders `notice`; links point at `public_url`. `now` gives the days left.
 pub fn render(
     notice: &Notice,
@@ -158,6 +174,28 @@ pub fn render(
                 html: RevocationHtml {
                     n,
                     revoked: &revoked,
+                    link: &link,
+                }
+                .render()?,
+            })
+        }
+        Notice::WebhookDisabled(n) => {
+            let disabled = when(n.disabled_at);
+            let link = format!("{public_url}/admin/webhooks");
+            Ok(Rendered {
+                subject: format!(
+                    "A webhook of {} was disabled after {} failed deliveries",
+                    n.tenant_name, n.failures
+                ),
+                text: WebhookDisabledText {
+                    n,
+                    disabled: &disabled,
+                    link: &link,
+                }
+                .render()?,
+                html: WebhookDisabledHtml {
+                    n,
+                    disabled: &disabled,
                     link: &link,
                 }
                 .render()?,
@@ -254,5 +292,38 @@ mod tests {
         insta::assert_snapshot!("expiry_subject", r.subject);
         insta::assert_snapshot!("expiry_text", r.text);
         insta::assert_snapshot!("expiry_html", r.html);
+    }
+
+    #[test]
+    fn webhook_disabled_email_names_the_endpoint_and_escapes_its_text() {
+        let notice = Notice::WebhookDisabled(WebhookDisabledNotice {
+            tenant_name: "Acme".into(),
+            webhook_id: "wh_123".into(),
+            url: "https://hooks.example.com/<x>".into(),
+            failures: 20,
+            last_error: "request failed: <script>".into(),
+            disabled_at: UnixTime::from_secs(1_800_000_000),
+        });
+        let r = render(
+            &notice,
+            "https://keys.example.com",
+            UnixTime::from_secs(1_800_000_000).to_datetime(),
+        )
+        .expect("render");
+        assert_eq!(
+            r.subject,
+            "A webhook of Acme was disabled after 20 failed deliveries"
+        );
+        for body in [&r.text, &r.html] {
+            assert!(
+                body.contains("wh_123") && body.contains("https://keys.example.com/admin/webhooks"),
+                "{body}"
+            );
+        }
+        assert!(
+            r.html.contains("request failed:") && !r.html.contains("<script>"),
+            "{}",
+            r.html
+        );
     }
 }

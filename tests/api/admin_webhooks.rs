@@ -47,7 +47,7 @@ both_engines! {
         let action = [("csrf", csrf_of(&page)), ("tenant", "acme".to_owned())];
         let res = client.post(app.url(&format!("/admin/webhooks/{id}/test"))).form(&action).send().await.expect("post");
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
-        app.tick().await;
+        app.tick_and_deliver().await;
         assert_eq!(receiver.accepted().len(), 1);
 
         let viewer = browser();

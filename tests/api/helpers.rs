@@ -420,6 +420,20 @@ impl TestApp {
     pub async fn tick(&self) {
         keysmith::jobs::tick(&self.state).await.expect("tick");
     }
+
+    /// One round of the webhook task at the current (test) time.
+    pub async fn deliver_webhooks(&self) -> keysmith::notify::webhooks::WebhookReport {
+        keysmith::jobs::deliver_webhooks(&self.state)
+            .await
+            .expect("webhook round")
+    }
+
+    /// A tick (which writes due events, e.g. `key.expired`), then a webhook
+    /// round that delivers them.
+    pub async fn tick_and_deliver(&self) {
+        self.tick().await;
+        self.deliver_webhooks().await;
+    }
 }
 
 fn test_config(db: &TestDb, env: &[(&str, String)]) -> Config {

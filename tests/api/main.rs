@@ -50,4 +50,5 @@ mod tenant_policy;
 mod tenant_policy_limits;
 mod verify;
 mod verify_paths;
+mod webhook_isolation;
 mod webhooks;

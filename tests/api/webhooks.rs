@@ -101,7 +101,7 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
 }
 
 /// Creates a webhook; the answer carries its secret, so no cache may keep it.
-async fn create_webhook(app: &TestApp, url: &str, events: Value) -> Value {
+pub(crate) async fn create_webhook(app: &TestApp, url: &str, events: Value) -> Value {
     let res = app
         .post(
             "/api/v1/tenants/acme/webhooks",
@@ -117,7 +117,7 @@ async fn create_webhook(app: &TestApp, url: &str, events: Value) -> Value {
     expect_json(res, StatusCode::CREATED).await
 }
 
-async fn deliveries(app: &TestApp, id: &str) -> Vec<Value> {
+pub(crate) async fn deliveries(app: &TestApp, id: &str) -> Vec<Value> {
     let res = app
         .get(&format!("/api/v1/tenants/acme/webhooks/{id}/deliveries"))
         .await;
@@ -140,7 +140,7 @@ both_engines! {
         let su = app.create_service_user("ci-bot").await;
         let key = app.create_key(&su, json!({"name": "deploy"})).await;
         app.rotate_key(key["id"].as_str().expect("id")).await;
-        app.tick().await;
+        app.tick_and_deliver().await;
 
         let accepted = receiver.accepted();
         assert_eq!(accepted.len(), 1, "only key.created is subscribed: {accepted:?}");
@@ -167,7 +167,7 @@ both_engines! {
         // The test event reaches the same receiver, signed too.
         let res = app.post(&format!("/api/v1/tenants/acme/webhooks/{id}/test"), &json!({})).await;
         expect_json(res, StatusCode::ACCEPTED).await;
-        app.tick().await;
+        app.tick_and_deliver().await;
         let accepted = receiver.accepted();
         assert_eq!(accepted.len(), 2);
         assert_eq!(accepted[1].1["type"], "webhook.test");
@@ -184,7 +184,7 @@ both_engines! {
         let key = app.create_key(&su, json!({"name": "deploy"})).await;
         expect_json(app.revoke_key(key["id"].as_str().expect("id"), "leaked").await, StatusCode::OK).await;
 
-        app.tick().await;
+        app.tick_and_deliver().await;
         assert_eq!(receiver.calls(), 1);
         assert!(receiver.accepted().is_empty());
         let history = deliveries(&app, id).await;
@@ -192,11 +192,11 @@ both_engines! {
         assert_eq!(history[0]["last_status"], 500);
         assert_eq!(history[0]["attempts"], 1);
 
-        app.tick().await;
+        app.tick_and_deliver().await;
         assert_eq!(receiver.calls(), 1, "not before the backoff");
         app.clock.advance(Duration::seconds(31));
-        app.tick().await;
-        app.tick().await;
+        app.tick_and_deliver().await;
+        app.tick_and_deliver().await;
         let accepted = receiver.accepted();
         assert_eq!(accepted.len(), 1, "delivered exactly once");
         assert_eq!(accepted[0].1["type"], "key.revoked");
@@ -253,15 +253,19 @@ both_engines! {
         let app = TestApp::spawn_with(db, &[], Some(clock)).await;
         let su = app.create_service_user("ci-bot").await;
         app.create_key(&su, json!({"name": "deploy"})).await;
-        app.tick().await;
-        // The restart's management key and the test's key: two events, neither sent.
+        app.tick_and_deliver().await;
+        // The restart's management key and the test's key: two events, neither
+        // sent. The first was refused; the refusal paused the endpoint, so
+        // the second waits for the pause, untried.
         let history = deliveries(&app, &id).await;
         assert_eq!(history.len(), 2);
         for delivery in &history {
             assert_eq!(delivery["status"], "pending");
             assert_eq!(delivery["last_status"], Value::Null, "no request was made");
-            assert!(delivery["last_error"].as_str().is_some_and(|e| e.contains("private")), "{history:?}");
         }
+        let (newer, older) = (&history[0], &history[1]);
+        assert!(older["last_error"].as_str().is_some_and(|e| e.contains("private")), "{history:?}");
+        assert_eq!((newer["attempts"].as_i64(), newer["last_error"].as_str()), (Some(0), None), "{history:?}");
     }
 
     async fn another_tenants_webhook_is_not_found(app: TestApp) {
@@ -296,13 +300,13 @@ both_engines! {
         let expires = app.now() + Duration::days(40);
 
         app.clock.set(expires - Duration::days(30) + Duration::hours(1));
-        app.tick().await;
-        app.tick().await;
+        app.tick_and_deliver().await;
+        app.tick_and_deliver().await;
         app.clock.set(expires + Duration::hours(1));
-        app.tick().await;
+        app.tick_and_deliver().await;
         let res = app.post(&format!("/api/v1/tenants/acme/service-users/{su}/disable"), &json!({})).await;
         assert!(res.status().is_success(), "{}", res.status());
-        app.tick().await;
+        app.tick_and_deliver().await;
 
         let types: Vec<String> = receiver.accepted().iter().map(|(_, e)| e["type"].as_str().expect("type").to_owned()).collect();
         assert_eq!(types, ["key.expiring", "key.expired", "service_user.disabled"]);
@@ -320,7 +324,7 @@ both_engines! {
         receiver.set_secret(created["secret"].as_str().expect("secret"));
         let su = app.create_service_user("ci-bot").await;
         app.create_key(&su, json!({"name": "deploy"})).await;
-        app.tick().await;
+        app.tick_and_deliver().await;
         assert_eq!(receiver.calls(), 0, "the redirect's target was never called");
         let history = deliveries(&app, created["id"].as_str().expect("id")).await;
         assert_eq!(history[0]["status"], "pending");
@@ -408,7 +412,7 @@ both_engines! {
         }
         let res = app.post(&format!("/api/v1/tenants/acme/webhooks/{id}/test"), &json!({})).await;
         expect_json(res, StatusCode::ACCEPTED).await;
-        app.tick().await;
+        app.tick_and_deliver().await;
         assert_eq!(receiver.accepted().len(), 1, "signed with the same secret after re-sealing");
         assert_eq!(receiver.inner.lock().expect("lock").bad_signatures, 0);
 

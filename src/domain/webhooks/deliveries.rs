@@ -42,27 +42,32 @@ pub(super) async fn insert(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ClaimedDelivery {
     pub id: i64,
+    pub tenant_id: TenantId,
     pub endpoint_id: WebhookEndpointId,
     pub event_type: String,
     pub payload: String,
     pub attempts: i64,
     pub url: String,
     pub secret_sealed: String,
+    /// The endpoint's health when claimed (see `health`).
+    pub paused_until: Option<UnixTime>,
+    pub disabled_at: Option<UnixTime>,
 }
 
-/// Claims up to `limit` due deliveries for `owner` (see [`queue::claim_due`]).
+/// Claims due deliveries for `owner` (see [`queue::claim_due`]).
 pub async fn claim_due(
     pool: &AnyPool,
     engine: Engine,
     owner: &str,
-    limit: i64,
+    limit: queue::Claim,
     now: OffsetDateTime,
 ) -> AppResult<Vec<ClaimedDelivery>> {
     queue::claim_due(
         pool,
         engine,
         Queue::WebhookDeliveries,
-        "SELECT d.id, d.endpoint_id, d.event_type, d.payload, d.attempts, e.url, e.secret_sealed \
+        "SELECT d.id, d.tenant_id, d.endpoint_id, d.event_type, d.payload, d.attempts, e.url, \
+         e.secret_sealed, e.paused_until, e.disabled_at \
          FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
          WHERE d.lease_owner = $1 AND d.status = 'pending' AND d.lease_until > $2 ORDER BY d.id",
         owner,
@@ -110,6 +115,44 @@ pub async fn record(
     .bind(delivery.id)
     .bind(owner)
     .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Puts a claimed delivery back, untried, to be claimed again at `until`
+/// (its endpoint is paused or disabled, or its turn's time ran out): no
+/// attempt is counted.
+pub async fn defer(
+    pool: &AnyPool,
+    delivery: &ClaimedDelivery,
+    owner: &str,
+    until: OffsetDateTime,
+) -> AppResult<()> {
+    sqlx::query(
+        "UPDATE webhook_deliveries SET next_attempt_at = $1, lease_owner = NULL, lease_until = NULL \
+         WHERE id = $2 AND lease_owner = $3",
+    )
+    .bind(UnixTime::from(until))
+    .bind(delivery.id)
+    .bind(owner)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Makes an endpoint's pending deliveries due now (it was enabled again).
+pub async fn resume(
+    tx: &mut Transaction<'_, Any>,
+    endpoint_id: &WebhookEndpointId,
+    now: OffsetDateTime,
+) -> AppResult<()> {
+    sqlx::query(
+        "UPDATE webhook_deliveries SET next_attempt_at = $1 \
+         WHERE endpoint_id = $2 AND status = 'pending' AND next_attempt_at > $1",
+    )
+    .bind(UnixTime::from(now))
+    .bind(endpoint_id)
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! and the events written for them in the same transaction as their cause.
 
 pub mod deliveries;
+pub mod health;
 mod secret;
 mod target;
 
@@ -71,6 +72,12 @@ pub struct Endpoint {
     #[schema(value_type = String, format = DateTime)]
     pub created_at: UnixTime,
     pub created_by: String,
+    /// Failed attempts in a row (0 once one succeeds).
+    pub consecutive_failures: i64,
+    /// Set when the endpoint was disabled after too many failures; nothing
+    /// is sent until it is enabled again.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub disabled_at: Option<UnixTime>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -80,6 +87,8 @@ struct EndpointRow {
     events: String,
     created_at: UnixTime,
     created_by: String,
+    consecutive_failures: i64,
+    disabled_at: Option<UnixTime>,
 }
 
 impl From<EndpointRow> for Endpoint {
@@ -90,6 +99,26 @@ impl From<EndpointRow> for Endpoint {
             events: serde_json::from_str(&row.events).unwrap_or_default(),
             created_at: row.created_at,
             created_by: row.created_by,
+            consecutive_failures: row.consecutive_failures,
+            disabled_at: row.disabled_at,
+        }
+    }
+}
+
+/// What the operator allows of endpoints (from the configuration).
+#[derive(Debug, Clone, Copy)]
+pub struct Admission {
+    /// `KEYSMITH_WEBHOOK_ALLOW_PRIVATE`: loopback and private targets.
+    pub allow_private: bool,
+    /// `KEYSMITH_MAX_WEBHOOKS_PER_TENANT`.
+    pub max_per_tenant: i64,
+}
+
+impl Admission {
+    pub fn of(config: &crate::config::Config) -> Self {
+        Self {
+            allow_private: config.webhook_allow_private,
+            max_per_tenant: config.max_webhooks_per_tenant,
         }
     }
 }
@@ -115,16 +144,28 @@ pub async fn create(
     peppers: &Peppers,
     tenant: &Tenant,
     new: NewEndpoint,
-    allow_private: bool,
+    admission: Admission,
     actor: &Actor,
     now: OffsetDateTime,
 ) -> AppResult<CreatedEndpoint> {
     let NewEndpoint { url, events } = new;
-    url.resolve(allow_private).await?;
+    url.resolve(admission.allow_private).await?;
     let id = WebhookEndpointId::new(format!("wh_{}", random::base62(16)));
     let secret = WebhookSecret::generate();
     let events_json = serde_json::to_string(&events.0).map_err(anyhow::Error::from)?;
     let mut tx = begin_write(pool).await?;
+    crate::db::lock_tenant(&mut tx, pool, &tenant.id).await?;
+    let (existing,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM webhook_endpoints WHERE tenant_id = $1")
+            .bind(&tenant.id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if existing >= admission.max_per_tenant {
+        return Err(AppError::Validation(format!(
+            "a tenant has at most {} webhook endpoints (KEYSMITH_MAX_WEBHOOKS_PER_TENANT): delete one first",
+            admission.max_per_tenant
+        )));
+    }
     sqlx::query(
         "INSERT INTO webhook_endpoints (id, tenant_id, url, secret_sealed, events, created_at, created_by) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -156,6 +197,8 @@ pub async fn create(
             events: events.0,
             created_at: UnixTime::from(now),
             created_by: actor.to_string(),
+            consecutive_failures: 0,
+            disabled_at: None,
         },
         secret,
     })
@@ -187,7 +230,8 @@ async fn audit_change(
     .await
 }
 
-const SELECT: &str = "SELECT id, url, events, created_at, created_by FROM webhook_endpoints";
+const SELECT: &str = "SELECT id, url, events, created_at, created_by, consecutive_failures, disabled_at \
+                      FROM webhook_endpoints";
 
 pub async fn list(pool: &AnyPool, tenant_id: &TenantId) -> AppResult<Vec<Endpoint>> {
     let rows: Vec<EndpointRow> = sqlx::query_as(&format!(
@@ -284,11 +328,12 @@ pub async fn enqueue(
     data: serde_json::Value,
     now: OffsetDateTime,
 ) -> AppResult<()> {
-    let endpoints: Vec<(WebhookEndpointId, String)> =
-        sqlx::query_as("SELECT id, events FROM webhook_endpoints WHERE tenant_id = $1")
-            .bind(tenant_id)
-            .fetch_all(&mut **tx)
-            .await?;
+    let endpoints: Vec<(WebhookEndpointId, String)> = sqlx::query_as(
+        "SELECT id, events FROM webhook_endpoints WHERE tenant_id = $1 AND disabled_at IS NULL",
+    )
+    .bind(tenant_id)
+    .fetch_all(&mut **tx)
+    .await?;
     let subscribed: Vec<WebhookEndpointId> = endpoints
         .into_iter()
         .filter(|(_, events)| {
@@ -321,24 +366,49 @@ pub async fn enqueue(
     Ok(())
 }
 
-/// Queues a `webhook.test` event for one endpoint.
+/// Queues a `webhook.test` event for one endpoint: at most one per
+/// [`health::TEST_EVENT_SPACING`], and none to a disabled endpoint.
 pub async fn send_test(
     pool: &AnyPool,
     tenant: &Tenant,
     id: &WebhookEndpointId,
     now: OffsetDateTime,
 ) -> AppResult<String> {
-    get(pool, &tenant.id, id).await?;
+    let endpoint = get(pool, &tenant.id, id).await?;
+    if endpoint.disabled_at.is_some() {
+        return Err(AppError::Conflict(
+            "the endpoint is disabled after failing: enable it first".into(),
+        ));
+    }
     let event_id = format!("evt_{}", random::base62(20));
     let data = serde_json::json!({"message": "a test event from Keysmith", "webhook_id": id});
     let payload = body(&event_id, TEST_EVENT, &tenant.slug, &data, now)?;
     let mut tx = begin_write(pool).await?;
+    health::take_test_slot(&mut tx, &tenant.id, id, now).await?;
     deliveries::insert(
         &mut tx, &tenant.id, id, &event_id, TEST_EVENT, &payload, now,
     )
     .await?;
     tx.commit().await?;
     Ok(event_id)
+}
+
+/// Enables an endpoint that was disabled after failing (or is paused), with
+/// a clean record; its pending deliveries are tried on the next round.
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, webhook_id = %id))]
+pub async fn enable(
+    pool: &AnyPool,
+    tenant: &Tenant,
+    id: &WebhookEndpointId,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> AppResult<()> {
+    let mut tx = begin_write(pool).await?;
+    health::enable(&mut tx, &tenant.id, id).await?;
+    deliveries::resume(&mut tx, id, now).await?;
+    audit_change(&mut tx, tenant, actor, "webhook.enable", id.as_str(), now).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// What a key event says about the key: never its secret.

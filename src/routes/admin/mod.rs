@@ -90,6 +90,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route("/admin/webhooks/{id}/delete", post(webhooks_page::delete))
         .route("/admin/webhooks/{id}/test", post(webhooks_page::send_test))
+        .route("/admin/webhooks/{id}/enable", post(webhooks_page::enable))
         .route(
             "/admin/policy",
             get(policy_page::show).post(policy_page::update),

@@ -157,7 +157,7 @@ pub async fn create(
                 &state.peppers,
                 &membership.tenant,
                 new,
-                state.config.webhook_allow_private,
+                webhooks::Admission::of(&state.config),
                 &admin.actor(),
                 state.now(),
             )
@@ -234,6 +234,29 @@ pub async fn send_test(
         .manager_of(&state, &headers, &form.csrf, &form.tenant, VIEWER)
         .await?;
     webhooks::send_test(state.pool(), &membership.tenant, &id, state.now()).await?;
+    Ok(back(&membership))
+}
+
+/// Enables an endpoint disabled after failing; its waiting deliveries go out
+/// on the next round.
+pub async fn enable(
+    State(state): State<AppState>,
+    admin: Admin,
+    headers: HeaderMap,
+    Path(id): Path<WebhookEndpointId>,
+    Form(form): Form<ActionForm>,
+) -> Result<Response, PageError> {
+    let membership = admin
+        .manager_of(&state, &headers, &form.csrf, &form.tenant, VIEWER)
+        .await?;
+    webhooks::enable(
+        state.pool(),
+        &membership.tenant,
+        &id,
+        &admin.actor(),
+        state.now(),
+    )
+    .await?;
     Ok(back(&membership))
 }
 

@@ -65,6 +65,7 @@ pub fn router() -> Router<AppState> {
         .route("/webhooks", post(webhooks::create).get(webhooks::list))
         .route("/webhooks/{id}", axum::routing::delete(webhooks::delete))
         .route("/webhooks/{id}/test", post(webhooks::send_test))
+        .route("/webhooks/{id}/enable", post(webhooks::enable))
         .route("/webhooks/{id}/deliveries", get(webhooks::deliveries));
     Router::new()
         .route(
@@ -99,7 +100,7 @@ pub fn router() -> Router<AppState> {
         keys::create, keys::list, keys::get, keys::update_limits, keys::rotate, keys::revoke,
         audit::list, audit::usage, notifications::list,
         verify::verify, tenants::get, tenants::update, secret_scanning::github,
-        webhooks::create, webhooks::list, webhooks::delete, webhooks::send_test, webhooks::deliveries,
+        webhooks::create, webhooks::list, webhooks::delete, webhooks::send_test, webhooks::enable, webhooks::deliveries,
     ),
     modifiers(&BearerAuth)
 )]

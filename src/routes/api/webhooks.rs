@@ -77,7 +77,7 @@ pub async fn create(
         &state.peppers,
         &tenant,
         new,
-        state.config.webhook_allow_private,
+        webhooks::Admission::of(&state.config),
         &caller.actor(),
         state.now(),
     )
@@ -123,7 +123,7 @@ pub async fn delete(
 
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/webhooks/{id}/test", tag = "webhooks",
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path, description = "webhook id")),
-    responses((status = 202, body = TestQueued, description = "a `webhook.test` event is queued"), (status = 404)),
+    responses((status = 202, body = TestQueued, description = "a `webhook.test` event is queued"), (status = 404), (status = 409, description = "the endpoint is disabled"), (status = 429, description = "one test event per endpoint every 10 seconds")),
     security(("management_key" = [])))]
 pub async fn send_test(
     State(state): State<AppState>,
@@ -133,6 +133,20 @@ pub async fn send_test(
     let tenant = caller.tenant(&state, &tenant).await?;
     let event_id = webhooks::send_test(state.pool(), &tenant, &id, state.now()).await?;
     Ok((StatusCode::ACCEPTED, Json(TestQueued { event_id })))
+}
+
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/webhooks/{id}/enable", tag = "webhooks",
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path, description = "webhook id")),
+    responses((status = 204, description = "enabled again (after being disabled for failing), with a clean record"), (status = 404)),
+    security(("management_key" = [])))]
+pub async fn enable(
+    State(state): State<AppState>,
+    caller: ManagementCaller,
+    Path((tenant, id)): Path<(String, WebhookEndpointId)>,
+) -> AppResult<StatusCode> {
+    let tenant = caller.tenant(&state, &tenant).await?;
+    webhooks::enable(state.pool(), &tenant, &id, &caller.actor(), state.now()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/webhooks/{id}/deliveries", tag = "webhooks",
