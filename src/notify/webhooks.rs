@@ -25,7 +25,7 @@ use crate::{
         webhooks::{
             WebhookSecret, WebhookUrl,
             deliveries::{self, ClaimedDelivery, Outcome},
-            health,
+            health, signature_header,
         },
     },
     error::AppResult,
@@ -238,6 +238,27 @@ async fn run_lane(
     report
 }
 
+/// The current secret, and the previous one while its overlap lasts.
+fn signing_secrets(
+    peppers: &Peppers,
+    delivery: &ClaimedDelivery,
+    now: OffsetDateTime,
+) -> AppResult<Vec<WebhookSecret>> {
+    let mut secrets = vec![WebhookSecret::open(
+        peppers,
+        &delivery.endpoint_id,
+        &delivery.secret_sealed,
+    )?];
+    if let (Some(sealed), Some(until)) = (
+        &delivery.previous_secret_sealed,
+        delivery.previous_secret_until,
+    ) && until.to_datetime() > now
+    {
+        secrets.push(WebhookSecret::open(peppers, &delivery.endpoint_id, sealed)?);
+    }
+    Ok(secrets)
+}
+
 /// One POST: the receiver's status (if it answered) and whether it was a 2xx.
 async fn attempt(
     out: WebhookOutbound<'_>,
@@ -252,11 +273,10 @@ async fn attempt(
         Ok(addrs) => addrs,
         Err(err) => return (None, Err(err.to_string())),
     };
-    let secret =
-        match WebhookSecret::open(out.peppers, &delivery.endpoint_id, &delivery.secret_sealed) {
-            Ok(secret) => secret,
-            Err(_) => return (None, Err("the signing secret cannot be read".into())),
-        };
+    let secrets = match signing_secrets(out.peppers, delivery, now) {
+        Ok(secrets) => secrets,
+        Err(_) => return (None, Err("the signing secret cannot be read".into())),
+    };
     // No proxy from the environment: it would connect to the host by name,
     // wherever DNS points next, and the address check above would be moot.
     let mut builder = match keysmith_verify::tls::client_builder(None) {
@@ -271,7 +291,7 @@ async fn attempt(
         Ok(client) => client,
         Err(err) => return (None, Err(format!("client setup failed: {err}"))),
     };
-    let signature = secret.signature(UnixTime::from(now), &delivery.payload);
+    let signature = signature_header(UnixTime::from(now), &delivery.payload, &secrets);
     let sent = client
         .post(url.url().clone())
         .header("content-type", "application/json")

@@ -63,22 +63,26 @@ impl Receiver {
 }
 
 /// What a receiver should do: recompute HMAC-SHA-256(secret, "t.body") and
-/// compare it to `v1` (a real receiver also rejects `t` older than 5 minutes).
+/// accept the event if any `v1` matches (during a secret rotation's overlap
+/// there is one per secret); a real receiver also rejects `t` older than 5
+/// minutes.
 fn signature_valid(secret: &str, header: &str, body: &[u8]) -> Option<i64> {
     let mut t = None;
-    let mut v1 = None;
+    let mut v1s = Vec::new();
     for part in header.split(',') {
         match part.split_once('=') {
             Some(("t", value)) => t = value.parse::<i64>().ok(),
-            Some(("v1", value)) => v1 = hex::decode(value).ok(),
+            Some(("v1", value)) => v1s.extend(hex::decode(value).ok()),
             _ => {}
         }
     }
-    let (t, v1) = (t?, v1?);
+    let t = t?;
     let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).ok()?;
     mac.update(format!("{t}.").as_bytes());
     mac.update(body);
-    mac.verify_slice(&v1).ok().map(|()| t)
+    v1s.iter()
+        .any(|v1| mac.clone().verify_slice(v1).is_ok())
+        .then_some(t)
 }
 
 async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
@@ -520,4 +524,61 @@ async fn webhook_delivery_ignores_proxy_variables_sqlite() {
 #[tokio::test]
 async fn webhook_delivery_ignores_proxy_variables_postgres() {
     delivery_ignores_proxy_variables(crate::helpers::Engine::Postgres).await;
+}
+
+both_engines! {
+    async fn a_rotated_secret_signs_beside_the_previous_one_until_the_overlap_ends(app: TestApp) {
+        let app = app.allowing_private_webhooks().await;
+        let (receiver, url) = Receiver::start(0).await;
+        let created = create_webhook(&app, &url, json!(["key.created"])).await;
+        let (id, old) = (created["id"].as_str().expect("id").to_owned(), created["secret"].as_str().expect("secret").to_owned());
+        let path = format!("/api/v1/tenants/acme/webhooks/{id}/rotate-secret");
+        let rotate = |body: Value| {
+            let request = app.client.post(app.url(&path)).bearer_auth(&app.admin_key).json(&body);
+            async move { request.send().await.expect("rotate") }
+        };
+        for bad in [json!({"overlap_hours": -1}), json!({"overlap_hours": 73}), json!({"overlap": 1})] {
+            expect_error(rotate(bad).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        }
+        let res = rotate(json!({"overlap_hours": 2})).await;
+        assert_eq!(res.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+        let rotated = expect_json(res, StatusCode::CREATED).await;
+        let new = rotated["secret"].as_str().expect("secret").to_owned();
+        assert!(new.starts_with("whsec_") && new != old);
+        assert!(rotated["previous_signs_until"].is_string(), "{rotated}");
+        assert!(!app.db.dump().contains(&new["whsec_".len()..]), "sealed at rest");
+
+        // During the overlap a receiver holding either secret accepts.
+        let su = app.create_service_user("ci-bot").await;
+        for secret in [&old, &new] {
+            receiver.set_secret(secret);
+            app.create_key(&su, json!({"name": "k"})).await;
+            app.deliver_webhooks().await;
+        }
+        assert_eq!(receiver.accepted().len(), 2);
+        assert_eq!(receiver.inner.lock().expect("lock").bad_signatures, 0);
+        // After it, only the new one signs.
+        app.clock.advance(Duration::hours(2) + Duration::seconds(1));
+        receiver.set_secret(&old);
+        app.create_key(&su, json!({"name": "late"})).await;
+        app.deliver_webhooks().await;
+        assert_eq!(receiver.inner.lock().expect("lock").bad_signatures, 1, "the old secret no longer signs");
+
+        // Overlap 0: the previous secret stops at once (a leaked secret).
+        let rotated = expect_json(rotate(json!({"overlap_hours": 0})).await, StatusCode::CREATED).await;
+        assert!(rotated["previous_signs_until"].is_null());
+        receiver.set_secret(&new);
+        app.clock.advance(Duration::minutes(5));
+        app.create_key(&su, json!({"name": "after"})).await;
+        app.deliver_webhooks().await;
+        assert!(receiver.inner.lock().expect("lock").bad_signatures >= 2, "the secret just replaced signs nothing");
+        // Another tenant's key cannot rotate it.
+        let globex = app.create_tenant("globex").await;
+        let globex_key = app.management_key(&globex).await;
+        let res = app.post_as(&globex_key, &format!("/api/v1/tenants/acme/webhooks/{id}/rotate-secret"), &json!({})).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'webhook.rotate_secret'")
+            .fetch_one(app.state.pool()).await.expect("count");
+        assert_eq!(audited, 2);
+    }
 }

@@ -49,6 +49,9 @@ pub struct ClaimedDelivery {
     pub attempts: i64,
     pub url: String,
     pub secret_sealed: String,
+    /// The secret before the last rotation, which signs too until `previous_secret_until`.
+    pub previous_secret_sealed: Option<String>,
+    pub previous_secret_until: Option<UnixTime>,
     /// The endpoint's health when claimed (see `health`).
     pub paused_until: Option<UnixTime>,
     pub disabled_at: Option<UnixTime>,
@@ -67,7 +70,7 @@ pub async fn claim_due(
         engine,
         Queue::WebhookDeliveries,
         "SELECT d.id, d.tenant_id, d.endpoint_id, d.event_type, d.payload, d.attempts, e.url, \
-         e.secret_sealed, e.paused_until, e.disabled_at \
+         e.secret_sealed, e.previous_secret_sealed, e.previous_secret_until, e.paused_until, e.disabled_at \
          FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
          WHERE d.lease_owner = $1 AND d.status = 'pending' AND d.lease_until > $2 ORDER BY d.id",
         owner,

@@ -19,7 +19,7 @@ use crate::{
 };
 use keysmith_verify::Peppers;
 
-pub use secret::WebhookSecret;
+pub use secret::{WebhookSecret, signature_header};
 pub use target::WebhookUrl;
 
 /// The events an endpoint can subscribe to. `webhook.test` is only ever sent
@@ -391,6 +391,59 @@ pub async fn send_test(
     .await?;
     tx.commit().await?;
     Ok(event_id)
+}
+
+/// The longest overlap a rotation may ask for.
+pub const MAX_SECRET_OVERLAP: time::Duration = time::Duration::hours(72);
+
+/// Gives an endpoint a new signing secret, shown this once. Until
+/// `now + overlap` deliveries are signed with the previous secret too (an
+/// overlap of zero drops it at once: the way to answer a leaked secret); a
+/// previous secret still in its overlap is dropped.
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, webhook_id = %id))]
+pub async fn rotate_secret(
+    pool: &AnyPool,
+    peppers: &Peppers,
+    tenant: &Tenant,
+    id: &WebhookEndpointId,
+    overlap: time::Duration,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> AppResult<WebhookSecret> {
+    if overlap.is_negative() || overlap > MAX_SECRET_OVERLAP {
+        return Err(AppError::validation(format!(
+            "overlap_hours must be from 0 to {}",
+            MAX_SECRET_OVERLAP.whole_hours()
+        )));
+    }
+    let secret = WebhookSecret::generate();
+    let sealed = secret.seal(peppers, id)?;
+    let mut tx = begin_write(pool).await?;
+    let previous: Option<(String,)> = sqlx::query_as(&format!(
+        "SELECT secret_sealed FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2{}",
+        crate::db::row_lock(pool)
+    ))
+    .bind(&tenant.id)
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (previous,) = previous.ok_or(AppError::NotFound("webhook"))?;
+    let keep_previous = overlap.is_positive();
+    sqlx::query(
+        "UPDATE webhook_endpoints SET secret_sealed = $1, previous_secret_sealed = $2, \
+         previous_secret_until = $3 WHERE tenant_id = $4 AND id = $5",
+    )
+    .bind(&sealed)
+    .bind(keep_previous.then_some(previous))
+    .bind(keep_previous.then(|| UnixTime::from(now + overlap)))
+    .bind(&tenant.id)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    let what = format!("{id}, overlap {} h", overlap.whole_hours());
+    audit_change(&mut tx, tenant, actor, "webhook.rotate_secret", &what, now).await?;
+    tx.commit().await?;
+    Ok(secret)
 }
 
 /// Enables an endpoint that was disabled after failing (or is paused), with

@@ -36,13 +36,31 @@ impl WebhookSecret {
 
     /// `t=<unix>,v1=<hex HMAC-SHA-256(secret, "<t>.<body>")>`, the scheme Stripe uses.
     pub fn signature(&self, at: UnixTime, body: &str) -> String {
-        let unix = at.secs();
+        signature_header(at, body, std::slice::from_ref(self))
+    }
+
+    fn v1(&self, unix: i64, body: &str) -> String {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(self.0.as_bytes())
             .expect("HMAC accepts keys of any length");
         mac.update(format!("{unix}.{body}").as_bytes());
-        format!("t={unix},v1={}", hex::encode(mac.finalize().into_bytes()))
+        hex::encode(mac.finalize().into_bytes())
     }
+}
 
+/// `t=<unix>` and one `v1=` per secret, current first: during a rotation's
+/// overlap the previous secret signs too, and a receiver accepts the event
+/// if any `v1` matches the secret it holds (as with Stripe).
+pub fn signature_header(at: UnixTime, body: &str, secrets: &[WebhookSecret]) -> String {
+    let unix = at.secs();
+    let mut header = format!("t={unix}");
+    for secret in secrets {
+        header.push_str(",v1=");
+        header.push_str(&secret.v1(unix, body));
+    }
+    header
+}
+
+impl WebhookSecret {
     /// Sealed for this endpoint (see [`sealed`]): a copy moved to another
     /// row does not open.
     pub fn seal(&self, peppers: &Peppers, endpoint_id: &WebhookEndpointId) -> AppResult<String> {
@@ -99,5 +117,21 @@ mod tests {
         let sig = secret.signature(UnixTime::from_secs(1_700_000_000), "{}");
         assert!(sig.starts_with("t=1700000000,v1="));
         assert_eq!(sig.len(), "t=1700000000,v1=".len() + 64);
+    }
+
+    #[test]
+    fn during_an_overlap_each_secret_signs() {
+        let (new, old) = (
+            WebhookSecret("whsec_new".into()),
+            WebhookSecret("whsec_old".into()),
+        );
+        let at = UnixTime::from_secs(1_700_000_000);
+        let both = signature_header(at, "{}", &[new, old]);
+        let alone = |s: &str| WebhookSecret(s.into()).signature(at, "{}");
+        let (new_v1, old_v1) = (alone("whsec_new"), alone("whsec_old"));
+        assert_eq!(
+            both,
+            format!("{new_v1},{}", old_v1.trim_start_matches("t=1700000000,"))
+        );
     }
 }

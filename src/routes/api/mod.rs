@@ -66,6 +66,10 @@ pub fn router() -> Router<AppState> {
         .route("/webhooks/{id}", axum::routing::delete(webhooks::delete))
         .route("/webhooks/{id}/test", post(webhooks::send_test))
         .route("/webhooks/{id}/enable", post(webhooks::enable))
+        .route(
+            "/webhooks/{id}/rotate-secret",
+            post(webhooks::rotate_secret),
+        )
         .route("/webhooks/{id}/deliveries", get(webhooks::deliveries));
     Router::new()
         .route(
@@ -100,7 +104,7 @@ pub fn router() -> Router<AppState> {
         keys::create, keys::list, keys::get, keys::update_limits, keys::rotate, keys::revoke,
         audit::list, audit::usage, notifications::list,
         verify::verify, tenants::get, tenants::update, secret_scanning::github,
-        webhooks::create, webhooks::list, webhooks::delete, webhooks::send_test, webhooks::enable, webhooks::deliveries,
+        webhooks::create, webhooks::list, webhooks::delete, webhooks::send_test, webhooks::enable, webhooks::rotate_secret, webhooks::deliveries,
     ),
     modifiers(&BearerAuth)
 )]

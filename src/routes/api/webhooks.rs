@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{auth::ManagementCaller, extract::ApiJson};
 use crate::{
-    domain::WebhookEndpointId,
     domain::webhooks::{
         self, Endpoint, EventFilter, NewEndpoint, WebhookUrl,
         deliveries::{self, DeliveryRecord},
     },
+    domain::{UnixTime, WebhookEndpointId},
     error::AppResult,
     state::AppState,
 };
@@ -49,6 +49,23 @@ pub struct DeliveryList {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TestQueued {
     pub event_id: String,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    /// How long the previous secret keeps signing beside the new one, 0 to
+    /// 72 (default 24). 0 drops it at once (a leaked secret).
+    pub overlap_hours: Option<i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RotatedSecret {
+    /// The new signing secret, shown this once.
+    pub secret: String,
+    /// Until when deliveries are also signed with the previous secret
+    /// (absent with an overlap of 0).
+    pub previous_signs_until: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/webhooks", tag = "webhooks",
@@ -147,6 +164,46 @@ pub async fn enable(
     let tenant = caller.tenant(&state, &tenant).await?;
     webhooks::enable(state.pool(), &tenant, &id, &caller.actor(), state.now()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/webhooks/{id}/rotate-secret", tag = "webhooks",
+    params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path, description = "webhook id")),
+    request_body = RotateSecret,
+    responses((status = 201, body = RotatedSecret, description = "the new secret, shown once; during the overlap every delivery carries a `v1` signature under each secret"), (status = 404), (status = 422, description = "overlap out of range")),
+    security(("management_key" = [])))]
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    caller: ManagementCaller,
+    Path((tenant, id)): Path<(String, WebhookEndpointId)>,
+    ApiJson(body): ApiJson<RotateSecret>,
+) -> AppResult<(
+    StatusCode,
+    [(http::HeaderName, &'static str); 1],
+    Json<RotatedSecret>,
+)> {
+    let tenant = caller.tenant(&state, &tenant).await?;
+    let overlap = time::Duration::hours(body.overlap_hours.unwrap_or(24));
+    let now = state.now();
+    let secret = webhooks::rotate_secret(
+        state.pool(),
+        &state.peppers,
+        &tenant,
+        &id,
+        overlap,
+        &caller.actor(),
+        now,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        super::NO_STORE,
+        Json(RotatedSecret {
+            secret: secret.expose().to_owned(),
+            previous_signs_until: overlap
+                .is_positive()
+                .then(|| UnixTime::from(now + overlap).rfc3339()),
+        }),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/webhooks/{id}/deliveries", tag = "webhooks",
