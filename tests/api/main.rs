@@ -36,6 +36,7 @@ mod keys;
 mod layers;
 mod limits;
 mod limits_edit;
+mod limits_not_mcp;
 mod limits_redis;
 mod limits_remaining;
 mod mcp;

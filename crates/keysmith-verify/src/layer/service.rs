@@ -120,12 +120,15 @@ where
                 record(&shared, line, Some(refusal.status()), started).await;
                 return Ok(refusal);
             }
-            // Only calls allowed so far count against the key's limits.
-            if let Some(Message::ToolCall { name, id }) = &message
-                && !key.limits.is_unlimited()
+            // Only requests allowed so far count against the key's limits.
+            if !key.limits.is_unlimited()
+                && let Some(counted) = Counted::of(shared.mcp, message.as_ref())
             {
-                let verdict = shared.limiter.check(key, name, shared.clock.now()).await;
-                if let Some((refusal, code)) = limited(verdict, id) {
+                let verdict = shared
+                    .limiter
+                    .check(key, counted.tool(), shared.clock.now())
+                    .await;
+                if let Some((refusal, code)) = limited(verdict, &counted) {
                     telemetry::request(code.as_str());
                     let line = audit_line(&shared, &parts, &identity.audit, subject, code);
                     record(&shared, line, Some(refusal.status()), started).await;
@@ -421,12 +424,68 @@ fn tool_refused<B>(name: &str, id: &serde_json::Value) -> Response<LayerBody<B>>
 /// JSON-RPC error code of a call over a key's rate limit or quota.
 pub const LIMITED_ERROR_CODE: i64 = -32029;
 
-/// The refusal of a call the limiter did not admit (`None`: admitted): 429
-/// with `Retry-After` and a JSON-RPC error naming the limit; 503 when the
+/// What a request counts as against its key's limits. Behind an MCP layer
+/// only a `tools/call` counts; behind one that is not MCP every request
+/// does (a non-MCP upstream has no tool calls, and a limit that never
+/// counted would be silently ignored).
+enum Counted<'a> {
+    ToolCall {
+        name: &'a str,
+        id: &'a serde_json::Value,
+    },
+    Request,
+}
+
+impl<'a> Counted<'a> {
+    fn of(mcp: bool, message: Option<&'a Message>) -> Option<Self> {
+        match message {
+            _ if !mcp => Some(Self::Request),
+            Some(Message::ToolCall { name, id }) => Some(Self::ToolCall { name, id }),
+            _ => None,
+        }
+    }
+
+    /// The tool whose overrides also apply; none for a plain request.
+    fn tool(&self) -> Option<&'a str> {
+        match self {
+            Self::ToolCall { name, .. } => Some(name),
+            Self::Request => None,
+        }
+    }
+
+    /// The refusal's body: a JSON-RPC error answering the call's id, or the
+    /// layer's plain error for a request that is not JSON-RPC.
+    fn refusal(
+        &self,
+        code: VerifyCode,
+        message: &str,
+        retry_after: Option<u64>,
+    ) -> serde_json::Value {
+        match self {
+            Self::ToolCall { id, .. } => {
+                let mut error = json!({"code": LIMITED_ERROR_CODE, "message": message});
+                if let Some(retry_after) = retry_after {
+                    error["data"] = json!({"limit": code.as_str(), "retry_after": retry_after});
+                }
+                json!({"jsonrpc": "2.0", "id": id, "error": error})
+            }
+            Self::Request => {
+                let mut error = json!({"code": code.as_str(), "message": message});
+                if let Some(retry_after) = retry_after {
+                    error["retry_after"] = json!(retry_after);
+                }
+                json!({"error": error})
+            }
+        }
+    }
+}
+
+/// The refusal of a request the limiter did not admit (`None`: admitted):
+/// 429 with `Retry-After` and an error naming the limit; 503 when the
 /// limiter could not decide.
 fn limited<B>(
     verdict: Result<Result<(), Exceeded>, LimiterError>,
-    id: &serde_json::Value,
+    counted: &Counted<'_>,
 ) -> Option<(Response<LayerBody<B>>, VerifyCode)> {
     match verdict {
         Ok(Ok(())) => None,
@@ -437,7 +496,7 @@ fn limited<B>(
             };
             let mut response = json_response(
                 StatusCode::TOO_MANY_REQUESTS,
-                json!({"jsonrpc": "2.0", "id": id, "error": {"code": LIMITED_ERROR_CODE, "message": exceeded.message, "data": {"limit": code.as_str(), "retry_after": exceeded.retry_after_secs}}}),
+                counted.refusal(code, &exceeded.message, Some(exceeded.retry_after_secs)),
             );
             response.headers_mut().insert(
                 header::RETRY_AFTER,
@@ -447,12 +506,13 @@ fn limited<B>(
         }
         Err(err) => {
             tracing::error!(error = %err, "limiter unavailable: call refused");
+            let code = VerifyCode::LimitsUnavailable;
             Some((
                 json_response(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    json!({"jsonrpc": "2.0", "id": id, "error": {"code": LIMITED_ERROR_CODE, "message": "the key's limits cannot be checked"}}),
+                    counted.refusal(code, "the key's limits cannot be checked", None),
                 ),
-                VerifyCode::LimitsUnavailable,
+                code,
             ))
         }
     }
