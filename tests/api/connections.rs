@@ -215,3 +215,74 @@ async fn a_client_holding_connections_does_not_starve_the_others() {
     );
     drop(held);
 }
+
+/// On shutdown a request in progress gets its answer, an idle keep-alive
+/// connection is closed at once (not after its header timeout), and the
+/// server returns once both are gone.
+#[tokio::test]
+async fn shutdown_finishes_requests_in_progress_and_closes_idle_connections() {
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let (entered, mut handler_entered) = tokio::sync::mpsc::channel::<()>(1);
+    let released = Arc::new(tokio::sync::Mutex::new(Some(released)));
+    let router = axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/slow",
+            axum::routing::get(move || {
+                let (released, entered) = (Arc::clone(&released), entered.clone());
+                async move {
+                    let _ = entered.send(()).await;
+                    if let Some(released) = released.lock().await.take() {
+                        let _ = released.await;
+                    }
+                    "finished"
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    // Timeouts far beyond the test: only the shutdown can close these.
+    let patient = ConnectionLimits {
+        header_timeout: Duration::from_secs(600),
+        body_timeout: Duration::from_secs(600),
+        max_connections: None,
+    };
+    let server = tokio::spawn(async move {
+        keysmith::gateway::serve_with(listener, router, &patient, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    let mut idle = open(&addr, "GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n").await;
+    let mut buf = [0_u8; 1024];
+    let n = idle.read(&mut buf).await.expect("answer");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200 OK"));
+    let mut busy = open(&addr, "GET /slow HTTP/1.1\r\nHost: test\r\n\r\n").await;
+    handler_entered
+        .recv()
+        .await
+        .expect("the slow request is in progress");
+
+    stop.send(()).expect("stop");
+    assert_eq!(
+        read_until_closed(&mut idle).await,
+        Ok(String::new()),
+        "idle: closed at once"
+    );
+    release.send(()).expect("release");
+    let answer = read_until_closed(&mut busy)
+        .await
+        .expect("busy: closed after its answer");
+    assert!(
+        answer.starts_with("HTTP/1.1 200 OK") && answer.ends_with("finished"),
+        "{answer}"
+    );
+    tokio::time::timeout(BOUND, server)
+        .await
+        .expect("the server returns")
+        .expect("task")
+        .expect("served");
+}
