@@ -46,3 +46,23 @@ both_engines! {
         assert_eq!(body["error"]["message"], "quota of 5 calls per day exhausted");
     }
 }
+
+both_engines! {
+    async fn behind_no_mcp_gateways_sharing_redis_count_every_request_once(app: TestApp) {
+        let su = app.create_service_user("ci-bot").await;
+        let rated = app.create_key(&su, json!({"rate_limit": {"per_minute": 3, "tools": [{"tool": "*", "per_minute": 1}]}})).await;
+        let upstream = plain_upstream().await;
+        let redis = [("KEYSMITH_REDIS_URL", crate::limits_redis::REDIS)];
+        let a = Running::gateway(&app, &upstream, &["--no-mcp"], &redis, None);
+        let b = Running::gateway(&app, &upstream, &["--no-mcp"], &redis, None);
+
+        for (n, gateway) in [&a, &b, &a].into_iter().enumerate() {
+            assert_eq!(get(gateway, &rated).await.status(), StatusCode::OK, "request {}", n + 1);
+        }
+        let refused = get(&b, &rated).await;
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS, "one budget for both gateways");
+        let body: Value = refused.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+        assert_eq!(body["error"]["message"], "rate limit 3/min for this key exceeded");
+    }
+}
