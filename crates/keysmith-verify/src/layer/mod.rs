@@ -39,6 +39,7 @@ pub mod jsonrpc;
     reason = "tower-http layout: layer.rs, service.rs, future.rs"
 )]
 mod layer;
+mod limited;
 mod request_body;
 mod service;
 #[cfg(test)]
