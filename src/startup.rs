@@ -78,6 +78,9 @@ pub async fn serve(
     Ok(())
 }
 
+/// Connections the separate metrics address serves at once.
+const METRICS_MAX_CONNECTIONS: usize = 16;
+
 /// `/metrics` on its own address (`KEYSMITH_METRICS_BIND`), for a scraper on
 /// a private network; the API address then answers it with 404.
 pub fn serve_metrics(
@@ -85,7 +88,11 @@ pub fn serve_metrics(
     listener: TcpListener,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     tracing::info!(addr = %listener.local_addr()?, "metrics listening");
-    let limits = state.config.connections;
+    // A scraper needs a connection or two; the open files are the API's.
+    let limits = connections::ConnectionLimits {
+        max_connections: Some(METRICS_MAX_CONNECTIONS),
+        ..state.config.connections
+    };
     let app = crate::routes::health::metrics_router().with_state(state);
     Ok(tokio::spawn(async move {
         let serving =
