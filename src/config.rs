@@ -5,6 +5,8 @@ use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 
+use crate::connections::ConnectionLimits;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `KEYSMITH_DATABASE_URL`: `sqlite://…` or `postgres://…`.
@@ -67,6 +69,11 @@ pub struct Config {
     /// may have; each is delivered to, so the cap bounds what one tenant
     /// asks of the delivery task.
     pub max_webhooks_per_tenant: i64,
+    /// How `serve` and `gateway` hold client connections:
+    /// `KEYSMITH_HEADER_TIMEOUT_SECS` (default 15), `KEYSMITH_BODY_TIMEOUT_SECS`
+    /// (default 60), `KEYSMITH_MAX_CONNECTIONS` (default half the open-file
+    /// limit, at most 10,000).
+    pub connections: ConnectionLimits,
 }
 
 impl Config {
@@ -144,6 +151,7 @@ impl Config {
                 ),
             },
         };
+        let connections = connection_limits(&var)?;
         let trusted_proxies = parse_trusted(&var("KEYSMITH_TRUSTED_PROXIES").unwrap_or_default())
             .context("KEYSMITH_TRUSTED_PROXIES is invalid")?;
         Ok(Self {
@@ -184,6 +192,7 @@ impl Config {
                 var("KEYSMITH_ALLOW_READABLE_PEPPER").as_deref(),
                 Some("1" | "true" | "yes")
             ),
+            connections,
         })
     }
 
@@ -191,6 +200,40 @@ impl Config {
     pub fn is_https(&self) -> bool {
         self.public_url.starts_with("https://")
     }
+}
+
+/// Most seconds a connection timeout may be set to (a day): a larger
+/// value is a typo, and would leave connections held as if there were none.
+const MAX_TIMEOUT_SECS: u64 = 86_400;
+
+/// Most connections `KEYSMITH_MAX_CONNECTIONS` may allow.
+const MAX_CONNECTIONS: usize = 1_000_000;
+
+fn connection_limits(var: &impl Fn(&str) -> Option<String>) -> anyhow::Result<ConnectionLimits> {
+    let defaults = ConnectionLimits::default();
+    let secs = |name: &str, default: Duration| match var(name) {
+        None => Ok(default),
+        Some(raw) => match raw.parse::<u64>() {
+            Ok(secs) if (1..=MAX_TIMEOUT_SECS).contains(&secs) => Ok(Duration::from_secs(secs)),
+            _ => Err(anyhow::anyhow!(
+                "{name} must be a whole number of seconds from 1 to {MAX_TIMEOUT_SECS}"
+            )),
+        },
+    };
+    let max_connections = match var("KEYSMITH_MAX_CONNECTIONS") {
+        None => None,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(cap) if (1..=MAX_CONNECTIONS).contains(&cap) => Some(cap),
+            _ => anyhow::bail!(
+                "KEYSMITH_MAX_CONNECTIONS must be a whole number from 1 to {MAX_CONNECTIONS}"
+            ),
+        },
+    };
+    Ok(ConnectionLimits {
+        header_timeout: secs("KEYSMITH_HEADER_TIMEOUT_SECS", defaults.header_timeout)?,
+        body_timeout: secs("KEYSMITH_BODY_TIMEOUT_SECS", defaults.body_timeout)?,
+        max_connections,
+    })
 }
 
 /// Which database engine a URL points at.
@@ -403,6 +446,38 @@ mod tests {
         assert!(err.to_string().contains("KEYSMITH_TRUSTED_PROXIES"));
         let err = config(&[("KEYSMITH_DATABASE_URL", "mysql://x")]).expect_err("bad db");
         assert!(err.to_string().contains("KEYSMITH_DATABASE_URL"));
+        for (name, value) in [
+            ("KEYSMITH_HEADER_TIMEOUT_SECS", "0"),
+            ("KEYSMITH_BODY_TIMEOUT_SECS", "1.5"),
+            ("KEYSMITH_BODY_TIMEOUT_SECS", "86401"),
+            ("KEYSMITH_MAX_CONNECTIONS", "0"),
+            ("KEYSMITH_MAX_CONNECTIONS", "-3"),
+        ] {
+            let err = config(&[(name, value)]).expect_err("bad connection limit");
+            assert!(err.to_string().contains(name), "{name}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn connection_limits_have_defaults_and_can_be_set() {
+        assert_eq!(
+            config(&[]).expect("defaults").connections,
+            ConnectionLimits::default()
+        );
+        let c = config(&[
+            ("KEYSMITH_HEADER_TIMEOUT_SECS", "5"),
+            ("KEYSMITH_BODY_TIMEOUT_SECS", "120"),
+            ("KEYSMITH_MAX_CONNECTIONS", "900"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            c.connections,
+            ConnectionLimits {
+                header_timeout: Duration::from_secs(5),
+                body_timeout: Duration::from_secs(120),
+                max_connections: Some(900),
+            }
+        );
     }
 
     #[test]

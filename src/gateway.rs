@@ -22,7 +22,7 @@ use keysmith_verify::{
     SqlVerifier, TenantScope, VerifyLayer, audit::spawn_sql_audit, limit::RedisLimiter, tls,
 };
 
-use crate::{domain::tenants, state::AppState};
+use crate::{connections::ConnectionLimits, domain::tenants, state::AppState};
 
 mod headers;
 mod pool;
@@ -65,18 +65,24 @@ pub fn proxy(upstream: &str, extra_roots_pem: Option<&[u8]>) -> anyhow::Result<R
 }
 
 /// Serves `app` with the client's address known to it, formatted once per
-/// connection for the forwarding headers.
+/// connection for the forwarding headers, under the default
+/// [`ConnectionLimits`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<ClientPeer>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_with(listener, app, &ConnectionLimits::default(), shutdown).await
+}
+
+/// [`serve`] under `limits`.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: &ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    crate::connections::serve(listener, app, limits, ClientPeer::new, shutdown).await
 }
 
 async fn forward(State(upstream): State<Upstream>, request: Request) -> Response {
@@ -207,8 +213,9 @@ pub async fn run(state: AppState, options: GatewayOptions) -> anyhow::Result<()>
     let listener = tokio::net::TcpListener::bind(options.bind)
         .await
         .with_context(|| format!("failed to bind {}", options.bind))?;
-    tracing::info!(bind = %options.bind, upstream = options.upstream, "keysmith gateway listening");
-    serve(listener, app, crate::startup::shutdown_signal()).await?;
+    tracing::info!(addr = %listener.local_addr()?, upstream = options.upstream, "keysmith gateway listening");
+    let limits = state.config.connections;
+    serve_with(listener, app, &limits, crate::startup::shutdown_signal()).await?;
     let written = flusher.shutdown().await;
     tracing::info!(written, "audit flushed");
     Ok(())

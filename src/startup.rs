@@ -7,7 +7,7 @@ use anyhow::Context;
 use keysmith_verify::{Peppers, SharedClock, SystemClock};
 use tokio::net::TcpListener;
 
-use crate::{build_app, config::Config, db::Db, jobs, state::AppState};
+use crate::{build_app, config::Config, connections, db::Db, jobs, state::AppState};
 
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KEYSMITH_LOG")
@@ -71,13 +71,10 @@ pub async fn serve(
         metrics = crate::routes::health::metrics_exposure(&state.config),
         "keysmith listening"
     );
-    axum::serve(
-        listener,
-        build_app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("server failed")?;
+    let limits = state.config.connections;
+    connections::serve(listener, build_app(state), &limits, |addr| addr, shutdown)
+        .await
+        .context("server failed")?;
     let _ = stop_jobs.send(true);
     let _ = scheduler.await;
     let _ = webhooks.await;
@@ -87,6 +84,9 @@ pub async fn serve(
     Ok(())
 }
 
+/// Connections the separate metrics address serves at once.
+const METRICS_MAX_CONNECTIONS: usize = 16;
+
 /// `/metrics` on its own address (`KEYSMITH_METRICS_BIND`), for a scraper on
 /// a private network; the API address then answers it with 404.
 pub fn serve_metrics(
@@ -94,9 +94,16 @@ pub fn serve_metrics(
     listener: TcpListener,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     tracing::info!(addr = %listener.local_addr()?, "metrics listening");
+    // A scraper needs a connection or two; the open files are the API's.
+    let limits = connections::ConnectionLimits {
+        max_connections: Some(METRICS_MAX_CONNECTIONS),
+        ..state.config.connections
+    };
     let app = crate::routes::health::metrics_router().with_state(state);
     Ok(tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, app).await {
+        let serving =
+            connections::serve(listener, app, &limits, |addr| addr, std::future::pending());
+        if let Err(err) = serving.await {
             tracing::error!(error = %err, "metrics server failed");
         }
     }))

@@ -9,12 +9,7 @@
 
 use std::net::SocketAddr;
 
-use axum::{
-    extract::connect_info::Connected,
-    http::{HeaderMap, HeaderName, HeaderValue, header},
-    serve::IncomingStream,
-};
-use tokio::net::TcpListener;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 
 /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
 /// A `match` on the name's text: a length switch and at most one compare per
@@ -79,12 +74,6 @@ impl ClientPeer {
             forwarded: HeaderValue::try_from(forwarded)
                 .expect("a quoted IP address is a header value"),
         }
-    }
-}
-
-impl Connected<IncomingStream<'_, TcpListener>> for ClientPeer {
-    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
-        Self::new(*stream.remote_addr())
     }
 }
 

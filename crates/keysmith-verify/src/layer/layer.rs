@@ -112,8 +112,10 @@ pub struct VerifyLayerBuilder {
 
 impl VerifyLayerBuilder {
     /// The routes behind this layer are not MCP: bodies are not read, no tool
-    /// is enforced (a key's tool allowlist is not consulted), and the audit
-    /// names requests `METHOD /path`. Never use it in front of an MCP server.
+    /// is enforced (a key's tool allowlist is not consulted), every request
+    /// counts against the key's rate limit and quota (per-tool overrides do
+    /// not apply), and the audit names requests `METHOD /path`. Never use it
+    /// in front of an MCP server.
     pub fn not_mcp(mut self) -> Self {
         self.mcp = false;
         self

@@ -20,8 +20,9 @@
 //! message, and `METHOD /path` only for requests without a body.
 //!
 //! Routes that are not MCP opt out with
-//! [`VerifyLayerBuilder::not_mcp`]: bodies are then not read and no tool is
-//! enforced.
+//! [`VerifyLayerBuilder::not_mcp`]: bodies are then not read, no tool is
+//! enforced, and every request counts against the key's rate and quota
+//! (there are no tool calls to count; per-tool overrides do not apply).
 //!
 //! # Tenant scope
 //!
@@ -38,6 +39,7 @@ pub mod jsonrpc;
     reason = "tower-http layout: layer.rs, service.rs, future.rs"
 )]
 mod layer;
+mod limited;
 mod request_body;
 mod service;
 #[cfg(test)]

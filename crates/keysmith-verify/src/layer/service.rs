@@ -18,13 +18,13 @@ use super::{
     headers,
     jsonrpc::{Message, TOOLS_LIST},
     layer::Shared,
+    limited::{Counted, limited},
     request_body,
     tools_list::{Format, ToolListFilter},
 };
 use crate::{
     audit::AuditRecord,
     identity::{AuditIds, Identity},
-    limit::{Exceeded, LimitKind, LimiterError},
     outcome::{VerifiedKey, VerifyCode},
     telemetry,
 };
@@ -120,12 +120,15 @@ where
                 record(&shared, line, Some(refusal.status()), started).await;
                 return Ok(refusal);
             }
-            // Only calls allowed so far count against the key's limits.
-            if let Some(Message::ToolCall { name, id }) = &message
-                && !key.limits.is_unlimited()
+            // Only requests allowed so far count against the key's limits.
+            if !key.limits.is_unlimited()
+                && let Some(counted) = Counted::of(shared.mcp, message.as_ref())
             {
-                let verdict = shared.limiter.check(key, name, shared.clock.now()).await;
-                if let Some((refusal, code)) = limited(verdict, id) {
+                let verdict = shared
+                    .limiter
+                    .check(key, counted.tool(), shared.clock.now())
+                    .await;
+                if let Some((refusal, code)) = limited(verdict, &counted) {
                     telemetry::request(code.as_str());
                     let line = audit_line(&shared, &parts, &identity.audit, subject, code);
                     record(&shared, line, Some(refusal.status()), started).await;
@@ -416,44 +419,4 @@ fn tool_refused<B>(name: &str, id: &serde_json::Value) -> Response<LayerBody<B>>
         StatusCode::FORBIDDEN,
         json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32001, "message": format!("this API key may not call the tool `{name}`")}}),
     )
-}
-
-/// JSON-RPC error code of a call over a key's rate limit or quota.
-pub const LIMITED_ERROR_CODE: i64 = -32029;
-
-/// The refusal of a call the limiter did not admit (`None`: admitted): 429
-/// with `Retry-After` and a JSON-RPC error naming the limit; 503 when the
-/// limiter could not decide.
-fn limited<B>(
-    verdict: Result<Result<(), Exceeded>, LimiterError>,
-    id: &serde_json::Value,
-) -> Option<(Response<LayerBody<B>>, VerifyCode)> {
-    match verdict {
-        Ok(Ok(())) => None,
-        Ok(Err(exceeded)) => {
-            let code = match exceeded.kind {
-                LimitKind::Rate => VerifyCode::RateLimited,
-                LimitKind::Quota => VerifyCode::QuotaExhausted,
-            };
-            let mut response = json_response(
-                StatusCode::TOO_MANY_REQUESTS,
-                json!({"jsonrpc": "2.0", "id": id, "error": {"code": LIMITED_ERROR_CODE, "message": exceeded.message, "data": {"limit": code.as_str(), "retry_after": exceeded.retry_after_secs}}}),
-            );
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(exceeded.retry_after_secs),
-            );
-            Some((response, code))
-        }
-        Err(err) => {
-            tracing::error!(error = %err, "limiter unavailable: call refused");
-            Some((
-                json_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    json!({"jsonrpc": "2.0", "id": id, "error": {"code": LIMITED_ERROR_CODE, "message": "the key's limits cannot be checked"}}),
-                ),
-                VerifyCode::LimitsUnavailable,
-            ))
-        }
-    }
 }

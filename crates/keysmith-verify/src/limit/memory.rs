@@ -38,7 +38,7 @@ impl InMemoryLimiter {
     pub fn decide(
         &self,
         key: &VerifiedKey,
-        tool: &str,
+        tool: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<(), Exceeded> {
         let limits = &key.limits;
@@ -62,7 +62,7 @@ impl InMemoryLimiter {
                 }
             }
         }
-        if let Some(rate) = limits.tool_rate(tool) {
+        if let Some(rate) = tool.and_then(|tool| limits.tool_rate(tool)) {
             let slot = (key.key_id.clone(), Some(rate.tool.as_str().to_owned()));
             match Gcra::per_minute(rate.per_minute).admit(state.tats.get(&slot).copied(), now_ns) {
                 Ok(tat) => updates.push((slot, tat)),
@@ -115,7 +115,7 @@ impl Limiter for InMemoryLimiter {
     fn check<'a>(
         &'a self,
         key: &'a VerifiedKey,
-        tool: &'a str,
+        tool: Option<&'a str>,
         now: OffsetDateTime,
     ) -> LimitFuture<'a> {
         let decision = self.decide(key, tool, now);
@@ -159,10 +159,10 @@ mod tests {
             quota: None,
         });
         let now = datetime!(2026-11-23 12:00 UTC);
-        assert!(limiter.decide(&key, "search_a", now).is_ok());
-        assert!(limiter.decide(&key, "search_b", now).is_ok());
+        assert!(limiter.decide(&key, Some("search_a"), now).is_ok());
+        assert!(limiter.decide(&key, Some("search_b"), now).is_ok());
         let refused = limiter
-            .decide(&key, "search_a", now)
+            .decide(&key, Some("search_a"), now)
             .expect_err("third search");
         assert_eq!(
             refused.message,
@@ -170,7 +170,7 @@ mod tests {
         );
         assert_eq!(refused.retry_after_secs, 30);
         for _ in 0..10 {
-            assert!(limiter.decide(&key, "fetch", now).is_ok());
+            assert!(limiter.decide(&key, Some("fetch"), now).is_ok());
         }
     }
 
@@ -188,22 +188,48 @@ mod tests {
             }),
         });
         let mut now = datetime!(2026-11-23 23:58 UTC);
-        assert!(limiter.decide(&key, "t", now).is_ok());
-        assert!(limiter.decide(&key, "t", now).is_ok());
+        assert!(limiter.decide(&key, Some("t"), now).is_ok());
+        assert!(limiter.decide(&key, Some("t"), now).is_ok());
         // Refused by the rate: the quota is not spent.
         assert_eq!(
-            limiter.decide(&key, "t", now).map_err(|e| e.kind),
+            limiter.decide(&key, Some("t"), now).map_err(|e| e.kind),
             Err(LimitKind::Rate)
         );
         now += Duration::seconds(30);
-        assert!(limiter.decide(&key, "t", now).is_ok());
+        assert!(limiter.decide(&key, Some("t"), now).is_ok());
         now += Duration::seconds(30);
-        let refused = limiter.decide(&key, "t", now).expect_err("quota spent");
+        let refused = limiter
+            .decide(&key, Some("t"), now)
+            .expect_err("quota spent");
         assert_eq!(refused.kind, LimitKind::Quota);
         assert_eq!(refused.message, "quota of 3 calls per day exhausted");
         assert_eq!(refused.retry_after_secs, 60);
         // Refused by the quota: the rate is not spent either.
         now += Duration::seconds(60);
-        assert!(limiter.decide(&key, "t", now).is_ok());
+        assert!(limiter.decide(&key, Some("t"), now).is_ok());
+    }
+
+    #[test]
+    fn a_request_without_a_tool_counts_against_the_key_not_the_overrides() {
+        let limiter = InMemoryLimiter::new();
+        let key = key(KeyLimits {
+            rate_limit: Some(RateLimit {
+                per_minute: Some(3),
+                tools: vec![ToolRate {
+                    tool: ToolPattern::parse("*").expect("pattern"),
+                    per_minute: 1,
+                }],
+            }),
+            quota: None,
+        });
+        let now = datetime!(2026-11-23 12:00 UTC);
+        for _ in 0..3 {
+            assert!(
+                limiter.decide(&key, None, now).is_ok(),
+                "no override applies"
+            );
+        }
+        let refused = limiter.decide(&key, None, now).expect_err("fourth request");
+        assert_eq!(refused.message, "rate limit 3/min for this key exceeded");
     }
 }

@@ -1,6 +1,7 @@
-//! Per-key limits, enforced by the layer on every allowed `tools/call`:
-//! a GCRA rate per key and per (key, tool override), and a fixed-window
-//! quota per key and UTC day or month.
+//! Per-key limits, enforced by the layer on every allowed `tools/call`
+//! (on every allowed request behind a layer that is not MCP): a GCRA rate
+//! per key and per (key, tool override), and a fixed-window quota per key
+//! and UTC day or month.
 //!
 //! The default [`InMemoryLimiter`] counts **per instance**: two processes
 //! behind a load balancer each allow the full budget. Only calls the layer
@@ -73,11 +74,14 @@ pub type LimitFuture<'a> =
 
 /// Decides whether one more call of `tool` by `key` fits its limits, and
 /// counts it when it does (and only then: a refused call costs nothing).
+/// `tool` is `None` for a request that calls no tool (a layer that is not
+/// MCP counts every request): the key-wide rate and the quota count it, no
+/// per-tool override applies.
 pub trait Limiter: Send + Sync + fmt::Debug + 'static {
     fn check<'a>(
         &'a self,
         key: &'a VerifiedKey,
-        tool: &'a str,
+        tool: Option<&'a str>,
         now: OffsetDateTime,
     ) -> LimitFuture<'a>;
 

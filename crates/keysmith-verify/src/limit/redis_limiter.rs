@@ -87,12 +87,12 @@ impl RedisLimiter {
     async fn decide(
         &self,
         key: &VerifiedKey,
-        tool: &str,
+        tool: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<Result<(), Exceeded>, LimiterError> {
         let limits = &key.limits;
         let key_rate = limits.rate_limit.as_ref().and_then(|r| r.per_minute);
-        let tool_rate = limits.tool_rate(tool);
+        let tool_rate = tool.and_then(|tool| limits.tool_rate(tool));
         let window = limits.quota.map(|q| QuotaWindow::containing(q.per, now));
         let mut invocation = self.script.prepare_invoke();
         self.bind(&mut invocation, key, tool, now);
@@ -154,11 +154,11 @@ impl RedisLimiter {
         &self,
         invocation: &mut redis::ScriptInvocation<'_>,
         key: &VerifiedKey,
-        tool: &str,
+        tool: Option<&str>,
         now: OffsetDateTime,
     ) {
         let limits = &key.limits;
-        let tool_rate = limits.tool_rate(tool);
+        let tool_rate = tool.and_then(|tool| limits.tool_rate(tool));
         let window = limits.quota.map(|q| QuotaWindow::containing(q.per, now));
         let base = format!("{}:{{{}}}", self.prefix, key.key_id);
         let interval = |per_minute: Option<u32>| {
@@ -194,7 +194,7 @@ impl RedisLimiter {
             return Ok(Some(Remaining::default()));
         }
         let mut invocation = self.peek_script.prepare_invoke();
-        self.bind(&mut invocation, key, tool, now);
+        self.bind(&mut invocation, key, Some(tool), now);
         let mut connection = self.connection.clone();
         let (rate, tool_rate, quota): (i64, i64, i64) =
             tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection))
@@ -287,7 +287,7 @@ impl Limiter for RedisLimiter {
     fn check<'a>(
         &'a self,
         key: &'a VerifiedKey,
-        tool: &'a str,
+        tool: Option<&'a str>,
         now: OffsetDateTime,
     ) -> LimitFuture<'a> {
         Box::pin(self.decide(key, tool, now))

@@ -1,0 +1,232 @@
+//! How `keysmith serve` and `keysmith gateway` hold their clients'
+//! connections: a deadline for each request head and body, and a cap on
+//! connections served at once, so a client that opens sockets and sends
+//! nothing (or a byte at a time) cannot take every file descriptor.
+
+mod deadline_body;
+mod open_files;
+
+use std::{convert::Infallible, io, net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{Router, extract::ConnectInfo};
+use hyper::{body::Incoming, server::conn::http1};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::{
+    net::TcpListener,
+    sync::{Semaphore, watch},
+    time::Instant,
+};
+
+pub use deadline_body::{BodyTimedOut, DeadlineBody};
+pub use open_files::raise_open_file_limit;
+
+/// Most connections served at once when none is configured (or half the
+/// open-file limit, if that is lower).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// How long, and how many, connections a server holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Time a connection has to send a whole request head, counted from
+    /// when it opens or its previous answer ends: a silent connection, a
+    /// half-sent head and an idle keep-alive connection are all closed after
+    /// it. Not counted while an answer (an event stream) is being sent.
+    pub header_timeout: Duration,
+    /// Time a request body has to arrive in full, counted from its head.
+    pub body_timeout: Duration,
+    /// Connections served at once; the next ones wait in the listen queue.
+    /// `None`: half the open-file limit, at most [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: Option<usize>,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(15),
+            body_timeout: Duration::from_secs(60),
+            max_connections: None,
+        }
+    }
+}
+
+impl ConnectionLimits {
+    /// The cap in force, given the process's open-file limit.
+    fn cap(&self, open_files: Option<u64>) -> usize {
+        let half = open_files.map_or(DEFAULT_MAX_CONNECTIONS, |limit| {
+            usize::try_from(limit / 2).unwrap_or(usize::MAX).max(1)
+        });
+        match self.max_connections {
+            Some(cap) => {
+                if cap > half {
+                    tracing::warn!(
+                        max_connections = cap,
+                        open_files,
+                        "KEYSMITH_MAX_CONNECTIONS is above half the open-file limit: \
+                         the process may run out of file descriptors before the cap"
+                    );
+                }
+                cap
+            }
+            None => half.min(DEFAULT_MAX_CONNECTIONS),
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets open
+/// connections finish their requests and waits for them. Each request
+/// carries `ConnectInfo(peer(client address))`.
+pub async fn serve<P>(
+    listener: TcpListener,
+    app: Router,
+    limits: &ConnectionLimits,
+    peer: impl Fn(SocketAddr) -> P,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()>
+where
+    P: Clone + Send + Sync + 'static,
+{
+    let open_files = raise_open_file_limit();
+    let cap = limits.cap(open_files);
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        max_connections = cap,
+        open_files,
+        header_timeout_secs = limits.header_timeout.as_secs_f64(),
+        body_timeout_secs = limits.body_timeout.as_secs_f64(),
+        "connection limits"
+    );
+    let slots = Arc::new(Semaphore::new(cap));
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let (stop, stopping) = watch::channel(false);
+    let mut cap_warning = CapWarning::default();
+    tokio::pin!(shutdown);
+    loop {
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                cap_warning.reached(cap);
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    slot = Arc::clone(&slots).acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
+                }
+            }
+        };
+        let (stream, addr) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // EMFILE and the like: the cap keeps them rare; a busy
+                    // loop would make them worse.
+                    tracing::error!(error = %err, "failed to accept a connection; retrying in 1 s");
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            },
+        };
+        let service = ConnectionService {
+            app: app.clone(),
+            peer: ConnectInfo(peer(addr)),
+            body_timeout: limits.body_timeout,
+        };
+        let connection = http.serve_connection(TokioIo::new(stream), service);
+        let mut stopping = stopping.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                _ = stopping.wait_for(|stop| *stop) => {}
+            }
+            // Finishes the request in progress, if any, then closes.
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    // Each connection holds its slot until it ends: all back, all done.
+    let _ = slots
+        .acquire_many(u32::try_from(cap).unwrap_or(u32::MAX))
+        .await;
+    Ok(())
+}
+
+/// One connection's requests, handed to the app with the client's address
+/// and a deadline on their bodies.
+#[derive(Clone)]
+struct ConnectionService<P> {
+    app: Router,
+    peer: ConnectInfo<P>,
+    body_timeout: Duration,
+}
+
+impl<P> hyper::service::Service<http::Request<Incoming>> for ConnectionService<P>
+where
+    P: Clone + Send + Sync + 'static,
+{
+    type Response = axum::response::Response;
+    type Error = Infallible;
+    type Future = axum::routing::future::RouteFuture<Infallible>;
+
+    fn call(&self, mut request: http::Request<Incoming>) -> Self::Future {
+        request.extensions_mut().insert(self.peer.clone());
+        let deadline = Instant::now() + self.body_timeout;
+        let request = request.map(|body| DeadlineBody::new(body, deadline, self.body_timeout));
+        tower::Service::call(&mut self.app.clone(), request)
+    }
+}
+
+/// Says when the cap is reached, at most once a minute (a client that
+/// holds the cap would otherwise write a line per connection).
+#[derive(Debug, Default)]
+struct CapWarning {
+    last: Option<Instant>,
+}
+
+impl CapWarning {
+    fn reached(&mut self, cap: usize) {
+        if self
+            .last
+            .is_some_and(|last| last.elapsed() < Duration::from_secs(60))
+        {
+            return;
+        }
+        self.last = Some(Instant::now());
+        tracing::warn!(
+            max_connections = cap,
+            "connection cap reached: new connections wait in the listen queue until one closes \
+             (KEYSMITH_MAX_CONNECTIONS)"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_cap_leaves_half_the_open_files_to_the_rest() {
+        let limits = ConnectionLimits::default();
+        assert_eq!(limits.cap(Some(1024)), 512);
+        assert_eq!(limits.cap(Some(1)), 1);
+        assert_eq!(limits.cap(Some(1 << 20)), DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(limits.cap(None), DEFAULT_MAX_CONNECTIONS);
+        let set = ConnectionLimits {
+            max_connections: Some(700),
+            ..limits
+        };
+        assert_eq!(
+            set.cap(Some(1024)),
+            700,
+            "a configured cap is kept, with a warning"
+        );
+    }
+}

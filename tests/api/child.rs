@@ -1,0 +1,121 @@
+//! The real `keysmith` binary as a child process, for what only a process
+//! shows: its open-file limit, its command line.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex, mpsc},
+    time::Duration,
+};
+
+use crate::helpers::TestApp;
+
+/// A running `keysmith serve` or `keysmith gateway`, killed when dropped.
+pub struct Running {
+    child: Child,
+    /// `http://<address it listens on>`.
+    pub base: String,
+    /// The address alone, for raw connections.
+    pub addr: String,
+    logs: Arc<Mutex<String>>,
+}
+
+impl Running {
+    /// `keysmith gateway --upstream <upstream> --tenant acme --bind
+    /// 127.0.0.1:0 <args>` on `app`'s database and pepper, with at most
+    /// `nofile` (`soft:hard`, through `prlimit`) open files when given.
+    pub fn gateway(
+        app: &TestApp,
+        upstream: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        nofile: Option<&str>,
+    ) -> Self {
+        let binary = env!("CARGO_BIN_EXE_keysmith");
+        let mut command = match nofile {
+            Some(limits) => {
+                let mut prlimit = Command::new("prlimit");
+                prlimit
+                    .arg(format!("--nofile={limits}"))
+                    .arg("--")
+                    .arg(binary);
+                prlimit
+            }
+            None => Command::new(binary),
+        };
+        command
+            .args([
+                "gateway",
+                "--upstream",
+                upstream,
+                "--tenant",
+                app.tenant.slug.as_str(),
+            ])
+            .args(["--bind", "127.0.0.1:0"])
+            .args(args)
+            .env("KEYSMITH_DATABASE_URL", &app.db.url)
+            .env("KEYSMITH_DATA_DIR", app.db.dir.path())
+            .env("KEYSMITH_PEPPER_FILE", app.db.dir.path().join("pepper"))
+            .env_remove("KEYSMITH_REDIS_URL");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        Self::start(command)
+    }
+
+    /// Starts `command` and waits for the log line that names the address
+    /// it accepts connections on, and the limits it holds them to.
+    fn start(mut command: Command) -> Self {
+        let mut child = command
+            .env("KEYSMITH_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start keysmith");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = Arc::new(Mutex::new(String::new()));
+        let (listening, addr) = mpsc::channel();
+        let kept = Arc::clone(&logs);
+        // Read to the end, so a full pipe never blocks the child.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                {
+                    let mut logs = kept.lock().unwrap_or_else(|p| p.into_inner());
+                    logs.push_str(&line);
+                    logs.push('\n');
+                }
+                // Logged by the accept loop itself, just before it accepts.
+                if line.contains("connection limits")
+                    && let Some((_, rest)) = line.split_once("addr=")
+                {
+                    let _ = listening.send(rest.split_whitespace().next().unwrap_or("").to_owned());
+                }
+            }
+        });
+        let Ok(addr) = addr.recv_timeout(Duration::from_secs(60)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            let logs = logs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            panic!("keysmith did not start listening:\n{logs}");
+        };
+        Self {
+            child,
+            base: format!("http://{addr}"),
+            addr,
+            logs,
+        }
+    }
+
+    /// Everything the process logged so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
