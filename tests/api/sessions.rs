@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::{
     both_engines,
+    conformance::harness::{Program, Upstream},
     gateway::{gateway, gateway_with, upstream},
     helpers::TestApp,
     mcp::{initialize, tool_call},
@@ -127,6 +128,24 @@ both_engines! {
         assert!(ended.status().is_success(), "{}", ended.status());
         assert_refused(send(&gateway, Method::POST, &b, Some(&session), Some(tool_call(3, "whoami"))).await).await;
         assert_eq!(app.count("mcp_sessions").await, 0, "the ended binding is gone");
+    }
+
+    async fn the_typescript_sdks_sessions_are_bound_too(app: TestApp) {
+        let (b, a) = (key(&app, "bob").await, key(&app, "alice").await);
+        let upstream = Upstream::start(Program::TsServerStateful).await;
+        let gateway = gateway(&app, &upstream.base).await;
+        let session = open_session(&gateway, &b).await;
+        assert_refused(send(&gateway, Method::POST, &a, Some(&session), Some(tool_call(2, "whoami"))).await).await;
+        assert_refused(send(&gateway, Method::GET, &a, Some(&session), None).await).await;
+        assert_refused(send(&gateway, Method::DELETE, &a, Some(&session), None).await).await;
+        let (status, body) = whoami(&gateway, &b, &session).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.contains("bob"), "{body}");
+        let runs = upstream.ran();
+        assert_eq!(runs, [("whoami".to_owned(), "bob".to_owned())], "A's call never ran");
+        let ended = send(&gateway, Method::DELETE, &b, Some(&session), None).await;
+        assert!(ended.status().is_success(), "{}", ended.status());
+        assert_refused(send(&gateway, Method::POST, &b, Some(&session), Some(tool_call(3, "whoami"))).await).await;
     }
 
     async fn a_session_id_never_issued_is_not_found(app: TestApp) {

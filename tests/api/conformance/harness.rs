@@ -43,6 +43,8 @@ pub fn python() -> &'static str {
 pub enum Program {
     /// TS SDK `McpServer`, stateless, SSE answers.
     TsServer,
+    /// The same with sessions (`Mcp-Session-Id`), as the SDK's stateful example.
+    TsServerStateful,
     /// Python SDK server on uvicorn (about 1 s to start).
     PyServer,
     /// The stdlib JSON-RPC server that acts on whatever it can decode.
@@ -53,12 +55,15 @@ impl Program {
     fn command(self) -> Command {
         let dir = conformance_dir();
         let (program, script) = match self {
-            Self::TsServer => ("node", "ts_server.mjs"),
+            Self::TsServer | Self::TsServerStateful => ("node", "ts_server.mjs"),
             Self::PyServer => (python(), "py_server.py"),
             Self::Careless => (python(), "careless_upstream.py"),
         };
         let mut command = Command::new(program);
         command.arg(dir.join(script)).current_dir(dir);
+        if self == Self::TsServerStateful {
+            command.arg("--stateful");
+        }
         command
     }
 }
