@@ -42,6 +42,11 @@ pub(super) async fn admit<B>(
         return Ok(Admitted::default());
     };
     scrub_lookalikes(&mut parts.headers);
+    if parts.uri.query().is_some_and(names_a_session) {
+        telemetry::request(VerifyCode::SessionNotFound.as_str());
+        tracing::info!("MCP session named in the URL (HTTP+SSE transport) refused");
+        return Err((not_found(), Some(VerifyCode::SessionNotFound)));
+    }
     let mut values = parts.headers.get_all(MCP_SESSION_ID).iter();
     let session = match (values.next(), values.next()) {
         (None, _) => return Ok(Admitted::default()),
@@ -154,6 +159,41 @@ fn scrub_lookalikes(headers: &mut HeaderMap) {
     }
 }
 
+/// Whether a query names a session, as the deprecated HTTP+SSE transport
+/// (2024-11-05) does (`?sessionId=`, `?session_id=`). Such an id is issued
+/// inside an event stream, never in a header, so the layer cannot bind it:
+/// it is one the layer never saw issued. Names are read as servers decode
+/// them: percent-decoded, `+` as space, any case, `_` and `-` ignored, pairs
+/// split on `&` or `;`.
+fn names_a_session(query: &str) -> bool {
+    query
+        .split(['&', ';'])
+        .any(|pair| is_session_name(pair.split('=').next().unwrap_or_default().as_bytes()))
+}
+
+fn is_session_name(name: &[u8]) -> bool {
+    const NAME: &[u8] = b"sessionid";
+    let mut decoded = Vec::with_capacity(name.len());
+    let mut rest = name;
+    while let Some((&first, tail)) = rest.split_first() {
+        let hex = |c: u8| char::from(c).to_digit(16);
+        rest = tail;
+        decoded.push(match (first, tail) {
+            (b'%', [high, low, after @ ..]) if hex(*high).is_some() && hex(*low).is_some() => {
+                rest = after;
+                u8::try_from(hex(*high).unwrap_or(0) * 16 + hex(*low).unwrap_or(0)).unwrap_or(0)
+            }
+            (b'+', _) => b' ',
+            (byte, _) => byte,
+        });
+    }
+    decoded
+        .iter()
+        .filter(|&&c| c != b'_' && c != b'-')
+        .map(u8::to_ascii_lowercase)
+        .eq(NAME.iter().copied())
+}
+
 fn not_found<B>() -> Response<LayerBody<B>> {
     json_response(
         StatusCode::NOT_FOUND,
@@ -194,5 +234,29 @@ mod tests {
         assert_eq!(names.len(), 2, "{names:?}");
         assert_eq!(headers.get(MCP_SESSION_ID).expect("kept"), "mine");
         assert!(headers.contains_key("mcp-session-idx"));
+    }
+
+    #[test]
+    fn a_session_in_the_query_is_seen_however_spelled() {
+        for query in [
+            "sessionId=abc",
+            "session_id=abc",
+            "x=1&SESSION-ID=abc",
+            "x=1;sessionid",
+            "session%5Fid=abc",
+            "%73essionId=abc",
+        ] {
+            assert!(names_a_session(query), "{query}");
+        }
+        for query in [
+            "",
+            "x=sessionId",
+            "sessions=1",
+            "session=abc",
+            "id=1&session",
+            "%zzsessionid=1",
+        ] {
+            assert!(!names_a_session(query), "{query}");
+        }
     }
 }

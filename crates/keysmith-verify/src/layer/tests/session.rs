@@ -38,3 +38,16 @@ async fn a_lookalike_session_header_is_not_forwarded() {
     let (headers, _) = received.expect("forwarded");
     assert!(!headers.contains_key("mcp_session_id"), "{headers:?}");
 }
+
+#[tokio::test]
+async fn a_session_named_in_the_url_never_reaches_the_service() {
+    // The HTTP+SSE transport's POST: its session was issued in an event
+    // stream, where the layer could not bind it to a key.
+    for uri in ["/messages?sessionId=abc", "/messages/?x=1&session_id=abc"] {
+        let mut request = post("application/json", ECHO);
+        *request.uri_mut() = uri.parse().expect("uri");
+        let (status, received) = send(TenantScope::only("acme"), request).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+        assert!(received.is_none(), "{uri}");
+    }
+}
