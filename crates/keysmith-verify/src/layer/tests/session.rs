@@ -1,10 +1,21 @@
 //! The session stage end to end: which `Mcp-Session-Id` headers reach the
 //! service (a layer with the default, in-memory bindings).
 
-use http::{HeaderValue, StatusCode};
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use tower::{Layer, ServiceExt, service_fn};
 
 use super::{ECHO, post, send};
-use crate::layer::{MCP_SESSION_ID, TenantScope};
+use crate::{
+    backend::{VerdictFuture, Verifier},
+    layer::{MCP_SESSION_ID, TenantScope, VerifyLayer},
+    outcome::VerifiedKey,
+    timestamp,
+    tools::ToolAllowlist,
+};
 
 #[tokio::test]
 async fn a_session_never_issued_or_named_twice_never_reaches_the_service() {
@@ -50,4 +61,67 @@ async fn a_session_named_in_the_url_never_reaches_the_service() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
         assert!(received.is_none(), "{uri}");
     }
+}
+
+/// Keys "k1" and "k2" of tenant acme, each allowed every tool.
+#[derive(Debug)]
+struct TwoKeys;
+
+impl Verifier for TwoKeys {
+    fn verify<'a>(&'a self, presented: &'a str) -> VerdictFuture<'a> {
+        let verdict = VerifiedKey {
+            key_id: presented.to_owned(),
+            tenant_id: "t1".into(),
+            tenant_slug: "acme".into(),
+            service_user_id: format!("su-{presented}"),
+            service_user_name: presented.to_owned(),
+            valid_until: timestamp::from_unix(4_000_000_000),
+            scopes: vec![],
+            allowed_tools: ToolAllowlist::any_tool(),
+            limits: Default::default(),
+        };
+        Box::pin(async move { Ok(Ok(verdict)) })
+    }
+}
+
+#[tokio::test]
+async fn an_upstream_handing_one_keys_session_to_another_is_withheld() {
+    // An upstream that issues the same session id to everyone.
+    let service = VerifyLayer::builder(TwoKeys, TenantScope::only("acme"))
+        .build()
+        .layer(service_fn(|_: Request<Full<Bytes>>| async {
+            let mut response = Response::new(Full::new(Bytes::from_static(b"{}")));
+            response
+                .headers_mut()
+                .insert(MCP_SESSION_ID, HeaderValue::from_static("fixed"));
+            Ok::<_, Infallible>(response)
+        }));
+    let send = |key: &'static str, session: Option<&'static str>| {
+        let mut request = post("application/json", ECHO);
+        let headers = request.headers_mut();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {key}")).expect("value"),
+        );
+        if let Some(session) = session {
+            headers.insert(MCP_SESSION_ID, HeaderValue::from_static(session));
+        }
+        service.clone().oneshot(request)
+    };
+    let status = |r: Result<Response<_>, Infallible>| r.expect("infallible").status();
+    assert_eq!(
+        status(send("k1", None).await),
+        StatusCode::OK,
+        "issued to k1"
+    );
+    assert_eq!(status(send("k1", Some("fixed")).await), StatusCode::OK);
+    assert_eq!(
+        status(send("k2", None).await),
+        StatusCode::BAD_GATEWAY,
+        "k1's session is not handed to k2"
+    );
+    assert_eq!(
+        status(send("k2", Some("fixed")).await),
+        StatusCode::NOT_FOUND
+    );
 }
