@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::{
     both_engines,
-    conformance::harness::{Program, Upstream},
+    conformance::harness::{Program, Upstream, audit_rows},
     gateway::{gateway, gateway_with, upstream},
     helpers::TestApp,
     mcp::{initialize, tool_call},
@@ -131,7 +131,10 @@ both_engines! {
     }
 
     async fn the_typescript_sdks_sessions_are_bound_too(app: TestApp) {
-        let (b, a) = (key(&app, "bob").await, key(&app, "alice").await);
+        let b = key(&app, "bob").await;
+        let alice = app.create_service_user("alice").await;
+        let created = app.create_key(&alice, json!({})).await;
+        let (a_id, a) = (created["id"].as_str().expect("id"), created["key"].as_str().expect("key").to_owned());
         let upstream = Upstream::start(Program::TsServerStateful).await;
         let gateway = gateway(&app, &upstream.base).await;
         let session = open_session(&gateway, &b).await;
@@ -143,6 +146,18 @@ both_engines! {
         assert!(body.contains("bob"), "{body}");
         let runs = upstream.ran();
         assert_eq!(runs, [("whoami".to_owned(), "bob".to_owned())], "A's call never ran");
+        // A's three attempts are in A's audit trail, as refusals.
+        let mut refused = Vec::new();
+        for _ in 0..100 {
+            refused = audit_rows(&app, a_id).await;
+            if refused.len() >= 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let reasons: Vec<&str> = refused.iter().map(|(_, _, reason)| reason.as_str()).collect();
+        assert_eq!(reasons, ["session_not_found"; 3], "{refused:?}");
+        assert_eq!(refused[0].0, "whoami", "the refused call is named: {refused:?}");
         let ended = send(&gateway, Method::DELETE, &b, Some(&session), None).await;
         assert!(ended.status().is_success(), "{}", ended.status());
         assert_refused(send(&gateway, Method::POST, &b, Some(&session), Some(tool_call(3, "whoami"))).await).await;
