@@ -92,6 +92,74 @@ async fn assert_refused(response: reqwest::Response) {
     assert!(body.contains("session_not_found"), "{body}");
 }
 
+/// B's session on an official SDK's stateful server: A's attempts never
+/// run, and are in A's audit trail.
+async fn sdk_sessions_are_bound(app: &TestApp, program: Program) {
+    let b = key(app, "bob").await;
+    let alice = app.create_service_user("alice").await;
+    let created = app.create_key(&alice, json!({})).await;
+    let (a_id, a) = (
+        created["id"].as_str().expect("id"),
+        created["key"].as_str().expect("key").to_owned(),
+    );
+    let upstream = Upstream::start(program).await;
+    let gateway = gateway(app, &upstream.base).await;
+    let session = open_session(&gateway, &b).await;
+    assert_refused(
+        send(
+            &gateway,
+            Method::POST,
+            &a,
+            Some(&session),
+            Some(tool_call(2, "whoami")),
+        )
+        .await,
+    )
+    .await;
+    assert_refused(send(&gateway, Method::GET, &a, Some(&session), None).await).await;
+    assert_refused(send(&gateway, Method::DELETE, &a, Some(&session), None).await).await;
+    let (status, body) = whoami(&gateway, &b, &session).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("bob"), "{body}");
+    let runs = upstream.ran();
+    assert_eq!(
+        runs,
+        [("whoami".to_owned(), "bob".to_owned())],
+        "A's call never ran"
+    );
+    // A's three attempts are in A's audit trail, as refusals.
+    let mut refused = Vec::new();
+    for _ in 0..100 {
+        refused = audit_rows(app, a_id).await;
+        if refused.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reasons: Vec<&str> = refused
+        .iter()
+        .map(|(_, _, reason)| reason.as_str())
+        .collect();
+    assert_eq!(reasons, ["session_not_found"; 3], "{refused:?}");
+    assert_eq!(
+        refused[0].0, "whoami",
+        "the refused call is named: {refused:?}"
+    );
+    let ended = send(&gateway, Method::DELETE, &b, Some(&session), None).await;
+    assert!(ended.status().is_success(), "{}", ended.status());
+    assert_refused(
+        send(
+            &gateway,
+            Method::POST,
+            &b,
+            Some(&session),
+            Some(tool_call(3, "whoami")),
+        )
+        .await,
+    )
+    .await;
+}
+
 async fn key(app: &TestApp, name: &str) -> String {
     let su = app.create_service_user(name).await;
     app.create_key(&su, json!({})).await["key"]
@@ -131,36 +199,11 @@ both_engines! {
     }
 
     async fn the_typescript_sdks_sessions_are_bound_too(app: TestApp) {
-        let b = key(&app, "bob").await;
-        let alice = app.create_service_user("alice").await;
-        let created = app.create_key(&alice, json!({})).await;
-        let (a_id, a) = (created["id"].as_str().expect("id"), created["key"].as_str().expect("key").to_owned());
-        let upstream = Upstream::start(Program::TsServerStateful).await;
-        let gateway = gateway(&app, &upstream.base).await;
-        let session = open_session(&gateway, &b).await;
-        assert_refused(send(&gateway, Method::POST, &a, Some(&session), Some(tool_call(2, "whoami"))).await).await;
-        assert_refused(send(&gateway, Method::GET, &a, Some(&session), None).await).await;
-        assert_refused(send(&gateway, Method::DELETE, &a, Some(&session), None).await).await;
-        let (status, body) = whoami(&gateway, &b, &session).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        assert!(body.contains("bob"), "{body}");
-        let runs = upstream.ran();
-        assert_eq!(runs, [("whoami".to_owned(), "bob".to_owned())], "A's call never ran");
-        // A's three attempts are in A's audit trail, as refusals.
-        let mut refused = Vec::new();
-        for _ in 0..100 {
-            refused = audit_rows(&app, a_id).await;
-            if refused.len() >= 3 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let reasons: Vec<&str> = refused.iter().map(|(_, _, reason)| reason.as_str()).collect();
-        assert_eq!(reasons, ["session_not_found"; 3], "{refused:?}");
-        assert_eq!(refused[0].0, "whoami", "the refused call is named: {refused:?}");
-        let ended = send(&gateway, Method::DELETE, &b, Some(&session), None).await;
-        assert!(ended.status().is_success(), "{}", ended.status());
-        assert_refused(send(&gateway, Method::POST, &b, Some(&session), Some(tool_call(3, "whoami"))).await).await;
+        sdk_sessions_are_bound(&app, Program::TsServerStateful).await;
+    }
+
+    async fn the_python_sdks_sessions_are_bound_too(app: TestApp) {
+        sdk_sessions_are_bound(&app, Program::PyServerStateful).await;
     }
 
     async fn a_session_id_never_issued_is_not_found(app: TestApp) {

@@ -47,6 +47,8 @@ pub enum Program {
     TsServerStateful,
     /// Python SDK server on uvicorn (about 1 s to start).
     PyServer,
+    /// The same with sessions (`Mcp-Session-Id`), the SDK's default.
+    PyServerStateful,
     /// The stdlib JSON-RPC server that acts on whatever it can decode.
     Careless,
 }
@@ -56,12 +58,12 @@ impl Program {
         let dir = conformance_dir();
         let (program, script) = match self {
             Self::TsServer | Self::TsServerStateful => ("node", "ts_server.mjs"),
-            Self::PyServer => (python(), "py_server.py"),
+            Self::PyServer | Self::PyServerStateful => (python(), "py_server.py"),
             Self::Careless => (python(), "careless_upstream.py"),
         };
         let mut command = Command::new(program);
         command.arg(dir.join(script)).current_dir(dir);
-        if self == Self::TsServerStateful {
+        if matches!(self, Self::TsServerStateful | Self::PyServerStateful) {
             command.arg("--stateful");
         }
         command
