@@ -77,7 +77,7 @@ impl VerifyLayer {
             audit: None,
             clock: Arc::new(SystemClock),
             limiter: Arc::new(InMemoryLimiter::new()),
-            sessions: Arc::new(InMemorySessions::new()),
+            sessions: None,
             session_idle: session::DEFAULT_IDLE,
         }
     }
@@ -113,7 +113,8 @@ pub struct VerifyLayerBuilder {
     audit: Option<AuditSink>,
     clock: SharedClock,
     limiter: Arc<dyn Limiter>,
-    sessions: Arc<dyn SessionStore>,
+    /// `None`: an [`InMemorySessions`], made only if no store is given.
+    sessions: Option<Arc<dyn SessionStore>>,
     session_idle: Duration,
 }
 
@@ -180,7 +181,7 @@ impl VerifyLayerBuilder {
     /// opened through one instance is `404` on every other. Give every
     /// instance the same [`crate::session::SqlSessions`] to share them.
     pub fn sessions(mut self, store: impl SessionStore) -> Self {
-        self.sessions = Arc::new(store);
+        self.sessions = Some(Arc::new(store));
         self
     }
 
@@ -209,9 +210,12 @@ impl VerifyLayerBuilder {
                 clock: self.clock,
                 limiter: self.limiter,
                 metrics: Default::default(),
-                sessions: self
-                    .mcp
-                    .then(|| Sessions::new(self.sessions, self.session_idle)),
+                sessions: self.mcp.then(|| {
+                    let store = self
+                        .sessions
+                        .unwrap_or_else(|| Arc::new(InMemorySessions::new()));
+                    Sessions::new(store, self.session_idle)
+                }),
             }),
         }
     }
