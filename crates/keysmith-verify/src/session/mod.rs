@@ -117,7 +117,7 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
 /// reaches only the upstream that ended it (which answers `404`), and only
 /// for the key it belonged to.
 #[derive(Debug)]
-pub struct Sessions {
+pub(crate) struct Sessions {
     store: Arc<dyn SessionStore>,
     idle: i64,
     cached: Cache<SessionHash, Binding>,
@@ -143,31 +143,33 @@ impl Sessions {
         now: i64,
     ) -> Result<Option<SessionOwner>, BackendError> {
         let idle_before = self.idle_before(now);
-        let binding = match self.cached.get(&session) {
-            Some(hit) if hit.seen_at >= idle_before => hit,
+        let (mut binding, mut changed) = match self.cached.get(&session) {
+            Some(hit) if hit.seen_at >= idle_before => (hit, false),
             _ => match self.store.find(session, idle_before).await? {
-                Some(found) => found,
+                Some(found) => (found, true),
                 None => {
                     self.cached.remove(&session);
                     return Ok(None);
                 }
             },
         };
-        let binding = if now - binding.seen_at >= REFRESH_EVERY {
-            // A failed refresh costs the binding nothing yet (it has most of
-            // its idle time left); the next request tries again.
-            if let Err(err) = self.store.touch(session, now).await {
-                tracing::warn!(error = %err, "could not refresh an MCP session binding");
+        if now - binding.seen_at >= REFRESH_EVERY {
+            match self.store.touch(session, now).await {
+                Ok(()) => {
+                    binding.seen_at = now;
+                    changed = true;
+                }
+                // Costs the binding nothing yet (most of its idle time is
+                // left); the next request tries again.
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not refresh an MCP session binding")
+                }
             }
-            Binding {
-                seen_at: now,
-                ..binding
-            }
-        } else {
-            binding
-        };
+        }
         let owner = binding.owner.clone();
-        self.cached.insert(session, binding);
+        if changed {
+            self.cached.insert(session, binding);
+        }
         Ok(Some(owner))
     }
 
