@@ -1,7 +1,13 @@
 //! The session stage end to end: which `Mcp-Session-Id` headers reach the
 //! service (a layer with the default, in-memory bindings).
 
-use std::convert::Infallible;
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -10,9 +16,10 @@ use tower::{Layer, ServiceExt, service_fn};
 
 use super::{ECHO, post, send};
 use crate::{
-    backend::{VerdictFuture, Verifier},
+    backend::{BackendError, VerdictFuture, Verifier},
     layer::{MCP_SESSION_ID, TenantScope, VerifyLayer},
     outcome::VerifiedKey,
+    session::{Binding, SessionHash, SessionOwner, SessionStore, StoreFuture},
     timestamp,
     tools::ToolAllowlist,
 };
@@ -124,4 +131,84 @@ async fn an_upstream_handing_one_keys_session_to_another_is_withheld() {
         status(send("k2", Some("fixed")).await),
         StatusCode::NOT_FOUND
     );
+}
+
+/// A store that cannot be reached.
+#[derive(Debug)]
+struct Down;
+
+impl SessionStore for Down {
+    fn bind<'a>(
+        &'a self,
+        _: SessionHash,
+        _: &'a SessionOwner,
+        _: i64,
+        _: i64,
+    ) -> StoreFuture<'a, Option<Binding>> {
+        Box::pin(async { Err(BackendError::Remote("down".into())) })
+    }
+
+    fn find(&self, _: SessionHash, _: i64) -> StoreFuture<'_, Option<Binding>> {
+        Box::pin(async { Err(BackendError::Remote("down".into())) })
+    }
+
+    fn touch(&self, _: SessionHash, _: i64) -> StoreFuture<'_, ()> {
+        Box::pin(async { Err(BackendError::Remote("down".into())) })
+    }
+
+    fn end(&self, _: SessionHash) -> StoreFuture<'_, ()> {
+        Box::pin(async { Err(BackendError::Remote("down".into())) })
+    }
+}
+
+#[tokio::test]
+async fn bindings_that_cannot_be_read_or_written_fail_closed() {
+    let reached = Arc::new(AtomicUsize::new(0));
+    let count = reached.clone();
+    let service = VerifyLayer::builder(TwoKeys, TenantScope::only("acme"))
+        .sessions(Down)
+        .build()
+        .layer(service_fn(move |_: Request<Full<Bytes>>| {
+            count.fetch_add(1, Ordering::SeqCst);
+            async {
+                let mut response = Response::new(Full::new(Bytes::from_static(b"{}")));
+                response
+                    .headers_mut()
+                    .insert(MCP_SESSION_ID, HeaderValue::from_static("issued"));
+                Ok::<_, Infallible>(response)
+            }
+        }));
+    let request = |session: Option<&'static str>| {
+        let mut request = post("application/json", ECHO);
+        request
+            .headers_mut()
+            .insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer k1"));
+        if let Some(session) = session {
+            request
+                .headers_mut()
+                .insert(MCP_SESSION_ID, HeaderValue::from_static(session));
+        }
+        request
+    };
+    let named = service.clone().oneshot(request(Some("issued"))).await;
+    assert_eq!(
+        named.expect("infallible").status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        reached.load(Ordering::SeqCst),
+        0,
+        "not let through unchecked"
+    );
+    let issued = service
+        .clone()
+        .oneshot(request(None))
+        .await
+        .expect("infallible");
+    assert_eq!(
+        issued.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "an unbound session is withheld"
+    );
+    assert!(!issued.headers().contains_key(MCP_SESSION_ID));
 }
