@@ -19,7 +19,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use keysmith_verify::{
-    SqlVerifier, TenantScope, VerifyLayer, audit::spawn_sql_audit, limit::RedisLimiter, tls,
+    SqlVerifier, TenantScope, VerifyLayer, audit::spawn_sql_audit, limit::RedisLimiter,
+    session::SqlSessions, tls,
 };
 
 use crate::{connections::ConnectionLimits, domain::tenants, state::AppState};
@@ -156,6 +157,8 @@ pub async fn run(state: AppState, options: GatewayOptions) -> anyhow::Result<()>
     let (sink, flusher) = spawn_sql_audit(state.pool().clone(), 4096, 8192);
     let mut builder = VerifyLayer::builder(verifier, options.tenant.clone())
         .audit(sink)
+        // Every gateway on this database knows every session's key.
+        .sessions(SqlSessions::new(state.pool().clone()))
         .clock(Arc::clone(&state.clock));
     if !options.mcp {
         builder = builder.not_mcp();

@@ -6,6 +6,7 @@ use axum::{Router, body::Body, extract::State, response::Response};
 use keysmith_verify::{
     Limiter, SqlVerifier, TenantScope, VerifyLayer,
     audit::{AuditFlusher, spawn_sql_audit},
+    session::SqlSessions,
 };
 use reqwest::StatusCode;
 use rmcp::{
@@ -116,6 +117,7 @@ pub async fn start_gateway(
     let (sink, flusher) = spawn_sql_audit(app.state.pool().clone(), 64, 256);
     let builder = VerifyLayer::builder(verifier, scope)
         .audit(sink)
+        .sessions(SqlSessions::new(app.state.pool().clone()))
         .clock(Arc::new(app.clock.clone()));
     let layer = match limiter {
         Some(limiter) => builder.shared_limiter(limiter),

@@ -46,6 +46,7 @@ mod scheduler;
 mod secret_scanning;
 mod secrets;
 mod service_users;
+mod sessions;
 mod setup;
 mod setup_browser;
 mod tenancy;

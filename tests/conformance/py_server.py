@@ -103,7 +103,7 @@ def exit_with_parent() -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-async def main(port: int) -> None:
+async def main(port: int, stateful: bool) -> None:
     # Accept Host 127.0.0.1 / localhost / [::1] with any port (the gateway may
     # forward its own Host or the upstream's), keeping DNS-rebinding checks on.
     security = TransportSecuritySettings(
@@ -111,7 +111,7 @@ async def main(port: int) -> None:
         allowed_hosts=["127.0.0.1", "localhost", "127.0.0.1:*", "localhost:*", "[::1]:*"],
         allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
     )
-    app = server.streamable_http_app(stateless_http=True, json_response=False, transport_security=security)
+    app = server.streamable_http_app(stateless_http=not stateful, json_response=False, transport_security=security)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
@@ -130,5 +130,7 @@ async def main(port: int) -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--stateful", action="store_true", help="sessions (Mcp-Session-Id), as the SDK's default")
     exit_with_parent()
-    asyncio.run(main(ap.parse_args().port))
+    args = ap.parse_args()
+    asyncio.run(main(args.port, args.stateful))

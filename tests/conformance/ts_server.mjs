@@ -3,11 +3,14 @@
 // (McpServer + StreamableHTTPServerTransport, stateless, SSE responses) that
 // Keysmith's Rust integration tests put behind the gateway / tower layer.
 //
-// Usage: node ts_server.mjs --port N      (0 = let the OS choose)
+// Usage: node ts_server.mjs --port N [--stateful]     (0 = let the OS choose)
+// --stateful: sessions (Mcp-Session-Id), one server + transport per session,
+// as the SDK's own stateful example keeps them.
 // Prints exactly one line "listening <port>" once it accepts connections.
 // Every tool that actually runs appends "<tool>\t<x-keysmith-service-user or ->"
 // to the file named by $RAN_LOG (if set).
 import http from 'node:http';
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
@@ -15,6 +18,7 @@ import { z } from 'zod';
 
 const portArg = process.argv.indexOf('--port');
 const port = portArg > 0 ? Number(process.argv[portArg + 1]) : 0;
+const stateful = process.argv.includes('--stateful');
 
 // extra.requestInfo.headers is Object.fromEntries(webRequest.headers): lower-case
 // names, repeated headers joined with ", ".
@@ -61,7 +65,41 @@ function buildServer() {
   return server;
 }
 
+// --stateful: the transports of open sessions, by session id.
+const sessions = new Map();
+
+async function handleInSession(req, res) {
+  const id = req.headers['mcp-session-id'];
+  let transport = id ? sessions.get(id) : undefined;
+  if (!transport && !id) {
+    transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      enableJsonResponse: false,
+      onsessioninitialized: (sid) => { sessions.set(sid, transport); },
+    });
+    transport.onclose = () => { if (transport.sessionId) sessions.delete(transport.sessionId); };
+    await buildServer().connect(transport);
+  }
+  if (!transport) {
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null }));
+    return;
+  }
+  await transport.handleRequest(req, res);
+}
+
 const httpServer = http.createServer(async (req, res) => {
+  if (stateful) {
+    try {
+      await handleInSession(req, res);
+    } catch (e) {
+      if (!res.headersSent) {
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: String(e) }, id: null }));
+      }
+    }
+    return;
+  }
   // Stateless: a fresh server + transport for each HTTP request.
   const server = buildServer();
   const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: false });

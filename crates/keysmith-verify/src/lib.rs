@@ -17,6 +17,7 @@ pub mod outcome;
 pub mod pepper;
 #[cfg(feature = "remote")]
 pub mod remote;
+pub mod session;
 #[cfg(feature = "sql")]
 pub mod sql;
 #[cfg(feature = "sql")]

@@ -26,6 +26,9 @@ pub enum VerifyCode {
     /// Never answered by `POST /api/v1/verify`: the layer's audit reason for
     /// a call refused because the limiter's store was unreachable.
     LimitsUnavailable,
+    /// Never answered by `POST /api/v1/verify`: the layer's audit reason for
+    /// a request naming an MCP session of another key, or one never issued.
+    SessionNotFound,
 }
 
 impl VerifyCode {
@@ -41,6 +44,7 @@ impl VerifyCode {
             Self::RateLimited => "rate_limited",
             Self::QuotaExhausted => "quota_exhausted",
             Self::LimitsUnavailable => "limits_unavailable",
+            Self::SessionNotFound => "session_not_found",
         }
     }
 }

@@ -43,8 +43,12 @@ pub fn python() -> &'static str {
 pub enum Program {
     /// TS SDK `McpServer`, stateless, SSE answers.
     TsServer,
+    /// The same with sessions (`Mcp-Session-Id`), as the SDK's stateful example.
+    TsServerStateful,
     /// Python SDK server on uvicorn (about 1 s to start).
     PyServer,
+    /// The same with sessions (`Mcp-Session-Id`), the SDK's default.
+    PyServerStateful,
     /// The stdlib JSON-RPC server that acts on whatever it can decode.
     Careless,
 }
@@ -53,12 +57,15 @@ impl Program {
     fn command(self) -> Command {
         let dir = conformance_dir();
         let (program, script) = match self {
-            Self::TsServer => ("node", "ts_server.mjs"),
-            Self::PyServer => (python(), "py_server.py"),
+            Self::TsServer | Self::TsServerStateful => ("node", "ts_server.mjs"),
+            Self::PyServer | Self::PyServerStateful => (python(), "py_server.py"),
             Self::Careless => (python(), "careless_upstream.py"),
         };
         let mut command = Command::new(program);
         command.arg(dir.join(script)).current_dir(dir);
+        if matches!(self, Self::TsServerStateful | Self::PyServerStateful) {
+            command.arg("--stateful");
+        }
         command
     }
 }

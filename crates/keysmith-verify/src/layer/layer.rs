@@ -11,6 +11,7 @@ use crate::{
     cache::CachedVerifier,
     clock::{SharedClock, SystemClock},
     limit::{InMemoryLimiter, Limiter},
+    session::{self, InMemorySessions, SessionStore, Sessions},
 };
 
 /// Whose keys a layer accepts. There is no default: a layer in front of one
@@ -53,6 +54,8 @@ pub(crate) struct Shared {
     pub clock: SharedClock,
     pub limiter: Arc<dyn Limiter>,
     pub metrics: crate::telemetry::LayerMetrics,
+    /// MCP sessions bound to keys (MCP mode only).
+    pub sessions: Option<Sessions>,
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +77,8 @@ impl VerifyLayer {
             audit: None,
             clock: Arc::new(SystemClock),
             limiter: Arc::new(InMemoryLimiter::new()),
+            sessions: None,
+            session_idle: session::DEFAULT_IDLE,
         }
     }
 
@@ -108,6 +113,9 @@ pub struct VerifyLayerBuilder {
     audit: Option<AuditSink>,
     clock: SharedClock,
     limiter: Arc<dyn Limiter>,
+    /// `None`: an [`InMemorySessions`], made only if no store is given.
+    sessions: Option<Arc<dyn SessionStore>>,
+    session_idle: Duration,
 }
 
 impl VerifyLayerBuilder {
@@ -170,6 +178,22 @@ impl VerifyLayerBuilder {
         self
     }
 
+    /// Where MCP sessions are bound to the keys they were issued to. Default:
+    /// an [`InMemorySessions`], which binds **per instance** — a session
+    /// opened through one instance is `404` on every other. Give every
+    /// instance the same [`crate::session::SqlSessions`] to share them.
+    pub fn sessions(mut self, store: impl SessionStore) -> Self {
+        self.sessions = Some(Arc::new(store));
+        self
+    }
+
+    /// How long an MCP session's binding outlives its last use (default 24
+    /// hours); after that its id is `404` and the client opens a new session.
+    pub fn session_idle(mut self, idle: Duration) -> Self {
+        self.session_idle = idle;
+        self
+    }
+
     pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
@@ -188,6 +212,12 @@ impl VerifyLayerBuilder {
                 clock: self.clock,
                 limiter: self.limiter,
                 metrics: Default::default(),
+                sessions: self.mcp.then(|| {
+                    let store = self
+                        .sessions
+                        .unwrap_or_else(|| Arc::new(InMemorySessions::new()));
+                    Sessions::new(store, self.session_idle)
+                }),
             }),
         }
     }

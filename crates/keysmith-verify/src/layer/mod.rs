@@ -19,10 +19,15 @@
 //! The audit names the tool of a `tools/call`, the method of any other
 //! message, and `METHOD /path` only for requests without a body.
 //!
+//! An MCP session belongs to the key it was issued to (see
+//! [`crate::session`]): a request naming another key's session, or one the
+//! layer never saw issued, is `404` before the upstream sees it.
+//!
 //! Routes that are not MCP opt out with
 //! [`VerifyLayerBuilder::not_mcp`]: bodies are then not read, no tool is
-//! enforced, and every request counts against the key's rate and quota
-//! (there are no tool calls to count; per-tool overrides do not apply).
+//! enforced, sessions are not bound, and every request counts against the
+//! key's rate and quota (there are no tool calls to count; per-tool
+//! overrides do not apply).
 //!
 //! # Tenant scope
 //!
@@ -42,6 +47,7 @@ mod layer;
 mod limited;
 mod request_body;
 mod service;
+mod session;
 #[cfg(test)]
 mod tests;
 mod tools_list;
@@ -51,3 +57,4 @@ pub use future::ResponseFuture;
 pub use headers::{KEY_ID_HEADER, SERVICE_USER_HEADER, SERVICE_USER_ID_HEADER, TENANT_HEADER};
 pub use layer::{TenantScope, VerifyLayer, VerifyLayerBuilder};
 pub use service::VerifyService;
+pub use session::MCP_SESSION_ID;

@@ -19,7 +19,7 @@ use super::{
     jsonrpc::{Message, TOOLS_LIST},
     layer::Shared,
     limited::{Counted, limited},
-    request_body,
+    request_body, session,
     tools_list::{Format, ToolListFilter},
 };
 use crate::{
@@ -105,6 +105,16 @@ where
                     .as_ref()
                     .map_or_else(|| method_and_path(parts), |m| m.subject().to_owned())
             };
+            let admitted = match session::admit(&shared, &mut parts, &identity).await {
+                Ok(admitted) => admitted,
+                Err((refusal, code)) => {
+                    if let Some(code) = code {
+                        let line = audit_line(&shared, &parts, &identity.audit, subject, code);
+                        record(&shared, line, Some(refusal.status()), started).await;
+                    }
+                    return Ok(refusal);
+                }
+            };
             if let Some(Message::ToolCall { name, id }) = &message
                 && !key.allowed_tools.allows(name)
             {
@@ -166,6 +176,13 @@ where
                 Err(err) => {
                     drop(pending);
                     return Err(err);
+                }
+            };
+            let response = match session::settle(&shared, &admitted, &identity, response).await {
+                Ok(response) => response,
+                Err(refusal) => {
+                    pending.finish(Some(refusal.status())).await;
+                    return Ok(refusal);
                 }
             };
             pending.finish(Some(response.status())).await;

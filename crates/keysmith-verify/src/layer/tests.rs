@@ -1,6 +1,8 @@
 //! The service end to end with `oneshot`: what reaches the inner service,
 //! byte for byte, and what never does.
 
+mod session;
+
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -51,7 +53,7 @@ type Seen = Arc<Mutex<Vec<(http::HeaderMap, Bytes)>>>;
 
 /// Sends `request` through an MCP-mode layer for `scope`; the status, and
 /// what the inner service received (headers and body), if anything.
-async fn send(
+pub(super) async fn send(
     scope: TenantScope,
     request: Request<Full<Bytes>>,
 ) -> (StatusCode, Option<(http::HeaderMap, Bytes)>) {
@@ -77,7 +79,7 @@ async fn send(
     (status, received)
 }
 
-fn post(content_type: &'static str, body: &'static [u8]) -> Request<Full<Bytes>> {
+pub(super) fn post(content_type: &'static str, body: &'static [u8]) -> Request<Full<Bytes>> {
     Request::post("/mcp")
         .header(header::AUTHORIZATION, "Bearer good")
         .header(header::CONTENT_TYPE, content_type)
@@ -85,7 +87,7 @@ fn post(content_type: &'static str, body: &'static [u8]) -> Request<Full<Bytes>>
         .expect("request")
 }
 
-const ECHO: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"\u00e9"}}}"#;
+pub(super) const ECHO: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"\u00e9"}}}"#;
 const SECRET: &[u8] =
     br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"secret_admin"}}"#;
 
