@@ -162,7 +162,7 @@ pub async fn begin_write(
 pub async fn lock_tenant(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     pool: &AnyPool,
-    tenant_id: &crate::domain::TenantId,
+    tenant_id: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
         "SELECT id FROM tenants WHERE id = $1{}",

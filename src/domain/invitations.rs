@@ -50,7 +50,7 @@ pub async fn invite(
     now: OffsetDateTime,
 ) -> AppResult<Invitation> {
     let mut tx = crate::db::begin_write(pool).await?;
-    crate::db::lock_tenant(&mut tx, pool, tenant_id).await?;
+    crate::db::lock_tenant(&mut tx, pool, tenant_id.as_str()).await?;
     let member: Option<(String,)> = sqlx::query_as(
         "SELECT u.id FROM memberships m JOIN admin_users u ON u.id = m.user_id \
          WHERE m.tenant_id = $1 AND u.email = $2",

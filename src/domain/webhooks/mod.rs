@@ -154,7 +154,7 @@ pub async fn create(
     let secret = WebhookSecret::generate();
     let events_json = serde_json::to_string(&events.0).map_err(anyhow::Error::from)?;
     let mut tx = begin_write(pool).await?;
-    crate::db::lock_tenant(&mut tx, pool, &tenant.id).await?;
+    crate::db::lock_tenant(&mut tx, pool, tenant.id.as_str()).await?;
     let (existing,): (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM webhook_endpoints WHERE tenant_id = $1")
             .bind(&tenant.id)
