@@ -26,9 +26,9 @@ mod strict;
 #[cfg(test)]
 mod tests;
 
-use serde_json::Value;
-
 use std::borrow::Cow;
+
+use serde_json::Value;
 
 use self::envelope::{Addressed, Params};
 pub use self::strict::MAX_DEPTH;
@@ -53,7 +53,7 @@ pub enum Message {
     ToolCall { name: String, id: Value },
     /// Any other request (it has an id) or notification (it has none).
     /// `addresses` is what the request names for its `Mcp-Name` header, for
-    /// the methods that define one ([`addressed_member`]).
+    /// the methods that define one ([`AddressedMember`]).
     Method {
         method: String,
         id: Value,
@@ -81,7 +81,7 @@ impl Message {
     }
 
     /// The value an `Mcp-Name` header must carry: the tool of a `tools/call`,
-    /// the member [`addressed_member`] names for other methods; `None` when
+    /// the member [`AddressedMember`] names for other methods; `None` when
     /// the method defines none or the body lacks it.
     pub fn addresses(&self) -> Option<&str> {
         match self {
@@ -103,15 +103,33 @@ impl Message {
 pub const TOOLS_CALL: &str = "tools/call";
 pub const TOOLS_LIST: &str = "tools/list";
 
-/// The `params` member a request's `Mcp-Name` header mirrors, for the
-/// methods spec revision 2026-07-28 defines it on (`tasks/*`: the tasks
-/// extension, SEP-2663). Other methods have no `Mcp-Name`.
-pub fn addressed_member(method: &str) -> Option<&'static str> {
-    match method {
-        TOOLS_CALL | "prompts/get" => Some("name"),
-        "resources/read" => Some("uri"),
-        "tasks/get" | "tasks/update" | "tasks/cancel" => Some("taskId"),
-        _ => None,
+/// The `params` member a request's `Mcp-Name` header mirrors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressedMember {
+    Name,
+    Uri,
+    TaskId,
+}
+
+impl AddressedMember {
+    /// For the methods spec revision 2026-07-28 defines `Mcp-Name` on
+    /// (`tasks/*`: the tasks extension, SEP-2663); other methods have none.
+    pub fn of(method: &str) -> Option<Self> {
+        match method {
+            TOOLS_CALL | "prompts/get" => Some(Self::Name),
+            "resources/read" => Some(Self::Uri),
+            "tasks/get" | "tasks/update" | "tasks/cancel" => Some(Self::TaskId),
+            _ => None,
+        }
+    }
+
+    /// The member's name in `params`.
+    pub fn json_name(self) -> &'static str {
+        match self {
+            Self::Name => "name",
+            Self::Uri => "uri",
+            Self::TaskId => "taskId",
+        }
     }
 }
 
@@ -206,11 +224,11 @@ pub fn read_message(body: &[u8]) -> Result<Message, Rejection> {
                 echo,
             ));
         }
-        let addresses = match addressed_member(&method) {
-            Some("name") => addressed.name,
-            Some("uri") => addressed.uri,
-            Some("taskId") => addressed.task_id,
-            _ => None,
+        let addresses = match AddressedMember::of(&method) {
+            Some(AddressedMember::Name) => addressed.name,
+            Some(AddressedMember::Uri) => addressed.uri,
+            Some(AddressedMember::TaskId) => addressed.task_id,
+            None => None,
         };
         return Ok(Message::Method {
             method: method.into_owned(),

@@ -241,8 +241,8 @@ fn reference(body: &[u8]) -> Result<Message, Rejection> {
                 echo,
             ));
         }
-        let addresses = addressed_member(method)
-            .and_then(|member| params.and_then(|p| p.get(member)))
+        let addresses = AddressedMember::of(method)
+            .and_then(|member| params.and_then(|p| p.get(member.json_name())))
             .and_then(Value::as_str)
             .map(ToOwned::to_owned);
         return Ok(Message::Method {
