@@ -1,7 +1,8 @@
 //! `Mcp-Method` / `Mcp-Name` (spec revision 2026-07-28) through the real
 //! gateway: a header that agrees with the body goes on in one canonical
 //! spelling, whatever the method it is defined for; one that disagrees never
-//! reaches the upstream.
+//! reaches the upstream, nor do `Mcp-Param-*` headers under a revision whose
+//! servers do not check them.
 
 use std::sync::{Arc, Mutex};
 
@@ -85,5 +86,21 @@ both_engines! {
             assert_eq!(error["id"], 1);
         }
         assert!(seen.lock().expect("lock").is_empty(), "no mismatch reached the upstream");
+
+        // Mcp-Param-* only where the server must check them against the body.
+        let call = request("tools/call", json!({"name": "echo", "arguments": {"region": "eu"}}));
+        for (version, status) in [("2026-07-28", StatusCode::OK), ("2025-11-25", StatusCode::BAD_REQUEST)] {
+            let response = http.post(format!("{gateway}/mcp"))
+                .bearer_auth(&key)
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-protocol-version", version)
+                .header("mcp-param-region", "eu")
+                .json(&call)
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(response.status(), status, "{version}");
+        }
+        assert_eq!(seen.lock().expect("lock").len(), 1, "only the 2026-07-28 call went on");
     }
 }

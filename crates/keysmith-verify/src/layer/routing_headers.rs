@@ -11,7 +11,7 @@
 //! bytes>?=` (markers case-sensitive, canonical padding). Whitespace around a
 //! value is not part of it (RFC 9110 §5.5). Absent headers pass: revisions
 //! before 2026-07-28 send none, and a 2026-07-28 server refuses their absence
-//! itself.
+//! itself. `Mcp-Param-*` headers pass only on 2026-07-28 or later.
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -28,12 +28,20 @@ const SENTINEL_END: &str = "?=";
 /// Why a routing header is refused (the JSON-RPC error's message).
 pub type Mismatch = &'static str;
 
+/// The first revision whose servers must compare mirrored headers with the
+/// body.
+const VALIDATING_REVISION: &str = "2026-07-28";
+const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+const MCP_PARAM_PREFIX: &str = "mcp-param-";
+
 /// Checks both headers against `message` and rewrites each one present to
-/// the canonical spelling of the body's value.
+/// the canonical spelling of the body's value; refuses `Mcp-Param-*` headers
+/// nothing would check ([`check_param_headers`]).
 pub fn check_and_normalize(
     headers: &mut HeaderMap,
     message: Option<&Message>,
 ) -> Result<(), Mismatch> {
+    check_param_headers(headers)?;
     for (name, expected, mismatch) in [
         (
             MCP_METHOD,
@@ -57,6 +65,38 @@ pub fn check_and_normalize(
         headers.insert(name, canonical);
     }
     Ok(())
+}
+
+/// `Mcp-Param-*` headers mirror tool arguments that the tool's schema
+/// designates, which the layer does not know, so it cannot check them; a
+/// server on 2026-07-28 or later must. Under an older or absent
+/// `MCP-Protocol-Version` nothing would, and something behind the layer
+/// could act on a value the body contradicts: refused, as the revision
+/// advises intermediaries.
+fn check_param_headers(headers: &HeaderMap) -> Result<(), Mismatch> {
+    if !headers
+        .keys()
+        .any(|name| name.as_str().starts_with(MCP_PARAM_PREFIX))
+    {
+        return Ok(());
+    }
+    let mut versions = headers.get_all(MCP_PROTOCOL_VERSION).iter();
+    let validated = match (versions.next(), versions.next()) {
+        // Revisions are dates, so their order is the text's.
+        (Some(version), None) => version.to_str().is_ok_and(|v| {
+            v.len() == VALIDATING_REVISION.len()
+                && v.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+                && v >= VALIDATING_REVISION
+        }),
+        _ => false,
+    };
+    if validated {
+        Ok(())
+    } else {
+        Err(
+            "Mcp-Param-* headers need MCP-Protocol-Version 2026-07-28 or later, whose servers check them against the body",
+        )
+    }
 }
 
 /// The text a header value carries, or `None` when it is neither a plain

@@ -160,6 +160,41 @@ fn a_name_that_looks_like_the_sentinel_is_encoded() {
     assert_eq!(decode(&encode(text)).as_deref(), Some(text));
 }
 
+#[test]
+fn param_headers_pass_only_where_the_server_must_check_them() {
+    let call = request(
+        "tools/call",
+        json!({"name": "echo", "arguments": {"region": "eu"}}),
+    );
+    let param = HeaderName::from_static("mcp-param-region");
+    let version = HeaderName::from_static("mcp-protocol-version");
+    for accepted in [&b"2026-07-28"[..], b"2027-01-01"] {
+        let pairs = [(&param, &b"eu"[..]), (&version, accepted)];
+        assert!(check(&call, &pairs).is_ok(), "{accepted:?}");
+    }
+    assert!(check(&call, &[(&param, b"eu")]).is_err(), "no version");
+    for refused in [
+        &b"2025-11-25"[..],
+        b"2025-06-18",
+        b"draft",
+        b"2026-07-28x",
+        b"",
+    ] {
+        let pairs = [(&param, &b"eu"[..]), (&version, refused)];
+        assert!(check(&call, &pairs).is_err(), "{refused:?}");
+    }
+    let twice = [
+        (&param, &b"eu"[..]),
+        (&version, &b"2026-07-28"[..]),
+        (&version, &b"2025-11-25"[..]),
+    ];
+    assert!(check(&call, &twice).is_err());
+    assert!(
+        check(&call, &[(&version, b"2025-11-25")]).is_ok(),
+        "no Mcp-Param: nothing to check"
+    );
+}
+
 /// Names near the edges of the plain form: sentinel pieces, whitespace,
 /// non-ASCII, control characters.
 fn text() -> impl Strategy<Value = String> {
