@@ -77,6 +77,16 @@ enum Command {
         /// using this Redis. Absent: counted in this process only.
         #[arg(long, env = "KEYSMITH_REDIS_URL", hide_env_values = true)]
         redis_url: Option<String>,
+        /// A browser origin allowed besides the gateway's own, e.g.
+        /// https://app.example.com (repeatable; the variable takes a comma
+        /// list). A request whose Origin is neither is 403.
+        #[arg(
+            long = "allowed-origin",
+            env = "KEYSMITH_GATEWAY_ALLOWED_ORIGINS",
+            value_delimiter = ',',
+            value_parser = crate::gateway::AllowedOrigin::parse
+        )]
+        allowed_origins: Vec<crate::gateway::AllowedOrigin>,
     },
 }
 
@@ -237,6 +247,7 @@ impl Cli {
                 no_mcp,
                 upstream_ca,
                 redis_url,
+                allowed_origins,
             } => {
                 let options = crate::gateway::GatewayOptions {
                     upstream,
@@ -246,6 +257,7 @@ impl Cli {
                     mcp: !no_mcp,
                     upstream_ca,
                     redis_url: redis_url.map(crate::gateway::RedisUrl),
+                    allowed_origins,
                 };
                 crate::gateway::run(state, options).await?
             }

@@ -7,6 +7,8 @@
 //! (RFC 9110 §7.6.1), client-sent forwarding headers are replaced by the
 //! gateway's own, and redirects are passed back to the client rather than
 //! followed (a redirect would carry the injected identity elsewhere).
+//! A request from a browser page of a foreign origin is refused before it
+//! reaches the layer ([`origin`]): DNS rebinding stops here.
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
@@ -26,10 +28,12 @@ use keysmith_verify::{
 use crate::{connections::ConnectionLimits, domain::tenants, state::AppState};
 
 mod headers;
+mod origin;
 mod pool;
 mod upstream;
 
 use headers::{ClientPeer, set_forwarding, strip_hop_by_hop};
+pub use origin::{AllowedOrigin, OriginPolicy, guard as guard_origins};
 use upstream::Upstream;
 pub use upstream::UpstreamError;
 
@@ -45,6 +49,8 @@ pub struct GatewayOptions {
     pub upstream_ca: Option<PathBuf>,
     /// `KEYSMITH_REDIS_URL`: limits shared through Redis; absent: per instance.
     pub redis_url: Option<RedisUrl>,
+    /// Browser origins let through besides the gateway's own.
+    pub allowed_origins: Vec<AllowedOrigin>,
 }
 
 /// A Redis URL, whose `Debug` hides it (it may carry a password).
@@ -187,35 +193,38 @@ pub async fn run(state: AppState, options: GatewayOptions) -> anyhow::Result<()>
         ),
         crate::config::Engine::Sqlite => None,
     };
-    let metrics_state = state.clone();
-    let app = proxy(&options.upstream, roots.as_deref())?
-        .layer(layer)
-        .route("/healthz", axum::routing::get(|| async { "ok" }))
-        // The layer's own metrics (outcomes, verify latency, audit queue),
-        // outside the layer, guarded like the server's.
-        .route(
-            "/metrics",
-            axum::routing::get(
-                move |peer: Option<axum::Extension<ConnectInfo<ClientPeer>>>,
-                      headers: HeaderMap| {
-                    let state = metrics_state.clone();
-                    async move {
-                        let peer = peer.map(|axum::Extension(ConnectInfo(peer))| peer.addr);
-                        if !crate::routes::health::metrics_allowed(&state.config, &headers, peer) {
-                            return StatusCode::UNAUTHORIZED.into_response();
-                        }
-                        let text = crate::metrics::recorder()
-                            .map(|handle| handle.render())
-                            .unwrap_or_default();
-                        ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
-                            .into_response()
-                    }
-                },
-            ),
-        );
+    // Bound first: whether its address is loopback decides which names are
+    // the gateway's own origin.
     let listener = tokio::net::TcpListener::bind(options.bind)
         .await
         .with_context(|| format!("failed to bind {}", options.bind))?;
+    let origins = OriginPolicy::new(options.allowed_origins.clone(), listener.local_addr()?);
+    let metrics_state = state.clone();
+    let app = guard_origins(
+        proxy(&options.upstream, roots.as_deref())?.layer(layer),
+        origins,
+    )
+    .route("/healthz", axum::routing::get(|| async { "ok" }))
+    // The layer's own metrics (outcomes, verify latency, audit queue),
+    // outside the layer, guarded like the server's.
+    .route(
+        "/metrics",
+        axum::routing::get(
+            move |peer: Option<axum::Extension<ConnectInfo<ClientPeer>>>, headers: HeaderMap| {
+                let state = metrics_state.clone();
+                async move {
+                    let peer = peer.map(|axum::Extension(ConnectInfo(peer))| peer.addr);
+                    if !crate::routes::health::metrics_allowed(&state.config, &headers, peer) {
+                        return StatusCode::UNAUTHORIZED.into_response();
+                    }
+                    let text = crate::metrics::recorder()
+                        .map(|handle| handle.render())
+                        .unwrap_or_default();
+                    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+                }
+            },
+        ),
+    );
     tracing::info!(addr = %listener.local_addr()?, upstream = options.upstream, "keysmith gateway listening");
     let limits = state.config.connections;
     serve_with(listener, app, &limits, crate::startup::shutdown_signal()).await?;

@@ -291,6 +291,22 @@ async fn from_nothing_to_a_verified_key(engine: Engine) {
         !both.status.success(),
         "--tenant and --any-tenant exclude each other"
     );
+    // An allowed origin is an origin; a wildcard is not one.
+    let wildcard = keysmith(
+        &db,
+        &[
+            &upstream[..],
+            &["--tenant", "acme", "--allowed-origin", "*"],
+        ]
+        .concat(),
+        None,
+    );
+    assert!(!wildcard.status.success());
+    assert!(
+        String::from_utf8_lossy(&wildcard.stderr).contains("`*` is not an origin"),
+        "{}",
+        String::from_utf8_lossy(&wildcard.stderr)
+    );
     let nope = keysmith(&db, &[&upstream[..], &["--tenant", "nope"]].concat(), None);
     assert!(!nope.status.success());
     assert!(

@@ -5,6 +5,7 @@
 
 pub mod harness;
 mod limits;
+mod suite;
 
 use std::{
     sync::{Arc, Mutex},

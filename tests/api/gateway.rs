@@ -3,6 +3,7 @@
 use std::{collections::HashMap, convert::Infallible, sync::Arc, time::Duration};
 
 use axum::{Router, body::Body, extract::State, response::Response};
+use keysmith::gateway::{AllowedOrigin, OriginPolicy, guard_origins};
 use keysmith_verify::{
     Limiter, SqlVerifier, TenantScope, VerifyLayer,
     audit::{AuditFlusher, spawn_sql_audit},
@@ -109,6 +110,36 @@ pub async fn start_gateway(
     limiter: Option<Arc<dyn Limiter>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> (String, AuditFlusher, tokio::task::JoinHandle<()>) {
+    let options = GatewayParts {
+        scope,
+        roots_pem,
+        limiter,
+        allowed_origins: Vec::new(),
+    };
+    start_gateway_with(app, upstream, options, shutdown).await
+}
+
+/// What a test gateway is built with besides its upstream.
+pub struct GatewayParts<'a> {
+    pub scope: TenantScope,
+    pub roots_pem: Option<&'a [u8]>,
+    pub limiter: Option<Arc<dyn Limiter>>,
+    /// `--allowed-origin`.
+    pub allowed_origins: Vec<AllowedOrigin>,
+}
+
+/// [`start_gateway`] with every part given.
+pub async fn start_gateway_with(
+    app: &TestApp,
+    upstream: &str,
+    GatewayParts {
+        scope,
+        roots_pem,
+        limiter,
+        allowed_origins,
+    }: GatewayParts<'_>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> (String, AuditFlusher, tokio::task::JoinHandle<()>) {
     let verifier = SqlVerifier::new(
         app.state.pool().clone(),
         app.state.peppers.clone(),
@@ -124,12 +155,14 @@ pub async fn start_gateway(
         None => builder,
     }
     .build();
-    let router = keysmith::gateway::proxy(upstream, roots_pem)
-        .expect("proxy")
-        .layer(layer);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
+    let origins = OriginPolicy::new(allowed_origins, listener.local_addr().expect("addr"));
+    let router = keysmith::gateway::proxy(upstream, roots_pem)
+        .expect("proxy")
+        .layer(layer);
+    let router = guard_origins(router, origins);
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let task = tokio::spawn(async move {
         keysmith::gateway::serve(listener, router, shutdown)

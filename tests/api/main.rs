@@ -30,6 +30,8 @@ mod emails;
 mod files;
 mod fuzz;
 mod gateway;
+mod gateway_origin;
+mod gateway_routing_headers;
 mod gateway_trust;
 mod health;
 mod invitations;

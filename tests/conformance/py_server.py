@@ -76,6 +76,18 @@ def secret_admin(ctx: Context) -> str:
     return "ran"
 
 
+# Fixtures the official conformance suite's scenarios read (tests/api/conformance/suite.rs):
+# a 2026-07-28 client names them in the Mcp-Name header, which the gateway checks.
+@server.prompt(name="test_simple_prompt", description="A prompt without arguments")
+def test_simple_prompt() -> str:
+    return "This is a simple prompt for testing."
+
+
+@server.resource("test://static-text", name="static-text", mime_type="text/plain")
+def static_text() -> str:
+    return "This is the content of the static text resource."
+
+
 class QuietExitServer(uvicorn.Server):
     """uvicorn.Server that shuts down gracefully on SIGTERM/SIGINT and then simply
     returns (stock uvicorn re-raises the signal afterwards, so the exit code was 143)."""

@@ -220,6 +220,10 @@ pub fn strategy() -> impl Strategy<Value = Case> {
             vec![("mcp-method", "tools/list")],
             vec![("mcp-name", "echo"), ("mcp-name", "secret_admin")],
             vec![("Mcp-Name", "echo"), ("Mcp-Method", "tools/call")],
+            // The 2026-07-28 Base64 form: echo, secret_admin, and a broken one.
+            vec![("mcp-name", "=?base64?ZWNobw==?=")],
+            vec![("mcp-name", "=?base64?c2VjcmV0X2FkbWlu?=")],
+            vec![("mcp-name", "=?base64?ZWNobw?=")],
         ]),
     ];
     (

@@ -15,7 +15,9 @@
 //! (`-32700` or `-32600`) and never reaches the upstream; what does reach it
 //! is exactly the bytes that were judged. A `tools/call` for a tool outside
 //! the key's allowlist is `403`; a `tools/list` answer is filtered to the
-//! allowlist; `Mcp-Name` / `Mcp-Method` headers must agree with the body.
+//! allowlist; `Mcp-Name` / `Mcp-Method` headers, when sent, must agree with
+//! the body in plain or `=?base64?…?=` form (else `400`, `-32020`) and go on
+//! in one canonical spelling.
 //! The audit names the tool of a `tools/call`, the method of any other
 //! message, and `METHOD /path` only for requests without a body.
 //!
@@ -46,6 +48,7 @@ pub mod jsonrpc;
 mod layer;
 mod limited;
 mod request_body;
+mod routing_headers;
 mod service;
 mod session;
 #[cfg(test)]

@@ -6,23 +6,21 @@
 //! would is refused, never forwarded. What goes on is exactly the bytes that
 //! were judged, with headers that leave no room for another reading:
 //! `Content-Type: application/json`, a `Content-Length`, no
-//! `Transfer-Encoding`, no `Content-Encoding`.
+//! `Transfer-Encoding`, no `Content-Encoding`, and `Mcp-Method` / `Mcp-Name`
+//! checked against the body ([`super::routing_headers`]).
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, header, request::Parts};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header, request::Parts};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 use serde_json::{Value, json};
 
 use super::{
     body::{BoxError, LayerBody},
-    jsonrpc::{self, INVALID_REQUEST, Message, PARSE_ERROR},
+    jsonrpc::{self, HEADER_MISMATCH, INVALID_REQUEST, Message, PARSE_ERROR},
+    routing_headers,
     service::json_response,
 };
-
-// Names made once: a `&str` lookup parses the name on every request.
-const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
-const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
 
 /// Why a body is refused, and how to say it.
 #[derive(Debug)]
@@ -76,7 +74,12 @@ where
     } else {
         Some(jsonrpc::read_message(&bytes).map_err(|r| refuse(r.code, r.message, &r.id))?)
     };
-    check_routing_headers(&parts.headers, message.as_ref())?;
+    routing_headers::check_and_normalize(&mut parts.headers, message.as_ref()).map_err(
+        |mismatch| {
+            let id = message.as_ref().map_or(&Value::Null, Message::id);
+            refuse(HEADER_MISMATCH, mismatch, id)
+        },
+    )?;
     normalize(&mut parts.headers, bytes.len());
     Ok((B::from(bytes), message))
 }
@@ -162,36 +165,6 @@ fn is_json_utf8(headers: &HeaderMap) -> bool {
                 .unwrap_or(value);
             name.trim().eq_ignore_ascii_case("charset") && value.eq_ignore_ascii_case("utf-8")
         })
-}
-
-/// `Mcp-Name` and `Mcp-Method` let servers route without reading the body;
-/// when present they must say what the body says, once.
-fn check_routing_headers(headers: &HeaderMap, message: Option<&Message>) -> Result<(), Refused> {
-    let id = message.map_or(&Value::Null, Message::id);
-    let expected_name = match message {
-        Some(Message::ToolCall { name, .. }) => Some(name.as_str()),
-        _ => None,
-    };
-    for (header_name, expected, what) in [
-        (
-            MCP_NAME,
-            expected_name,
-            "Mcp-Name header does not match params.name",
-        ),
-        (
-            MCP_METHOD,
-            message.and_then(Message::method),
-            "Mcp-Method header does not match the method",
-        ),
-    ] {
-        let mut values = headers.get_all(header_name).iter();
-        match (values.next(), values.next()) {
-            (None, _) => {}
-            (Some(value), None) if Some(value.as_bytes()) == expected.map(str::as_bytes) => {}
-            _ => return Err(refuse(INVALID_REQUEST, what, id)),
-        }
-    }
-    Ok(())
 }
 
 fn normalize(headers: &mut HeaderMap, len: usize) {

@@ -155,7 +155,7 @@ where
             };
             // A tools/list answer is filtered when the key may not call every tool.
             let filter = match &message {
-                Some(Message::Method { method, id }) if method == TOOLS_LIST => key
+                Some(Message::Method { method, id, .. }) if method == TOOLS_LIST => key
                     .allowed_tools
                     .patterns()
                     .is_some()

@@ -150,6 +150,51 @@ async fn what_cannot_be_read_one_way_never_reaches_the_service() {
     assert_eq!((status, received.is_none()), (StatusCode::FORBIDDEN, true));
 }
 
+/// A 2026-07-28 client mirrors what each request addresses in `Mcp-Name`,
+/// plain or in Base64; the service gets one canonical spelling.
+#[tokio::test]
+async fn routing_headers_that_agree_with_the_body_go_on_canonical() {
+    let with = |method: &'static str, name: &'static str, body: &'static [u8]| {
+        Request::post("/mcp")
+            .header(header::AUTHORIZATION, "Bearer good")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("mcp-method", method)
+            .header("mcp-name", name)
+            .body(Full::new(Bytes::from_static(body)))
+            .expect("request")
+    };
+    const PROMPT: &[u8] =
+        br#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"Hello"}}"#;
+    const READ: &[u8] =
+        br#"{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"test://static-text"}}"#;
+    for (request, forwarded) in [
+        (with("prompts/get", "Hello", PROMPT), "Hello"),
+        (with("prompts/get", "=?base64?SGVsbG8=?=", PROMPT), "Hello"),
+        (
+            with("resources/read", "test://static-text", READ),
+            "test://static-text",
+        ),
+        (with("tools/call", "echo", ECHO), "echo"),
+    ] {
+        let (status, received) = send(TenantScope::only("acme"), request).await;
+        assert_eq!(status, StatusCode::OK, "{forwarded}");
+        let (headers, _) = received.expect("forwarded");
+        assert_eq!(headers["mcp-name"], forwarded);
+    }
+    for request in [
+        with("prompts/get", "Goodbye", PROMPT),
+        with("resources/read", "test://static-text", PROMPT),
+        with("prompts/get", "=?base64?SGVsbG8?=", PROMPT),
+        with("tools/call", "echo", READ),
+    ] {
+        let (status, received) = send(TenantScope::only("acme"), request).await;
+        assert_eq!(
+            (status, received.is_none()),
+            (StatusCode::BAD_REQUEST, true)
+        );
+    }
+}
+
 #[tokio::test]
 async fn another_tenants_layer_refuses_the_key() {
     let (status, received) =

@@ -1,7 +1,8 @@
 //! One pass over a body that checks all of it under the strict rule and
 //! keeps only what [`super::read_message`] judges: which members the message
-//! has, its `id`, and the strings `jsonrpc`, `method` and `params.name`
-//! (borrowed from the body when they hold no escape).
+//! has, its `id`, and the strings `jsonrpc`, `method`, `params.name`,
+//! `params.uri` and `params.taskId` (borrowed from the body when they hold no
+//! escape).
 
 use std::{borrow::Cow, fmt};
 
@@ -28,10 +29,19 @@ pub(super) struct Envelope<'de> {
 /// What `params` is.
 #[derive(Debug)]
 pub(super) enum Params<'de> {
-    /// An object; `name` is its `name` member when that is a string.
-    Object { name: Option<Cow<'de, str>> },
+    /// An object, with the members that say what a request addresses (the
+    /// `Mcp-Name` header mirrors one of them), each when it is a string.
+    Object(Addressed<'de>),
     /// Anything else.
     Other,
+}
+
+/// `params.name`, `params.uri` and `params.taskId`, when strings.
+#[derive(Debug, Default)]
+pub(super) struct Addressed<'de> {
+    pub name: Option<Cow<'de, str>>,
+    pub uri: Option<Cow<'de, str>>,
+    pub task_id: Option<Cow<'de, str>>,
 }
 
 /// Reads a whole body: the envelope of an object, `None` for any other
@@ -187,16 +197,21 @@ impl<'de> Visitor<'de> for ParamsSeed {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let depth = nested(self.depth)?;
-        let mut name = None;
+        let mut addressed = Addressed::default();
         let mut seen = SeenMembers::new();
         while let Some(member) = map.next_key_seed(MemberName)? {
             seen.insert(member.clone())?;
-            if member == "name" {
-                name = map.next_value_seed(Text { depth })?;
-            } else {
-                map.next_value_seed(Skim { depth })?;
-            }
+            let slot = match member.as_ref() {
+                "name" => &mut addressed.name,
+                "uri" => &mut addressed.uri,
+                "taskId" => &mut addressed.task_id,
+                _ => {
+                    map.next_value_seed(Skim { depth })?;
+                    continue;
+                }
+            };
+            *slot = map.next_value_seed(Text { depth })?;
         }
-        Ok(Params::Object { name })
+        Ok(Params::Object(addressed))
     }
 }

@@ -26,9 +26,11 @@ mod strict;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
-use self::envelope::Params;
+use self::envelope::{Addressed, Params};
 pub use self::strict::MAX_DEPTH;
 use crate::tools::MAX_TOOL_NAME_LEN;
 
@@ -40,6 +42,9 @@ pub const MAX_METHOD_LEN: usize = 128;
 /// JSON-RPC error codes the layer answers with.
 pub const PARSE_ERROR: i64 = -32700;
 pub const INVALID_REQUEST: i64 = -32600;
+/// `HeaderMismatch` (spec revision 2026-07-28): a mirrored header disagrees
+/// with the body.
+pub const HEADER_MISMATCH: i64 = -32020;
 
 /// What a body says, once read.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,7 +52,13 @@ pub enum Message {
     /// A `tools/call` request.
     ToolCall { name: String, id: Value },
     /// Any other request (it has an id) or notification (it has none).
-    Method { method: String, id: Value },
+    /// `addresses` is what the request names for its `Mcp-Name` header, for
+    /// the methods that define one ([`AddressedMember`]).
+    Method {
+        method: String,
+        id: Value,
+        addresses: Option<String>,
+    },
     /// A client's answer to a request of the server (sampling, elicitation…).
     Response { id: Value },
 }
@@ -69,6 +80,17 @@ impl Message {
         }
     }
 
+    /// The value an `Mcp-Name` header must carry: the tool of a `tools/call`,
+    /// the member [`AddressedMember`] names for other methods; `None` when
+    /// the method defines none or the body lacks it.
+    pub fn addresses(&self) -> Option<&str> {
+        match self {
+            Self::ToolCall { name, .. } => Some(name),
+            Self::Method { addresses, .. } => addresses.as_deref(),
+            Self::Response { .. } => None,
+        }
+    }
+
     pub fn method(&self) -> Option<&str> {
         match self {
             Self::ToolCall { .. } => Some(TOOLS_CALL),
@@ -80,6 +102,36 @@ impl Message {
 
 pub const TOOLS_CALL: &str = "tools/call";
 pub const TOOLS_LIST: &str = "tools/list";
+
+/// The `params` member a request's `Mcp-Name` header mirrors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressedMember {
+    Name,
+    Uri,
+    TaskId,
+}
+
+impl AddressedMember {
+    /// For the methods spec revision 2026-07-28 defines `Mcp-Name` on
+    /// (`tasks/*`: the tasks extension, SEP-2663); other methods have none.
+    pub fn of(method: &str) -> Option<Self> {
+        match method {
+            TOOLS_CALL | "prompts/get" => Some(Self::Name),
+            "resources/read" => Some(Self::Uri),
+            "tasks/get" | "tasks/update" | "tasks/cancel" => Some(Self::TaskId),
+            _ => None,
+        }
+    }
+
+    /// The member's name in `params`.
+    pub fn json_name(self) -> &'static str {
+        match self {
+            Self::Name => "name",
+            Self::Uri => "uri",
+            Self::TaskId => "taskId",
+        }
+    }
+}
 
 /// The refusal of a body outside the strict rule.
 const NOT_STRICT_JSON: &str = "the body is not one unambiguous JSON document (strict UTF-8 JSON, no duplicate members, safe integers, nesting ≤ 32)";
@@ -160,9 +212,9 @@ pub fn read_message(body: &[u8]) -> Result<Message, Rejection> {
             echo,
         ));
     };
-    let tool_name = match envelope.params {
-        None => None,
-        Some(Params::Object { name }) => name,
+    let addressed = match envelope.params {
+        None => Addressed::default(),
+        Some(Params::Object(addressed)) => addressed,
         Some(Params::Other) => return Err(Rejection::invalid("params must be an object", echo)),
     };
     if method != TOOLS_CALL {
@@ -172,12 +224,19 @@ pub fn read_message(body: &[u8]) -> Result<Message, Rejection> {
                 echo,
             ));
         }
+        let addresses = match AddressedMember::of(&method) {
+            Some(AddressedMember::Name) => addressed.name,
+            Some(AddressedMember::Uri) => addressed.uri,
+            Some(AddressedMember::TaskId) => addressed.task_id,
+            None => None,
+        };
         return Ok(Message::Method {
             method: method.into_owned(),
             id,
+            addresses: addresses.map(Cow::into_owned),
         });
     }
-    match tool_name {
+    match addressed.name {
         Some(name) if valid_tool_name(&name) => Ok(Message::ToolCall {
             name: name.into_owned(),
             id,

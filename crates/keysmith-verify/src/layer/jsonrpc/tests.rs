@@ -30,7 +30,8 @@ fn reads_what_mcp_clients_send() {
         call(r#" {"jsonrpc":"2.0","id":"a","method":"tools/list"} "#),
         Ok(Message::Method {
             method: "tools/list".into(),
-            id: json!("a")
+            id: json!("a"),
+            addresses: None,
         })
     );
     assert_eq!(
@@ -240,9 +241,14 @@ fn reference(body: &[u8]) -> Result<Message, Rejection> {
                 echo,
             ));
         }
+        let addresses = AddressedMember::of(method)
+            .and_then(|member| params.and_then(|p| p.get(member.json_name())))
+            .and_then(Value::as_str)
+            .map(ToOwned::to_owned);
         return Ok(Message::Method {
             method: method.to_owned(),
             id,
+            addresses,
         });
     }
     match params.and_then(|p| p.get("name")) {
@@ -348,12 +354,14 @@ fn one_of(texts: &[&'static str]) -> impl Strategy<Value = String> + use<> {
     prop::sample::select(texts.to_vec()).prop_map(str::to_owned)
 }
 
-/// `params`: mostly an object with a tool name under `name`, sometimes
-/// under a near miss or an escaped spelling, or with none.
+/// `params`: mostly an object with a tool name under `name` (or what
+/// another method addresses: `uri`, `taskId`), sometimes under a near miss
+/// or an escaped spelling, or with none.
 fn params() -> impl Strategy<Value = String> {
     let key = prop_oneof![
-        6 => Just(r#""name""#.to_owned()),
-        1 => one_of(&[r#""nAme""#, r#""n\u0061me""#, r#""NAME""#]),
+        9 => Just(r#""name""#.to_owned()),
+        1 => one_of(&[r#""uri""#, r#""taskId""#]),
+        1 => one_of(&[r#""nAme""#, r#""n\u0061me""#, r#""NAME""#, r#""taskid""#]),
     ];
     let tool = one_of(&[r#""echo""#, r#""secret""#, r#""e\u0063ho""#, r#""""#, "7"]);
     let extra = prop::collection::vec((name(), value()), 0..3);
@@ -373,11 +381,14 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
         member("id", one_of(&["1", r#""r1""#, "null"])),
         member(
             "method",
-            one_of(&[
-                r#""tools/call""#,
-                r#""tools/list""#,
-                r#""notifications/initialized""#,
-            ]),
+            prop_oneof![
+                6 => one_of(&[
+                    r#""tools/call""#,
+                    r#""tools/list""#,
+                    r#""notifications/initialized""#,
+                ]),
+                1 => one_of(&[r#""prompts/get""#, r#""resources/read""#, r#""tasks/get""#]),
+            ],
         ),
         member("params", params()),
         prop::option::weighted(0.15, value()).prop_map(|v| v.map(|v| (r#""result""#.into(), v))),
