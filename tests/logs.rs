@@ -33,7 +33,10 @@ impl Write for Capture {
 }
 
 async fn lifecycle_logs_hold_no_secret(engine: Engine, capture: &Capture) {
-    let app = TestApp::spawn(engine).await;
+    let app = TestApp::spawn(engine)
+        .await
+        .allowing_private_webhooks()
+        .await;
     // A webhook receiving every event: its signing secret must not be logged either.
     let receiver = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -72,7 +75,7 @@ async fn lifecycle_logs_hold_no_secret(engine: Engine, capture: &Capture) {
         .await;
     assert_eq!(app.verify_code(&new_key).await, "revoked");
     app.clock.advance(time::Duration::days(8));
-    app.tick().await;
+    app.tick_and_deliver().await;
     let admin_key = app.admin_key.clone();
     app.stop().await;
 

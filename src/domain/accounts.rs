@@ -313,24 +313,7 @@ pub async fn change_role(
     .fetch_optional(&mut *tx)
     .await?;
     let (user_id,) = member.ok_or(AppError::NotFound("role"))?;
-    users::set_role(&mut tx, tenant_id, &user_id, role, now).await?;
-    let what = format!("{email} as {}", role.as_str());
-    audit::record(
-        &mut *tx,
-        audit::NewAuditEvent {
-            tenant_id,
-            key_id: None,
-            service_user_id: None,
-            actor: actor.to_string(),
-            action: "admin.grant",
-            tool: None,
-            outcome: "ok",
-            reason: Some(&what),
-            request_id: None,
-            at: now,
-        },
-    )
-    .await?;
+    users::grant_audited(&mut tx, tenant_id, (&user_id, email), role, actor, now).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -329,10 +329,33 @@ pub async fn add_to_tenant(
         (Some(user), None) => user,
         (None, Some(hash)) => insert(&mut *tx, email, hash, false, now).await?,
     };
-    set_role(&mut tx, tenant_id, &user.id, role, now).await?;
+    grant_audited(
+        &mut tx,
+        tenant_id,
+        (&user.id, email.as_str()),
+        role,
+        actor,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// Sets the role of `(user id, email)` in the tenant inside `tx` and audits
+/// it as `admin.grant` by `actor`.
+pub(super) async fn grant_audited(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tenant_id: &TenantId,
+    (user_id, email): (&AdminId, &str),
+    role: Role,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> AppResult<()> {
+    set_role(tx, tenant_id, user_id, role, now).await?;
     let what = format!("{email} as {}", role.as_str());
     audit::record(
-        &mut *tx,
+        &mut **tx,
         audit::NewAuditEvent {
             tenant_id,
             key_id: None,
@@ -346,9 +369,7 @@ pub async fn add_to_tenant(
             at: now,
         },
     )
-    .await?;
-    tx.commit().await?;
-    Ok(user)
+    .await
 }
 
 /// Who administers a tenant, as shown on the superadmin page.
