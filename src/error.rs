@@ -44,14 +44,22 @@ pub enum AppError {
     Internal(#[from] anyhow::Error),
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// Every error answer of the API: `{"error": {"code", "message"}}` (the
+/// OpenAPI document names it `Error`).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub(crate) struct ErrorBody<'a> {
     error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorDetail<'a> {
+    /// A stable, machine-readable code: `validation_failed`, `unauthorized`,
+    /// `forbidden`, `not_found`, `conflict`, `payload_too_large`,
+    /// `too_many_requests`, `unavailable`, `internal`, or a request-specific
+    /// one for `400`.
     code: &'a str,
+    /// What went wrong, for people.
     message: String,
 }
 

@@ -43,6 +43,7 @@ mod limits_not_mcp;
 mod limits_redis;
 mod limits_remaining;
 mod mcp;
+mod openapi;
 mod rotation;
 mod scheduler;
 mod secret_scanning;

@@ -37,7 +37,7 @@ pub struct SetRole {
     pub role: String,
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/admins", tag = "admins",
+#[utoipa::path(get, operation_id = "admins_list", path = "/api/v1/tenants/{tenant}/admins", tag = "admins",
     params(("tenant" = String, Path, description = "tenant slug")),
     responses((status = 200, body = TenantAdminList)),
     security(("management_key" = [])))]
@@ -55,7 +55,7 @@ pub async fn list(
     Ok(Json(TenantAdminList { items }))
 }
 
-#[utoipa::path(put, path = "/api/v1/tenants/{tenant}/admins/{email}", tag = "admins",
+#[utoipa::path(put, operation_id = "admins_set_role", path = "/api/v1/tenants/{tenant}/admins/{email}", tag = "admins",
     params(("tenant" = String, Path, description = "tenant slug"), ("email" = String, Path, description = "the admin's email")),
     request_body = SetRole,
     responses((status = 200, body = TenantAdmin), (status = 404, description = "no role in this tenant: invite the person instead"), (status = 422, description = "unknown role")),
@@ -85,7 +85,7 @@ pub async fn set_role(
     }))
 }
 
-#[utoipa::path(delete, path = "/api/v1/tenants/{tenant}/admins/{email}", tag = "admins",
+#[utoipa::path(delete, operation_id = "admins_remove", path = "/api/v1/tenants/{tenant}/admins/{email}", tag = "admins",
     params(("tenant" = String, Path, description = "tenant slug"), ("email" = String, Path, description = "the admin's email")),
     responses((status = 204, description = "role removed; the account's sessions ended"), (status = 404, description = "no role in this tenant")),
     security(("management_key" = [])))]

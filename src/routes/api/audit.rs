@@ -21,6 +21,7 @@ use crate::{
 };
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     pub cursor: Option<String>,
@@ -33,7 +34,7 @@ pub struct AuditList {
     pub next_cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/keys/{id}/audit", tag = "keys",
+#[utoipa::path(get, operation_id = "keys_audit", path = "/api/v1/tenants/{tenant}/keys/{id}/audit", tag = "keys",
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path, description = "public key id"), AuditQuery),
     responses((status = 200, body = AuditList)),
     security(("management_key" = [])))]
@@ -60,6 +61,7 @@ pub async fn list(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UsageQuery {
     /// Window in UTC days ending with today (today counts as one), default 30, at most 365.
@@ -73,7 +75,7 @@ pub struct Usage {
     pub tools: Vec<ToolUsage>,
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/keys/{id}/usage", tag = "keys",
+#[utoipa::path(get, operation_id = "keys_usage", path = "/api/v1/tenants/{tenant}/keys/{id}/usage", tag = "keys",
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path, description = "public key id"), UsageQuery),
     responses((status = 200, body = Usage)),
     security(("management_key" = [])))]

@@ -51,7 +51,7 @@ pub struct NewInvitation {
     pub role: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/invitations", tag = "admins",
+#[utoipa::path(post, operation_id = "invitations_create", path = "/api/v1/tenants/{tenant}/invitations", tag = "admins",
     params(("tenant" = String, Path, description = "tenant slug")),
     request_body = NewInvitation,
     responses((status = 202, body = InvitationBody, description = "invited, whether or not the email has an account; it takes effect when the person accepts"),
@@ -80,7 +80,7 @@ pub async fn create(
     Ok((StatusCode::ACCEPTED, Json(invitation.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/invitations", tag = "admins",
+#[utoipa::path(get, operation_id = "invitations_list", path = "/api/v1/tenants/{tenant}/invitations", tag = "admins",
     params(("tenant" = String, Path, description = "tenant slug")),
     responses((status = 200, body = InvitationList)),
     security(("management_key" = [])))]
@@ -98,7 +98,7 @@ pub async fn list(
     Ok(Json(InvitationList { items }))
 }
 
-#[utoipa::path(delete, path = "/api/v1/tenants/{tenant}/invitations/{email}", tag = "admins",
+#[utoipa::path(delete, operation_id = "invitations_withdraw", path = "/api/v1/tenants/{tenant}/invitations/{email}", tag = "admins",
     params(("tenant" = String, Path, description = "tenant slug"), ("email" = String, Path, description = "the invited email")),
     responses((status = 204, description = "withdrawn"), (status = 404, description = "no pending invitation")),
     security(("management_key" = [])))]

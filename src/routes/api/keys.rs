@@ -78,6 +78,7 @@ pub struct RevokeKey {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListKeys {
     /// One of `active, rotating, expired, revoked`.
@@ -95,7 +96,7 @@ fn created(issued: &IssuedKey, tenant: &str, now: OffsetDateTime) -> CreatedKey 
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/keys", tag = "keys",
+#[utoipa::path(post, operation_id = "keys_create", path = "/api/v1/tenants/{tenant}/keys", tag = "keys",
     params(("tenant" = String, Path, description = "tenant slug")),
     request_body = CreateKey,
     responses((status = 201, body = CreatedKey, description = "the key, shown this once"), (status = 404, description = "unknown service user"), (status = 422, description = "invalid input")),
@@ -142,7 +143,7 @@ pub async fn create(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/keys", tag = "keys",
+#[utoipa::path(get, operation_id = "keys_list", path = "/api/v1/tenants/{tenant}/keys", tag = "keys",
     params(("tenant" = String, Path, description = "tenant slug"), ListKeys),
     responses((status = 200, body = KeyList)),
     security(("management_key" = [])))]
@@ -177,7 +178,7 @@ pub async fn list(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/keys/{id}", tag = "keys",
+#[utoipa::path(get, operation_id = "keys_get", path = "/api/v1/tenants/{tenant}/keys/{id}", tag = "keys",
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path, description = "public key id")),
     responses((status = 200, body = KeyInfo), (status = 404, description = "no such key in this tenant")),
     security(("management_key" = [])))]
@@ -191,7 +192,7 @@ pub async fn get(
     Ok(Json(KeyInfo::new(&row, &tenant.slug, state.now())))
 }
 
-#[utoipa::path(patch, path = "/api/v1/tenants/{tenant}/keys/{id}", tag = "keys",
+#[utoipa::path(patch, operation_id = "keys_update_limits", path = "/api/v1/tenants/{tenant}/keys/{id}", tag = "keys",
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path, description = "public key id")),
     request_body = UpdateKeyLimits,
     responses((status = 200, body = KeyInfo), (status = 404, description = "no such key in this tenant"), (status = 409, description = "the key is revoked or expired, or changed meanwhile"), (status = 422, description = "invalid limits")),
@@ -217,7 +218,7 @@ pub async fn update_limits(
     Ok(Json(KeyInfo::new(&row, &tenant.slug, now)))
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/keys/{id}/rotate", tag = "keys",
+#[utoipa::path(post, operation_id = "keys_rotate", path = "/api/v1/tenants/{tenant}/keys/{id}/rotate", tag = "keys",
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path, description = "public key id")),
     request_body(content = Option<RotateKey>, description = "optional: the new key's expiry"),
     responses((status = 201, body = RotationResponse), (status = 409, description = "the key is not active")),
@@ -265,7 +266,7 @@ pub async fn rotate(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/keys/{id}/revoke", tag = "keys",
+#[utoipa::path(post, operation_id = "keys_revoke", path = "/api/v1/tenants/{tenant}/keys/{id}/revoke", tag = "keys",
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path, description = "public key id")),
     request_body(content = Option<RevokeKey>),
     responses((status = 200, body = KeyInfo), (status = 409, description = "already revoked or expired")),

@@ -8,6 +8,7 @@ mod invitations;
 pub mod keys;
 pub mod model;
 mod notifications;
+pub mod openapi;
 mod secret_scanning;
 mod service_users;
 mod tenants;
@@ -18,10 +19,7 @@ use axum::{
     Json, Router,
     routing::{get, post},
 };
-use utoipa::{
-    Modify, OpenApi,
-    openapi::security::{Http, HttpAuthScheme, SecurityScheme},
-};
+use utoipa::OpenApi;
 
 use crate::state::AppState;
 
@@ -89,37 +87,6 @@ pub fn router() -> Router<AppState> {
         .route("/v1/revoke_tokens", post(secret_scanning::gitlab_revoke))
         .route(
             "/api/openapi.json",
-            get(|| async { Json(ApiDoc::openapi()) }),
+            get(|| async { Json(openapi::ApiDoc::openapi()) }),
         )
-}
-
-#[derive(Debug, OpenApi)]
-#[openapi(
-    info(title = "Keysmith API", description = "Service API keys: issue, rotate, revoke, verify. Authenticate with a management key (scope `keysmith:admin`) as `Authorization: Bearer <key>`."),
-    paths(
-        service_users::create, service_users::list, service_users::get,
-        service_users::update, service_users::disable, service_users::enable,
-        admins::list, admins::set_role, admins::remove,
-        invitations::create, invitations::list, invitations::withdraw,
-        keys::create, keys::list, keys::get, keys::update_limits, keys::rotate, keys::revoke,
-        audit::list, audit::usage, notifications::list,
-        verify::verify, tenants::get, tenants::update, secret_scanning::github,
-        webhooks::create, webhooks::list, webhooks::delete, webhooks::send_test, webhooks::enable, webhooks::rotate_secret, webhooks::deliveries,
-    ),
-    modifiers(&BearerAuth)
-)]
-pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        openapi
-            .components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme(
-                "management_key",
-                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-            );
-    }
 }

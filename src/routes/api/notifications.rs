@@ -20,7 +20,7 @@ pub struct NotificationList {
     pub items: Vec<NotificationRecord>,
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/keys/{id}/notifications", tag = "keys",
+#[utoipa::path(get, operation_id = "keys_notifications", path = "/api/v1/tenants/{tenant}/keys/{id}/notifications", tag = "keys",
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path, description = "public key id")),
     responses((status = 200, body = NotificationList, description = "newest first: kind, recipient, delivery status and last error")),
     security(("management_key" = [])))]

@@ -22,7 +22,7 @@ use crate::{
 const KEY_ID: &str = "github-public-key-identifier";
 const SIGNATURE: &str = "github-public-key-signature";
 
-#[utoipa::path(post, path = "/api/v1/secret-scanning/github", tag = "secret scanning",
+#[utoipa::path(post, operation_id = "secret_scanning_github", path = "/api/v1/secret-scanning/github", tag = "secret scanning",
     request_body(content = Vec<Report>, description = "reported tokens, signed by GitHub (Github-Public-Key-Signature over the raw body)"),
     responses((status = 200, body = Vec<leaks::Verdict>, description = "one verdict per token, by the token's SHA-256"),
               (status = 401, description = "missing or bad signature"), (status = 404, description = "not configured")))]
@@ -83,6 +83,8 @@ pub async fn github(State(state): State<AppState>, headers: HeaderMap, body: Byt
 }
 
 /// The token types GitLab may report (its token revocation API).
+#[utoipa::path(get, path = "/v1/revocable_token_types", tag = "secret scanning", operation_id = "secret_scanning_gitlab_types",
+    responses((status = 200, description = "`{types: [{type, name, description, source, regex}]}`: the key format GitLab looks for", body = Object)))]
 pub async fn gitlab_types() -> Json<serde_json::Value> {
     Json(json!({"types": [{
         "type": "keysmith_api_key",
@@ -94,6 +96,10 @@ pub async fn gitlab_types() -> Json<serde_json::Value> {
 }
 
 /// GitLab's `POST /v1/revoke_tokens`: `[{type, token, location}]`.
+#[utoipa::path(post, path = "/v1/revoke_tokens", tag = "secret scanning", operation_id = "secret_scanning_gitlab_revoke",
+    request_body(content = Vec<Report>, description = "`[{type, token, location}]`"),
+    responses((status = 200, body = Vec<leaks::Verdict>, description = "one verdict per token, the token answered by its SHA-256"), (status = 422, description = "not a JSON array of reports")),
+    security(("management_key" = [])))]
 pub async fn gitlab_revoke(
     State(state): State<AppState>,
     _caller: RevokeCaller,

@@ -31,7 +31,7 @@ pub struct ServiceUserList {
     pub items: Vec<ServiceUser>,
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/service-users", tag = "service users",
+#[utoipa::path(post, operation_id = "service_users_create", path = "/api/v1/tenants/{tenant}/service-users", tag = "service users",
     params(("tenant" = String, Path, description = "tenant slug")),
     request_body = CreateServiceUser,
     responses((status = 201, body = ServiceUser), (status = 409, description = "name taken"), (status = 422, description = "invalid input")),
@@ -58,7 +58,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/service-users", tag = "service users",
+#[utoipa::path(get, operation_id = "service_users_list", path = "/api/v1/tenants/{tenant}/service-users", tag = "service users",
     params(("tenant" = String, Path, description = "tenant slug")),
     responses((status = 200, body = ServiceUserList)),
     security(("management_key" = [])))]
@@ -84,7 +84,7 @@ pub struct UpdateServiceUser {
     pub description: Option<Option<String>>,
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/service-users/{id}", tag = "service users",
+#[utoipa::path(get, operation_id = "service_users_get", path = "/api/v1/tenants/{tenant}/service-users/{id}", tag = "service users",
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path)),
     responses((status = 200, body = ServiceUser), (status = 404, description = "no such service user in this tenant")),
     security(("management_key" = [])))]
@@ -99,7 +99,7 @@ pub async fn get(
     ))
 }
 
-#[utoipa::path(patch, path = "/api/v1/tenants/{tenant}/service-users/{id}", tag = "service users",
+#[utoipa::path(patch, operation_id = "service_users_update", path = "/api/v1/tenants/{tenant}/service-users/{id}", tag = "service users",
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path)),
     request_body = UpdateServiceUser,
     responses((status = 200, body = ServiceUser), (status = 404), (status = 409, description = "name taken"), (status = 422, description = "invalid input")),
@@ -140,7 +140,7 @@ pub async fn update(
     Ok(Json(updated))
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/service-users/{id}/disable", tag = "service users",
+#[utoipa::path(post, operation_id = "service_users_disable", path = "/api/v1/tenants/{tenant}/service-users/{id}/disable", tag = "service users",
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path)),
     responses((status = 200, body = ServiceUser, description = "disabled: every key of it is refused at once")),
     security(("management_key" = [])))]
@@ -152,7 +152,7 @@ pub async fn disable(
     set_disabled(state, caller, tenant, id, true).await
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/service-users/{id}/enable", tag = "service users",
+#[utoipa::path(post, operation_id = "service_users_enable", path = "/api/v1/tenants/{tenant}/service-users/{id}/enable", tag = "service users",
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path)),
     responses((status = 200, body = ServiceUser)),
     security(("management_key" = [])))]

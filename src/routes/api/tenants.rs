@@ -74,7 +74,7 @@ pub struct UpdatePolicy {
     pub default_quota: Option<Option<Quota>>,
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}", tag = "tenants",
+#[utoipa::path(get, operation_id = "tenants_get", path = "/api/v1/tenants/{tenant}", tag = "tenants",
     params(("tenant" = String, Path, description = "tenant slug")),
     responses((status = 200, body = TenantPolicy)),
     security(("management_key" = [])))]
@@ -86,7 +86,7 @@ pub async fn get(
     Ok(Json(caller.tenant(&state, &tenant).await?.into()))
 }
 
-#[utoipa::path(patch, path = "/api/v1/tenants/{tenant}", tag = "tenants",
+#[utoipa::path(patch, operation_id = "tenants_update", path = "/api/v1/tenants/{tenant}", tag = "tenants",
     params(("tenant" = String, Path, description = "tenant slug")),
     request_body = UpdatePolicy,
     responses((status = 200, body = TenantPolicy), (status = 422, description = "out of bounds")),

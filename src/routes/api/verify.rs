@@ -94,7 +94,7 @@ async fn remaining(state: &AppState, key: &VerifiedKey, tool: Option<&str>) -> O
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/verify", tag = "verify",
+#[utoipa::path(post, operation_id = "keys_verify", path = "/api/v1/verify", tag = "verify",
     request_body = VerifyRequest,
     responses((status = 200, body = VerifyResponse, description = "the verdict; refusals are 200 with valid=false")),
     security(("management_key" = [])))]

@@ -68,7 +68,7 @@ pub struct RotatedSecret {
     pub previous_signs_until: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/webhooks", tag = "webhooks",
+#[utoipa::path(post, operation_id = "webhooks_create", path = "/api/v1/tenants/{tenant}/webhooks", tag = "webhooks",
     params(("tenant" = String, Path, description = "tenant slug")),
     request_body = CreateWebhook,
     responses((status = 201, body = CreatedWebhook, description = "the secret is shown this once"),
@@ -109,7 +109,7 @@ pub async fn create(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/webhooks", tag = "webhooks",
+#[utoipa::path(get, operation_id = "webhooks_list", path = "/api/v1/tenants/{tenant}/webhooks", tag = "webhooks",
     params(("tenant" = String, Path, description = "tenant slug")),
     responses((status = 200, body = WebhookList, description = "no secrets")),
     security(("management_key" = [])))]
@@ -124,7 +124,7 @@ pub async fn list(
     }))
 }
 
-#[utoipa::path(delete, path = "/api/v1/tenants/{tenant}/webhooks/{id}", tag = "webhooks",
+#[utoipa::path(delete, operation_id = "webhooks_delete", path = "/api/v1/tenants/{tenant}/webhooks/{id}", tag = "webhooks",
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path, description = "webhook id")),
     responses((status = 204, description = "deleted with its delivery history"), (status = 404)),
     security(("management_key" = [])))]
@@ -138,7 +138,7 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/webhooks/{id}/test", tag = "webhooks",
+#[utoipa::path(post, operation_id = "webhooks_send_test", path = "/api/v1/tenants/{tenant}/webhooks/{id}/test", tag = "webhooks",
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path, description = "webhook id")),
     responses((status = 202, body = TestQueued, description = "a `webhook.test` event is queued"), (status = 404), (status = 409, description = "the endpoint is disabled"), (status = 429, description = "one test event per endpoint every 10 seconds")),
     security(("management_key" = [])))]
@@ -152,7 +152,7 @@ pub async fn send_test(
     Ok((StatusCode::ACCEPTED, Json(TestQueued { event_id })))
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/webhooks/{id}/enable", tag = "webhooks",
+#[utoipa::path(post, operation_id = "webhooks_enable", path = "/api/v1/tenants/{tenant}/webhooks/{id}/enable", tag = "webhooks",
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path, description = "webhook id")),
     responses((status = 204, description = "enabled again (after being disabled for failing), with a clean record"), (status = 404)),
     security(("management_key" = [])))]
@@ -166,7 +166,7 @@ pub async fn enable(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/webhooks/{id}/rotate-secret", tag = "webhooks",
+#[utoipa::path(post, operation_id = "webhooks_rotate_secret", path = "/api/v1/tenants/{tenant}/webhooks/{id}/rotate-secret", tag = "webhooks",
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path, description = "webhook id")),
     request_body = RotateSecret,
     responses((status = 201, body = RotatedSecret, description = "the new secret, shown once; during the overlap every delivery carries a `v1` signature under each secret"), (status = 404), (status = 422, description = "overlap out of range")),
@@ -206,7 +206,7 @@ pub async fn rotate_secret(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/webhooks/{id}/deliveries", tag = "webhooks",
+#[utoipa::path(get, operation_id = "webhooks_deliveries", path = "/api/v1/tenants/{tenant}/webhooks/{id}/deliveries", tag = "webhooks",
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path, description = "webhook id")),
     responses((status = 200, body = DeliveryList, description = "newest first: status, attempts, last HTTP status and error")),
     security(("management_key" = [])))]

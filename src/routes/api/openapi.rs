@@ -1,0 +1,131 @@
+//! The OpenAPI document (`/api/openapi.json`): the paths each route declares,
+//! then the conventions every operation shares, applied once here rather
+//! than repeated on each route: a description on every response, the
+//! `Error` body on every error answer, and the answers any authenticated
+//! operation can give (401, 403, 503).
+
+use utoipa::{
+    Modify, OpenApi,
+    openapi::{
+        ContentBuilder, OpenApi as Document, Ref, RefOr, ResponseBuilder,
+        path::Operation,
+        security::{Http, HttpAuthScheme, SecurityScheme},
+    },
+};
+
+use super::{
+    admins, audit, invitations, keys, notifications, secret_scanning, service_users, tenants,
+    verify, webhooks,
+};
+use crate::error::ErrorBody;
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "Keysmith API", description = "Service API keys: issue, rotate, revoke, verify. Authenticate with a management key (scope `keysmith:admin`) as `Authorization: Bearer <key>`."),
+    paths(
+        service_users::create, service_users::list, service_users::get,
+        service_users::update, service_users::disable, service_users::enable,
+        admins::list, admins::set_role, admins::remove,
+        invitations::create, invitations::list, invitations::withdraw,
+        keys::create, keys::list, keys::get, keys::update_limits, keys::rotate, keys::revoke,
+        audit::list, audit::usage, notifications::list,
+        verify::verify, tenants::get, tenants::update,
+        secret_scanning::github, secret_scanning::gitlab_types, secret_scanning::gitlab_revoke,
+        webhooks::create, webhooks::list, webhooks::delete, webhooks::send_test, webhooks::enable, webhooks::rotate_secret, webhooks::deliveries,
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth, &Conventions)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut Document) {
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "management_key",
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+    }
+}
+
+/// What an authenticated operation can answer whatever it does.
+const AUTHENTICATED: [(&str, &str); 3] = [
+    (
+        "401",
+        "no management key, or one that is invalid, expired or revoked",
+    ),
+    ("403", "the key lacks the scope this operation needs"),
+    (
+        "503",
+        "the database is unreachable: nothing was done (fail closed)",
+    ),
+];
+
+struct Conventions;
+
+impl Modify for Conventions {
+    fn modify(&self, openapi: &mut Document) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                apply(operation);
+            }
+        }
+    }
+}
+
+fn apply(operation: &mut Operation) {
+    let authenticated = operation
+        .security
+        .as_ref()
+        .is_some_and(|requirements| !requirements.is_empty());
+    let responses = &mut operation.responses.responses;
+    if authenticated {
+        for (status, description) in AUTHENTICATED {
+            responses.entry(status.to_owned()).or_insert_with(|| {
+                ResponseBuilder::new()
+                    .description(description)
+                    .build()
+                    .into()
+            });
+        }
+    }
+    for (status, response) in responses.iter_mut() {
+        let RefOr::T(response) = response else {
+            continue;
+        };
+        if response.description.is_empty() {
+            response.description = default_description(status).to_owned();
+        }
+        let error = status.starts_with('4') || status.starts_with('5');
+        if error && response.content.is_empty() {
+            response.content.insert(
+                "application/json".to_owned(),
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Error")))
+                    .build()
+                    .into(),
+            );
+        }
+    }
+}
+
+/// A response's description when its route gives none.
+fn default_description(status: &str) -> &'static str {
+    status
+        .parse::<u16>()
+        .ok()
+        .and_then(|code| http::StatusCode::from_u16(code).ok())
+        .and_then(|code| code.canonical_reason())
+        .unwrap_or("response")
+}
