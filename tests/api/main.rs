@@ -31,6 +31,7 @@ mod files;
 mod fuzz;
 mod gateway;
 mod gateway_origin;
+mod gateway_refusals;
 mod gateway_routing_headers;
 mod gateway_trust;
 mod health;

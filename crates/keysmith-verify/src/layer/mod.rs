@@ -19,7 +19,10 @@
 //! the body in plain or `=?base64?…?=` form (else `400`, `-32020`) and go on
 //! in one canonical spelling.
 //! The audit names the tool of a `tools/call`, the method of any other
-//! message, and `METHOD /path` only for requests without a body.
+//! message, and `METHOD /path` only for requests without a body (or whose
+//! body was refused unread). Every refusal of a genuine key of this tenant
+//! is audited once, with its reason (the [`crate::VerifyCode`]), through
+//! the one `refuse` of the service's pipeline.
 //!
 //! An MCP session belongs to the key it was issued to (see
 //! [`crate::session`]): a request naming another key's session, or one the

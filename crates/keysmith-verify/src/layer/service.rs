@@ -88,12 +88,16 @@ where
                 }
             };
             let key = &identity.key;
+            let ids = &identity.audit;
             let (body, message) = if shared.mcp {
                 match request_body::read(&mut parts, body, shared.body_limit).await {
                     Ok(read) => read,
                     Err(refused) => {
-                        telemetry::request("bad_request");
-                        return Ok(refused.into_response());
+                        // Nothing was read: the audit names `METHOD /path`.
+                        let refused = refused.into_refused();
+                        return Ok(
+                            refuse(&shared, &parts, ids, method_and_path, refused, started).await,
+                        );
                     }
                 }
             } else {
@@ -107,28 +111,15 @@ where
             };
             let admitted = match session::admit(&shared, &mut parts, &identity).await {
                 Ok(admitted) => admitted,
-                Err((refusal, code)) => {
-                    if let Some(code) = code {
-                        let line = audit_line(&shared, &parts, &identity.audit, subject, code);
-                        record(&shared, line, Some(refusal.status()), started).await;
-                    }
-                    return Ok(refusal);
+                Err(refused) => {
+                    return Ok(refuse(&shared, &parts, ids, subject, refused, started).await);
                 }
             };
             if let Some(Message::ToolCall { name, id }) = &message
                 && !key.allowed_tools.allows(name)
             {
-                telemetry::request(VerifyCode::ToolNotAllowed.as_str());
-                let refusal = tool_refused(name, id);
-                let line = audit_line(
-                    &shared,
-                    &parts,
-                    &identity.audit,
-                    subject,
-                    VerifyCode::ToolNotAllowed,
-                );
-                record(&shared, line, Some(refusal.status()), started).await;
-                return Ok(refusal);
+                let refused = (tool_refused(name, id), VerifyCode::ToolNotAllowed);
+                return Ok(refuse(&shared, &parts, ids, subject, refused, started).await);
             }
             // Only requests allowed so far count against the key's limits.
             if !key.limits.is_unlimited()
@@ -138,11 +129,8 @@ where
                     .limiter
                     .check(key, counted.tool(), shared.clock.now())
                     .await;
-                if let Some((refusal, code)) = limited(verdict, &counted) {
-                    telemetry::request(code.as_str());
-                    let line = audit_line(&shared, &parts, &identity.audit, subject, code);
-                    record(&shared, line, Some(refusal.status()), started).await;
-                    return Ok(refusal);
+                if let Some(refused) = limited(verdict, &counted) {
+                    return Ok(refuse(&shared, &parts, ids, subject, refused, started).await);
                 }
             }
             shared.metrics.valid();
@@ -192,6 +180,26 @@ where
             })
         })
     }
+}
+
+/// A request the layer answers itself, and why: the audit reason and the
+/// metric's outcome.
+pub(super) type Refused<B> = (Response<LayerBody<B>>, VerifyCode);
+
+/// Refuses a verified key's request: counted by its code, and one audit line
+/// with it, so every attempt a genuine key makes is in its trail.
+async fn refuse<B>(
+    shared: &Shared,
+    parts: &Parts,
+    ids: &AuditIds,
+    subject: impl FnOnce(&Parts) -> String,
+    (response, code): Refused<B>,
+    started: Instant,
+) -> Response<LayerBody<B>> {
+    telemetry::request(code.as_str());
+    let line = audit_line(shared, parts, ids, subject, code);
+    record(shared, line, Some(response.status()), started).await;
+    response
 }
 
 /// A verified key, or the refusal to send with the key to audit it against
