@@ -25,6 +25,18 @@ struct Case {
     reason: &'static str,
 }
 
+impl Case {
+    /// What a request without a usable key is answered: the `Origin`
+    /// check's refusal is the answer whatever the key.
+    fn without_key(&self) -> StatusCode {
+        if self.reason == "origin_not_allowed" {
+            self.status
+        } else {
+            StatusCode::UNAUTHORIZED
+        }
+    }
+}
+
 fn json_body(request: RequestBuilder, body: &'static str) -> RequestBuilder {
     request
         .header("content-type", "application/json")
@@ -90,6 +102,12 @@ fn cases() -> Vec<Case> {
             reason: "session_not_found",
         },
         Case {
+            what: "a foreign Origin",
+            request: |r| json_body(r, LIST).header("origin", "https://evil.example.com"),
+            status: StatusCode::FORBIDDEN,
+            reason: "origin_not_allowed",
+        },
+        Case {
             what: "a tool outside the allowlist",
             request: |r| r.json(&tool_call(2, "secret_admin")),
             status: StatusCode::FORBIDDEN,
@@ -148,10 +166,11 @@ both_engines! {
         }
         // Without a valid key: refused as before, audited nowhere.
         let (missing, unknown) = (outcome_count(&app, "missing_key").await, outcome_count(&app, "not_found").await);
+        let foreign = outcome_count(&app, "origin_not_allowed").await;
         for case in &cases {
             for key in [None, Some("garbage")] {
                 let response = (case.request)(post(&gateway, key)).send().await.expect("send");
-                assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{} with {key:?}", case.what);
+                assert_eq!(response.status(), case.without_key(), "{} with {key:?}", case.what);
             }
         }
         gateway.stop().await;
@@ -162,13 +181,16 @@ both_engines! {
         assert_eq!(reasons, expected, "one row per refusal, with its reason: {rows:?}");
         assert!(rows.iter().all(|(_, outcome, _)| outcome == "denied"), "{rows:?}");
         assert_eq!(rows[0].0, "POST /mcp", "a body not read is named by its request");
-        assert_eq!(rows[7].0, "secret_admin", "{rows:?}");
+        assert_eq!(rows[7].0, "tools/list", "the foreign page's call is named: {rows:?}");
+        assert_eq!(rows[8].0, "secret_admin", "{rows:?}");
         let limited_reasons: Vec<String> = audit_rows(&app, limited_id).await.into_iter().map(|(_, _, reason)| reason).collect();
         assert_eq!(limited_reasons, ["valid", "rate_limited"]);
         assert_eq!(all_audit_rows(&app).await, (cases.len() + 2) as i64, "no key, no row");
         // Counted in the process-wide recorder, which other tests share: at least ours.
-        let n = cases.len() as f64;
+        // The Origin refusal is counted as what was answered, not by the key.
+        let n = (cases.len() - 1) as f64;
         assert!(outcome_count(&app, "missing_key").await - missing >= n);
         assert!(outcome_count(&app, "not_found").await - unknown >= n);
+        assert!(outcome_count(&app, "origin_not_allowed").await - foreign >= 2.0);
     }
 }

@@ -44,6 +44,9 @@ pub enum VerifyCode {
     /// Never answered by `POST /api/v1/verify`: the layer's audit reason for
     /// a request refused because MCP session bindings could not be read.
     SessionsUnavailable,
+    /// Never answered by `POST /api/v1/verify`: the gateway's audit reason
+    /// for a browser request of a foreign `Origin`.
+    OriginNotAllowed,
 }
 
 impl VerifyCode {
@@ -64,6 +67,7 @@ impl VerifyCode {
             Self::TooLarge => "too_large",
             Self::HeaderMismatch => "header_mismatch",
             Self::SessionsUnavailable => "sessions_unavailable",
+            Self::OriginNotAllowed => "origin_not_allowed",
         }
     }
 }

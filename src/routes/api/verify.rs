@@ -27,8 +27,8 @@ pub struct VerifyResponse {
     /// One of `valid, malformed, not_found, expired, revoked, disabled, tool_not_allowed`
     /// (`rate_limited`, `quota_exhausted`, `limits_unavailable`,
     /// `session_not_found`, `sessions_unavailable`, `bad_request`,
-    /// `too_large`, `header_mismatch` are the layer's audit reasons, never
-    /// answered here).
+    /// `too_large`, `header_mismatch`, `origin_not_allowed` are the layer's
+    /// audit reasons, never answered here).
     #[schema(value_type = String)]
     pub code: VerifyCode,
     pub key_id: Option<String>,

@@ -42,6 +42,7 @@
 
 mod body;
 mod future;
+mod guard;
 mod headers;
 pub mod jsonrpc;
 #[expect(
@@ -60,6 +61,7 @@ mod tools_list;
 
 pub use body::LayerBody;
 pub use future::ResponseFuture;
+pub use guard::{GuardRefusal, RequestGuard};
 pub use headers::{KEY_ID_HEADER, SERVICE_USER_HEADER, SERVICE_USER_ID_HEADER, TENANT_HEADER};
 pub use layer::{TenantScope, VerifyLayer, VerifyLayerBuilder};
 pub use service::VerifyService;

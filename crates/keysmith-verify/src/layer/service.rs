@@ -15,7 +15,7 @@ use tower::Service;
 use super::{
     body::{BoxError, LayerBody},
     future::ResponseFuture,
-    headers,
+    guard, headers,
     jsonrpc::{Message, TOOLS_LIST},
     layer::Shared,
     limited::{Counted, limited},
@@ -73,22 +73,22 @@ where
         ResponseFuture::new(async move {
             let started = Instant::now();
             let (mut parts, body) = request.into_parts();
+            // Judged on the head before the key; the key is looked at only
+            // to file the refusal under it (see `guard`).
+            let guarded = guard::refusal(&shared, &parts);
             let identity = match authenticate(&shared, &parts).await {
                 Ok(identity) => identity,
-                Err((response, known)) => {
-                    if let Some((known, code)) = known {
-                        // A genuine key of this service's tenant that may no
-                        // longer be used: worth a line in its audit trail.
-                        let subject = refused_subject(&shared, &mut parts, body).await;
-                        let ids = AuditIds::of(&known);
-                        let line = audit_line(&shared, &parts, &ids, |_| subject, code);
-                        record(&shared, line, Some(response.status()), started).await;
-                    }
-                    return Ok(response);
+                Err(unverified) => {
+                    let response =
+                        refuse_unverified(&shared, parts, body, unverified, guarded, started);
+                    return Ok(response.await);
                 }
             };
-            let key = &identity.key;
-            let ids = &identity.audit;
+            let (key, ids) = (&identity.key, &identity.audit);
+            if let Some(refused) = guarded {
+                let subject = refused_subject(&shared, &mut parts, body).await;
+                return Ok(refuse(&shared, &parts, ids, |_| subject, refused, started).await);
+            }
             let (body, message) = if shared.mcp {
                 match request_body::read(&mut parts, body, shared.body_limit).await {
                     Ok(read) => read,
@@ -202,21 +202,30 @@ async fn refuse<B>(
     response
 }
 
-/// A verified key, or the refusal to send with the key to audit it against
-/// (when it is genuine and of this service's tenant).
-type Authenticated<B> = Result<
-    Arc<Identity>,
-    (
-        Response<LayerBody<B>>,
-        Option<(Box<VerifiedKey>, VerifyCode)>,
-    ),
->;
+/// Why a request has no usable key: the answer, the metric's outcome, and
+/// the key to audit the refusal against when it is genuine and of this
+/// service's tenant.
+struct Unverified<B> {
+    response: Response<LayerBody<B>>,
+    outcome: &'static str,
+    known: Option<(Box<VerifiedKey>, VerifyCode)>,
+}
 
-/// Verifies the bearer key: the identity, or the response that refuses it.
-async fn authenticate<B>(shared: &Shared, parts: &Parts) -> Authenticated<B> {
+impl<B> Unverified<B> {
+    fn unknown(response: Response<LayerBody<B>>, outcome: &'static str) -> Self {
+        Self {
+            response,
+            outcome,
+            known: None,
+        }
+    }
+}
+
+/// Verifies the bearer key: the identity, or why the request has none.
+async fn authenticate<B>(shared: &Shared, parts: &Parts) -> Result<Arc<Identity>, Unverified<B>> {
     let Some(presented) = headers::bearer(&parts.headers) else {
-        telemetry::request("missing_key");
-        return Err((unauthorized(shared, "missing bearer key"), None));
+        let response = unauthorized(shared, "missing bearer key");
+        return Err(Unverified::unknown(response, "missing_key"));
     };
     let asked = Instant::now();
     let verdict = shared.verifier.identify(presented).await;
@@ -224,9 +233,9 @@ async fn authenticate<B>(shared: &Shared, parts: &Parts) -> Authenticated<B> {
     match verdict {
         Ok(Ok(identity)) if shared.tenant.admits(&identity.key.tenant_slug) => Ok(identity),
         Ok(Ok(_)) => {
-            telemetry::request("other_tenant");
             tracing::info!("key of another tenant refused");
-            Err((unauthorized(shared, VerifyCode::NotFound.as_str()), None))
+            let response = unauthorized(shared, VerifyCode::NotFound.as_str());
+            Err(Unverified::unknown(response, "other_tenant"))
         }
         Ok(Err(refusal)) => {
             tracing::info!(
@@ -243,25 +252,51 @@ async fn authenticate<B>(shared: &Shared, parts: &Parts) -> Authenticated<B> {
             } else {
                 VerifyCode::NotFound
             };
-            telemetry::request(code.as_str());
-            Err((
-                unauthorized(shared, code.as_str()),
-                known.map(|k| (k, refusal.code)),
-            ))
+            Err(Unverified {
+                response: unauthorized(shared, code.as_str()),
+                outcome: code.as_str(),
+                known: known.map(|k| (k, refusal.code)),
+            })
         }
         Err(err) => {
             // Fail closed: no verdict, no pass.
-            telemetry::request("unavailable");
             tracing::error!(error = %err, "key verification backend unavailable");
-            Err((
-                json_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    json!({"error": {"code": "unavailable", "message": "key verification is unavailable"}}),
-                ),
-                None,
-            ))
+            let response = json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": {"code": "unavailable", "message": "key verification is unavailable"}}),
+            );
+            Err(Unverified::unknown(response, "unavailable"))
         }
     }
+}
+
+/// Answers a request without a usable key: with the guard's refusal if it
+/// has one (whatever the key, so the answer says nothing about it), else
+/// the key's. Counted by what is answered; audited only against a genuine
+/// key of this tenant that may no longer be used.
+async fn refuse_unverified<B, ReqBody>(
+    shared: &Shared,
+    mut parts: Parts,
+    body: ReqBody,
+    unverified: Unverified<B>,
+    guarded: Option<Refused<B>>,
+    started: Instant,
+) -> Response<LayerBody<B>>
+where
+    ReqBody: Body<Data = Bytes> + From<Bytes>,
+    ReqBody::Error: Into<BoxError>,
+{
+    let (response, outcome) = match guarded {
+        Some((response, code)) => (response, code.as_str()),
+        None => (unverified.response, unverified.outcome),
+    };
+    telemetry::request(outcome);
+    if let Some((known, code)) = unverified.known {
+        let subject = refused_subject(shared, &mut parts, body).await;
+        let line = audit_line(shared, &parts, &AuditIds::of(&known), |_| subject, code);
+        record(shared, line, Some(response.status()), started).await;
+    }
+    response
 }
 
 /// What a refused request would have done, for its audit line.
