@@ -14,9 +14,11 @@
 //! `Content-Encoding`). Anything else is `400` with a JSON-RPC error
 //! (`-32700` or `-32600`) and never reaches the upstream; what does reach it
 //! is exactly the bytes that were judged. A `tools/call` for a tool outside
-//! the key's allowlist is `403`; a `tools/list` answer is filtered to the
-//! allowlist; `Mcp-Name` / `Mcp-Method` headers, when sent, must agree with
-//! the body in plain or `=?base64?…?=` form (else `400`, `-32020`) and go on
+//! the key's allowlist is `403`; any answer that carries a tools listing,
+//! whatever request it answers, is filtered to the allowlist (a key's
+//! every answer is read for one: ids collide, see `tools_list.rs`);
+//! `Mcp-Name` / `Mcp-Method` headers, when sent, must agree with the body
+//! in plain or `=?base64?…?=` form (else `400`, `-32020`) and go on
 //! in one canonical spelling.
 //! The audit names the tool of a `tools/call`, the method of any other
 //! message, and `METHOD /path` only for requests without a body (or whose

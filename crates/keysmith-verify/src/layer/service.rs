@@ -16,11 +16,10 @@ use super::{
     body::{BoxError, LayerBody},
     future::ResponseFuture,
     guard, headers,
-    jsonrpc::{Message, TOOLS_LIST},
+    jsonrpc::Message,
     layer::Shared,
     limited::{Counted, limited},
-    request_body, session,
-    tools_list::{Format, ToolListFilter},
+    request_body, session, tools_list,
 };
 use crate::{
     audit::AuditRecord,
@@ -141,16 +140,10 @@ where
                 line: audit_line(&shared, &parts, &identity.audit, subject, VerifyCode::Valid),
                 started,
             };
-            // A tools/list answer is filtered when the key may not call every tool.
-            let filter = match &message {
-                Some(Message::Method { method, id, .. }) if method == TOOLS_LIST => key
-                    .allowed_tools
-                    .patterns()
-                    .is_some()
-                    .then(|| (key.allowed_tools.clone(), id.clone())),
-                _ => None,
-            };
-            if filter.is_some() {
+            // Every answer is read for a tools listing when the key may not
+            // call every tool: by what it carries, not what was asked.
+            let listing_filter = tools_list::filter_for(shared.mcp, key, message.as_ref());
+            if listing_filter.is_some() {
                 // An answer the filter could not read would be refused whole.
                 parts.headers.remove(header::ACCEPT_ENCODING);
             }
@@ -174,9 +167,9 @@ where
                 }
             };
             pending.finish(Some(response.status())).await;
-            Ok(match filter {
+            Ok(match listing_filter {
                 None => response.map(|body| LayerBody::Inner { body }),
-                Some((allowlist, id)) => filtered(response, allowlist, id),
+                Some(filter) => filter.apply(response),
             })
         })
     }
@@ -322,44 +315,6 @@ fn method_and_path(parts: &Parts) -> String {
     subject.push(' ');
     subject.push_str(path);
     subject
-}
-
-/// The answer with its `tools/list` result filtered to `allowlist`.
-fn filtered<B>(
-    response: Response<B>,
-    allowlist: crate::tools::ToolAllowlist,
-    id: serde_json::Value,
-) -> Response<LayerBody<B>> {
-    let (mut parts, body) = response.into_parts();
-    let encoded = parts
-        .headers
-        .get(header::CONTENT_ENCODING)
-        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
-    let event_stream = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
-        });
-    // A compressed answer cannot be read: it is replaced by an error.
-    let format = if event_stream && !encoded {
-        Format::EventStream
-    } else {
-        Format::Json
-    };
-    if format == Format::Json {
-        parts.headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-    }
-    parts.headers.remove(header::CONTENT_ENCODING);
-    parts.headers.remove(header::CONTENT_LENGTH);
-    let body = ToolListFilter::new(body, allowlist, format, id);
-    Response::from_parts(parts, LayerBody::Filtered { body })
 }
 
 /// The audit line of a request, before its outcome is known (`None`
