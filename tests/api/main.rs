@@ -30,6 +30,7 @@ mod emails;
 mod files;
 mod fuzz;
 mod gateway;
+mod gateway_listing_race;
 mod gateway_origin;
 mod gateway_refusals;
 mod gateway_routing_headers;
