@@ -1,6 +1,7 @@
 //! The service end to end with `oneshot`: what reaches the inner service,
 //! byte for byte, and what never does.
 
+mod guard;
 mod listing;
 mod session;
 
