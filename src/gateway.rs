@@ -7,8 +7,8 @@
 //! (RFC 9110 §7.6.1), client-sent forwarding headers are replaced by the
 //! gateway's own, and redirects are passed back to the client rather than
 //! followed (a redirect would carry the injected identity elsewhere).
-//! A request from a browser page of a foreign origin is refused before it
-//! reaches the layer ([`origin`]): DNS rebinding stops here.
+//! A request from a browser page of a foreign origin is refused by the
+//! layer's guard ([`origin`]): DNS rebinding stops here.
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
@@ -33,7 +33,7 @@ mod pool;
 mod upstream;
 
 use headers::{ClientPeer, set_forwarding, strip_hop_by_hop};
-pub use origin::{AllowedOrigin, OriginPolicy, guard as guard_origins};
+pub use origin::{AllowedOrigin, OriginPolicy};
 use upstream::Upstream;
 pub use upstream::UpstreamError;
 
@@ -160,8 +160,15 @@ pub async fn run(state: AppState, options: GatewayOptions) -> anyhow::Result<()>
     // commit slower than 256 events' worth of requests (19 ms at 13.7k
     // req/s) left the writer behind for good, and the full queue held every
     // request (soak, BENCHMARKS.md).
+    // Bound first: whether its address is loopback decides which names are
+    // the gateway's own origin.
+    let listener = tokio::net::TcpListener::bind(options.bind)
+        .await
+        .with_context(|| format!("failed to bind {}", options.bind))?;
+    let origins = OriginPolicy::new(options.allowed_origins.clone(), listener.local_addr()?);
     let (sink, flusher) = spawn_sql_audit(state.pool().clone(), 4096, 8192);
     let mut builder = VerifyLayer::builder(verifier, options.tenant.clone())
+        .guard(origins)
         .audit(sink)
         // Every gateway on this database knows every session's key.
         .sessions(SqlSessions::new(state.pool().clone()))
@@ -193,38 +200,32 @@ pub async fn run(state: AppState, options: GatewayOptions) -> anyhow::Result<()>
         ),
         crate::config::Engine::Sqlite => None,
     };
-    // Bound first: whether its address is loopback decides which names are
-    // the gateway's own origin.
-    let listener = tokio::net::TcpListener::bind(options.bind)
-        .await
-        .with_context(|| format!("failed to bind {}", options.bind))?;
-    let origins = OriginPolicy::new(options.allowed_origins.clone(), listener.local_addr()?);
     let metrics_state = state.clone();
-    let app = guard_origins(
-        proxy(&options.upstream, roots.as_deref())?.layer(layer),
-        origins,
-    )
-    .route("/healthz", axum::routing::get(|| async { "ok" }))
-    // The layer's own metrics (outcomes, verify latency, audit queue),
-    // outside the layer, guarded like the server's.
-    .route(
-        "/metrics",
-        axum::routing::get(
-            move |peer: Option<axum::Extension<ConnectInfo<ClientPeer>>>, headers: HeaderMap| {
-                let state = metrics_state.clone();
-                async move {
-                    let peer = peer.map(|axum::Extension(ConnectInfo(peer))| peer.addr);
-                    if !crate::routes::health::metrics_allowed(&state.config, &headers, peer) {
-                        return StatusCode::UNAUTHORIZED.into_response();
+    let app = proxy(&options.upstream, roots.as_deref())?
+        .layer(layer)
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        // The layer's own metrics (outcomes, verify latency, audit queue),
+        // outside the layer, guarded like the server's.
+        .route(
+            "/metrics",
+            axum::routing::get(
+                move |peer: Option<axum::Extension<ConnectInfo<ClientPeer>>>,
+                      headers: HeaderMap| {
+                    let state = metrics_state.clone();
+                    async move {
+                        let peer = peer.map(|axum::Extension(ConnectInfo(peer))| peer.addr);
+                        if !crate::routes::health::metrics_allowed(&state.config, &headers, peer) {
+                            return StatusCode::UNAUTHORIZED.into_response();
+                        }
+                        let text = crate::metrics::recorder()
+                            .map(|handle| handle.render())
+                            .unwrap_or_default();
+                        ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+                            .into_response()
                     }
-                    let text = crate::metrics::recorder()
-                        .map(|handle| handle.render())
-                        .unwrap_or_default();
-                    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
-                }
-            },
-        ),
-    );
+                },
+            ),
+        );
     tracing::info!(addr = %listener.local_addr()?, upstream = options.upstream, "keysmith gateway listening");
     let limits = state.config.connections;
     serve_with(listener, app, &limits, crate::startup::shutdown_signal()).await?;

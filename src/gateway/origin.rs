@@ -7,17 +7,16 @@
 //! (`http://` + the request's `Host`; on a loopback listener only a loopback
 //! name, `localhost`, `127.0.0.1` or `[::1]`, since a rebound page sends its
 //! own name as `Host` and `Origin` alike) or one given by `--allowed-origin`.
-//! Anything else, `null` included, is 403 before the key is looked at.
+//! Anything else, `null` included, is 403, judged before the key is looked
+//! at; the layer then looks at the key only to audit the refusal against it.
 //! Requests without `Origin` (non-browser clients) are not affected.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::net::SocketAddr;
 
-use axum::{
-    Router,
-    extract::{Request, State},
-    http::{HeaderMap, StatusCode, Uri, header},
-    middleware::{self, Next},
-    response::{IntoResponse, Response},
+use axum::http::{HeaderMap, StatusCode, Uri, header, request::Parts};
+use keysmith_verify::{
+    VerifyCode,
+    layer::{GuardRefusal, RequestGuard},
 };
 use serde_json::json;
 use url::{Host, Url};
@@ -112,21 +111,22 @@ impl OriginPolicy {
     }
 }
 
-/// `router` behind the Origin check.
-pub fn guard(router: Router, policy: OriginPolicy) -> Router {
-    router.layer(middleware::from_fn_with_state(Arc::new(policy), check))
-}
-
-async fn check(State(policy): State<Arc<OriginPolicy>>, request: Request, next: Next) -> Response {
-    match policy.judge(request.headers(), request.uri()) {
-        Ok(()) => next.run(request).await,
-        Err(reason) => {
+/// Run by the layer ([`VerifyLayerBuilder::guard`]), so a genuine key sent
+/// from a foreign origin is audited (`origin_not_allowed`) while the answer,
+/// the same whatever the key, tells the page nothing about it.
+///
+/// [`VerifyLayerBuilder::guard`]: keysmith_verify::VerifyLayerBuilder::guard
+impl RequestGuard for OriginPolicy {
+    fn check(&self, head: &Parts) -> Result<(), GuardRefusal> {
+        self.judge(&head.headers, &head.uri).map_err(|reason| {
             tracing::info!(reason, "request refused for its Origin");
             // The transport's advice: 403, a JSON-RPC error without an id.
-            let body =
-                json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": reason}});
-            (StatusCode::FORBIDDEN, axum::Json(body)).into_response()
-        }
+            GuardRefusal {
+                status: StatusCode::FORBIDDEN,
+                body: json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": reason}}),
+                code: VerifyCode::OriginNotAllowed,
+            }
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 use std::{collections::HashMap, convert::Infallible, sync::Arc, time::Duration};
 
 use axum::{Router, body::Body, extract::State, response::Response};
-use keysmith::gateway::{AllowedOrigin, OriginPolicy, guard_origins};
+use keysmith::gateway::{AllowedOrigin, OriginPolicy};
 use keysmith_verify::{
     Limiter, SqlVerifier, TenantScope, VerifyLayer,
     audit::{AuditFlusher, spawn_sql_audit},
@@ -145,8 +145,13 @@ pub async fn start_gateway_with(
         app.state.peppers.clone(),
         Arc::new(app.clock.clone()),
     );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let origins = OriginPolicy::new(allowed_origins, listener.local_addr().expect("addr"));
     let (sink, flusher) = spawn_sql_audit(app.state.pool().clone(), 64, 256);
     let builder = VerifyLayer::builder(verifier, scope)
+        .guard(origins)
         .audit(sink)
         .sessions(SqlSessions::new(app.state.pool().clone()))
         .clock(Arc::new(app.clock.clone()));
@@ -155,14 +160,9 @@ pub async fn start_gateway_with(
         None => builder,
     }
     .build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let origins = OriginPolicy::new(allowed_origins, listener.local_addr().expect("addr"));
     let router = keysmith::gateway::proxy(upstream, roots_pem)
         .expect("proxy")
         .layer(layer);
-    let router = guard_origins(router, origins);
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let task = tokio::spawn(async move {
         keysmith::gateway::serve(listener, router, shutdown)

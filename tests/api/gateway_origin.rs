@@ -1,6 +1,5 @@
 //! The gateway's `Origin` check, through the real proxy: a browser page of a
-//! foreign origin (DNS rebinding included) never reaches the layer or the
-//! upstream; clients that send no `Origin` are not affected.
+//! foreign origin (DNS rebinding included) never reaches the upstream; clients that send no `Origin` are not affected.
 
 use keysmith::gateway::AllowedOrigin;
 use keysmith_verify::TenantScope;
@@ -84,7 +83,7 @@ both_engines! {
             assert_eq!(body["error"]["code"], -32600, "{what}: {body}");
             assert_eq!(body["id"], Value::Null);
         }
-        // Refused before the key is looked at: no key says nothing to it.
+        // Judged before the key: the answer is the same without one.
         let (status, _) = post(&gateway, None, &[("origin", "https://evil.example.com")]).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert_eq!(post(&gateway, None, &[]).await.0, StatusCode::UNAUTHORIZED);

@@ -42,13 +42,13 @@ both_engines! {
 }
 
 /// The line of `name` in `text` whose labels include every one of `labels`.
-fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+pub(crate) fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
     text.lines()
         .filter(|l| l.starts_with(name) && labels.iter().all(|label| l.contains(label)))
         .find_map(|l| l.rsplit(' ').next().and_then(|v| v.parse().ok()))
 }
 
-async fn metrics_text(app: &crate::helpers::TestApp) -> String {
+pub(crate) async fn metrics_text(app: &crate::helpers::TestApp) -> String {
     app.client
         .get(app.url("/metrics"))
         .send()

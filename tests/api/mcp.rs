@@ -381,8 +381,10 @@ both_engines! {
 
         let audit = expect_json(app.get(&format!("/api/v1/tenants/acme/keys/{}/audit?limit=200", key["id"].as_str().expect("id"))).await, StatusCode::OK).await;
         let denied: Vec<_> = audit["items"].as_array().expect("items").iter().filter(|e| e["outcome"] == "denied").collect();
-        assert_eq!(denied.len(), 2, "both refused echo calls are audited: {denied:?}");
-        assert!(denied.iter().all(|e| e["tool"] == "echo" && e["reason"] == "tool_not_allowed"));
+        // Newest first: the batch, the mismatched Mcp-Name, the two echo calls.
+        let reasons: Vec<&str> = denied.iter().map(|e| e["reason"].as_str().expect("reason")).collect();
+        assert_eq!(reasons, ["bad_request", "header_mismatch", "tool_not_allowed", "tool_not_allowed"], "every refusal is audited: {denied:?}");
+        assert!(denied[2..].iter().all(|e| e["tool"] == "echo"), "{denied:?}");
     }
 
     async fn database_down_is_503_never_a_pass(app: TestApp) {

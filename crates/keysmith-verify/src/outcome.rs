@@ -29,6 +29,24 @@ pub enum VerifyCode {
     /// Never answered by `POST /api/v1/verify`: the layer's audit reason for
     /// a request naming an MCP session of another key, or one never issued.
     SessionNotFound,
+    /// Never answered by `POST /api/v1/verify`: the layer's audit reason for
+    /// a request it cannot read the way every upstream would (not one
+    /// unambiguous JSON-RPC message, a foreign Content-Type or encoding, two
+    /// `Mcp-Session-Id` headers).
+    BadRequest,
+    /// Never answered by `POST /api/v1/verify`: the layer's audit reason for
+    /// a body over its size cap.
+    TooLarge,
+    /// Never answered by `POST /api/v1/verify`: the layer's audit reason for
+    /// an `Mcp-Method` / `Mcp-Name` / `Mcp-Param-*` header the body does not
+    /// bear out.
+    HeaderMismatch,
+    /// Never answered by `POST /api/v1/verify`: the layer's audit reason for
+    /// a request refused because MCP session bindings could not be read.
+    SessionsUnavailable,
+    /// Never answered by `POST /api/v1/verify`: the gateway's audit reason
+    /// for a browser request of a foreign `Origin`.
+    OriginNotAllowed,
 }
 
 impl VerifyCode {
@@ -45,6 +63,11 @@ impl VerifyCode {
             Self::QuotaExhausted => "quota_exhausted",
             Self::LimitsUnavailable => "limits_unavailable",
             Self::SessionNotFound => "session_not_found",
+            Self::BadRequest => "bad_request",
+            Self::TooLarge => "too_large",
+            Self::HeaderMismatch => "header_mismatch",
+            Self::SessionsUnavailable => "sessions_unavailable",
+            Self::OriginNotAllowed => "origin_not_allowed",
         }
     }
 }

@@ -3,8 +3,10 @@
 //! gateway install a Prometheus one), and then at the cost of an atomic add.
 //!
 //! - `keysmith_layer_requests_total{outcome}`: every request the layer
-//!   answered or passed on, by outcome (`valid`, a refusal code,
-//!   `bad_request`, `too_large`, `unavailable`);
+//!   answered or passed on, by outcome: `valid`, or the refusal's code
+//!   (the audit reason of a genuine key's refusal; `missing_key`,
+//!   `not_found`, `other_tenant`, `unavailable` for requests without one,
+//!   which no audit row records);
 //! - `keysmith_layer_verify_seconds`: time to a verdict (cache included);
 //! - `keysmith_audit_queue_depth`: events waiting for the audit writer;
 //! - `keysmith_audit_events_lost_total`: events that could not be written

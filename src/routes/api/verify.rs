@@ -25,7 +25,9 @@ pub struct VerifyRequest {
 pub struct VerifyResponse {
     pub valid: bool,
     /// One of `valid, malformed, not_found, expired, revoked, disabled, tool_not_allowed`
-    /// (`rate_limited`, `quota_exhausted`, `limits_unavailable` are the layer's
+    /// (`rate_limited`, `quota_exhausted`, `limits_unavailable`,
+    /// `session_not_found`, `sessions_unavailable`, `bad_request`,
+    /// `too_large`, `header_mismatch`, `origin_not_allowed` are the layer's
     /// audit reasons, never answered here).
     #[schema(value_type = String)]
     pub code: VerifyCode,

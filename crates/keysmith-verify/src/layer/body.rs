@@ -1,5 +1,5 @@
-//! The layer's response body: the inner service's, a `tools/list` answer
-//! filtered to the key's allowlist, or the layer's own refusal. An enum, not
+//! The layer's response body: the inner service's, an answer whose tools
+//! listings are filtered to the key's allowlist, or the layer's own refusal. An enum, not
 //! a box.
 
 use std::{
@@ -22,7 +22,7 @@ pin_project! {
     pub enum LayerBody<B> {
         /// What the inner service answered, untouched.
         Inner { #[pin] body: B },
-        /// A `tools/list` answer, with the tools the key may not call removed.
+        /// An answer read for tools listings, the tools the key may not call removed.
         Filtered { #[pin] body: ToolListFilter<B> },
         /// The layer's own answer (a refusal).
         Own { #[pin] body: Full<Bytes> },

@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use tower::Layer;
 
-use super::service::VerifyService;
+use super::{guard::RequestGuard, service::VerifyService};
 use crate::{
     audit::AuditSink,
     backend::Verifier,
@@ -56,6 +56,7 @@ pub(crate) struct Shared {
     pub metrics: crate::telemetry::LayerMetrics,
     /// MCP sessions bound to keys (MCP mode only).
     pub sessions: Option<Sessions>,
+    pub guard: Option<Arc<dyn RequestGuard>>,
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +80,7 @@ impl VerifyLayer {
             limiter: Arc::new(InMemoryLimiter::new()),
             sessions: None,
             session_idle: session::DEFAULT_IDLE,
+            guard: None,
         }
     }
 
@@ -116,6 +118,7 @@ pub struct VerifyLayerBuilder {
     /// `None`: an [`InMemorySessions`], made only if no store is given.
     sessions: Option<Arc<dyn SessionStore>>,
     session_idle: Duration,
+    guard: Option<Arc<dyn RequestGuard>>,
 }
 
 impl VerifyLayerBuilder {
@@ -194,6 +197,14 @@ impl VerifyLayerBuilder {
         self
     }
 
+    /// A check on every request's head (the gateway's `Origin` check), made
+    /// before the key is looked at; its refusal is the answer whatever the
+    /// key, and is audited against a genuine key like the layer's own.
+    pub fn guard(mut self, guard: impl RequestGuard) -> Self {
+        self.guard = Some(Arc::new(guard));
+        self
+    }
+
     pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
@@ -218,6 +229,7 @@ impl VerifyLayerBuilder {
                         .unwrap_or_else(|| Arc::new(InMemorySessions::new()));
                     Sessions::new(store, self.session_idle)
                 }),
+                guard: self.guard,
             }),
         }
     }

@@ -14,12 +14,17 @@
 //! `Content-Encoding`). Anything else is `400` with a JSON-RPC error
 //! (`-32700` or `-32600`) and never reaches the upstream; what does reach it
 //! is exactly the bytes that were judged. A `tools/call` for a tool outside
-//! the key's allowlist is `403`; a `tools/list` answer is filtered to the
-//! allowlist; `Mcp-Name` / `Mcp-Method` headers, when sent, must agree with
-//! the body in plain or `=?base64?…?=` form (else `400`, `-32020`) and go on
+//! the key's allowlist is `403`; any answer that carries a tools listing,
+//! whatever request it answers, is filtered to the allowlist (a key's
+//! every answer is read for one: ids collide, see `tools_list.rs`);
+//! `Mcp-Name` / `Mcp-Method` headers, when sent, must agree with the body
+//! in plain or `=?base64?…?=` form (else `400`, `-32020`) and go on
 //! in one canonical spelling.
 //! The audit names the tool of a `tools/call`, the method of any other
-//! message, and `METHOD /path` only for requests without a body.
+//! message, and `METHOD /path` only for requests without a body (or whose
+//! body was refused unread). Every refusal of a genuine key of this tenant
+//! is audited once, with its reason (the [`crate::VerifyCode`]), through
+//! the one `refuse` of the service's pipeline.
 //!
 //! An MCP session belongs to the key it was issued to (see
 //! [`crate::session`]): a request naming another key's session, or one the
@@ -39,6 +44,7 @@
 
 mod body;
 mod future;
+mod guard;
 mod headers;
 pub mod jsonrpc;
 #[expect(
@@ -57,6 +63,7 @@ mod tools_list;
 
 pub use body::LayerBody;
 pub use future::ResponseFuture;
+pub use guard::{GuardRefusal, RequestGuard};
 pub use headers::{KEY_ID_HEADER, SERVICE_USER_HEADER, SERVICE_USER_ID_HEADER, TENANT_HEADER};
 pub use layer::{TenantScope, VerifyLayer, VerifyLayerBuilder};
 pub use service::VerifyService;

@@ -10,17 +10,18 @@
 //! checked against the body ([`super::routing_headers`]).
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Response, StatusCode, header, request::Parts};
+use http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 use serde_json::{Value, json};
 
 use super::{
-    body::{BoxError, LayerBody},
+    body::BoxError,
     jsonrpc::{self, HEADER_MISMATCH, INVALID_REQUEST, Message, PARSE_ERROR},
     routing_headers,
-    service::json_response,
+    service::{self, json_response},
 };
+use crate::outcome::VerifyCode;
 
 /// Why a body is refused, and how to say it.
 #[derive(Debug)]
@@ -29,15 +30,19 @@ pub struct Refused {
     code: i64,
     message: &'static str,
     id: Value,
+    /// The audit reason and metric outcome.
+    reason: VerifyCode,
 }
 
 impl Refused {
-    /// A JSON-RPC error answering the request's id when it could be read.
-    pub fn into_response<R>(self) -> Response<LayerBody<R>> {
-        json_response(
+    /// A JSON-RPC error answering the request's id when it could be read,
+    /// with the reason to audit it by.
+    pub fn into_refused<R>(self) -> service::Refused<R> {
+        let response = json_response(
             self.status,
             json!({"jsonrpc": "2.0", "id": self.id, "error": {"code": self.code, "message": self.message}}),
-        )
+        );
+        (response, self.reason)
     }
 }
 
@@ -188,6 +193,11 @@ fn refuse(code: i64, message: &'static str, id: &Value) -> Refused {
         code,
         message,
         id: id.clone(),
+        reason: if code == HEADER_MISMATCH {
+            VerifyCode::HeaderMismatch
+        } else {
+            VerifyCode::BadRequest
+        },
     }
 }
 
@@ -197,6 +207,7 @@ fn too_large() -> Refused {
         code: INVALID_REQUEST,
         message: "request body too large",
         id: Value::Null,
+        reason: VerifyCode::TooLarge,
     }
 }
 

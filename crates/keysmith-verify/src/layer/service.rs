@@ -15,12 +15,11 @@ use tower::Service;
 use super::{
     body::{BoxError, LayerBody},
     future::ResponseFuture,
-    headers,
-    jsonrpc::{Message, TOOLS_LIST},
+    guard, headers,
+    jsonrpc::Message,
     layer::Shared,
     limited::{Counted, limited},
-    request_body, session,
-    tools_list::{Format, ToolListFilter},
+    request_body, session, tools_list,
 };
 use crate::{
     audit::AuditRecord,
@@ -73,27 +72,31 @@ where
         ResponseFuture::new(async move {
             let started = Instant::now();
             let (mut parts, body) = request.into_parts();
+            // Judged on the head before the key; the key is looked at only
+            // to file the refusal under it (see `guard`).
+            let guarded = guard::refusal(&shared, &parts);
             let identity = match authenticate(&shared, &parts).await {
                 Ok(identity) => identity,
-                Err((response, known)) => {
-                    if let Some((known, code)) = known {
-                        // A genuine key of this service's tenant that may no
-                        // longer be used: worth a line in its audit trail.
-                        let subject = refused_subject(&shared, &mut parts, body).await;
-                        let ids = AuditIds::of(&known);
-                        let line = audit_line(&shared, &parts, &ids, |_| subject, code);
-                        record(&shared, line, Some(response.status()), started).await;
-                    }
-                    return Ok(response);
+                Err(unverified) => {
+                    let response =
+                        refuse_unverified(&shared, parts, body, unverified, guarded, started);
+                    return Ok(response.await);
                 }
             };
-            let key = &identity.key;
+            let (key, ids) = (&identity.key, &identity.audit);
+            if let Some(refused) = guarded {
+                let subject = refused_subject(&shared, &mut parts, body).await;
+                return Ok(refuse(&shared, &parts, ids, |_| subject, refused, started).await);
+            }
             let (body, message) = if shared.mcp {
                 match request_body::read(&mut parts, body, shared.body_limit).await {
                     Ok(read) => read,
                     Err(refused) => {
-                        telemetry::request("bad_request");
-                        return Ok(refused.into_response());
+                        // Nothing was read: the audit names `METHOD /path`.
+                        let refused = refused.into_refused();
+                        return Ok(
+                            refuse(&shared, &parts, ids, method_and_path, refused, started).await,
+                        );
                     }
                 }
             } else {
@@ -107,28 +110,15 @@ where
             };
             let admitted = match session::admit(&shared, &mut parts, &identity).await {
                 Ok(admitted) => admitted,
-                Err((refusal, code)) => {
-                    if let Some(code) = code {
-                        let line = audit_line(&shared, &parts, &identity.audit, subject, code);
-                        record(&shared, line, Some(refusal.status()), started).await;
-                    }
-                    return Ok(refusal);
+                Err(refused) => {
+                    return Ok(refuse(&shared, &parts, ids, subject, refused, started).await);
                 }
             };
             if let Some(Message::ToolCall { name, id }) = &message
                 && !key.allowed_tools.allows(name)
             {
-                telemetry::request(VerifyCode::ToolNotAllowed.as_str());
-                let refusal = tool_refused(name, id);
-                let line = audit_line(
-                    &shared,
-                    &parts,
-                    &identity.audit,
-                    subject,
-                    VerifyCode::ToolNotAllowed,
-                );
-                record(&shared, line, Some(refusal.status()), started).await;
-                return Ok(refusal);
+                let refused = (tool_refused(name, id), VerifyCode::ToolNotAllowed);
+                return Ok(refuse(&shared, &parts, ids, subject, refused, started).await);
             }
             // Only requests allowed so far count against the key's limits.
             if !key.limits.is_unlimited()
@@ -138,11 +128,8 @@ where
                     .limiter
                     .check(key, counted.tool(), shared.clock.now())
                     .await;
-                if let Some((refusal, code)) = limited(verdict, &counted) {
-                    telemetry::request(code.as_str());
-                    let line = audit_line(&shared, &parts, &identity.audit, subject, code);
-                    record(&shared, line, Some(refusal.status()), started).await;
-                    return Ok(refusal);
+                if let Some(refused) = limited(verdict, &counted) {
+                    return Ok(refuse(&shared, &parts, ids, subject, refused, started).await);
                 }
             }
             shared.metrics.valid();
@@ -153,16 +140,10 @@ where
                 line: audit_line(&shared, &parts, &identity.audit, subject, VerifyCode::Valid),
                 started,
             };
-            // A tools/list answer is filtered when the key may not call every tool.
-            let filter = match &message {
-                Some(Message::Method { method, id, .. }) if method == TOOLS_LIST => key
-                    .allowed_tools
-                    .patterns()
-                    .is_some()
-                    .then(|| (key.allowed_tools.clone(), id.clone())),
-                _ => None,
-            };
-            if filter.is_some() {
+            // Every answer is read for a tools listing when the key may not
+            // call every tool: by what it carries, not what was asked.
+            let listing_filter = tools_list::filter_for(shared.mcp, key, message.as_ref());
+            if listing_filter.is_some() {
                 // An answer the filter could not read would be refused whole.
                 parts.headers.remove(header::ACCEPT_ENCODING);
             }
@@ -186,29 +167,58 @@ where
                 }
             };
             pending.finish(Some(response.status())).await;
-            Ok(match filter {
+            Ok(match listing_filter {
                 None => response.map(|body| LayerBody::Inner { body }),
-                Some((allowlist, id)) => filtered(response, allowlist, id),
+                Some(filter) => filter.apply(response),
             })
         })
     }
 }
 
-/// A verified key, or the refusal to send with the key to audit it against
-/// (when it is genuine and of this service's tenant).
-type Authenticated<B> = Result<
-    Arc<Identity>,
-    (
-        Response<LayerBody<B>>,
-        Option<(Box<VerifiedKey>, VerifyCode)>,
-    ),
->;
+/// A request the layer answers itself, and why: the audit reason and the
+/// metric's outcome.
+pub(super) type Refused<B> = (Response<LayerBody<B>>, VerifyCode);
 
-/// Verifies the bearer key: the identity, or the response that refuses it.
-async fn authenticate<B>(shared: &Shared, parts: &Parts) -> Authenticated<B> {
+/// Refuses a verified key's request: counted by its code, and one audit line
+/// with it, so every attempt a genuine key makes is in its trail.
+async fn refuse<B>(
+    shared: &Shared,
+    parts: &Parts,
+    ids: &AuditIds,
+    subject: impl FnOnce(&Parts) -> String,
+    (response, code): Refused<B>,
+    started: Instant,
+) -> Response<LayerBody<B>> {
+    telemetry::request(code.as_str());
+    let line = audit_line(shared, parts, ids, subject, code);
+    record(shared, line, Some(response.status()), started).await;
+    response
+}
+
+/// Why a request has no usable key: the answer, the metric's outcome, and
+/// the key to audit the refusal against when it is genuine and of this
+/// service's tenant.
+struct Unverified<B> {
+    response: Response<LayerBody<B>>,
+    outcome: &'static str,
+    known: Option<(Box<VerifiedKey>, VerifyCode)>,
+}
+
+impl<B> Unverified<B> {
+    fn unknown(response: Response<LayerBody<B>>, outcome: &'static str) -> Self {
+        Self {
+            response,
+            outcome,
+            known: None,
+        }
+    }
+}
+
+/// Verifies the bearer key: the identity, or why the request has none.
+async fn authenticate<B>(shared: &Shared, parts: &Parts) -> Result<Arc<Identity>, Unverified<B>> {
     let Some(presented) = headers::bearer(&parts.headers) else {
-        telemetry::request("missing_key");
-        return Err((unauthorized(shared, "missing bearer key"), None));
+        let response = unauthorized(shared, "missing bearer key");
+        return Err(Unverified::unknown(response, "missing_key"));
     };
     let asked = Instant::now();
     let verdict = shared.verifier.identify(presented).await;
@@ -216,9 +226,9 @@ async fn authenticate<B>(shared: &Shared, parts: &Parts) -> Authenticated<B> {
     match verdict {
         Ok(Ok(identity)) if shared.tenant.admits(&identity.key.tenant_slug) => Ok(identity),
         Ok(Ok(_)) => {
-            telemetry::request("other_tenant");
             tracing::info!("key of another tenant refused");
-            Err((unauthorized(shared, VerifyCode::NotFound.as_str()), None))
+            let response = unauthorized(shared, VerifyCode::NotFound.as_str());
+            Err(Unverified::unknown(response, "other_tenant"))
         }
         Ok(Err(refusal)) => {
             tracing::info!(
@@ -235,25 +245,51 @@ async fn authenticate<B>(shared: &Shared, parts: &Parts) -> Authenticated<B> {
             } else {
                 VerifyCode::NotFound
             };
-            telemetry::request(code.as_str());
-            Err((
-                unauthorized(shared, code.as_str()),
-                known.map(|k| (k, refusal.code)),
-            ))
+            Err(Unverified {
+                response: unauthorized(shared, code.as_str()),
+                outcome: code.as_str(),
+                known: known.map(|k| (k, refusal.code)),
+            })
         }
         Err(err) => {
             // Fail closed: no verdict, no pass.
-            telemetry::request("unavailable");
             tracing::error!(error = %err, "key verification backend unavailable");
-            Err((
-                json_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    json!({"error": {"code": "unavailable", "message": "key verification is unavailable"}}),
-                ),
-                None,
-            ))
+            let response = json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": {"code": "unavailable", "message": "key verification is unavailable"}}),
+            );
+            Err(Unverified::unknown(response, "unavailable"))
         }
     }
+}
+
+/// Answers a request without a usable key: with the guard's refusal if it
+/// has one (whatever the key, so the answer says nothing about it), else
+/// the key's. Counted by what is answered; audited only against a genuine
+/// key of this tenant that may no longer be used.
+async fn refuse_unverified<B, ReqBody>(
+    shared: &Shared,
+    mut parts: Parts,
+    body: ReqBody,
+    unverified: Unverified<B>,
+    guarded: Option<Refused<B>>,
+    started: Instant,
+) -> Response<LayerBody<B>>
+where
+    ReqBody: Body<Data = Bytes> + From<Bytes>,
+    ReqBody::Error: Into<BoxError>,
+{
+    let (response, outcome) = match guarded {
+        Some((response, code)) => (response, code.as_str()),
+        None => (unverified.response, unverified.outcome),
+    };
+    telemetry::request(outcome);
+    if let Some((known, code)) = unverified.known {
+        let subject = refused_subject(shared, &mut parts, body).await;
+        let line = audit_line(shared, &parts, &AuditIds::of(&known), |_| subject, code);
+        record(shared, line, Some(response.status()), started).await;
+    }
+    response
 }
 
 /// What a refused request would have done, for its audit line.
@@ -279,44 +315,6 @@ fn method_and_path(parts: &Parts) -> String {
     subject.push(' ');
     subject.push_str(path);
     subject
-}
-
-/// The answer with its `tools/list` result filtered to `allowlist`.
-fn filtered<B>(
-    response: Response<B>,
-    allowlist: crate::tools::ToolAllowlist,
-    id: serde_json::Value,
-) -> Response<LayerBody<B>> {
-    let (mut parts, body) = response.into_parts();
-    let encoded = parts
-        .headers
-        .get(header::CONTENT_ENCODING)
-        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
-    let event_stream = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
-        });
-    // A compressed answer cannot be read: it is replaced by an error.
-    let format = if event_stream && !encoded {
-        Format::EventStream
-    } else {
-        Format::Json
-    };
-    if format == Format::Json {
-        parts.headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-    }
-    parts.headers.remove(header::CONTENT_ENCODING);
-    parts.headers.remove(header::CONTENT_LENGTH);
-    let body = ToolListFilter::new(body, allowlist, format, id);
-    Response::from_parts(parts, LayerBody::Filtered { body })
 }
 
 /// The audit line of a request, before its outcome is known (`None`

@@ -10,7 +10,11 @@
 use http::{HeaderMap, HeaderName, Method, Response, StatusCode, request::Parts};
 use serde_json::json;
 
-use super::{body::LayerBody, layer::Shared, service::json_response};
+use super::{
+    body::LayerBody,
+    layer::Shared,
+    service::{Refused, json_response},
+};
 use crate::{
     identity::Identity,
     outcome::VerifyCode,
@@ -28,10 +32,6 @@ pub(super) struct Admitted {
     ends: bool,
 }
 
-/// A refused request: the answer, and the code to audit it with (`None`:
-/// not audited, as for any malformed request or unavailable backend).
-pub(super) type Refused<B> = (Response<LayerBody<B>>, Option<VerifyCode>);
-
 /// Lets the request on if the session it names (if any) is `identity`'s.
 pub(super) async fn admit<B>(
     shared: &Shared,
@@ -43,9 +43,8 @@ pub(super) async fn admit<B>(
     };
     scrub_lookalikes(&mut parts.headers);
     if parts.uri.query().is_some_and(names_a_session) {
-        telemetry::request(VerifyCode::SessionNotFound.as_str());
         tracing::info!("MCP session named in the URL (HTTP+SSE transport) refused");
-        return Err((not_found(), Some(VerifyCode::SessionNotFound)));
+        return Err((not_found(), VerifyCode::SessionNotFound));
     }
     let mut values = parts.headers.get_all(MCP_SESSION_ID).iter();
     let session = match (values.next(), values.next()) {
@@ -53,12 +52,11 @@ pub(super) async fn admit<B>(
         (Some(value), None) => SessionHash::of(value.as_bytes()),
         // Servers differ on which of two counts: neither does.
         (Some(_), Some(_)) => {
-            telemetry::request("bad_request");
             let refusal = json_response(
                 StatusCode::BAD_REQUEST,
                 json!({"error": {"code": "bad_request", "message": "one Mcp-Session-Id header at most"}}),
             );
-            return Err((refusal, None));
+            return Err((refusal, VerifyCode::BadRequest));
         }
     };
     let now = shared.clock.now().unix_timestamp();
@@ -68,11 +66,10 @@ pub(super) async fn admit<B>(
             ends: parts.method == Method::DELETE,
         }),
         Ok(_) => {
-            telemetry::request(VerifyCode::SessionNotFound.as_str());
             tracing::info!("MCP session of another key, or never issued, refused");
-            Err((not_found(), Some(VerifyCode::SessionNotFound)))
+            Err((not_found(), VerifyCode::SessionNotFound))
         }
-        Err(err) => Err((unavailable(&err), None)),
+        Err(err) => Err((unavailable(&err), VerifyCode::SessionsUnavailable)),
     }
 }
 
@@ -112,7 +109,10 @@ pub(super) async fn settle<B, R>(
                     );
                     return Err(bad_gateway());
                 }
-                Err(err) => return Err(unavailable(&err)),
+                Err(err) => {
+                    telemetry::request("unavailable");
+                    return Err(unavailable(&err));
+                }
             }
         }
         None => {}
@@ -210,7 +210,6 @@ fn bad_gateway<B>() -> Response<LayerBody<B>> {
 
 fn unavailable<B>(err: &crate::backend::BackendError) -> Response<LayerBody<B>> {
     // Fail closed: no binding read or written, no pass.
-    telemetry::request("unavailable");
     tracing::error!(error = %err, "MCP session bindings unavailable");
     json_response(
         StatusCode::SERVICE_UNAVAILABLE,

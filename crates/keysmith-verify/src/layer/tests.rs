@@ -1,6 +1,8 @@
 //! The service end to end with `oneshot`: what reaches the inner service,
 //! byte for byte, and what never does.
 
+mod guard;
+mod listing;
 mod session;
 
 use std::sync::{Arc, Mutex};
@@ -20,7 +22,7 @@ use crate::{
 
 /// "good" is a key of tenant acme allowed only `echo`; anything else is unknown.
 #[derive(Debug)]
-struct OneKey;
+pub(super) struct OneKey;
 
 impl Verifier for OneKey {
     fn verify<'a>(&'a self, presented: &'a str) -> VerdictFuture<'a> {

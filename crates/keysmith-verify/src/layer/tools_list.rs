@@ -1,11 +1,21 @@
-//! `tools/list` answers filtered to the key's allowlist, so an agent never
-//! sees a tool it may not call.
+//! Tools listings filtered to the key's allowlist, so an agent never sees a
+//! tool it may not call.
+//!
+//! The filter goes by what an answer carries, not by what was asked: a
+//! client routes answers by their JSON-RPC id, and ids can collide (the
+//! Python SDK's stateful transport keys its streams by `str(id)`, so a
+//! `ping` with id `"502"` can receive the answer to `tools/list` id `502`).
+//! So for a key that may not call every tool, every answer is read: any
+//! JSON-RPC result (a batch's included) with a `tools` array, member names
+//! compared as the most lenient parser does (`Result`, `toolſ`), loses the
+//! tools the key may not call.
 //!
 //! The answer is a JSON body or a Server-Sent Events stream whose events carry
-//! JSON-RPC messages. Events stream through one by one (a server may send
-//! notifications before the answer); each event's `data` is rewritten when it
-//! holds `result.tools`. What cannot be read is not passed on: a JSON body
-//! becomes a JSON-RPC error, an event whose data is not JSON is dropped.
+//! JSON-RPC messages. Events stream through one by one; each event's `data` is
+//! written back as read unless it holds a result, which is rewritten from the
+//! parsed message (one reading for every client). What cannot be read is not
+//! passed on: a JSON body becomes a JSON-RPC error (the status kept), an event
+//! whose data is not JSON is dropped; an empty body or empty data passes.
 
 use std::{
     pin::Pin,
@@ -13,12 +23,16 @@ use std::{
 };
 
 use bytes::{Bytes, BytesMut};
+use http::{HeaderValue, Response, header};
 use http_body::{Body, Frame};
 use pin_project_lite::pin_project;
 use serde_json::{Value, json};
 
-use super::body::BoxError;
-use crate::tools::ToolAllowlist;
+use super::{
+    body::{BoxError, LayerBody},
+    jsonrpc::{Message, same_member},
+};
+use crate::{outcome::VerifiedKey, tools::ToolAllowlist};
 
 /// The most buffered while waiting for the end of a JSON body or of one event.
 const MAX_BUFFERED: usize = 8 * 1024 * 1024;
@@ -28,6 +42,64 @@ const MAX_BUFFERED: usize = 8 * 1024 * 1024;
 pub enum Format {
     Json,
     EventStream,
+}
+
+/// The filter a request's answer goes through (`None`: passed untouched).
+#[derive(Debug)]
+pub(super) struct ListingFilter {
+    allowlist: ToolAllowlist,
+    /// The request's id, for the error that replaces an unreadable answer.
+    id: Value,
+}
+
+/// Every answer to a key that may not call every tool, in MCP mode (a
+/// route that is not MCP enforces no allowlist).
+pub(super) fn filter_for(
+    mcp: bool,
+    key: &VerifiedKey,
+    message: Option<&Message>,
+) -> Option<ListingFilter> {
+    let limited = mcp && key.allowed_tools.patterns().is_some();
+    limited.then(|| ListingFilter {
+        allowlist: key.allowed_tools.clone(),
+        id: message.map_or(Value::Null, |m| m.id().clone()),
+    })
+}
+
+impl ListingFilter {
+    /// The answer, its body filtered.
+    pub(super) fn apply<B>(self, response: Response<B>) -> Response<LayerBody<B>> {
+        let (mut parts, body) = response.into_parts();
+        let encoded = parts
+            .headers
+            .get(header::CONTENT_ENCODING)
+            .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+        let event_stream = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
+            });
+        // A compressed answer cannot be read: it is replaced by an error.
+        let format = if event_stream && !encoded {
+            Format::EventStream
+        } else {
+            Format::Json
+        };
+        if format == Format::Json {
+            parts.headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        parts.headers.remove(header::CONTENT_ENCODING);
+        parts.headers.remove(header::CONTENT_LENGTH);
+        let body = ToolListFilter::new(body, self.allowlist, format, self.id);
+        Response::from_parts(parts, LayerBody::Filtered { body })
+    }
 }
 
 pin_project! {
@@ -100,7 +172,9 @@ where
             };
             if this.buffer.len() > MAX_BUFFERED {
                 *this.done = true;
-                return Poll::Ready(Some(Err("tools/list answer too large to filter".into())));
+                return Poll::Ready(Some(Err(
+                    "answer too large to read for tools listings".into()
+                )));
             }
             match out {
                 Some(bytes) if !bytes.is_empty() => {
@@ -115,32 +189,90 @@ where
 
 /// The whole JSON answer, filtered, or a JSON-RPC error in its place.
 fn filter_json_body(buffer: &mut BytesMut, allowlist: &ToolAllowlist, id: &Value) -> Bytes {
-    let body = buffer.split();
-    filter_message(&body, allowlist).map_or_else(
-        || {
+    let body = buffer.split().freeze();
+    if body.is_empty() {
+        // A `202 Accepted`, a `204`: nothing a client reads.
+        return body;
+    }
+    match filter_message(&body, allowlist) {
+        Filtered::Unchanged => body,
+        Filtered::Rewritten(filtered) => Bytes::from(filtered),
+        Filtered::Unreadable => {
             let error = json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32603,
-                "message": "the tools/list answer could not be filtered to this key's tools"}});
+                "message": "the answer could not be read to filter it to this key's tools"}});
             Bytes::from(error.to_string())
-        },
-        Bytes::from,
-    )
+        }
+    }
 }
 
-/// Removes from `result.tools` every tool the key may not call; `None` when
-/// the message is not JSON.
-pub fn filter_message(message: &[u8], allowlist: &ToolAllowlist) -> Option<Vec<u8>> {
-    let mut value: Value = serde_json::from_slice(message).ok()?;
-    if let Some(tools) = value
-        .pointer_mut("/result/tools")
-        .and_then(Value::as_array_mut)
-    {
-        tools.retain(|tool| {
-            tool.get("name")
-                .and_then(Value::as_str)
-                .is_some_and(|name| allowlist.allows(name))
-        });
+/// What a message becomes for a key limited to some tools.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Filtered {
+    /// It carries no result: passed on as it came.
+    Unchanged,
+    /// It carries a result: written again from what was read, every tools
+    /// listing in it cut to the allowlist.
+    Rewritten(Vec<u8>),
+    /// Not JSON: never passed on.
+    Unreadable,
+}
+
+/// Filters one JSON-RPC message, or a batch of them.
+pub fn filter_message(message: &[u8], allowlist: &ToolAllowlist) -> Filtered {
+    let Ok(mut value) = serde_json::from_slice::<Value>(message) else {
+        return Filtered::Unreadable;
+    };
+    if !carries_result(&value) {
+        return Filtered::Unchanged;
     }
-    serde_json::to_vec(&value).ok()
+    cut_listings(&mut value, allowlist);
+    serde_json::to_vec(&value).map_or(Filtered::Unreadable, Filtered::Rewritten)
+}
+
+/// Whether `value` is a result (or a batch holding one), its members named
+/// in any case.
+fn carries_result(value: &Value) -> bool {
+    match value {
+        Value::Array(batch) => batch.iter().any(carries_result),
+        Value::Object(members) => members.keys().any(|name| same_member(name, "result")),
+        _ => false,
+    }
+}
+
+/// Removes from every `result.tools` (any case, a batch's too) each tool
+/// that is not surely one the key may call: every `name` it has (any case)
+/// must be allowed.
+fn cut_listings(value: &mut Value, allowlist: &ToolAllowlist) {
+    let members = match value {
+        Value::Array(batch) => return batch.iter_mut().for_each(|m| cut_listings(m, allowlist)),
+        Value::Object(members) => members,
+        _ => return,
+    };
+    let results = members
+        .iter_mut()
+        .filter(|(name, _)| same_member(name, "result"))
+        .filter_map(|(_, result)| result.as_object_mut());
+    for result in results {
+        let listings = result
+            .iter_mut()
+            .filter(|(name, _)| same_member(name, "tools"))
+            .filter_map(|(_, tools)| tools.as_array_mut());
+        for tools in listings {
+            tools.retain(|tool| may_be_listed(tool, allowlist));
+        }
+    }
+}
+
+fn may_be_listed(tool: &Value, allowlist: &ToolAllowlist) -> bool {
+    let Some(members) = tool.as_object() else {
+        return false;
+    };
+    let mut names = members
+        .iter()
+        .filter(|(name, _)| same_member(name, "name"))
+        .map(|(_, value)| value.as_str().is_some_and(|n| allowlist.allows(n)))
+        .peekable();
+    names.peek().is_some() && names.all(|allowed| allowed)
 }
 
 /// Takes every complete event out of `buffer` (all of it at the end of the
@@ -225,20 +357,23 @@ fn rewrite_event(event: &[u8], allowlist: &ToolAllowlist, out: &mut Vec<u8>) {
             (None, _) => fields.push(line),
         }
     }
-    let filtered = match &data {
-        None => None,
-        Some(d) => match filter_message(d, allowlist) {
-            Some(filtered) => Some(filtered),
-            None => return,
+    // Empty data (a resumable stream's priming event) carries no message.
+    let data = match data {
+        Some(d) if !d.iter().all(u8::is_ascii_whitespace) => match filter_message(&d, allowlist) {
+            Filtered::Unchanged => Some(d),
+            Filtered::Rewritten(filtered) => Some(filtered),
+            Filtered::Unreadable => return,
         },
+        other => other,
     };
     for field in fields {
         out.extend_from_slice(field);
         out.push(b'\n');
     }
-    if let Some(filtered) = filtered {
+    // One `data:` line per line of the data, as it was joined.
+    for line in data.iter().flat_map(|d| d.split(|&b| b == b'\n')) {
         out.extend_from_slice(b"data: ");
-        out.extend_from_slice(&filtered);
+        out.extend_from_slice(line);
         out.push(b'\n');
     }
     out.push(b'\n');

@@ -32,6 +32,7 @@ use serde_json::Value;
 
 use self::envelope::{Addressed, Params};
 pub use self::strict::MAX_DEPTH;
+pub(crate) use self::strict::same_member;
 use crate::tools::MAX_TOOL_NAME_LEN;
 
 /// Longest string id accepted.

@@ -65,7 +65,7 @@ fn folded(name: &str) -> String {
 
 /// Whether two member names are one for the most lenient parser, without
 /// allocating when both are ASCII (the names of every MCP message).
-fn same_member(a: &str, b: &str) -> bool {
+pub(crate) fn same_member(a: &str, b: &str) -> bool {
     if a.is_ascii() && b.is_ascii() {
         a.eq_ignore_ascii_case(b)
     } else {
