@@ -20,7 +20,7 @@ use crate::{
     domain::{
         Name, Scope,
         keys::{self, ExpiryRequest, IssuedKey, KeyFilter, KeyState, NewKey},
-        page::clamp_limit,
+        page,
     },
     error::{AppError, AppResult},
     state::AppState,
@@ -163,7 +163,7 @@ pub async fn list(
         &tenant.id,
         &filter,
         query.cursor.as_deref(),
-        clamp_limit(query.limit),
+        page::limit(query.limit)?,
         now,
     )
     .await?;
