@@ -25,9 +25,16 @@ pub(crate) async fn many_service_users(app: &TestApp, tenant: &Tenant, count: us
             owner_email: Some(Email::parse("owner@acme.test").expect("email")),
             description: None,
         };
-        service_users::create(app.state.pool(), &tenant.id, new, &Actor::Cli, app.now())
-            .await
-            .expect("service user");
+        service_users::create(
+            app.state.pool(),
+            &tenant.id,
+            new,
+            i64::MAX,
+            &Actor::Cli,
+            app.now(),
+        )
+        .await
+        .expect("service user");
     }
 }
 

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use crate::domain::random;
 use crate::{
     db::{OnUniqueViolation, announce_key_change, begin_write},
-    domain::{Actor, Description, Email, Name, audit},
+    domain::{Actor, Description, Email, Name, audit, caps},
     error::{AppError, AppResult},
 };
 
@@ -42,17 +42,20 @@ pub struct NewServiceUser {
     pub description: Option<Description>,
 }
 
-/// Creates a service user, audited as `service_user.create`.
+/// Creates a service user, audited as `service_user.create`; refused (422)
+/// when the tenant already has `cap` (`TenantCaps::service_users`).
 #[tracing::instrument(skip_all, fields(tenant_id))]
 pub async fn create(
     pool: &AnyPool,
     tenant_id: &TenantId,
     new: NewServiceUser,
+    cap: i64,
     actor: &Actor,
     now: OffsetDateTime,
 ) -> AppResult<ServiceUser> {
     let id = ServiceUserId::new(random::base62(16));
     let mut tx = begin_write(pool).await?;
+    caps::room_for_service_user(&mut tx, pool, tenant_id, cap).await?;
     sqlx::query(
         "INSERT INTO service_users (id, tenant_id, name, owner_email, description, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
     )

@@ -23,6 +23,7 @@ use super::{
 use crate::{
     domain::{
         Name,
+        caps::TenantCaps,
         keys::{self, ExpiryRequest, NewKey},
     },
     error::AppError,
@@ -159,6 +160,7 @@ pub async fn create(
         &state.peppers,
         &membership.tenant,
         new,
+        TenantCaps::of(&state.config).keys,
         &admin.actor(),
         state.now(),
     )
@@ -207,6 +209,7 @@ pub async fn rotate(
         &membership.tenant,
         &id,
         None,
+        TenantCaps::of(&state.config).keys,
         &admin.actor(),
         state.now(),
     )

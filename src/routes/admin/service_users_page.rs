@@ -18,6 +18,7 @@ use super::{
 use crate::{
     domain::{
         Description, Email, Name,
+        caps::TenantCaps,
         service_users::{self, KeyCounts, LiveKey, NewServiceUser},
     },
     error::AppError,
@@ -182,6 +183,7 @@ pub async fn create(
                 state.pool(),
                 &membership.tenant.id,
                 new,
+                TenantCaps::of(&state.config).service_users,
                 &admin.actor(),
                 state.now(),
             )

@@ -19,6 +19,7 @@ use super::{
 use crate::{
     domain::{
         Name, Scope,
+        caps::TenantCaps,
         keys::{self, ExpiryRequest, IssuedKey, KeyFilter, KeyState, NewKey},
         page,
     },
@@ -131,6 +132,7 @@ pub async fn create(
         &state.peppers,
         &tenant,
         new,
+        TenantCaps::of(&state.config).keys,
         &caller.actor(),
         now,
     )
@@ -242,6 +244,7 @@ pub async fn rotate(
         &tenant,
         &id,
         expiry,
+        TenantCaps::of(&state.config).keys,
         &caller.actor(),
         now,
     )

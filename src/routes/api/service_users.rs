@@ -14,7 +14,9 @@ use super::{
 };
 use crate::{
     domain::{
-        Description, Email, Name, page,
+        Description, Email, Name,
+        caps::TenantCaps,
+        page,
         service_users::{self, NewServiceUser, ServiceUser, ServiceUserChange},
     },
     error::AppResult,
@@ -66,8 +68,15 @@ pub async fn create(
             .flatten(),
     };
     let tenant = caller.tenant(&state, &tenant).await?;
-    let created =
-        service_users::create(state.pool(), &tenant.id, new, &caller.actor(), state.now()).await?;
+    let created = service_users::create(
+        state.pool(),
+        &tenant.id,
+        new,
+        TenantCaps::of(&state.config).service_users,
+        &caller.actor(),
+        state.now(),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
