@@ -75,6 +75,10 @@ pub struct Config {
     /// `KEYSMITH_MAX_KEYS_PER_TENANT` (default 50,000): working (active and
     /// rotating) keys one tenant may have, created or rotated in.
     pub max_keys_per_tenant: i64,
+    /// `KEYSMITH_MAX_CONCURRENT_REQUESTS_PER_TENANT` (default 4): management-API
+    /// requests of one tenant served at once; the next wait up to 2 s, then
+    /// `429`. Keeps one tenant from holding every database connection.
+    pub max_concurrent_requests_per_tenant: usize,
     /// How `serve` and `gateway` hold client connections:
     /// `KEYSMITH_HEADER_TIMEOUT_SECS` (default 15), `KEYSMITH_BODY_TIMEOUT_SECS`
     /// (default 60), `KEYSMITH_MAX_CONNECTIONS` (default half the open-file
@@ -165,6 +169,12 @@ impl Config {
         )?;
         let max_keys_per_tenant =
             tenant_cap(&var, "KEYSMITH_MAX_KEYS_PER_TENANT", 50_000, 10_000_000)?;
+        let max_concurrent_requests_per_tenant = usize::try_from(tenant_cap(
+            &var,
+            "KEYSMITH_MAX_CONCURRENT_REQUESTS_PER_TENANT",
+            4,
+            64,
+        )?)?;
         let connections = connection_limits(&var)?;
         let trusted_proxies = parse_trusted(&var("KEYSMITH_TRUSTED_PROXIES").unwrap_or_default())
             .context("KEYSMITH_TRUSTED_PROXIES is invalid")?;
@@ -184,6 +194,7 @@ impl Config {
             max_webhooks_per_tenant,
             max_service_users_per_tenant,
             max_keys_per_tenant,
+            max_concurrent_requests_per_tenant,
             github_scanning_keys: var("KEYSMITH_GITHUB_SCANNING_KEYS").map(PathBuf::from),
             redis_url: var("KEYSMITH_REDIS_URL").map(Secret),
             metrics_token: var("KEYSMITH_METRICS_TOKEN")
@@ -497,6 +508,7 @@ mod tests {
             (c.max_service_users_per_tenant, c.max_keys_per_tenant),
             (10_000, 50_000)
         );
+        assert_eq!(c.max_concurrent_requests_per_tenant, 4);
         let c = config(&[
             ("KEYSMITH_MAX_SERVICE_USERS_PER_TENANT", "3"),
             ("KEYSMITH_MAX_KEYS_PER_TENANT", "7"),
@@ -511,6 +523,8 @@ mod tests {
             ("KEYSMITH_MAX_SERVICE_USERS_PER_TENANT", "1000001"),
             ("KEYSMITH_MAX_KEYS_PER_TENANT", "-1"),
             ("KEYSMITH_MAX_KEYS_PER_TENANT", "many"),
+            ("KEYSMITH_MAX_CONCURRENT_REQUESTS_PER_TENANT", "0"),
+            ("KEYSMITH_MAX_CONCURRENT_REQUESTS_PER_TENANT", "65"),
         ] {
             let err = config(&[(name, value)]).expect_err("bad cap");
             assert!(err.to_string().contains(name), "{name}={value}: {err}");

@@ -55,6 +55,7 @@ mod sessions;
 mod setup;
 mod setup_browser;
 mod tenancy;
+mod tenant_gate;
 mod tenant_policy;
 mod tenant_policy_limits;
 mod verify;
