@@ -48,6 +48,12 @@ both_engines! {
         assert!(filtered.contains("typed") && filtered.contains("value=\"su-119\""), "{filtered}");
         let other = client.get(app.url("/admin/api-keys?tenant=acme&service_user=su-001")).send().await.expect("page").text().await.expect("html");
         assert!(!other.contains(">typed<"), "another service user's keys are not shown");
+
+        // A service user's page links here by id: its name is filled in on the form.
+        let id: String = sqlx::query_scalar("SELECT id FROM service_users WHERE name = 'su-119'")
+            .fetch_one(app.state.pool()).await.expect("id");
+        let linked = client.get(app.url(&format!("/admin/api-keys?tenant=acme&service_user_id={id}"))).send().await.expect("page").text().await.expect("html");
+        assert!(linked.contains("id=\"new-su\" name=\"service_user\" list=\"service-user-names\" value=\"su-119\""), "{linked}");
     }
 
     async fn another_tenants_service_user_cannot_be_named_on_the_key_form(app: TestApp) {
