@@ -1,5 +1,5 @@
-//! Lists stay bounded however many objects a tenant has: service users a
-//! page at a time, on the API and on the admin page.
+//! Lists stay bounded however many objects a tenant has: service users and
+//! admins a page at a time, on the API and on the admin page.
 
 use keysmith::domain::{
     Actor, Email, Name,
@@ -95,6 +95,32 @@ both_engines! {
         expect_error(app.get("/api/v1/tenants/acme/service-users?limit=ten").await, StatusCode::BAD_REQUEST, "invalid_query").await;
         expect_error(app.get("/api/v1/tenants/acme/keys?limit=500").await, StatusCode::BAD_REQUEST, "invalid_limit").await;
         expect_json(app.get("/api/v1/tenants/acme/service-users?limit=200").await, StatusCode::OK).await;
+    }
+
+    async fn admins_are_listed_a_page_at_a_time(app: TestApp) {
+        for n in 0..5 {
+            admin_user(&app, &format!("admin{n}@acme.test"), Role::Viewer).await;
+        }
+        let globex = app.create_tenant("globex").await;
+        let outsider = crate::admin::account(&app, "outsider@globex.test", false).await;
+        keysmith::domain::users::grant(app.state.pool(), &globex.id, &outsider.id, Role::Admin, app.now()).await.expect("grant");
+        let (mut seen, mut cursor) = (Vec::new(), None::<String>);
+        loop {
+            let after = cursor.as_ref().map_or(String::new(), |c| format!("&cursor={c}"));
+            let page = expect_json(app.get(&format!("/api/v1/tenants/acme/admins?limit=2{after}")).await, StatusCode::OK).await;
+            let batch = page["items"].as_array().expect("items").clone();
+            assert!(batch.len() <= 2, "{page}");
+            seen.extend(batch.iter().map(|a| a["email"].as_str().expect("email").to_owned()));
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        seen.sort();
+        let expected: Vec<String> = (0..5).map(|n| format!("admin{n}@acme.test")).collect();
+        assert_eq!(seen, expected, "each once, and no one of another tenant");
+        expect_error(app.get("/api/v1/tenants/acme/admins?cursor=garbage").await, StatusCode::BAD_REQUEST, "invalid_cursor").await;
+        expect_error(app.get("/api/v1/tenants/acme/admins?limit=0").await, StatusCode::BAD_REQUEST, "invalid_limit").await;
     }
 
     async fn the_admin_service_users_page_is_paginated(app: TestApp) {
