@@ -109,6 +109,7 @@ async fn seeded(url: &str, keys: usize) -> (Db, SqlVerifier, Vec<String>) {
             owner_email: None,
             description: None,
         },
+        i64::MAX, // the bench's own database: no cap
         &Actor::Cli,
         now,
     )
@@ -124,9 +125,17 @@ async fn seeded(url: &str, keys: usize) -> (Db, SqlVerifier, Vec<String>) {
             scopes: Vec::new(),
             limits: Default::default(),
         };
-        let issued = keys::create(&db.pool, &peppers, &tenant, new, &Actor::System, now)
-            .await
-            .expect("key");
+        let issued = keys::create(
+            &db.pool,
+            &peppers,
+            &tenant,
+            new,
+            i64::MAX,
+            &Actor::System,
+            now,
+        )
+        .await
+        .expect("key");
         plaintexts.push(issued.key.expose().to_owned());
     }
     let template = ApiKey::parse(&plaintexts[0]).expect("key");

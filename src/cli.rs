@@ -9,6 +9,7 @@ use crate::{
     config::Config,
     domain::{
         Actor, Description, Email, Name, Scope, TenantSlug, accounts,
+        caps::TenantCaps,
         keys::{self, ExpiryRequest, NewKey},
         service_users::{self, NewServiceUser},
         tenants::{self, NewTenant},
@@ -378,6 +379,7 @@ impl Cli {
                 expires_in_days,
                 json,
             }) => {
+                let caps = TenantCaps::of(&state.config);
                 let owner_email = Email::parse(&owner_email)?;
                 let tenant = tenants::find_by_slug(pool, &tenant)
                     .await?
@@ -410,7 +412,15 @@ impl Cli {
                                 )?
                                 .ok_or_else(|| anyhow::anyhow!("description"))?),
                             };
-                        service_users::create(pool, &tenant.id, new, &Actor::Cli, now).await?
+                        service_users::create(
+                            pool,
+                            &tenant.id,
+                            new,
+                            caps.service_users,
+                            &Actor::Cli,
+                            now,
+                        )
+                        .await?
                     }
                 };
                 let new = NewKey {
@@ -426,8 +436,16 @@ impl Cli {
                     }],
                     limits: Default::default(),
                 };
-                let issued =
-                    keys::create(pool, &state.peppers, &tenant, new, &Actor::Cli, now).await?;
+                let issued = keys::create(
+                    pool,
+                    &state.peppers,
+                    &tenant,
+                    new,
+                    caps.keys,
+                    &Actor::Cli,
+                    now,
+                )
+                .await?;
                 let expires_at = issued.row.expires_at.rfc3339();
                 if json {
                     let out = serde_json::json!({"id": issued.row.id, "key": issued.key.expose(), "expires_at": expires_at});

@@ -69,6 +69,16 @@ pub struct Config {
     /// may have; each is delivered to, so the cap bounds what one tenant
     /// asks of the delivery task.
     pub max_webhooks_per_tenant: i64,
+    /// `KEYSMITH_MAX_SERVICE_USERS_PER_TENANT` (default 10,000): service
+    /// users one tenant may have; bounds its lists and the pages that read them.
+    pub max_service_users_per_tenant: i64,
+    /// `KEYSMITH_MAX_KEYS_PER_TENANT` (default 50,000): working (active and
+    /// rotating) keys one tenant may have, created or rotated in.
+    pub max_keys_per_tenant: i64,
+    /// `KEYSMITH_MAX_CONCURRENT_REQUESTS_PER_TENANT` (default 4): management-API
+    /// requests of one tenant served at once; the next wait up to 2 s, then
+    /// `429`. Keeps one tenant from holding every database connection.
+    pub max_concurrent_requests_per_tenant: usize,
     /// How `serve` and `gateway` hold client connections:
     /// `KEYSMITH_HEADER_TIMEOUT_SECS` (default 15), `KEYSMITH_BODY_TIMEOUT_SECS`
     /// (default 60), `KEYSMITH_MAX_CONNECTIONS` (default half the open-file
@@ -151,6 +161,20 @@ impl Config {
                 ),
             },
         };
+        let max_service_users_per_tenant = tenant_cap(
+            &var,
+            "KEYSMITH_MAX_SERVICE_USERS_PER_TENANT",
+            10_000,
+            1_000_000,
+        )?;
+        let max_keys_per_tenant =
+            tenant_cap(&var, "KEYSMITH_MAX_KEYS_PER_TENANT", 50_000, 10_000_000)?;
+        let max_concurrent_requests_per_tenant = usize::try_from(tenant_cap(
+            &var,
+            "KEYSMITH_MAX_CONCURRENT_REQUESTS_PER_TENANT",
+            4,
+            64,
+        )?)?;
         let connections = connection_limits(&var)?;
         let trusted_proxies = parse_trusted(&var("KEYSMITH_TRUSTED_PROXIES").unwrap_or_default())
             .context("KEYSMITH_TRUSTED_PROXIES is invalid")?;
@@ -168,6 +192,9 @@ impl Config {
             webhook_timeout,
             audit_retention_days,
             max_webhooks_per_tenant,
+            max_service_users_per_tenant,
+            max_keys_per_tenant,
+            max_concurrent_requests_per_tenant,
             github_scanning_keys: var("KEYSMITH_GITHUB_SCANNING_KEYS").map(PathBuf::from),
             redis_url: var("KEYSMITH_REDIS_URL").map(Secret),
             metrics_token: var("KEYSMITH_METRICS_TOKEN")
@@ -208,6 +235,22 @@ const MAX_TIMEOUT_SECS: u64 = 86_400;
 
 /// Most connections `KEYSMITH_MAX_CONNECTIONS` may allow.
 const MAX_CONNECTIONS: usize = 1_000_000;
+
+/// A per-tenant cap read from `name`: a whole number from 1 to `max`, or `default`.
+fn tenant_cap(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: i64,
+    max: i64,
+) -> anyhow::Result<i64> {
+    match var(name) {
+        None => Ok(default),
+        Some(raw) => match raw.trim().parse::<i64>() {
+            Ok(cap) if (1..=max).contains(&cap) => Ok(cap),
+            _ => anyhow::bail!("{name} must be a whole number from 1 to {max}"),
+        },
+    }
+}
 
 fn connection_limits(var: &impl Fn(&str) -> Option<String>) -> anyhow::Result<ConnectionLimits> {
     let defaults = ConnectionLimits::default();
@@ -454,6 +497,36 @@ mod tests {
             ("KEYSMITH_MAX_CONNECTIONS", "-3"),
         ] {
             let err = config(&[(name, value)]).expect_err("bad connection limit");
+            assert!(err.to_string().contains(name), "{name}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn tenant_caps_have_defaults_and_bounds() {
+        let c = config(&[]).expect("defaults");
+        assert_eq!(
+            (c.max_service_users_per_tenant, c.max_keys_per_tenant),
+            (10_000, 50_000)
+        );
+        assert_eq!(c.max_concurrent_requests_per_tenant, 4);
+        let c = config(&[
+            ("KEYSMITH_MAX_SERVICE_USERS_PER_TENANT", "3"),
+            ("KEYSMITH_MAX_KEYS_PER_TENANT", "7"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            (c.max_service_users_per_tenant, c.max_keys_per_tenant),
+            (3, 7)
+        );
+        for (name, value) in [
+            ("KEYSMITH_MAX_SERVICE_USERS_PER_TENANT", "0"),
+            ("KEYSMITH_MAX_SERVICE_USERS_PER_TENANT", "1000001"),
+            ("KEYSMITH_MAX_KEYS_PER_TENANT", "-1"),
+            ("KEYSMITH_MAX_KEYS_PER_TENANT", "many"),
+            ("KEYSMITH_MAX_CONCURRENT_REQUESTS_PER_TENANT", "0"),
+            ("KEYSMITH_MAX_CONCURRENT_REQUESTS_PER_TENANT", "65"),
+        ] {
+            let err = config(&[(name, value)]).expect_err("bad cap");
             assert!(err.to_string().contains(name), "{name}={value}: {err}");
         }
     }

@@ -37,6 +37,9 @@ pub enum AppError {
     PayloadTooLarge(usize),
     #[error("too many attempts, try again later")]
     TooManyRequests,
+    /// Too many requests of this caller at once: `429` with `Retry-After: 1`.
+    #[error("{0}")]
+    Busy(&'static str),
     /// A dependency (the database) is unreachable: fail closed.
     #[error("service unavailable")]
     Unavailable(#[source] anyhow::Error),
@@ -73,7 +76,7 @@ impl AppError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests | Self::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -88,7 +91,7 @@ impl AppError {
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge(_) => "payload_too_large",
-            Self::TooManyRequests => "too_many_requests",
+            Self::TooManyRequests | Self::Busy(_) => "too_many_requests",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -134,6 +137,11 @@ impl IntoResponse for AppError {
             },
         };
         let mut response = (status, Json(body)).into_response();
+        if matches!(self, Self::Busy(_)) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -38,7 +38,14 @@ pub struct AppState {
     /// One webhook delivery round at a time in this process (its own task,
     /// apart from the tick; tests run rounds too).
     pub delivering_webhooks: Arc<tokio::sync::Mutex<()>>,
+    /// Management-API requests of one tenant at once
+    /// (`KEYSMITH_MAX_CONCURRENT_REQUESTS_PER_TENANT`).
+    pub tenant_gate: crate::connections::TenantGate,
 }
+
+/// How long a tenant's request waits for one of its turns before `429`:
+/// long enough to absorb a short burst, short of a client's usual timeout.
+const TENANT_GATE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl AppState {
     /// Fails on configuration that only makes sense once combined (the mailer).
@@ -67,6 +74,10 @@ impl AppState {
             ) as Arc<dyn keysmith_verify::Limiter>),
             None => None,
         };
+        let tenant_gate = crate::connections::TenantGate::new(
+            config.max_concurrent_requests_per_tenant,
+            TENANT_GATE_WAIT,
+        );
         Ok(Self {
             db,
             shared_limiter,
@@ -84,6 +95,7 @@ impl AppState {
             )),
             ticking: Arc::default(),
             delivering_webhooks: Arc::default(),
+            tenant_gate,
         })
     }
 

@@ -75,7 +75,7 @@ pub async fn tenant_with_owners(db: &Db, slug: &str, names: &[&str]) -> (Tenant,
             description: None,
         };
         owners.push(
-            service_users::create(&db.pool, &tenant.id, new, &Actor::Cli, now)
+            service_users::create(&db.pool, &tenant.id, new, i64::MAX, &Actor::Cli, now)
                 .await
                 .expect("service user"),
         );

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use crate::{
     domain::{
         Actor, audit,
+        page::{self, Page},
         users::{self, Password},
     },
     error::{AppError, AppResult},
@@ -318,16 +319,39 @@ pub async fn change_role(
     Ok(())
 }
 
-/// `(email, role)` of everyone with a role in the tenant, by email.
+/// Someone with a role in a tenant, and since when.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TenantRole {
+    pub user_id: AdminId,
+    pub email: String,
+    pub role: String,
+    pub created_at: UnixTime,
+}
+
+/// Everyone with a role in the tenant, newest role first, a page at a time
+/// (keyset on when the role was given, then the account id, as keys are).
 pub async fn tenant_roles(
     pool: &AnyPool,
     tenant_id: &TenantId,
-) -> AppResult<Vec<(String, String)>> {
-    Ok(sqlx::query_as(
-        "SELECT u.email, m.role FROM memberships m JOIN admin_users u ON u.id = m.user_id \
-         WHERE m.tenant_id = $1 ORDER BY u.email",
-    )
-    .bind(tenant_id)
-    .fetch_all(pool)
-    .await?)
+    cursor: Option<&str>,
+    limit: i64,
+) -> AppResult<Page<TenantRole>> {
+    let cursor = cursor.map(page::time_and_id).transpose()?;
+    let (after, limit_at) = if cursor.is_some() {
+        (" AND (m.created_at, m.user_id) < ($2, $3)", "$4")
+    } else {
+        ("", "$2")
+    };
+    let sql = format!(
+        "SELECT m.user_id, u.email, m.role, m.created_at FROM memberships m JOIN admin_users u ON u.id = m.user_id \
+         WHERE m.tenant_id = $1{after} ORDER BY m.created_at DESC, m.user_id DESC LIMIT {limit_at}"
+    );
+    let mut query = sqlx::query_as::<_, TenantRole>(&sql).bind(tenant_id);
+    if let Some((created_at, user_id)) = cursor {
+        query = query.bind(created_at).bind(user_id);
+    }
+    let rows = query.bind(limit + 1).fetch_all(pool).await?;
+    Ok(Page::from_overfetch(rows, limit, |r| {
+        format!("{}.{}", r.created_at.secs(), r.user_id)
+    }))
 }

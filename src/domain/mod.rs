@@ -5,6 +5,7 @@ pub mod actor;
 pub mod anomalies;
 pub mod audit;
 pub mod audit_rollups;
+pub mod caps;
 pub mod durations;
 pub mod form_tokens;
 pub mod hashing;

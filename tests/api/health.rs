@@ -66,7 +66,7 @@ both_engines! {
         let key = app.create_key(&su, serde_json::json!({})).await;
         let id = key["id"].as_str().expect("id");
         let as_admin = Actor::User { id: AdminId::new("u1"), email: "admin@acme.test".into() };
-        let rotation = keys::rotate(app.state.pool(), &app.state.peppers, &app.tenant, &keysmith::domain::KeyId::new(id), None, &as_admin, app.now()).await.expect("rotate");
+        let rotation = keys::rotate(app.state.pool(), &app.state.peppers, &app.tenant, &keysmith::domain::KeyId::new(id), None, i64::MAX, &as_admin, app.now()).await.expect("rotate");
         keys::revoke(app.state.pool(), &app.tenant, &rotation.new.row.id, "done", &Actor::Cli, app.now()).await.expect("revoke");
         let text = metrics_text(&app).await;
         let tenant = format!("tenant=\"{}\"", app.tenant.id);

@@ -10,6 +10,7 @@ use keysmith::{
     db::Db,
     domain::{
         Actor, Name, Scope, TenantSlug,
+        caps::TenantCaps,
         keys::{self, ExpiryRequest, NewKey},
         service_users::{self, NewServiceUser},
         tenants::{self, NewTenant, Tenant},
@@ -305,6 +306,7 @@ impl TestApp {
                     owner_email: None,
                     description: None,
                 },
+                TenantCaps::of(&self.state.config).service_users,
                 &Actor::Cli,
                 self.now(),
             )
@@ -323,6 +325,7 @@ impl TestApp {
                 scopes: vec![scope],
                 limits: Default::default(),
             },
+            TenantCaps::of(&self.state.config).keys,
             &Actor::Cli,
             self.now(),
         )

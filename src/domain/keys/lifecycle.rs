@@ -6,7 +6,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::{ExpiryRequest, IssuedKey, KeyRow, KeyState, NewKey, queries::fetch, resolve_expiry};
 use crate::{
-    domain::{Actor, Scope, audit, tenants::Tenant, webhooks},
+    domain::{Actor, Scope, audit, caps, tenants::Tenant, webhooks},
     error::{AppError, AppResult},
 };
 use keysmith_verify::{ApiKey, KeyPrefix, Peppers};
@@ -86,18 +86,21 @@ async fn insert_key(
     Ok(IssuedKey { row, key })
 }
 
-/// Creates a key for a service user of `tenant`.
+/// Creates a key for a service user of `tenant`; refused (422) when the
+/// tenant already has `cap` working keys (`TenantCaps::keys`).
 #[tracing::instrument(skip_all, fields(tenant = %tenant.slug, service_user_id = %new.service_user_id))]
 pub async fn create(
     pool: &AnyPool,
     peppers: &Peppers,
     tenant: &Tenant,
     new: NewKey,
+    cap: i64,
     actor: &Actor,
     now: OffsetDateTime,
 ) -> AppResult<IssuedKey> {
     let expires_at = resolve_expiry(tenant, new.expiry, now)?;
     let mut tx = crate::db::begin_write(pool).await?;
+    caps::room_for_key(&mut tx, pool, &tenant.id, cap, now).await?;
     let owner: Option<(String,)> =
         sqlx::query_as("SELECT id FROM service_users WHERE tenant_id = $1 AND id = $2")
             .bind(&tenant.id)
@@ -141,14 +144,21 @@ pub struct Rotation {
 /// Rotates an active key: a new key for the same service user, name, tools and
 /// scopes; the old key keeps working until `min(old expiry, now + overlap)`.
 /// `expiry` chooses the new key's lifetime; by default it gets the old key's
-/// lifetime again, within the tenant maximum.
+/// lifetime again, within the tenant maximum. The new key counts towards
+/// `cap` as a created one does: else rotating each new key at once would
+/// pile up working keys past the cap for the overlap.
 #[tracing::instrument(skip_all, fields(tenant = %tenant.slug, key_id = %key_id))]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "create's arguments and the key to replace; a struct would only rename them"
+)]
 pub async fn rotate(
     pool: &AnyPool,
     peppers: &Peppers,
     tenant: &Tenant,
     key_id: &KeyId,
     expiry: Option<ExpiryRequest>,
+    cap: i64,
     actor: &Actor,
     now: OffsetDateTime,
 ) -> AppResult<Rotation> {
@@ -161,6 +171,7 @@ pub async fn rotate(
             status.as_str()
         )));
     }
+    caps::room_for_key(&mut tx, pool, &tenant.id, cap, now).await?;
     let lifetime_days = (old.expires_at - old.created_at)
         .whole_days()
         .clamp(1, tenant.max_expiry_days);

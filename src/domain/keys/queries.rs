@@ -104,7 +104,7 @@ pub async fn list(
     if filter.service_user_id.is_some() {
         sql.push_str(&format!(" AND service_user_id = {}", placeholder()));
     }
-    let cursor = cursor.map(parse_cursor).transpose()?;
+    let cursor = cursor.map(page::time_and_id).transpose()?;
     if cursor.is_some() {
         // A row-value comparison, not `a < x OR (a = x AND b < y)`: both
         // engines seek the index to it, so page 1,000 costs what page 1 does.
@@ -130,12 +130,4 @@ pub async fn list(
     Ok(Page::from_overfetch(rows, limit, |k| {
         format!("{}.{}", k.created_at.secs(), k.id)
     }))
-}
-
-fn parse_cursor(raw: &str) -> AppResult<(UnixTime, String)> {
-    let (at, id) = page::split_cursor(raw)?;
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(page::invalid_cursor());
-    }
-    Ok((UnixTime::from_secs(at), id.to_owned()))
 }

@@ -2,7 +2,6 @@
 //! on the response to the POST only: never in a URL, a redirect or a GET.
 
 use crate::domain::KeyId;
-use crate::domain::ServiceUserId;
 use askama::Template;
 use axum::{
     Form,
@@ -19,10 +18,12 @@ use super::{
     key_detail::{self, DetailQuery, Refused},
     limits_form::LimitsForm,
     page::{PageError, render, when},
+    service_user_picker,
 };
 use crate::{
     domain::{
         Name,
+        caps::TenantCaps,
         keys::{self, ExpiryRequest, NewKey},
     },
     error::AppError,
@@ -46,7 +47,12 @@ pub struct CreateForm {
     csrf: String,
     form_token: String,
     tenant: String,
+    /// From the drop-down; or `service_user`, a name typed where a tenant
+    /// has too many to list.
+    #[serde(default)]
     service_user_id: String,
+    #[serde(default)]
+    service_user: String,
     name: String,
     /// Days (a preset) or empty when `expires_on` is used.
     #[serde(default)]
@@ -133,8 +139,16 @@ pub async fn create(
         Some(&form.form_token),
     )
     .await?;
+    let service_user_id = service_user_picker::chosen(
+        &state,
+        &membership.tenant.id,
+        &form.service_user_id,
+        &form.service_user,
+    )
+    .await?
+    .ok_or_else(|| AppError::validation("choose a service user"))?;
     let new = NewKey {
-        service_user_id: ServiceUserId::new(form.service_user_id.as_str()),
+        service_user_id,
         name: Name::parse("name", &form.name)?,
         expiry: expiry(&form)?,
         allowed_tools: tools(&form.allowed_tools)?,
@@ -146,6 +160,7 @@ pub async fn create(
         &state.peppers,
         &membership.tenant,
         new,
+        TenantCaps::of(&state.config).keys,
         &admin.actor(),
         state.now(),
     )
@@ -194,6 +209,7 @@ pub async fn rotate(
         &membership.tenant,
         &id,
         None,
+        TenantCaps::of(&state.config).keys,
         &admin.actor(),
         state.now(),
     )

@@ -13,6 +13,7 @@ use super::{
     auth::{Admin, Membership},
     nav::{Nav, Section},
     page::{PageError, render, when},
+    service_user_picker::{self, Picker},
 };
 use crate::{
     domain::{
@@ -28,6 +29,8 @@ pub struct ListQuery {
     tenant: Option<String>,
     status: Option<String>,
     service_user_id: Option<String>,
+    /// A service user's exact name, typed where there are too many to list.
+    service_user: Option<String>,
     cursor: Option<String>,
 }
 
@@ -50,9 +53,14 @@ struct KeysPage<'a> {
     admin: &'a Admin,
     current: &'a Membership,
     keys: Vec<KeyLine>,
-    service_users: Vec<(String, String)>,
+    /// The service users the filter and the create form offer.
+    picker: Picker,
+    /// Whether the tenant has any service user (keys belong to one).
+    any_service_user: bool,
     status: &'a str,
     service_user_id: &'a str,
+    /// The filtered service user's name, shown in the text field.
+    service_user_name: String,
     next_cursor: Option<String>,
     can_manage: bool,
     create_token: String,
@@ -116,7 +124,14 @@ pub async fn list(
                 .map_err(|_| PageError(AppError::validation("unknown status filter")))?,
         ),
     };
-    let su_filter = query.service_user_id.clone().filter(|s| !s.is_empty());
+    let su_filter = service_user_picker::chosen(
+        &state,
+        &current.tenant.id,
+        query.service_user_id.as_deref().unwrap_or_default(),
+        query.service_user.as_deref().unwrap_or_default(),
+    )
+    .await?
+    .map(|id| id.to_string());
     let filter = KeyFilter {
         status,
         service_user_id: su_filter.clone().map(ServiceUserId::new),
@@ -131,13 +146,28 @@ pub async fn list(
         now,
     )
     .await?;
-    let owners = service_users::list(state.pool(), &current.tenant.id).await?;
+    // Only the names this page shows, never every service user of the tenant.
+    let mut shown: Vec<ServiceUserId> = page
+        .items
+        .iter()
+        .map(|k| k.service_user_id.clone())
+        .chain(filter.service_user_id.clone())
+        .collect();
+    shown.sort_unstable();
+    shown.dedup();
+    let owners = service_users::names_of(state.pool(), &current.tenant.id, &shown).await?;
     let name_of = |id: &ServiceUserId| {
         owners
             .iter()
-            .find(|s| &s.id == id)
-            .map_or_else(|| id.to_string(), |s| s.name.clone())
+            .find(|(owner, _)| owner == id)
+            .map_or_else(|| id.to_string(), |(_, name)| name.clone())
     };
+    let service_user_name = filter
+        .service_user_id
+        .as_ref()
+        .map(name_of)
+        .unwrap_or_default();
+    let picker = Picker::load(&state, &current.tenant.id).await?;
     let now_unix = UnixTime::from(now);
     let lines = page
         .items
@@ -183,12 +213,11 @@ pub async fn list(
         preset,
         current: &current,
         keys: lines,
-        service_users: owners
-            .iter()
-            .map(|s| (s.id.to_string(), s.name.clone()))
-            .collect(),
+        any_service_user: !picker.choices.is_empty(),
+        picker,
         status: query.status.as_deref().unwrap_or(""),
         service_user_id: su_filter.as_deref().unwrap_or(""),
+        service_user_name,
         next_cursor: page.next_cursor,
     }))
 }

@@ -15,6 +15,7 @@ mod page;
 mod policy_page;
 mod service_user_actions;
 mod service_user_page;
+mod service_user_picker;
 mod service_users_page;
 mod setup_page;
 mod sign_in;

@@ -87,11 +87,16 @@ pub(super) async fn page(
 ) -> Result<Response, PageError> {
     let tenant_id = &current.tenant.id;
     let user = service_users::get(state.pool(), tenant_id, id).await?;
-    let counts = service_users::key_counts(state.pool(), tenant_id, state.now())
-        .await?
-        .into_iter()
-        .find(|c| c.service_user_id == user.id)
-        .unwrap_or_default();
+    let counts = service_users::key_counts(
+        state.pool(),
+        tenant_id,
+        std::slice::from_ref(id),
+        state.now(),
+    )
+    .await?
+    .into_iter()
+    .find(|c| c.service_user_id == user.id)
+    .unwrap_or_default();
     let shown = EditForm::of(&user);
     Ok(render(&ServiceUserPage {
         nav: Nav::of_tenant(state, admin, Section::ServiceUsers, current, memberships).await?,

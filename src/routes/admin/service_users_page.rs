@@ -18,6 +18,7 @@ use super::{
 use crate::{
     domain::{
         Description, Email, Name,
+        caps::TenantCaps,
         service_users::{self, KeyCounts, LiveKey, NewServiceUser},
     },
     error::AppError,
@@ -27,9 +28,13 @@ use crate::{
 /// How many working keys are listed under each service user.
 const KEYS_SHOWN: i64 = 5;
 
+/// How many service users one page lists.
+const PER_PAGE: i64 = 50;
+
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     tenant: Option<String>,
+    cursor: Option<String>,
 }
 
 pub struct Line {
@@ -66,6 +71,8 @@ struct ServiceUsersPage<'a> {
     current: &'a Membership,
     csrf: &'a str,
     lines: Vec<Line>,
+    /// The link to the next (older) page; absent on the last.
+    next_cursor: Option<String>,
     can_manage: bool,
     error: Option<String>,
     form: &'a CreateForm,
@@ -80,6 +87,7 @@ pub async fn list(
         &state,
         &admin,
         query.tenant.as_deref(),
+        query.cursor.as_deref().filter(|c| !c.is_empty()),
         None,
         &CreateForm::default(),
     )
@@ -95,16 +103,19 @@ async fn page(
     state: &AppState,
     admin: &Admin,
     tenant: Option<&str>,
+    cursor: Option<&str>,
     error: Option<String>,
     form: &CreateForm,
 ) -> Result<Response, PageError> {
     let (current, memberships) = admin.tenant(state, tenant).await?;
     let tenant_id = &current.tenant.id;
     let now = state.now();
-    let users = service_users::list(state.pool(), tenant_id).await?;
-    let counts = service_users::key_counts(state.pool(), tenant_id, now).await?;
-    let live = service_users::live_keys(state.pool(), tenant_id, KEYS_SHOWN, now).await?;
+    let users = service_users::list(state.pool(), tenant_id, cursor, PER_PAGE).await?;
+    let ids: Vec<_> = users.items.iter().map(|u| u.id.clone()).collect();
+    let counts = service_users::key_counts(state.pool(), tenant_id, &ids, now).await?;
+    let live = service_users::live_keys(state.pool(), tenant_id, &ids, KEYS_SHOWN, now).await?;
     let lines = users
+        .items
         .into_iter()
         .map(|u| Line {
             counts: counts
@@ -131,6 +142,7 @@ async fn page(
         can_manage: current.role.can_manage_keys(),
         current: &current,
         lines,
+        next_cursor: users.next_cursor,
         error,
         form,
     }))
@@ -171,6 +183,7 @@ pub async fn create(
                 state.pool(),
                 &membership.tenant.id,
                 new,
+                TenantCaps::of(&state.config).service_users,
                 &admin.actor(),
                 state.now(),
             )
@@ -191,6 +204,7 @@ pub async fn create(
                 &state,
                 &admin,
                 Some(&form.tenant),
+                None,
                 Some(err.to_string()),
                 &form,
             )

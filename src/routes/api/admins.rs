@@ -11,9 +11,12 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{auth::ManagementCaller, extract::ApiJson};
+use super::{
+    auth::ManagementCaller,
+    extract::{ApiJson, ApiQuery},
+};
 use crate::{
-    domain::{Email, accounts, users::Role},
+    domain::{Email, accounts, page, users::Role},
     error::{AppError, AppResult},
     state::AppState,
 };
@@ -28,6 +31,17 @@ pub struct TenantAdmin {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TenantAdminList {
     pub items: Vec<TenantAdmin>,
+    /// Pass back as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListAdmins {
+    pub cursor: Option<String>,
+    /// 1 to 200, default 50.
+    pub limit: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -38,21 +52,30 @@ pub struct SetRole {
 }
 
 #[utoipa::path(get, operation_id = "admins_list", path = "/api/v1/tenants/{tenant}/admins", tag = "admins",
-    params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, body = TenantAdminList)),
+    params(("tenant" = String, Path, description = "tenant slug"), ListAdmins),
+    responses((status = 200, body = TenantAdminList, description = "newest role first"), (status = 400, description = "invalid cursor or limit")),
     security(("management_key" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: ManagementCaller,
     Path(tenant): Path<String>,
+    ApiQuery(query): ApiQuery<ListAdmins>,
 ) -> AppResult<Json<TenantAdminList>> {
+    let limit = page::limit(query.limit)?;
     let tenant = caller.tenant(&state, &tenant).await?;
-    let items = accounts::tenant_roles(state.pool(), &tenant.id)
-        .await?
-        .into_iter()
-        .map(|(email, role)| TenantAdmin { email, role })
-        .collect();
-    Ok(Json(TenantAdminList { items }))
+    let roles =
+        accounts::tenant_roles(state.pool(), &tenant.id, query.cursor.as_deref(), limit).await?;
+    Ok(Json(TenantAdminList {
+        items: roles
+            .items
+            .into_iter()
+            .map(|r| TenantAdmin {
+                email: r.email,
+                role: r.role,
+            })
+            .collect(),
+        next_cursor: roles.next_cursor,
+    }))
 }
 
 #[utoipa::path(put, operation_id = "admins_set_role", path = "/api/v1/tenants/{tenant}/admins/{email}", tag = "admins",

@@ -12,8 +12,7 @@ use super::{auth::ManagementCaller, extract::ApiQuery};
 use crate::{
     domain::{
         audit::{self, AuditEvent},
-        keys,
-        page::clamp_limit,
+        keys, page,
         usage::{self, ToolUsage},
     },
     error::AppResult,
@@ -51,7 +50,7 @@ pub async fn list(
         &tenant.id,
         &id,
         query.cursor.as_deref(),
-        clamp_limit(query.limit),
+        page::limit(query.limit)?,
     )
     .await?;
     Ok(Json(AuditList {

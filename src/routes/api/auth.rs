@@ -2,7 +2,10 @@
 //! `keysmith:admin` scope for the API, `keysmith:verify` for the verify
 //! endpoint alone, or `keysmith:revoke-leaked` for leak reports alone.
 
+use std::sync::Arc;
+
 use axum::{extract::FromRequestParts, http::request::Parts};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::{
     domain::{
@@ -15,8 +18,17 @@ use crate::{
 use keysmith_verify::VerifiedKey;
 
 /// The verified management key behind an API call.
+/// A management key of scope `keysmith:admin`, holding one of its tenant's
+/// turns (`TenantGate`) for as long as the request runs.
 #[derive(Debug, Clone)]
-pub struct ManagementCaller(pub VerifiedKey);
+pub struct ManagementCaller(
+    pub VerifiedKey,
+    #[expect(
+        dead_code,
+        reason = "held, never read: the turn is given back when the request ends"
+    )]
+    Arc<OwnedSemaphorePermit>,
+);
 
 impl FromRequestParts<AppState> for ManagementCaller {
     type Rejection = AppError;
@@ -25,14 +37,22 @@ impl FromRequestParts<AppState> for ManagementCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        with_scope(
+        let verified = with_scope(
             parts,
             state,
             &[Scope::ADMIN],
             "this key lacks the keysmith:admin scope",
         )
-        .await
-        .map(Self)
+        .await?;
+        // Taken after authentication: only a tenant's own keys use its turns.
+        let turn = state
+            .tenant_gate
+            .enter(&verified.tenant_id)
+            .await
+            .ok_or(AppError::Busy(
+                "too many requests of this tenant at once (KEYSMITH_MAX_CONCURRENT_REQUESTS_PER_TENANT): retry after the others finish",
+            ))?;
+        Ok(Self(verified, Arc::new(turn)))
     }
 }
 

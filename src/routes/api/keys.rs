@@ -19,8 +19,9 @@ use super::{
 use crate::{
     domain::{
         Name, Scope,
+        caps::TenantCaps,
         keys::{self, ExpiryRequest, IssuedKey, KeyFilter, KeyState, NewKey},
-        page::clamp_limit,
+        page,
     },
     error::{AppError, AppResult},
     state::AppState,
@@ -132,6 +133,7 @@ pub async fn create(
         &state.peppers,
         &tenant,
         new,
+        TenantCaps::of(&state.config).keys,
         &caller.actor(),
         now,
     )
@@ -164,7 +166,7 @@ pub async fn list(
         &tenant.id,
         &filter,
         query.cursor.as_deref(),
-        clamp_limit(query.limit),
+        page::limit(query.limit)?,
         now,
     )
     .await?;
@@ -243,6 +245,7 @@ pub async fn rotate(
         &tenant,
         &id,
         expiry,
+        TenantCaps::of(&state.config).keys,
         &caller.actor(),
         now,
     )

@@ -8,10 +8,15 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{auth::ManagementCaller, extract::ApiJson};
+use super::{
+    auth::ManagementCaller,
+    extract::{ApiJson, ApiQuery},
+};
 use crate::{
     domain::{
         Description, Email, Name,
+        caps::TenantCaps,
+        page,
         service_users::{self, NewServiceUser, ServiceUser, ServiceUserChange},
     },
     error::AppResult,
@@ -29,6 +34,17 @@ pub struct CreateServiceUser {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ServiceUserList {
     pub items: Vec<ServiceUser>,
+    /// Pass back as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListServiceUsers {
+    pub cursor: Option<String>,
+    /// 1 to 200, default 50.
+    pub limit: Option<i64>,
 }
 
 #[utoipa::path(post, operation_id = "service_users_create", path = "/api/v1/tenants/{tenant}/service-users", tag = "service users",
@@ -53,23 +69,35 @@ pub async fn create(
             .flatten(),
     };
     let tenant = caller.tenant(&state, &tenant).await?;
-    let created =
-        service_users::create(state.pool(), &tenant.id, new, &caller.actor(), state.now()).await?;
+    let created = service_users::create(
+        state.pool(),
+        &tenant.id,
+        new,
+        TenantCaps::of(&state.config).service_users,
+        &caller.actor(),
+        state.now(),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
 #[utoipa::path(get, operation_id = "service_users_list", path = "/api/v1/tenants/{tenant}/service-users", tag = "service users",
-    params(("tenant" = String, Path, description = "tenant slug")),
-    responses((status = 200, body = ServiceUserList)),
+    params(("tenant" = String, Path, description = "tenant slug"), ListServiceUsers),
+    responses((status = 200, body = ServiceUserList, description = "newest first"), (status = 400, description = "invalid cursor or limit")),
     security(("management_key" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: ManagementCaller,
     Path(tenant): Path<String>,
+    ApiQuery(query): ApiQuery<ListServiceUsers>,
 ) -> AppResult<Json<ServiceUserList>> {
+    let limit = page::limit(query.limit)?;
     let tenant = caller.tenant(&state, &tenant).await?;
+    let page =
+        service_users::list(state.pool(), &tenant.id, query.cursor.as_deref(), limit).await?;
     Ok(Json(ServiceUserList {
-        items: service_users::list(state.pool(), &tenant.id).await?,
+        items: page.items,
+        next_cursor: page.next_cursor,
     }))
 }
 

@@ -1,6 +1,9 @@
 //! Service users: the machine identities keys are issued to.
 
-use crate::domain::{KeyId, ServiceUserId, TenantId, UnixTime};
+mod listing;
+pub use listing::{KeyCounts, LiveKey, first_names, key_counts, list, live_keys, names_of};
+
+use crate::domain::{ServiceUserId, TenantId, UnixTime};
 use serde::Serialize;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
@@ -8,7 +11,7 @@ use time::OffsetDateTime;
 use crate::domain::random;
 use crate::{
     db::{OnUniqueViolation, announce_key_change, begin_write},
-    domain::{Actor, Description, Email, Name, audit},
+    domain::{Actor, Description, Email, Name, audit, caps},
     error::{AppError, AppResult},
 };
 
@@ -39,17 +42,20 @@ pub struct NewServiceUser {
     pub description: Option<Description>,
 }
 
-/// Creates a service user, audited as `service_user.create`.
+/// Creates a service user, audited as `service_user.create`; refused (422)
+/// when the tenant already has `cap` (`TenantCaps::service_users`).
 #[tracing::instrument(skip_all, fields(tenant_id))]
 pub async fn create(
     pool: &AnyPool,
     tenant_id: &TenantId,
     new: NewServiceUser,
+    cap: i64,
     actor: &Actor,
     now: OffsetDateTime,
 ) -> AppResult<ServiceUser> {
     let id = ServiceUserId::new(random::base62(16));
     let mut tx = begin_write(pool).await?;
+    caps::room_for_service_user(&mut tx, pool, tenant_id, cap).await?;
     sqlx::query(
         "INSERT INTO service_users (id, tenant_id, name, owner_email, description, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
     )
@@ -270,77 +276,5 @@ pub async fn find_by_name(
     .bind(tenant_id)
     .bind(name)
     .fetch_optional(pool)
-    .await?)
-}
-
-pub async fn list(pool: &AnyPool, tenant_id: &TenantId) -> AppResult<Vec<ServiceUser>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM service_users WHERE tenant_id = $1 ORDER BY name"
-    ))
-    .bind(tenant_id)
-    .fetch_all(pool)
-    .await?)
-}
-
-/// How many keys a service user has, by what they can do right now.
-#[derive(Debug, Clone, Default, sqlx::FromRow)]
-pub struct KeyCounts {
-    pub service_user_id: ServiceUserId,
-    /// Active and not expired.
-    pub usable: i64,
-    /// Rotated, still inside their overlap window.
-    pub rotating: i64,
-    pub total: i64,
-}
-
-/// Key counts for every service user of `tenant_id` that has keys, in one query.
-pub async fn key_counts(
-    pool: &AnyPool,
-    tenant_id: &TenantId,
-    now: OffsetDateTime,
-) -> AppResult<Vec<KeyCounts>> {
-    Ok(sqlx::query_as(
-        "SELECT service_user_id, \
-                COUNT(*) FILTER (WHERE status = 'active' AND expires_at > $2) AS usable, \
-                COUNT(*) FILTER (WHERE status = 'rotating' AND expires_at > $2 AND cutoff_at > $2) AS rotating, \
-                COUNT(*) AS total \
-         FROM api_keys WHERE tenant_id = $1 GROUP BY service_user_id",
-    )
-    .bind(tenant_id)
-    .bind(UnixTime::from(now))
-    .fetch_all(pool)
-    .await?)
-}
-
-/// A key that still works, as listed under its service user.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct LiveKey {
-    pub id: KeyId,
-    pub service_user_id: ServiceUserId,
-    pub name: String,
-    pub status: String,
-    pub hint: String,
-}
-
-/// The newest `per_user` working keys of each service user of `tenant_id`.
-pub async fn live_keys(
-    pool: &AnyPool,
-    tenant_id: &TenantId,
-    per_user: i64,
-    now: OffsetDateTime,
-) -> AppResult<Vec<LiveKey>> {
-    Ok(sqlx::query_as(
-        "SELECT id, service_user_id, name, status, hint FROM ( \
-             SELECT id, service_user_id, name, status, hint, \
-                    ROW_NUMBER() OVER (PARTITION BY service_user_id ORDER BY created_at DESC, id DESC) AS recency \
-             FROM api_keys \
-             WHERE tenant_id = $1 AND expires_at > $2 \
-               AND (status = 'active' OR (status = 'rotating' AND cutoff_at > $2)) \
-         ) ranked WHERE recency <= $3 ORDER BY service_user_id, recency",
-    )
-    .bind(tenant_id)
-    .bind(UnixTime::from(now))
-    .bind(per_user)
-    .fetch_all(pool)
     .await?)
 }
