@@ -90,6 +90,22 @@ both_engines! {
     }
 }
 
+both_engines! {
+    async fn without_a_token_metrics_answer_only_direct_local_clients(app: TestApp) {
+        // (The gateway's /metrics is judged by the same `metrics_allowed`.)
+        let metrics = app.url("/metrics");
+        let direct = app.client.get(&metrics).send().await.expect("metrics");
+        assert_eq!(direct.status(), StatusCode::OK, "a client on this host");
+        // Through a reverse proxy on the same host every request comes from
+        // loopback: a forwarding header means someone else asked.
+        for (header, value) in [("x-forwarded-for", "203.0.113.9"), ("forwarded", "for=203.0.113.9"), ("x-real-ip", "203.0.113.9")] {
+            let res = app.client.get(&metrics).header(header, value).send().await.expect("metrics");
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "with {header}");
+            assert!(!res.text().await.expect("text").contains("keysmith_"), "no metric leaks in the refusal");
+        }
+    }
+}
+
 #[tokio::test]
 async fn metrics_can_require_a_token_or_move_to_their_own_address() {
     use crate::helpers::{Engine, TestApp, TestDb};
