@@ -273,18 +273,7 @@ pub async fn remove_role(
     end_sessions_on_demotion(&mut tx, &user_id).await?;
     audit::record(
         &mut *tx,
-        audit::NewAuditEvent {
-            tenant_id,
-            key_id: None,
-            service_user_id: None,
-            actor: actor.to_string(),
-            action: "admin.revoke",
-            tool: None,
-            outcome: "ok",
-            reason: Some(email),
-            request_id: None,
-            at: now,
-        },
+        audit::NewAuditEvent::tenant_action(tenant_id, actor, "admin.revoke", Some(email), now),
     )
     .await?;
     tx.commit().await?;

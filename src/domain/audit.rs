@@ -53,6 +53,31 @@ impl<'a> NewAuditEvent<'a> {
     }
 }
 
+impl<'a> NewAuditEvent<'a> {
+    /// An admin action on the tenant itself (its people, webhooks, policy)
+    /// that succeeded: no key, no tool, no request id.
+    pub fn tenant_action(
+        tenant_id: &'a TenantId,
+        actor: &crate::domain::Actor,
+        action: &'a str,
+        reason: Option<&'a str>,
+        at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            tenant_id,
+            key_id: None,
+            service_user_id: None,
+            actor: actor.to_string(),
+            action,
+            tool: None,
+            outcome: "ok",
+            reason,
+            request_id: None,
+            at,
+        }
+    }
+}
+
 /// Rows deleted per statement when old tool calls are purged: small enough
 /// that a purge never holds the write lock for long.
 const PURGE_BATCH: i64 = 1000;

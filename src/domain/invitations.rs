@@ -223,18 +223,7 @@ async fn record(
 ) -> AppResult<()> {
     audit::record(
         &mut **tx,
-        audit::NewAuditEvent {
-            tenant_id,
-            key_id: None,
-            service_user_id: None,
-            actor: actor.to_string(),
-            action,
-            tool: None,
-            outcome: "ok",
-            reason: Some(what),
-            request_id: None,
-            at: now,
-        },
+        audit::NewAuditEvent::tenant_action(tenant_id, actor, action, Some(what), now),
     )
     .await
 }

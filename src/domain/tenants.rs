@@ -227,18 +227,7 @@ pub async fn update_policy(
         serde_json::json!({"before": policy(&before), "after": policy(&after)}).to_string();
     audit::record(
         &mut *tx,
-        audit::NewAuditEvent {
-            tenant_id,
-            key_id: None,
-            service_user_id: None,
-            actor: actor.to_string(),
-            action: "tenant.policy",
-            tool: None,
-            outcome: "ok",
-            reason: Some(&reason),
-            request_id: None,
-            at: now,
-        },
+        audit::NewAuditEvent::tenant_action(tenant_id, actor, "tenant.policy", Some(&reason), now),
     )
     .await?;
     tx.commit().await?;

@@ -337,24 +337,14 @@ pub async fn set_tenant_requirement(
             .fetch_optional(&mut *tx)
             .await?;
     let (tenant_id,) = found.ok_or(AppError::NotFound("tenant"))?;
+    let action = if required {
+        "tenant.require_totp"
+    } else {
+        "tenant.stop_requiring_totp"
+    };
     audit::record(
         &mut *tx,
-        audit::NewAuditEvent {
-            tenant_id: &tenant_id,
-            key_id: None,
-            service_user_id: None,
-            actor: actor.to_string(),
-            action: if required {
-                "tenant.require_totp"
-            } else {
-                "tenant.stop_requiring_totp"
-            },
-            tool: None,
-            outcome: "ok",
-            reason: None,
-            request_id: None,
-            at: now,
-        },
+        audit::NewAuditEvent::tenant_action(&tenant_id, actor, action, None, now),
     )
     .await?;
     tx.commit().await?;

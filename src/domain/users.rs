@@ -356,18 +356,7 @@ pub(super) async fn grant_audited(
     let what = format!("{email} as {}", role.as_str());
     audit::record(
         &mut **tx,
-        audit::NewAuditEvent {
-            tenant_id,
-            key_id: None,
-            service_user_id: None,
-            actor: actor.to_string(),
-            action: "admin.grant",
-            tool: None,
-            outcome: "ok",
-            reason: Some(&what),
-            request_id: None,
-            at: now,
-        },
+        audit::NewAuditEvent::tenant_action(tenant_id, actor, "admin.grant", Some(&what), now),
     )
     .await
 }

@@ -8,7 +8,7 @@ use sqlx::{Any, AnyPool, Transaction};
 use time::{Duration, OffsetDateTime};
 
 use super::super::{
-    TenantId, UnixTime, WebhookEndpointId, audit, notice::WebhookDisabledNotice, outbox,
+    Actor, TenantId, UnixTime, WebhookEndpointId, audit, notice::WebhookDisabledNotice, outbox,
 };
 use crate::{
     db::begin_write,
@@ -102,18 +102,13 @@ async fn disable(
     let what = format!("{endpoint_id} after {failures} failed deliveries in a row");
     audit::record(
         &mut **tx,
-        audit::NewAuditEvent {
+        audit::NewAuditEvent::tenant_action(
             tenant_id,
-            key_id: None,
-            service_user_id: None,
-            actor: "system".to_owned(),
-            action: "webhook.disable",
-            tool: None,
-            outcome: "ok",
-            reason: Some(&what),
-            request_id: None,
-            at: now,
-        },
+            &Actor::System,
+            "webhook.disable",
+            Some(&what),
+            now,
+        ),
     )
     .await?;
     let (tenant_name,): (String,) = sqlx::query_as("SELECT name FROM tenants WHERE id = $1")

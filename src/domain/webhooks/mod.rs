@@ -214,18 +214,7 @@ async fn audit_change(
 ) -> AppResult<()> {
     audit::record(
         &mut **tx,
-        audit::NewAuditEvent {
-            tenant_id: &tenant.id,
-            key_id: None,
-            service_user_id: None,
-            actor: actor.to_string(),
-            action,
-            tool: None,
-            outcome: "ok",
-            reason: Some(reason),
-            request_id: None,
-            at: now,
-        },
+        audit::NewAuditEvent::tenant_action(&tenant.id, actor, action, Some(reason), now),
     )
     .await
 }
