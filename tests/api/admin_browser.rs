@@ -52,7 +52,16 @@ both_engines! {
             assert!(first.starts_with("ks_"), "a key is shown: {first:?}");
             b.wait_for_text("only time Keysmith shows this key").await;
             b.click("button.copy").await;
-            let copy = b.find("button.copy").await.text().await.expect("text");
+            // The clipboard answers asynchronously: the label changes a moment
+            // after the click (CI once read it before), so wait for it, bounded.
+            let mut copy = String::new();
+            for _ in 0..50 {
+                copy = b.find("button.copy").await.text().await.expect("text");
+                if copy != "Copy" {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
             assert!(copy == "Copied" || copy == "Press Ctrl+C", "the copy button ran under the CSP: {copy}");
             b.screenshot("03-key-shown-once").await;
             assert_eq!(app.verify_code(&first).await, "valid", "the key read from the page works");
