@@ -60,7 +60,7 @@ both_engines! {
                 if copy != "Copy" {
                     break;
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
             assert!(copy == "Copied" || copy == "Press Ctrl+C", "the copy button ran under the CSP: {copy}");
             b.screenshot("03-key-shown-once").await;
