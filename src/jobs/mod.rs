@@ -109,7 +109,12 @@ pub async fn deliver_webhooks(state: &AppState) -> anyhow::Result<webhooks::Webh
 /// apart from the scheduler's tick.
 pub fn spawn_webhooks(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut interval = tokio::time::interval(state.config.webhook_interval);
+        // The first round one interval after start, not at once: what is due
+        // then waits a few seconds, and a test that sets a long interval
+        // runs every round itself (an early background round could take its
+        // deliveries mid-test).
+        let period = state.config.webhook_interval;
+        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
