@@ -176,6 +176,7 @@ mod tests {
                         scopes: vec![],
                         allowed_tools: ToolAllowlist::any_tool(),
                         limits: Default::default(),
+                        token: None,
                     })
                 } else {
                     Err(Refusal {

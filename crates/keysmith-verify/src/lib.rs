@@ -17,9 +17,13 @@ pub mod outcome;
 pub mod pepper;
 #[cfg(feature = "remote")]
 pub mod remote;
+pub mod resource;
+pub mod scope;
 pub mod session;
 #[cfg(feature = "sql")]
 pub mod sql;
+#[cfg(feature = "sql")]
+mod sql_token;
 #[cfg(feature = "sql")]
 mod sqlite;
 pub mod telemetry;
@@ -27,6 +31,7 @@ pub mod telemetry;
 mod timestamp;
 #[cfg(feature = "remote")]
 pub mod tls;
+pub mod token;
 pub mod tools;
 
 pub use backend::{BackendError, Verifier};
@@ -35,10 +40,12 @@ pub use key::{ApiKey, KeyPrefix, MalformedKey};
 pub use key_state::KeyState;
 pub use layer::{TenantScope, VerifyLayer, VerifyLayerBuilder};
 pub use limit::{InMemoryLimiter, KeyLimits, Limiter};
-pub use outcome::{Refusal, VerifiedKey, VerifyCode};
+pub use outcome::{Refusal, TokenGrant, VerifiedKey, VerifyCode};
 pub use pepper::Peppers;
 #[cfg(feature = "remote")]
 pub use remote::RemoteVerifier;
+pub use resource::ProtectedResource;
 #[cfg(feature = "sql")]
 pub use sql::SqlVerifier;
+pub use token::{Credential, OAuthToken, TokenKind};
 pub use tools::{ToolAllowlist, ToolPattern};

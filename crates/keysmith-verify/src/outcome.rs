@@ -86,6 +86,20 @@ pub struct VerifiedKey {
     pub allowed_tools: ToolAllowlist,
     /// The key's rate limit and quota, enforced by the layer (default: none).
     pub limits: KeyLimits,
+    /// Set when what was presented is an OAuth access token of this key
+    /// (`allowed_tools` is then already narrowed to its scopes, `scopes` empty).
+    pub token: Option<TokenGrant>,
+}
+
+/// What an access token adds to its key's identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenGrant {
+    /// The public token id.
+    pub token_id: String,
+    /// The one resource (RFC 8707 audience) the token is good for.
+    pub resource: String,
+    /// The scopes it was granted, space-separated (RFC 6749 §3.3).
+    pub scope: String,
 }
 
 impl VerifiedKey {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     backend::{BackendError, VerdictFuture, Verifier},
     limit::{KeyLimits, Quota, RateLimit},
-    outcome::{Refusal, VerifiedKey, VerifyCode},
+    outcome::{Refusal, TokenGrant, VerifiedKey, VerifyCode},
     timestamp,
     tls::{self, TlsError},
     tools::{ToolAllowlist, ToolPattern},
@@ -73,6 +73,16 @@ struct RemoteResponse {
     rate_limit: Option<RateLimit>,
     #[serde(default)]
     quota: Option<Quota>,
+    /// Set when the credential was an OAuth access token (absent from older servers).
+    #[serde(default)]
+    token: Option<RemoteToken>,
+}
+
+#[derive(Deserialize)]
+struct RemoteToken {
+    token_id: String,
+    resource: String,
+    scope: String,
 }
 
 impl RemoteResponse {
@@ -105,6 +115,11 @@ impl RemoteResponse {
                 rate_limit: self.rate_limit,
                 quota: self.quota,
             },
+            token: self.token.map(|t| TokenGrant {
+                token_id: t.token_id,
+                resource: t.resource,
+                scope: t.scope,
+            }),
         })
     }
 }

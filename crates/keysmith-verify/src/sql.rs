@@ -13,8 +13,10 @@ use crate::{
     limit::KeyLimits,
     outcome::{Refusal, VerifiedKey, VerifyCode},
     pepper::{DIGEST_LEN, Peppers},
+    sql_token,
     sqlite::{self, Readers},
     timestamp,
+    token::{Credential, OAuthToken},
     tools::ToolAllowlist,
 };
 
@@ -101,12 +103,18 @@ impl SqlVerifier {
         tenant_id: Option<&str>,
         tool: Option<&str>,
     ) -> Result<Result<VerifiedKey, Refusal>, BackendError> {
-        let Ok(key) = ApiKey::parse(presented) else {
-            return Ok(Err(Refusal {
-                code: VerifyCode::Malformed,
-                key_id: None,
-                known: None,
-            }));
+        let key = match Credential::parse(presented) {
+            Ok(Credential::Key(key)) => key,
+            Ok(Credential::Token(token)) => {
+                return self.verify_token(&token, tenant_id, tool).await;
+            }
+            Err(_) => {
+                return Ok(Err(Refusal {
+                    code: VerifyCode::Malformed,
+                    key_id: None,
+                    known: None,
+                }));
+            }
         };
         tracing::Span::current().record("key_id", key.key_id());
         let record = match &self.readers {
@@ -122,6 +130,40 @@ impl SqlVerifier {
         };
         Ok(judge(
             &key,
+            record.as_ref(),
+            &self.peppers,
+            self.clock.now(),
+            tenant_id,
+            tool,
+        ))
+    }
+}
+
+impl SqlVerifier {
+    /// [`SqlVerifier::verify`] for an OAuth access token (see [`crate::sql_token`]).
+    #[tracing::instrument(skip_all, fields(token_id = token.token_id()))]
+    async fn verify_token(
+        &self,
+        token: &OAuthToken,
+        tenant_id: Option<&str>,
+        tool: Option<&str>,
+    ) -> Result<Result<VerifiedKey, Refusal>, BackendError> {
+        let record = match &self.readers {
+            Some(_) if self.pool.is_closed() => return Err(sqlx::Error::PoolClosed.into()),
+            Some(readers) => {
+                readers
+                    .read(sql_token::read_record, token.token_id())
+                    .await?
+            }
+            None => {
+                sqlx::query_as::<_, sql_token::TokenRecord>(sql_token::LOOKUP)
+                    .bind(token.token_id())
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+        };
+        Ok(sql_token::judge(
+            token,
             record.as_ref(),
             &self.peppers,
             self.clock.now(),
@@ -217,6 +259,7 @@ fn judge(
         scopes: serde_json::from_str(&record.scopes).unwrap_or_default(),
         allowed_tools: ToolAllowlist::from_storage(record.allowed_tools.as_deref()),
         limits: KeyLimits::from_storage(record.limits.as_deref()),
+        token: None,
     };
     let state = KeyState::at(
         &record.status,

@@ -11,6 +11,7 @@ use crate::{
     cache::CachedVerifier,
     clock::{SharedClock, SystemClock},
     limit::{InMemoryLimiter, Limiter},
+    resource::ProtectedResource,
     session::{self, InMemorySessions, SessionStore, Sessions},
 };
 
@@ -50,6 +51,8 @@ pub(crate) struct Shared {
     pub mcp: bool,
     pub body_limit: usize,
     pub resource_metadata: Option<String>,
+    /// The OAuth protected resource this layer is: tokens must be bound to it.
+    pub resource: Option<ProtectedResource>,
     pub audit: Option<AuditSink>,
     pub clock: SharedClock,
     pub limiter: Arc<dyn Limiter>,
@@ -75,6 +78,7 @@ impl VerifyLayer {
             negative_ttl: Duration::from_secs(1),
             body_limit: 1024 * 1024,
             resource_metadata: None,
+            resource: None,
             audit: None,
             clock: Arc::new(SystemClock),
             limiter: Arc::new(InMemoryLimiter::new()),
@@ -112,6 +116,7 @@ pub struct VerifyLayerBuilder {
     negative_ttl: Duration,
     body_limit: usize,
     resource_metadata: Option<String>,
+    resource: Option<ProtectedResource>,
     audit: Option<AuditSink>,
     clock: SharedClock,
     limiter: Arc<dyn Limiter>,
@@ -158,6 +163,18 @@ impl VerifyLayerBuilder {
     /// (MCP authorization spec).
     pub fn resource_metadata(mut self, url: impl Into<String>) -> Self {
         self.resource_metadata = Some(url.into());
+        self
+    }
+
+    /// Makes this layer an OAuth protected resource (RFC 9728): it accepts
+    /// access tokens bound to `resource` (and keys, as before), refuses
+    /// tokens bound to any other resource (`401`), announces the metadata
+    /// and scopes in every `401` challenge, and answers a tool outside a
+    /// token's scopes `403` with `error="insufficient_scope"`. Without it,
+    /// every access token is refused. Serve [`ProtectedResource::metadata`]
+    /// at [`ProtectedResource::metadata_paths`] (the gateway does).
+    pub fn protected_resource(mut self, resource: ProtectedResource) -> Self {
+        self.resource = Some(resource);
         self
     }
 
@@ -219,6 +236,7 @@ impl VerifyLayerBuilder {
                 mcp: self.mcp,
                 body_limit: self.body_limit,
                 resource_metadata: self.resource_metadata,
+                resource: self.resource,
                 audit: self.audit,
                 clock: self.clock,
                 limiter: self.limiter,

@@ -117,7 +117,10 @@ where
             if let Some(Message::ToolCall { name, id }) = &message
                 && !key.allowed_tools.allows(name)
             {
-                let refused = (tool_refused(name, id), VerifyCode::ToolNotAllowed);
+                let refused = (
+                    tool_refused(&shared, key, name, id),
+                    VerifyCode::ToolNotAllowed,
+                );
                 return Ok(refuse(&shared, &parts, ids, subject, refused, started).await);
             }
             // Only requests allowed so far count against the key's limits.
@@ -217,19 +220,25 @@ impl<B> Unverified<B> {
 /// Verifies the bearer key: the identity, or why the request has none.
 async fn authenticate<B>(shared: &Shared, parts: &Parts) -> Result<Arc<Identity>, Unverified<B>> {
     let Some(presented) = headers::bearer(&parts.headers) else {
-        let response = unauthorized(shared, "missing bearer key");
+        let response = unauthorized(shared, "missing bearer key", false);
         return Err(Unverified::unknown(response, "missing_key"));
     };
     let asked = Instant::now();
     let verdict = shared.verifier.identify(presented).await;
     shared.metrics.verify_time(asked.elapsed());
     match verdict {
-        Ok(Ok(identity)) if shared.tenant.admits(&identity.key.tenant_slug) => Ok(identity),
-        Ok(Ok(_)) => {
+        Ok(Ok(identity)) if !shared.tenant.admits(&identity.key.tenant_slug) => {
             tracing::info!("key of another tenant refused");
-            let response = unauthorized(shared, VerifyCode::NotFound.as_str());
+            let response = unauthorized(shared, VerifyCode::NotFound.as_str(), true);
             Err(Unverified::unknown(response, "other_tenant"))
         }
+        Ok(Ok(identity)) if !for_this_resource(shared, &identity.key) => {
+            // Bound to another audience (RFC 8707): as if unknown here.
+            tracing::info!("access token for another resource refused");
+            let response = unauthorized(shared, "token for another resource", true);
+            Err(Unverified::unknown(response, "other_resource"))
+        }
+        Ok(Ok(identity)) => Ok(identity),
         Ok(Err(refusal)) => {
             tracing::info!(
                 code = refusal.code.as_str(),
@@ -246,7 +255,7 @@ async fn authenticate<B>(shared: &Shared, parts: &Parts) -> Result<Arc<Identity>
                 VerifyCode::NotFound
             };
             Err(Unverified {
-                response: unauthorized(shared, code.as_str()),
+                response: unauthorized(shared, code.as_str(), true),
                 outcome: code.as_str(),
                 known: known.map(|k| (k, refusal.code)),
             })
@@ -410,14 +419,28 @@ pub(crate) fn json_response<B>(
     response
 }
 
-fn unauthorized<B>(shared: &Shared, code: &str) -> Response<LayerBody<B>> {
+/// Whether a verified credential may be used here: a key always, an
+/// access token only at the resource it is bound to (stored canonical).
+fn for_this_resource(shared: &Shared, key: &VerifiedKey) -> bool {
+    key.token.as_ref().is_none_or(|token| {
+        shared
+            .resource
+            .as_ref()
+            .is_some_and(|resource| resource.resource() == token.resource)
+    })
+}
+
+/// `401` with the challenge: the protected resource's metadata and scopes
+/// when the layer is one (`invalid_token` when a credential was presented).
+fn unauthorized<B>(shared: &Shared, code: &str, presented: bool) -> Response<LayerBody<B>> {
     let mut response = json_response(
         StatusCode::UNAUTHORIZED,
         json!({"error": {"code": "unauthorized", "message": format!("a valid API key is required ({code})")}}),
     );
-    let challenge = match &shared.resource_metadata {
-        Some(url) => format!("Bearer resource_metadata=\"{url}\""),
-        None => "Bearer".to_owned(),
+    let challenge = match (&shared.resource, &shared.resource_metadata) {
+        (Some(resource), _) => resource.challenge(presented),
+        (None, Some(url)) => format!("Bearer resource_metadata=\"{url}\""),
+        (None, None) => "Bearer".to_owned(),
     };
     if let Ok(value) = HeaderValue::from_str(&challenge) {
         response
@@ -429,9 +452,25 @@ fn unauthorized<B>(shared: &Shared, code: &str) -> Response<LayerBody<B>> {
 
 /// 403 with a JSON-RPC error that answers the request's id, so MCP clients
 /// show a tool error rather than a transport failure.
-fn tool_refused<B>(name: &str, id: &serde_json::Value) -> Response<LayerBody<B>> {
-    json_response(
+/// For an access token at a protected resource, the `WWW-Authenticate`
+/// names the scope the call needs (step-up, RFC 6750 §3.1).
+fn tool_refused<B>(
+    shared: &Shared,
+    key: &VerifiedKey,
+    name: &str,
+    id: &serde_json::Value,
+) -> Response<LayerBody<B>> {
+    let mut response = json_response(
         StatusCode::FORBIDDEN,
         json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32001, "message": format!("this API key may not call the tool `{name}`")}}),
-    )
+    );
+    if let (Some(resource), Some(_)) = (&shared.resource, &key.token)
+        && let Ok(value) =
+            HeaderValue::from_str(&resource.insufficient_scope(&format!("tools:{name}")))
+    {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
 }

@@ -39,6 +39,7 @@ impl Verifier for OneKey {
                     ToolPattern::parse("echo").expect("valid"),
                 ]),
                 limits: Default::default(),
+                token: None,
             })
         } else {
             Err(Refusal {

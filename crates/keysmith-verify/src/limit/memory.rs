@@ -142,6 +142,7 @@ mod tests {
             scopes: vec![],
             allowed_tools: ToolAllowlist::any_tool(),
             limits,
+            token: None,
         }
     }
 

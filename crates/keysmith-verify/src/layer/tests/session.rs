@@ -86,6 +86,7 @@ impl Verifier for TwoKeys {
             scopes: vec![],
             allowed_tools: ToolAllowlist::any_tool(),
             limits: Default::default(),
+            token: None,
         };
         Box::pin(async move { Ok(Ok(verdict)) })
     }
