@@ -33,6 +33,7 @@ pub fn build_app(state: AppState) -> Router {
     Router::new()
         .merge(routes::health::router(&state.config))
         .merge(routes::api::router())
+        .merge(routes::oauth::router())
         .merge(routes::admin::router(&state))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         // The trace span logs method and path only: never headers (they carry keys) or bodies.

@@ -88,6 +88,16 @@ enum Command {
             value_parser = crate::gateway::AllowedOrigin::parse
         )]
         allowed_origins: Vec<crate::gateway::AllowedOrigin>,
+        /// Make the gateway an OAuth protected resource at this public URL
+        /// (e.g. https://mcp.example.com/mcp): RFC 9728 metadata naming the
+        /// tenant's issuer, and access tokens bound to this URL accepted
+        /// besides keys. Needs --tenant.
+        #[arg(
+            long,
+            conflicts_with = "any_tenant",
+            value_parser = crate::gateway::parse_resource
+        )]
+        resource: Option<String>,
     },
 }
 
@@ -249,6 +259,7 @@ impl Cli {
                 upstream_ca,
                 redis_url,
                 allowed_origins,
+                resource,
             } => {
                 let options = crate::gateway::GatewayOptions {
                     upstream,
@@ -259,6 +270,7 @@ impl Cli {
                     upstream_ca,
                     redis_url: redis_url.map(crate::gateway::RedisUrl),
                     allowed_origins,
+                    resource,
                 };
                 crate::gateway::run(state, options).await?
             }

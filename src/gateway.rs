@@ -21,8 +21,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use keysmith_verify::{
-    SqlVerifier, TenantScope, VerifyLayer, audit::spawn_sql_audit, limit::RedisLimiter,
-    session::SqlSessions, tls,
+    ProtectedResource, SqlVerifier, TenantScope, VerifyLayer, audit::spawn_sql_audit,
+    limit::RedisLimiter, session::SqlSessions, tls,
 };
 
 use crate::{connections::ConnectionLimits, domain::tenants, state::AppState};
@@ -51,6 +51,49 @@ pub struct GatewayOptions {
     pub redis_url: Option<RedisUrl>,
     /// Browser origins let through besides the gateway's own.
     pub allowed_origins: Vec<AllowedOrigin>,
+    /// `--resource`: the public URL that makes the gateway an OAuth
+    /// protected resource (canonical form).
+    pub resource: Option<String>,
+}
+
+/// `--resource`: an absolute https URL (http only to a loopback host), in
+/// its canonical form.
+pub fn parse_resource(raw: &str) -> Result<String, String> {
+    keysmith_verify::resource::canonical_resource(raw).map_err(|err| err.to_string())
+}
+
+/// The protected resource `options` asks for: `--resource`, announcing the
+/// issuer of the gateway's tenant (`KEYSMITH_PUBLIC_URL`).
+fn protected_resource(
+    state: &AppState,
+    options: &GatewayOptions,
+) -> anyhow::Result<Option<ProtectedResource>> {
+    let Some(resource) = &options.resource else {
+        return Ok(None);
+    };
+    let TenantScope::Only(slug) = &options.tenant else {
+        anyhow::bail!("--resource needs --tenant: a protected resource has one issuer");
+    };
+    let issuer = crate::domain::oauth::issuer(&state.config.public_url, slug);
+    let resource = ProtectedResource::new(resource, &issuer)?;
+    tracing::info!(
+        resource = resource.resource(),
+        issuer,
+        "OAuth protected resource"
+    );
+    Ok(Some(resource))
+}
+
+/// The RFC 9728 metadata routes of `resource`, answered without a key.
+pub fn metadata_routes(resource: &ProtectedResource) -> Router {
+    let document = axum::Json(resource.metadata());
+    resource
+        .metadata_paths()
+        .into_iter()
+        .fold(Router::new(), |router, path| {
+            let document = document.clone();
+            router.route(&path, axum::routing::get(move || async move { document }))
+        })
 }
 
 /// A Redis URL, whose `Debug` hides it (it may carry a password).
@@ -176,6 +219,10 @@ pub async fn run(state: AppState, options: GatewayOptions) -> anyhow::Result<()>
     if !options.mcp {
         builder = builder.not_mcp();
     }
+    let resource = protected_resource(&state, &options)?;
+    if let Some(resource) = &resource {
+        builder = builder.protected_resource(resource.clone());
+    }
     if let Some(url) = &options.redis_url {
         let limiter = RedisLimiter::builder()
             .connect(&url.0)
@@ -204,6 +251,7 @@ pub async fn run(state: AppState, options: GatewayOptions) -> anyhow::Result<()>
     let app = proxy(&options.upstream, roots.as_deref())?
         .layer(layer)
         .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .merge(resource.as_ref().map(metadata_routes).unwrap_or_default())
         // The layer's own metrics (outcomes, verify latency, audit queue),
         // outside the layer, guarded like the server's.
         .route(

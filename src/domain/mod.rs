@@ -14,6 +14,7 @@ pub mod invitations;
 pub mod keys;
 pub mod leaks;
 pub mod notice;
+pub mod oauth;
 pub mod outbox;
 pub mod page;
 pub mod queue;

@@ -48,6 +48,8 @@ mod limits_redis;
 mod limits_remaining;
 mod lists;
 mod mcp;
+mod oauth;
+mod oauth_gateway;
 mod openapi;
 mod rotation;
 mod scheduler;

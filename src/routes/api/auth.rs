@@ -121,7 +121,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<VerifiedKey, Ap
         .ok_or(AppError::Unauthorized(
             "send a management key as `Authorization: Bearer <key>`",
         ))?;
-    state
+    let verified = state
         .verifier
         .verify(presented.trim(), None, None)
         .await?
@@ -132,7 +132,15 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<VerifiedKey, Ap
                 "management key refused"
             );
             AppError::Unauthorized("the API key is invalid, expired or revoked")
-        })
+        })?;
+    // An OAuth access token is for MCP servers, never for this API (it
+    // carries no `keysmith:*` scope either: this says so plainly).
+    if verified.token.is_some() {
+        return Err(AppError::Unauthorized(
+            "an OAuth access token is not a management key",
+        ));
+    }
+    Ok(verified)
 }
 
 impl ManagementCaller {

@@ -55,6 +55,20 @@ pub struct VerifyResponse {
     /// here), when Redis cannot be asked, or when the key is refused.
     #[schema(value_type = Option<Object>)]
     pub remaining: Option<Remaining>,
+    /// Set when `key` is an OAuth access token (the key fields are then its
+    /// parent key's, `allowed_tools` narrowed to its scopes, `expires_at`
+    /// the token's end): the resource it is bound to, which a layer must
+    /// be, and its scopes.
+    pub token: Option<VerifiedToken>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct VerifiedToken {
+    pub token_id: String,
+    /// The one resource (RFC 8707 audience) the token is good for.
+    pub resource: String,
+    /// Space-separated scopes (`tools:<pattern>`, `resources:…`, `prompts:…`).
+    pub scope: String,
 }
 
 impl VerifyResponse {
@@ -76,6 +90,11 @@ impl VerifyResponse {
             rate_limit: key.and_then(|k| k.limits.rate_limit.clone()),
             quota: key.and_then(|k| k.limits.quota),
             remaining: None,
+            token: key.and_then(|k| k.token.as_ref()).map(|t| VerifiedToken {
+                token_id: t.token_id.clone(),
+                resource: t.resource.clone(),
+                scope: t.scope.clone(),
+            }),
         }
     }
 }

@@ -1,0 +1,46 @@
+//! Authorization server metadata (RFC 8414), served at every URL a client
+//! may derive from the issuer: path-inserted and appended, under both
+//! `oauth-authorization-server` and `openid-configuration` (clients differ
+//! in where they look).
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    response::IntoResponse,
+};
+use serde_json::{Value, json};
+
+use super::{OAuthError, issuer_tenant};
+use crate::{domain::oauth, state::AppState};
+
+pub async fn document(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+) -> Result<impl IntoResponse, OAuthError> {
+    let tenant = issuer_tenant(&state, &slug).await?;
+    let issuer = oauth::issuer(&state.config.public_url, &tenant.slug);
+    Ok(Json(metadata(&issuer)))
+}
+
+/// The document for `issuer`. The authorization-code endpoints are listed
+/// (clients discover them from here) and answer `501` until built.
+pub fn metadata(issuer: &str) -> Value {
+    json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+        "registration_endpoint": format!("{issuer}/register"),
+        "revocation_endpoint": format!("{issuer}/revoke"),
+        "introspection_endpoint": format!("{issuer}/introspect"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": ["bearer"],
+        "client_id_metadata_document_supported": true,
+        "authorization_response_iss_parameter_supported": true,
+        "scopes_supported": oauth::SCOPES_SUPPORTED,
+    })
+}

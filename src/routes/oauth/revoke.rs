@@ -1,0 +1,44 @@
+//! `POST {issuer}/revoke` (RFC 7009): a client revokes one of its own access
+//! tokens. The answer is `200` whether or not there was such a token, so it
+//! reveals nothing about other clients' tokens.
+
+use axum::{
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+
+use super::{
+    OAuthError,
+    error::no_store,
+    form::{self, OAuthForm},
+    issuer_tenant,
+};
+use crate::{domain::oauth::tokens, state::AppState};
+use keysmith_verify::{OAuthToken, TokenKind};
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    form: OAuthForm,
+) -> Result<Response, OAuthError> {
+    let tenant = issuer_tenant(&state, &slug).await?;
+    let client = form::authenticate(&state, &tenant, &headers, &form).await?;
+    let presented = form
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    if let Ok(token) = OAuthToken::parse(presented.trim())
+        && token.kind() == TokenKind::Access
+    {
+        tokens::revoke(
+            state.pool(),
+            tenant.id.as_str(),
+            &client.key.key_id,
+            token.token_id(),
+            state.now(),
+        )
+        .await?;
+    }
+    Ok((StatusCode::OK, no_store()).into_response())
+}

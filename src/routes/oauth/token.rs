@@ -1,0 +1,96 @@
+//! `POST {issuer}/token`: the client-credentials grant. The client is a
+//! key (`client_id` its id, `client_secret` the key); the token is bound
+//! to one resource (RFC 8707) and narrowed to the scopes asked.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::HeaderMap,
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+use super::{
+    OAuthError,
+    error::no_store,
+    form::{self, OAuthForm},
+    issuer_tenant,
+};
+use crate::{
+    domain::oauth::{
+        MAX_LIVE_TOKENS_PER_KEY,
+        tokens::{self, TokenRequest},
+    },
+    state::AppState,
+};
+use keysmith_verify::{
+    resource::canonical_resource,
+    scope::{self, ScopeSet},
+};
+
+pub async fn token(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    form: OAuthForm,
+) -> Result<Response, OAuthError> {
+    let tenant = issuer_tenant(&state, &slug).await?;
+    let client = form::authenticate(&state, &tenant, &headers, &form).await?;
+    match form.get("grant_type") {
+        Some("client_credentials") => {}
+        Some(grant @ ("authorization_code" | "refresh_token")) => {
+            return Err(OAuthError::unsupported_grant_type(format!(
+                "{grant} is not available yet; use client_credentials"
+            )));
+        }
+        Some(_) => return Err(OAuthError::unsupported_grant_type("use client_credentials")),
+        None => return Err(OAuthError::invalid_request("grant_type is required")),
+    }
+    if !client.key.scopes.is_empty() {
+        return Err(OAuthError::unauthorized_client(
+            "a management key (keysmith:* scopes) cannot obtain access tokens; use a service user's key",
+        ));
+    }
+    let resource = form.get("resource").ok_or_else(|| {
+        OAuthError::invalid_target(
+            "resource is required: the URL of the MCP server the token is for (RFC 8707)",
+        )
+    })?;
+    let resource =
+        canonical_resource(resource).map_err(|err| OAuthError::invalid_target(err.to_string()))?;
+    let reach = scope::key_reach(&client.key.allowed_tools);
+    let scopes = match form.get("scope") {
+        None => None,
+        Some(raw) => {
+            let asked =
+                ScopeSet::parse(raw).map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
+            asked
+                .within(&reach)
+                .map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
+            Some(asked).filter(|asked| !asked.is_empty())
+        }
+    };
+    let request = TokenRequest {
+        key: &client.key,
+        prefix: &client.prefix,
+        resource: &resource,
+        scopes: scopes.as_ref(),
+        grant_type: "client_credentials",
+    };
+    let now = state.now();
+    let issued = tokens::issue(state.pool(), &state.peppers, request, now)
+        .await?
+        .map_err(|tokens::Refused::TooManyLive| {
+            OAuthError::too_many_tokens(format!(
+                "this key already holds {MAX_LIVE_TOKENS_PER_KEY} live access tokens: reuse one until it expires"
+            ))
+        })?;
+    let granted = scopes.unwrap_or_else(|| ScopeSet::of_key(reach));
+    let body = json!({
+        "access_token": issued.token.expose(),
+        "token_type": "Bearer",
+        "expires_in": (issued.expires_at - now).whole_seconds().max(0),
+        "scope": granted.to_string(),
+    });
+    Ok((no_store(), Json(body)).into_response())
+}
