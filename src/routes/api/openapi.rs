@@ -17,7 +17,7 @@ use super::{
     admins, audit, invitations, keys, notifications, secret_scanning, service_users, tenants,
     verify, webhooks,
 };
-use crate::error::ErrorBody;
+use crate::{error::ErrorBody, routes::oauth};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -32,6 +32,7 @@ use crate::error::ErrorBody;
         verify::verify, tenants::get, tenants::update,
         secret_scanning::github, secret_scanning::gitlab_types, secret_scanning::gitlab_revoke,
         webhooks::create, webhooks::list, webhooks::delete, webhooks::send_test, webhooks::enable, webhooks::rotate_secret, webhooks::deliveries,
+        oauth::metadata::document, oauth::token::token, oauth::introspect::introspect, oauth::revoke::revoke,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth, &Conventions)

@@ -18,6 +18,13 @@ use crate::{
     state::AppState,
 };
 
+#[utoipa::path(post, operation_id = "oauth_introspect", path = "/oauth/{tenant}/introspect", tag = "oauth",
+    params(("tenant" = String, Path, description = "the issuer's tenant, the management key's own")),
+    request_body(content = super::schema::TokenParameter, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, body = super::schema::Introspection, description = "RFC 7662; `Cache-Control: no-store`"),
+              (status = 400, body = super::schema::OAuthErrorBody, description = "`invalid_request`: no token"),
+              (status = 404, body = super::schema::OAuthErrorBody, description = "another tenant's issuer")),
+    security(("management_key" = [])))]
 pub async fn introspect(
     State(state): State<AppState>,
     Path(slug): Path<String>,

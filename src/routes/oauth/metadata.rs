@@ -6,18 +6,27 @@
 use axum::{
     Json,
     extract::{Path, State},
-    response::IntoResponse,
 };
 use serde_json::{Value, json};
 
-use super::{OAuthError, issuer_tenant};
-use crate::{domain::oauth, state::AppState};
+use crate::{
+    domain::{oauth, tenants},
+    error::{AppError, AppResult},
+    state::AppState,
+};
 
+#[utoipa::path(get, operation_id = "oauth_metadata", path = "/.well-known/oauth-authorization-server/oauth/{tenant}", tag = "oauth",
+    params(("tenant" = String, Path, description = "the tenant's slug: the issuer is `{KEYSMITH_PUBLIC_URL}/oauth/{tenant}`")),
+    responses((status = 200, body = Object, description = "RFC 8414 metadata; the same at `/oauth/{tenant}/.well-known/oauth-authorization-server` and both `openid-configuration` forms"),
+              (status = 404, description = "no such tenant")))]
 pub async fn document(
     State(state): State<AppState>,
     Path(slug): Path<String>,
-) -> Result<impl IntoResponse, OAuthError> {
-    let tenant = issuer_tenant(&state, &slug).await?;
+) -> AppResult<Json<Value>> {
+    let tenant = tenants::find_by_slug(state.pool(), &slug)
+        .await?
+        .filter(|t| t.disabled_at.is_none())
+        .ok_or(AppError::NotFound("tenant"))?;
     let issuer = oauth::issuer(&state.config.public_url, &tenant.slug);
     Ok(Json(metadata(&issuer)))
 }

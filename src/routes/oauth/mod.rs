@@ -7,10 +7,11 @@
 
 mod error;
 mod form;
-mod introspect;
-mod metadata;
-mod revoke;
-mod token;
+pub(crate) mod introspect;
+pub(crate) mod metadata;
+pub(crate) mod revoke;
+pub(crate) mod schema;
+pub(crate) mod token;
 
 use axum::{
     Router,

@@ -17,6 +17,14 @@ use super::{
 use crate::{domain::oauth::tokens, state::AppState};
 use keysmith_verify::{OAuthToken, TokenKind};
 
+#[utoipa::path(post, operation_id = "oauth_revoke", path = "/oauth/{tenant}/revoke", tag = "oauth",
+    params(("tenant" = String, Path, description = "the issuer's tenant")),
+    request_body(content = super::schema::TokenParameter, content_type = "application/x-www-form-urlencoded",
+        description = "authenticated as at the token endpoint (the token's own client)"),
+    responses((status = 200, description = "revoked if it was this client's token; the same answer otherwise (RFC 7009)"),
+              (status = 400, body = super::schema::OAuthErrorBody, description = "`invalid_request`: no token"),
+              (status = 401, body = super::schema::OAuthErrorBody, description = "`invalid_client`"),
+              (status = 404, body = super::schema::OAuthErrorBody, description = "no such tenant")))]
 pub async fn revoke(
     State(state): State<AppState>,
     Path(slug): Path<String>,

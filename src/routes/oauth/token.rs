@@ -28,6 +28,16 @@ use keysmith_verify::{
     scope::{self, ScopeSet},
 };
 
+#[utoipa::path(post, operation_id = "oauth_token", path = "/oauth/{tenant}/token", tag = "oauth",
+    params(("tenant" = String, Path, description = "the issuer's tenant")),
+    request_body(content = super::schema::TokenForm, content_type = "application/x-www-form-urlencoded",
+        description = "client credentials: the key's id and the key, as `Authorization: Basic` or `client_id` + `client_secret`"),
+    responses((status = 200, body = super::schema::TokenAnswer, description = "an access token bound to `resource`; `Cache-Control: no-store`"),
+              (status = 400, body = super::schema::OAuthErrorBody, description = "`invalid_request`, `invalid_target`, `invalid_scope`, `unsupported_grant_type`, `unauthorized_client`"),
+              (status = 401, body = super::schema::OAuthErrorBody, description = "`invalid_client`: one answer for every failed client authentication"),
+              (status = 404, body = super::schema::OAuthErrorBody, description = "no such tenant"),
+              (status = 429, body = super::schema::OAuthErrorBody, description = "the key already holds its maximum of live tokens"),
+              (status = 503, body = super::schema::OAuthErrorBody, description = "the database is unreachable (fail closed)")))]
 pub async fn token(
     State(state): State<AppState>,
     Path(slug): Path<String>,
