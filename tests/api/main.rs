@@ -50,6 +50,7 @@ mod lists;
 mod mcp;
 mod oauth;
 mod oauth_gateway;
+mod oauth_layer;
 mod openapi;
 mod rotation;
 mod scheduler;
