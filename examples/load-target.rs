@@ -152,6 +152,7 @@ async fn main() -> anyhow::Result<()> {
                 scopes: Vec::new(),
                 allowed_tools: ToolAllowlist::any_tool(),
                 limits: Default::default(),
+                token: None,
             };
             routes.layer(
                 VerifyLayer::builder(Argon2Verifier { hash, identity }, TenantScope::Any)
