@@ -71,6 +71,22 @@ pub async fn expect_oauth_error(res: Response, status: StatusCode, error: &str) 
     body
 }
 
+/// A key of a second tenant, `globex` (its 201 body).
+pub async fn globex_key(app: &TestApp) -> Value {
+    let globex = app.create_tenant("globex").await;
+    let admin = app.management_key(&globex).await;
+    let body = json!({"name": "g", "owner_email": "g@globex.test"});
+    let res = app
+        .post_as(&admin, "/api/v1/tenants/globex/service-users", &body)
+        .await;
+    let su = expect_json(res, StatusCode::CREATED).await["id"].clone();
+    let body = json!({"service_user_id": su, "name": "g"});
+    let res = app
+        .post_as(&admin, "/api/v1/tenants/globex/keys", &body)
+        .await;
+    expect_json(res, StatusCode::CREATED).await
+}
+
 const RESOURCE: &str = "https://mcp.example.com/mcp";
 
 both_engines! {
@@ -154,12 +170,7 @@ both_engines! {
         let other = app.create_key(&su, json!({"name": "other"})).await;
         let revoked = app.create_key(&su, json!({"name": "revoked"})).await;
         app.revoke_key(revoked["id"].as_str().expect("id"), "gone").await;
-        let globex = app.create_tenant("globex").await;
-        let globex_admin = app.management_key(&globex).await;
-        let res = app.post_as(&globex_admin, "/api/v1/tenants/globex/service-users", &json!({"name": "g", "owner_email": "g@globex.test"})).await;
-        let globex_su = expect_json(res, StatusCode::CREATED).await["id"].as_str().expect("id").to_owned();
-        let res = app.post_as(&globex_admin, "/api/v1/tenants/globex/keys", &json!({"service_user_id": globex_su, "name": "g"})).await;
-        let foreign = expect_json(res, StatusCode::CREATED).await;
+        let foreign = globex_key(&app).await;
         let unknown = keysmith_verify::ApiKey::generate(&keysmith_verify::KeyPrefix::default());
         let id = key["id"].as_str().expect("id");
         let token = client_token(&app, "acme", &key, RESOURCE, None).await;

@@ -21,7 +21,7 @@ use crate::{
     gateway::upstream,
     helpers::{TestApp, expect_json},
     mcp::{call_text, initialize, tool_call},
-    oauth::client_token,
+    oauth::{client_token, globex_key},
 };
 
 /// This gateway's public URL, as `--resource` names it.
@@ -146,12 +146,7 @@ both_engines! {
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "a token for resource B at resource A");
         assert_eq!(res.headers()["www-authenticate"], challenge);
 
-        let globex = app.create_tenant("globex").await;
-        let globex_admin = app.management_key(&globex).await;
-        let res = app.post_as(&globex_admin, "/api/v1/tenants/globex/service-users", &json!({"name": "g", "owner_email": "g@globex.test"})).await;
-        let globex_su = expect_json(res, StatusCode::CREATED).await["id"].as_str().expect("id").to_owned();
-        let res = app.post_as(&globex_admin, "/api/v1/tenants/globex/keys", &json!({"service_user_id": globex_su, "name": "g"})).await;
-        let foreign = expect_json(res, StatusCode::CREATED).await;
+        let foreign = globex_key(&app).await;
         let foreign = client_token(&app, "globex", &foreign, RESOURCE, None).await;
         let res = post(&gateway, foreign["access_token"].as_str(), &tool_call(2, "whoami")).await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "another tenant's token for this very resource");

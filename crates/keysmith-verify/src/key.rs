@@ -86,17 +86,10 @@ pub struct ApiKey {
 impl ApiKey {
     /// Mints a new key with a fresh random id and secret.
     pub fn generate(prefix: &KeyPrefix) -> Self {
-        let mut secret = [0u8; SECRET_LEN];
-        base62::fill_random(&mut secret).expect("the OS random number generator failed");
-        let key_id = base62::random_id(KEY_ID_LEN);
         let mut full = String::with_capacity(MAX_KEY_LEN);
         full.push_str(prefix.as_str());
         full.push('_');
-        full.push_str(&key_id);
-        full.push('_');
-        full.push_str(std::str::from_utf8(&secret).expect("base62 is ASCII"));
-        let checksum = base62::encode_checksum(crc32fast::hash(full.as_bytes()));
-        full.push_str(std::str::from_utf8(&checksum).expect("base62 is ASCII"));
+        push_id_secret_checksum(&mut full);
         Self::parse(&full).expect("a freshly generated key parses")
     }
 
@@ -109,20 +102,7 @@ impl ApiKey {
         let (rest, tail) = raw.rsplit_once('_').ok_or(MalformedKey)?;
         let (prefix, key_id) = rest.rsplit_once('_').ok_or(MalformedKey)?;
         KeyPrefix::parse(prefix).map_err(|_| MalformedKey)?;
-        if key_id.len() != KEY_ID_LEN
-            || tail.len() != SECRET_LEN + CHECKSUM_LEN
-            || !base62::is_base62(key_id.as_bytes())
-            || !base62::is_base62(tail.as_bytes())
-        {
-            return Err(MalformedKey);
-        }
-        let body_len = raw.len() - CHECKSUM_LEN;
-        let expected = base62::encode_checksum(crc32fast::hash(&raw.as_bytes()[..body_len]));
-        // The checksum is not a secret (anyone can compute it), so a plain
-        // comparison is fine here; the secret itself is compared in constant time.
-        if expected != raw.as_bytes()[body_len..] {
-            return Err(MalformedKey);
-        }
+        check_id_secret_checksum(raw, key_id, tail)?;
         Ok(Self {
             full: raw.to_owned(),
             id_start: prefix.len() + 1,
@@ -153,6 +133,41 @@ impl ApiKey {
     pub fn expose(&self) -> &str {
         &self.full
     }
+}
+
+/// Appends `<id>_<secret><checksum>` to `full` (which ends in `_`): a fresh
+/// random id and secret, and the checksum of everything before it.
+pub(crate) fn push_id_secret_checksum(full: &mut String) {
+    let mut secret = [0u8; SECRET_LEN];
+    base62::fill_random(&mut secret).expect("the OS random number generator failed");
+    full.push_str(&base62::random_id(KEY_ID_LEN));
+    full.push('_');
+    full.push_str(std::str::from_utf8(&secret).expect("base62 is ASCII"));
+    let checksum = base62::encode_checksum(crc32fast::hash(full.as_bytes()));
+    full.push_str(std::str::from_utf8(&checksum).expect("base62 is ASCII"));
+}
+
+/// Checks the id and `<secret><checksum>` parts of `raw` and its checksum.
+pub(crate) fn check_id_secret_checksum(
+    raw: &str,
+    id: &str,
+    tail: &str,
+) -> Result<(), MalformedKey> {
+    if id.len() != KEY_ID_LEN
+        || tail.len() != SECRET_LEN + CHECKSUM_LEN
+        || !base62::is_base62(id.as_bytes())
+        || !base62::is_base62(tail.as_bytes())
+    {
+        return Err(MalformedKey);
+    }
+    let body_len = raw.len() - CHECKSUM_LEN;
+    let expected = base62::encode_checksum(crc32fast::hash(&raw.as_bytes()[..body_len]));
+    // The checksum is not a secret (anyone can compute it), so a plain
+    // comparison is fine here; the secret itself is compared in constant time.
+    if expected != raw.as_bytes()[body_len..] {
+        return Err(MalformedKey);
+    }
+    Ok(())
 }
 
 impl fmt::Debug for ApiKey {

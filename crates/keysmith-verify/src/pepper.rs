@@ -10,6 +10,7 @@ use std::{collections::BTreeMap, fmt, path::Path};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 /// HMAC-SHA-256 output length.
 pub const DIGEST_LEN: usize = 32;
@@ -132,6 +133,20 @@ impl Peppers {
         self.digest(self.current, secret)
             .expect("the current version is always loaded")
     }
+
+    /// Whether `secret` matches a stored hex digest made with pepper
+    /// `version`, compared in constant time. `None` (no such row) still
+    /// computes an HMAC, so an unknown id costs what a wrong secret does.
+    pub fn matches(&self, stored: Option<(&str, i64)>, secret: &[u8]) -> bool {
+        let (stored, version) = match stored {
+            Some((hex_digest, version)) => (decode_digest(hex_digest), version),
+            None => (None, self.current_version()),
+        };
+        let computed = self
+            .digest(version, secret)
+            .unwrap_or_else(|| self.digest_current(secret));
+        computed.ct_eq(&stored.unwrap_or([0u8; DIGEST_LEN])).into()
+    }
 }
 
 impl fmt::Debug for Peppers {
@@ -158,6 +173,12 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::write(path, bytes)
+}
+
+fn decode_digest(hex_digest: &str) -> Option<[u8; DIGEST_LEN]> {
+    let mut out = [0u8; DIGEST_LEN];
+    hex::decode_to_slice(hex_digest, &mut out).ok()?;
+    Some(out)
 }
 
 #[cfg(test)]

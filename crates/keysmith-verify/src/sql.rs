@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use crate::{
@@ -12,7 +11,7 @@ use crate::{
     key_state::KeyState,
     limit::KeyLimits,
     outcome::{Refusal, VerifiedKey, VerifyCode},
-    pepper::{DIGEST_LEN, Peppers},
+    pepper::Peppers,
     sql_token,
     sqlite::{self, Readers},
     timestamp,
@@ -228,15 +227,10 @@ fn judge(
         key_id: Some(key.key_id().to_owned()),
         known: known.map(Box::new),
     };
-    let (stored, version) = match record {
-        Some(r) => (decode_digest(&r.secret_hash), r.pepper_version),
-        None => (None, peppers.current_version()),
-    };
-    let computed = peppers
-        .digest(version, key.secret())
-        .unwrap_or_else(|| peppers.digest_current(key.secret()));
-    let stored = stored.unwrap_or([0u8; DIGEST_LEN]);
-    let hash_matches: bool = computed.ct_eq(&stored).into();
+    let hash_matches = peppers.matches(
+        record.map(|r| (r.secret_hash.as_str(), r.pepper_version)),
+        key.secret(),
+    );
     let record = match record {
         Some(r)
             if hash_matches
@@ -267,38 +261,40 @@ fn judge(
         record.cutoff_at,
         timestamp::to_unix(now),
     );
-    let code = match state {
-        KeyState::Active | KeyState::Rotating => None,
-        KeyState::Expired => Some(VerifyCode::Expired),
-        KeyState::Revoked => Some(VerifyCode::Revoked),
-    }
-    .or_else(|| {
-        (record.tenant_disabled_at.is_some() || record.service_user_disabled_at.is_some())
-            .then_some(VerifyCode::Disabled)
-    })
-    .or_else(|| {
-        tool.filter(|t| !identity.allowed_tools.allows(t))
-            .map(|_| VerifyCode::ToolNotAllowed)
-    });
-    match code {
+    let disabled = record.tenant_disabled_at.is_some() || record.service_user_disabled_at.is_some();
+    match refusal_code(state, disabled, tool, &identity) {
         None => Ok(identity),
         Some(code) => Err(refuse(code, Some(identity))),
     }
 }
 
-fn decode_digest(hex_digest: &str) -> Option<[u8; DIGEST_LEN]> {
-    let mut out = [0u8; DIGEST_LEN];
-    hex::decode_to_slice(hex_digest, &mut out).ok()?;
-    Some(out)
+/// Why a genuine key (or its token) may not be used: its state first, then
+/// a disabled service user or tenant, then the tool asked for.
+pub(crate) fn refusal_code(
+    state: KeyState,
+    disabled: bool,
+    tool: Option<&str>,
+    identity: &VerifiedKey,
+) -> Option<VerifyCode> {
+    match state {
+        KeyState::Active | KeyState::Rotating => None,
+        KeyState::Expired => Some(VerifyCode::Expired),
+        KeyState::Revoked => Some(VerifyCode::Revoked),
+    }
+    .or_else(|| disabled.then_some(VerifyCode::Disabled))
+    .or_else(|| {
+        tool.filter(|t| !identity.allowed_tools.allows(t))
+            .map(|_| VerifyCode::ToolNotAllowed)
+    })
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::key::KeyPrefix;
     use time::Duration;
 
-    fn peppers() -> Peppers {
+    pub(crate) fn peppers() -> Peppers {
         Peppers::parse(&format!("1 {}", "42".repeat(32))).expect("valid")
     }
 
@@ -323,7 +319,7 @@ mod tests {
         }
     }
 
-    fn code(result: Result<VerifiedKey, Refusal>) -> VerifyCode {
+    pub(crate) fn code(result: Result<VerifiedKey, Refusal>) -> VerifyCode {
         result.map_or_else(|r| r.code, |_| VerifyCode::Valid)
     }
 

@@ -5,16 +5,15 @@
 //! token's scopes, so limits, quota, audit and cache invalidation all work
 //! by the parent key's id.
 
-use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use crate::{
     key_state::KeyState,
     limit::KeyLimits,
     outcome::{Refusal, TokenGrant, VerifiedKey, VerifyCode},
-    pepper::{DIGEST_LEN, Peppers},
+    pepper::Peppers,
     scope::{self, ScopeKind, ScopeSet},
-    timestamp,
+    sql, timestamp,
     token::{OAuthToken, TokenKind},
     tools::ToolAllowlist,
 };
@@ -100,14 +99,10 @@ pub(crate) fn judge(
     tenant_id: Option<&str>,
     tool: Option<&str>,
 ) -> Result<VerifiedKey, Refusal> {
-    let (stored, version) = match record {
-        Some(r) => (decode_digest(&r.secret_hash), r.pepper_version),
-        None => (None, peppers.current_version()),
-    };
-    let computed = peppers
-        .digest(version, token.secret())
-        .unwrap_or_else(|| peppers.digest_current(token.secret()));
-    let hash_matches: bool = computed.ct_eq(&stored.unwrap_or([0u8; DIGEST_LEN])).into();
+    let hash_matches = peppers.matches(
+        record.map(|r| (r.secret_hash.as_str(), r.pepper_version)),
+        token.secret(),
+    );
     let record = match record {
         Some(r)
             if hash_matches
@@ -167,25 +162,14 @@ pub(crate) fn judge(
         record.key_cutoff_at,
         now,
     );
+    let disabled = record.tenant_disabled_at.is_some() || record.service_user_disabled_at.is_some();
     let code = if record.revoked_at.is_some() {
         Some(VerifyCode::Revoked)
     } else if now >= record.expires_at {
         Some(VerifyCode::Expired)
     } else {
-        match key_state {
-            KeyState::Active | KeyState::Rotating => None,
-            KeyState::Expired => Some(VerifyCode::Expired),
-            KeyState::Revoked => Some(VerifyCode::Revoked),
-        }
-    }
-    .or_else(|| {
-        (record.tenant_disabled_at.is_some() || record.service_user_disabled_at.is_some())
-            .then_some(VerifyCode::Disabled)
-    })
-    .or_else(|| {
-        tool.filter(|t| !identity.allowed_tools.allows(t))
-            .map(|_| VerifyCode::ToolNotAllowed)
-    });
+        sql::refusal_code(key_state, disabled, tool, &identity)
+    };
     match code {
         None => Ok(identity),
         Some(code) => Err(Refusal {
@@ -196,20 +180,13 @@ pub(crate) fn judge(
     }
 }
 
-fn decode_digest(hex_digest: &str) -> Option<[u8; DIGEST_LEN]> {
-    let mut out = [0u8; DIGEST_LEN];
-    hex::decode_to_slice(hex_digest, &mut out).ok()?;
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::KeyPrefix;
-
-    fn peppers() -> Peppers {
-        Peppers::parse(&format!("1 {}", "42".repeat(32))).expect("valid")
-    }
+    use crate::{
+        key::KeyPrefix,
+        sql::tests::{code, peppers},
+    };
 
     fn record_for(token: &OAuthToken, peppers: &Peppers) -> TokenRecord {
         TokenRecord {
@@ -235,10 +212,6 @@ mod tests {
             service_user_name: "bot".into(),
             service_user_disabled_at: None,
         }
-    }
-
-    fn code(result: Result<VerifiedKey, Refusal>) -> VerifyCode {
-        result.map_or_else(|r| r.code, |_| VerifyCode::Valid)
     }
 
     #[test]

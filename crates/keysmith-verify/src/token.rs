@@ -13,9 +13,9 @@
 
 use std::fmt;
 
-use crate::{
-    base62::{self, CHECKSUM_LEN},
-    key::{ApiKey, KEY_ID_LEN, KeyPrefix, MAX_KEY_LEN, MalformedKey, SECRET_LEN},
+use crate::key::{
+    ApiKey, KEY_ID_LEN, KeyPrefix, MAX_KEY_LEN, MalformedKey, SECRET_LEN, check_id_secret_checksum,
+    push_id_secret_checksum,
 };
 
 /// Upper bound of a well-formed token.
@@ -68,17 +68,11 @@ pub struct OAuthToken {
 impl OAuthToken {
     /// Mints a token of `kind` with a fresh random id and secret.
     pub fn generate(prefix: &KeyPrefix, kind: TokenKind) -> Self {
-        let mut secret = [0u8; SECRET_LEN];
-        base62::fill_random(&mut secret).expect("the OS random number generator failed");
         let mut full = String::with_capacity(MAX_TOKEN_LEN);
         for part in [prefix.as_str(), "_", kind.marker(), "_"] {
             full.push_str(part);
         }
-        full.push_str(&base62::random_id(KEY_ID_LEN));
-        full.push('_');
-        full.push_str(std::str::from_utf8(&secret).expect("base62 is ASCII"));
-        let checksum = base62::encode_checksum(crc32fast::hash(full.as_bytes()));
-        full.push_str(std::str::from_utf8(&checksum).expect("base62 is ASCII"));
+        push_id_secret_checksum(&mut full);
         Self::parse(&full).expect("a freshly generated token parses")
     }
 
@@ -92,19 +86,7 @@ impl OAuthToken {
         let (prefix, marker) = head.rsplit_once('_').ok_or(MalformedKey)?;
         KeyPrefix::parse(prefix).map_err(|_| MalformedKey)?;
         let kind = TokenKind::from_marker(marker).ok_or(MalformedKey)?;
-        if token_id.len() != KEY_ID_LEN
-            || tail.len() != SECRET_LEN + CHECKSUM_LEN
-            || !base62::is_base62(token_id.as_bytes())
-            || !base62::is_base62(tail.as_bytes())
-        {
-            return Err(MalformedKey);
-        }
-        let body_len = raw.len() - CHECKSUM_LEN;
-        let expected = base62::encode_checksum(crc32fast::hash(&raw.as_bytes()[..body_len]));
-        // Not a secret (anyone can compute it); the secret is compared in constant time.
-        if expected != raw.as_bytes()[body_len..] {
-            return Err(MalformedKey);
-        }
+        check_id_secret_checksum(raw, token_id, tail)?;
         let id_start = head.len() + 1;
         Ok(Self {
             full: raw.to_owned(),
@@ -170,6 +152,7 @@ impl Credential {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base62::CHECKSUM_LEN;
     use proptest::prelude::*;
 
     #[test]

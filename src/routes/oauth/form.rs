@@ -70,11 +70,23 @@ pub struct Client {
     pub prefix: String,
 }
 
+/// The issuer's tenant and the client that authenticated to it.
+pub async fn issuer_and_client(
+    state: &AppState,
+    slug: &str,
+    headers: &HeaderMap,
+    form: &OAuthForm,
+) -> Result<(Tenant, Client), OAuthError> {
+    let tenant = super::issuer_tenant(state, slug).await?;
+    let client = authenticate(state, &tenant, headers, form).await?;
+    Ok((tenant, client))
+}
+
 /// Authenticates the client by `client_secret_basic` or
 /// `client_secret_post`: `client_id` is a key's id, `client_secret` the
 /// key, verified on the key's own path (HMAC, constant-time compare, the
 /// same work for an unknown id). Every failure is the same `invalid_client`.
-pub async fn authenticate(
+async fn authenticate(
     state: &AppState,
     tenant: &Tenant,
     headers: &HeaderMap,

@@ -12,7 +12,6 @@ use super::{
     OAuthError,
     error::no_store,
     form::{self, OAuthForm},
-    issuer_tenant,
 };
 use crate::{domain::oauth::tokens, state::AppState};
 use keysmith_verify::{OAuthToken, TokenKind};
@@ -31,8 +30,7 @@ pub async fn revoke(
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, OAuthError> {
-    let tenant = issuer_tenant(&state, &slug).await?;
-    let client = form::authenticate(&state, &tenant, &headers, &form).await?;
+    let (tenant, client) = form::issuer_and_client(&state, &slug, &headers, &form).await?;
     let presented = form
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;

@@ -14,7 +14,6 @@ use super::{
     OAuthError,
     error::no_store,
     form::{self, OAuthForm},
-    issuer_tenant,
 };
 use crate::{
     domain::oauth::{
@@ -44,8 +43,7 @@ pub async fn token(
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, OAuthError> {
-    let tenant = issuer_tenant(&state, &slug).await?;
-    let client = form::authenticate(&state, &tenant, &headers, &form).await?;
+    let (_tenant, client) = form::issuer_and_client(&state, &slug, &headers, &form).await?;
     match form.get("grant_type") {
         Some("client_credentials") => {}
         Some(grant @ ("authorization_code" | "refresh_token")) => {
