@@ -49,6 +49,7 @@ mod limits_remaining;
 mod lists;
 mod mcp;
 mod openapi;
+mod operations;
 mod rotation;
 mod scheduler;
 mod secret_scanning;
