@@ -36,7 +36,7 @@ impl MakeRequestId for RandomRequestId {
 pub fn build_app(state: AppState) -> Router {
     Router::new()
         .merge(routes::health::router(&state.config))
-        .merge(routes::api::router())
+        .merge(routes::api::router(&state))
         .merge(routes::admin::router(&state))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(access_log))

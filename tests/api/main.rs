@@ -38,6 +38,7 @@ mod gateway_refusals;
 mod gateway_routing_headers;
 mod gateway_trust;
 mod health;
+mod idempotency;
 mod invitations;
 mod keys;
 mod layers;
