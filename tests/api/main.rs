@@ -22,6 +22,7 @@ mod admin_webhooks;
 mod admins_api;
 mod audit_list;
 mod audit_rollups;
+mod backup;
 mod caps;
 mod child;
 mod chromium;
