@@ -20,6 +20,7 @@ mod admin_totp;
 mod admin_totp_browser;
 mod admin_webhooks;
 mod admins_api;
+mod audit_events;
 mod audit_list;
 mod audit_rollups;
 mod caps;

@@ -117,6 +117,8 @@ fn last_used(batch: &[AuditRecord]) -> std::collections::HashMap<&str, i64> {
     latest
 }
 
+pub mod wire;
+
 #[cfg(feature = "sql")]
 mod postgres;
 #[cfg(feature = "sql")]
