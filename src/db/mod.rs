@@ -12,6 +12,8 @@ use crate::{
     error::AppError,
 };
 
+pub mod existing;
+
 #[derive(Debug, Clone)]
 pub struct Db {
     pub pool: AnyPool,
@@ -29,6 +31,13 @@ impl Db {
         if engine == Engine::Sqlite {
             create_sqlite_parent_dir(url.expose())?;
         }
+        Self::connect_only(url).await
+    }
+
+    /// [`Db::connect`] without preparing anything on disk for SQLite.
+    async fn connect_only(url: &DatabaseUrl) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let engine = url.engine();
         let options = sqlx::any::AnyConnectOptions::from_str(url.expose())
             .context("failed to parse the database URL")?;
         let pool = AnyPoolOptions::new()
@@ -56,11 +65,7 @@ impl Db {
 
     #[tracing::instrument(skip_all)]
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        let migrator = match self.engine {
-            Engine::Sqlite => sqlx::migrate!("migrations/sqlite"),
-            Engine::Postgres => sqlx::migrate!("migrations/postgres"),
-        };
-        migrator
+        migrator(self.engine)
             .run(&self.pool)
             .await
             .context("failed to apply database migrations")
@@ -72,13 +77,25 @@ impl Db {
     }
 }
 
-fn create_sqlite_parent_dir(url: &str) -> anyhow::Result<()> {
-    let path = url
-        .trim_start_matches("sqlite://")
+/// This binary's migrations for `engine`.
+fn migrator(engine: Engine) -> sqlx::migrate::Migrator {
+    match engine {
+        Engine::Sqlite => sqlx::migrate!("migrations/sqlite"),
+        Engine::Postgres => sqlx::migrate!("migrations/postgres"),
+    }
+}
+
+/// The file of a `sqlite://` URL.
+fn sqlite_path(url: &str) -> &str {
+    url.trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:")
         .split('?')
         .next()
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn create_sqlite_parent_dir(url: &str) -> anyhow::Result<()> {
+    let path = sqlite_path(url);
     if path.is_empty() || path == ":memory:" {
         return Ok(());
     }

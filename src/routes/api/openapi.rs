@@ -14,8 +14,8 @@ use utoipa::{
 };
 
 use super::{
-    admins, audit, audit_events, invitations, keys, notifications, secret_scanning, service_users, tenants,
-    verify, webhooks,
+    admins, audit, audit_events, invitations, keys, notifications, secret_scanning, service_users,
+    tenants, verify, webhooks,
 };
 use crate::error::ErrorBody;
 

@@ -71,9 +71,7 @@ pub fn spawn_remote_audit(
         endpoint: format!("{}/api/v1/audit-events", verifier.base_url),
         management_key: verifier.management_key.clone(),
     };
-    let batch_events = options
-        .batch_events
-        .clamp(1, super::wire::MAX_BATCH_EVENTS);
+    let batch_events = options.batch_events.clamp(1, super::wire::MAX_BATCH_EVENTS);
     let writer = Writer {
         spool: Spool::new(options.spool_capacity),
         options: RemoteAuditOptions {
@@ -139,7 +137,9 @@ impl Target {
                 StatusCode::BAD_REQUEST
                 | StatusCode::NOT_FOUND
                 | StatusCode::PAYLOAD_TOO_LARGE
-                | StatusCode::UNPROCESSABLE_ENTITY => Delivery::Refused(format!("{status}: {text}")),
+                | StatusCode::UNPROCESSABLE_ENTITY => {
+                    Delivery::Refused(format!("{status}: {text}"))
+                }
                 _ => Delivery::Retry(format!("{status}: {text}")),
             }
         })

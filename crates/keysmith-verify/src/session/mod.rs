@@ -207,7 +207,7 @@ impl Sessions {
     }
 }
 
-#[cfg(test)]
-mod tests;
 #[cfg(all(test, feature = "redis"))]
 mod redis_tests;
+#[cfg(test)]
+mod tests;

@@ -134,9 +134,8 @@ impl SessionStore for RedisSessions {
             let key = self.key(session);
             let mut hmget = redis::cmd("HMGET");
             hmget.arg(&key).arg("k").arg("t").arg("s");
-            let held: [Option<String>; 3] = self
-                .bounded(hmget.query_async(&mut connection))
-                .await?;
+            let held: [Option<String>; 3] =
+                self.bounded(hmget.query_async(&mut connection)).await?;
             Ok(binding(held).filter(|b| b.seen_at >= idle_before))
         })
     }

@@ -41,10 +41,7 @@ async fn bindings_are_shared_by_instances_until_they_end_or_age_out() {
         Some(owner("b")),
         "issued twice: the first binding holds, on every instance"
     );
-    assert_eq!(
-        there.owner(id, 102).await.expect("redis"),
-        Some(owner("b"))
-    );
+    assert_eq!(there.owner(id, 102).await.expect("redis"), Some(owner("b")));
     // Used through `here` past the refresh interval: still there an hour
     // after it was bound.
     assert_eq!(
@@ -57,7 +54,11 @@ async fn bindings_are_shared_by_instances_until_they_end_or_age_out() {
     );
     let idle = SessionHash::of(b"idle");
     here.bind(idle, &owner("b"), 0).await.expect("redis");
-    assert_eq!(there.owner(idle, 3601).await.expect("redis"), None, "aged out");
+    assert_eq!(
+        there.owner(idle, 3601).await.expect("redis"),
+        None,
+        "aged out"
+    );
     assert_eq!(
         there.bind(idle, &owner("c"), 3601).await.expect("redis"),
         Some(owner("c")),
@@ -67,7 +68,10 @@ async fn bindings_are_shared_by_instances_until_they_end_or_age_out() {
     assert_eq!(here.owner(id, 3700).await.expect("redis"), None, "ended");
     // `there` had it cached (it lets the owner through to an upstream that
     // answers 404 until it ages out); an instance that never saw it does not.
-    assert_eq!(instance(&prefix).owner(id, 3700).await.expect("redis"), None);
+    assert_eq!(
+        instance(&prefix).owner(id, 3700).await.expect("redis"),
+        None
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
