@@ -36,6 +36,7 @@ mod gateway;
 mod gateway_listing_race;
 mod gateway_origin;
 mod gateway_refusals;
+mod gateway_remote;
 mod gateway_routing_headers;
 mod gateway_trust;
 mod health;
