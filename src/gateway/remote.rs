@@ -102,3 +102,46 @@ pub async fn check_key_tenant(
     debug_assert!(VerifyCode::Valid.as_str() == "valid");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(url: &str, allow_plain_http: bool) -> RemoteSettings {
+        RemoteSettings {
+            url: url.to_owned(),
+            key: Secret("ks_not_a_real_key".into()),
+            ca_file: None,
+            allow_plain_http,
+        }
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback_unless_allowed() {
+        keysmith_verify::tls::install_default_provider();
+        for ok in [
+            "https://keys.example",
+            "https://keys.example/keysmith/",
+            "http://127.0.0.1:8080",
+            "http://127.9.0.1:8080",
+            "http://localhost:8080",
+            "http://[::1]:8080",
+        ] {
+            settings(ok, false).verifier().unwrap_or_else(|err| panic!("{ok}: {err}"));
+        }
+        for refused in ["http://keys.example", "http://10.0.0.5:8080", "http://127.0.0.1.nip.io"] {
+            let err = settings(refused, false).verifier().expect_err(refused).to_string();
+            assert!(err.contains("--allow-plain-http") && err.contains("https://"), "{refused}: {err}");
+            settings(refused, true).verifier().expect("allowed by the flag");
+        }
+        for bad in ["ftp://keys.example", "https://keys.example/?a=1", "https://user@keys.example", "keys.example"] {
+            assert!(settings(bad, true).verifier().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_key_is_never_in_debug_output() {
+        let shown = format!("{:?}", settings("https://keys.example", false));
+        assert!(!shown.contains("ks_not_a_real_key"), "{shown}");
+    }
+}

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use crate::{
     both_engines,
     gateway::upstream,
+    gateway_trust::serve_tls,
     helpers::{TestApp, expect_json},
     limits_redis::REDIS,
     mcp::{call_text, initialize, tool_call},
@@ -236,6 +237,22 @@ both_engines! {
         for gateway in [first, second, alone] {
             gateway.stop().await;
         }
+    }
+
+    async fn a_remote_gateway_trusts_a_private_ca_it_is_given_and_nothing_else(app: TestApp) {
+        let (upstream, _events) = upstream().await;
+        let (https, pem) = serve_tls(keysmith::app::build_app(app.state.clone())).await;
+        let ca = tempfile::NamedTempFile::new().expect("ca file");
+        std::fs::write(ca.path(), &pem).expect("write ca");
+        let ca_path = ca.path().to_str().expect("path");
+        let verify_key = app.management_key_with(&app.tenant, Scope::verify()).await;
+        let logs = GatewayProcess::refused_at(&https, &upstream, &[], &[("KEYSMITH_VERIFY_KEY", &verify_key)]).await;
+        assert!(logs.contains("KEYSMITH_VERIFY_KEY"), "an unknown certificate: {logs}");
+        let (key_id, key, _) = agent_key(&app, json!({})).await;
+        let gateway = GatewayProcess::start_at(&https, &upstream, &verify_key, &[], &[("KEYSMITH_VERIFY_CA_FILE", ca_path)]).await;
+        assert_ne!(call(&gateway, &key, "over-tls").await, StatusCode::UNAUTHORIZED);
+        gateway.stop().await;
+        assert_eq!(audited_calls(&app, &key_id).await, [("whoami".to_owned(), "over-tls".to_owned())]);
     }
 
     async fn a_remote_gateway_refuses_to_start_on_a_wrong_key(app: TestApp) {

@@ -37,6 +37,7 @@ mod gateway_listing_race;
 mod gateway_origin;
 mod gateway_refusals;
 mod gateway_remote;
+mod gateway_startup;
 mod gateway_routing_headers;
 mod gateway_trust;
 mod health;

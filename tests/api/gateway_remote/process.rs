@@ -26,7 +26,7 @@ pub struct GatewayProcess {
 /// --bind 127.0.0.1:0 --verify-url <app> <args>`, with only `env` (and
 /// `PATH`) in its environment.
 fn command(
-    app: &TestApp,
+    verify_url: &str,
     upstream: &str,
     args: &[&str],
     env: &[(&str, &str)],
@@ -36,7 +36,7 @@ fn command(
     let mut command = Command::new(env!("CARGO_BIN_EXE_keysmith"));
     command
         .args(["gateway", "--upstream", upstream, "--tenant", "acme"])
-        .args(["--bind", "127.0.0.1:0", "--verify-url", &app.base])
+        .args(["--bind", "127.0.0.1:0", "--verify-url", verify_url])
         .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -63,9 +63,20 @@ impl GatewayProcess {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Self {
+        Self::start_at(&app.base, upstream, verify_key, args, env).await
+    }
+
+    /// [`GatewayProcess::start`] verifying through `verify_url`.
+    pub async fn start_at(
+        verify_url: &str,
+        upstream: &str,
+        verify_key: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut all = vec![("KEYSMITH_VERIFY_KEY", verify_key)];
         all.extend_from_slice(env);
-        let (mut command, dirs) = command(app, upstream, args, &all);
+        let (mut command, dirs) = command(verify_url, upstream, args, &all);
         let mut child = command.spawn().expect("start keysmith gateway");
         let logs = Arc::new(Mutex::new(String::new()));
         let (listening, addr) = oneshot::channel();
@@ -96,7 +107,17 @@ impl GatewayProcess {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> String {
-        let (mut command, dirs) = command(app, upstream, args, env);
+        Self::refused_at(&app.base, upstream, args, env).await
+    }
+
+    /// [`GatewayProcess::refused`] verifying through `verify_url`.
+    pub async fn refused_at(
+        verify_url: &str,
+        upstream: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> String {
+        let (mut command, dirs) = command(verify_url, upstream, args, env);
         let out = tokio::time::timeout(Duration::from_secs(30), command.output())
             .await
             .expect("exits")
