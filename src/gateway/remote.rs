@@ -127,14 +127,33 @@ mod tests {
             "http://localhost:8080",
             "http://[::1]:8080",
         ] {
-            settings(ok, false).verifier().unwrap_or_else(|err| panic!("{ok}: {err}"));
+            settings(ok, false)
+                .verifier()
+                .unwrap_or_else(|err| panic!("{ok}: {err}"));
         }
-        for refused in ["http://keys.example", "http://10.0.0.5:8080", "http://127.0.0.1.nip.io"] {
-            let err = settings(refused, false).verifier().expect_err(refused).to_string();
-            assert!(err.contains("--allow-plain-http") && err.contains("https://"), "{refused}: {err}");
-            settings(refused, true).verifier().expect("allowed by the flag");
+        for refused in [
+            "http://keys.example",
+            "http://10.0.0.5:8080",
+            "http://127.0.0.1.nip.io",
+        ] {
+            let err = settings(refused, false)
+                .verifier()
+                .expect_err(refused)
+                .to_string();
+            assert!(
+                err.contains("--allow-plain-http") && err.contains("https://"),
+                "{refused}: {err}"
+            );
+            settings(refused, true)
+                .verifier()
+                .expect("allowed by the flag");
         }
-        for bad in ["ftp://keys.example", "https://keys.example/?a=1", "https://user@keys.example", "keys.example"] {
+        for bad in [
+            "ftp://keys.example",
+            "https://keys.example/?a=1",
+            "https://user@keys.example",
+            "keys.example",
+        ] {
             assert!(settings(bad, true).verifier().is_err(), "{bad}");
         }
     }

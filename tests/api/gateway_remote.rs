@@ -277,3 +277,28 @@ both_engines! {
         let _ = key_id;
     }
 }
+
+both_engines! {
+    async fn the_remote_verdict_carries_everything_the_database_one_does(app: TestApp) {
+        use keysmith_verify::{RemoteVerifier, SqlVerifier, Verifier};
+        let su = app.create_service_user("full").await;
+        let key = app.create_key(&su, json!({
+            "allowed_tools": ["whoami", "files/*"],
+            "scopes": ["deploy:write"],
+            "expires_in_days": 30,
+            "rate_limit": {"per_minute": 60, "tools": [{"tool": "files/*", "per_minute": 6}]},
+            "quota": {"calls": 1000, "per": "day"},
+        })).await;
+        let plain = key["key"].as_str().expect("key");
+        let local = SqlVerifier::new(app.state.pool().clone(), app.state.peppers.clone(), std::sync::Arc::new(app.clock.clone()));
+        let verify_key = app.management_key_with(&app.tenant, Scope::verify()).await;
+        let remote = RemoteVerifier::new(&app.base, verify_key).expect("client");
+        let from_database = Verifier::verify(&local, plain).await.expect("database").expect("valid");
+        let mut from_server = remote.verify(plain).await.expect("server").expect("valid");
+        // The server speaks tenant slugs; everything else must arrive whole
+        // (a field added to the verdict and not carried here fails this).
+        assert_eq!(from_server.tenant_id, "acme");
+        from_server.tenant_id.clone_from(&from_database.tenant_id);
+        assert_eq!(from_server, from_database);
+    }
+}

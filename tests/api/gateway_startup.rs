@@ -12,7 +12,13 @@ use crate::{both_engines, helpers::TestApp};
 /// exit with an error; returns what it printed.
 async fn refused_on(app: &TestApp, database_url: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_keysmith"))
-        .args(["gateway", "--upstream", "http://127.0.0.1:9", "--tenant", "acme"])
+        .args([
+            "gateway",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--tenant",
+            "acme",
+        ])
         .args(["--bind", "127.0.0.1:0"])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -67,7 +73,10 @@ async fn a_gateway_refuses_a_missing_sqlite_database_and_creates_nothing() {
         empty.path().join("data/keysmith.db").display()
     );
     let logs = refused_on(&app, &url).await;
-    assert!(logs.contains("keysmith migrate") && logs.contains("no database"), "{logs}");
+    assert!(
+        logs.contains("keysmith migrate") && logs.contains("no database"),
+        "{logs}"
+    );
     let left: Vec<_> = std::fs::read_dir(empty.path()).expect("dir").collect();
     assert!(left.is_empty(), "created {left:?}");
 }
