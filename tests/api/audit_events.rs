@@ -85,6 +85,25 @@ both_engines! {
         assert_eq!(calls_stored(&app).await, 4);
     }
 
+    async fn the_same_batch_sent_at_once_many_times_is_stored_once(app: TestApp) {
+        let key = acme_key(&app).await;
+        let verify_key = app.management_key_with(&app.tenant, Scope::verify()).await;
+        let events: Vec<Value> = (0..20).map(|n| event(&app, &key, n)).collect();
+        let batch = json!({"events": events});
+        let sends = (0..8).map(|_| {
+            let (client, url, key, batch) = (app.client.clone(), app.url(PATH), verify_key.clone(), batch.clone());
+            tokio::spawn(async move { client.post(url).bearer_auth(key).json(&batch).send().await.expect("send") })
+        });
+        let mut stored = 0;
+        for res in futures_util::future::join_all(sends).await {
+            let body = expect_json(res.expect("task"), StatusCode::OK).await;
+            assert_eq!(body["stored"].as_u64().expect("stored") + body["duplicates"].as_u64().expect("duplicates"), 20);
+            stored += body["stored"].as_u64().expect("stored");
+        }
+        assert_eq!(stored, 20, "each event stored by exactly one of the deliveries");
+        assert_eq!(calls_stored(&app).await, 20);
+    }
+
     async fn another_tenants_key_cannot_post_events_for_acme(app: TestApp) {
         let key = acme_key(&app).await;
         let globex = app.create_tenant("globex").await;
