@@ -13,10 +13,12 @@ use crate::config::{DatabaseUrl, Engine};
 pub async fn open(url: &DatabaseUrl) -> anyhow::Result<Db> {
     let url = match url.engine() {
         Engine::Sqlite => {
-            let path = super::sqlite_path(url.expose());
-            if !path.is_empty() && path != ":memory:" && !std::path::Path::new(path).exists() {
+            if let Some(path) = super::sqlite_path(url.expose())
+                && !path.exists()
+            {
                 anyhow::bail!(
-                    "no database at {path} (KEYSMITH_DATABASE_URL): run `keysmith migrate` first; this command never creates one"
+                    "no database at {} (KEYSMITH_DATABASE_URL): run `keysmith migrate` first; this command never creates one",
+                    path.display()
                 );
             }
             // `mode=rwc` would create the file if it vanished meanwhile.
