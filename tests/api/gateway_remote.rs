@@ -161,7 +161,9 @@ both_engines! {
             assert_ne!(call(&gateway, &key, &format!("down-{n}")).await, StatusCode::SERVICE_UNAVAILABLE);
         }
         gateway.wait_for_metric(DEPTH, 5.0).await;
+        let down = Instant::now();
         while gateway.metric(RETRIES).await < 2.0 {
+            assert!(down.elapsed() < Duration::from_secs(20), "no delivery was retried");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let app = TestApp::spawn_at(db, &[], Some(clock), &addr).await;
@@ -259,6 +261,9 @@ both_engines! {
         let (upstream, _events) = upstream().await;
         let logs = GatewayProcess::refused(&app, &upstream, &[], &[]).await;
         assert!(logs.contains("KEYSMITH_VERIFY_KEY"), "{logs}");
+        let verify_key = app.management_key_with(&app.tenant, Scope::verify()).await;
+        let logs = GatewayProcess::refused(&app, &upstream, &["--any-tenant"], &[("KEYSMITH_VERIFY_KEY", &verify_key)]).await;
+        assert!(logs.contains("--any-tenant needs the database"), "{logs}");
         // A key of another tenant: the tenant check at start names both.
         let globex = app.create_tenant("globex").await;
         let globex_verify = app.management_key_with(&globex, Scope::verify()).await;
@@ -266,15 +271,13 @@ both_engines! {
         assert!(logs.contains("globex") && logs.contains("--tenant acme"), "{logs}");
         assert!(!logs.contains(&globex_verify), "{logs}");
         // A revoked one, and a key that is no management key.
-        let (key_id, key, _) = agent_key(&app, json!({})).await;
+        let (_, key, _) = agent_key(&app, json!({})).await;
         let logs = GatewayProcess::refused(&app, &upstream, &[], &[("KEYSMITH_VERIFY_KEY", &key)]).await;
         assert!(logs.contains("KEYSMITH_VERIFY_KEY") && logs.contains("403"), "{logs}");
-        let verify_key = app.management_key_with(&app.tenant, Scope::verify()).await;
         let verify_id = keysmith_verify::ApiKey::parse(&verify_key).expect("key").key_id().to_owned();
         expect_json(app.revoke_key(&verify_id, "rotated out").await, StatusCode::OK).await;
         let logs = GatewayProcess::refused(&app, &upstream, &[], &[("KEYSMITH_VERIFY_KEY", &verify_key)]).await;
         assert!(logs.contains("401") || logs.contains("revoked"), "{logs}");
-        let _ = key_id;
     }
 }
 

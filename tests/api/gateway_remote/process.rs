@@ -23,7 +23,8 @@ pub struct GatewayProcess {
 }
 
 /// The command: `keysmith gateway --upstream <upstream> --tenant acme
-/// --bind 127.0.0.1:0 --verify-url <app> <args>`, with only `env` (and
+/// --bind 127.0.0.1:0 --verify-url <verify_url> <args>` (no `--tenant`
+/// when `args` has `--any-tenant`), with only `env` (and
 /// `PATH`) in its environment.
 fn command(
     verify_url: &str,
@@ -35,7 +36,12 @@ fn command(
     let data = tempfile::tempdir().expect("data dir");
     let mut command = Command::new(env!("CARGO_BIN_EXE_keysmith"));
     command
-        .args(["gateway", "--upstream", upstream, "--tenant", "acme"])
+        .args(["gateway", "--upstream", upstream])
+        .args(if args.contains(&"--any-tenant") {
+            &[][..]
+        } else {
+            &["--tenant", "acme"][..]
+        })
         .args(["--bind", "127.0.0.1:0", "--verify-url", verify_url])
         .args(args)
         .env_clear()
