@@ -13,6 +13,7 @@ mod admin_limits;
 mod admin_people;
 mod admin_policy;
 mod admin_races;
+mod admin_screens_browser;
 mod admin_service_users;
 mod admin_sessions;
 mod admin_throttle;
