@@ -14,9 +14,11 @@ use crate::{
 /// Asks a Keysmith server (`POST /api/v1/verify`) with a management key of the tenant.
 #[derive(Clone)]
 pub struct RemoteVerifier {
-    client: reqwest::Client,
+    pub(crate) client: reqwest::Client,
+    /// The server's root, without a trailing `/`.
+    pub(crate) base_url: String,
     endpoint: String,
-    management_key: String,
+    pub(crate) management_key: String,
 }
 
 impl std::fmt::Debug for RemoteVerifier {
@@ -45,9 +47,11 @@ impl RemoteVerifier {
             .timeout(std::time::Duration::from_secs(5))
             .build()
             .map_err(|err| TlsError::BadCertificate(err.to_string()))?;
+        let base_url = base_url.trim_end_matches('/').to_owned();
         Ok(Self {
             client,
-            endpoint: format!("{}/api/v1/verify", base_url.trim_end_matches('/')),
+            endpoint: format!("{base_url}/api/v1/verify"),
+            base_url,
             management_key,
         })
     }
