@@ -1,6 +1,7 @@
 //! Keysmith verification: the key format shared with the server, peppered
 //! hashing, and verification against the Keysmith database.
 
+pub mod allowlist;
 pub mod audit;
 pub mod backend;
 mod base62;
@@ -41,4 +42,7 @@ pub use pepper::Peppers;
 pub use remote::RemoteVerifier;
 #[cfg(feature = "sql")]
 pub use sql::SqlVerifier;
-pub use tools::{ToolAllowlist, ToolPattern};
+pub use allowlist::{
+    Capabilities, PromptAllowlist, ResourceAllowlist, ToolAllowlist, UriPattern,
+};
+pub use tools::ToolPattern;

@@ -1,8 +1,8 @@
 //! One pass over a body that checks all of it under the strict rule and
 //! keeps only what [`super::read_message`] judges: which members the message
 //! has, its `id`, and the strings `jsonrpc`, `method`, `params.name`,
-//! `params.uri` and `params.taskId` (borrowed from the body when they hold no
-//! escape).
+//! `params.uri`, `params.taskId` and `params.ref`'s `type`, `name` and `uri`
+//! (borrowed from the body when they hold no escape).
 
 use std::{borrow::Cow, fmt};
 
@@ -36,12 +36,22 @@ pub(super) enum Params<'de> {
     Other,
 }
 
-/// `params.name`, `params.uri` and `params.taskId`, when strings.
+/// `params.name`, `params.uri` and `params.taskId`, when strings, and
+/// `params.ref` when an object.
 #[derive(Debug, Default)]
 pub(super) struct Addressed<'de> {
     pub name: Option<Cow<'de, str>>,
     pub uri: Option<Cow<'de, str>>,
     pub task_id: Option<Cow<'de, str>>,
+    pub reference: Option<Reference<'de>>,
+}
+
+/// A completion's `params.ref`: its `type`, `name` and `uri`, when strings.
+#[derive(Debug, Default)]
+pub(super) struct Reference<'de> {
+    pub kind: Option<Cow<'de, str>>,
+    pub name: Option<Cow<'de, str>>,
+    pub uri: Option<Cow<'de, str>>,
 }
 
 /// Reads a whole body: the envelope of an object, `None` for any other
@@ -205,6 +215,10 @@ impl<'de> Visitor<'de> for ParamsSeed {
                 "name" => &mut addressed.name,
                 "uri" => &mut addressed.uri,
                 "taskId" => &mut addressed.task_id,
+                "ref" => {
+                    addressed.reference = map.next_value_seed(RefSeed { depth })?;
+                    continue;
+                }
                 _ => {
                     map.next_value_seed(Skim { depth })?;
                     continue;
@@ -213,5 +227,52 @@ impl<'de> Visitor<'de> for ParamsSeed {
             *slot = map.next_value_seed(Text { depth })?;
         }
         Ok(Params::Object(addressed))
+    }
+}
+
+/// `params.ref` at `depth`: kept when an object, checked and dropped otherwise.
+struct RefSeed {
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for RefSeed {
+    type Value = Option<Reference<'de>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RefSeed {
+    type Value = Option<Reference<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("strict JSON")
+    }
+
+    skim_other_shapes!(None);
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let depth = nested(self.depth)?;
+        let mut reference = Reference::default();
+        let mut seen = SeenMembers::new();
+        while let Some(member) = map.next_key_seed(MemberName)? {
+            seen.insert(member.clone())?;
+            let slot = match member.as_ref() {
+                "type" => &mut reference.kind,
+                "name" => &mut reference.name,
+                "uri" => &mut reference.uri,
+                _ => {
+                    map.next_value_seed(Skim { depth })?;
+                    continue;
+                }
+            };
+            *slot = map.next_value_seed(Text { depth })?;
+        }
+        Ok(Some(reference))
     }
 }

@@ -21,7 +21,7 @@ use crate::{
     outcome::VerifiedKey,
     session::{Binding, SessionHash, SessionOwner, SessionStore, StoreFuture},
     timestamp,
-    tools::ToolAllowlist,
+    allowlist::Capabilities,
 };
 
 #[tokio::test]
@@ -84,7 +84,7 @@ impl Verifier for TwoKeys {
             service_user_name: presented.to_owned(),
             valid_until: timestamp::from_unix(4_000_000_000),
             scopes: vec![],
-            allowed_tools: ToolAllowlist::any_tool(),
+            allowed: Capabilities::everything(),
             limits: Default::default(),
         };
         Box::pin(async move { Ok(Ok(verdict)) })
