@@ -149,10 +149,10 @@ mod tests {
 
     use super::*;
     use crate::{
+        allowlist::Capabilities,
         clock::ManualClock,
         outcome::{Refusal, VerifiedKey, VerifyCode},
         timestamp,
-        allowlist::Capabilities,
     };
 
     /// Answers `valid` for keys starting with "good", `revoked` otherwise,

@@ -30,6 +30,7 @@ mod timestamp;
 pub mod tls;
 pub mod tools;
 
+pub use allowlist::{Capabilities, PromptAllowlist, ResourceAllowlist, ToolAllowlist, UriPattern};
 pub use backend::{BackendError, Verifier};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use key::{ApiKey, KeyPrefix, MalformedKey};
@@ -42,7 +43,4 @@ pub use pepper::Peppers;
 pub use remote::RemoteVerifier;
 #[cfg(feature = "sql")]
 pub use sql::SqlVerifier;
-pub use allowlist::{
-    Capabilities, PromptAllowlist, ResourceAllowlist, ToolAllowlist, UriPattern,
-};
 pub use tools::ToolPattern;

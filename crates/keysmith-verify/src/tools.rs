@@ -8,9 +8,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_TOOL_NAME_LEN: usize = 128;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "names are 1 to 128 characters from A-Z a-z 0-9 _ - . / : (a pattern may end in one `*`)"
-)]
+#[error("names are 1 to 128 characters from A-Z a-z 0-9 _ - . / : (a pattern may end in one `*`)")]
 pub struct InvalidToolPattern;
 
 fn is_tool_char(b: u8) -> bool {

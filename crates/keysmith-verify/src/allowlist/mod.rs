@@ -120,7 +120,11 @@ impl<P: Pattern> Allowlist<P> {
 
     /// This list if named, else one that names nothing.
     fn or_nothing(self) -> Self {
-        if self.is_limited() { self } else { Self::nothing() }
+        if self.is_limited() {
+            self
+        } else {
+            Self::nothing()
+        }
     }
 
     pub fn patterns(&self) -> Option<&[P]> {
@@ -231,7 +235,11 @@ impl Capabilities {
         ]
     }
 
-    pub fn from_storage(tools: Option<&str>, resources: Option<&str>, prompts: Option<&str>) -> Self {
+    pub fn from_storage(
+        tools: Option<&str>,
+        resources: Option<&str>,
+        prompts: Option<&str>,
+    ) -> Self {
         Self::new(
             Allowlist::from_storage(tools),
             Allowlist::from_storage(resources),

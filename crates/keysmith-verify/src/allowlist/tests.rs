@@ -29,9 +29,15 @@ fn lists_are_bounded_and_explain_themselves() {
         Err(InvalidAllowlist::TooLong)
     );
     let bad_tool = ToolAllowlist::from_list(&["a", "b c"]).expect_err("refused");
-    assert!(bad_tool.to_string().starts_with("names are 1 to 128"), "{bad_tool}");
+    assert!(
+        bad_tool.to_string().starts_with("names are 1 to 128"),
+        "{bad_tool}"
+    );
     let bad_uri = ResourceAllowlist::from_list(&["file:///a/../*"]).expect_err("refused");
-    assert!(bad_uri.to_string().starts_with("a resource pattern is"), "{bad_uri}");
+    assert!(
+        bad_uri.to_string().starts_with("a resource pattern is"),
+        "{bad_uri}"
+    );
     assert!(!Allowlist::<ToolPattern>::nothing().allows("a"));
     assert!(Allowlist::<ToolPattern>::any().allows("a"));
 }
@@ -51,7 +57,9 @@ fn storage_round_trip_and_corruption_fails_closed() {
 fn least_privilege_between_the_kinds() {
     let all = Capabilities::everything();
     assert!(!all.is_limited());
-    assert!(all.tools().allows("x") && all.resources().allows("test://x") && all.prompts().allows("p"));
+    assert!(
+        all.tools().allows("x") && all.resources().allows("test://x") && all.prompts().allows("p")
+    );
 
     // Naming tools only (what every limited key was before): no resource, no prompt.
     let tools_only = Capabilities::tools_only(vec![ToolPattern::parse("echo").expect("valid")]);
@@ -61,7 +69,8 @@ fn least_privilege_between_the_kinds() {
     assert!(!tools_only.prompts().allows("p"));
 
     // Naming resources only: no tool either.
-    let resources_only = Capabilities::new(Allowlist::any(), resources(&["test://*"]), Allowlist::any());
+    let resources_only =
+        Capabilities::new(Allowlist::any(), resources(&["test://*"]), Allowlist::any());
     assert!(!resources_only.tools().allows("echo"));
     assert!(resources_only.resources().allows("test://x"));
 
@@ -75,7 +84,11 @@ fn least_privilege_between_the_kinds() {
     assert_eq!(old_row, tools_only);
     assert_eq!(
         old_row.to_storage(),
-        [Some(r#"["echo"]"#.into()), Some("[]".into()), Some("[]".into())]
+        [
+            Some(r#"["echo"]"#.into()),
+            Some("[]".into()),
+            Some("[]".into())
+        ]
     );
     assert_eq!(Capabilities::from_storage(None, None, None), all);
 }
@@ -183,7 +196,15 @@ fn patterns_that_could_not_mean_one_thing_are_refused() {
     ] {
         assert_eq!(UriPattern::parse(bad), Err(InvalidUriPattern), "{bad:?}");
     }
-    for good in ["*", "test://*", "file:///public/*", "http://[::1]:8080/docs/*", "urn:isbn:*", "db://table?id=1", "file:///é"] {
+    for good in [
+        "*",
+        "test://*",
+        "file:///public/*",
+        "http://[::1]:8080/docs/*",
+        "urn:isbn:*",
+        "db://table?id=1",
+        "file:///é",
+    ] {
         assert!(UriPattern::parse(good).is_ok(), "{good:?}");
     }
 }
@@ -215,7 +236,8 @@ fn tricky_uri() -> impl Strategy<Value = String> {
         "a", "b.txt", "/", ".", "..", "%2e", "%2E", "%2f", "%5c", "%25", "%20", "%41", "%", "\\",
         ";", "?", "#", ":", "@", "~", "-", "*", "é", "\u{ff0e}", "\0", " ", "%c0%ae", "//",
     ]);
-    prop::collection::vec(piece, 0..12).prop_map(|pieces| format!("file:///public/{}", pieces.concat()))
+    prop::collection::vec(piece, 0..12)
+        .prop_map(|pieces| format!("file:///public/{}", pieces.concat()))
 }
 
 /// What an upstream might make of a URI: percent-decoded (once or twice),
@@ -227,7 +249,9 @@ fn normalised_paths(uri: &str) -> Vec<String> {
         let mut out = Vec::new();
         let mut i = 0;
         while i < bytes.len() {
-            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
             match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
                 (b'%', Some(b)) => {
                     out.push(b);

@@ -171,7 +171,10 @@ fn plain_prefix(prefix: &str) -> bool {
 /// No `.` or `..` segment, and no `//` past the `scheme://` marker.
 fn plain_path(uri: &str) -> bool {
     let path = uri.split_once("://").map_or(uri, |(_, rest)| rest);
-    !path.contains("//") && !uri.split('/').any(|segment| segment == "." || segment == "..")
+    !path.contains("//")
+        && !uri
+            .split('/')
+            .any(|segment| segment == "." || segment == "..")
 }
 
 impl TryFrom<String> for UriPattern {

@@ -94,7 +94,8 @@ fn permits<P: Pattern>(list: &Allowlist<P>, subject: Option<&str>) -> bool {
 /// 403 with a JSON-RPC error that answers the request's id, so MCP clients
 /// show a call error rather than a transport failure.
 fn forbidden<B>(id: &Value, message: &str, code: VerifyCode) -> Refused<B> {
-    let body = json!({"jsonrpc": "2.0", "id": id, "error": {"code": NOT_ALLOWED, "message": message}});
+    let body =
+        json!({"jsonrpc": "2.0", "id": id, "error": {"code": NOT_ALLOWED, "message": message}});
     (json_response(StatusCode::FORBIDDEN, body), code)
 }
 

@@ -212,9 +212,7 @@ where
             };
             if this.buffer.len() > MAX_BUFFERED {
                 *this.done = true;
-                return Poll::Ready(Some(Err(
-                    "answer too large to read for listings".into()
-                )));
+                return Poll::Ready(Some(Err("answer too large to read for listings".into())));
             }
             match out {
                 Some(bytes) if !bytes.is_empty() => {
@@ -312,7 +310,11 @@ fn may_be_listed(entry: &Value, listing: &Listing, allowed: &Capabilities) -> bo
     let mut names = members
         .iter()
         .filter(|(name, _)| same_member(name, listing.named_by))
-        .map(|(_, value)| value.as_str().is_some_and(|n| (listing.may_see)(allowed, n)))
+        .map(|(_, value)| {
+            value
+                .as_str()
+                .is_some_and(|n| (listing.may_see)(allowed, n))
+        })
         .peekable();
     names.peek().is_some() && names.all(|may| may)
 }
@@ -532,16 +534,35 @@ mod tests {
     async fn every_listing_keeps_only_what_the_key_may_use() {
         let key = with(&[], &["file:///public/*"], &["greet"]);
         let out = run(vec![EVERY_LISTING.as_bytes()], Format::Json, &key).await;
-        assert_eq!(kept(&out, "tools", "name"), Vec::<String>::new(), "no tool named: none listed");
+        assert_eq!(
+            kept(&out, "tools", "name"),
+            Vec::<String>::new(),
+            "no tool named: none listed"
+        );
         assert_eq!(kept(&out, "prompts", "name"), ["greet"]);
         assert_eq!(kept(&out, "resources", "uri"), ["file:///public/a.txt"]);
-        assert_eq!(kept(&out, "resourceTemplates", "uriTemplate"), ["file:///public/{name}"]);
+        assert_eq!(
+            kept(&out, "resourceTemplates", "uriTemplate"),
+            ["file:///public/{name}"]
+        );
 
         // A key that names only tools sees no resource, template or prompt.
-        let tools_only = run(vec![EVERY_LISTING.as_bytes()], Format::Json, &only(&["echo"])).await;
+        let tools_only = run(
+            vec![EVERY_LISTING.as_bytes()],
+            Format::Json,
+            &only(&["echo"]),
+        )
+        .await;
         assert_eq!(kept(&tools_only, "tools", "name"), ["echo"]);
-        for (listing, named_by) in [("prompts", "name"), ("resources", "uri"), ("resourceTemplates", "uriTemplate")] {
-            assert!(kept(&tools_only, listing, named_by).is_empty(), "{listing}: {tools_only}");
+        for (listing, named_by) in [
+            ("prompts", "name"),
+            ("resources", "uri"),
+            ("resourceTemplates", "uriTemplate"),
+        ] {
+            assert!(
+                kept(&tools_only, listing, named_by).is_empty(),
+                "{listing}: {tools_only}"
+            );
         }
         // Member names in another case are listings too.
         let folded = r#"{"jsonrpc":"2.0","id":1,"Result":{"Resources":[{"uri":"file:///secret"}],"PROMPTS":[{"name":"x"}]}}"#;

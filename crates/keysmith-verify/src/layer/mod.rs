@@ -57,10 +57,10 @@ pub mod jsonrpc;
 )]
 mod layer;
 mod limited;
+mod listings;
 mod request_body;
 mod routing_headers;
 mod service;
-mod listings;
 mod session;
 #[cfg(test)]
 mod tests;

@@ -14,9 +14,9 @@ use tower::Service;
 
 use super::{
     body::{BoxError, LayerBody},
+    capabilities,
     future::ResponseFuture,
     guard, headers,
-    capabilities,
     layer::Shared,
     limited::{Counted, limited},
     listings, request_body, session,

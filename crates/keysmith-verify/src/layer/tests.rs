@@ -15,10 +15,10 @@ use tower::{Layer, ServiceExt, service_fn};
 
 use super::{TenantScope, VerifyLayer};
 use crate::{
+    allowlist::{Allowlist, Capabilities},
     backend::{VerdictFuture, Verifier},
     outcome::{Refusal, VerifiedKey, VerifyCode},
     timestamp,
-    allowlist::{Allowlist, Capabilities},
 };
 
 /// "good" is a key of tenant acme allowed only the tool `echo`, the

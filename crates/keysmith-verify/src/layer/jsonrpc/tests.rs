@@ -116,20 +116,28 @@ fn governed_methods_say_what_they_use() {
         Ok(resource("test://a"))
     );
     assert_eq!(
-        uses(r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"t\u0065st://a"}}"#),
+        uses(
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"t\u0065st://a"}}"#
+        ),
         Ok(resource("test://a"))
     );
     assert_eq!(
-        uses(r#"{"jsonrpc":"2.0","id":1,"method":"resources/unsubscribe","params":{"URI":"test://a"}}"#),
+        uses(
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/unsubscribe","params":{"URI":"test://a"}}"#
+        ),
         Ok(Some(Uses::Resource(None))),
         "another case is not read: a limited key is refused"
     );
     assert_eq!(
-        uses(r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"p","arguments":{}}}"#),
+        uses(
+            r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"p","arguments":{}}}"#
+        ),
         Ok(Some(Uses::Prompt(Some("p".into()))))
     );
     assert_eq!(
-        uses(r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"test://t/{x}"},"argument":{"name":"x","value":""}}}"#),
+        uses(
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"test://t/{x}"},"argument":{"name":"x","value":""}}}"#
+        ),
         Ok(Some(Uses::Completion {
             kind: Some(REF_RESOURCE.into()),
             prompt: None,
@@ -137,10 +145,19 @@ fn governed_methods_say_what_they_use() {
         }))
     );
     assert_eq!(
-        uses(r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":"ref/prompt"}}"#),
-        Ok(Some(Uses::Completion { kind: None, prompt: None, resource: None }))
+        uses(
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":"ref/prompt"}}"#
+        ),
+        Ok(Some(Uses::Completion {
+            kind: None,
+            prompt: None,
+            resource: None
+        }))
     );
-    assert_eq!(uses(r#"{"jsonrpc":"2.0","id":1,"method":"resources/list"}"#), Ok(None));
+    assert_eq!(
+        uses(r#"{"jsonrpc":"2.0","id":1,"method":"resources/list"}"#),
+        Ok(None)
+    );
     let long = format!(
         r#"{{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{{"uri":"test://{}"}}}}"#,
         "a".repeat(2048)
@@ -152,11 +169,26 @@ fn governed_methods_say_what_they_use() {
         r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"a\u007f"}}}"#,
         &long,
     ] {
-        assert_eq!(call(refused).map_err(|r| r.code), Err(INVALID_PARAMS), "{refused}");
+        assert_eq!(
+            call(refused).map_err(|r| r.code),
+            Err(INVALID_PARAMS),
+            "{refused}"
+        );
     }
-    for misspelled in ["Resources/Read", "PROMPTS/GET", "completion/Complete", "resources/SUBSCRIBE"] {
-        let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{misspelled}","params":{{"uri":"test://a","name":"p"}}}}"#);
-        assert_eq!(call(&body).map_err(|r| r.code), Err(INVALID_REQUEST), "{misspelled}");
+    for misspelled in [
+        "Resources/Read",
+        "PROMPTS/GET",
+        "completion/Complete",
+        "resources/SUBSCRIBE",
+    ] {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"{misspelled}","params":{{"uri":"test://a","name":"p"}}}}"#
+        );
+        assert_eq!(
+            call(&body).map_err(|r| r.code),
+            Err(INVALID_REQUEST),
+            "{misspelled}"
+        );
     }
 }
 
@@ -302,7 +334,13 @@ fn reference(body: &[u8]) -> Result<Message, Rejection> {
         let reference = params
             .and_then(|p| p.get("ref"))
             .and_then(Value::as_object)
-            .map(|r| [string(r.get("type")), string(r.get("name")), string(r.get("uri"))]);
+            .map(|r| {
+                [
+                    string(r.get("type")),
+                    string(r.get("name")),
+                    string(r.get("uri")),
+                ]
+            });
         let named = Named {
             name: member("name"),
             uri: member("uri"),
@@ -440,17 +478,27 @@ fn params() -> impl Strategy<Value = String> {
     let reference = (
         member("type", one_of(&[r#""ref/prompt""#, r#""ref/resource""#])),
         member("name", one_of(&[r#""echo""#, r#""secret""#])),
-        member("uri", one_of(&[r#""test://a""#, r#""test://\u0000""#, r#""""#])),
+        member(
+            "uri",
+            one_of(&[r#""test://a""#, r#""test://\u0000""#, r#""""#]),
+        ),
         prop::collection::vec((name(), value()), 0..2),
     )
         .prop_flat_map(|(kind, name, uri, extra)| {
-            let members: Vec<_> = [kind, name, uri].into_iter().flatten().chain(extra).collect();
+            let members: Vec<_> = [kind, name, uri]
+                .into_iter()
+                .flatten()
+                .chain(extra)
+                .collect();
             Just(members).prop_shuffle()
         })
         .prop_map(|members| object(&members));
     let other = prop_oneof![
         (one_of(&[r#""ref""#, r#""Ref""#]), reference),
-        (Just(r#""uri""#.to_owned()), Just(r#""test://a\u0007""#.to_owned())),
+        (
+            Just(r#""uri""#.to_owned()),
+            Just(r#""test://a\u0007""#.to_owned())
+        ),
     ];
     let addressed = prop_oneof![20 => (key, tool), 1 => other];
     let extra = prop::collection::vec((name(), value()), 0..3);

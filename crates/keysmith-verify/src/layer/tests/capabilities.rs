@@ -24,7 +24,10 @@ fn request(method: &str, params: &str) -> String {
 }
 
 fn read(uri: &str) -> String {
-    request("resources/read", &serde_json::json!({ "uri": uri }).to_string())
+    request(
+        "resources/read",
+        &serde_json::json!({ "uri": uri }).to_string(),
+    )
 }
 
 /// The status, and whether the service saw the request.
@@ -41,12 +44,22 @@ async fn what_the_key_names_goes_on() {
         request("resources/subscribe", r#"{"uri":"file:///public/x"}"#),
         request("resources/unsubscribe", r#"{"uri":"file:///public/x"}"#),
         request("prompts/get", r#"{"name":"Hello"}"#),
-        request("completion/complete", r#"{"ref":{"type":"ref/prompt","name":"Hello"},"argument":{"name":"a","value":""}}"#),
-        request("completion/complete", r#"{"ref":{"type":"ref/resource","uri":"file:///public/{name}"},"argument":{"name":"name","value":""}}"#),
+        request(
+            "completion/complete",
+            r#"{"ref":{"type":"ref/prompt","name":"Hello"},"argument":{"name":"a","value":""}}"#,
+        ),
+        request(
+            "completion/complete",
+            r#"{"ref":{"type":"ref/resource","uri":"file:///public/{name}"},"argument":{"name":"name","value":""}}"#,
+        ),
         request("resources/list", "{}"),
         request("prompts/list", "{}"),
     ] {
-        assert_eq!(outcome(body.clone()).await, (StatusCode::OK, true), "{body}");
+        assert_eq!(
+            outcome(body.clone()).await,
+            (StatusCode::OK, true),
+            "{body}"
+        );
     }
 }
 
@@ -66,24 +79,50 @@ async fn what_the_key_does_not_name_never_reaches_the_service() {
         request("resources/unsubscribe", r#"{"uri":"file:///secret"}"#),
         request("prompts/get", r#"{"name":"Goodbye"}"#),
         request("prompts/get", r#"{"Name":"Hello"}"#),
-        request("completion/complete", r#"{"ref":{"type":"ref/prompt","name":"Goodbye"}}"#),
-        request("completion/complete", r#"{"ref":{"type":"ref/resource","uri":"file:///secret/{x}"}}"#),
+        request(
+            "completion/complete",
+            r#"{"ref":{"type":"ref/prompt","name":"Goodbye"}}"#,
+        ),
+        request(
+            "completion/complete",
+            r#"{"ref":{"type":"ref/resource","uri":"file:///secret/{x}"}}"#,
+        ),
         // The type names an allowed prompt; the URI an upstream may read is not allowed.
-        request("completion/complete", r#"{"ref":{"type":"ref/prompt","name":"Hello","uri":"file:///secret"}}"#),
-        request("completion/complete", r#"{"ref":{"type":"ref/resource","uri":"file:///public/x","name":"Goodbye"}}"#),
+        request(
+            "completion/complete",
+            r#"{"ref":{"type":"ref/prompt","name":"Hello","uri":"file:///secret"}}"#,
+        ),
+        request(
+            "completion/complete",
+            r#"{"ref":{"type":"ref/resource","uri":"file:///public/x","name":"Goodbye"}}"#,
+        ),
     ];
     for body in forbidden {
-        assert_eq!(outcome(body.clone()).await, (StatusCode::FORBIDDEN, false), "{body}");
+        assert_eq!(
+            outcome(body.clone()).await,
+            (StatusCode::FORBIDDEN, false),
+            "{body}"
+        );
     }
     let malformed = [
         read("file:///public/a\u{0}"),
         read(&format!("file:///public/{}", "a".repeat(2048))),
-        request("completion/complete", r#"{"ref":{"type":"ref/tool","name":"echo"}}"#),
-        request("completion/complete", r#"{"argument":{"name":"a","value":""}}"#),
+        request(
+            "completion/complete",
+            r#"{"ref":{"type":"ref/tool","name":"echo"}}"#,
+        ),
+        request(
+            "completion/complete",
+            r#"{"argument":{"name":"a","value":""}}"#,
+        ),
         request("Resources/Read", r#"{"uri":"test://static-text"}"#),
     ];
     for body in malformed {
-        assert_eq!(outcome(body.clone()).await, (StatusCode::BAD_REQUEST, false), "{body}");
+        assert_eq!(
+            outcome(body.clone()).await,
+            (StatusCode::BAD_REQUEST, false),
+            "{body}"
+        );
     }
 }
 
@@ -95,8 +134,17 @@ async fn a_refusal_answers_the_request_and_names_what_was_refused() {
         Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::new())))
     });
     let layer = VerifyLayer::builder(OneKey, TenantScope::only("acme")).build();
-    let response = layer.layer(inner).oneshot(post(read("test://other"))).await.expect("infallible");
-    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    let response = layer
+        .layer(inner)
+        .oneshot(post(read("test://other")))
+        .await
+        .expect("infallible");
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
     let body: Value = serde_json::from_slice(&bytes).expect("json");
     assert_eq!(body["id"], 7);
     assert_eq!(body["error"]["code"], -32001);

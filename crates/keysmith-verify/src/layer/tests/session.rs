@@ -16,12 +16,12 @@ use tower::{Layer, ServiceExt, service_fn};
 
 use super::{ECHO, post, send};
 use crate::{
+    allowlist::Capabilities,
     backend::{BackendError, VerdictFuture, Verifier},
     layer::{MCP_SESSION_ID, TenantScope, VerifyLayer},
     outcome::VerifiedKey,
     session::{Binding, SessionHash, SessionOwner, SessionStore, StoreFuture},
     timestamp,
-    allowlist::Capabilities,
 };
 
 #[tokio::test]
