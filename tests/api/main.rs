@@ -39,6 +39,7 @@ mod gateway_routing_headers;
 mod gateway_trust;
 mod health;
 mod invitations;
+mod key_capabilities;
 mod keys;
 mod layers;
 mod limits;
