@@ -32,6 +32,7 @@ mod emails;
 mod files;
 mod fuzz;
 mod gateway;
+mod gateway_capabilities;
 mod gateway_listing_race;
 mod gateway_origin;
 mod gateway_refusals;
