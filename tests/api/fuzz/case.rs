@@ -276,7 +276,7 @@ fn spelled(text: impl Strategy<Value = String>) -> impl Strategy<Value = String>
     (text, 0..6u8).prop_map(|(text, form)| {
         let encoded = STANDARD.encode(text.as_bytes());
         match form {
-            0 | 1 | 2 => text,
+            0..=2 => text,
             3 => format!("=?base64?{encoded}?="),
             4 => format!("=?BASE64?{}?=", encoded.trim_end_matches('=')),
             _ => format!("=?base64?{text}?="),
