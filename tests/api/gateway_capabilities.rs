@@ -60,6 +60,22 @@ async fn listed(
     names
 }
 
+/// The resources, resource templates and prompts listed.
+async fn listings(gateway: &Gateway, key: &str) -> [Vec<String>; 3] {
+    [
+        listed(gateway, key, "resources/list", "resources", "uri").await,
+        listed(
+            gateway,
+            key,
+            "resources/templates/list",
+            "resourceTemplates",
+            "uriTemplate",
+        )
+        .await,
+        listed(gateway, key, "prompts/list", "prompts", "name").await,
+    ]
+}
+
 fn read(uri: &str) -> Value {
     json!({"uri": uri})
 }
@@ -148,26 +164,10 @@ async fn tools_only_key_reaches_nothing_else(app: &TestApp, program: Program) {
         )
         .await,
     );
-    assert!(
-        listed(&gateway, key, "resources/list", "resources", "uri")
-            .await
-            .is_empty()
-    );
-    assert!(
-        listed(
-            &gateway,
-            key,
-            "resources/templates/list",
-            "resourceTemplates",
-            "uriTemplate"
-        )
-        .await
-        .is_empty()
-    );
-    assert!(
-        listed(&gateway, key, "prompts/list", "prompts", "name")
-            .await
-            .is_empty()
+    assert_eq!(
+        listings(&gateway, key).await,
+        [Vec::<String>::new(), vec![], vec![]],
+        "no resource, template or prompt listed"
     );
     assert_eq!(
         listed(&gateway, key, "tools/list", "tools", "name").await,
@@ -221,23 +221,12 @@ async fn named_resources_and_prompts_only(app: &TestApp, program: Program) {
     let gateway = Gateway::start(app, &upstream.base).await;
 
     assert_eq!(
-        listed(&gateway, key, "resources/list", "resources", "uri").await,
-        ["file:///public/readme.txt", "test://static-text"]
-    );
-    assert_eq!(
-        listed(
-            &gateway,
-            key,
-            "resources/templates/list",
-            "resourceTemplates",
-            "uriTemplate"
-        )
-        .await,
-        ["file:///public/{name}"]
-    );
-    assert_eq!(
-        listed(&gateway, key, "prompts/list", "prompts", "name").await,
-        ["greeting"]
+        listings(&gateway, key).await,
+        [
+            vec!["file:///public/readme.txt", "test://static-text"],
+            vec!["file:///public/{name}"],
+            vec!["greeting"]
+        ]
     );
 
     for uri in [

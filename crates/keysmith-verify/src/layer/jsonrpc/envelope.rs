@@ -36,22 +36,16 @@ pub(super) enum Params<'de> {
     Other,
 }
 
-/// `params.name`, `params.uri` and `params.taskId`, when strings, and
-/// `params.ref` when an object.
+/// `params.name`, `params.uri`, `params.taskId` and `params.type`, when
+/// strings, and `params.ref` (the same members of it) when an object.
 #[derive(Debug, Default)]
 pub(super) struct Addressed<'de> {
     pub name: Option<Cow<'de, str>>,
     pub uri: Option<Cow<'de, str>>,
     pub task_id: Option<Cow<'de, str>>,
-    pub reference: Option<Reference<'de>>,
-}
-
-/// A completion's `params.ref`: its `type`, `name` and `uri`, when strings.
-#[derive(Debug, Default)]
-pub(super) struct Reference<'de> {
+    /// `type`: what a completion's `ref` is.
     pub kind: Option<Cow<'de, str>>,
-    pub name: Option<Cow<'de, str>>,
-    pub uri: Option<Cow<'de, str>>,
+    pub reference: Option<Box<Addressed<'de>>>,
 }
 
 /// Reads a whole body: the envelope of an object, `None` for any other
@@ -129,7 +123,10 @@ impl<'de> Visitor<'de> for Top {
                 "jsonrpc" => envelope.jsonrpc = Some(map.next_value_seed(Text { depth })?),
                 "id" => envelope.id = Some(map.next_value_seed(Strict { depth })?),
                 "method" => envelope.method = Some(map.next_value_seed(Text { depth })?),
-                "params" => envelope.params = Some(map.next_value_seed(ParamsSeed { depth })?),
+                "params" => {
+                    let seed = ParamsSeed { depth, outer: true };
+                    envelope.params = Some(map.next_value_seed(seed)?);
+                }
                 other => {
                     map.next_value_seed(Skim { depth })?;
                     match other {
@@ -179,9 +176,10 @@ impl<'de> Visitor<'de> for Text {
     }
 }
 
-/// `params` at `depth`.
+/// `params` at `depth` (`outer`), or its `ref`.
 struct ParamsSeed {
     depth: usize,
+    outer: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for ParamsSeed {
@@ -215,8 +213,15 @@ impl<'de> Visitor<'de> for ParamsSeed {
                 "name" => &mut addressed.name,
                 "uri" => &mut addressed.uri,
                 "taskId" => &mut addressed.task_id,
-                "ref" => {
-                    addressed.reference = map.next_value_seed(RefSeed { depth })?;
+                "type" => &mut addressed.kind,
+                "ref" if self.outer => {
+                    let seed = ParamsSeed {
+                        depth,
+                        outer: false,
+                    };
+                    if let Params::Object(reference) = map.next_value_seed(seed)? {
+                        addressed.reference = Some(Box::new(reference));
+                    }
                     continue;
                 }
                 _ => {
@@ -227,52 +232,5 @@ impl<'de> Visitor<'de> for ParamsSeed {
             *slot = map.next_value_seed(Text { depth })?;
         }
         Ok(Params::Object(addressed))
-    }
-}
-
-/// `params.ref` at `depth`: kept when an object, checked and dropped otherwise.
-struct RefSeed {
-    depth: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for RefSeed {
-    type Value = Option<Reference<'de>>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RefSeed {
-    type Value = Option<Reference<'de>>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("strict JSON")
-    }
-
-    skim_other_shapes!(None);
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let depth = nested(self.depth)?;
-        let mut reference = Reference::default();
-        let mut seen = SeenMembers::new();
-        while let Some(member) = map.next_key_seed(MemberName)? {
-            seen.insert(member.clone())?;
-            let slot = match member.as_ref() {
-                "type" => &mut reference.kind,
-                "name" => &mut reference.name,
-                "uri" => &mut reference.uri,
-                _ => {
-                    map.next_value_seed(Skim { depth })?;
-                    continue;
-                }
-            };
-            *slot = map.next_value_seed(Text { depth })?;
-        }
-        Ok(Some(reference))
     }
 }

@@ -460,6 +460,17 @@ fn member(
         .prop_map(move |v| v.map(|v| (format!("\"{name}\""), v)))
 }
 
+/// An object of the members present and `extra`, in any order.
+fn shuffled(
+    members: Vec<Option<(String, String)>>,
+    extra: Vec<(String, String)>,
+) -> impl Strategy<Value = String> {
+    let members: Vec<_> = members.into_iter().flatten().chain(extra).collect();
+    Just(members)
+        .prop_shuffle()
+        .prop_map(|members| object(&members))
+}
+
 fn one_of(texts: &[&'static str]) -> impl Strategy<Value = String> + use<> {
     prop::sample::select(texts.to_vec()).prop_map(str::to_owned)
 }
@@ -484,15 +495,7 @@ fn params() -> impl Strategy<Value = String> {
         ),
         prop::collection::vec((name(), value()), 0..2),
     )
-        .prop_flat_map(|(kind, name, uri, extra)| {
-            let members: Vec<_> = [kind, name, uri]
-                .into_iter()
-                .flatten()
-                .chain(extra)
-                .collect();
-            Just(members).prop_shuffle()
-        })
-        .prop_map(|members| object(&members));
+        .prop_flat_map(|(kind, name, uri, extra)| shuffled(vec![kind, name, uri], extra));
     let other = prop_oneof![
         (one_of(&[r#""ref""#, r#""Ref""#]), reference),
         (
@@ -539,14 +542,8 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
         prop::collection::vec((name(), value()), 0..2),
     )
         .prop_flat_map(|(jsonrpc, id, method, params, result, extra)| {
-            let members: Vec<_> = [jsonrpc, id, method, params, result]
-                .into_iter()
-                .flatten()
-                .chain(extra)
-                .collect();
-            Just(members).prop_shuffle()
-        })
-        .prop_map(|members| object(&members));
+            shuffled(vec![jsonrpc, id, method, params, result], extra)
+        });
     let answer = (
         member("jsonrpc", one_of(&[r#""2.0""#])),
         member("id", one_of(&["1", r#""r1""#])),
