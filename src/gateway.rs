@@ -140,7 +140,7 @@ pub async fn run(state: AppState, options: GatewayOptions) -> anyhow::Result<()>
         ),
     }
     if !options.mcp {
-        tracing::warn!("--no-mcp: bodies are not read and no tool allowlist is enforced");
+        tracing::warn!("--no-mcp: bodies are not read and no allowlist is enforced");
     }
     let roots = match &options.upstream_ca {
         Some(path) => Some(

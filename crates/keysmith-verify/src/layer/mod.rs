@@ -34,7 +34,7 @@
 //! layer never saw issued, is `404` before the upstream sees it.
 //!
 //! Routes that are not MCP opt out with
-//! [`VerifyLayerBuilder::not_mcp`]: bodies are then not read, no tool is
+//! [`VerifyLayerBuilder::not_mcp`]: bodies are then not read, no allowlist is
 //! enforced, sessions are not bound, and every request counts against the
 //! key's rate and quota (there are no tool calls to count; per-tool
 //! overrides do not apply).
