@@ -38,6 +38,9 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish,
+    /// powershell), e.g. `keysmith completions bash > /etc/bash_completion.d/keysmith`.
+    Completions { shell: clap_complete::Shell },
     /// Ask the server on KEYSMITH_BIND for /healthz: exit 0 if it answers
     /// 200 within 3 s (the Docker HEALTHCHECK; opens no database).
     Healthcheck,
@@ -224,6 +227,16 @@ enum ManagementScope {
 }
 
 impl Cli {
+    /// Parses the command line; `--help` ends with every `KEYSMITH_*`
+    /// variable and its default.
+    pub fn parse_args() -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Self::command()
+            .after_long_help(crate::config::variables::help())
+            .get_matches();
+        Self::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
+    }
+
     pub async fn run(self) -> ExitCode {
         if let Err(err) = startup::init_tracing() {
             let _ = writeln!(std::io::stderr(), "error: {err:#}");
@@ -241,6 +254,12 @@ impl Cli {
     }
 
     async fn execute(self) -> anyhow::Result<()> {
+        if let Command::Completions { shell } = self.command {
+            use clap::CommandFactory;
+            let mut command = Self::command();
+            clap_complete::generate(shell, &mut command, "keysmith", &mut std::io::stdout());
+            return Ok(());
+        }
         let config = Config::from_env()?;
         let bind = config.bind;
         // These open no database through the server's path, so none is created or migrated.
@@ -288,7 +307,10 @@ impl Cli {
                 startup::serve(state, listener, startup::shutdown_signal()).await?;
             }
             Command::Migrate => say(format_args!("migrations applied"))?,
-            Command::Healthcheck | Command::Backup { .. } | Command::Restore { .. } => {
+            Command::Healthcheck
+            | Command::Completions { .. }
+            | Command::Backup { .. }
+            | Command::Restore { .. } => {
                 unreachable!("answered before the database is opened")
             }
             Command::Gateway {
@@ -514,22 +536,51 @@ impl Cli {
     }
 }
 
-/// Reads the first line of standard input (prompting when it is a terminal).
+/// Reads the first line of standard input; on a terminal, prompts and reads
+/// it without echo (what is typed is never shown).
 async fn read_password() -> anyhow::Result<String> {
     use std::io::IsTerminal;
-    if std::io::stdin().is_terminal() {
-        let _ = write!(
-            std::io::stderr(),
-            "Password (input is visible; prefer piping it): "
-        );
-    }
-    let line = tokio::task::spawn_blocking(|| {
+    let terminal = std::io::stdin().is_terminal();
+    let line = tokio::task::spawn_blocking(move || {
+        // Echo goes off before the prompt shows: nothing typed after it is seen.
+        let _echo_off = terminal.then(EchoOff::new).transpose()?;
+        if terminal {
+            let _ = write!(std::io::stderr(), "Password (not shown): ");
+        }
         let mut line = String::new();
         std::io::stdin().read_line(&mut line).map(|_| line)
     })
     .await?
     .context("failed to read the password from standard input")?;
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// The terminal's echo turned off while it lives, restored when dropped
+/// (also on an error or a panic while reading).
+struct EchoOff(rustix::termios::Termios);
+
+impl EchoOff {
+    fn new() -> std::io::Result<Self> {
+        use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+        let stdin = std::io::stdin();
+        let before = tcgetattr(&stdin)?;
+        let mut quiet = before.clone();
+        // No echo of what is typed, but of the Enter that ends it.
+        quiet.local_modes.remove(LocalModes::ECHO);
+        quiet.local_modes.insert(LocalModes::ECHONL);
+        tcsetattr(&stdin, OptionalActions::Now, &quiet)?;
+        Ok(Self(before))
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        let _ = rustix::termios::tcsetattr(
+            std::io::stdin(),
+            rustix::termios::OptionalActions::Now,
+            &self.0,
+        );
+    }
 }
 
 fn say(args: std::fmt::Arguments<'_>) -> anyhow::Result<()> {

@@ -1,9 +1,7 @@
-use clap::Parser;
-
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    keysmith::cli::Cli::parse().run().await
+    keysmith::cli::Cli::parse_args().run().await
 }

@@ -28,6 +28,7 @@ mod caps;
 mod child;
 mod chromium;
 mod cli;
+mod cli_usability;
 mod conformance;
 mod connections;
 mod emails;
