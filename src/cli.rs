@@ -19,7 +19,7 @@ use crate::{
     error::AppError,
     startup,
 };
-use keysmith_verify::{KeyPrefix, ToolAllowlist};
+use keysmith_verify::{Capabilities, KeyPrefix};
 
 mod gateway_args;
 
@@ -447,7 +447,7 @@ impl Cli {
                     name: Name::parse("name", &name)?,
                     expiry: expires_in_days
                         .map_or(ExpiryRequest::TenantDefault, ExpiryRequest::InDays),
-                    allowed_tools: ToolAllowlist::any_tool(),
+                    allowed: Capabilities::everything(),
                     scopes: vec![match scope {
                         ManagementScope::Admin => Scope::admin(),
                         ManagementScope::Verify => Scope::verify(),

@@ -148,7 +148,7 @@ pub async fn run(config: Config, options: GatewayOptions) -> anyhow::Result<()> 
         );
     }
     if !options.mcp {
-        tracing::warn!("--no-mcp: bodies are not read and no tool allowlist is enforced");
+        tracing::warn!("--no-mcp: bodies are not read and no allowlist is enforced");
     }
     let roots = match &options.upstream_ca {
         Some(path) => Some(

@@ -17,7 +17,7 @@ use keysmith::{
     },
     startup,
 };
-use keysmith_verify::{KeyPrefix, ManualClock, Peppers, ToolAllowlist};
+use keysmith_verify::{Capabilities, KeyPrefix, ManualClock, Peppers};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -329,7 +329,7 @@ impl TestApp {
                 service_user_id: owner.id,
                 name: Name::parse("name", "management").expect("name"),
                 expiry: ExpiryRequest::TenantDefault,
-                allowed_tools: ToolAllowlist::any_tool(),
+                allowed: Capabilities::everything(),
                 scopes: vec![scope],
                 limits: Default::default(),
             },

@@ -1,6 +1,7 @@
 //! Keysmith verification: the key format shared with the server, peppered
 //! hashing, and verification against the Keysmith database.
 
+pub mod allowlist;
 pub mod audit;
 pub mod backend;
 mod base62;
@@ -29,6 +30,7 @@ mod timestamp;
 pub mod tls;
 pub mod tools;
 
+pub use allowlist::{Capabilities, PromptAllowlist, ResourceAllowlist, ToolAllowlist, UriPattern};
 pub use backend::{BackendError, Verifier};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use key::{ApiKey, KeyPrefix, MalformedKey};
@@ -41,4 +43,4 @@ pub use pepper::Peppers;
 pub use remote::RemoteVerifier;
 #[cfg(feature = "sql")]
 pub use sql::SqlVerifier;
-pub use tools::{ToolAllowlist, ToolPattern};
+pub use tools::ToolPattern;

@@ -14,12 +14,12 @@ use tower::Service;
 
 use super::{
     body::{BoxError, LayerBody},
+    capabilities,
     future::ResponseFuture,
     guard, headers,
-    jsonrpc::Message,
     layer::Shared,
     limited::{Counted, limited},
-    request_body, session, tools_list,
+    listings, request_body, session,
 };
 use crate::{
     audit::AuditRecord,
@@ -114,10 +114,7 @@ where
                     return Ok(refuse(&shared, &parts, ids, subject, refused, started).await);
                 }
             };
-            if let Some(Message::ToolCall { name, id }) = &message
-                && !key.allowed_tools.allows(name)
-            {
-                let refused = (tool_refused(name, id), VerifyCode::ToolNotAllowed);
+            if let Some(refused) = capabilities::refusal(key, message.as_ref()) {
                 return Ok(refuse(&shared, &parts, ids, subject, refused, started).await);
             }
             // Only requests allowed so far count against the key's limits.
@@ -140,9 +137,9 @@ where
                 line: audit_line(&shared, &parts, &identity.audit, subject, VerifyCode::Valid),
                 started,
             };
-            // Every answer is read for a tools listing when the key may not
-            // call every tool: by what it carries, not what was asked.
-            let listing_filter = tools_list::filter_for(shared.mcp, key, message.as_ref());
+            // Every answer is read for listings when the key names an
+            // allowlist: by what it carries, not what was asked.
+            let listing_filter = listings::filter_for(shared.mcp, key, message.as_ref());
             if listing_filter.is_some() {
                 // An answer the filter could not read would be refused whole.
                 parts.headers.remove(header::ACCEPT_ENCODING);
@@ -425,13 +422,4 @@ fn unauthorized<B>(shared: &Shared, code: &str) -> Response<LayerBody<B>> {
             .insert(header::WWW_AUTHENTICATE, value);
     }
     response
-}
-
-/// 403 with a JSON-RPC error that answers the request's id, so MCP clients
-/// show a tool error rather than a transport failure.
-fn tool_refused<B>(name: &str, id: &serde_json::Value) -> Response<LayerBody<B>> {
-    json_response(
-        StatusCode::FORBIDDEN,
-        json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32001, "message": format!("this API key may not call the tool `{name}`")}}),
-    )
 }
