@@ -20,7 +20,7 @@ use keysmith::{
         tenants::{self, NewTenant},
     },
 };
-use keysmith_verify::{ApiKey, KeyPrefix, Peppers, SqlVerifier, SystemClock, ToolAllowlist};
+use keysmith_verify::{ApiKey, Capabilities, KeyPrefix, Peppers, SqlVerifier, SystemClock};
 use subtle::ConstantTimeEq;
 
 /// Keys in the table during the database benchmarks, one run per size.
@@ -121,7 +121,7 @@ async fn seeded(url: &str, keys: usize) -> (Db, SqlVerifier, Vec<String>) {
             service_user_id: su.id.clone(),
             name: Name::parse("n", "k").expect("name"),
             expiry: ExpiryRequest::TenantDefault,
-            allowed_tools: ToolAllowlist::any_tool(),
+            allowed: Capabilities::everything(),
             scopes: Vec::new(),
             limits: Default::default(),
         };

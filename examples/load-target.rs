@@ -19,7 +19,7 @@ use axum::{Router, http::HeaderMap, routing::get};
 use clap::{Parser, ValueEnum};
 use keysmith::{config::Config, db::Db, domain::users};
 use keysmith_verify::{
-    ApiKey, Peppers, SqlVerifier, SystemClock, TenantScope, ToolAllowlist, VerifiedKey, Verifier,
+    ApiKey, Capabilities, Peppers, SqlVerifier, SystemClock, TenantScope, VerifiedKey, Verifier,
     VerifyCode, VerifyLayer, audit::spawn_sql_audit, backend::VerdictFuture, outcome::Refusal,
 };
 
@@ -150,7 +150,7 @@ async fn main() -> anyhow::Result<()> {
                 service_user_name: "bench".into(),
                 valid_until: time::OffsetDateTime::now_utc() + time::Duration::days(1),
                 scopes: Vec::new(),
-                allowed_tools: ToolAllowlist::any_tool(),
+                allowed: Capabilities::everything(),
                 limits: Default::default(),
                 token: None,
             };

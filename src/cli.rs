@@ -19,7 +19,9 @@ use crate::{
     error::AppError,
     startup,
 };
-use keysmith_verify::{KeyPrefix, TenantScope, ToolAllowlist};
+use keysmith_verify::{Capabilities, KeyPrefix};
+
+mod gateway_args;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,57 +72,7 @@ enum Command {
     #[command(subcommand, name = "management-key")]
     ManagementKey(ManagementKeyCommand),
     /// The verification layer in front of any HTTP or MCP server.
-    #[command(group(clap::ArgGroup::new("tenant_scope").required(true).args(["tenant", "any_tenant"])))]
-    Gateway {
-        /// Where verified requests go, e.g. http://127.0.0.1:9000 or https://…
-        #[arg(long)]
-        upstream: String,
-        #[arg(long, default_value = "127.0.0.1:8787")]
-        bind: std::net::SocketAddr,
-        /// Only keys of this tenant (slug) pass; any other key is 401.
-        #[arg(
-            long,
-            required_unless_present = "any_tenant",
-            conflicts_with = "any_tenant"
-        )]
-        tenant: Option<String>,
-        /// Let keys of EVERY tenant pass. Only for an upstream shared by all
-        /// tenants that tells them apart itself by `x-keysmith-tenant`.
-        #[arg(long)]
-        any_tenant: bool,
-        /// The upstream is not an MCP server: bodies are not read and no tool
-        /// allowlist is enforced.
-        #[arg(long)]
-        no_mcp: bool,
-        /// PEM file of root certificates to trust for an https upstream,
-        /// besides the Mozilla roots.
-        #[arg(long, env = "KEYSMITH_UPSTREAM_CA_FILE")]
-        upstream_ca: Option<std::path::PathBuf>,
-        /// `redis://…`: share keys' rate limits and quotas with every gateway
-        /// using this Redis. Absent: counted in this process only.
-        #[arg(long, env = "KEYSMITH_REDIS_URL", hide_env_values = true)]
-        redis_url: Option<String>,
-        /// A browser origin allowed besides the gateway's own, e.g.
-        /// https://app.example.com (repeatable; the variable takes a comma
-        /// list). A request whose Origin is neither is 403.
-        #[arg(
-            long = "allowed-origin",
-            env = "KEYSMITH_GATEWAY_ALLOWED_ORIGINS",
-            value_delimiter = ',',
-            value_parser = crate::gateway::AllowedOrigin::parse
-        )]
-        allowed_origins: Vec<crate::gateway::AllowedOrigin>,
-        /// Make the gateway an OAuth protected resource at this public URL
-        /// (e.g. https://mcp.example.com/mcp): RFC 9728 metadata naming the
-        /// tenant's issuer, and access tokens bound to this URL accepted
-        /// besides keys. Needs --tenant.
-        #[arg(
-            long,
-            conflicts_with = "any_tenant",
-            value_parser = crate::gateway::parse_resource
-        )]
-        resource: Option<String>,
-    },
+    Gateway(gateway_args::GatewayArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -272,8 +224,13 @@ impl Cli {
         }
         let config = Config::from_env()?;
         let bind = config.bind;
+        let command = match self.command {
+            // Builds only what it uses: never migrates, no mailer, no sessions.
+            Command::Gateway(args) => return args.run(config).await,
+            other => other,
+        };
         // These open no database through the server's path, so none is created or migrated.
-        match &self.command {
+        match &command {
             Command::Healthcheck => return crate::health_probe::probe(bind).await,
             Command::Backup { file } => {
                 let copied = crate::db::backup::backup(&config.database_url, file).await?;
@@ -301,7 +258,7 @@ impl Cli {
         let state = startup::prepare(config).await?;
         let now = state.now();
         let pool = state.pool();
-        match self.command {
+        match command {
             Command::Serve => {
                 let listener = tokio::net::TcpListener::bind(bind)
                     .await
@@ -320,32 +277,9 @@ impl Cli {
             Command::Healthcheck
             | Command::Completions { .. }
             | Command::Backup { .. }
-            | Command::Restore { .. } => {
+            | Command::Restore { .. }
+            | Command::Gateway(_) => {
                 unreachable!("answered before the database is opened")
-            }
-            Command::Gateway {
-                upstream,
-                bind,
-                tenant,
-                any_tenant: _,
-                no_mcp,
-                upstream_ca,
-                redis_url,
-                allowed_origins,
-                resource,
-            } => {
-                let options = crate::gateway::GatewayOptions {
-                    upstream,
-                    bind,
-                    // clap makes --tenant and --any-tenant exclusive, one required.
-                    tenant: tenant.map_or(TenantScope::Any, TenantScope::Only),
-                    mcp: !no_mcp,
-                    upstream_ca,
-                    redis_url: redis_url.map(crate::gateway::RedisUrl),
-                    allowed_origins,
-                    resource,
-                };
-                crate::gateway::run(state, options).await?
             }
             Command::Tenant(TenantCommand::Create {
                 slug,
@@ -513,7 +447,7 @@ impl Cli {
                     name: Name::parse("name", &name)?,
                     expiry: expires_in_days
                         .map_or(ExpiryRequest::TenantDefault, ExpiryRequest::InDays),
-                    allowed_tools: ToolAllowlist::any_tool(),
+                    allowed: Capabilities::everything(),
                     scopes: vec![match scope {
                         ManagementScope::Admin => Scope::admin(),
                         ManagementScope::Verify => Scope::verify(),

@@ -20,17 +20,20 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use keysmith_verify::{
-    ProtectedResource, SqlVerifier, TenantScope, VerifyLayer, audit::spawn_sql_audit,
-    limit::RedisLimiter, session::SqlSessions, tls,
-};
+use keysmith_verify::{ProtectedResource, TenantScope, limit::RedisLimiter, tls};
 
-use crate::{connections::ConnectionLimits, domain::tenants, state::AppState};
+use crate::{config::Config, connections::ConnectionLimits, metrics::access::metrics_allowed};
 
+mod backend;
+mod database;
 mod headers;
 mod origin;
 mod pool;
+pub mod remote;
 mod upstream;
+
+use backend::Backend;
+pub use backend::VerifySource;
 
 use headers::{ClientPeer, set_forwarding, strip_hop_by_hop};
 pub use origin::{AllowedOrigin, OriginPolicy};
@@ -51,6 +54,13 @@ pub struct GatewayOptions {
     pub redis_url: Option<RedisUrl>,
     /// Browser origins let through besides the gateway's own.
     pub allowed_origins: Vec<AllowedOrigin>,
+    /// The database, or a Keysmith server (`--verify-url`).
+    pub verify: VerifySource,
+    /// How long a verdict is trusted before the backend is asked again: the
+    /// most a revocation made elsewhere takes to reach this gateway.
+    pub cache_ttl: std::time::Duration,
+    /// Remote mode: audit events kept while the server cannot take them.
+    pub audit_spool: usize,
     /// `--resource`: the public URL that makes the gateway an OAuth
     /// protected resource (canonical form).
     pub resource: Option<String>,
@@ -63,9 +73,9 @@ pub fn parse_resource(raw: &str) -> Result<String, String> {
 }
 
 /// The protected resource `options` asks for: `--resource`, announcing the
-/// issuer of the gateway's tenant (`KEYSMITH_PUBLIC_URL`).
+/// issuer of the gateway's tenant at the server's `KEYSMITH_PUBLIC_URL`.
 fn protected_resource(
-    state: &AppState,
+    config: &Config,
     options: &GatewayOptions,
 ) -> anyhow::Result<Option<ProtectedResource>> {
     let Some(resource) = &options.resource else {
@@ -74,7 +84,7 @@ fn protected_resource(
     let TenantScope::Only(slug) = &options.tenant else {
         anyhow::bail!("--resource needs --tenant: a protected resource has one issuer");
     };
-    let issuer = crate::domain::oauth::issuer(&state.config.public_url, slug);
+    let issuer = crate::domain::oauth::issuer(&config.public_url, slug);
     let resource = ProtectedResource::new(resource, &issuer)?;
     tracing::info!(
         resource = resource.resource(),
@@ -169,21 +179,19 @@ async fn forward(State(upstream): State<Upstream>, request: Request) -> Response
     }
 }
 
-/// Serves the gateway until shutdown: SQL verification against this
-/// instance's database, audit written in batches and flushed on the way out.
-pub async fn run(state: AppState, options: GatewayOptions) -> anyhow::Result<()> {
-    match &options.tenant {
-        TenantScope::Only(slug) => {
-            tenants::find_by_slug(state.pool(), slug)
-                .await?
-                .with_context(|| format!("no tenant with the slug `{slug}` (--tenant)"))?;
-        }
-        TenantScope::Any => tracing::warn!(
+/// Serves the gateway until shutdown: keys verified against the database
+/// or through a Keysmith server, audit written in batches (or delivered to
+/// the server) and flushed on the way out.
+pub async fn run(config: Config, options: GatewayOptions) -> anyhow::Result<()> {
+    crate::metrics::recorder();
+    crate::files::restrict_umask();
+    if matches!(options.tenant, TenantScope::Any) {
+        tracing::warn!(
             "--any-tenant: keys of EVERY tenant pass this gateway; the upstream must tell tenants apart by x-keysmith-tenant"
-        ),
+        );
     }
     if !options.mcp {
-        tracing::warn!("--no-mcp: bodies are not read and no tool allowlist is enforced");
+        tracing::warn!("--no-mcp: bodies are not read and no allowlist is enforced");
     }
     let roots = match &options.upstream_ca {
         Some(path) => Some(
@@ -191,35 +199,21 @@ pub async fn run(state: AppState, options: GatewayOptions) -> anyhow::Result<()>
         ),
         None => None,
     };
-    let verifier = SqlVerifier::new(
-        state.pool().clone(),
-        state.peppers.clone(),
-        state.clock.clone(),
-    );
-    // Batches as large as half the queue: at light load a batch is what
-    // arrived during the writer's linger, but when a commit slows (each
-    // waits on its WAL fsync, which a VACUUM's or a checkpoint's writes
-    // slow), the next takes all that queued meanwhile. Capped at 256, a
-    // commit slower than 256 events' worth of requests (19 ms at 13.7k
-    // req/s) left the writer behind for good, and the full queue held every
-    // request (soak, BENCHMARKS.md).
+    let mut backend = Backend::start(&config, &options).await?;
     // Bound first: whether its address is loopback decides which names are
     // the gateway's own origin.
     let listener = tokio::net::TcpListener::bind(options.bind)
         .await
         .with_context(|| format!("failed to bind {}", options.bind))?;
     let origins = OriginPolicy::new(options.allowed_origins.clone(), listener.local_addr()?);
-    let (sink, flusher) = spawn_sql_audit(state.pool().clone(), 4096, 8192);
-    let mut builder = VerifyLayer::builder(verifier, options.tenant.clone())
+    let mut builder = backend
+        .layer_builder(options.tenant.clone())
         .guard(origins)
-        .audit(sink)
-        // Every gateway on this database knows every session's key.
-        .sessions(SqlSessions::new(state.pool().clone()))
-        .clock(Arc::clone(&state.clock));
+        .cache_ttl(options.cache_ttl);
     if !options.mcp {
         builder = builder.not_mcp();
     }
-    let resource = protected_resource(&state, &options)?;
+    let resource = protected_resource(&config, &options)?;
     if let Some(resource) = &resource {
         builder = builder.protected_resource(resource.clone());
     }
@@ -235,49 +229,42 @@ pub async fn run(state: AppState, options: GatewayOptions) -> anyhow::Result<()>
         );
     }
     let layer = builder.build();
-    // Revocations made through any server instance reach this cache at once.
-    let _listener = match state.db.engine {
-        crate::config::Engine::Postgres => Some(
-            keysmith_verify::invalidation::listen_postgres(
-                state.config.database_url.expose(),
-                layer.clone(),
-            )
-            .await
-            .context("failed to listen for key changes")?,
-        ),
-        crate::config::Engine::Sqlite => None,
-    };
-    let metrics_state = state.clone();
+    let _invalidations = backend.listen(&layer).await?;
+    let config = Arc::new(config);
     let app = proxy(&options.upstream, roots.as_deref())?
         .layer(layer)
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .merge(resource.as_ref().map(metadata_routes).unwrap_or_default())
-        // The layer's own metrics (outcomes, verify latency, audit queue),
-        // outside the layer, guarded like the server's.
+        // The layer's own metrics (outcomes, verify latency, audit queue
+        // and spool), outside the layer, guarded like the server's.
         .route(
             "/metrics",
-            axum::routing::get(
-                move |peer: Option<axum::Extension<ConnectInfo<ClientPeer>>>,
-                      headers: HeaderMap| {
-                    let state = metrics_state.clone();
-                    async move {
-                        let peer = peer.map(|axum::Extension(ConnectInfo(peer))| peer.addr);
-                        if !crate::routes::health::metrics_allowed(&state.config, &headers, peer) {
-                            return StatusCode::UNAUTHORIZED.into_response();
-                        }
-                        let text = crate::metrics::recorder()
-                            .map(|handle| handle.render())
-                            .unwrap_or_default();
-                        ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
-                            .into_response()
-                    }
-                },
-            ),
+            axum::routing::get(metrics).with_state(Arc::clone(&config)),
         );
     tracing::info!(addr = %listener.local_addr()?, upstream = options.upstream, "keysmith gateway listening");
-    let limits = state.config.connections;
-    serve_with(listener, app, &limits, crate::startup::shutdown_signal()).await?;
-    let written = flusher.shutdown().await;
+    serve_with(
+        listener,
+        app,
+        &config.connections,
+        crate::connections::shutdown_signal(),
+    )
+    .await?;
+    let written = backend.flusher.shutdown().await;
     tracing::info!(written, "audit flushed");
     Ok(())
+}
+
+async fn metrics(
+    State(config): State<Arc<Config>>,
+    peer: Option<axum::Extension<ConnectInfo<ClientPeer>>>,
+    headers: HeaderMap,
+) -> Response {
+    let peer = peer.map(|axum::Extension(ConnectInfo(peer))| peer.addr);
+    if !metrics_allowed(&config, &headers, peer) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let text = crate::metrics::recorder()
+        .map(|handle| handle.render())
+        .unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -83,7 +83,7 @@ pub async fn serve(
     };
     tracing::info!(
         addr = %listener.local_addr()?,
-        metrics = crate::routes::health::metrics_exposure(&state.config),
+        metrics = crate::metrics::access::metrics_exposure(&state.config),
         "keysmith listening"
     );
     let limits = state.config.connections;
@@ -124,24 +124,4 @@ pub fn serve_metrics(
     }))
 }
 
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down");
-}
+pub use crate::connections::shutdown_signal;

@@ -142,6 +142,31 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "gateway: PEM roots to trust for an https upstream",
     ),
     (
+        "KEYSMITH_VERIFY_URL",
+        "unset",
+        "gateway: verify through this Keysmith server, no database",
+    ),
+    (
+        "KEYSMITH_VERIFY_KEY",
+        "unset",
+        "gateway with --verify-url: a management key of scope verify",
+    ),
+    (
+        "KEYSMITH_VERIFY_CA_FILE",
+        "unset",
+        "gateway: PEM roots to trust for --verify-url",
+    ),
+    (
+        "KEYSMITH_VERIFY_CACHE_TTL_SECS",
+        "5",
+        "gateway: seconds a verdict is trusted (0-300)",
+    ),
+    (
+        "KEYSMITH_AUDIT_SPOOL_EVENTS",
+        "100000",
+        "remote gateway: audit events kept while the server is away",
+    ),
+    (
         "KEYSMITH_LOG",
         "info,sqlx=warn",
         "log filter (tracing env-filter syntax)",

@@ -5,6 +5,7 @@
 
 mod deadline_body;
 mod open_files;
+mod shutdown;
 mod tenant_gate;
 
 use std::{convert::Infallible, io, net::SocketAddr, sync::Arc, time::Duration};
@@ -20,6 +21,7 @@ use tokio::{
 
 pub use deadline_body::{BodyTimedOut, DeadlineBody};
 pub use open_files::raise_open_file_limit;
+pub use shutdown::shutdown_signal;
 pub use tenant_gate::TenantGate;
 
 /// Most connections served at once when none is configured (or half the

@@ -13,6 +13,7 @@ use crate::{
 };
 
 pub mod backup;
+pub mod existing;
 
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -31,6 +32,13 @@ impl Db {
         if engine == Engine::Sqlite {
             create_sqlite_parent_dir(url.expose())?;
         }
+        Self::connect_only(url).await
+    }
+
+    /// [`Db::connect`] without preparing anything on disk for SQLite.
+    async fn connect_only(url: &DatabaseUrl) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let engine = url.engine();
         let options = sqlx::any::AnyConnectOptions::from_str(url.expose())
             .context("failed to parse the database URL")?;
         let pool = AnyPoolOptions::new()
@@ -58,11 +66,7 @@ impl Db {
 
     #[tracing::instrument(skip_all)]
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        let migrator = match self.engine {
-            Engine::Sqlite => sqlx::migrate!("migrations/sqlite"),
-            Engine::Postgres => sqlx::migrate!("migrations/postgres"),
-        };
-        migrator
+        migrator(self.engine)
             .run(&self.pool)
             .await
             .context("failed to apply database migrations")
@@ -71,6 +75,14 @@ impl Db {
     /// Readiness: the database answers.
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+/// This binary's migrations for `engine`.
+fn migrator(engine: Engine) -> sqlx::migrate::Migrator {
+    match engine {
+        Engine::Sqlite => sqlx::migrate!("migrations/sqlite"),
+        Engine::Postgres => sqlx::migrate!("migrations/postgres"),
     }
 }
 

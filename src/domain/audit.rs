@@ -13,6 +13,8 @@ use crate::{
     error::{AppError, AppResult},
 };
 
+pub mod imported;
+
 /// An event about to be written.
 #[derive(Debug)]
 pub struct NewAuditEvent<'a> {

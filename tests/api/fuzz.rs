@@ -1,5 +1,6 @@
 //! Differential fuzzing of the gateway in MCP mode. Mutated `tools/call`
-//! requests (see [`case`]) go raw through the gateway, with a key allowed
+//! requests (see [`case`]: body, bytes, framing, generated `Mcp-Name`,
+//! `Mcp-Method` and `Mcp-Session-Id` headers) go raw through the gateway, with a key allowed
 //! only `echo`, to two servers that read bodies their own way: the TS SDK
 //! server (`JSON.parse` after a TextDecoder) and the careless upstream
 //! (gunzip, UTF-16, `json.loads`, batches). Whatever a server ran must be a
@@ -38,7 +39,7 @@ const WAIT: Duration = Duration::from_secs(3);
 #[derive(Debug)]
 struct Raw {
     method: &'static str,
-    headers: Vec<(&'static str, &'static str)>,
+    headers: Vec<(&'static str, String)>,
     body: Vec<u8>,
     transport: Transport,
 }
@@ -47,7 +48,7 @@ impl Raw {
     fn post(content_type: &'static str, body: Vec<u8>) -> Self {
         Self {
             method: "POST",
-            headers: vec![("content-type", content_type)],
+            headers: vec![("content-type", content_type.to_owned())],
             body,
             transport: Transport::Reqwest,
         }
@@ -159,7 +160,7 @@ async fn send(
             .header("x-request-id", request_id)
             .body(raw.body.clone());
         for (name, value) in &raw.headers {
-            request = request.header(*name, *value);
+            request = request.header(*name, value);
         }
         // An answer may be a stream that stays open (a GET the server takes
         // for its SSE channel): what came within the time is the answer.
@@ -425,8 +426,8 @@ async fn regressions(app: &TestApp) {
             "gzip body",
             Raw {
                 headers: vec![
-                    ("content-type", "application/json"),
-                    ("content-encoding", "gzip"),
+                    ("content-type", "application/json".to_owned()),
+                    ("content-encoding", "gzip".to_owned()),
                 ],
                 ..Raw::post("", encode(Encoding::Gzip("gzip"), &secret))
             },
@@ -436,8 +437,8 @@ async fn regressions(app: &TestApp) {
             "deflate body",
             Raw {
                 headers: vec![
-                    ("content-type", "application/json"),
-                    ("content-encoding", "deflate"),
+                    ("content-type", "application/json".to_owned()),
+                    ("content-encoding", "deflate".to_owned()),
                 ],
                 ..Raw::post("", encode(Encoding::Deflate("deflate"), &secret))
             },

@@ -42,7 +42,7 @@ async fn serve_plain(router: Router) -> String {
 
 /// `router` over TLS with a fresh self-signed certificate for 127.0.0.1:
 /// the https base URL and the certificate (PEM) a client must be told to trust.
-async fn serve_tls(router: Router) -> (String, String) {
+pub async fn serve_tls(router: Router) -> (String, String) {
     let certified =
         rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("certificate");
     let key = rustls::pki_types::PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());

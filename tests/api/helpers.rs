@@ -17,7 +17,7 @@ use keysmith::{
     },
     startup,
 };
-use keysmith_verify::{KeyPrefix, ManualClock, Peppers, ToolAllowlist};
+use keysmith_verify::{Capabilities, KeyPrefix, ManualClock, Peppers};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -186,6 +186,16 @@ impl TestApp {
         env: &[(&str, String)],
         clock: Option<ManualClock>,
     ) -> Self {
+        Self::spawn_at(db, env, clock, "127.0.0.1:0").await
+    }
+
+    /// Starts the app on `addr` (a restart on the address a client knows).
+    pub async fn spawn_at(
+        db: TestDb,
+        env: &[(&str, String)],
+        clock: Option<ManualClock>,
+        addr: &str,
+    ) -> Self {
         keysmith_verify::tls::install_default_provider();
         let config = test_config(&db, env);
         let clock = clock.unwrap_or_else(ManualClock::starting_now);
@@ -194,9 +204,7 @@ impl TestApp {
             .await
             .expect("state");
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
         let server_state = state.clone();
@@ -321,7 +329,7 @@ impl TestApp {
                 service_user_id: owner.id,
                 name: Name::parse("name", "management").expect("name"),
                 expiry: ExpiryRequest::TenantDefault,
-                allowed_tools: ToolAllowlist::any_tool(),
+                allowed: Capabilities::everything(),
                 scopes: vec![scope],
                 limits: Default::default(),
             },

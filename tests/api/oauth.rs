@@ -250,8 +250,19 @@ both_engines! {
         let open = app.create_key(&su, json!({"name": "open"})).await;
         let all = client_token(&app, "acme", &open, RESOURCE, None).await;
         assert_eq!(all["scope"], "tools:* resources:* prompts:*");
-        let resources_only = client_token(&app, "acme", &open, RESOURCE, Some("resources:test://static*")).await;
-        assert_eq!(app.verify(resources_only["access_token"].as_str().expect("token"), Some("whoami")).await["code"], "tool_not_allowed");
+        let resources_only = client_token(&app, "acme", &open, RESOURCE, Some("resources:test://static* prompts:greet")).await;
+        let verdict = app.verify(resources_only["access_token"].as_str().expect("token"), Some("whoami")).await;
+        assert_eq!(verdict["code"], "tool_not_allowed");
+        assert_eq!(verdict["allowed_resources"], json!(["test://static*"]), "{verdict}");
+        assert_eq!(verdict["allowed_prompts"], json!(["greet"]));
+        // A key naming resources: a token may narrow them, never widen them.
+        let resources = app.create_key(&su, json!({"name": "docs", "allowed_resources": ["file:///docs/*"]})).await;
+        client_token(&app, "acme", &resources, RESOURCE, Some("resources:file:///docs/a.md")).await;
+        for beyond in ["resources:file:///*", "resources:file:///etc/passwd", "tools:*"] {
+            let (id, secret) = (resources["id"].as_str().expect("id"), resources["key"].as_str().expect("key"));
+            let res = oauth_post(&app, "acme", "token", Auth::Post(id, secret), &[("grant_type", "client_credentials"), ("resource", RESOURCE), ("scope", beyond)]).await;
+            expect_oauth_error(res, StatusCode::BAD_REQUEST, "invalid_scope").await;
+        }
     }
 
     async fn revoking_or_disabling_the_parent_stops_its_tokens(app: TestApp) {

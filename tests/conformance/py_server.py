@@ -27,6 +27,7 @@ import time  # noqa: E402
 import uvicorn  # noqa: E402
 from mcp.server.mcpserver import Context, MCPServer  # noqa: E402
 from mcp.server.transport_security import TransportSecuritySettings  # noqa: E402
+from mcp.types import Completion  # noqa: E402
 
 server = MCPServer("conformance-py", version="1.0.0", log_level="WARNING")
 
@@ -85,7 +86,59 @@ def test_simple_prompt() -> str:
 
 @server.resource("test://static-text", name="static-text", mime_type="text/plain")
 def static_text() -> str:
+    read("test://static-text", None)
     return "This is the content of the static text resource."
+
+
+# Resources, prompts and completions a key's allowlists govern (tests/api/capabilities.rs).
+def read(uri: str, ctx: Context | None) -> None:
+    """Logs a resource read or a completion to $RAN_LOG as `read:<uri>` (static
+    resources get no Context in this SDK: their user is `-`)."""
+    log = os.environ.get("RAN_LOG")
+    if log:
+        user = headers(ctx).get("x-keysmith-service-user", "-") if ctx is not None else "-"
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"read:{uri}\t{user}\n")
+
+
+@server.resource("file:///public/readme.txt", name="public-readme", mime_type="text/plain")
+def public_readme() -> str:
+    read("file:///public/readme.txt", None)
+    return "public readme"
+
+
+@server.resource("file:///secret/passwd", name="secret-passwd", mime_type="text/plain")
+def secret_passwd() -> str:
+    read("file:///secret/passwd", None)
+    return "root:secret"
+
+
+@server.resource("file:///public/{name}", name="public-file", mime_type="text/plain")
+def public_file(name: str, ctx: Context) -> str:
+    read(f"file:///public/{name}", ctx)
+    return f"public file {name}"
+
+
+@server.resource("file:///secret/{name}", name="secret-file", mime_type="text/plain")
+def secret_file(name: str, ctx: Context) -> str:
+    read(f"file:///secret/{name}", ctx)
+    return f"secret file {name}"
+
+
+@server.prompt(name="greeting", description="Greets someone")
+def greeting(name: str) -> str:
+    return f"Hello, {name}!"
+
+
+@server.prompt(name="secret_prompt", description="The prompt test keys may NOT get")
+def secret_prompt() -> str:
+    return "the secret prompt"
+
+
+@server.completion()
+async def complete(ref, argument, context):
+    read(f"complete:{getattr(ref, 'name', None) or getattr(ref, 'uri', None)}", None)
+    return Completion(values=[f"{argument.value}-completed"])
 
 
 class QuietExitServer(uvicorn.Server):

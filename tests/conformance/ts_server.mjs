@@ -12,7 +12,8 @@
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { completable } from '@modelcontextprotocol/sdk/server/completable.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { z } from 'zod';
 
@@ -62,7 +63,38 @@ function buildServer() {
     });
   server.registerTool('secret_admin', { description: 'The tool test keys may NOT call' },
     async (extra) => { ran('secret_admin', extra); return text('ran'); });
+  registerResourcesAndPrompts(server);
   return server;
+}
+
+// Resources, prompts and completions a key's allowlists govern
+// (tests/api/capabilities.rs): each read or completion is logged as
+// `read:<uri>` (or `read:complete:<ref>`) in $RAN_LOG.
+function registerResourcesAndPrompts(server) {
+  const contents = (uri, t) => ({ contents: [{ uri, mimeType: 'text/plain', text: t }] });
+  const fixed = [
+    ['static-text', 'test://static-text', 'This is the content of the static text resource.'],
+    ['public-readme', 'file:///public/readme.txt', 'public readme'],
+    ['secret-passwd', 'file:///secret/passwd', 'root:secret'],
+  ];
+  for (const [name, uri, body] of fixed) {
+    server.registerResource(name, uri, { mimeType: 'text/plain' },
+      async (u, extra) => { ran(`read:${u.href}`, extra); return contents(u.href, body); });
+  }
+  for (const dir of ['public', 'secret']) {
+    const complete = { name: (value) => { return [`${value}-completed`]; } };
+    const template = new ResourceTemplate(`file:///${dir}/{name}`, { list: undefined, complete });
+    server.registerResource(`${dir}-file`, template, { mimeType: 'text/plain' },
+      async (u, { name }, extra) => { ran(`read:${u.href}`, extra); return contents(u.href, `${dir} file ${name}`); });
+  }
+  server.registerPrompt('test_simple_prompt', { description: 'A prompt without arguments' },
+    async () => ({ messages: [{ role: 'user', content: { type: 'text', text: 'This is a simple prompt for testing.' } }] }));
+  server.registerPrompt('greeting', {
+    description: 'Greets someone',
+    argsSchema: { name: completable(z.string(), (value) => [`${value}-completed`]) },
+  }, async ({ name }) => ({ messages: [{ role: 'user', content: { type: 'text', text: `Hello, ${name}!` } }] }));
+  server.registerPrompt('secret_prompt', { description: 'The prompt test keys may NOT get' },
+    async () => ({ messages: [{ role: 'user', content: { type: 'text', text: 'the secret prompt' } }] }));
 }
 
 // --stateful: the transports of open sessions, by session id.

@@ -149,10 +149,10 @@ mod tests {
 
     use super::*;
     use crate::{
+        allowlist::Capabilities,
         clock::ManualClock,
         outcome::{Refusal, VerifiedKey, VerifyCode},
         timestamp,
-        tools::ToolAllowlist,
     };
 
     /// Answers `valid` for keys starting with "good", `revoked` otherwise,
@@ -174,7 +174,7 @@ mod tests {
                         service_user_name: "s".into(),
                         valid_until: timestamp::from_unix(4_000_000_000),
                         scopes: vec![],
-                        allowed_tools: ToolAllowlist::any_tool(),
+                        allowed: Capabilities::everything(),
                         limits: Default::default(),
                         token: None,
                     })

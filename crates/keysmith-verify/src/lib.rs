@@ -1,6 +1,7 @@
 //! Keysmith verification: the key format shared with the server, peppered
 //! hashing, and verification against the Keysmith database.
 
+pub mod allowlist;
 pub mod audit;
 pub mod backend;
 mod base62;
@@ -34,6 +35,7 @@ pub mod tls;
 pub mod token;
 pub mod tools;
 
+pub use allowlist::{Capabilities, PromptAllowlist, ResourceAllowlist, ToolAllowlist, UriPattern};
 pub use backend::{BackendError, Verifier};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use key::{ApiKey, KeyPrefix, MalformedKey};
@@ -48,4 +50,4 @@ pub use resource::ProtectedResource;
 #[cfg(feature = "sql")]
 pub use sql::SqlVerifier;
 pub use token::{Credential, OAuthToken, TokenKind};
-pub use tools::{ToolAllowlist, ToolPattern};
+pub use tools::ToolPattern;

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::{limit::KeyLimits, tools::ToolAllowlist};
+use crate::{allowlist::Capabilities, limit::KeyLimits};
 
 /// Why a key was refused, or `Valid`. These are the `code` values of
 /// `POST /api/v1/verify`; renaming one breaks clients.
@@ -17,6 +17,13 @@ pub enum VerifyCode {
     Revoked,
     Disabled,
     ToolNotAllowed,
+    /// Never answered by `POST /api/v1/verify`: the layer's audit reason for
+    /// a request of a resource (`resources/read`, `…/subscribe`,
+    /// `…/unsubscribe`, a completion of one) outside the key's allowlist.
+    ResourceNotAllowed,
+    /// Never answered by `POST /api/v1/verify`: the layer's audit reason for
+    /// a `prompts/get` (or a completion) of a prompt outside the key's allowlist.
+    PromptNotAllowed,
     /// Never answered by `POST /api/v1/verify`: the layer's audit reason for
     /// a call over the key's rate limit.
     RateLimited,
@@ -59,6 +66,8 @@ impl VerifyCode {
             Self::Revoked => "revoked",
             Self::Disabled => "disabled",
             Self::ToolNotAllowed => "tool_not_allowed",
+            Self::ResourceNotAllowed => "resource_not_allowed",
+            Self::PromptNotAllowed => "prompt_not_allowed",
             Self::RateLimited => "rate_limited",
             Self::QuotaExhausted => "quota_exhausted",
             Self::LimitsUnavailable => "limits_unavailable",
@@ -83,7 +92,8 @@ pub struct VerifiedKey {
     /// When the key stops working: its expiry, or its rotation cutoff if earlier.
     pub valid_until: OffsetDateTime,
     pub scopes: Vec<String>,
-    pub allowed_tools: ToolAllowlist,
+    /// The tools, resources and prompts it may use.
+    pub allowed: Capabilities,
     /// The key's rate limit and quota, enforced by the layer (default: none).
     pub limits: KeyLimits,
     /// Set when what was presented is an OAuth access token of this key

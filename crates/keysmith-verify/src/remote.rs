@@ -3,20 +3,22 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    allowlist::{Allowlist, Capabilities},
     backend::{BackendError, VerdictFuture, Verifier},
     limit::{KeyLimits, Quota, RateLimit},
     outcome::{Refusal, TokenGrant, VerifiedKey, VerifyCode},
     timestamp,
     tls::{self, TlsError},
-    tools::{ToolAllowlist, ToolPattern},
 };
 
 /// Asks a Keysmith server (`POST /api/v1/verify`) with a management key of the tenant.
 #[derive(Clone)]
 pub struct RemoteVerifier {
-    client: reqwest::Client,
+    pub(crate) client: reqwest::Client,
+    /// The server's root, without a trailing `/`.
+    pub(crate) base_url: String,
     endpoint: String,
-    management_key: String,
+    pub(crate) management_key: String,
 }
 
 impl std::fmt::Debug for RemoteVerifier {
@@ -45,9 +47,11 @@ impl RemoteVerifier {
             .timeout(std::time::Duration::from_secs(5))
             .build()
             .map_err(|err| TlsError::BadCertificate(err.to_string()))?;
+        let base_url = base_url.trim_end_matches('/').to_owned();
         Ok(Self {
             client,
-            endpoint: format!("{}/api/v1/verify", base_url.trim_end_matches('/')),
+            endpoint: format!("{base_url}/api/v1/verify"),
+            base_url,
             management_key,
         })
     }
@@ -68,6 +72,12 @@ struct RemoteResponse {
     expires_at: Option<String>,
     scopes: Option<Vec<String>>,
     allowed_tools: Option<Vec<String>>,
+    /// Absent from older servers: read under least privilege, as the
+    /// server reads its own rows.
+    #[serde(default)]
+    allowed_resources: Option<Vec<String>>,
+    #[serde(default)]
+    allowed_prompts: Option<Vec<String>>,
     /// Absent from older servers: no limits.
     #[serde(default)]
     rate_limit: Option<RateLimit>,
@@ -102,15 +112,12 @@ impl RemoteResponse {
             service_user_name: self.service_user.unwrap_or_default(),
             valid_until: timestamp::from_unix(valid_until.unix_timestamp()),
             scopes: self.scopes.unwrap_or_default(),
-            allowed_tools: match self.allowed_tools {
-                None => ToolAllowlist::any_tool(),
-                // An entry we cannot parse allows nothing: fail closed.
-                Some(list) => ToolAllowlist::only(
-                    list.iter()
-                        .filter_map(|t| ToolPattern::parse(t).ok())
-                        .collect(),
-                ),
-            },
+            // An entry that cannot be read allows nothing: fail closed.
+            allowed: Capabilities::new(
+                Allowlist::from_remote(self.allowed_tools),
+                Allowlist::from_remote(self.allowed_resources),
+                Allowlist::from_remote(self.allowed_prompts),
+            ),
             limits: KeyLimits {
                 rate_limit: self.rate_limit,
                 quota: self.quota,

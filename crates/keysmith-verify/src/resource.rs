@@ -144,9 +144,14 @@ impl ProtectedResource {
     /// `WWW-Authenticate` of a `403` for a capability outside a token's
     /// scopes (step-up: the scope it would need).
     pub(crate) fn insufficient_scope(&self, scope: &str) -> String {
-        let escaped = scope.replace('\\', "\\\\").replace('"', "\\\"");
+        let scope = if scope.is_empty() {
+            String::new()
+        } else {
+            let escaped = scope.replace('\\', "\\\\").replace('"', "\\\"");
+            format!(" scope=\"{escaped}\",")
+        };
         format!(
-            "Bearer error=\"insufficient_scope\", scope=\"{escaped}\", resource_metadata=\"{}\"",
+            "Bearer error=\"insufficient_scope\",{scope} resource_metadata=\"{}\"",
             self.metadata_url
         )
     }

@@ -9,7 +9,10 @@
 
 use std::fmt;
 
-use crate::tools::{ToolAllowlist, ToolPattern};
+use crate::{
+    allowlist::{Allowlist, Capabilities, UriPattern},
+    tools::ToolPattern,
+};
 
 /// The capability kinds a scope can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -74,14 +77,13 @@ impl McpScope {
         let kind = ScopeKind::parse(kind).ok_or_else(unknown)?;
         let valid = match kind {
             ScopeKind::Tools | ScopeKind::Prompts => ToolPattern::parse(pattern).is_ok(),
-            // A URI or URI prefix: visible ASCII that a scope token may carry
-            // (RFC 6749 §3.3, no `"` or `\`), at most one `*`, at the end.
+            // A URI or URI prefix under the allowlists' own rules, in the
+            // characters a scope token may carry (RFC 6749 §3.3).
             ScopeKind::Resources => {
-                let uri = pattern.strip_suffix('*').unwrap_or(pattern);
-                (1..=2048).contains(&pattern.len())
-                    && uri
+                UriPattern::parse(pattern).is_ok()
+                    && pattern
                         .bytes()
-                        .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\' | b'*'))
+                        .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\'))
             }
         };
         if valid {
@@ -166,7 +168,7 @@ impl ScopeSet {
         match self
             .0
             .iter()
-            .find(|scope| !covers(key(scope.kind).as_deref(), &scope.pattern))
+            .find(|scope| !covers(scope.kind, key(scope.kind).as_deref(), &scope.pattern))
         {
             Some(beyond) => Err(InvalidScope::BeyondKey(beyond.to_string())),
             None => Ok(()),
@@ -209,20 +211,24 @@ impl fmt::Display for ScopeSet {
     }
 }
 
-/// Whether `pattern` matches `name`: exact, or `prefix*`.
-fn matches(pattern: &str, name: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => name.starts_with(prefix),
-        None => pattern == name,
+/// Whether `pattern` of `kind` matches `name`, by the allowlists' own rules
+/// (a resource prefix admits only plain URIs).
+fn matches(kind: ScopeKind, pattern: &str, name: &str) -> bool {
+    match kind {
+        ScopeKind::Resources => UriPattern::parse(pattern).is_ok_and(|p| p.matches(name)),
+        ScopeKind::Tools | ScopeKind::Prompts => match pattern.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => pattern == name,
+        },
     }
 }
 
 /// What two patterns both match, as one pattern (the language is closed
 /// under intersection: a name, a prefix, or nothing).
-fn meet(a: &str, b: &str) -> Option<String> {
+fn meet(kind: ScopeKind, a: &str, b: &str) -> Option<String> {
     match (a.strip_suffix('*'), b.strip_suffix('*')) {
-        (None, _) => matches(b, a).then(|| a.to_owned()),
-        (_, None) => matches(a, b).then(|| b.to_owned()),
+        (None, _) => matches(kind, b, a).then(|| a.to_owned()),
+        (_, None) => matches(kind, a, b).then(|| b.to_owned()),
         (Some(p), Some(q)) if p.starts_with(q) => Some(a.to_owned()),
         (Some(p), Some(q)) if q.starts_with(p) => Some(b.to_owned()),
         _ => None,
@@ -230,20 +236,23 @@ fn meet(a: &str, b: &str) -> Option<String> {
 }
 
 /// Whether every name `pattern` matches is in `list` (`None`: every name).
-fn covers(list: Option<&[String]>, pattern: &str) -> bool {
+fn covers(kind: ScopeKind, list: Option<&[String]>, pattern: &str) -> bool {
     list.is_none_or(|list| {
         list.iter()
-            .any(|allowed| meet(pattern, allowed).as_deref() == Some(pattern))
+            .any(|allowed| meet(kind, pattern, allowed).as_deref() == Some(pattern))
     })
 }
 
-/// What both lists reach (`None`: every name).
-pub fn intersect(a: Option<&[String]>, b: Option<&[String]>) -> KindList {
+/// What both lists of `kind` reach (`None`: every name).
+pub fn intersect(kind: ScopeKind, a: Option<&[String]>, b: Option<&[String]>) -> KindList {
     match (a, b) {
         (None, other) | (other, None) => other.map(<[String]>::to_vec),
         (Some(a), Some(b)) => {
             let mut both: Vec<String> = Vec::new();
-            for meet in a.iter().flat_map(|x| b.iter().filter_map(|y| meet(x, y))) {
+            for meet in a
+                .iter()
+                .flat_map(|x| b.iter().filter_map(|y| meet(kind, x, y)))
+            {
                 if !both.contains(&meet) {
                     both.push(meet);
                 }
@@ -253,34 +262,24 @@ pub fn intersect(a: Option<&[String]>, b: Option<&[String]>) -> KindList {
     }
 }
 
-/// A tool allowlist as the kind list [`intersect`] works on, and back.
-pub fn tool_list(allowlist: &ToolAllowlist) -> KindList {
-    allowlist
-        .patterns()
-        .map(|p| p.iter().map(|t| t.as_str().to_owned()).collect())
+/// What a token granted `scopes` reaches of its key's capabilities: kind by
+/// kind, what both allow (a pattern no allowlist can read allows nothing).
+pub fn narrow(key: &Capabilities, scopes: &ScopeSet) -> Capabilities {
+    let reach = key_reach(key);
+    let both = |kind| intersect(kind, reach(kind).as_deref(), Some(&scopes.patterns(kind)));
+    Capabilities::new(
+        Allowlist::from_remote(both(ScopeKind::Tools)),
+        Allowlist::from_remote(both(ScopeKind::Resources)),
+        Allowlist::from_remote(both(ScopeKind::Prompts)),
+    )
 }
 
-/// The allowlist of what a kind list names (a pattern that is not a tool
-/// pattern allows nothing: fail closed).
-pub fn tool_allowlist(list: KindList) -> ToolAllowlist {
-    match list {
-        None => ToolAllowlist::any_tool(),
-        Some(list) => ToolAllowlist::only(
-            list.iter()
-                .filter_map(|p| ToolPattern::parse(p).ok())
-                .collect(),
-        ),
-    }
-}
-
-/// What a key of these allowlists reaches, kind by kind. Until keys carry
-/// resource and prompt allowlists, a key limited to some tools reaches no
-/// resource or prompt (the least-privilege rule of the allowlists), and a
-/// key without a list reaches everything.
-pub fn key_reach(tools: &ToolAllowlist) -> impl Fn(ScopeKind) -> KindList + '_ {
+/// What a key reaches, kind by kind (its allowlists under least privilege).
+pub fn key_reach(key: &Capabilities) -> impl Fn(ScopeKind) -> KindList + '_ {
     move |kind| match kind {
-        ScopeKind::Tools => tool_list(tools),
-        ScopeKind::Resources | ScopeKind::Prompts => tools.patterns().map(|_| Vec::new()),
+        ScopeKind::Tools => key.tools().to_strings(),
+        ScopeKind::Resources => key.resources().to_strings(),
+        ScopeKind::Prompts => key.prompts().to_strings(),
     }
 }
 
@@ -359,7 +358,8 @@ mod tests {
 
     #[test]
     fn intersections() {
-        let both = |a: KindList, b: KindList| intersect(a.as_deref(), b.as_deref());
+        let both =
+            |a: KindList, b: KindList| intersect(ScopeKind::Tools, a.as_deref(), b.as_deref());
         assert_eq!(both(None, None), None);
         assert_eq!(both(None, list(&["a"])), list(&["a"]));
         assert_eq!(
@@ -372,7 +372,12 @@ mod tests {
             list(&["ab*", "abc"])
         );
         assert_eq!(both(list(&["a*"]), list(&["b*"])), list(&[]));
-        let tools = tool_allowlist(both(list(&["files/*"]), list(&["files/read"])));
-        assert!(tools.allows("files/read") && !tools.allows("files/write"));
+        let key = Capabilities::tools_only(vec![ToolPattern::parse("files/*").expect("valid")]);
+        let narrowed = narrow(
+            &key,
+            &ScopeSet::parse("tools:files/read prompts:x").expect("valid"),
+        );
+        assert!(narrowed.tools().allows("files/read") && !narrowed.tools().allows("files/write"));
+        assert!(!narrowed.prompts().allows("x"), "beyond the key: no prompt");
     }
 }

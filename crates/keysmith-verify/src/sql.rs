@@ -5,6 +5,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::{
+    allowlist::Capabilities,
     backend::{BackendError, VerdictFuture, Verifier},
     clock::SharedClock,
     key::ApiKey,
@@ -16,7 +17,6 @@ use crate::{
     sqlite::{self, Readers},
     timestamp,
     token::{Credential, OAuthToken},
-    tools::ToolAllowlist,
 };
 
 /// The row a verification needs: the key joined with its service user and tenant.
@@ -30,6 +30,8 @@ struct KeyRecord {
     expires_at: i64,
     cutoff_at: Option<i64>,
     allowed_tools: Option<String>,
+    allowed_resources: Option<String>,
+    allowed_prompts: Option<String>,
     limits: Option<String>,
     scopes: String,
     tenant_id: String,
@@ -41,7 +43,7 @@ struct KeyRecord {
 }
 
 const LOOKUP: &str = "SELECT k.id, k.prefix, k.secret_hash, k.pepper_version, k.status, k.expires_at, \
-     k.cutoff_at, k.allowed_tools, k.limits, k.scopes, t.id AS tenant_id, t.slug AS tenant_slug, \
+     k.cutoff_at, k.allowed_tools, k.allowed_resources, k.allowed_prompts, k.limits, k.scopes, t.id AS tenant_id, t.slug AS tenant_slug, \
      t.disabled_at AS tenant_disabled_at, s.id AS service_user_id, s.name AS service_user_name, \
      s.disabled_at AS service_user_disabled_at \
      FROM api_keys k JOIN tenants t ON t.id = k.tenant_id JOIN service_users s ON s.id = k.service_user_id \
@@ -198,14 +200,16 @@ fn read_record(conn: &rusqlite::Connection, key_id: &str) -> rusqlite::Result<Op
                 expires_at: row.get(5)?,
                 cutoff_at: row.get(6)?,
                 allowed_tools: row.get(7)?,
-                limits: row.get(8)?,
-                scopes: row.get(9)?,
-                tenant_id: row.get(10)?,
-                tenant_slug: row.get(11)?,
-                tenant_disabled_at: row.get(12)?,
-                service_user_id: row.get(13)?,
-                service_user_name: row.get(14)?,
-                service_user_disabled_at: row.get(15)?,
+                allowed_resources: row.get(8)?,
+                allowed_prompts: row.get(9)?,
+                limits: row.get(10)?,
+                scopes: row.get(11)?,
+                tenant_id: row.get(12)?,
+                tenant_slug: row.get(13)?,
+                tenant_disabled_at: row.get(14)?,
+                service_user_id: row.get(15)?,
+                service_user_name: row.get(16)?,
+                service_user_disabled_at: row.get(17)?,
             })
         })
         .optional()
@@ -251,7 +255,11 @@ fn judge(
         service_user_name: record.service_user_name.clone(),
         valid_until: cutoff_at.map_or(expires_at, |c| c.min(expires_at)),
         scopes: serde_json::from_str(&record.scopes).unwrap_or_default(),
-        allowed_tools: ToolAllowlist::from_storage(record.allowed_tools.as_deref()),
+        allowed: Capabilities::from_storage(
+            record.allowed_tools.as_deref(),
+            record.allowed_resources.as_deref(),
+            record.allowed_prompts.as_deref(),
+        ),
         limits: KeyLimits::from_storage(record.limits.as_deref()),
         token: None,
     };
@@ -283,7 +291,7 @@ pub(crate) fn refusal_code(
     }
     .or_else(|| disabled.then_some(VerifyCode::Disabled))
     .or_else(|| {
-        tool.filter(|t| !identity.allowed_tools.allows(t))
+        tool.filter(|t| !identity.allowed.tools().allows(t))
             .map(|_| VerifyCode::ToolNotAllowed)
     })
 }
@@ -308,6 +316,8 @@ pub(crate) mod tests {
             expires_at: 2_000_000_000,
             cutoff_at: None,
             allowed_tools: Some(r#"["whoami"]"#.into()),
+            allowed_resources: None,
+            allowed_prompts: None,
             limits: None,
             scopes: "[]".into(),
             tenant_id: "t1".into(),
@@ -336,6 +346,12 @@ pub(crate) mod tests {
         assert_eq!(run(&good, Some("t1"), Some("whoami")), VerifyCode::Valid);
         assert_eq!(run(&good, Some("t2"), None), VerifyCode::NotFound);
         assert_eq!(run(&good, None, Some("echo")), VerifyCode::ToolNotAllowed);
+        // A row that names only tools (as every limited key did before
+        // resources and prompts had lists) reaches no resource or prompt.
+        let identity = judge(&key, Some(&good), &peppers, now, None, None).expect("valid");
+        assert!(identity.allowed.tools().allows("whoami"));
+        assert!(!identity.allowed.resources().allows("test://static-text"));
+        assert!(!identity.allowed.prompts().allows("greet"));
         assert_eq!(
             code(judge(&key, None, &peppers, now, None, None)),
             VerifyCode::NotFound

@@ -8,14 +8,14 @@
 use time::OffsetDateTime;
 
 use crate::{
+    allowlist::Capabilities,
     key_state::KeyState,
     limit::KeyLimits,
     outcome::{Refusal, TokenGrant, VerifiedKey, VerifyCode},
     pepper::Peppers,
-    scope::{self, ScopeKind, ScopeSet},
+    scope::{self, ScopeSet},
     sql, timestamp,
     token::{OAuthToken, TokenKind},
-    tools::ToolAllowlist,
 };
 
 /// The row a token's verification needs.
@@ -35,6 +35,8 @@ pub(crate) struct TokenRecord {
     key_expires_at: i64,
     key_cutoff_at: Option<i64>,
     allowed_tools: Option<String>,
+    allowed_resources: Option<String>,
+    allowed_prompts: Option<String>,
     limits: Option<String>,
     tenant_id: String,
     tenant_slug: String,
@@ -46,7 +48,8 @@ pub(crate) struct TokenRecord {
 
 pub(crate) const LOOKUP: &str = "SELECT o.id, o.kind, o.prefix, o.secret_hash, o.pepper_version, \
      o.resource, o.scopes, o.expires_at, o.revoked_at, k.id AS key_id, k.status AS key_status, \
-     k.expires_at AS key_expires_at, k.cutoff_at AS key_cutoff_at, k.allowed_tools, k.limits, \
+     k.expires_at AS key_expires_at, k.cutoff_at AS key_cutoff_at, k.allowed_tools, \
+     k.allowed_resources, k.allowed_prompts, k.limits, \
      t.id AS tenant_id, t.slug AS tenant_slug, t.disabled_at AS tenant_disabled_at, \
      s.id AS service_user_id, s.name AS service_user_name, s.disabled_at AS service_user_disabled_at \
      FROM oauth_tokens o JOIN api_keys k ON k.id = o.key_id AND k.tenant_id = o.tenant_id \
@@ -77,13 +80,15 @@ pub(crate) fn read_record(
                 key_expires_at: row.get(11)?,
                 key_cutoff_at: row.get(12)?,
                 allowed_tools: row.get(13)?,
-                limits: row.get(14)?,
-                tenant_id: row.get(15)?,
-                tenant_slug: row.get(16)?,
-                tenant_disabled_at: row.get(17)?,
-                service_user_id: row.get(18)?,
-                service_user_name: row.get(19)?,
-                service_user_disabled_at: row.get(20)?,
+                allowed_resources: row.get(14)?,
+                allowed_prompts: row.get(15)?,
+                limits: row.get(16)?,
+                tenant_id: row.get(17)?,
+                tenant_slug: row.get(18)?,
+                tenant_disabled_at: row.get(19)?,
+                service_user_id: row.get(20)?,
+                service_user_name: row.get(21)?,
+                service_user_disabled_at: row.get(22)?,
             })
         })
         .optional()
@@ -121,17 +126,18 @@ pub(crate) fn judge(
             });
         }
     };
-    let key_tools = ToolAllowlist::from_storage(record.allowed_tools.as_deref());
+    let key_reach = Capabilities::from_storage(
+        record.allowed_tools.as_deref(),
+        record.allowed_resources.as_deref(),
+        record.allowed_prompts.as_deref(),
+    );
     let granted = record.scopes.as_deref().map(ScopeSet::from_storage);
-    let allowed_tools = match &granted {
-        None => key_tools.clone(),
-        Some(granted) => scope::tool_allowlist(scope::intersect(
-            scope::tool_list(&key_tools).as_deref(),
-            Some(&granted.patterns(ScopeKind::Tools)),
-        )),
+    let allowed = match &granted {
+        None => key_reach.clone(),
+        Some(granted) => scope::narrow(&key_reach, granted),
     };
     let scope = granted
-        .unwrap_or_else(|| ScopeSet::of_key(scope::key_reach(&key_tools)))
+        .unwrap_or_else(|| ScopeSet::of_key(scope::key_reach(&key_reach)))
         .to_string();
     let key_until = timestamp::from_unix(
         record
@@ -147,7 +153,7 @@ pub(crate) fn judge(
         valid_until: timestamp::from_unix(record.expires_at).min(key_until),
         // A token never carries the key's management scopes (`keysmith:*`).
         scopes: Vec::new(),
-        allowed_tools,
+        allowed,
         limits: KeyLimits::from_storage(record.limits.as_deref()),
         token: Some(TokenGrant {
             token_id: record.id.clone(),
@@ -204,6 +210,8 @@ mod tests {
             key_expires_at: 2_000_000_000,
             key_cutoff_at: None,
             allowed_tools: Some(r#"["whoami","files/*"]"#.into()),
+            allowed_resources: None,
+            allowed_prompts: None,
             limits: None,
             tenant_id: "t1".into(),
             tenant_slug: "acme".into(),
@@ -226,9 +234,9 @@ mod tests {
         let verified = judge(&token, Some(&good), &peppers, now, None, None).expect("valid");
         assert_eq!(verified.key_id, "parentkey");
         assert!(verified.scopes.is_empty());
-        assert!(verified.allowed_tools.allows("files/read"));
+        assert!(verified.allowed.tools().allows("files/read"));
         assert!(
-            !verified.allowed_tools.allows("whoami"),
+            !verified.allowed.tools().allows("whoami"),
             "narrowed by scope"
         );
         assert_eq!(verified.valid_until, timestamp::from_unix(1_900_000_600));
@@ -286,7 +294,7 @@ mod tests {
         };
         let now = timestamp::from_unix(1_900_000_000);
         let verified = judge(&token, Some(&record), &peppers, now, None, None).expect("valid");
-        assert!(verified.allowed_tools.allows("whoami"));
+        assert!(verified.allowed.tools().allows("whoami"));
         assert_eq!(
             verified.token.expect("token").scope,
             "tools:whoami tools:files/*"

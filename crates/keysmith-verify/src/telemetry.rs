@@ -10,7 +10,15 @@
 //! - `keysmith_layer_verify_seconds`: time to a verdict (cache included);
 //! - `keysmith_audit_queue_depth`: events waiting for the audit writer;
 //! - `keysmith_audit_events_lost_total`: events that could not be written
-//!   (after shutdown, or the database gone for a minute): should stay 0.
+//!   (after shutdown, or the database gone for a minute; for the remote
+//!   writer, every event dropped): should stay 0;
+//! - the remote writer (a gateway delivering its audit to a Keysmith server):
+//!   `keysmith_audit_spool_depth` (events waiting for the server),
+//!   `keysmith_audit_delivered_total`, `keysmith_audit_delivery_retries_total`
+//!   (failed deliveries, each tried again later) and
+//!   `keysmith_audit_dropped_total{reason}` (`spool_full`: the oldest went to
+//!   make room; `refused`: the server refused the batch as invalid;
+//!   `shutdown`: still undelivered when the flush at shutdown gave up).
 
 use std::{
     sync::{Arc, OnceLock},
@@ -25,6 +33,13 @@ pub const REQUESTS: &str = "keysmith_layer_requests_total";
 pub const VERIFY_SECONDS: &str = "keysmith_layer_verify_seconds";
 pub const AUDIT_QUEUE_DEPTH: &str = "keysmith_audit_queue_depth";
 pub const AUDIT_LOST: &str = "keysmith_audit_events_lost_total";
+pub const AUDIT_SPOOL_DEPTH: &str = "keysmith_audit_spool_depth";
+pub const AUDIT_DELIVERED: &str = "keysmith_audit_delivered_total";
+pub const AUDIT_DELIVERY_RETRIES: &str = "keysmith_audit_delivery_retries_total";
+pub const AUDIT_DROPPED: &str = "keysmith_audit_dropped_total";
+pub const DROPPED_SPOOL_FULL: &str = "spool_full";
+pub const DROPPED_REFUSED: &str = "refused";
+pub const DROPPED_SHUTDOWN: &str = "shutdown";
 
 pub(crate) fn request(outcome: &'static str) {
     metrics::counter!(REQUESTS, "outcome" => outcome).increment(1);
@@ -79,4 +94,22 @@ impl QueueDepth {
 
 pub(crate) fn audit_lost(events: u64) {
     metrics::counter!(AUDIT_LOST).increment(events);
+}
+
+pub(crate) fn audit_spool_depth(depth: usize) {
+    metrics::gauge!(AUDIT_SPOOL_DEPTH).set(depth as f64);
+}
+
+pub(crate) fn audit_delivered(events: u64) {
+    metrics::counter!(AUDIT_DELIVERED).increment(events);
+}
+
+pub(crate) fn audit_delivery_retry() {
+    metrics::counter!(AUDIT_DELIVERY_RETRIES).increment(1);
+}
+
+/// Events the remote writer gave up on, by why; also counted as lost.
+pub(crate) fn audit_dropped(reason: &'static str, events: u64) {
+    metrics::counter!(AUDIT_DROPPED, "reason" => reason).increment(events);
+    audit_lost(events);
 }

@@ -15,7 +15,8 @@ struct KeyInsert<'a> {
     tenant: &'a Tenant,
     service_user_id: &'a ServiceUserId,
     name: &'a str,
-    allowed_tools: Option<String>,
+    /// `allowed_tools`, `allowed_resources`, `allowed_prompts` as stored.
+    allowed: [Option<String>; 3],
     limits: Option<String>,
     scopes: String,
     expires_at: OffsetDateTime,
@@ -33,10 +34,11 @@ async fn insert_key(
     let key = ApiKey::generate(&prefix);
     let digest = hex::encode(peppers.digest_current(key.secret()));
     let key_id = KeyId::new(key.key_id());
+    let [tools, resources, prompts] = input.allowed;
     sqlx::query(
         "INSERT INTO api_keys (id, tenant_id, service_user_id, name, prefix, secret_hash, pepper_version, hint, status, \
-         allowed_tools, scopes, created_at, created_by, expires_at, rotated_from, limits) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10, $11, $12, $13, $14, $15)",
+         allowed_tools, allowed_resources, allowed_prompts, scopes, created_at, created_by, expires_at, rotated_from, limits) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(&key_id)
     .bind(&input.tenant.id)
@@ -46,7 +48,9 @@ async fn insert_key(
     .bind(digest)
     .bind(peppers.current_version())
     .bind(key.hint())
-    .bind(input.allowed_tools)
+    .bind(tools)
+    .bind(resources)
+    .bind(prompts)
     .bind(input.scopes)
     .bind(UnixTime::from(input.now))
     .bind(input.actor.to_string())
@@ -118,7 +122,7 @@ pub async fn create(
             tenant,
             service_user_id: &new.service_user_id,
             name: new.name.as_str(),
-            allowed_tools: new.allowed_tools.to_storage(),
+            allowed: new.allowed.to_storage(),
             limits: new.limits.or(tenant.default_limits()).to_storage(),
             scopes: serde_json::to_string(&scopes).map_err(anyhow::Error::from)?,
             expires_at,
@@ -141,8 +145,8 @@ pub struct Rotation {
     pub old: KeyRow,
 }
 
-/// Rotates an active key: a new key for the same service user, name, tools and
-/// scopes; the old key keeps working until `min(old expiry, now + overlap)`.
+/// Rotates an active key: a new key for the same service user, name,
+/// allowlists, limits and scopes; the old key keeps working until `min(old expiry, now + overlap)`.
 /// `expiry` chooses the new key's lifetime; by default it gets the old key's
 /// lifetime again, within the tenant maximum. The new key counts towards
 /// `cap` as a created one does: else rotating each new key at once would
@@ -187,7 +191,7 @@ pub async fn rotate(
             tenant,
             service_user_id: &old.service_user_id,
             name: &old.name,
-            allowed_tools: old.allowed_tools.clone(),
+            allowed: old.allowed().to_storage(),
             limits: old.limits.clone(),
             scopes: old.scopes.clone(),
             expires_at,

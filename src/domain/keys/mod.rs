@@ -1,4 +1,4 @@
-//! Keys: what a key is (its row, state, expiry and tools), and its life in
+//! Keys: what a key is (its row, state, expiry and allowlists), and its life in
 //! four files — `lifecycle` (create, rotate, revoke), `limits` (change a
 //! key's limits), `queries` (read and list), `sweep` (what the clock does to keys).
 //!
@@ -24,7 +24,8 @@ use crate::{
     error::{AppError, AppResult},
 };
 use keysmith_verify::{
-    ApiKey, KeyLimits, ToolAllowlist,
+    ApiKey, Capabilities, KeyLimits,
+    allowlist::{Allowlist, Pattern},
     limit::{Quota, RateLimit},
 };
 
@@ -39,6 +40,8 @@ pub struct KeyRow {
     pub hint: String,
     pub status: String,
     pub allowed_tools: Option<String>,
+    pub allowed_resources: Option<String>,
+    pub allowed_prompts: Option<String>,
     pub limits: Option<String>,
     pub scopes: String,
     pub created_at: UnixTime,
@@ -52,7 +55,7 @@ pub struct KeyRow {
     pub last_used_at: Option<UnixTime>,
 }
 
-const COLUMNS: &str = "id, tenant_id, service_user_id, name, prefix, hint, status, allowed_tools, limits, scopes, \
+const COLUMNS: &str = "id, tenant_id, service_user_id, name, prefix, hint, status, allowed_tools, allowed_resources, allowed_prompts, limits, scopes, \
     created_at, created_by, expires_at, cutoff_at, revoked_at, revoked_reason, rotated_from, rotated_to, last_used_at";
 
 /// Lifecycle state: one definition, shared with the verifier.
@@ -68,8 +71,13 @@ impl KeyRow {
         )
     }
 
-    pub fn allowed_tools(&self) -> ToolAllowlist {
-        ToolAllowlist::from_storage(self.allowed_tools.as_deref())
+    /// The tools, resources and prompts the key may use (least privilege).
+    pub fn allowed(&self) -> Capabilities {
+        Capabilities::from_storage(
+            self.allowed_tools.as_deref(),
+            self.allowed_resources.as_deref(),
+            self.allowed_prompts.as_deref(),
+        )
     }
 
     pub fn limits(&self) -> KeyLimits {
@@ -105,11 +113,24 @@ impl ExpiryRequest {
     }
 }
 
-/// A key's tool allowlist as a client gave it: absent means every tool.
-pub fn allowlist<S: AsRef<str>>(raw: Option<&[S]>) -> AppResult<ToolAllowlist> {
-    raw.map_or(Ok(ToolAllowlist::any_tool()), |list| {
-        ToolAllowlist::from_list(list)
-            .map_err(|e| AppError::validation(format!("allowed_tools: {e}")))
+/// A key's allowlists as a client gave them, each absent or a list
+/// (least privilege: naming one leaves the others' kinds out).
+pub fn capabilities<S: AsRef<str>>(
+    tools: Option<&[S]>,
+    resources: Option<&[S]>,
+    prompts: Option<&[S]>,
+) -> AppResult<Capabilities> {
+    Ok(Capabilities::new(
+        allowlist("allowed_tools", tools)?,
+        allowlist("allowed_resources", resources)?,
+        allowlist("allowed_prompts", prompts)?,
+    ))
+}
+
+/// One allowlist as a client gave it, its field named in the error.
+fn allowlist<P: Pattern, S: AsRef<str>>(field: &str, raw: Option<&[S]>) -> AppResult<Allowlist<P>> {
+    raw.map_or(Ok(Allowlist::any()), |list| {
+        Allowlist::from_list(list).map_err(|e| AppError::validation(format!("{field}: {e}")))
     })
 }
 
@@ -158,7 +179,7 @@ pub struct NewKey {
     pub service_user_id: ServiceUserId,
     pub name: Name,
     pub expiry: ExpiryRequest,
-    pub allowed_tools: ToolAllowlist,
+    pub allowed: Capabilities,
     pub scopes: Vec<Scope>,
     pub limits: KeyLimits,
 }

@@ -61,6 +61,10 @@ pub struct CreateForm {
     expires_on: String,
     #[serde(default)]
     allowed_tools: String,
+    #[serde(default)]
+    allowed_resources: String,
+    #[serde(default)]
+    allowed_prompts: String,
     #[serde(flatten)]
     limits: LimitsForm,
 }
@@ -114,14 +118,28 @@ fn expiry(form: &CreateForm) -> Result<ExpiryRequest, AppError> {
     }
 }
 
-fn tools(raw: &str) -> Result<keysmith_verify::ToolAllowlist, AppError> {
-    let list: Vec<String> = raw
-        .split([',', '\n'])
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
-        .collect();
-    keys::allowlist((!list.is_empty()).then_some(list.as_slice()))
+/// The three allowlist fields: comma- or line-separated, an empty field
+/// not named.
+fn capabilities(form: &CreateForm) -> Result<keysmith_verify::Capabilities, AppError> {
+    let entries = |raw: &str| -> Vec<String> {
+        raw.split([',', '\n'])
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let [tools, resources, prompts] = [
+        &form.allowed_tools,
+        &form.allowed_resources,
+        &form.allowed_prompts,
+    ]
+    .map(|raw| entries(raw));
+    keys::capabilities(named(&tools), named(&resources), named(&prompts))
+}
+
+/// A form field's entries, `None` when it has none (the list is not named).
+fn named(list: &[String]) -> Option<&[String]> {
+    (!list.is_empty()).then_some(list)
 }
 
 pub async fn create(
@@ -151,7 +169,7 @@ pub async fn create(
         service_user_id,
         name: Name::parse("name", &form.name)?,
         expiry: expiry(&form)?,
-        allowed_tools: tools(&form.allowed_tools)?,
+        allowed: capabilities(&form)?,
         scopes: Vec::new(),
         limits: form.limits.parse()?,
     };

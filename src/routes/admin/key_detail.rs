@@ -8,6 +8,7 @@ use axum::{
     extract::{Path, Query, State},
     response::Response,
 };
+use keysmith_verify::allowlist::{Allowlist, Pattern};
 use serde::Deserialize;
 
 use super::{
@@ -75,6 +76,20 @@ fn histogram(usage: &[ToolUsage]) -> Vec<Bar> {
         .collect()
 }
 
+/// An allowlist as the key page says it: `every` when not named, `none`
+/// when named empty (least privilege), else its patterns.
+fn described<P: Pattern>(list: &Allowlist<P>, every: &str) -> String {
+    match list.patterns() {
+        None => every.to_owned(),
+        Some([]) => "none".to_owned(),
+        Some(patterns) => patterns
+            .iter()
+            .map(Pattern::as_str)
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
 fn readable_micros(us: Option<i64>) -> String {
     match us {
         None => "n/a".to_owned(),
@@ -99,6 +114,8 @@ struct DetailPage<'a> {
     revoked: Option<String>,
     last_used: String,
     tools: String,
+    resources: String,
+    prompts: String,
     events: Vec<(String, AuditEvent)>,
     kind: AuditKind,
     next_cursor: Option<String>,
@@ -153,6 +170,7 @@ pub async fn page(
     )
     .await?;
     let since = usage::window_start(now, HISTOGRAM_DAYS);
+    let allowed = key.allowed();
     let usage = usage::tool_usage(state.pool(), &current.tenant.id, id, since).await?;
     let notifications = outbox::list_for_key(state.pool(), &current.tenant.id, id).await?;
     let bars = histogram(&usage);
@@ -179,10 +197,9 @@ pub async fn page(
             )
         }),
         last_used: key.last_used_at.map_or_else(|| "never".to_owned(), when),
-        tools: key.allowed_tools().patterns().map_or_else(
-            || "every tool".to_owned(),
-            |p| p.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", "),
-        ),
+        tools: described(allowed.tools(), "every tool"),
+        resources: described(allowed.resources(), "every resource"),
+        prompts: described(allowed.prompts(), "every prompt"),
         events: page.items.into_iter().map(|e| (when(e.at), e)).collect(),
         kind,
         next_cursor: page.next_cursor,

@@ -37,8 +37,18 @@ pub struct CreateKey {
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<OffsetDateTime>,
     pub expires_in_days: Option<i64>,
-    /// Exact tool names or `prefix*`; omit for every tool.
+    /// Tool names or `prefix*` (`["*"]`: every tool). Omit all three
+    /// allowlists for a key that may use everything; naming any limits the
+    /// key to what the lists name (an omitted one is then none of its kind).
+    /// 1 to 100 entries.
     pub allowed_tools: Option<Vec<String>>,
+    /// Resource URIs or `prefix*` (`["*"]`: every resource). A prefix admits
+    /// only plain URIs under it: after it, letters, digits and
+    /// `-._~/!$&'()+,=` (`%XX` only of those or space), no `.` or `..`
+    /// segment, no `//`. 1 to 100 entries of at most 2048 bytes.
+    pub allowed_resources: Option<Vec<String>>,
+    /// Prompt names or `prefix*` (`["*"]`: every prompt), named as tools are.
+    pub allowed_prompts: Option<Vec<String>>,
     pub scopes: Option<Vec<String>>,
     /// `{"per_minute": 600, "tools": [{"tool": "search*", "per_minute": 60}]}`:
     /// tool calls a minute for the key, tighter for matching tools (at most 20).
@@ -117,7 +127,11 @@ pub async fn create(
         name: Name::parse("name", &body.name)?,
         expiry: ExpiryRequest::from_parts(body.expires_at, body.expires_in_days)?
             .unwrap_or(ExpiryRequest::TenantDefault),
-        allowed_tools: keys::allowlist(body.allowed_tools.as_deref())?,
+        allowed: keys::capabilities(
+            body.allowed_tools.as_deref(),
+            body.allowed_resources.as_deref(),
+            body.allowed_prompts.as_deref(),
+        )?,
         scopes: body
             .scopes
             .unwrap_or_default()

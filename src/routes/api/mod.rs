@@ -2,6 +2,7 @@
 
 mod admins;
 mod audit;
+mod audit_events;
 pub mod auth;
 pub mod extract;
 mod idempotency;
@@ -81,6 +82,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .nest("/api/v1/tenants/{tenant}", tenant)
         .route("/api/v1/verify", post(verify::verify))
+        .route("/api/v1/audit-events", post(audit_events::create))
         .route(
             "/api/v1/secret-scanning/github",
             post(secret_scanning::github),

@@ -21,8 +21,13 @@ pub struct KeyInfo {
     /// One of `active, rotating, expired, revoked`, as of now.
     #[schema(value_type = String)]
     pub status: KeyState,
-    /// `null`: every tool.
+    /// `null`: every tool (the key names no allowlist); `[]`: none (the key
+    /// names another kind's list only).
     pub allowed_tools: Option<Vec<String>>,
+    /// `null`: every resource; `[]`: none. URIs or `prefix*`.
+    pub allowed_resources: Option<Vec<String>>,
+    /// `null`: every prompt; `[]`: none.
+    pub allowed_prompts: Option<Vec<String>>,
     pub scopes: Vec<String>,
     /// `null`: no rate limit.
     #[schema(value_type = Option<Object>)]
@@ -50,6 +55,7 @@ pub struct KeyInfo {
 impl KeyInfo {
     pub fn new(row: &KeyRow, tenant_slug: &str, now: OffsetDateTime) -> Self {
         let limits = row.limits();
+        let allowed = row.allowed();
         Self {
             id: row.id.to_string(),
             tenant: tenant_slug.to_owned(),
@@ -58,10 +64,9 @@ impl KeyInfo {
             prefix: row.prefix.clone(),
             hint: row.hint.clone(),
             status: row.status_at(now),
-            allowed_tools: row
-                .allowed_tools()
-                .patterns()
-                .map(|p| p.iter().map(|t| t.as_str().to_owned()).collect()),
+            allowed_tools: allowed.tools().to_strings(),
+            allowed_resources: allowed.resources().to_strings(),
+            allowed_prompts: allowed.prompts().to_strings(),
             scopes: row.scopes(),
             rate_limit: limits.rate_limit,
             quota: limits.quota,

@@ -15,8 +15,8 @@ use utoipa::{
 };
 
 use super::{
-    admins, audit, invitations, keys, notifications, secret_scanning, service_users, tenants,
-    verify, webhooks,
+    admins, audit, audit_events, invitations, keys, notifications, secret_scanning, service_users,
+    tenants, verify, webhooks,
 };
 use crate::{error::ErrorBody, routes::oauth};
 
@@ -30,7 +30,7 @@ use crate::{error::ErrorBody, routes::oauth};
         invitations::create, invitations::list, invitations::withdraw,
         keys::create, keys::list, keys::get, keys::update_limits, keys::rotate, keys::revoke,
         audit::list, audit::usage, notifications::list,
-        verify::verify, tenants::get, tenants::update,
+        verify::verify, audit_events::create, tenants::get, tenants::update,
         secret_scanning::github, secret_scanning::gitlab_types, secret_scanning::gitlab_revoke,
         webhooks::create, webhooks::list, webhooks::delete, webhooks::send_test, webhooks::enable, webhooks::rotate_secret, webhooks::deliveries,
         oauth::metadata::document, oauth::token::token, oauth::introspect::introspect, oauth::revoke::revoke,

@@ -25,7 +25,8 @@ pub struct VerifyRequest {
 pub struct VerifyResponse {
     pub valid: bool,
     /// One of `valid, malformed, not_found, expired, revoked, disabled, tool_not_allowed`
-    /// (`rate_limited`, `quota_exhausted`, `limits_unavailable`,
+    /// (`resource_not_allowed`, `prompt_not_allowed`, `rate_limited`,
+    /// `quota_exhausted`, `limits_unavailable`,
     /// `session_not_found`, `sessions_unavailable`, `bad_request`,
     /// `too_large`, `header_mismatch`, `origin_not_allowed` are the layer's
     /// audit reasons, never answered here).
@@ -40,8 +41,13 @@ pub struct VerifyResponse {
     #[schema(format = DateTime)]
     pub expires_at: Option<String>,
     pub scopes: Option<Vec<String>>,
-    /// `null`: every tool.
+    /// `null`: every tool; `[]`: none (least privilege: the key names
+    /// another kind's list only). As on the key.
     pub allowed_tools: Option<Vec<String>>,
+    /// `null`: every resource; `[]`: none.
+    pub allowed_resources: Option<Vec<String>>,
+    /// `null`: every prompt; `[]`: none.
+    pub allowed_prompts: Option<Vec<String>>,
     /// The key's rate limit, enforced by the layer (`null`: none).
     #[schema(value_type = Option<Object>)]
     pub rate_limit: Option<RateLimit>,
@@ -82,11 +88,9 @@ impl VerifyResponse {
             tenant: key.map(|k| k.tenant_slug.clone()),
             expires_at: key.map(|k| UnixTime::from(k.valid_until).rfc3339()),
             scopes: key.map(|k| k.scopes.clone()),
-            allowed_tools: key.and_then(|k| {
-                k.allowed_tools
-                    .patterns()
-                    .map(|p| p.iter().map(|t| t.as_str().to_owned()).collect())
-            }),
+            allowed_tools: key.and_then(|k| k.allowed.tools().to_strings()),
+            allowed_resources: key.and_then(|k| k.allowed.resources().to_strings()),
+            allowed_prompts: key.and_then(|k| k.allowed.prompts().to_strings()),
             rate_limit: key.and_then(|k| k.limits.rate_limit.clone()),
             quota: key.and_then(|k| k.limits.quota),
             remaining: None,

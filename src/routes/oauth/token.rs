@@ -66,7 +66,7 @@ pub async fn token(
     })?;
     let resource =
         canonical_resource(resource).map_err(|err| OAuthError::invalid_target(err.to_string()))?;
-    let reach = scope::key_reach(&client.key.allowed_tools);
+    let reach = scope::key_reach(&client.key.allowed);
     let scopes = match form.get("scope") {
         None => None,
         Some(raw) => {

@@ -1,8 +1,11 @@
 //! What the differential fuzzer sends: a `tools/call`, then mutated in its
 //! text (whitespace, `\u` escapes, numbers, duplicate members, nesting,
 //! batches), its bytes (BOM, UTF-16, gzip, deflate) and its HTTP framing
-//! (method, Content-Type, Content-Encoding, Mcp-* headers, chunked).
+//! (method, Content-Type, Content-Encoding, chunked, and generated
+//! `Mcp-Name` / `Mcp-Method` headers, plain or `=?base64?…?=`, and
+//! `Mcp-Session-Id` values).
 
+use base64::{Engine, engine::general_purpose::STANDARD};
 use proptest::{prelude::*, sample::select};
 
 /// A JSON document written by hand: serde cannot write duplicates, `NaN`…
@@ -127,7 +130,8 @@ pub struct Case {
     pub encoding: Encoding,
     pub content_types: Vec<&'static str>,
     pub method: &'static str,
-    pub routing: Vec<(&'static str, &'static str)>,
+    /// `Mcp-Name`, `Mcp-Method` and `Mcp-Session-Id` headers, in order.
+    pub routing: Vec<(&'static str, String)>,
     pub transport: Transport,
 }
 
@@ -212,19 +216,8 @@ pub fn strategy() -> impl Strategy<Value = Case> {
         ]),
     ];
     let routing = prop_oneof![
-        8 => Just(vec![]),
-        1 => select(vec![
-            vec![("mcp-name", "echo")],
-            vec![("mcp-name", "secret_admin")],
-            vec![("mcp-method", "tools/call")],
-            vec![("mcp-method", "tools/list")],
-            vec![("mcp-name", "echo"), ("mcp-name", "secret_admin")],
-            vec![("Mcp-Name", "echo"), ("Mcp-Method", "tools/call")],
-            // The 2026-07-28 Base64 form: echo, secret_admin, and a broken one.
-            vec![("mcp-name", "=?base64?ZWNobw==?=")],
-            vec![("mcp-name", "=?base64?c2VjcmV0X2FkbWlu?=")],
-            vec![("mcp-name", "=?base64?ZWNobw?=")],
-        ]),
+        6 => Just(vec![]),
+        3 => prop::collection::vec(routing_header(), 1..4),
     ];
     (
         message(),
@@ -250,6 +243,64 @@ pub fn strategy() -> impl Strategy<Value = Case> {
                 transport,
             },
         )
+}
+
+/// What an `Mcp-Name` could say: the tools, methods' other names, near
+/// misses, and any printable text.
+fn header_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => select(vec![
+            "echo", "secret_admin", "whoami", "Echo", " echo", "echo ", "secret_admin\t",
+            "test://static-text", "file:///public/../secret", "greeting", "*", "",
+        ])
+        .prop_map(str::to_owned),
+        1 => "[ -~]{0,24}",
+    ]
+}
+
+/// What an `Mcp-Method` could say.
+fn method_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => select(vec![
+            "tools/call", "tools/list", "TOOLS/CALL", "tools/call ", "resources/read",
+            "prompts/get", "completion/complete", "ping", "",
+        ])
+        .prop_map(str::to_owned),
+        1 => "[a-zA-Z/_.: -]{0,24}",
+    ]
+}
+
+/// A value as sent: plain, or in the 2026-07-28 `=?base64?…?=` form (its
+/// marker in either case, sometimes padded wrong or not Base64 at all).
+fn spelled(text: impl Strategy<Value = String>) -> impl Strategy<Value = String> {
+    (text, 0..6u8).prop_map(|(text, form)| {
+        let encoded = STANDARD.encode(text.as_bytes());
+        match form {
+            0..=2 => text,
+            3 => format!("=?base64?{encoded}?="),
+            4 => format!("=?BASE64?{}?=", encoded.trim_end_matches('=')),
+            _ => format!("=?base64?{text}?="),
+        }
+    })
+}
+
+/// An `Mcp-Session-Id`: empty, a UUID's shape, printable noise, or too long.
+fn session_id() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+        "[!-~]{1,40}",
+        "[a-z]{300,400}",
+    ]
+}
+
+/// One routing header with a generated value.
+fn routing_header() -> impl Strategy<Value = (&'static str, String)> {
+    prop_oneof![
+        3 => (select(vec!["mcp-name", "Mcp-Name"]), spelled(header_text())),
+        2 => (select(vec!["mcp-method", "MCP-METHOD"]), spelled(method_text())),
+        1 => (Just("mcp-session-id"), session_id()),
+    ]
 }
 
 /// A `tools/call` of `tool` as an echo client would send it.
@@ -378,19 +429,19 @@ impl Case {
     }
 
     /// Headers besides `Authorization`, `Accept` and `X-Request-Id`.
-    pub fn headers(&self) -> Vec<(&'static str, &'static str)> {
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
         let mut headers: Vec<_> = self
             .content_types
             .iter()
-            .map(|t| ("content-type", *t))
+            .map(|t| ("content-type", (*t).to_owned()))
             .collect();
         match self.encoding {
             Encoding::Gzip(coding) | Encoding::Deflate(coding) if !coding.is_empty() => {
-                headers.push(("content-encoding", coding));
+                headers.push(("content-encoding", coding.to_owned()));
             }
             _ => {}
         }
-        headers.extend(self.routing.iter().copied());
+        headers.extend(self.routing.iter().cloned());
         headers
     }
 }

@@ -117,6 +117,15 @@ fn last_used(batch: &[AuditRecord]) -> std::collections::HashMap<&str, i64> {
     latest
 }
 
+#[cfg(feature = "remote")]
+mod remote;
+#[cfg(feature = "remote")]
+mod spool;
+pub mod wire;
+
+#[cfg(feature = "remote")]
+pub use remote::{RemoteAuditOptions, spawn_remote_audit};
+
 #[cfg(feature = "sql")]
 mod postgres;
 #[cfg(feature = "sql")]

@@ -1,4 +1,4 @@
-//! The layer's response body: the inner service's, an answer whose tools
+//! The layer's response body: the inner service's, an answer whose
 //! listings are filtered to the key's allowlist, or the layer's own refusal. An enum, not
 //! a box.
 
@@ -12,7 +12,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use pin_project_lite::pin_project;
 
-use super::tools_list::ToolListFilter;
+use super::listings::FilteredBody;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -22,8 +22,8 @@ pin_project! {
     pub enum LayerBody<B> {
         /// What the inner service answered, untouched.
         Inner { #[pin] body: B },
-        /// An answer read for tools listings, the tools the key may not call removed.
-        Filtered { #[pin] body: ToolListFilter<B> },
+        /// An answer read for listings, what the key may not use removed.
+        Filtered { #[pin] body: FilteredBody<B> },
         /// The layer's own answer (a refusal).
         Own { #[pin] body: Full<Bytes> },
     }

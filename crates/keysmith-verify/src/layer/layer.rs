@@ -47,7 +47,7 @@ impl TenantScope {
 pub(crate) struct Shared {
     pub verifier: CachedVerifier<Arc<dyn Verifier>>,
     pub tenant: TenantScope,
-    /// Read every body as one JSON-RPC message and enforce the tool allowlist.
+    /// Read every body as one JSON-RPC message and enforce the key's allowlists.
     pub mcp: bool,
     pub body_limit: usize,
     pub resource_metadata: Option<String>,
@@ -127,8 +127,9 @@ pub struct VerifyLayerBuilder {
 }
 
 impl VerifyLayerBuilder {
-    /// The routes behind this layer are not MCP: bodies are not read, no tool
-    /// is enforced (a key's tool allowlist is not consulted), every request
+    /// The routes behind this layer are not MCP: bodies are not read, no
+    /// allowlist is enforced (a key's tools, resources and prompts are not
+    /// consulted), every request
     /// counts against the key's rate limit and quota (per-tool overrides do
     /// not apply), and the audit names requests `METHOD /path`. Never use it
     /// in front of an MCP server.

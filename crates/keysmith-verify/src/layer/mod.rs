@@ -13,10 +13,13 @@
 //! `Content-Type: application/json` without a foreign charset, no
 //! `Content-Encoding`). Anything else is `400` with a JSON-RPC error
 //! (`-32700` or `-32600`) and never reaches the upstream; what does reach it
-//! is exactly the bytes that were judged. A `tools/call` for a tool outside
-//! the key's allowlist is `403`; any answer that carries a tools listing,
-//! whatever request it answers, is filtered to the allowlist (a key's
-//! every answer is read for one: ids collide, see `tools_list.rs`);
+//! is exactly the bytes that were judged. A request for a tool, resource or
+//! prompt outside the key's allowlists (`tools/call`, `resources/read`,
+//! `…/subscribe`, `…/unsubscribe`, `prompts/get`, `completion/complete`:
+//! see `capabilities.rs` and [`crate::allowlist`]) is `403`; any answer
+//! that carries a listing (tools, resources, resource templates, prompts),
+//! whatever request it answers, is filtered to the allowlists (a limited
+//! key's every answer is read: ids collide, see `listings.rs`);
 //! `Mcp-Name` / `Mcp-Method` headers, when sent, must agree with the body
 //! in plain or `=?base64?…?=` form (else `400`, `-32020`) and go on
 //! in one canonical spelling.
@@ -31,7 +34,7 @@
 //! layer never saw issued, is `404` before the upstream sees it.
 //!
 //! Routes that are not MCP opt out with
-//! [`VerifyLayerBuilder::not_mcp`]: bodies are then not read, no tool is
+//! [`VerifyLayerBuilder::not_mcp`]: bodies are then not read, no allowlist is
 //! enforced, sessions are not bound, and every request counts against the
 //! key's rate and quota (there are no tool calls to count; per-tool
 //! overrides do not apply).
@@ -43,6 +46,7 @@
 //! explicitly that it serves all.
 
 mod body;
+mod capabilities;
 mod future;
 mod guard;
 mod headers;
@@ -53,13 +57,14 @@ pub mod jsonrpc;
 )]
 mod layer;
 mod limited;
+mod listings;
 mod request_body;
 mod routing_headers;
 mod service;
 mod session;
+mod step_up;
 #[cfg(test)]
 mod tests;
-mod tools_list;
 
 pub use body::LayerBody;
 pub use future::ResponseFuture;

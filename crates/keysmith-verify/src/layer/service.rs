@@ -14,12 +14,12 @@ use tower::Service;
 
 use super::{
     body::{BoxError, LayerBody},
+    capabilities,
     future::ResponseFuture,
     guard, headers,
-    jsonrpc::Message,
     layer::Shared,
     limited::{Counted, limited},
-    request_body, session, tools_list,
+    listings, request_body, session, step_up,
 };
 use crate::{
     audit::AuditRecord,
@@ -114,13 +114,8 @@ where
                     return Ok(refuse(&shared, &parts, ids, subject, refused, started).await);
                 }
             };
-            if let Some(Message::ToolCall { name, id }) = &message
-                && !key.allowed_tools.allows(name)
-            {
-                let refused = (
-                    tool_refused(&shared, key, name, id),
-                    VerifyCode::ToolNotAllowed,
-                );
+            if let Some(refused) = capabilities::refusal(key, message.as_ref()) {
+                let refused = step_up::challenge(&shared, key, message.as_ref(), refused);
                 return Ok(refuse(&shared, &parts, ids, subject, refused, started).await);
             }
             // Only requests allowed so far count against the key's limits.
@@ -143,9 +138,9 @@ where
                 line: audit_line(&shared, &parts, &identity.audit, subject, VerifyCode::Valid),
                 started,
             };
-            // Every answer is read for a tools listing when the key may not
-            // call every tool: by what it carries, not what was asked.
-            let listing_filter = tools_list::filter_for(shared.mcp, key, message.as_ref());
+            // Every answer is read for listings when the key names an
+            // allowlist: by what it carries, not what was asked.
+            let listing_filter = listings::filter_for(shared.mcp, key, message.as_ref());
             if listing_filter.is_some() {
                 // An answer the filter could not read would be refused whole.
                 parts.headers.remove(header::ACCEPT_ENCODING);
@@ -443,31 +438,6 @@ fn unauthorized<B>(shared: &Shared, code: &str, presented: bool) -> Response<Lay
         (None, None) => "Bearer".to_owned(),
     };
     if let Ok(value) = HeaderValue::from_str(&challenge) {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, value);
-    }
-    response
-}
-
-/// 403 with a JSON-RPC error that answers the request's id, so MCP clients
-/// show a tool error rather than a transport failure.
-/// For an access token at a protected resource, the `WWW-Authenticate`
-/// names the scope the call needs (step-up, RFC 6750 §3.1).
-fn tool_refused<B>(
-    shared: &Shared,
-    key: &VerifiedKey,
-    name: &str,
-    id: &serde_json::Value,
-) -> Response<LayerBody<B>> {
-    let mut response = json_response(
-        StatusCode::FORBIDDEN,
-        json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32001, "message": format!("this API key may not call the tool `{name}`")}}),
-    );
-    if let (Some(resource), Some(_)) = (&shared.resource, &key.token)
-        && let Ok(value) =
-            HeaderValue::from_str(&resource.insufficient_scope(&format!("tools:{name}")))
-    {
         response
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, value);

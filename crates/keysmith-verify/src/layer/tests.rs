@@ -1,6 +1,7 @@
 //! The service end to end with `oneshot`: what reaches the inner service,
 //! byte for byte, and what never does.
 
+mod capabilities;
 mod guard;
 mod listing;
 mod session;
@@ -14,13 +15,15 @@ use tower::{Layer, ServiceExt, service_fn};
 
 use super::{TenantScope, VerifyLayer};
 use crate::{
+    allowlist::{Allowlist, Capabilities},
     backend::{VerdictFuture, Verifier},
     outcome::{Refusal, VerifiedKey, VerifyCode},
     timestamp,
-    tools::{ToolAllowlist, ToolPattern},
 };
 
-/// "good" is a key of tenant acme allowed only `echo`; anything else is unknown.
+/// "good" is a key of tenant acme allowed only the tool `echo`, the
+/// resources `test://static-text` and `file:///public/*`, and the prompt
+/// `Hello`; anything else is unknown.
 #[derive(Debug)]
 pub(super) struct OneKey;
 
@@ -35,9 +38,12 @@ impl Verifier for OneKey {
                 service_user_name: "bot".into(),
                 valid_until: timestamp::from_unix(4_000_000_000),
                 scopes: vec![],
-                allowed_tools: ToolAllowlist::only(vec![
-                    ToolPattern::parse("echo").expect("valid"),
-                ]),
+                allowed: Capabilities::new(
+                    Allowlist::from_list(&["echo"]).expect("valid"),
+                    Allowlist::from_list(&["test://static-text", "file:///public/*"])
+                        .expect("valid"),
+                    Allowlist::from_list(&["Hello"]).expect("valid"),
+                ),
                 limits: Default::default(),
                 token: None,
             })

@@ -129,7 +129,7 @@ mod tests {
 
     use super::*;
     use crate::limit::{KeyLimits, Quota, QuotaPeriod, RateLimit, ToolRate};
-    use crate::tools::{ToolAllowlist, ToolPattern};
+    use crate::{allowlist::Capabilities, tools::ToolPattern};
 
     fn key(limits: KeyLimits) -> VerifiedKey {
         VerifiedKey {
@@ -140,7 +140,7 @@ mod tests {
             service_user_name: "s".into(),
             valid_until: datetime!(2030-01-01 00:00 UTC),
             scopes: vec![],
-            allowed_tools: ToolAllowlist::any_tool(),
+            allowed: Capabilities::everything(),
             limits,
             token: None,
         }

@@ -4,8 +4,10 @@
 //! loaded on `NOSCRIPT`) that checks the key's rate, the tool override's
 //! rate and the quota together and counts only an admitted call. Keys are
 //! `{prefix}:{key_id}:…` (one cluster slot per API key) and expire once
-//! they no longer matter. Times are the layer's clock, so instances should
-//! keep their clocks in step (NTP): skew shifts the GCRA by as much.
+//! they no longer matter. The rates are judged on Redis's clock (`TIME` in
+//! the scripts), one clock for every instance; the quota window (a calendar
+//! day or month) is named by the layer's clock, so instances should still
+//! keep theirs in step (NTP) around midnight.
 
 use std::{
     sync::atomic::{AtomicU64, Ordering},
@@ -20,8 +22,7 @@ use time::OffsetDateTime;
 
 use super::{
     Exceeded, LimitFuture, LimitKind, Limiter, LimiterError, PeekFuture, QuotaWindow, Remaining,
-    math::{retry_after_secs, unix_ns},
-    memory::period_name,
+    math::retry_after_secs, memory::period_name,
 };
 use crate::outcome::VerifiedKey;
 
@@ -164,7 +165,6 @@ impl RedisLimiter {
         let interval = |per_minute: Option<u32>| {
             per_minute.map_or(0, |p| MINUTE_US / i64::from(p.max(1)).max(1))
         };
-        let now_us = i64::try_from(unix_ns(now) / 1000).unwrap_or(i64::MAX);
         invocation
             .key(format!("{base}:rate"))
             .key(format!(
@@ -175,7 +175,6 @@ impl RedisLimiter {
                 "{base}:quota:{}",
                 window.map(|w| w.label()).unwrap_or_default()
             ))
-            .arg(now_us)
             .arg(interval(
                 limits.rate_limit.as_ref().and_then(|r| r.per_minute),
             ))

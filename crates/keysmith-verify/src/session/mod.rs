@@ -3,8 +3,9 @@
 //! request carrying a session id through only for that key.
 //!
 //! Bindings live in a [`SessionStore`]: the Keysmith database
-//! ([`SqlSessions`], shared by every instance on it) or this process's
-//! memory ([`InMemorySessions`], the default). [`Sessions`] keeps a bounded
+//! ([`SqlSessions`], shared by every instance on it), Redis
+//! (`RedisSessions`, feature `redis`, shared by every instance using it) or
+//! this process's memory ([`InMemorySessions`], the default). [`Sessions`] keeps a bounded
 //! cache in front of the store, so a session's requests after its first on
 //! an instance cost a hash and a lookup in memory.
 //!
@@ -21,10 +22,14 @@ use sha2::{Digest, Sha256};
 use crate::{backend::BackendError, identity::AuditIds};
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis_store;
 #[cfg(feature = "sql")]
 mod sql;
 
 pub use memory::InMemorySessions;
+#[cfg(feature = "redis")]
+pub use redis_store::RedisSessions;
 #[cfg(feature = "sql")]
 pub use sql::SqlSessions;
 
@@ -202,5 +207,7 @@ impl Sessions {
     }
 }
 
+#[cfg(all(test, feature = "redis"))]
+mod redis_tests;
 #[cfg(test)]
 mod tests;

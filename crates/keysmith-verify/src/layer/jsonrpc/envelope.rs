@@ -1,8 +1,8 @@
 //! One pass over a body that checks all of it under the strict rule and
 //! keeps only what [`super::read_message`] judges: which members the message
 //! has, its `id`, and the strings `jsonrpc`, `method`, `params.name`,
-//! `params.uri` and `params.taskId` (borrowed from the body when they hold no
-//! escape).
+//! `params.uri`, `params.taskId` and `params.ref`'s `type`, `name` and `uri`
+//! (borrowed from the body when they hold no escape).
 
 use std::{borrow::Cow, fmt};
 
@@ -36,12 +36,16 @@ pub(super) enum Params<'de> {
     Other,
 }
 
-/// `params.name`, `params.uri` and `params.taskId`, when strings.
+/// `params.name`, `params.uri`, `params.taskId` and `params.type`, when
+/// strings, and `params.ref` (the same members of it) when an object.
 #[derive(Debug, Default)]
 pub(super) struct Addressed<'de> {
     pub name: Option<Cow<'de, str>>,
     pub uri: Option<Cow<'de, str>>,
     pub task_id: Option<Cow<'de, str>>,
+    /// `type`: what a completion's `ref` is.
+    pub kind: Option<Cow<'de, str>>,
+    pub reference: Option<Box<Addressed<'de>>>,
 }
 
 /// Reads a whole body: the envelope of an object, `None` for any other
@@ -119,7 +123,10 @@ impl<'de> Visitor<'de> for Top {
                 "jsonrpc" => envelope.jsonrpc = Some(map.next_value_seed(Text { depth })?),
                 "id" => envelope.id = Some(map.next_value_seed(Strict { depth })?),
                 "method" => envelope.method = Some(map.next_value_seed(Text { depth })?),
-                "params" => envelope.params = Some(map.next_value_seed(ParamsSeed { depth })?),
+                "params" => {
+                    let seed = ParamsSeed { depth, outer: true };
+                    envelope.params = Some(map.next_value_seed(seed)?);
+                }
                 other => {
                     map.next_value_seed(Skim { depth })?;
                     match other {
@@ -169,9 +176,10 @@ impl<'de> Visitor<'de> for Text {
     }
 }
 
-/// `params` at `depth`.
+/// `params` at `depth` (`outer`), or its `ref`.
 struct ParamsSeed {
     depth: usize,
+    outer: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for ParamsSeed {
@@ -205,6 +213,17 @@ impl<'de> Visitor<'de> for ParamsSeed {
                 "name" => &mut addressed.name,
                 "uri" => &mut addressed.uri,
                 "taskId" => &mut addressed.task_id,
+                "type" => &mut addressed.kind,
+                "ref" if self.outer => {
+                    let seed = ParamsSeed {
+                        depth,
+                        outer: false,
+                    };
+                    if let Params::Object(reference) = map.next_value_seed(seed)? {
+                        addressed.reference = Some(Box::new(reference));
+                    }
+                    continue;
+                }
                 _ => {
                     map.next_value_seed(Skim { depth })?;
                     continue;

@@ -19,12 +19,18 @@
 //!   is `tools/call` in another case is refused; `params` an object;
 //! - `id` a string of at most [`MAX_ID_LEN`] bytes or a safe integer;
 //! - `tools/call` needs `params.name`, a string of 1–128 characters with no
-//!   control character.
+//!   control character;
+//! - the methods a key's allowlists govern (`tools/call`, `resources/read`,
+//!   `resources/subscribe`, `resources/unsubscribe`, `prompts/get`,
+//!   `completion/complete`) are spelled exactly, and a resource URI they
+//!   name (`params.uri`, `params.ref.uri`) is 1–2048 bytes without a control
+//!   character ([`uses`]).
 
 mod envelope;
 mod strict;
 #[cfg(test)]
 mod tests;
+mod uses;
 
 use std::borrow::Cow;
 
@@ -33,6 +39,10 @@ use serde_json::Value;
 use self::envelope::{Addressed, Params};
 pub use self::strict::MAX_DEPTH;
 pub(crate) use self::strict::same_member;
+pub use self::uses::{
+    COMPLETION_COMPLETE, GOVERNED, PROMPTS_GET, REF_PROMPT, REF_RESOURCE, RESOURCES_READ, Uses,
+};
+use self::uses::{Named, uses_of};
 use crate::tools::MAX_TOOL_NAME_LEN;
 
 /// Longest string id accepted.
@@ -43,6 +53,7 @@ pub const MAX_METHOD_LEN: usize = 128;
 /// JSON-RPC error codes the layer answers with.
 pub const PARSE_ERROR: i64 = -32700;
 pub const INVALID_REQUEST: i64 = -32600;
+pub const INVALID_PARAMS: i64 = -32602;
 /// `HeaderMismatch` (spec revision 2026-07-28): a mirrored header disagrees
 /// with the body.
 pub const HEADER_MISMATCH: i64 = -32020;
@@ -54,11 +65,13 @@ pub enum Message {
     ToolCall { name: String, id: Value },
     /// Any other request (it has an id) or notification (it has none).
     /// `addresses` is what the request names for its `Mcp-Name` header, for
-    /// the methods that define one ([`AddressedMember`]).
+    /// the methods that define one ([`AddressedMember`]); `uses`, what the
+    /// request uses that an allowlist governs, for the methods that do.
     Method {
         method: String,
         id: Value,
         addresses: Option<String>,
+        uses: Option<Uses>,
     },
     /// A client's answer to a request of the server (sampling, elicitation…).
     Response { id: Value },
@@ -92,6 +105,14 @@ impl Message {
         }
     }
 
+    /// What the request uses that a resource or prompt allowlist governs.
+    pub fn uses(&self) -> Option<&Uses> {
+        match self {
+            Self::Method { uses, .. } => uses.as_ref(),
+            Self::ToolCall { .. } | Self::Response { .. } => None,
+        }
+    }
+
     pub fn method(&self) -> Option<&str> {
         match self {
             Self::ToolCall { .. } => Some(TOOLS_CALL),
@@ -117,8 +138,8 @@ impl AddressedMember {
     /// (`tasks/*`: the tasks extension, SEP-2663); other methods have none.
     pub fn of(method: &str) -> Option<Self> {
         match method {
-            TOOLS_CALL | "prompts/get" => Some(Self::Name),
-            "resources/read" => Some(Self::Uri),
+            TOOLS_CALL | PROMPTS_GET => Some(Self::Name),
+            RESOURCES_READ => Some(Self::Uri),
             "tasks/get" | "tasks/update" | "tasks/cancel" => Some(Self::TaskId),
             _ => None,
         }
@@ -219,12 +240,26 @@ pub fn read_message(body: &[u8]) -> Result<Message, Rejection> {
         Some(Params::Other) => return Err(Rejection::invalid("params must be an object", echo)),
     };
     if method != TOOLS_CALL {
-        if method.eq_ignore_ascii_case(TOOLS_CALL) {
+        if misspelled_governed(&method) {
             return Err(Rejection::invalid(
-                "tools/call must be spelled exactly",
+                "tools/call, resources/*, prompts/get and completion/complete must be spelled exactly",
                 echo,
             ));
         }
+        let reference = addressed
+            .reference
+            .as_ref()
+            .map(|r| [r.kind.as_deref(), r.name.as_deref(), r.uri.as_deref()]);
+        let named = Named {
+            name: addressed.name.as_deref(),
+            uri: addressed.uri.as_deref(),
+            reference,
+        };
+        let uses = uses_of(&method, named).map_err(|message| Rejection {
+            code: INVALID_PARAMS,
+            message,
+            id: id.clone(),
+        })?;
         let addresses = match AddressedMember::of(&method) {
             Some(AddressedMember::Name) => addressed.name,
             Some(AddressedMember::Uri) => addressed.uri,
@@ -235,6 +270,7 @@ pub fn read_message(body: &[u8]) -> Result<Message, Rejection> {
             method: method.into_owned(),
             id,
             addresses: addresses.map(Cow::into_owned),
+            uses,
         });
     }
     match addressed.name {
@@ -243,11 +279,18 @@ pub fn read_message(body: &[u8]) -> Result<Message, Rejection> {
             id,
         }),
         _ => Err(Rejection {
-            code: -32602,
+            code: INVALID_PARAMS,
             message: "tools/call needs params.name: a string of 1-128 characters without control characters",
             id,
         }),
     }
+}
+
+/// A governed method in another case (`TOOLS/CALL`, `Resources/Read`).
+fn misspelled_governed(method: &str) -> bool {
+    std::iter::once(TOOLS_CALL)
+        .chain(GOVERNED)
+        .any(|governed| method != governed && method.eq_ignore_ascii_case(governed))
 }
 
 fn valid_id(id: &Value) -> bool {

@@ -32,6 +32,7 @@ fn reads_what_mcp_clients_send() {
             method: "tools/list".into(),
             id: json!("a"),
             addresses: None,
+            uses: None,
         })
     );
     assert_eq!(
@@ -104,6 +105,91 @@ fn refuses_what_another_parser_could_read_differently() {
         "i".repeat(129)
     );
     assert!(call(&long_id).is_err());
+}
+
+#[test]
+fn governed_methods_say_what_they_use() {
+    let uses = |body: &str| call(body).map(|m| m.uses().cloned());
+    let resource = |uri: &str| Some(Uses::Resource(Some(uri.to_owned())));
+    assert_eq!(
+        uses(r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"test://a"}}"#),
+        Ok(resource("test://a"))
+    );
+    assert_eq!(
+        uses(
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"t\u0065st://a"}}"#
+        ),
+        Ok(resource("test://a"))
+    );
+    assert_eq!(
+        uses(
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/unsubscribe","params":{"URI":"test://a"}}"#
+        ),
+        Ok(Some(Uses::Resource(None))),
+        "another case is not read: a limited key is refused"
+    );
+    assert_eq!(
+        uses(
+            r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"p","arguments":{}}}"#
+        ),
+        Ok(Some(Uses::Prompt(Some("p".into()))))
+    );
+    assert_eq!(
+        uses(
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"test://t/{x}"},"argument":{"name":"x","value":""}}}"#
+        ),
+        Ok(Some(Uses::Completion {
+            kind: Some(REF_RESOURCE.into()),
+            prompt: None,
+            resource: Some("test://t/{x}".into())
+        }))
+    );
+    assert_eq!(
+        uses(
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":"ref/prompt"}}"#
+        ),
+        Ok(Some(Uses::Completion {
+            kind: None,
+            prompt: None,
+            resource: None
+        }))
+    );
+    assert_eq!(
+        uses(r#"{"jsonrpc":"2.0","id":1,"method":"resources/list"}"#),
+        Ok(None)
+    );
+    let long = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{{"uri":"test://{}"}}}}"#,
+        "a".repeat(2048)
+    );
+    for refused in [
+        r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"test://a\u0000"}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"test://a\n/../b"}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":""}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"a\u007f"}}}"#,
+        &long,
+    ] {
+        assert_eq!(
+            call(refused).map_err(|r| r.code),
+            Err(INVALID_PARAMS),
+            "{refused}"
+        );
+    }
+    for misspelled in [
+        "Resources/Read",
+        "PROMPTS/GET",
+        "completion/Complete",
+        "resources/SUBSCRIBE",
+    ] {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"{misspelled}","params":{{"uri":"test://a","name":"p"}}}}"#
+        );
+        assert_eq!(
+            call(&body).map_err(|r| r.code),
+            Err(INVALID_REQUEST),
+            "{misspelled}"
+        );
+    }
 }
 
 #[test]
@@ -235,20 +321,44 @@ fn reference(body: &[u8]) -> Result<Message, Rejection> {
         Some(_) => return Err(Rejection::invalid("params must be an object", echo)),
     };
     if method != TOOLS_CALL {
-        if method.eq_ignore_ascii_case(TOOLS_CALL) {
+        if misspelled_governed(method) {
             return Err(Rejection::invalid(
-                "tools/call must be spelled exactly",
+                "tools/call, resources/*, prompts/get and completion/complete must be spelled exactly",
                 echo,
             ));
         }
+        fn string(value: Option<&Value>) -> Option<&str> {
+            value.and_then(Value::as_str)
+        }
+        let member = |name: &str| string(params.and_then(|p| p.get(name)));
+        let reference = params
+            .and_then(|p| p.get("ref"))
+            .and_then(Value::as_object)
+            .map(|r| {
+                [
+                    string(r.get("type")),
+                    string(r.get("name")),
+                    string(r.get("uri")),
+                ]
+            });
+        let named = Named {
+            name: member("name"),
+            uri: member("uri"),
+            reference,
+        };
+        let uses = uses_of(method, named).map_err(|message| Rejection {
+            code: INVALID_PARAMS,
+            message,
+            id: id.clone(),
+        })?;
         let addresses = AddressedMember::of(method)
-            .and_then(|member| params.and_then(|p| p.get(member.json_name())))
-            .and_then(Value::as_str)
+            .and_then(|addressed| member(addressed.json_name()))
             .map(ToOwned::to_owned);
         return Ok(Message::Method {
             method: method.to_owned(),
             id,
             addresses,
+            uses,
         });
     }
     match params.and_then(|p| p.get("name")) {
@@ -350,6 +460,17 @@ fn member(
         .prop_map(move |v| v.map(|v| (format!("\"{name}\""), v)))
 }
 
+/// An object of the members present and `extra`, in any order.
+fn shuffled(
+    members: Vec<Option<(String, String)>>,
+    extra: Vec<(String, String)>,
+) -> impl Strategy<Value = String> {
+    let members: Vec<_> = members.into_iter().flatten().chain(extra).collect();
+    Just(members)
+        .prop_shuffle()
+        .prop_map(|members| object(&members))
+}
+
 fn one_of(texts: &[&'static str]) -> impl Strategy<Value = String> + use<> {
     prop::sample::select(texts.to_vec()).prop_map(str::to_owned)
 }
@@ -364,8 +485,27 @@ fn params() -> impl Strategy<Value = String> {
         1 => one_of(&[r#""nAme""#, r#""n\u0061me""#, r#""NAME""#, r#""taskid""#]),
     ];
     let tool = one_of(&[r#""echo""#, r#""secret""#, r#""e\u0063ho""#, r#""""#, "7"]);
+    // A completion's `ref` (or a near miss), or a URI with a control character.
+    let reference = (
+        member("type", one_of(&[r#""ref/prompt""#, r#""ref/resource""#])),
+        member("name", one_of(&[r#""echo""#, r#""secret""#])),
+        member(
+            "uri",
+            one_of(&[r#""test://a""#, r#""test://\u0000""#, r#""""#]),
+        ),
+        prop::collection::vec((name(), value()), 0..2),
+    )
+        .prop_flat_map(|(kind, name, uri, extra)| shuffled(vec![kind, name, uri], extra));
+    let other = prop_oneof![
+        (one_of(&[r#""ref""#, r#""Ref""#]), reference),
+        (
+            Just(r#""uri""#.to_owned()),
+            Just(r#""test://a\u0007""#.to_owned())
+        ),
+    ];
+    let addressed = prop_oneof![20 => (key, tool), 1 => other];
     let extra = prop::collection::vec((name(), value()), 0..3);
-    (prop::option::weighted(0.9, (key, tool)), extra).prop_map(|(tool, extra)| {
+    (prop::option::weighted(0.9, addressed), extra).prop_map(|(tool, extra)| {
         let members: Vec<_> = tool.into_iter().chain(extra).collect();
         object(&members)
     })
@@ -387,7 +527,14 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
                     r#""tools/list""#,
                     r#""notifications/initialized""#,
                 ]),
-                1 => one_of(&[r#""prompts/get""#, r#""resources/read""#, r#""tasks/get""#]),
+                1 => one_of(&[
+                    r#""prompts/get""#,
+                    r#""resources/read""#,
+                    r#""resources/subscribe""#,
+                    r#""completion/complete""#,
+                    r#""Resources/Read""#,
+                    r#""tasks/get""#,
+                ]),
             ],
         ),
         member("params", params()),
@@ -395,14 +542,8 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
         prop::collection::vec((name(), value()), 0..2),
     )
         .prop_flat_map(|(jsonrpc, id, method, params, result, extra)| {
-            let members: Vec<_> = [jsonrpc, id, method, params, result]
-                .into_iter()
-                .flatten()
-                .chain(extra)
-                .collect();
-            Just(members).prop_shuffle()
-        })
-        .prop_map(|members| object(&members));
+            shuffled(vec![jsonrpc, id, method, params, result], extra)
+        });
     let answer = (
         member("jsonrpc", one_of(&[r#""2.0""#])),
         member("id", one_of(&["1", r#""r1""#])),
@@ -450,13 +591,14 @@ fn generated_bodies_reach_every_verdict() {
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let strategy = body();
     let mut verdicts = std::collections::BTreeMap::<String, usize>::new();
-    for _ in 0..4096 {
+    for _ in 0..8192 {
         let body = strategy
             .new_tree(&mut runner)
             .expect("a generated body")
             .current();
         let verdict = match read_message(&body) {
             Ok(Message::ToolCall { .. }) => "tool call".to_owned(),
+            Ok(Message::Method { uses: Some(_), .. }) => "governed method".to_owned(),
             Ok(Message::Method { .. }) => "method".to_owned(),
             Ok(Message::Response { .. }) => "response".to_owned(),
             Err(rejection) => rejection.message.to_owned(),
@@ -470,5 +612,6 @@ fn generated_bodies_reach_every_verdict() {
         );
     }
     // Every rejection the reader can give, but the rare "spelled exactly".
-    assert!(verdicts.len() >= 12, "{verdicts:#?}");
+    assert!(verdicts.len() >= 13, "{verdicts:#?}");
+    assert!(verdicts.contains_key("governed method"), "{verdicts:#?}");
 }

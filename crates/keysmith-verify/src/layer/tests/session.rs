@@ -16,12 +16,12 @@ use tower::{Layer, ServiceExt, service_fn};
 
 use super::{ECHO, post, send};
 use crate::{
+    allowlist::Capabilities,
     backend::{BackendError, VerdictFuture, Verifier},
     layer::{MCP_SESSION_ID, TenantScope, VerifyLayer},
     outcome::VerifiedKey,
     session::{Binding, SessionHash, SessionOwner, SessionStore, StoreFuture},
     timestamp,
-    tools::ToolAllowlist,
 };
 
 #[tokio::test]
@@ -84,7 +84,7 @@ impl Verifier for TwoKeys {
             service_user_name: presented.to_owned(),
             valid_until: timestamp::from_unix(4_000_000_000),
             scopes: vec![],
-            allowed_tools: ToolAllowlist::any_tool(),
+            allowed: Capabilities::everything(),
             limits: Default::default(),
             token: None,
         };

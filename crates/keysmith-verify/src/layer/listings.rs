@@ -1,14 +1,18 @@
-//! Tools listings filtered to the key's allowlist, so an agent never sees a
-//! tool it may not call.
+//! Listings filtered to the key's allowlists, so an agent never sees a
+//! tool, resource, resource template or prompt it may not use.
 //!
 //! The filter goes by what an answer carries, not by what was asked: a
 //! client routes answers by their JSON-RPC id, and ids can collide (the
 //! Python SDK's stateful transport keys its streams by `str(id)`, so a
 //! `ping` with id `"502"` can receive the answer to `tools/list` id `502`).
-//! So for a key that may not call every tool, every answer is read: any
-//! JSON-RPC result (a batch's included) with a `tools` array, member names
-//! compared as the most lenient parser does (`Result`, `toolſ`), loses the
-//! tools the key may not call.
+//! So for a key that names any allowlist, every answer is read: any
+//! JSON-RPC result (a batch's included) with a listing ([`LISTINGS`]:
+//! `tools` and `prompts` by `name`, `resources` by `uri`,
+//! `resourceTemplates` by `uriTemplate`), member names compared as the most
+//! lenient parser does (`Result`, `toolſ`), loses the entries the key may
+//! not use. An entry is kept only when it has the naming member and every
+//! member of that name (any case) is allowed; a template only when every
+//! URI it can expand to is (see [`crate::allowlist`]'s `uri` rules).
 //!
 //! The answer is a JSON body or a Server-Sent Events stream whose events carry
 //! JSON-RPC messages. Events stream through one by one; each event's `data` is
@@ -19,6 +23,7 @@
 
 use std::{
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -32,7 +37,7 @@ use super::{
     body::{BoxError, LayerBody},
     jsonrpc::{Message, same_member},
 };
-use crate::{outcome::VerifiedKey, tools::ToolAllowlist};
+use crate::{allowlist::Capabilities, outcome::VerifiedKey};
 
 /// The most buffered while waiting for the end of a JSON body or of one event.
 const MAX_BUFFERED: usize = 8 * 1024 * 1024;
@@ -44,24 +49,56 @@ pub enum Format {
     EventStream,
 }
 
+/// A listing a result may carry: its member, the member of each entry that
+/// names the entry, and whether the key may see an entry so named.
+pub struct Listing {
+    pub member: &'static str,
+    pub named_by: &'static str,
+    pub may_see: fn(&Capabilities, &str) -> bool,
+}
+
+/// Every listing MCP defines.
+pub const LISTINGS: [Listing; 4] = [
+    Listing {
+        member: "tools",
+        named_by: "name",
+        may_see: |allowed, name| allowed.tools().allows(name),
+    },
+    Listing {
+        member: "prompts",
+        named_by: "name",
+        may_see: |allowed, name| allowed.prompts().allows(name),
+    },
+    Listing {
+        member: "resources",
+        named_by: "uri",
+        may_see: |allowed, uri| allowed.resources().allows(uri),
+    },
+    Listing {
+        member: "resourceTemplates",
+        named_by: "uriTemplate",
+        may_see: |allowed, template| allowed.resources().covers_template(template),
+    },
+];
+
 /// The filter a request's answer goes through (`None`: passed untouched).
 #[derive(Debug)]
 pub(super) struct ListingFilter {
-    allowlist: ToolAllowlist,
+    allowed: Arc<VerifiedKey>,
     /// The request's id, for the error that replaces an unreadable answer.
     id: Value,
 }
 
-/// Every answer to a key that may not call every tool, in MCP mode (a
-/// route that is not MCP enforces no allowlist).
+/// Every answer to a key that names an allowlist, in MCP mode (a route
+/// that is not MCP enforces no allowlist).
 pub(super) fn filter_for(
     mcp: bool,
-    key: &VerifiedKey,
+    key: &Arc<VerifiedKey>,
     message: Option<&Message>,
 ) -> Option<ListingFilter> {
-    let limited = mcp && key.allowed_tools.patterns().is_some();
+    let limited = mcp && key.allowed.is_limited();
     limited.then(|| ListingFilter {
-        allowlist: key.allowed_tools.clone(),
+        allowed: key.clone(),
         id: message.map_or(Value::Null, |m| m.id().clone()),
     })
 }
@@ -97,17 +134,18 @@ impl ListingFilter {
         }
         parts.headers.remove(header::CONTENT_ENCODING);
         parts.headers.remove(header::CONTENT_LENGTH);
-        let body = ToolListFilter::new(body, self.allowlist, format, self.id);
+        let body = FilteredBody::new(body, self.allowed, format, self.id);
         Response::from_parts(parts, LayerBody::Filtered { body })
     }
 }
 
 pin_project! {
     #[derive(Debug)]
-    pub struct ToolListFilter<B> {
+    pub struct FilteredBody<B> {
         #[pin]
         inner: B,
-        allowlist: ToolAllowlist,
+        // Whose allowlists the listings are cut to.
+        key: Arc<VerifiedKey>,
         format: Format,
         // The request's id, for the error that replaces an unreadable answer.
         id: Value,
@@ -116,11 +154,11 @@ pin_project! {
     }
 }
 
-impl<B> ToolListFilter<B> {
-    pub fn new(inner: B, allowlist: ToolAllowlist, format: Format, id: Value) -> Self {
+impl<B> FilteredBody<B> {
+    pub fn new(inner: B, key: Arc<VerifiedKey>, format: Format, id: Value) -> Self {
         Self {
             inner,
-            allowlist,
+            key,
             format,
             id,
             buffer: BytesMut::new(),
@@ -133,7 +171,7 @@ impl<B> ToolListFilter<B> {
     }
 }
 
-impl<B> Body for ToolListFilter<B>
+impl<B> Body for FilteredBody<B>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
@@ -166,15 +204,15 @@ where
                 }
             };
             let out = match this.format {
-                Format::Json if eos => Some(filter_json_body(this.buffer, this.allowlist, this.id)),
+                Format::Json if eos => {
+                    Some(filter_json_body(this.buffer, &this.key.allowed, this.id))
+                }
                 Format::Json => None,
-                Format::EventStream => filter_events(this.buffer, this.allowlist, eos),
+                Format::EventStream => filter_events(this.buffer, &this.key.allowed, eos),
             };
             if this.buffer.len() > MAX_BUFFERED {
                 *this.done = true;
-                return Poll::Ready(Some(Err(
-                    "answer too large to read for tools listings".into()
-                )));
+                return Poll::Ready(Some(Err("answer too large to read for listings".into())));
             }
             match out {
                 Some(bytes) if !bytes.is_empty() => {
@@ -188,44 +226,44 @@ where
 }
 
 /// The whole JSON answer, filtered, or a JSON-RPC error in its place.
-fn filter_json_body(buffer: &mut BytesMut, allowlist: &ToolAllowlist, id: &Value) -> Bytes {
+fn filter_json_body(buffer: &mut BytesMut, allowed: &Capabilities, id: &Value) -> Bytes {
     let body = buffer.split().freeze();
     if body.is_empty() {
         // A `202 Accepted`, a `204`: nothing a client reads.
         return body;
     }
-    match filter_message(&body, allowlist) {
+    match filter_message(&body, allowed) {
         Filtered::Unchanged => body,
         Filtered::Rewritten(filtered) => Bytes::from(filtered),
         Filtered::Unreadable => {
             let error = json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32603,
-                "message": "the answer could not be read to filter it to this key's tools"}});
+                "message": "the answer could not be read to filter it to this key's allowlists"}});
             Bytes::from(error.to_string())
         }
     }
 }
 
-/// What a message becomes for a key limited to some tools.
+/// What a message becomes for a key that names an allowlist.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Filtered {
     /// It carries no result: passed on as it came.
     Unchanged,
-    /// It carries a result: written again from what was read, every tools
-    /// listing in it cut to the allowlist.
+    /// It carries a result: written again from what was read, every
+    /// listing in it cut to the allowlists.
     Rewritten(Vec<u8>),
     /// Not JSON: never passed on.
     Unreadable,
 }
 
 /// Filters one JSON-RPC message, or a batch of them.
-pub fn filter_message(message: &[u8], allowlist: &ToolAllowlist) -> Filtered {
+pub fn filter_message(message: &[u8], allowed: &Capabilities) -> Filtered {
     let Ok(mut value) = serde_json::from_slice::<Value>(message) else {
         return Filtered::Unreadable;
     };
     if !carries_result(&value) {
         return Filtered::Unchanged;
     }
-    cut_listings(&mut value, allowlist);
+    cut_listings(&mut value, allowed);
     serde_json::to_vec(&value).map_or(Filtered::Unreadable, Filtered::Rewritten)
 }
 
@@ -239,12 +277,11 @@ fn carries_result(value: &Value) -> bool {
     }
 }
 
-/// Removes from every `result.tools` (any case, a batch's too) each tool
-/// that is not surely one the key may call: every `name` it has (any case)
-/// must be allowed.
-fn cut_listings(value: &mut Value, allowlist: &ToolAllowlist) {
+/// Removes from every listing of every result (any case, a batch's too)
+/// each entry that is not surely one the key may use.
+fn cut_listings(value: &mut Value, allowed: &Capabilities) {
     let members = match value {
-        Value::Array(batch) => return batch.iter_mut().for_each(|m| cut_listings(m, allowlist)),
+        Value::Array(batch) => return batch.iter_mut().for_each(|m| cut_listings(m, allowed)),
         Value::Object(members) => members,
         _ => return,
     };
@@ -253,39 +290,46 @@ fn cut_listings(value: &mut Value, allowlist: &ToolAllowlist) {
         .filter(|(name, _)| same_member(name, "result"))
         .filter_map(|(_, result)| result.as_object_mut());
     for result in results {
-        let listings = result
-            .iter_mut()
-            .filter(|(name, _)| same_member(name, "tools"))
-            .filter_map(|(_, tools)| tools.as_array_mut());
-        for tools in listings {
-            tools.retain(|tool| may_be_listed(tool, allowlist));
+        for (name, entries) in result.iter_mut() {
+            let Some(entries) = entries.as_array_mut() else {
+                continue;
+            };
+            for listing in LISTINGS.iter().filter(|l| same_member(name, l.member)) {
+                entries.retain(|entry| may_be_listed(entry, listing, allowed));
+            }
         }
     }
 }
 
-fn may_be_listed(tool: &Value, allowlist: &ToolAllowlist) -> bool {
-    let Some(members) = tool.as_object() else {
+/// Whether `entry` has the member that names it, and every member of that
+/// name (any case) names something the key may use.
+fn may_be_listed(entry: &Value, listing: &Listing, allowed: &Capabilities) -> bool {
+    let Some(members) = entry.as_object() else {
         return false;
     };
     let mut names = members
         .iter()
-        .filter(|(name, _)| same_member(name, "name"))
-        .map(|(_, value)| value.as_str().is_some_and(|n| allowlist.allows(n)))
+        .filter(|(name, _)| same_member(name, listing.named_by))
+        .map(|(_, value)| {
+            value
+                .as_str()
+                .is_some_and(|n| (listing.may_see)(allowed, n))
+        })
         .peekable();
-    names.peek().is_some() && names.all(|allowed| allowed)
+    names.peek().is_some() && names.all(|may| may)
 }
 
 /// Takes every complete event out of `buffer` (all of it at the end of the
 /// stream) and gives back their filtered text.
-fn filter_events(buffer: &mut BytesMut, allowlist: &ToolAllowlist, eos: bool) -> Option<Bytes> {
+fn filter_events(buffer: &mut BytesMut, allowed: &Capabilities, eos: bool) -> Option<Bytes> {
     let mut out = Vec::new();
     while let Some(end) = event_end(buffer, eos) {
         let event = buffer.split_to(end);
-        rewrite_event(&event, allowlist, &mut out);
+        rewrite_event(&event, allowed, &mut out);
     }
     if eos && !buffer.is_empty() {
         let event = buffer.split();
-        rewrite_event(&event, allowlist, &mut out);
+        rewrite_event(&event, allowed, &mut out);
     }
     (!out.is_empty()).then(|| Bytes::from(out))
 }
@@ -338,7 +382,7 @@ fn lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// One event: its `data` lines joined, filtered, and written back as one
 /// `data:` line; other fields (`event`, `id`, comments) kept. An event whose
 /// data is not JSON is dropped rather than passed on unread.
-fn rewrite_event(event: &[u8], allowlist: &ToolAllowlist, out: &mut Vec<u8>) {
+fn rewrite_event(event: &[u8], allowed: &Capabilities, out: &mut Vec<u8>) {
     let mut data: Option<Vec<u8>> = None;
     let mut fields = Vec::new();
     for line in lines(event).filter(|l| !l.is_empty()) {
@@ -359,7 +403,7 @@ fn rewrite_event(event: &[u8], allowlist: &ToolAllowlist, out: &mut Vec<u8>) {
     }
     // Empty data (a resumable stream's priming event) carries no message.
     let data = match data {
-        Some(d) if !d.iter().all(u8::is_ascii_whitespace) => match filter_message(&d, allowlist) {
+        Some(d) if !d.iter().all(u8::is_ascii_whitespace) => match filter_message(&d, allowed) {
             Filtered::Unchanged => Some(d),
             Filtered::Rewritten(filtered) => Some(filtered),
             Filtered::Unreadable => return,
@@ -382,26 +426,44 @@ fn rewrite_event(event: &[u8], allowlist: &ToolAllowlist, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tools::ToolPattern;
+    use crate::{allowlist::Allowlist, timestamp};
     use http_body_util::{BodyExt, StreamBody};
 
-    fn only(names: &[&str]) -> ToolAllowlist {
-        ToolAllowlist::only(
-            names
-                .iter()
-                .map(|n| ToolPattern::parse(n).expect("valid"))
-                .collect(),
-        )
+    /// A key with these lists (empty: not named).
+    fn with(tools: &[&str], resources: &[&str], prompts: &[&str]) -> Arc<VerifiedKey> {
+        fn list<P: crate::allowlist::Pattern>(entries: &[&str]) -> Allowlist<P> {
+            if entries.is_empty() {
+                Allowlist::any()
+            } else {
+                Allowlist::from_list(entries).expect("valid")
+            }
+        }
+        Arc::new(VerifiedKey {
+            key_id: "k".into(),
+            tenant_id: "t".into(),
+            tenant_slug: "t".into(),
+            service_user_id: "s".into(),
+            service_user_name: "s".into(),
+            valid_until: timestamp::from_unix(4_000_000_000),
+            scopes: vec![],
+            allowed: Capabilities::new(list(tools), list(resources), list(prompts)),
+            limits: Default::default(),
+            token: None,
+        })
+    }
+
+    fn only(tools: &[&str]) -> Arc<VerifiedKey> {
+        with(tools, &[], &[])
     }
 
     const LIST: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo"},{"name":"secret_admin"},{"name":"files/read"}]}}"#;
 
-    async fn run(chunks: Vec<&'static [u8]>, format: Format, allow: &ToolAllowlist) -> String {
+    async fn run(chunks: Vec<&'static [u8]>, format: Format, allow: &Arc<VerifiedKey>) -> String {
         let frames = chunks
             .into_iter()
             .map(|c| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from_static(c))));
         let body = StreamBody::new(futures_util::stream::iter(frames));
-        let filter = ToolListFilter::new(body, allow.clone(), format, Value::from(1));
+        let filter = FilteredBody::new(body, allow.clone(), format, Value::from(1));
         let bytes = filter.collect().await.expect("body").to_bytes();
         String::from_utf8(bytes.to_vec()).expect("utf-8")
     }
@@ -450,5 +512,62 @@ mod tests {
             );
             assert!(out.contains(": keep-alive\n\n"), "split at {at}: {out}");
         }
+    }
+
+    /// The names (or URIs) a listing kept.
+    fn kept(answer: &str, listing: &str, named_by: &str) -> Vec<String> {
+        let value: Value = serde_json::from_str(answer).expect("json");
+        value["result"][listing]
+            .as_array()
+            .expect(listing)
+            .iter()
+            .filter_map(|entry| entry[named_by].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    const EVERY_LISTING: &str = r#"{"jsonrpc":"2.0","id":1,"result":{
+        "tools":[{"name":"echo"}],
+        "prompts":[{"name":"greet"},{"name":"admin_prompt"},{"title":"no name"}],
+        "resources":[{"uri":"file:///public/a.txt"},{"uri":"file:///public/../secret"},{"uri":"file:///secret"},{"uri":"file:///public/b","URI":"file:///secret"}],
+        "resourceTemplates":[{"uriTemplate":"file:///public/{name}"},{"uriTemplate":"file:///{path}"},{"uriTemplate":"file:///public/{a}/../x"}]}}"#;
+
+    #[tokio::test]
+    async fn every_listing_keeps_only_what_the_key_may_use() {
+        let key = with(&[], &["file:///public/*"], &["greet"]);
+        let out = run(vec![EVERY_LISTING.as_bytes()], Format::Json, &key).await;
+        assert_eq!(
+            kept(&out, "tools", "name"),
+            Vec::<String>::new(),
+            "no tool named: none listed"
+        );
+        assert_eq!(kept(&out, "prompts", "name"), ["greet"]);
+        assert_eq!(kept(&out, "resources", "uri"), ["file:///public/a.txt"]);
+        assert_eq!(
+            kept(&out, "resourceTemplates", "uriTemplate"),
+            ["file:///public/{name}"]
+        );
+
+        // A key that names only tools sees no resource, template or prompt.
+        let tools_only = run(
+            vec![EVERY_LISTING.as_bytes()],
+            Format::Json,
+            &only(&["echo"]),
+        )
+        .await;
+        assert_eq!(kept(&tools_only, "tools", "name"), ["echo"]);
+        for (listing, named_by) in [
+            ("prompts", "name"),
+            ("resources", "uri"),
+            ("resourceTemplates", "uriTemplate"),
+        ] {
+            assert!(
+                kept(&tools_only, listing, named_by).is_empty(),
+                "{listing}: {tools_only}"
+            );
+        }
+        // Member names in another case are listings too.
+        let folded = r#"{"jsonrpc":"2.0","id":1,"Result":{"Resources":[{"uri":"file:///secret"}],"PROMPTS":[{"name":"x"}]}}"#;
+        let out = run(vec![folded.as_bytes()], Format::Json, &key).await;
+        assert!(!out.contains("secret") && !out.contains(r#""x""#), "{out}");
     }
 }

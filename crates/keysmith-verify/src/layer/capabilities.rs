@@ -1,0 +1,109 @@
+//! Refuses, before the upstream runs, a request for a tool, resource or
+//! prompt outside the key's allowlists (`tools/call`; `resources/read`,
+//! `…/subscribe`, `…/unsubscribe`; `prompts/get`; `completion/complete` of
+//! a prompt or a resource). For a limited key, a governed request that does
+//! not name what it uses the way the layer reads it (no `params.uri` string,
+//! a completion `ref` of another type) is refused too: the upstream might
+//! read something the layer did not.
+
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use super::{
+    jsonrpc::{INVALID_PARAMS, Message, REF_PROMPT, REF_RESOURCE, Uses},
+    service::{Refused, json_response},
+};
+use crate::{
+    allowlist::{Allowlist, Pattern},
+    outcome::{VerifiedKey, VerifyCode},
+};
+
+/// The JSON-RPC error code of a refused capability.
+const NOT_ALLOWED: i64 = -32001;
+
+/// The refusal of `message` for `key`, if it uses what the key may not.
+pub(super) fn refusal<B>(key: &VerifiedKey, message: Option<&Message>) -> Option<Refused<B>> {
+    let allowed = &key.allowed;
+    let message = message?;
+    let id = message.id();
+    if let Message::ToolCall { name, .. } = message {
+        return (!allowed.tools().allows(name)).then(|| {
+            let text = format!("this API key may not call the tool `{name}`");
+            forbidden(id, &text, VerifyCode::ToolNotAllowed)
+        });
+    }
+    // A completion's `uri` may be a template: allowed when every URI it
+    // expands to is.
+    let resource = |uri: Option<&str>, template: bool| {
+        let resources = allowed.resources();
+        let permitted = match uri {
+            Some(uri) if template => resources.covers_template(uri),
+            Some(uri) => resources.allows(uri),
+            None => !resources.is_limited(),
+        };
+        (!permitted).then(|| {
+            let text = match uri {
+                Some(uri) => format!("this API key may not use the resource `{uri}`"),
+                None => "this API key may use only the resources it names, and this request names none in params.uri".to_owned(),
+            };
+            forbidden(id, &text, VerifyCode::ResourceNotAllowed)
+        })
+    };
+    let prompt = |name: Option<&str>| {
+        (!permits(allowed.prompts(), name)).then(|| {
+            let text = match name {
+                Some(name) => format!("this API key may not use the prompt `{name}`"),
+                None => "this API key may use only the prompts it names, and this request names none in params.name".to_owned(),
+            };
+            forbidden(id, &text, VerifyCode::PromptNotAllowed)
+        })
+    };
+    match message.uses()? {
+        Uses::Resource(uri) => resource(uri.as_deref(), false),
+        Uses::Prompt(name) => prompt(name.as_deref()),
+        Uses::Completion {
+            kind,
+            prompt: name,
+            resource: uri,
+        } => {
+            let limited = allowed.prompts().is_limited() || allowed.resources().is_limited();
+            // Whatever the type says, a name or URI it carries must be allowed too.
+            let (name, uri) = (name.as_deref(), uri.as_deref());
+            match kind.as_deref() {
+                Some(REF_PROMPT) => {
+                    prompt(name).or_else(|| uri.and_then(|u| resource(Some(u), true)))
+                }
+                Some(REF_RESOURCE) => {
+                    resource(uri, true).or_else(|| name.and_then(|n| prompt(Some(n))))
+                }
+                _ if limited => Some(unclear_reference(id)),
+                _ => None,
+            }
+        }
+    }
+}
+
+/// Whether `list` lets the key use `subject` (absent: only an unlimited list).
+fn permits<P: Pattern>(list: &Allowlist<P>, subject: Option<&str>) -> bool {
+    match subject {
+        Some(subject) => list.allows(subject),
+        None => !list.is_limited(),
+    }
+}
+
+/// 403 with a JSON-RPC error that answers the request's id, so MCP clients
+/// show a call error rather than a transport failure.
+fn forbidden<B>(id: &Value, message: &str, code: VerifyCode) -> Refused<B> {
+    let body =
+        json!({"jsonrpc": "2.0", "id": id, "error": {"code": NOT_ALLOWED, "message": message}});
+    (json_response(StatusCode::FORBIDDEN, body), code)
+}
+
+fn unclear_reference<B>(id: &Value) -> Refused<B> {
+    let body = json!({"jsonrpc": "2.0", "id": id, "error": {"code": INVALID_PARAMS,
+        "message": "completion/complete needs params.ref of type ref/prompt (with name) or ref/resource (with uri)"}});
+    (
+        json_response(StatusCode::BAD_REQUEST, body),
+        VerifyCode::BadRequest,
+    )
+}
