@@ -19,6 +19,7 @@ use crate::{
     both_engines,
     child::Running,
     gateway::upstream,
+    gateway_remote::GatewayProcess,
     helpers::{TestApp, expect_json},
     mcp::{call_text, initialize, tool_call},
     oauth::{client_token, globex_key},
@@ -52,7 +53,12 @@ async fn post(gateway: &Running, bearer: Option<&str>, body: &Value) -> reqwest:
 
 /// Calls `tool` through `gateway` with the official Rust SDK client.
 async fn call(gateway: &Running, bearer: &str, tool: &str) -> Result<String, String> {
-    let config = StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", gateway.base))
+    call_at(&format!("{}/mcp", gateway.base), bearer, tool).await
+}
+
+/// Calls `tool` at the MCP endpoint `url` with the official Rust SDK client.
+async fn call_at(url: &str, bearer: &str, tool: &str) -> Result<String, String> {
+    let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned())
         .auth_header(bearer.to_owned());
     let client = ClientConfig::default()
         .serve(StreamableHttpClientTransport::from_config(config))
@@ -165,6 +171,27 @@ both_engines! {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert_eq!(status, StatusCode::UNAUTHORIZED, "the revoked key's token");
+    }
+
+    async fn a_gateway_without_a_database_takes_tokens_through_the_server(app: TestApp) {
+        let su = app.create_service_user("agent").await;
+        let key = app.create_key(&su, json!({"allowed_tools": ["whoami", "echo"]})).await;
+        let (upstream, _events) = upstream().await;
+        let verify_key = app.management_key_with(&app.tenant, keysmith::domain::Scope::verify()).await;
+        let public_url = app.state.config.public_url.clone();
+        let gateway = GatewayProcess::start(&app, &upstream, &verify_key, &["--resource", RESOURCE], &[("KEYSMITH_PUBLIC_URL", public_url.as_str())]).await;
+        let res = reqwest::Client::new().get(format!("{}/.well-known/oauth-protected-resource/mcp", gateway.base)).send().await.expect("metadata");
+        assert_eq!(expect_json(res, StatusCode::OK).await["authorization_servers"], json!([format!("{public_url}/oauth/acme")]));
+        let token = client_token(&app, "acme", &key, RESOURCE, Some("tools:whoami")).await;
+        let token = token["access_token"].as_str().expect("token");
+        let who: Value = serde_json::from_str(&call_at(&gateway.mcp(), token, "whoami").await.expect("whoami")).expect("json");
+        assert_eq!(who["identity"]["x-keysmith-key-id"], key["id"], "verified through POST /api/v1/verify");
+        let refused = reqwest::Client::new().post(gateway.mcp()).header("accept", "application/json, text/event-stream")
+            .bearer_auth(token).json(&tool_call(2, "echo")).send().await.expect("send");
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        assert!(refused.headers()["www-authenticate"].to_str().expect("ascii").contains("scope=\"tools:echo\""));
+        let elsewhere = client_token(&app, "acme", &key, "https://b.example.com/mcp", None).await;
+        assert!(call_at(&gateway.mcp(), elsewhere["access_token"].as_str().expect("token"), "whoami").await.is_err(), "bound to another resource");
     }
 
     async fn tokens_share_their_key_quota(app: TestApp) {
