@@ -4,6 +4,7 @@ mod admins;
 mod audit;
 pub mod auth;
 pub mod extract;
+pub mod forward_auth;
 mod invitations;
 pub mod keys;
 pub mod model;
@@ -17,7 +18,7 @@ mod webhooks;
 
 use axum::{
     Json, Router,
-    routing::{get, post},
+    routing::{any, get, post},
 };
 use utoipa::OpenApi;
 
@@ -76,6 +77,12 @@ pub fn router() -> Router<AppState> {
         )
         .nest("/api/v1/tenants/{tenant}", tenant)
         .route("/api/v1/verify", post(verify::verify))
+        .route("/api/v1/forward-auth", any(forward_auth::tenant_required))
+        .route("/api/v1/forward-auth/{tenant}", any(forward_auth::check))
+        .route(
+            "/api/v1/forward-auth/{tenant}/{*path}",
+            any(forward_auth::check_with_path),
+        )
         .route(
             "/api/v1/secret-scanning/github",
             post(secret_scanning::github),

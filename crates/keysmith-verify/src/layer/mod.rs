@@ -43,6 +43,7 @@
 //! explicitly that it serves all.
 
 mod body;
+mod forward;
 mod future;
 mod guard;
 mod headers;
@@ -62,6 +63,7 @@ mod tests;
 mod tools_list;
 
 pub use body::LayerBody;
+pub use forward::{ForwardAuth, ForwardAuthResponse, OriginalRequest};
 pub use future::ResponseFuture;
 pub use guard::{GuardRefusal, RequestGuard};
 pub use headers::{KEY_ID_HEADER, SERVICE_USER_HEADER, SERVICE_USER_ID_HEADER, TENANT_HEADER};

@@ -17,7 +17,7 @@ use super::{
     future::ResponseFuture,
     guard, headers,
     jsonrpc::Message,
-    layer::Shared,
+    layer::{Shared, TenantScope},
     limited::{Counted, limited},
     request_body, session, tools_list,
 };
@@ -75,7 +75,7 @@ where
             // Judged on the head before the key; the key is looked at only
             // to file the refusal under it (see `guard`).
             let guarded = guard::refusal(&shared, &parts);
-            let identity = match authenticate(&shared, &parts).await {
+            let identity = match authenticate(&shared, &shared.tenant, &parts).await {
                 Ok(identity) => identity,
                 Err(unverified) => {
                     let response =
@@ -181,7 +181,7 @@ pub(super) type Refused<B> = (Response<LayerBody<B>>, VerifyCode);
 
 /// Refuses a verified key's request: counted by its code, and one audit line
 /// with it, so every attempt a genuine key makes is in its trail.
-async fn refuse<B>(
+pub(super) async fn refuse<B>(
     shared: &Shared,
     parts: &Parts,
     ids: &AuditIds,
@@ -198,11 +198,14 @@ async fn refuse<B>(
 /// Why a request has no usable key: the answer, the metric's outcome, and
 /// the key to audit the refusal against when it is genuine and of this
 /// service's tenant.
-struct Unverified<B> {
-    response: Response<LayerBody<B>>,
-    outcome: &'static str,
-    known: Option<(Box<VerifiedKey>, VerifyCode)>,
+pub(super) struct Unverified<B> {
+    pub(super) response: Response<LayerBody<B>>,
+    pub(super) outcome: &'static str,
+    pub(super) known: Option<(Box<VerifiedKey>, VerifyCode)>,
 }
+
+/// The metric's outcome for a genuine key of a tenant the layer does not serve.
+pub(super) const OTHER_TENANT: &str = "other_tenant";
 
 impl<B> Unverified<B> {
     fn unknown(response: Response<LayerBody<B>>, outcome: &'static str) -> Self {
@@ -214,8 +217,13 @@ impl<B> Unverified<B> {
     }
 }
 
-/// Verifies the bearer key: the identity, or why the request has none.
-async fn authenticate<B>(shared: &Shared, parts: &Parts) -> Result<Arc<Identity>, Unverified<B>> {
+/// Verifies the bearer key for a service of `tenant`: the identity, or why
+/// the request has none.
+pub(super) async fn authenticate<B>(
+    shared: &Shared,
+    tenant: &TenantScope,
+    parts: &Parts,
+) -> Result<Arc<Identity>, Unverified<B>> {
     let Some(presented) = headers::bearer(&parts.headers) else {
         let response = unauthorized(shared, "missing bearer key");
         return Err(Unverified::unknown(response, "missing_key"));
@@ -224,11 +232,11 @@ async fn authenticate<B>(shared: &Shared, parts: &Parts) -> Result<Arc<Identity>
     let verdict = shared.verifier.identify(presented).await;
     shared.metrics.verify_time(asked.elapsed());
     match verdict {
-        Ok(Ok(identity)) if shared.tenant.admits(&identity.key.tenant_slug) => Ok(identity),
+        Ok(Ok(identity)) if tenant.admits(&identity.key.tenant_slug) => Ok(identity),
         Ok(Ok(_)) => {
             tracing::info!("key of another tenant refused");
             let response = unauthorized(shared, VerifyCode::NotFound.as_str());
-            Err(Unverified::unknown(response, "other_tenant"))
+            Err(Unverified::unknown(response, OTHER_TENANT))
         }
         Ok(Err(refusal)) => {
             tracing::info!(
@@ -236,9 +244,7 @@ async fn authenticate<B>(shared: &Shared, parts: &Parts) -> Result<Arc<Identity>
                 key_id = refusal.key_id.as_deref(),
                 "key refused"
             );
-            let known = refusal
-                .known
-                .filter(|k| shared.tenant.admits(&k.tenant_slug));
+            let known = refusal.known.filter(|k| tenant.admits(&k.tenant_slug));
             // Another tenant's key is refused as if it did not exist.
             let code = if known.is_some() {
                 refusal.code
@@ -319,7 +325,7 @@ fn method_and_path(parts: &Parts) -> String {
 
 /// The audit line of a request, before its outcome is known (`None`
 /// without an audit sink).
-fn audit_line(
+pub(super) fn audit_line(
     shared: &Shared,
     parts: &Parts,
     ids: &AuditIds,
@@ -350,7 +356,7 @@ fn elapsed_us(started: Instant) -> u64 {
 }
 
 /// Queues `line` with its outcome (waiting for room: backpressure, no loss).
-async fn record(
+pub(super) async fn record(
     shared: &Shared,
     line: Option<AuditRecord>,
     status: Option<StatusCode>,
@@ -410,7 +416,7 @@ pub(crate) fn json_response<B>(
     response
 }
 
-fn unauthorized<B>(shared: &Shared, code: &str) -> Response<LayerBody<B>> {
+pub(super) fn unauthorized<B>(shared: &Shared, code: &str) -> Response<LayerBody<B>> {
     let mut response = json_response(
         StatusCode::UNAUTHORIZED,
         json!({"error": {"code": "unauthorized", "message": format!("a valid API key is required ({code})")}}),
@@ -429,7 +435,7 @@ fn unauthorized<B>(shared: &Shared, code: &str) -> Response<LayerBody<B>> {
 
 /// 403 with a JSON-RPC error that answers the request's id, so MCP clients
 /// show a tool error rather than a transport failure.
-fn tool_refused<B>(name: &str, id: &serde_json::Value) -> Response<LayerBody<B>> {
+pub(super) fn tool_refused<B>(name: &str, id: &serde_json::Value) -> Response<LayerBody<B>> {
     json_response(
         StatusCode::FORBIDDEN,
         json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32001, "message": format!("this API key may not call the tool `{name}`")}}),
