@@ -30,6 +30,7 @@ mod conformance;
 mod connections;
 mod emails;
 mod files;
+mod forward_auth;
 mod fuzz;
 mod gateway;
 mod gateway_listing_race;

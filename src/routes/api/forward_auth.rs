@@ -212,6 +212,76 @@ fn refusal(status: StatusCode, code: &str, message: &str) -> Response {
 mod tests {
     use super::*;
 
+    const TOKEN: &str = "a-proxy-token-of-at-least-32-characters";
+
+    fn config(token: Option<&str>) -> Config {
+        Config::from_lookup(|name| {
+            (name == "KEYSMITH_FORWARD_AUTH_TOKEN")
+                .then(|| token.map(str::to_owned))
+                .flatten()
+        })
+        .expect("config")
+    }
+
+    #[test]
+    fn without_a_token_only_loopback_peers_are_the_proxy() {
+        let config = config(None);
+        let none = HeaderMap::new();
+        for peer in [
+            "127.0.0.1:4000",
+            "127.8.9.10:4000",
+            "[::1]:4000",
+            "[::ffff:127.0.0.1]:4000",
+        ] {
+            assert_eq!(
+                proxy_allowed(&config, &none, peer.parse().ok()),
+                Ok(()),
+                "{peer}"
+            );
+        }
+        for peer in [
+            "192.0.2.7:4000",
+            "[2001:db8::1]:4000",
+            "[::ffff:192.0.2.7]:4000",
+        ] {
+            assert!(
+                proxy_allowed(&config, &none, peer.parse().ok()).is_err(),
+                "{peer}"
+            );
+        }
+        assert!(
+            proxy_allowed(&config, &none, None).is_err(),
+            "no peer known"
+        );
+    }
+
+    #[test]
+    fn with_a_token_its_holder_is_the_proxy_from_anywhere_and_nobody_else() {
+        let config = config(Some(TOKEN));
+        let mut headers = HeaderMap::new();
+        let remote = "192.0.2.7:4000".parse().ok();
+        let local = "127.0.0.1:4000".parse().ok();
+        assert!(
+            proxy_allowed(&config, &headers, local).is_err(),
+            "loopback needs it too"
+        );
+        headers.insert(
+            PROXY_TOKEN,
+            HeaderValue::from_static("a-proxy-token-of-at-least-32-characterz"),
+        );
+        assert!(
+            proxy_allowed(&config, &headers, local).is_err(),
+            "a wrong token"
+        );
+        headers.insert(PROXY_TOKEN, HeaderValue::from_static(TOKEN));
+        assert_eq!(proxy_allowed(&config, &headers, remote), Ok(()));
+        headers.append(PROXY_TOKEN, HeaderValue::from_static(TOKEN));
+        assert!(
+            proxy_allowed(&config, &headers, remote).is_err(),
+            "sent twice"
+        );
+    }
+
     #[test]
     fn the_original_request_comes_from_the_first_header_a_proxy_sends() {
         let mut headers = HeaderMap::new();
