@@ -190,6 +190,8 @@ both_engines! {
             (vec![("mcp-method", "tools/list"), ("mcp-name", "whoami")], "Mcp-Name on a method that defines none"),
             (vec![("mcp-method", "Tools/Call"), ("mcp-name", "whoami")], "tools/call in another case"),
             (vec![("x-forwarded-method", "P(ST")], "not a method"),
+            (vec![("x-keysmith-tenant", "globex")], "an identity header from the client"),
+            (vec![("X_Keysmith_Service_User", "admin")], "one spelled with underscores"),
         ] {
             let mut all = vec![("authorization", auth.as_str())];
             all.extend(headers);
@@ -199,6 +201,9 @@ both_engines! {
         let twice = app.client.get(app.url("/api/v1/forward-auth/acme")).header("authorization", &auth)
             .header("mcp-method", "tools/call").header("mcp-name", "a").header("mcp-name", "b").send().await.expect("ask");
         assert_eq!(twice.status(), StatusCode::BAD_REQUEST, "Mcp-Name twice");
+        let rows = audit_rows(&app, key["id"].as_str().expect("id"), 8).await;
+        let smuggled: Vec<_> = rows.iter().filter(|(_, reason, _)| reason == "bad_request").collect();
+        assert!(smuggled.len() >= 2, "refusals of a genuine key are audited: {rows:?}");
     }
 
     async fn a_burst_over_the_limit_lets_exactly_the_allowed_count_through(app: TestApp) {

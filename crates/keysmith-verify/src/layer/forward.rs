@@ -111,6 +111,9 @@ impl ForwardAuth {
             }
         };
         let ids = &identity.audit;
+        if let Some(refused) = smuggled_identity(headers) {
+            return refuse(shared, &parts, ids, subject, refused, started).await;
+        }
         let message = match &asked {
             Ok(message) => message.as_ref(),
             Err(refused) => {
@@ -226,6 +229,24 @@ fn one_value<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h
         (value, None) => Ok(value),
         _ => Err(()),
     }
+}
+
+/// An identity header the client sent: only Keysmith's answer may set them,
+/// and a proxy that forwarded this one to us may forward it upstream too
+/// (the recipes overwrite the four it copies; a name it does not know
+/// would pass). Refused rather than ignored.
+fn smuggled_identity(headers: &HeaderMap) -> Option<Refused<Empty<Bytes>>> {
+    headers
+        .keys()
+        .any(|name| super::headers::is_reserved(name.as_str()))
+        .then(|| {
+            let refused = bad_request(
+                jsonrpc::INVALID_REQUEST,
+                "x-keysmith-* headers are set by the proxy from Keysmith's answer, never by the client",
+                &Value::Null,
+            );
+            refused.into_refused()
+        })
 }
 
 /// A tool the key may not call, or, for a key limited to some tools, a
