@@ -290,3 +290,86 @@ fn forbidden<B>(message: &str) -> Response<LayerBody<B>> {
 fn method_and_path(original: &OriginalRequest) -> String {
     format!("{} {}", original.method, original.path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    fn subject(pairs: &[(&'static str, &'static str)]) -> Result<Option<String>, VerifyCode> {
+        asked(&headers(pairs))
+            .map(|m| m.map(|m| m.subject().to_owned()))
+            .map_err(|refused| refused.into_refused::<Empty<Bytes>>().1)
+    }
+
+    #[test]
+    fn routing_headers_name_the_message_as_the_layer_reads_them() {
+        assert_eq!(subject(&[]), Ok(None), "no MCP message named");
+        let call = [("mcp-method", "tools/call"), ("mcp-name", "whoami")];
+        assert_eq!(subject(&call), Ok(Some("whoami".into())));
+        let encoded = [
+            ("mcp-method", "=?base64?dG9vbHMvY2FsbA==?="),
+            ("mcp-name", " =?base64?8J+Ukg==?= "),
+        ];
+        assert_eq!(subject(&encoded), Ok(Some("🔒".into())));
+        let read = [("mcp-method", "resources/read"), ("mcp-name", "file:///a")];
+        assert_eq!(subject(&read), Ok(Some("resources/read".into())));
+        assert_eq!(
+            subject(&[("mcp-method", "notifications/initialized")]),
+            Ok(Some("notifications/initialized".into()))
+        );
+    }
+
+    #[test]
+    fn headers_that_cannot_be_read_one_way_are_refused() {
+        for pairs in [
+            &[("mcp-method", "tools/call")][..],
+            &[("mcp-name", "whoami")],
+            &[
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "=?base64?d2hvYW1?="),
+            ],
+            &[
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "=?base64?d2hvYW1pAA==?="),
+            ],
+            &[("mcp-method", "tools/list"), ("mcp-name", "whoami")],
+            &[("mcp-method", "TOOLS/CALL"), ("mcp-name", "whoami")],
+            &[("mcp-method", "tools call"), ("mcp-name", "whoami")],
+            &[
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "a"),
+                ("mcp-name", "a"),
+            ],
+        ] {
+            let refused = subject(pairs);
+            assert!(
+                matches!(
+                    refused,
+                    Err(VerifyCode::BadRequest | VerifyCode::HeaderMismatch)
+                ),
+                "{pairs:?}: {refused:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn identity_headers_from_the_client_are_refused_in_any_spelling() {
+        for name in ["x-keysmith-tenant", "X-Keysmith-Role", "x_keysmith_key_id"] {
+            let mut sent = HeaderMap::new();
+            sent.insert(
+                HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                HeaderValue::from_static("forged"),
+            );
+            assert!(smuggled_identity(&sent).is_some(), "{name}");
+        }
+        assert!(smuggled_identity(&headers(&[("x-keysmithy", "other")])).is_none());
+    }
+}
