@@ -31,7 +31,7 @@ mod connections;
 mod emails;
 mod files;
 mod forward_auth;
-mod forward_auth_nginx;
+mod forward_auth_proxies;
 mod fuzz;
 mod gateway;
 mod gateway_listing_race;
