@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::{
     both_engines,
     health::{metrics_text, sample},
-    helpers::{TestApp, TestDb},
+    helpers::{TestApp, TestDb, audited_calls},
 };
 
 /// A token long enough for `KEYSMITH_FORWARD_AUTH_TOKEN`.
@@ -39,20 +39,11 @@ pub async fn audit_rows(
     key_id: &str,
     min: usize,
 ) -> Vec<(String, String, Option<i64>)> {
-    for _ in 0..100 {
-        let rows: Vec<(String, String, Option<i64>)> = sqlx::query_as(
-            "SELECT tool, reason, status FROM audit_events WHERE key_id = $1 AND action = 'tool.call' ORDER BY id",
-        )
-        .bind(key_id)
-        .fetch_all(app.state.pool())
+    audited_calls(app, key_id, min)
         .await
-        .expect("audit");
-        if rows.len() >= min {
-            return rows;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("fewer than {min} audit rows for {key_id}");
+        .into_iter()
+        .map(|(tool, _, reason, status)| (tool, reason, status))
+        .collect()
 }
 
 /// Twenty asks at once with `key` and `headers`.
