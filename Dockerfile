@@ -20,5 +20,8 @@ VOLUME ["/data"]
 ENV KEYSMITH_DATA_DIR=/data \
     KEYSMITH_BIND=0.0.0.0:8080
 EXPOSE 8080
+# `keysmith healthcheck` asks this container's own /healthz (no curl in the image).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["keysmith", "healthcheck"]
 ENTRYPOINT ["keysmith"]
 CMD ["serve"]

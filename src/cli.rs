@@ -24,7 +24,7 @@ use keysmith_verify::{KeyPrefix, TenantScope, ToolAllowlist};
 #[derive(Debug, Parser)]
 #[command(
     name = "keysmith",
-    version,
+    version = crate::metrics::VERSION,
     about = "Service API keys for machine clients"
 )]
 pub struct Cli {
@@ -38,6 +38,9 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Ask the server on KEYSMITH_BIND for /healthz: exit 0 if it answers
+    /// 200 within 3 s (the Docker HEALTHCHECK; opens no database).
+    Healthcheck,
     /// Manage tenants.
     #[command(subcommand)]
     Tenant(TenantCommand),
@@ -206,7 +209,10 @@ enum ManagementScope {
 
 impl Cli {
     pub async fn run(self) -> ExitCode {
-        startup::init_tracing();
+        if let Err(err) = startup::init_tracing() {
+            let _ = writeln!(std::io::stderr(), "error: {err:#}");
+            return ExitCode::FAILURE;
+        }
         keysmith_verify::tls::install_default_provider();
         match self.execute().await {
             Ok(()) => ExitCode::SUCCESS,
@@ -221,6 +227,9 @@ impl Cli {
     async fn execute(self) -> anyhow::Result<()> {
         let config = Config::from_env()?;
         let bind = config.bind;
+        if let Command::Healthcheck = self.command {
+            return crate::health_probe::probe(bind).await;
+        }
         let state = startup::prepare(config).await?;
         let now = state.now();
         let pool = state.pool();
@@ -240,6 +249,7 @@ impl Cli {
                 startup::serve(state, listener, startup::shutdown_signal()).await?;
             }
             Command::Migrate => say(format_args!("migrations applied"))?,
+            Command::Healthcheck => unreachable!("answered before the database is opened"),
             Command::Gateway {
                 upstream,
                 bind,

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod files;
 pub mod gateway;
+pub mod health_probe;
 pub mod jobs;
 pub mod metrics;
 pub mod notify;

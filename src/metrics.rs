@@ -15,7 +15,7 @@ use std::{
     },
 };
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use keysmith_verify::VerifyCode;
 
@@ -26,17 +26,77 @@ static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 pub fn recorder() -> Option<&'static PrometheusHandle> {
     RECORDER
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(HTTP_REQUEST_DURATION.to_owned()),
+                    HTTP_DURATION_BUCKETS,
+                )
+                .ok()?
+                .build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
             drain_histograms_periodically(handle.clone());
             metrics::describe_counter!(
                 KEY_EVENTS,
-                "Key lifecycle events (created, rotated, revoked, expired) by tenant id and by where they came from."
+                "Key lifecycle events (created, rotated, revoked, expired) by tenant slug and by where they came from."
             );
+            describe_http_metrics();
             Some(handle)
         })
         .as_ref()
+}
+
+/// `keysmith --version`: the crate version, the commit and its date (see build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("KEYSMITH_GIT_COMMIT"),
+    " ",
+    env!("KEYSMITH_BUILD_DATE"),
+    ")"
+);
+
+const BUILD_INFO: &str = "keysmith_build_info";
+pub const HTTP_REQUESTS: &str = "http_requests_total";
+pub const HTTP_REQUEST_DURATION: &str = "http_request_duration_seconds";
+
+/// From a millisecond to ten seconds: an API call, an argon2 sign-in, a slow database.
+const HTTP_DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+fn describe_http_metrics() {
+    metrics::describe_gauge!(
+        BUILD_INFO,
+        "Always 1; the labels say which build runs (version, git commit, commit date)."
+    );
+    metrics::gauge!(
+        BUILD_INFO,
+        "version" => env!("CARGO_PKG_VERSION"),
+        "commit" => env!("KEYSMITH_GIT_COMMIT"),
+        "date" => env!("KEYSMITH_BUILD_DATE")
+    )
+    .set(1.0);
+    metrics::describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests answered, by method, route template (never the raw path) and status."
+    );
+    metrics::describe_histogram!(
+        HTTP_REQUEST_DURATION,
+        metrics::Unit::Seconds,
+        "Time from request to response head, by method, route template and status."
+    );
+}
+
+/// Counts one answered request. `route` is the router's template
+/// (`/api/v1/tenants/{tenant}/keys/{id}`), so the label set stays bounded and
+/// no email or id from a path reaches the metrics.
+pub fn http_request(method: &'static str, route: String, status: u16, seconds: f64) {
+    let status = status.to_string();
+    metrics::counter!(HTTP_REQUESTS, "method" => method, "route" => route.clone(), "status" => status.clone())
+        .increment(1);
+    metrics::histogram!(HTTP_REQUEST_DURATION, "method" => method, "route" => route, "status" => status)
+        .record(seconds);
 }
 
 /// How often recorded histogram samples are folded into their summaries.
@@ -63,11 +123,11 @@ fn drain_histograms_periodically(handle: PrometheusHandle) {
 
 pub const KEY_EVENTS: &str = "keysmith_key_events_total";
 
-/// Counts a key lifecycle event of the tenant with id `tenant_id`, made
+/// Counts a key lifecycle event of the tenant `tenant_slug`, made
 /// through `via` (the domain names it: `Actor::channel`). Plain labels, so
 /// this ground-floor module imports nothing of the domain above it.
-pub fn key_event(event: &'static str, tenant_id: &str, via: &'static str) {
-    metrics::counter!(KEY_EVENTS, "event" => event, "tenant" => tenant_id.to_owned(), "via" => via)
+pub fn key_event(event: &'static str, tenant_slug: &str, via: &'static str) {
+    metrics::counter!(KEY_EVENTS, "event" => event, "tenant" => tenant_slug.to_owned(), "via" => via)
         .increment(1);
 }
 

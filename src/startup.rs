@@ -9,13 +9,28 @@ use tokio::net::TcpListener;
 
 use crate::{build_app, config::Config, connections, db::Db, jobs, state::AppState};
 
-pub fn init_tracing() {
+/// Logs to stderr: readable text (colours only on a terminal, so redirected
+/// files hold no escape codes) or, with `KEYSMITH_LOG_FORMAT=json`, one JSON
+/// object per line for a log pipeline.
+pub fn init_tracing() -> anyhow::Result<()> {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("KEYSMITH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let format = std::env::var("KEYSMITH_LOG_FORMAT").unwrap_or_default();
+    // A second subscriber (tests start several apps in one process) is not an error.
+    let _ = match format.as_str() {
+        "" | "text" => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        "json" => builder.json().flatten_event(true).try_init(),
+        other => {
+            anyhow::bail!("KEYSMITH_LOG_FORMAT is {other:?}: use `text` (the default) or `json`")
+        }
+    };
+    Ok(())
 }
 
 /// Connects, migrates and loads the pepper: the state every command starts from.

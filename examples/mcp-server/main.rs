@@ -44,7 +44,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    keysmith::startup::init_tracing();
+    keysmith::startup::init_tracing()?;
     keysmith_verify::tls::install_default_provider();
     let args = Args::parse();
     let ttl = Duration::from_secs(args.cache_ttl);

@@ -9,6 +9,7 @@ pub mod caps;
 pub mod durations;
 pub mod form_tokens;
 pub mod hashing;
+pub mod idempotency;
 mod ids;
 pub mod invitations;
 pub mod keys;

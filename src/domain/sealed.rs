@@ -31,6 +31,9 @@ pub enum Purpose {
     TotpSecret,
     /// A webhook endpoint's signing secret; the row id is the endpoint's id.
     WebhookSecret,
+    /// The first answer to an Idempotency-Key (it may hold a key shown
+    /// once); the row id is the scope and the client's key.
+    IdempotentResponse,
 }
 
 impl Purpose {
@@ -38,6 +41,7 @@ impl Purpose {
         match self {
             Self::TotpSecret => "TOTP secret",
             Self::WebhookSecret => "webhook secret",
+            Self::IdempotentResponse => "idempotent response",
         }
     }
 
@@ -45,6 +49,7 @@ impl Purpose {
         let purpose = match self {
             Self::TotpSecret => "keysmith totp secret s2",
             Self::WebhookSecret => "keysmith webhook secret s2",
+            Self::IdempotentResponse => "keysmith idempotent response s2",
         };
         format!("{purpose}\0{row_id}").into_bytes()
     }
@@ -204,6 +209,8 @@ mod legacy {
         match purpose {
             Purpose::TotpSecret => "keysmith totp secret v1",
             Purpose::WebhookSecret => "keysmith webhook secret v1",
+            // Born after the legacy format: no such value exists, and none opens.
+            Purpose::IdempotentResponse => "keysmith idempotent response (never legacy)",
         }
     }
 

@@ -75,10 +75,12 @@ pub async fn tick(state: &AppState) -> anyhow::Result<()> {
 }
 
 /// Forgets what only mattered for a while: expired form tokens, sign-in
-/// attempts whose window and back-off are over, expired sessions.
+/// attempts whose window and back-off are over, day-old idempotent answers,
+/// expired sessions.
 async fn purge(state: &AppState) -> anyhow::Result<()> {
     form_tokens::purge(state.pool(), state.now()).await?;
     sign_in_throttle::purge(state.pool(), state.now()).await?;
+    crate::domain::idempotency::purge(state.pool(), state.now()).await?;
     state
         .sessions
         .delete_expired()

@@ -52,7 +52,21 @@ impl Running {
                 app.tenant.slug.as_str(),
             ])
             .args(["--bind", "127.0.0.1:0"])
-            .args(args)
+            .args(args);
+        Self::start_on(app, command, env)
+    }
+
+    /// `keysmith serve` on `app`'s database and pepper, bound to a free
+    /// port, with `env` added (`KEYSMITH_LOG_FORMAT=json` is understood).
+    pub fn serve(app: &TestApp, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_keysmith"));
+        command.arg("serve").env("KEYSMITH_BIND", "127.0.0.1:0");
+        Self::start_on(app, command, env)
+    }
+
+    /// Starts `command` on `app`'s database and pepper, with `env` added.
+    fn start_on(app: &TestApp, mut command: Command, env: &[(&str, &str)]) -> Self {
+        command
             .env("KEYSMITH_DATABASE_URL", &app.db.url)
             .env("KEYSMITH_DATA_DIR", app.db.dir.path())
             .env("KEYSMITH_PEPPER_FILE", app.db.dir.path().join("pepper"))
@@ -68,7 +82,6 @@ impl Running {
     fn start(mut command: Command) -> Self {
         let mut child = command
             .env("KEYSMITH_LOG", "info")
-            .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -87,9 +100,9 @@ impl Running {
                 }
                 // Logged by the accept loop itself, just before it accepts.
                 if line.contains("connection limits")
-                    && let Some((_, rest)) = line.split_once("addr=")
+                    && let Some(addr) = listening_addr(&line)
                 {
-                    let _ = listening.send(rest.split_whitespace().next().unwrap_or("").to_owned());
+                    let _ = listening.send(addr);
                 }
             }
         });
@@ -111,6 +124,16 @@ impl Running {
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
+}
+
+/// The `addr` field of the accept loop's line, as text (`addr=…`) or JSON
+/// (`"addr":"…"`).
+fn listening_addr(line: &str) -> Option<String> {
+    if let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(line) {
+        return fields.get("addr")?.as_str().map(str::to_owned);
+    }
+    let (_, rest) = line.split_once("addr=")?;
+    rest.split_whitespace().next().map(str::to_owned)
 }
 
 impl Drop for Running {

@@ -2,7 +2,7 @@
 
 use reqwest::StatusCode;
 
-use crate::both_engines;
+use crate::{both_engines, helpers::expect_json};
 
 both_engines! {
     async fn probes_and_openapi(app: TestApp) {
@@ -62,18 +62,26 @@ pub(crate) async fn metrics_text(app: &crate::helpers::TestApp) -> String {
 both_engines! {
     async fn key_events_are_counted_wherever_they_come_from(app: TestApp) {
         use keysmith::domain::{Actor, AdminId, keys};
-        let su = app.create_service_user("ci-bot").await;
-        let key = app.create_key(&su, serde_json::json!({})).await;
+        // Metrics name tenants by slug; the recorder is the process's, so this
+        // test's tenant gets a slug no other test uses.
+        let slug = format!("metrics-{}", app.tenant.id.as_str().to_ascii_lowercase());
+        let tenant = app.create_tenant(&slug).await;
+        let admin = app.management_key(&tenant).await;
+        let su = app.post_as(&admin, &format!("/api/v1/tenants/{slug}/service-users"), &serde_json::json!({"name": "ci-bot", "owner_email": "ci@owner.test"})).await;
+        let su = expect_json(su, StatusCode::CREATED).await;
+        let key = app.post_as(&admin, &format!("/api/v1/tenants/{slug}/keys"), &serde_json::json!({"service_user_id": su["id"], "name": "deploy"})).await;
+        let key = expect_json(key, StatusCode::CREATED).await;
         let id = key["id"].as_str().expect("id");
         let as_admin = Actor::User { id: AdminId::new("u1"), email: "admin@acme.test".into() };
-        let rotation = keys::rotate(app.state.pool(), &app.state.peppers, &app.tenant, &keysmith::domain::KeyId::new(id), None, i64::MAX, &as_admin, app.now()).await.expect("rotate");
-        keys::revoke(app.state.pool(), &app.tenant, &rotation.new.row.id, "done", &Actor::Cli, app.now()).await.expect("revoke");
+        let rotation = keys::rotate(app.state.pool(), &app.state.peppers, &tenant, &keysmith::domain::KeyId::new(id), None, i64::MAX, &as_admin, app.now()).await.expect("rotate");
+        keys::revoke(app.state.pool(), &tenant, &rotation.new.row.id, "done", &Actor::Cli, app.now()).await.expect("revoke");
         let text = metrics_text(&app).await;
-        let tenant = format!("tenant=\"{}\"", app.tenant.id);
+        let label = format!("tenant=\"{slug}\"");
         for (event, via) in [("created", "api"), ("rotated", "admin_ui"), ("revoked", "cli")] {
-            let count = sample(&text, "keysmith_key_events_total", &[&format!("event=\"{event}\""), &tenant, &format!("via=\"{via}\"")]);
+            let count = sample(&text, "keysmith_key_events_total", &[&format!("event=\"{event}\""), &label, &format!("via=\"{via}\"")]);
             assert_eq!(count, Some(1.0), "{event} via {via}:\n{text}");
         }
+        assert!(!text.contains(tenant.id.as_str()), "tenants are labelled by slug, not internal id");
     }
 
     async fn layer_metrics_are_exported(app: TestApp) {

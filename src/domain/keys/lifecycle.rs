@@ -129,7 +129,7 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
-    crate::metrics::key_event("created", tenant.id.as_str(), actor.channel());
+    crate::metrics::key_event("created", &tenant.slug, actor.channel());
     tracing::info!(key_id = %issued.row.id, "key created");
     Ok(issued)
 }
@@ -238,7 +238,7 @@ pub async fn rotate(
     webhooks::enqueue(&mut tx, &tenant.id, "key.rotated", data, now).await?;
     crate::db::announce_key_change(&mut tx, pool, old.id.as_str()).await?;
     tx.commit().await?;
-    crate::metrics::key_event("rotated", tenant.id.as_str(), actor.channel());
+    crate::metrics::key_event("rotated", &tenant.slug, actor.channel());
     tracing::info!(old_key_id = %old.id, new_key_id = %new.row.id, "key rotated");
     Ok(Rotation { new, old })
 }
@@ -316,7 +316,7 @@ pub async fn revoke(
     .await?;
     crate::db::announce_key_change(&mut tx, pool, key_id.as_str()).await?;
     tx.commit().await?;
-    crate::metrics::key_event("revoked", tenant.id.as_str(), actor.channel());
+    crate::metrics::key_event("revoked", &tenant.slug, actor.channel());
     tracing::info!("key revoked");
     Ok(row)
 }

@@ -154,12 +154,17 @@ async fn transition(
         now,
     )
     .await?;
+    // Metrics name tenants by slug, as people do.
+    let tenant_slug: String = sqlx::query_scalar("SELECT slug FROM tenants WHERE id = $1")
+        .bind(tenant_id)
+        .fetch_one(&mut *tx)
+        .await?;
     tx.commit().await?;
     let event = if action == "key.expire" {
         "expired"
     } else {
         "revoked"
     };
-    crate::metrics::key_event(event, tenant_id.as_str(), Actor::System.channel());
+    crate::metrics::key_event(event, &tenant_slug, Actor::System.channel());
     Ok(true)
 }

@@ -5,6 +5,7 @@ mod audit;
 pub mod auth;
 pub mod extract;
 pub mod forward_auth;
+mod idempotency;
 mod invitations;
 pub mod keys;
 pub mod model;
@@ -29,7 +30,7 @@ use crate::state::AppState;
 pub(crate) const NO_STORE: [(http::HeaderName, &str); 1] =
     [(http::header::CACHE_CONTROL, "no-store")];
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     let tenant = Router::new()
         .route(
             "/service-users",
@@ -69,7 +70,11 @@ pub fn router() -> Router<AppState> {
             "/webhooks/{id}/rotate-secret",
             post(webhooks::rotate_secret),
         )
-        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries));
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotent,
+        ));
     Router::new()
         .route(
             "/api/v1/tenants/{tenant}",

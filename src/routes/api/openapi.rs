@@ -1,14 +1,15 @@
 //! The OpenAPI document (`/api/openapi.json`): the paths each route declares,
 //! then the conventions every operation shares, applied once here rather
 //! than repeated on each route: a description on every response, the
-//! `Error` body on every error answer, and the answers any authenticated
-//! operation can give (401, 403, 503).
+//! `Error` body on every error answer, the answers any authenticated
+//! operation can give (401, 403, 503), and the `Idempotency-Key` header on
+//! the tenant API's POSTs.
 
 use utoipa::{
     Modify, OpenApi,
     openapi::{
         ContentBuilder, OpenApi as Document, Ref, RefOr, ResponseBuilder,
-        path::Operation,
+        path::{Operation, ParameterBuilder, ParameterIn},
         security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme},
     },
 };
@@ -74,7 +75,14 @@ struct Conventions;
 
 impl Modify for Conventions {
     fn modify(&self, openapi: &mut Document) {
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if path.starts_with("/api/v1/tenants/{tenant}/")
+                && let Some(post) = item.post.as_mut()
+            {
+                post.parameters
+                    .get_or_insert_with(Vec::new)
+                    .push(idempotency_key().into());
+            }
             let operations = [
                 &mut item.get,
                 &mut item.put,
@@ -87,6 +95,26 @@ impl Modify for Conventions {
             }
         }
     }
+}
+
+/// The optional header that makes a retried POST safe (see routes/api/idempotency.rs).
+fn idempotency_key() -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .description(Some(
+            "Optional, 1-255 visible ASCII characters (a UUID). A retry with the same key, credential \
+             and request within 24 h gets the first answer again (header `Idempotent-Replayed: true`) \
+             instead of running twice; the same key with another request is 422; while the first is \
+             still running, 409.",
+        ))
+        .schema(Some(
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::String)
+                .min_length(Some(1))
+                .max_length(Some(255)),
+        ))
+        .build()
 }
 
 fn apply(operation: &mut Operation) {
