@@ -174,7 +174,6 @@ async fn plain(response: ForwardAuthResponse) -> ForwardAuthResponse {
 /// The error code of a JSON-RPC refusal that names no limit, by its status.
 fn jsonrpc_reason(status: StatusCode) -> &'static str {
     match status {
-        StatusCode::FORBIDDEN => VerifyCode::ToolNotAllowed.as_str(),
         StatusCode::SERVICE_UNAVAILABLE => VerifyCode::LimitsUnavailable.as_str(),
         _ => VerifyCode::BadRequest.as_str(),
     }
@@ -258,9 +257,14 @@ fn tool_refusal(
     original: &OriginalRequest,
 ) -> Option<Refused<Empty<Bytes>>> {
     match message {
-        Some(Message::ToolCall { name, id }) if !allowed.allows(name) => {
-            Some((service::tool_refused(name, id), VerifyCode::ToolNotAllowed))
-        }
+        Some(Message::ToolCall { name, .. }) if !allowed.allows(name) => Some((
+            error(
+                StatusCode::FORBIDDEN,
+                VerifyCode::ToolNotAllowed.as_str(),
+                &format!("this API key may not call the tool `{name}`"),
+            ),
+            VerifyCode::ToolNotAllowed,
+        )),
         None if allowed.patterns().is_some() && !cannot_carry_a_message(&original.method) => {
             Some((
                 forbidden(
@@ -280,10 +284,11 @@ fn cannot_carry_a_message(method: &Method) -> bool {
 }
 
 fn forbidden<B>(message: &str) -> Response<LayerBody<B>> {
-    service::json_response(
-        StatusCode::FORBIDDEN,
-        json!({"error": {"code": "forbidden", "message": message}}),
-    )
+    error(StatusCode::FORBIDDEN, "forbidden", message)
+}
+
+fn error<B>(status: StatusCode, code: &str, message: &str) -> Response<LayerBody<B>> {
+    service::json_response(status, json!({"error": {"code": code, "message": message}}))
 }
 
 /// `METHOD /path`: what the audit names a request that is not an MCP message.

@@ -435,7 +435,7 @@ pub(super) fn unauthorized<B>(shared: &Shared, code: &str) -> Response<LayerBody
 
 /// 403 with a JSON-RPC error that answers the request's id, so MCP clients
 /// show a tool error rather than a transport failure.
-pub(super) fn tool_refused<B>(name: &str, id: &serde_json::Value) -> Response<LayerBody<B>> {
+fn tool_refused<B>(name: &str, id: &serde_json::Value) -> Response<LayerBody<B>> {
     json_response(
         StatusCode::FORBIDDEN,
         json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32001, "message": format!("this API key may not call the tool `{name}`")}}),
