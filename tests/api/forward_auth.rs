@@ -208,6 +208,11 @@ both_engines! {
         assert_eq!((passed, limited.len()), (5, 15), "a tools/call burst");
         let retry_after: u64 = limited[0].headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
         assert!((1..=12).contains(&retry_after), "{retry_after}");
+        let again = ask(&app, "acme", &[("authorization", &bearer(&rated)), ("mcp-method", "tools/call"), ("mcp-name", "whoami")]).await;
+        assert_eq!(again.status(), StatusCode::TOO_MANY_REQUESTS);
+        let header: u64 = again.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+        let body: Value = again.json().await.expect("json");
+        assert_eq!(body, json!({"error": {"code": "rate_limited", "message": "rate limit 5/min for this key exceeded", "retry_after": header}}));
         // Other MCP methods are not counted, as behind the layer.
         let listing = ask(&app, "acme", &[("authorization", &bearer(&rated)), ("mcp-method", "tools/list")]).await;
         assert_eq!(listing.status(), StatusCode::OK);
@@ -222,8 +227,8 @@ both_engines! {
         assert!(refused.headers().contains_key("retry-after"));
         assert_eq!(error_code(refused).await, "quota_exhausted");
 
-        let rows = audit_rows(&app, rated["id"].as_str().expect("id"), 21).await;
-        assert_eq!(rows.iter().filter(|(_, reason, _)| reason == "rate_limited").count(), 15);
+        let rows = audit_rows(&app, rated["id"].as_str().expect("id"), 22).await;
+        assert_eq!(rows.iter().filter(|(_, reason, _)| reason == "rate_limited").count(), 16);
         assert!(rows.iter().filter(|(_, reason, _)| reason == "rate_limited").all(|(tool, _, status)| tool == "whoami" && *status == Some(429)));
     }
 

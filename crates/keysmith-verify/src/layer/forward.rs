@@ -166,7 +166,11 @@ async fn plain(response: ForwardAuthResponse) -> ForwardAuthResponse {
             .as_str()
             .map(str::to_owned)
             .unwrap_or_else(|| jsonrpc_reason(parts.status).to_owned());
+        let retry_after = value["error"]["data"]["retry_after"].take();
         value = json!({"error": {"code": code, "message": message}});
+        if !retry_after.is_null() {
+            value["error"]["retry_after"] = retry_after;
+        }
     }
     Response::from_parts(parts, LayerBody::own(value.to_string()))
 }
