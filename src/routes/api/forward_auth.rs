@@ -26,8 +26,8 @@ pub const PROXY_TOKEN: HeaderName = HeaderName::from_static("keysmith-proxy-toke
 const METHOD_HEADERS: [&str; 2] = ["x-forwarded-method", "x-original-method"];
 const URI_HEADERS: [&str; 2] = ["x-original-uri", "x-forwarded-uri"];
 
-/// Only the path under the tenant names the original request (Envoy
-/// `ext_authz` appends it to `path_prefix`).
+/// The form Envoy `ext_authz` asks with: the original path appended to
+/// `path_prefix`, asked with the client's own method.
 pub async fn check_with_path(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
