@@ -41,6 +41,22 @@ enum Command {
     /// Ask the server on KEYSMITH_BIND for /healthz: exit 0 if it answers
     /// 200 within 3 s (the Docker HEALTHCHECK; opens no database).
     Healthcheck,
+    /// Copy the embedded SQLite database to FILE, consistent while the server
+    /// runs (PostgreSQL: use pg_dump). The pepper is not in it: keep
+    /// KEYSMITH_PEPPER_FILE safe elsewhere.
+    Backup {
+        /// Where the copy goes; must not exist.
+        file: std::path::PathBuf,
+    },
+    /// Replace the embedded SQLite database with a backup made by `keysmith
+    /// backup` (stop the server first). Checks the file before anything is replaced.
+    Restore {
+        /// The backup to restore.
+        file: std::path::PathBuf,
+        /// Replace an existing database.
+        #[arg(long)]
+        force: bool,
+    },
     /// Manage tenants.
     #[command(subcommand)]
     Tenant(TenantCommand),
@@ -227,8 +243,31 @@ impl Cli {
     async fn execute(self) -> anyhow::Result<()> {
         let config = Config::from_env()?;
         let bind = config.bind;
-        if let Command::Healthcheck = self.command {
-            return crate::health_probe::probe(bind).await;
+        // These open no database through the server's path, so none is created or migrated.
+        match &self.command {
+            Command::Healthcheck => return crate::health_probe::probe(bind).await,
+            Command::Backup { file } => {
+                let copied = crate::db::backup::backup(&config.database_url, file).await?;
+                return say(format_args!(
+                    "backed up {} to {} ({} bytes, schema {}); the pepper is not in it: keep {} safe elsewhere",
+                    copied.database.display(),
+                    copied.file.display(),
+                    copied.bytes,
+                    copied.schema_version,
+                    config.pepper_file.display()
+                ));
+            }
+            Command::Restore { file, force } => {
+                let copied = crate::db::backup::restore(&config.database_url, file, *force).await?;
+                return say(format_args!(
+                    "restored {} into {} (schema {}); it needs the pepper it was made with ({}); `keysmith serve` applies newer migrations",
+                    copied.file.display(),
+                    copied.database.display(),
+                    copied.schema_version,
+                    config.pepper_file.display()
+                ));
+            }
+            _ => {}
         }
         let state = startup::prepare(config).await?;
         let now = state.now();
@@ -249,7 +288,9 @@ impl Cli {
                 startup::serve(state, listener, startup::shutdown_signal()).await?;
             }
             Command::Migrate => say(format_args!("migrations applied"))?,
-            Command::Healthcheck => unreachable!("answered before the database is opened"),
+            Command::Healthcheck | Command::Backup { .. } | Command::Restore { .. } => {
+                unreachable!("answered before the database is opened")
+            }
             Command::Gateway {
                 upstream,
                 bind,

@@ -12,6 +12,8 @@ use crate::{
     error::AppError,
 };
 
+pub mod backup;
+
 #[derive(Debug, Clone)]
 pub struct Db {
     pub pool: AnyPool,
@@ -72,20 +74,22 @@ impl Db {
     }
 }
 
-fn create_sqlite_parent_dir(url: &str) -> anyhow::Result<()> {
+/// The file a `sqlite:` URL names; `None` for an in-memory database.
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
     let path = url
         .trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:")
         .split('?')
         .next()
         .unwrap_or_default();
-    if path.is_empty() || path == ":memory:" {
+    (!path.is_empty() && path != ":memory:").then(|| path.into())
+}
+
+fn create_sqlite_parent_dir(url: &str) -> anyhow::Result<()> {
+    let Some(path) = sqlite_path(url) else {
         return Ok(());
-    }
-    if let Some(dir) = std::path::Path::new(path)
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         // Created private; an existing directory is not ours to change.
         if !dir.exists() {
             crate::files::private_dir(dir)?;
@@ -93,7 +97,7 @@ fn create_sqlite_parent_dir(url: &str) -> anyhow::Result<()> {
     }
     // The database holds sessions and hashes: 0600 before SQLite opens it,
     // so its -wal and -shm files get the same mode.
-    crate::files::private_file(std::path::Path::new(path))?;
+    crate::files::private_file(&path)?;
     Ok(())
 }
 

@@ -14,7 +14,8 @@ use crate::{
     helpers::TestApp,
 };
 
-async fn sign_in(b: &Browser, app: &TestApp, email: &str) {
+/// Signs in through the form, as a person does.
+pub(crate) async fn sign_in(b: &Browser, app: &TestApp, email: &str) {
     b.goto(&app.url("/admin/sign-in")).await;
     b.fill("#email", email).await;
     b.fill("#password", PASSWORD).await;

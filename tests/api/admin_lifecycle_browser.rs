@@ -8,20 +8,7 @@ use serde_json::json;
 
 use keysmith::domain::users::Role;
 
-use crate::{
-    admin::{PASSWORD, admin_user},
-    both_engines,
-    chromium::Browser,
-    helpers::TestApp,
-};
-
-async fn sign_in(b: &Browser, app: &TestApp, email: &str) {
-    b.goto(&app.url("/admin/sign-in")).await;
-    b.fill("#email", email).await;
-    b.fill("#password", PASSWORD).await;
-    b.click("main form button[type=submit]").await;
-    b.wait_for_text("API keys").await;
-}
+use crate::{admin::admin_user, admin_browser::sign_in, both_engines, chromium::Browser};
 
 both_engines! {
     async fn an_admin_sets_the_policy_disables_a_service_user_and_sees_the_banner_in_chromium(app: TestApp) {

@@ -86,10 +86,11 @@ both_engines! {
         let csrf = csrf_of(&client.get(app.url("/admin/policy?tenant=acme")).send().await.expect("page").text().await.expect("html"));
         let before = policy_of(&app, "acme").await;
         let cases = [
-            (("400", "200", "7", "ks"), "default_expiry_days must be between 1 and max_expiry_days (200)"),
-            (("30", "5000", "7", "ks"), "max_expiry_days must be between 1 and 3650"),
-            (("30", "90", "31", "ks"), "rotation_overlap_days must be between 1 and 30"),
-            (("30", "90", "0", "ks"), "rotation_overlap_days must be between 1 and 30"),
+            // In the form's words, not the API's field names.
+            (("400", "200", "7", "ks"), "“Default expiry” must be between 1 and “Maximum expiry” (200)"),
+            (("30", "5000", "7", "ks"), "“Maximum expiry” must be between 1 and 3650"),
+            (("30", "90", "31", "ks"), "“Rotation overlap” must be between 1 and 30"),
+            (("30", "90", "0", "ks"), "“Rotation overlap” must be between 1 and 30"),
             (("thirty", "90", "7", "ks"), "default expiry must be a whole number of days"),
             (("30", "90", "7", "Not_A_Prefix"), "a key prefix is 2 to 16 lower-case letters or digits"),
         ];
@@ -98,6 +99,7 @@ both_engines! {
             assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{reason}");
             let html = res.text().await.expect("html");
             assert!(html.contains(reason), "{reason}: {html}");
+            assert!(!html.contains("_days must") && !html.contains("and max_expiry_days"), "an API field name shown: {html}");
             for typed in [default, max, overlap, prefix] {
                 assert!(html.contains(&format!("value=\"{typed}\"")), "keeps {typed}");
             }

@@ -132,4 +132,61 @@ both_engines! {
         let res = client.get(app.url(&format!("/admin/api-keys/{key_id}?tenant=acme&cursor=1.x"))).send().await.expect("page");
         assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     }
+
+    async fn events_filter_by_kind_in_the_api_and_on_the_key_page(app: TestApp) {
+        let su = app.create_service_user("ci-bot").await;
+        let key = app.create_key(&su, json!({})).await;
+        let key_id = key["id"].as_str().expect("id");
+        let now = app.now().unix_timestamp();
+        for i in 0..6 {
+            insert_call(&app, key_id, &format!("tool-{i}"), now - 10 + i).await;
+        }
+        sqlx::query(
+            "INSERT INTO audit_events (tenant_id, key_id, actor, action, tool, outcome, reason, at, status, duration_us) \
+             VALUES ($1, $2, 'key', 'tool.call', 'forbidden-tool', 'denied', 'tool_not_allowed', $3, 403, 1850)",
+        )
+        .bind(&app.tenant.id).bind(key_id).bind(now - 1)
+        .execute(app.state.pool()).await.expect("insert refusal");
+        let limits = app.client.patch(app.url(&format!("/api/v1/tenants/acme/keys/{key_id}"))).bearer_auth(&app.admin_key).json(&json!({"rate_limit": {"per_minute": 60}})).send().await.expect("patch");
+        assert_eq!(limits.status(), StatusCode::OK);
+
+        let app = &app;
+        let list = |kind: &'static str| {
+            let path = format!("/api/v1/tenants/acme/keys/{key_id}/audit?kind={kind}");
+            async move { expect_json(app.get(&path).await, StatusCode::OK).await["items"].as_array().cloned().expect("items") }
+        };
+        let admin: Vec<String> = list("admin").await.iter().map(label).collect();
+        assert_eq!(admin, ["key.limits", "key.create"], "people's actions only");
+        let calls = list("calls").await;
+        assert_eq!(calls.len(), 7, "six allowed, one refused");
+        assert!(calls.iter().all(|e| e["action"] == "tool.call"));
+        let refusals = list("refusals").await;
+        assert_eq!(refusals.len(), 1);
+        assert_eq!(refusals[0]["tool"], "forbidden-tool");
+        assert_eq!(refusals[0]["status"], 403);
+        assert_eq!(refusals[0]["duration_us"], 1850);
+        assert_eq!(list("all").await.len(), 9);
+        let bad = app.get(&format!("/api/v1/tenants/acme/keys/{key_id}/audit?kind=secret")).await;
+        expect_error(bad, StatusCode::BAD_REQUEST, "invalid_kind").await;
+
+        // The key page: the same filter, with status and duration shown.
+        admin_user(app, "viewer@acme.test", Role::Viewer).await;
+        let client = browser();
+        sign_in(app, &client, "viewer@acme.test", PASSWORD).await;
+        let trail = |kind: &'static str| {
+            let (client, url) = (client.clone(), app.url(&format!("/admin/api-keys/{key_id}?tenant=acme&kind={kind}")));
+            async move {
+                let html = client.get(url).send().await.expect("page").text().await.expect("html");
+                html.split_once("<h2>Audit trail</h2>").expect("an audit trail").1.to_owned()
+            }
+        };
+        let refused = trail("refusals").await;
+        assert!(refused.contains(">forbidden-tool<") && refused.contains(">403<") && refused.contains("1.9 ms"), "{refused}");
+        assert!(!refused.contains(">tool-0<"), "allowed calls are not refusals");
+        assert!(refused.contains("aria-current=\"page\">Refusals"), "the filter in force is marked");
+        let admin = trail("admin").await;
+        assert!(admin.contains(">key.limits<") && !admin.contains(">tool.call<"), "{admin}");
+        let res = client.get(app.url(&format!("/admin/api-keys/{key_id}?tenant=acme&kind=bogus"))).send().await.expect("page");
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    }
 }

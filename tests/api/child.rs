@@ -64,12 +64,29 @@ impl Running {
         Self::start_on(app, command, env)
     }
 
+    /// `keysmith serve` on the database at `url` with its data (and pepper)
+    /// in `dir`: a database no TestApp made, such as a restored one.
+    pub fn serve_database(url: &str, dir: &std::path::Path) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_keysmith"));
+        command.arg("serve").env("KEYSMITH_BIND", "127.0.0.1:0");
+        Self::start_at(url, dir, command, &[])
+    }
+
     /// Starts `command` on `app`'s database and pepper, with `env` added.
-    fn start_on(app: &TestApp, mut command: Command, env: &[(&str, &str)]) -> Self {
+    fn start_on(app: &TestApp, command: Command, env: &[(&str, &str)]) -> Self {
+        Self::start_at(&app.db.url, app.db.dir.path(), command, env)
+    }
+
+    fn start_at(
+        url: &str,
+        dir: &std::path::Path,
+        mut command: Command,
+        env: &[(&str, &str)],
+    ) -> Self {
         command
-            .env("KEYSMITH_DATABASE_URL", &app.db.url)
-            .env("KEYSMITH_DATA_DIR", app.db.dir.path())
-            .env("KEYSMITH_PEPPER_FILE", app.db.dir.path().join("pepper"))
+            .env("KEYSMITH_DATABASE_URL", url)
+            .env("KEYSMITH_DATA_DIR", dir)
+            .env("KEYSMITH_PEPPER_FILE", dir.join("pepper"))
             .env_remove("KEYSMITH_REDIS_URL");
         for (name, value) in env {
             command.env(name, value);

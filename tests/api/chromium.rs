@@ -78,25 +78,81 @@ pub struct Browser {
     _driver: Chromedriver,
 }
 
+/// The window a session opens with, and the theme the system prefers.
+#[derive(Debug, Clone, Copy)]
+pub struct Screen {
+    pub width: u32,
+    pub height: u32,
+    pub dark: bool,
+    /// Confirmation dialogs: accepted by the driver on the next command
+    /// (`false`, what most tests want), or left open for the test to answer.
+    pub answer_dialogs_myself: bool,
+}
+
+impl Screen {
+    pub const DESKTOP: Self = Self {
+        width: 1280,
+        height: 900,
+        dark: false,
+        answer_dialogs_myself: false,
+    };
+    /// An iPhone 12–15's width in CSS pixels.
+    pub const PHONE: Self = Self {
+        width: 390,
+        height: 844,
+        dark: false,
+        answer_dialogs_myself: false,
+    };
+}
+
 impl Browser {
     /// Screenshots go to `tests/artifacts/<label>-<name>.png`.
     pub async fn start(label: &str) -> Self {
+        Self::start_with(label, Screen::DESKTOP).await
+    }
+
+    pub async fn start_with(label: &str, screen: Screen) -> Self {
         let driver = Chromedriver::start();
         let profile = tempfile::tempdir().expect("profile dir");
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("chrome"));
         caps.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    "--window-size=1280,900",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ],
+            "unhandledPromptBehavior".into(),
+            json!(if screen.answer_dialogs_myself {
+                "ignore"
+            } else {
+                "accept"
             }),
+        );
+        let mut args = vec![
+            json!("--headless"),
+            json!("--no-sandbox"),
+            json!("--disable-gpu"),
+            json!("--disable-dev-shm-usage"),
+            json!("--no-first-run"),
+            json!("--disable-background-networking"),
+            json!("--disable-component-update"),
+            json!("--disable-sync"),
+            json!(format!("--window-size={},{}", screen.width, screen.height)),
+            json!(format!("--user-data-dir={}", profile.path().display())),
+        ];
+        if screen.dark {
+            // Makes `prefers-color-scheme: dark` match, as a dark system does.
+            args.push(json!("--force-dark-mode"));
+        }
+        caps.insert(
+            "goog:chromeOptions".into(),
+            // A real window has a minimum width (about 500 px in headless
+            // Chromium): a phone's viewport needs the driver's device emulation.
+            if screen.width < 500 {
+                json!({
+                    "binary": CHROMIUM,
+                    "args": args,
+                    "mobileEmulation": {"deviceMetrics": {"width": screen.width, "height": screen.height, "pixelRatio": 3.0}},
+                })
+            } else {
+                json!({ "binary": CHROMIUM, "args": args })
+            },
         );
         let client = ClientBuilder::new(HttpConnector::new())
             .capabilities(caps)

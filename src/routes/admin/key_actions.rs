@@ -300,6 +300,7 @@ pub async fn set_limits(
     let query = DetailQuery {
         tenant: Some(form.tenant),
         cursor: None,
+        kind: None,
     };
     let (status, error) = (err.status(), err.to_string());
     let refused = Refused {

@@ -20,7 +20,7 @@ use super::{
 use crate::{
     domain::outbox::{self, NotificationRecord},
     domain::{
-        audit::{self, AuditEvent},
+        audit::{self, AuditEvent, AuditKind},
         keys::{self, KeyRow},
         service_users,
         usage::{self, ToolUsage},
@@ -32,6 +32,8 @@ use crate::{
 pub struct DetailQuery {
     pub tenant: Option<String>,
     pub cursor: Option<String>,
+    /// The audit trail's filter (`admin`, `calls`, `refusals`; else all).
+    pub kind: Option<String>,
 }
 
 /// One bar pair of the histogram, in SVG coordinates.
@@ -98,6 +100,7 @@ struct DetailPage<'a> {
     last_used: String,
     tools: String,
     events: Vec<(String, AuditEvent)>,
+    kind: AuditKind,
     next_cursor: Option<String>,
     bars: Vec<Bar>,
     svg_height: usize,
@@ -139,10 +142,12 @@ pub async fn page(
     let key = keys::get(state.pool(), &current.tenant.id, id).await?;
     let now = state.now();
     let owner = service_users::get(state.pool(), &current.tenant.id, &key.service_user_id).await?;
+    let kind = AuditKind::parse(query.kind.as_deref())?;
     let page = audit::list_for_key(
         state.pool(),
         &current.tenant.id,
         id,
+        kind,
         query.cursor.as_deref(),
         25,
     )
@@ -179,6 +184,7 @@ pub async fn page(
             |p| p.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", "),
         ),
         events: page.items.into_iter().map(|e| (when(e.at), e)).collect(),
+        kind,
         next_cursor: page.next_cursor,
         svg_height: bars.len().max(1) * ROW,
         bars,

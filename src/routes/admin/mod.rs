@@ -37,6 +37,7 @@ use crate::state::AppState;
 
 const CSS: &str = include_str!("../../../static/app.css");
 const COPY_JS: &str = include_str!("../../../static/copy.js");
+const CONFIRM_JS: &str = include_str!("../../../static/confirm.js");
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let https = state.config.is_https();
@@ -137,32 +138,29 @@ pub fn router(state: &AppState) -> Router<AppState> {
             security_headers(response, https)
         }))
         .layer(sessions)
+        .route("/static/copy.js", static_file("text/javascript", COPY_JS))
         .route(
-            "/static/copy.js",
-            get(|| async {
-                (
-                    [
-                        (header::CONTENT_TYPE, "text/javascript"),
-                        (header::CACHE_CONTROL, "public, max-age=3600"),
-                    ],
-                    COPY_JS,
-                )
-                    .into_response()
-            }),
+            "/static/confirm.js",
+            static_file("text/javascript", CONFIRM_JS),
         )
-        .route(
-            "/static/app.css",
-            get(|| async {
-                (
-                    [
-                        (header::CONTENT_TYPE, "text/css"),
-                        (header::CACHE_CONTROL, "public, max-age=3600"),
-                    ],
-                    CSS,
-                )
-                    .into_response()
-            }),
+        .route("/static/app.css", static_file("text/css", CSS))
+}
+
+/// A file compiled into the binary, cacheable for an hour.
+fn static_file(
+    content_type: &'static str,
+    body: &'static str,
+) -> axum::routing::MethodRouter<AppState> {
+    get(move || async move {
+        (
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::CACHE_CONTROL, "public, max-age=3600"),
+            ],
+            body,
         )
+            .into_response()
+    })
 }
 
 /// Headers every admin page carries. No inline script anywhere, so the CSP

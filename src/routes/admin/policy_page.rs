@@ -189,11 +189,31 @@ pub async fn update(
             let status = err.status();
             let (_, memberships) = admin.tenant(&state, Some(&form.tenant)).await?;
             let shown = (&membership, memberships.as_slice());
-            let page = page(&state, &admin, shown, &form, Some(err.to_string()), false).await?;
+            let reason = in_words_of_the_form(&err.to_string());
+            let page = page(&state, &admin, shown, &form, Some(reason), false).await?;
             Ok((status, page).into_response())
         }
         Err(err) => Err(PageError(err)),
     }
+}
+
+/// The API's field names in a refusal, as the form's labels call them: the
+/// domain's checks speak the API's language, the person reads the form's.
+const FIELD_LABELS: [(&str, &str); 6] = [
+    ("default_expiry_days", "“Default expiry”"),
+    ("max_expiry_days", "“Maximum expiry”"),
+    ("rotation_overlap_days", "“Rotation overlap”"),
+    ("key_prefix", "“Prefix of new keys”"),
+    ("default_rate_limit", "“Tool calls per minute”"),
+    ("default_quota", "“Quota”"),
+];
+
+fn in_words_of_the_form(message: &str) -> String {
+    FIELD_LABELS
+        .iter()
+        .fold(message.to_owned(), |message, (field, label)| {
+            message.replace(field, label)
+        })
 }
 
 #[cfg(test)]

@@ -23,6 +23,9 @@ use crate::{
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
+    /// `all` (default), `admin` (people's actions on the key), `calls`
+    /// (requests made with it) or `refusals` (those refused).
+    pub kind: Option<String>,
     pub cursor: Option<String>,
     pub limit: Option<i64>,
 }
@@ -49,6 +52,7 @@ pub async fn list(
         state.pool(),
         &tenant.id,
         &id,
+        audit::AuditKind::parse(query.kind.as_deref())?,
         query.cursor.as_deref(),
         page::limit(query.limit)?,
     )
