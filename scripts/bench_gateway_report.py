@@ -13,7 +13,7 @@ LABELS = {
     "n": "(n) nginx `proxy_pass`, no authentication",
     "p": "(p) keysmith's proxy alone, no layer (the gateway minus verification)",
     "g": "(g) `keysmith gateway` (MCP mode, warm cache, audit on)",
-    "r": "(r) nginx `auth_request` → `/api/v1/verify`",
+    "r": "(r) nginx `auth_request` → forward-auth (`keysmith serve`)",
 }
 TARGETS = {"g": "≥ 0.8× (n), ≥ 3× (r)"}
 
@@ -45,9 +45,15 @@ def write(results_path, duration, connections, rounds, database):
             f"| {name} | {rps:,.0f} | {spread} | {rps / base:.2f}× | {rps / auth:.2f}× | "
             f"{median(runs, 'p50'):,.0f} µs | {median(runs, 'p99'):,.0f} µs | {errors} | {TARGETS.get(label, '—')} |"
         )
+    # The gateway reads the body and names the tool; forward-auth sees no
+    # Mcp-Method header and names the request.
     with sqlite3.connect(database) as db:
-        audited = db.execute("SELECT COUNT(*) FROM audit_events WHERE action = 'tool.call'").fetchone()[0]
+        audited, forwarded = db.execute(
+            "SELECT COALESCE(SUM(tool <> 'POST /mcp'), 0), COALESCE(SUM(tool = 'POST /mcp'), 0) "
+            "FROM audit_events WHERE action = 'tool.call'"
+        ).fetchone()
     requests = sum(run["requests"] for run in results["g"])
+    forward_requests = sum(run["requests"] for run in results["r"])
     print(replace_section("gateway", "Gateway against nginx", [
         f"`wrk -t1 -c{connections} -d{duration} --latency`, POST of one MCP `tools/call`, "
         f"{rounds} interleaved rounds, medians (every round's req/s in the spread column). "
@@ -60,8 +66,9 @@ def write(results_path, duration, connections, rounds, database):
         f"The layer keeps {gateway / proxy:.0%} of its own proxy's rate ((g) of (p)); "
         f"the proxy alone is {proxy / base:.2f}× nginx.",
         "",
-        f"Audit rows the gateway wrote: {audited:,} for {requests:,} requests wrk saw completed "
-        "(plus the script's checks and the requests in flight when wrk stopped).",
+        f"Audit rows the gateway wrote: {audited:,} for {requests:,} requests wrk saw completed; "
+        f"forward-auth: {forwarded:,} for {forward_requests:,} "
+        "(each plus the script's checks and the requests in flight when wrk stopped).",
     ]))
 
 

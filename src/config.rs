@@ -50,6 +50,10 @@ pub struct Config {
     /// `KEYSMITH_METRICS_TOKEN`: when set, `/metrics` answers only
     /// `Authorization: Bearer <token>`.
     pub metrics_token: Option<Secret>,
+    /// `KEYSMITH_FORWARD_AUTH_TOKEN`: what a reverse proxy sends as
+    /// `Keysmith-Proxy-Token` to ask `/api/v1/forward-auth`. Absent: only
+    /// loopback peers are answered.
+    pub forward_auth_token: Option<Secret>,
     /// `KEYSMITH_METRICS_BIND`: when set, `/metrics` is served on this
     /// address only (e.g. a private interface), not beside the API.
     pub metrics_bind: Option<SocketAddr>,
@@ -202,6 +206,7 @@ impl Config {
             metrics_token: var("KEYSMITH_METRICS_TOKEN")
                 .filter(|t| !t.is_empty())
                 .map(Secret),
+            forward_auth_token: forward_auth_token(var("KEYSMITH_FORWARD_AUTH_TOKEN"))?,
             metrics_bind: var("KEYSMITH_METRICS_BIND")
                 .map(|raw| {
                     raw.parse()
@@ -446,6 +451,19 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Shortest `KEYSMITH_FORWARD_AUTH_TOKEN` accepted: it is all that stands
+/// between the internet and a key-checking oracle that writes audit rows.
+const MIN_FORWARD_AUTH_TOKEN_LEN: usize = 32;
+
+fn forward_auth_token(raw: Option<String>) -> anyhow::Result<Option<Secret>> {
+    match raw.filter(|t| !t.is_empty()) {
+        Some(token) if token.len() < MIN_FORWARD_AUTH_TOKEN_LEN => anyhow::bail!(
+            "KEYSMITH_FORWARD_AUTH_TOKEN must be at least {MIN_FORWARD_AUTH_TOKEN_LEN} characters (e.g. `openssl rand -hex 32`)"
+        ),
+        token => Ok(token.map(Secret)),
+    }
+}
+
 /// Parses `KEYSMITH_TRUSTED_PROXIES`: CIDRs or single addresses, comma-separated.
 pub fn parse_trusted(raw: &str) -> anyhow::Result<Vec<ipnet::IpNet>> {
     raw.split(',')
@@ -497,6 +515,7 @@ mod tests {
             ("KEYSMITH_BODY_TIMEOUT_SECS", "86401"),
             ("KEYSMITH_MAX_CONNECTIONS", "0"),
             ("KEYSMITH_MAX_CONNECTIONS", "-3"),
+            ("KEYSMITH_FORWARD_AUTH_TOKEN", "short"),
         ] {
             let err = config(&[(name, value)]).expect_err("bad connection limit");
             assert!(err.to_string().contains(name), "{name}={value}: {err}");

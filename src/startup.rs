@@ -84,12 +84,24 @@ pub async fn serve(
     tracing::info!(
         addr = %listener.local_addr()?,
         metrics = crate::metrics::access::metrics_exposure(&state.config),
+        forward_auth = if state.config.forward_auth_token.is_some() {
+            "proxies sending Keysmith-Proxy-Token"
+        } else {
+            "proxies on this host only (set KEYSMITH_FORWARD_AUTH_TOKEN for others)"
+        },
         "keysmith listening"
     );
     let limits = state.config.connections;
-    connections::serve(listener, build_app(state), &limits, |addr| addr, shutdown)
-        .await
-        .context("server failed")?;
+    connections::serve(
+        listener,
+        build_app(state.clone()),
+        &limits,
+        |addr| addr,
+        shutdown,
+    )
+    .await
+    .context("server failed")?;
+    state.flush_forward_auth_audit().await;
     let _ = stop_jobs.send(true);
     let _ = scheduler.await;
     let _ = webhooks.await;

@@ -2,7 +2,11 @@
 
 use std::sync::Arc;
 
-use keysmith_verify::{Peppers, SharedClock, SqlVerifier};
+use keysmith_verify::{
+    InMemoryLimiter, Peppers, SharedClock, SqlVerifier, TenantScope, VerifyLayer,
+    audit::{AuditFlusher, spawn_sql_audit},
+    layer::ForwardAuth,
+};
 
 use crate::{
     config::Config, db::Db, metrics::Metrics, notify::mailer::Mailer, sessions::SessionBackend,
@@ -41,7 +45,21 @@ pub struct AppState {
     /// Management-API requests of one tenant at once
     /// (`KEYSMITH_MAX_CONCURRENT_REQUESTS_PER_TENANT`).
     pub tenant_gate: crate::connections::TenantGate,
+    /// `/api/v1/forward-auth`'s judge, made at its first request.
+    pub forward_auth: Arc<ForwardAuthCell>,
 }
+
+/// The forward-auth judge and its audit writer, started at the first
+/// forward-auth request (commands that never serve one start no writer),
+/// and the flusher `serve` drains on the way out.
+#[derive(Debug, Default)]
+pub struct ForwardAuthCell {
+    judge: std::sync::OnceLock<ForwardAuth>,
+    flusher: std::sync::Mutex<Option<AuditFlusher>>,
+}
+
+/// Rows per audit batch and the queue's bound, as the gateway's.
+const FORWARD_AUTH_AUDIT: (usize, usize) = (4096, 8192);
 
 /// How long a tenant's request waits for one of its turns before `429`:
 /// long enough to absorb a short burst, short of a client's usual timeout.
@@ -96,7 +114,53 @@ impl AppState {
             ticking: Arc::default(),
             delivering_webhooks: Arc::default(),
             tenant_gate,
+            forward_auth: Arc::default(),
         })
+    }
+
+    /// The forward-auth judge: the layer's, with no cache (a revocation
+    /// counts from the next request, as for `POST /api/v1/verify`), the
+    /// shared limiter when there is one (else this process counts), and the
+    /// audit into this database.
+    pub fn forward_auth(&self) -> &ForwardAuth {
+        self.forward_auth.judge.get_or_init(|| {
+            let (audit, flusher) = spawn_sql_audit(
+                self.pool().clone(),
+                FORWARD_AUTH_AUDIT.0,
+                FORWARD_AUTH_AUDIT.1,
+            );
+            *self
+                .forward_auth
+                .flusher
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(flusher);
+            let limiter = self
+                .shared_limiter
+                .clone()
+                .unwrap_or_else(|| Arc::new(InMemoryLimiter::new()));
+            // The tenant is the proxy's, given with each request.
+            VerifyLayer::builder(self.verifier.clone(), TenantScope::Any)
+                .cache_ttl(std::time::Duration::ZERO)
+                .negative_ttl(std::time::Duration::ZERO)
+                .shared_limiter(limiter)
+                .audit(audit)
+                .clock(self.clock.clone())
+                .build_forward_auth()
+        })
+    }
+
+    /// Writes what forward-auth's audit still has queued (at shutdown).
+    pub async fn flush_forward_auth_audit(&self) {
+        let flusher = self
+            .forward_auth
+            .flusher
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(flusher) = flusher {
+            let written = flusher.shutdown().await;
+            tracing::info!(written, "forward-auth audit flushed");
+        }
     }
 
     pub fn now(&self) -> time::OffsetDateTime {

@@ -142,6 +142,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "gateway: PEM roots to trust for an https upstream",
     ),
     (
+        "KEYSMITH_FORWARD_AUTH_TOKEN",
+        "unset",
+        "token proxies send to forward-auth; unset: this host's proxies only",
+    ),
+    (
         "KEYSMITH_VERIFY_URL",
         "unset",
         "gateway: verify through this Keysmith server, no database",

@@ -27,7 +27,7 @@ both_engines! {
             b.fill("#max-expiry", "120").await;
             b.fill("#default-expiry", "400").await;
             b.click("form.policy button[type=submit]").await;
-            b.wait_for_text("default_expiry_days must be between 1 and max_expiry_days (120)").await;
+            b.wait_for_text("“Default expiry” must be between 1 and “Maximum expiry” (120)").await;
             assert_eq!(b.value("#default-expiry").await, "400", "what was typed stays");
             b.screenshot("14-policy-refused").await;
             b.fill("#default-expiry", "60").await;

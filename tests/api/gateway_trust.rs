@@ -108,20 +108,11 @@ fn header_upstream(redirect_to: String) -> Router {
 
 /// Audit rows (tool, outcome) of `key_id`, once at least `min` have been written.
 async fn audit_rows(app: &TestApp, key_id: &str, min: usize) -> Vec<(String, String)> {
-    for _ in 0..100 {
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT tool, outcome FROM audit_events WHERE key_id = $1 AND action = 'tool.call'",
-        )
-        .bind(key_id)
-        .fetch_all(app.state.pool())
+    crate::helpers::audited_calls(app, key_id, min)
         .await
-        .expect("audit");
-        if rows.len() >= min {
-            return rows;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("fewer than {min} audit rows for {key_id}");
+        .into_iter()
+        .map(|(tool, outcome, _, _)| (tool, outcome))
+        .collect()
 }
 
 async fn audit_count(app: &TestApp, key_id: &str) -> i64 {

@@ -551,6 +551,28 @@ macro_rules! both_engines {
     };
 }
 
+/// One audited call: tool (or subject), outcome, reason and the status answered.
+pub type AuditedCall = (String, String, String, Option<i64>);
+
+/// The `tool.call` audit rows of `key_id`, oldest first, once at least
+/// `min` are written (the audit is written off the request path).
+pub async fn audited_calls(app: &TestApp, key_id: &str, min: usize) -> Vec<AuditedCall> {
+    for _ in 0..100 {
+        let rows: Vec<AuditedCall> = sqlx::query_as(
+            "SELECT tool, outcome, reason, status FROM audit_events WHERE key_id = $1 AND action = 'tool.call' ORDER BY id",
+        )
+        .bind(key_id)
+        .fetch_all(app.state.pool())
+        .await
+        .expect("audit");
+        if rows.len() >= min {
+            return rows;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("fewer than {min} audit rows for {key_id}");
+}
+
 /// The secret part of a plaintext key, as the key format defines it.
 pub fn secret_of(key: &str) -> String {
     let key = keysmith_verify::ApiKey::parse(key).expect("a key");

@@ -34,6 +34,8 @@ mod conformance;
 mod connections;
 mod emails;
 mod files;
+mod forward_auth;
+mod forward_auth_proxies;
 mod fuzz;
 mod gateway;
 mod gateway_capabilities;

@@ -5,6 +5,7 @@ mod audit;
 mod audit_events;
 pub mod auth;
 pub mod extract;
+pub mod forward_auth;
 mod idempotency;
 mod invitations;
 pub mod keys;
@@ -19,7 +20,7 @@ mod webhooks;
 
 use axum::{
     Json, Router,
-    routing::{get, post},
+    routing::{any, get, post},
 };
 use utoipa::OpenApi;
 
@@ -83,6 +84,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .nest("/api/v1/tenants/{tenant}", tenant)
         .route("/api/v1/verify", post(verify::verify))
         .route("/api/v1/audit-events", post(audit_events::create))
+        .route("/api/v1/forward-auth", any(forward_auth::tenant_required))
+        .route("/api/v1/forward-auth/{tenant}", any(forward_auth::check))
+        .route(
+            "/api/v1/forward-auth/{tenant}/{*path}",
+            any(forward_auth::check_with_path),
+        )
         .route(
             "/api/v1/secret-scanning/github",
             post(secret_scanning::github),

@@ -10,13 +10,13 @@ use utoipa::{
     openapi::{
         ContentBuilder, OpenApi as Document, Ref, RefOr, ResponseBuilder,
         path::{Operation, ParameterBuilder, ParameterIn},
-        security::{Http, HttpAuthScheme, SecurityScheme},
+        security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme},
     },
 };
 
 use super::{
-    admins, audit, audit_events, invitations, keys, notifications, secret_scanning, service_users,
-    tenants, verify, webhooks,
+    admins, audit, audit_events, forward_auth, invitations, keys, notifications, secret_scanning,
+    service_users, tenants, verify, webhooks,
 };
 use crate::{error::ErrorBody, routes::oauth};
 
@@ -30,7 +30,7 @@ use crate::{error::ErrorBody, routes::oauth};
         invitations::create, invitations::list, invitations::withdraw,
         keys::create, keys::list, keys::get, keys::update_limits, keys::rotate, keys::revoke,
         audit::list, audit::usage, notifications::list,
-        verify::verify, audit_events::create, tenants::get, tenants::update,
+        verify::verify, audit_events::create, forward_auth::check, forward_auth::check_post, tenants::get, tenants::update,
         secret_scanning::github, secret_scanning::gitlab_types, secret_scanning::gitlab_revoke,
         webhooks::create, webhooks::list, webhooks::delete, webhooks::send_test, webhooks::enable, webhooks::rotate_secret, webhooks::deliveries,
         oauth::metadata::document, oauth::token::token, oauth::introspect::introspect, oauth::revoke::revoke,
@@ -44,12 +44,17 @@ struct BearerAuth;
 
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut Document) {
-        openapi
-            .components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme(
-                "management_key",
-                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "management_key",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        components.add_security_scheme(
+                "proxy_token",
+                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                    "Keysmith-Proxy-Token",
+                    "the value of KEYSMITH_FORWARD_AUTH_TOKEN; without it set, only loopback peers are answered",
+                ))),
             );
     }
 }

@@ -11,7 +11,7 @@ pub const TENANT_HEADER: HeaderName = HeaderName::from_static("x-keysmith-tenant
 
 /// `x-keysmith-…` in any case and with `_` for `-` (some servers fold them
 /// together). Runs on every header of every request: no allocation.
-fn is_reserved(name: &str) -> bool {
+pub(super) fn is_reserved(name: &str) -> bool {
     const PREFIX: &[u8] = b"x-keysmith-";
     let name = name.as_bytes();
     name.len() >= PREFIX.len()

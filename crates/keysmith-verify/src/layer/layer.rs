@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use tower::Layer;
 
-use super::{guard::RequestGuard, service::VerifyService};
+use super::{ForwardAuth, guard::RequestGuard, service::VerifyService};
 use crate::{
     audit::AuditSink,
     backend::Verifier,
@@ -226,6 +226,14 @@ impl VerifyLayerBuilder {
     pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// The same judge without an inner service, for a reverse proxy that
+    /// asks before it forwards (see [`ForwardAuth`]). The tenant is the
+    /// proxy's, given with each request; bodies are never read, so the
+    /// MCP settings (sessions, body limit, `not_mcp`) do not apply.
+    pub fn build_forward_auth(self) -> ForwardAuth {
+        ForwardAuth::new(self.build().shared)
     }
 
     pub fn build(self) -> VerifyLayer {

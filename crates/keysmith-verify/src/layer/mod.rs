@@ -47,6 +47,7 @@
 
 mod body;
 mod capabilities;
+mod forward;
 mod future;
 mod guard;
 mod headers;
@@ -67,6 +68,7 @@ mod step_up;
 mod tests;
 
 pub use body::LayerBody;
+pub use forward::{ForwardAuth, ForwardAuthResponse, OriginalRequest};
 pub use future::ResponseFuture;
 pub use guard::{GuardRefusal, RequestGuard};
 pub use headers::{KEY_ID_HEADER, SERVICE_USER_HEADER, SERVICE_USER_ID_HEADER, TENANT_HEADER};

@@ -24,7 +24,7 @@ use super::{
 use crate::outcome::VerifyCode;
 
 /// Why a body is refused, and how to say it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Refused {
     status: StatusCode,
     code: i64,
@@ -187,7 +187,7 @@ fn normalize(headers: &mut HeaderMap, len: usize) {
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
 }
 
-fn refuse(code: i64, message: &'static str, id: &Value) -> Refused {
+pub(super) fn refuse(code: i64, message: &'static str, id: &Value) -> Refused {
     Refused {
         status: StatusCode::BAD_REQUEST,
         code,

@@ -17,7 +17,7 @@ use super::{
     capabilities,
     future::ResponseFuture,
     guard, headers,
-    layer::Shared,
+    layer::{Shared, TenantScope},
     limited::{Counted, limited},
     listings, request_body, session, step_up,
 };
@@ -75,7 +75,7 @@ where
             // Judged on the head before the key; the key is looked at only
             // to file the refusal under it (see `guard`).
             let guarded = guard::refusal(&shared, &parts);
-            let identity = match authenticate(&shared, &parts).await {
+            let identity = match authenticate(&shared, &shared.tenant, &parts).await {
                 Ok(identity) => identity,
                 Err(unverified) => {
                     let response =
@@ -179,7 +179,7 @@ pub(super) type Refused<B> = (Response<LayerBody<B>>, VerifyCode);
 
 /// Refuses a verified key's request: counted by its code, and one audit line
 /// with it, so every attempt a genuine key makes is in its trail.
-async fn refuse<B>(
+pub(super) async fn refuse<B>(
     shared: &Shared,
     parts: &Parts,
     ids: &AuditIds,
@@ -196,11 +196,14 @@ async fn refuse<B>(
 /// Why a request has no usable key: the answer, the metric's outcome, and
 /// the key to audit the refusal against when it is genuine and of this
 /// service's tenant.
-struct Unverified<B> {
-    response: Response<LayerBody<B>>,
-    outcome: &'static str,
-    known: Option<(Box<VerifiedKey>, VerifyCode)>,
+pub(super) struct Unverified<B> {
+    pub(super) response: Response<LayerBody<B>>,
+    pub(super) outcome: &'static str,
+    pub(super) known: Option<(Box<VerifiedKey>, VerifyCode)>,
 }
+
+/// The metric's outcome for a genuine key of a tenant the layer does not serve.
+pub(super) const OTHER_TENANT: &str = "other_tenant";
 
 impl<B> Unverified<B> {
     fn unknown(response: Response<LayerBody<B>>, outcome: &'static str) -> Self {
@@ -212,8 +215,13 @@ impl<B> Unverified<B> {
     }
 }
 
-/// Verifies the bearer key: the identity, or why the request has none.
-async fn authenticate<B>(shared: &Shared, parts: &Parts) -> Result<Arc<Identity>, Unverified<B>> {
+/// Verifies the bearer key for a service of `tenant`: the identity, or why
+/// the request has none.
+pub(super) async fn authenticate<B>(
+    shared: &Shared,
+    tenant: &TenantScope,
+    parts: &Parts,
+) -> Result<Arc<Identity>, Unverified<B>> {
     let Some(presented) = headers::bearer(&parts.headers) else {
         let response = unauthorized(shared, "missing bearer key", false);
         return Err(Unverified::unknown(response, "missing_key"));
@@ -222,10 +230,10 @@ async fn authenticate<B>(shared: &Shared, parts: &Parts) -> Result<Arc<Identity>
     let verdict = shared.verifier.identify(presented).await;
     shared.metrics.verify_time(asked.elapsed());
     match verdict {
-        Ok(Ok(identity)) if !shared.tenant.admits(&identity.key.tenant_slug) => {
+        Ok(Ok(identity)) if !tenant.admits(&identity.key.tenant_slug) => {
             tracing::info!("key of another tenant refused");
             let response = unauthorized(shared, VerifyCode::NotFound.as_str(), true);
-            Err(Unverified::unknown(response, "other_tenant"))
+            Err(Unverified::unknown(response, OTHER_TENANT))
         }
         Ok(Ok(identity)) if !for_this_resource(shared, &identity.key) => {
             // Bound to another audience (RFC 8707): as if unknown here.
@@ -240,9 +248,7 @@ async fn authenticate<B>(shared: &Shared, parts: &Parts) -> Result<Arc<Identity>
                 key_id = refusal.key_id.as_deref(),
                 "key refused"
             );
-            let known = refusal
-                .known
-                .filter(|k| shared.tenant.admits(&k.tenant_slug));
+            let known = refusal.known.filter(|k| tenant.admits(&k.tenant_slug));
             // Another tenant's key is refused as if it did not exist.
             let code = if known.is_some() {
                 refusal.code
@@ -323,7 +329,7 @@ fn method_and_path(parts: &Parts) -> String {
 
 /// The audit line of a request, before its outcome is known (`None`
 /// without an audit sink).
-fn audit_line(
+pub(super) fn audit_line(
     shared: &Shared,
     parts: &Parts,
     ids: &AuditIds,
@@ -354,7 +360,7 @@ fn elapsed_us(started: Instant) -> u64 {
 }
 
 /// Queues `line` with its outcome (waiting for room: backpressure, no loss).
-async fn record(
+pub(super) async fn record(
     shared: &Shared,
     line: Option<AuditRecord>,
     status: Option<StatusCode>,
@@ -427,7 +433,11 @@ fn for_this_resource(shared: &Shared, key: &VerifiedKey) -> bool {
 
 /// `401` with the challenge: the protected resource's metadata and scopes
 /// when the layer is one (`invalid_token` when a credential was presented).
-fn unauthorized<B>(shared: &Shared, code: &str, presented: bool) -> Response<LayerBody<B>> {
+pub(super) fn unauthorized<B>(
+    shared: &Shared,
+    code: &str,
+    presented: bool,
+) -> Response<LayerBody<B>> {
     let mut response = json_response(
         StatusCode::UNAUTHORIZED,
         json!({"error": {"code": "unauthorized", "message": format!("a valid API key is required ({code})")}}),
