@@ -97,6 +97,10 @@ impl Cli {
 
 impl Command {
     async fn execute(self) -> anyhow::Result<()> {
+        // Only `serve` and `migrate` create or migrate a database: every other
+        // command works on one they prepared, so a command run from the wrong
+        // directory says which database it looked for instead of making one.
+        let existing = startup::prepare_existing;
         // Completions need no configuration: they work before any is set.
         let config = Config::from_env;
         match self {
@@ -108,9 +112,9 @@ impl Command {
             Self::Restore { file, force } => operations::restore(&config()?, &file, force).await,
             // Builds only what it uses: never migrates, no mailer, no sessions.
             Self::Gateway(args) => args.run(config()?).await,
-            Self::Tenant(command) => command.run(&startup::prepare(config()?).await?).await,
-            Self::User(command) => command.run(&startup::prepare(config()?).await?).await,
-            Self::ManagementKey(command) => command.run(&startup::prepare(config()?).await?).await,
+            Self::Tenant(command) => command.run(&existing(config()?).await?).await,
+            Self::User(command) => command.run(&existing(config()?).await?).await,
+            Self::ManagementKey(command) => command.run(&existing(config()?).await?).await,
         }
     }
 }
