@@ -7,11 +7,14 @@ use clap::{Parser, Subcommand};
 
 use crate::{config::Config, startup};
 
+mod args;
 mod gateway_args;
+mod keys;
 mod management_keys;
 mod operations;
 mod output;
 mod password;
+mod service_users;
 mod tenants;
 mod users;
 
@@ -60,6 +63,12 @@ enum Command {
     /// Manage admin accounts.
     #[command(subcommand)]
     User(users::UserCommand),
+    /// A tenant's API keys: list, show, create, rotate, revoke.
+    #[command(subcommand)]
+    Key(keys::KeyCommand),
+    /// A tenant's service users (the identities keys are issued to).
+    #[command(subcommand, name = "service-user")]
+    ServiceUser(service_users::ServiceUserCommand),
     /// Keys that call the JSON API for one tenant (scope `keysmith:admin`).
     #[command(subcommand, name = "management-key")]
     ManagementKey(management_keys::ManagementKeyCommand),
@@ -114,6 +123,8 @@ impl Command {
             Self::Gateway(args) => args.run(config()?).await,
             Self::Tenant(command) => command.run(&existing(config()?).await?).await,
             Self::User(command) => command.run(&existing(config()?).await?).await,
+            Self::Key(command) => command.run(&existing(config()?).await?).await,
+            Self::ServiceUser(command) => command.run(&existing(config()?).await?).await,
             Self::ManagementKey(command) => command.run(&existing(config()?).await?).await,
         }
     }

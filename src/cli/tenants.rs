@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 
-use super::output::say;
+use super::output::{Fields, Listing, Table, json, say};
 use crate::{
     domain::{
         Actor, Name, TenantSlug,
@@ -11,12 +11,26 @@ use crate::{
         totp,
     },
     error::AppError,
+    routes::api::tenants::TenantPolicy,
     state::AppState,
 };
 use keysmith_verify::KeyPrefix;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum TenantCommand {
+    /// List every tenant with its key policy.
+    List {
+        /// Print `{"items": [...]}`, each item as `tenant show --json`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a tenant and its key policy.
+    Show {
+        slug: String,
+        /// Print the JSON API's answer (`GET /api/v1/tenants/{tenant}`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Create a tenant.
     Create {
         slug: String,
@@ -63,6 +77,8 @@ pub struct PolicyArgs {
 impl TenantCommand {
     pub async fn run(self, state: &AppState) -> anyhow::Result<()> {
         match self {
+            Self::List { json } => list(state, json).await,
+            Self::Show { slug, json } => show(state, &slug, json).await,
             Self::Create {
                 slug,
                 name,
@@ -79,6 +95,70 @@ pub async fn by_slug(state: &AppState, slug: &str) -> anyhow::Result<Tenant> {
     Ok(tenants::find_by_slug(state.pool(), slug)
         .await?
         .ok_or(AppError::NotFound("tenant"))?)
+}
+
+async fn list(state: &AppState, as_json: bool) -> anyhow::Result<()> {
+    let all: Vec<TenantPolicy> = tenants::list(state.pool())
+        .await?
+        .into_iter()
+        .map(TenantPolicy::from)
+        .collect();
+    if as_json {
+        return json(&Listing::whole(all));
+    }
+    let mut table = Table::new(&[
+        "SLUG",
+        "NAME",
+        "PREFIX",
+        "DEFAULT DAYS",
+        "MAX DAYS",
+        "OVERLAP DAYS",
+    ]);
+    for t in all {
+        table.row(vec![
+            t.slug,
+            t.name,
+            t.key_prefix,
+            t.default_expiry_days.to_string(),
+            t.max_expiry_days.to_string(),
+            t.rotation_overlap_days.to_string(),
+        ]);
+    }
+    table.print()
+}
+
+async fn show(state: &AppState, slug: &str, as_json: bool) -> anyhow::Result<()> {
+    let tenant = TenantPolicy::from(by_slug(state, slug).await?);
+    if as_json {
+        return json(&tenant);
+    }
+    let limit = |l: Option<String>| l.unwrap_or_else(|| "none".to_owned());
+    let mut fields = Fields::default();
+    fields.add("slug", &tenant.slug);
+    fields.add("name", &tenant.name);
+    fields.add("key prefix", &tenant.key_prefix);
+    fields.add(
+        "default expiry",
+        &format!("{} days", tenant.default_expiry_days),
+    );
+    fields.add("max expiry", &format!("{} days", tenant.max_expiry_days));
+    fields.add(
+        "rotation overlap",
+        &format!("{} days", tenant.rotation_overlap_days),
+    );
+    let rate = tenant
+        .default_rate_limit
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()?;
+    fields.add("default rate limit", &limit(rate));
+    let quota = tenant
+        .default_quota
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()?;
+    fields.add("default quota", &limit(quota));
+    fields.print()
 }
 
 async fn create(state: &AppState, slug: &str, name: &str, key_prefix: &str) -> anyhow::Result<()> {

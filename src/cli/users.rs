@@ -1,9 +1,17 @@
 //! `keysmith user …`: admin accounts (people who sign in to the admin UI).
 
-use super::{output::say, password::read_password, tenants::by_slug};
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::{
+    output::{Listing, Table, json, or_dash, say},
+    password::read_password,
+    tenants::by_slug,
+};
 use crate::{
     domain::{
-        Actor, Email, accounts, totp,
+        Actor, Email, accounts, tenants, totp,
         users::{self, Password, Role},
     },
     state::AppState,
@@ -11,6 +19,13 @@ use crate::{
 
 #[derive(Debug, clap::Subcommand)]
 pub enum UserCommand {
+    /// List every admin account, with its roles in tenants.
+    List {
+        /// Print `{"items": [{"email", "superadmin", "disabled_at",
+        /// "must_change_password", "totp", "roles": [{"tenant", "role"}]}]}`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create an admin account; the password is read from standard input.
     Create {
         #[arg(long)]
@@ -51,6 +66,7 @@ impl UserCommand {
     pub async fn run(self, state: &AppState) -> anyhow::Result<()> {
         let (pool, now) = (state.pool(), state.now());
         match self {
+            Self::List { json } => list(state, json).await,
             Self::Create {
                 email,
                 superadmin,
@@ -107,4 +123,82 @@ async fn create(
     }
     let badge = if superadmin { " (superadmin)" } else { "" };
     say(format_args!("created {}{badge}", user.email))
+}
+
+/// An admin account as `keysmith user list --json` prints it. No API lists
+/// accounts (they are instance-wide, a superadmin's business), so this
+/// shape is the command line's own; README documents it.
+#[derive(Debug, Serialize)]
+struct Account {
+    email: String,
+    superadmin: bool,
+    /// RFC 3339; `null`: the account may sign in.
+    disabled_at: Option<String>,
+    /// It signs in with a temporary password it must replace.
+    must_change_password: bool,
+    /// Whether it signs in with a second factor (TOTP).
+    totp: bool,
+    roles: Vec<AccountRole>,
+}
+
+#[derive(Debug, Serialize)]
+struct AccountRole {
+    /// Tenant slug.
+    tenant: String,
+    /// `viewer`, `admin` or `owner`.
+    role: String,
+}
+
+async fn list(state: &AppState, as_json: bool) -> anyhow::Result<()> {
+    let pool = state.pool();
+    let slugs: HashMap<_, _> = tenants::list(pool)
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t.slug))
+        .collect();
+    // By email: it is unique, and what the memberships query reads.
+    let mut roles: HashMap<String, Vec<AccountRole>> = HashMap::new();
+    for m in users::tenant_admins(pool).await? {
+        let tenant = slugs.get(&m.tenant_id).cloned().unwrap_or_default();
+        roles.entry(m.email).or_default().push(AccountRole {
+            tenant,
+            role: m.role,
+        });
+    }
+    let accounts: Vec<Account> = accounts::list(pool)
+        .await?
+        .into_iter()
+        .map(|a| Account {
+            roles: roles.remove(&a.email).unwrap_or_default(),
+            email: a.email,
+            superadmin: a.is_superadmin != 0,
+            disabled_at: a.disabled_at.map(|t| t.rfc3339()),
+            must_change_password: a.must_change_password != 0,
+            totp: a.totp_enabled_at.is_some(),
+        })
+        .collect();
+    if as_json {
+        return json(&Listing::whole(accounts));
+    }
+    let mut table = Table::new(&["EMAIL", "SUPERADMIN", "STATUS", "2FA", "ROLES"]);
+    for a in accounts {
+        let roles: Vec<String> = a
+            .roles
+            .iter()
+            .map(|r| format!("{}:{}", r.tenant, r.role))
+            .collect();
+        table.row(vec![
+            a.email,
+            if a.superadmin { "yes" } else { "-" }.to_owned(),
+            if a.disabled_at.is_some() {
+                "disabled"
+            } else {
+                "enabled"
+            }
+            .to_owned(),
+            if a.totp { "on" } else { "off" }.to_owned(),
+            or_dash((!roles.is_empty()).then(|| roles.join(", "))),
+        ]);
+    }
+    table.print()
 }

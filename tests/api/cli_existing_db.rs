@@ -18,7 +18,19 @@ async fn commands_refuse_a_missing_database_and_create_nothing() {
         (Some(explicit.as_str()), "elsewhere/keysmith.db"),
     ] {
         for args in [
+            &["tenant", "list"][..],
             &["tenant", "create", "acme", "--name", "Acme"][..],
+            &["key", "list", "--tenant", "acme"][..],
+            &[
+                "service-user",
+                "create",
+                "--tenant",
+                "acme",
+                "--name",
+                "b",
+                "--owner-email",
+                "o@x.test",
+            ][..],
             &["user", "create", "--email", "a@x.test", "--superadmin"][..],
             &[
                 "management-key",
@@ -58,7 +70,7 @@ async fn commands_refuse_a_missing_database_and_create_nothing() {
 async fn commands_refuse_a_postgres_database_without_the_schema() {
     let db = crate::helpers::TestDb::new(crate::helpers::Engine::Postgres).await;
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_keysmith"))
-        .args(["tenant", "policy", "acme"])
+        .args(["key", "list", "--tenant", "acme"])
         .env("KEYSMITH_DATABASE_URL", &db.url)
         .env("KEYSMITH_DATA_DIR", db.dir.path())
         .stdin(Stdio::null())

@@ -29,6 +29,7 @@ mod caps;
 mod child;
 mod chromium;
 mod cli;
+mod cli_commands;
 mod cli_existing_db;
 mod cli_usability;
 mod conformance;
