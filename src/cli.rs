@@ -5,7 +5,7 @@ use std::{io::Write, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
-use crate::{config::Config, startup};
+use crate::{config::flags::Settings, startup};
 
 mod args;
 mod gateway_args;
@@ -27,6 +27,9 @@ mod users;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The configuration flags and variables, as clap read them.
+    #[arg(skip)]
+    settings: Settings,
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,14 +80,22 @@ enum Command {
 }
 
 impl Cli {
-    /// Parses the command line; `--help` ends with every `KEYSMITH_*`
-    /// variable and its default.
+    /// Parses the command line: every `KEYSMITH_*` variable is a flag too,
+    /// or listed at the end of `--help`, each with its default.
     pub fn parse_args() -> Self {
-        use clap::{CommandFactory, FromArgMatches};
-        let matches = Self::command()
-            .after_long_help(crate::config::variables::help())
-            .get_matches();
-        Self::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
+        use clap::FromArgMatches;
+        let matches = Self::full_command().get_matches();
+        let mut cli = Self::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
+        cli.settings = Settings::from_matches(&matches);
+        cli
+    }
+
+    /// The commands with the configuration flags (what completions complete too).
+    fn full_command() -> clap::Command {
+        use clap::CommandFactory;
+        Self::command()
+            .args(crate::config::flags::args())
+            .after_long_help(crate::config::flags::environment_only_help())
     }
 
     pub async fn run(self) -> ExitCode {
@@ -93,7 +104,7 @@ impl Cli {
             return ExitCode::FAILURE;
         }
         keysmith_verify::tls::install_default_provider();
-        match self.command.execute().await {
+        match self.command.execute(&self.settings).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 // AppError's Display is already the user-facing message.
@@ -105,13 +116,13 @@ impl Cli {
 }
 
 impl Command {
-    async fn execute(self) -> anyhow::Result<()> {
+    async fn execute(self, settings: &Settings) -> anyhow::Result<()> {
         // Only `serve` and `migrate` create or migrate a database: every other
         // command works on one they prepared, so a command run from the wrong
         // directory says which database it looked for instead of making one.
         let existing = startup::prepare_existing;
         // Completions need no configuration: they work before any is set.
-        let config = Config::from_env;
+        let config = || settings.config();
         match self {
             Self::Completions { shell } => operations::completions(shell),
             Self::Serve => operations::serve(config()?).await,

@@ -37,8 +37,7 @@ pub async fn migrate(config: Config) -> anyhow::Result<()> {
 
 /// `keysmith completions <shell>`.
 pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
-    use clap::CommandFactory;
-    let mut command = super::Cli::command();
+    let mut command = super::Cli::full_command();
     clap_complete::generate(shell, &mut command, "keysmith", &mut std::io::stdout());
     Ok(())
 }

@@ -155,3 +155,36 @@ sys.exit(os.waitstatus_to_exitcode(status))
         "the password was echoed:\n{terminal}"
     );
 }
+
+/// `--help` shows the value a variable has now, but never a credential's:
+/// the database URL's password and the tokens stay out of it.
+#[test]
+fn help_never_shows_a_credential() {
+    let out = Command::new(env!("CARGO_BIN_EXE_keysmith"))
+        .args(["key", "list", "--help"])
+        .env(
+            "KEYSMITH_DATABASE_URL",
+            "postgres://app:hunter2@db/keysmith",
+        )
+        .env("KEYSMITH_METRICS_TOKEN", "metrics-secret-token")
+        .env("KEYSMITH_FORWARD_AUTH_TOKEN", "forward-auth-secret-token")
+        .env("KEYSMITH_SMTP_URL", "smtp://u:mailpass@mx:25")
+        .env("KEYSMITH_SCHEDULER_INTERVAL_SECS", "42")
+        .output()
+        .expect("keysmith key list --help");
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(
+        help.contains("--scheduler-interval-secs")
+            && help.contains("KEYSMITH_SCHEDULER_INTERVAL_SECS=42"),
+        "a flag per variable, with its value now:\n{help}"
+    );
+    for secret in [
+        "hunter2",
+        "metrics-secret-token",
+        "forward-auth-secret-token",
+        "mailpass",
+    ] {
+        assert!(!help.contains(secret), "{secret} shown:\n{help}");
+    }
+}
