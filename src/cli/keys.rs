@@ -208,7 +208,12 @@ async fn show(state: &AppState, args: IdArgs) -> anyhow::Result<()> {
 }
 
 fn key_fields(key: &KeyInfo) -> Fields {
-    let list = |l: &Option<Vec<String>>| l.as_ref().map_or("any".to_owned(), |l| l.join(", "));
+    // `null`: every one of the kind; `[]`: none (the key names another kind only).
+    let list = |l: &Option<Vec<String>>| match l.as_deref() {
+        None => "any".to_owned(),
+        Some([]) => "none".to_owned(),
+        Some(l) => l.join(", "),
+    };
     let mut fields = Fields::default();
     fields.add("id", &key.id);
     fields.add("name", &key.name);

@@ -88,6 +88,11 @@ both_engines! {
         let shown = keysmith(&app, &["key", "show", &key_id, "--tenant", "acme", "--json"]).await.json();
         assert_eq!(shown, api(&app, &key_path).await);
         assert!(!shown.to_string().contains(&key), "show never prints the key");
+        let text = keysmith(&app, &["key", "show", &key_id, "--tenant", "acme"]).await;
+        let line = |name: &str| text.stdout.lines().find(|l| l.starts_with(name)).map(|l| l[name.len()..].trim().to_owned());
+        assert_eq!(line("tools").as_deref(), Some("search*"), "{}", text.stdout);
+        assert_eq!(line("resources").as_deref(), Some("none"), "naming tools leaves out resources");
+        assert!(!text.stdout.contains(&key), "{}", text.stdout);
         let listed = keysmith(&app, &["key", "list", "--tenant", "acme", "--service-user", &user_id, "--json"]).await.json();
         assert_eq!(listed, api(&app, &format!("/api/v1/tenants/acme/keys?service_user_id={user_id}")).await);
 
