@@ -7,6 +7,7 @@ mod admin;
 mod admin_accounts;
 mod admin_banner;
 mod admin_browser;
+mod admin_confirmations;
 mod admin_key_form;
 mod admin_key_picker;
 mod admin_lifecycle_browser;
