@@ -13,7 +13,7 @@ const HARMLESS_ACTIONS: &[&str] = &[
     "/admin/sign-in",
     "/admin/sign-in/totp",
     "/admin/sign-out",
-    "/admin/api-keys",
+    "/admin/api-keys#create-key",
     "/admin/api-keys/{{ key.id }}/limits",
     "/admin/service-users",
     "/admin/service-users/{{ user.id }}",

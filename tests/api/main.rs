@@ -9,6 +9,7 @@ mod admin_banner;
 mod admin_browser;
 mod admin_confirmations;
 mod admin_key_form;
+mod admin_key_form_browser;
 mod admin_key_picker;
 mod admin_lifecycle_browser;
 mod admin_limits;
