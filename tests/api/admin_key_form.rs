@@ -150,3 +150,32 @@ both_engines! {
         assert_eq!(saved(&app).await, before);
     }
 }
+
+both_engines! {
+    async fn the_tenant_s_key_cap_is_said_above_the_form_and_the_input_is_kept(app: TestApp) {
+        // The two management keys (one per start) are the working keys: the cap is reached.
+        let clock = app.clock.clone();
+        let app = TestApp::spawn_with(app.stop().await, &[("KEYSMITH_MAX_KEYS_PER_TENANT", "2".to_owned())], Some(clock)).await;
+        admin_user(&app, "admin@acme.test", Role::Admin).await;
+        let su = app.create_service_user("ci-bot").await;
+        let client = browser();
+        sign_in(&app, &client, "admin@acme.test", PASSWORD).await;
+        let page = client.get(app.url("/admin/api-keys?tenant=acme")).send().await.expect("page").text().await.expect("html");
+        let before = saved(&app).await;
+        let form = [
+            ("csrf", csrf_of(&page)),
+            ("form_token", field(&page, "form_token")),
+            ("tenant", "acme".to_owned()),
+            ("service_user_id", su),
+            ("name", "one too many".to_owned()),
+            ("expires_in_days", "30".to_owned()),
+        ];
+        let res = client.post(app.url("/admin/api-keys")).form(&form).send().await.expect("create");
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let html = res.text().await.expect("html");
+        let general = html.split("id=\"new-general-error\">").nth(1).expect("the reason above the form");
+        assert!(general.split("</p>").next().expect("text").contains("A tenant has at most 2 working keys"), "{html}");
+        assert_eq!(typed(&html, "name"), "one too many");
+        assert_eq!(saved(&app).await, before);
+    }
+}
