@@ -1,9 +1,9 @@
 //! Every `KEYSMITH_*` variable, its default and what it does, in one table:
 //! `keysmith --help` prints it (so the command line documents the
-//! configuration it reads), and a test holds it, the code and README's
-//! Configuration table to the same list.
+//! configuration it reads), and a test holds it, the code and the book's
+//! Configuration table (`docs/src/operating/configuration.md`) to the same list.
 
-/// `(name, default, meaning)`, in the order README lists them.
+/// `(name, default, meaning)`, in the order the book lists them.
 pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "KEYSMITH_DATABASE_URL",
