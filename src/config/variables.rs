@@ -1,9 +1,10 @@
 //! Every `KEYSMITH_*` variable, its default and what it does, in one table:
 //! `keysmith --help` shows each (as a flag with its variable, see
-//! `flags.rs`, or in the list it ends with), and a test holds it, the code and README's
-//! Configuration table to the same list.
+//! `flags.rs`, or in the list it ends with), and a test holds it, the code
+//! and the book's Configuration table (`docs/src/operating/configuration.md`)
+//! to the same list.
 
-/// `(name, default, meaning)`, in the order README lists them.
+/// `(name, default, meaning)`, in the order the book lists them.
 pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "KEYSMITH_DATABASE_URL",

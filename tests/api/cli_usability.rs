@@ -1,12 +1,16 @@
 //! The command line as a tool: `--help` lists every `KEYSMITH_*` variable the
-//! code reads (and README documents each), shell completions, and a password
-//! typed at a terminal that is never shown.
+//! code reads (and the book documents each), shell completions, and a password
+//! typed at a terminal that is never shown. (The table lives in the book:
+//! `docs/src/operating/configuration.md`.)
 
 use std::{collections::BTreeSet, path::Path, process::Command};
 
 use keysmith::config::variables::VARIABLES;
 
 use crate::helpers::{Engine, TestDb};
+
+/// Where the book documents every variable (README links to it).
+const CONFIGURATION_PAGE: &str = "docs/src/operating/configuration.md";
 
 /// Every `KEYSMITH_*` name in the server's sources: what the code reads.
 fn names_in_sources() -> BTreeSet<String> {
@@ -52,12 +56,13 @@ fn help_lists_every_variable_the_code_reads_and_readme_documents_each() {
     let unread: Vec<&String> = listed.difference(&read).collect();
     assert!(unread.is_empty(), "listed but never read: {unread:?}");
 
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .expect("README");
+    let table =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(CONFIGURATION_PAGE))
+            .expect("the book's configuration page");
     for name in &listed {
         assert!(
-            readme.contains(&format!("| `{name}` |")),
-            "README's Configuration table lacks {name}"
+            table.contains(&format!("| `{name}` |")),
+            "the Configuration table ({CONFIGURATION_PAGE}) lacks {name}"
         );
     }
 
