@@ -169,7 +169,7 @@ fn database(c: &mut Criterion) {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let pg_name = format!(
         "keysmith_bench_{}",
-        keysmith::domain::random::base62(8).to_ascii_lowercase()
+        keysmith::domain::crypto::random::base62(8).to_ascii_lowercase()
     );
     let engines = [
         (

@@ -26,7 +26,7 @@ struct RandomRequestId;
 
 impl MakeRequestId for RandomRequestId {
     fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
-        crate::domain::random::base62(20)
+        crate::domain::crypto::random::base62(20)
             .parse()
             .ok()
             .map(RequestId::new)

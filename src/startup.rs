@@ -52,7 +52,7 @@ pub async fn prepare_with_clock(config: Config, clock: SharedClock) -> anyhow::R
     let peppers = Peppers::load_or_create(&config.pepper_file)
         .context("failed to load the pepper (KEYSMITH_PEPPER_FILE)")?;
     let state = AppState::new(db, peppers, clock, config)?;
-    crate::domain::sealed::reseal_legacy(state.pool(), &state.peppers)
+    crate::domain::crypto::sealed::reseal_legacy(state.pool(), &state.peppers)
         .await
         .context("failed to re-seal secrets stored in the legacy format")?;
     state

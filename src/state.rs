@@ -109,7 +109,7 @@ impl AppState {
             first_run: Default::default(),
             scanner_keys,
             password_slots: Arc::new(tokio::sync::Semaphore::new(
-                crate::domain::hashing::threads(),
+                crate::domain::crypto::argon2_threads::threads(),
             )),
             ticking: Arc::default(),
             delivering_webhooks: Arc::default(),

@@ -15,7 +15,7 @@ use crate::{
         Actor, Name, Scope,
         caps::TenantCaps,
         keys::{self, ExpiryRequest, KeyFilter, NewKey},
-        page,
+        values::page,
     },
     routes::api::model::{CreatedKey, KeyInfo, KeyList, RotationResponse},
     state::AppState,

@@ -11,8 +11,8 @@ use crate::{
     domain::{
         Actor, Description, Email, Name,
         caps::TenantCaps,
-        page,
         service_users::{self, NewServiceUser, ServiceUser},
+        values::page,
     },
     routes::api::service_users::ServiceUserList,
     state::AppState,

@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 use crate::{
     domain::{
         Actor, audit,
-        page::{self, Page},
         users::{self, Password},
+        values::page::{self, Page},
     },
     error::{AppError, AppResult},
 };

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
-use super::{
+use crate::domain::{
     audit_rollups::{self, HOURS_KEPT},
     notice::{AnomalyNotice, Notice},
     outbox::{self, NewMail},

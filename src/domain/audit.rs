@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use crate::{
     domain::{
         KeyId, ServiceUserId, TenantId, UnixTime, audit_rollups,
-        page::{self, Page},
+        values::page::{self, Page},
     },
     error::{AppError, AppResult},
 };

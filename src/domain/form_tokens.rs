@@ -6,8 +6,8 @@ use crate::domain::{AdminId, UnixTime};
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
-use crate::domain::random;
-use crate::{domain::secret_hash, error::AppResult};
+use crate::domain::crypto::random;
+use crate::{domain::crypto::secret_hash, error::AppResult};
 
 /// An open form stays usable this long (the absolute session lifetime).
 const LIFETIME_SECS: i64 = 12 * 3600;

@@ -16,7 +16,7 @@ use time::{Duration, OffsetDateTime};
 use crate::{
     domain::{
         UnixTime,
-        sealed::{self, Purpose},
+        crypto::sealed::{self, Purpose},
     },
     error::{AppError, AppResult},
 };

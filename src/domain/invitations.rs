@@ -5,7 +5,7 @@
 use sqlx::AnyPool;
 use time::{Duration, OffsetDateTime};
 
-use super::{
+use crate::domain::{
     Actor, AdminId, Email, TenantId, UnixTime, audit,
     users::{self, Role},
 };

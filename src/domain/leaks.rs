@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use keysmith_verify::SqlVerifier;
 use sqlx::AnyPool;
 
-use super::{Actor, keys, tenants};
+use crate::domain::{Actor, keys, tenants};
 use crate::error::{AppError, AppResult};
 
 /// GitHub's public keys for its signatures, as its key endpoint serves them
@@ -98,7 +98,7 @@ const LOCATION_MAX_CHARS: usize = 200;
 /// [`LOCATION_MAX_CHARS`] characters, control and bidirectional formatting
 /// characters dropped, in quotes (inner quotes escaped); cut with `…`.
 fn quoted_location(raw: &str) -> String {
-    let shown = |c: &char| !c.is_control() && !super::types::is_bidi_control(*c);
+    let shown = |c: &char| !c.is_control() && !crate::domain::values::types::is_bidi_control(*c);
     let mut kept: String = raw
         .trim()
         .chars()

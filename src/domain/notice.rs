@@ -1,7 +1,7 @@
 //! What an email says, stored as the outbox payload. Only what rendering
 //! needs: names, public ids, hints and dates — never a key or its hash.
 
-use crate::domain::{KeyId, UnixTime, unix_time};
+use crate::domain::{KeyId, UnixTime, values::unix_time};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::{Any, AnyPool, Executor, Transaction};
 use time::OffsetDateTime;
 
-use super::notice::{Notice, RevocationNotice, RotationNotice, WebhookDisabledNotice};
+use crate::domain::notice::{Notice, RevocationNotice, RotationNotice, WebhookDisabledNotice};
 use crate::{
     config::Engine,
     domain::{

@@ -4,7 +4,7 @@ use crate::domain::{KeyId, TenantId, UnixTime};
 use sqlx::AnyPool;
 use time::{Duration, OffsetDateTime};
 
-use super::{
+use crate::domain::{
     notice::{ExpiryReminder, Notice},
     outbox::{self, NewMail},
 };

@@ -16,11 +16,11 @@ use sqlx::AnyPool;
 use subtle::ConstantTimeEq;
 use time::{Duration, OffsetDateTime};
 
-use super::{
+use crate::domain::crypto::random;
+use crate::domain::{
     Email,
     users::{self, AdminUser, Password},
 };
-use crate::domain::random;
 use crate::{
     db::begin_write,
     error::{AppError, AppResult},

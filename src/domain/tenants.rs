@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
-use crate::domain::random;
+use crate::domain::crypto::random;
 use crate::{
     db::{OnUniqueViolation, begin_write},
     domain::{Actor, AdminId, Name, TenantSlug, audit},

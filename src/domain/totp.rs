@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 use totp_rs::{Builder, Secret, Totp};
 
 use crate::domain::{
-    random,
-    sealed::{self, Purpose},
+    crypto::random,
+    crypto::sealed::{self, Purpose},
 };
 use crate::{
     domain::{Actor, accounts, audit},

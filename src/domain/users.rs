@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
-use crate::domain::random;
+use crate::domain::crypto::random;
 use crate::{
     db::OnUniqueViolation,
     domain::{Actor, Email, audit},
@@ -111,7 +111,7 @@ pub fn argon2() -> Argon2<'static> {
 /// Hashes off the async runtime (on the hashing threads): argon2 takes tens
 /// of milliseconds and ~19 MiB by design.
 pub async fn hash_password(password: Password) -> AppResult<String> {
-    super::hashing::run(move || {
+    crate::domain::crypto::argon2_threads::run(move || {
         argon2()
             .hash_password(password.expose().as_bytes())
             .map(|hash| hash.to_string())
@@ -130,7 +130,7 @@ pub async fn verify_password(
     stored: Option<String>,
     slot: tokio::sync::OwnedSemaphorePermit,
 ) -> AppResult<bool> {
-    super::hashing::run(move || {
+    crate::domain::crypto::argon2_threads::run(move || {
         let _slot = slot;
         let exists = stored.is_some();
         let hash = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
@@ -271,7 +271,7 @@ pub(super) async fn set_role(
             .fetch_optional(&mut **tx)
             .await?;
     if previous.is_some_and(|(was,)| Role::parse(&was).is_none_or(|was| role < was)) {
-        super::accounts::end_sessions_on_demotion(tx, user_id).await?;
+        crate::domain::accounts::end_sessions_on_demotion(tx, user_id).await?;
     }
     sqlx::query("DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2")
         .bind(tenant_id)

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use time::Duration;
 
 use super::{mailer::Mailer, render};
-use crate::domain::random;
+use crate::domain::crypto::random;
 use crate::{
     db::Db,
     domain::{

@@ -17,7 +17,7 @@ use tokio::{sync::Semaphore, time::Instant};
 use time::OffsetDateTime;
 
 use super::sender::{MAX_ATTEMPTS, backoff};
-use crate::domain::random;
+use crate::domain::crypto::random;
 use crate::{
     db::Db,
     domain::{

@@ -3,7 +3,7 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use keysmith::domain::random;
+use keysmith::domain::crypto::random;
 use keysmith::{
     AppState,
     config::Config,

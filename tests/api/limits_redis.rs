@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use keysmith::domain::random;
+use keysmith::domain::crypto::random;
 use keysmith_verify::limit::RedisLimiter;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::{COLUMNS, KeyRow, KeyState};
 use crate::{
-    domain::page::{self, Page},
+    domain::values::page::{self, Page},
     error::{AppError, AppResult},
 };
 

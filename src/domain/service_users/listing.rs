@@ -9,7 +9,7 @@ use super::{COLUMNS, ServiceUser};
 use crate::{
     domain::{
         KeyId, ServiceUserId, TenantId, UnixTime,
-        page::{self, Page},
+        values::page::{self, Page},
     },
     error::AppResult,
 };

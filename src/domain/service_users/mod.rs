@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
-use crate::domain::random;
+use crate::domain::crypto::random;
 use crate::{
     db::{OnUniqueViolation, announce_key_change, begin_write},
     domain::{Actor, Description, Email, Name, audit, caps},

@@ -7,7 +7,7 @@
 use sqlx::{Any, AnyPool, Transaction};
 use time::{Duration, OffsetDateTime};
 
-use super::super::{
+use crate::domain::{
     Actor, TenantId, UnixTime, WebhookEndpointId, audit, notice::WebhookDisabledNotice, outbox,
 };
 use crate::{

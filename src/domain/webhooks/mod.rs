@@ -11,7 +11,7 @@ use serde::Serialize;
 use sqlx::{Any, AnyPool, Transaction};
 use time::OffsetDateTime;
 
-use crate::domain::random;
+use crate::domain::crypto::random;
 use crate::{
     db::begin_write,
     domain::{Actor, audit, keys::KeyRow, tenants::Tenant},

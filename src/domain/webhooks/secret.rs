@@ -5,8 +5,9 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::domain::{
-    UnixTime, WebhookEndpointId, random,
-    sealed::{self, Purpose},
+    UnixTime, WebhookEndpointId,
+    crypto::random,
+    crypto::sealed::{self, Purpose},
 };
 use crate::error::{AppError, AppResult};
 use keysmith_verify::Peppers;

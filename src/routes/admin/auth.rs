@@ -1,6 +1,6 @@
 //! Who is signed in, which tenant they act in, and the CSRF check every form goes through.
 
-use crate::domain::{AdminId, UnixTime, unix_time};
+use crate::domain::{AdminId, UnixTime, values::unix_time};
 use axum::{
     extract::FromRequestParts,
     http::{HeaderMap, request::Parts},

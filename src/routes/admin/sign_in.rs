@@ -18,7 +18,7 @@ use super::{
     client_addr::client_address,
     page::{PageError, render},
 };
-use crate::domain::random;
+use crate::domain::crypto::random;
 use crate::{
     domain::{
         sign_in_throttle as throttle, totp,

@@ -16,7 +16,7 @@ use super::{
     extract::{ApiJson, ApiQuery},
 };
 use crate::{
-    domain::{Email, accounts, page, users::Role},
+    domain::{Email, accounts, users::Role, values::page},
     error::{AppError, AppResult},
     state::AppState,
 };

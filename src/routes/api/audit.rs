@@ -12,8 +12,9 @@ use super::{auth::ManagementCaller, extract::ApiQuery};
 use crate::{
     domain::{
         audit::{self, AuditEvent},
-        keys, page,
+        keys,
         usage::{self, ToolUsage},
+        values::page,
     },
     error::AppResult,
     state::AppState,

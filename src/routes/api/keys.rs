@@ -21,7 +21,7 @@ use crate::{
         Name, Scope,
         caps::TenantCaps,
         keys::{self, ExpiryRequest, KeyFilter, KeyState, NewKey},
-        page,
+        values::page,
     },
     error::{AppError, AppResult},
     state::AppState,

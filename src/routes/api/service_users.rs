@@ -16,8 +16,8 @@ use crate::{
     domain::{
         Description, Email, Name,
         caps::TenantCaps,
-        page,
         service_users::{self, NewServiceUser, ServiceUser, ServiceUserChange},
+        values::page,
     },
     error::AppResult,
     state::AppState,

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::AdminId;
+use crate::domain::AdminId;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {

@@ -250,7 +250,7 @@ mod legacy {
     #[cfg(test)]
     pub(super) fn seal(peppers: &Peppers, purpose: Purpose, row_id: &str, plain: &[u8]) -> String {
         let version = peppers.current_version();
-        let nonce = crate::domain::random::base62(22);
+        let nonce = crate::domain::crypto::random::base62(22);
         let pad = peppers
             .digest(
                 version,
