@@ -20,7 +20,7 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use keysmith::{
     db::Db,
-    domain::{TenantId, audit_rollups},
+    domain::{TenantId, audit::rollups},
 };
 
 const DEFAULT_ROWS: i64 = 10_000_000;
@@ -124,13 +124,13 @@ async fn seed(db: &Db, (rows, hour_rows): (i64, i64)) -> String {
         key_id: BUSY_KEY,
         rows: hour_rows,
         end: now,
-        span: audit_rollups::HOUR,
+        span: rollups::HOUR,
     };
     seed_calls(db, &tenant.id, owner.as_str(), last_hour).await;
     // What the scheduler does tick after tick: every complete day rolled
     // up, then today's complete hours, then the complete minutes since.
     let now = time::OffsetDateTime::now_utc();
-    while audit_rollups::roll_up_due(&db.pool, now)
+    while rollups::roll_up_due(&db.pool, now)
         .await
         .expect("roll up")
         .days
@@ -139,12 +139,12 @@ async fn seed(db: &Db, (rows, hour_rows): (i64, i64)) -> String {
     // Every complete hour and minute, as the scheduler leaves them once
     // caught up (one call rolls at most a tick's worth: the raw part of the
     // page would otherwise depend on the time of day the bench runs).
-    while audit_rollups::roll_up_hours(&db.pool, now)
+    while rollups::roll_up_hours(&db.pool, now)
         .await
         .expect("roll up hours")
         > 0
     {}
-    while audit_rollups::roll_up_minutes(&db.pool, now)
+    while rollups::roll_up_minutes(&db.pool, now)
         .await
         .expect("roll up minutes")
         > 0

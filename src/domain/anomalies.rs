@@ -13,7 +13,7 @@ use sqlx::AnyPool;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    audit_rollups::{self, HOURS_KEPT},
+    audit::rollups::{self, HOURS_KEPT},
     notice::{AnomalyNotice, Notice},
     outbox::{self, NewMail},
 };
@@ -62,7 +62,7 @@ pub async fn enqueue_due(pool: &AnyPool, now: OffsetDateTime) -> AppResult<u64> 
     // frontier are in its rollups, the rest (the last minute or two, or more
     // if the rollups lag) are counted raw. Only the hourly rollups are kept
     // for the whole history, whatever the daily ones hold.
-    let frontiers = audit_rollups::Frontiers::read(pool).await?;
+    let frontiers = rollups::Frontiers::read(pool).await?;
     let hours_until = frontiers.hours.map_or(history_from, |hour| {
         hour.clamp(history_from, this_hour * HOUR)
     });

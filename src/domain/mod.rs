@@ -3,10 +3,8 @@
 pub mod accounts;
 pub mod anomalies;
 pub mod audit;
-pub mod audit_rollups;
 pub mod caps;
 pub mod crypto;
-pub mod durations;
 pub mod form_tokens;
 pub mod idempotency;
 pub mod invitations;
@@ -22,7 +20,6 @@ pub mod setup;
 pub mod sign_in_throttle;
 pub mod tenants;
 pub mod totp;
-pub mod usage;
 pub mod users;
 pub mod values;
 pub mod webhooks;

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
-    domain::{anomalies, audit, audit_rollups, form_tokens, keys, reminders, sign_in_throttle},
+    domain::{anomalies, audit, audit::rollups, form_tokens, keys, reminders, sign_in_throttle},
     notify::{sender, webhooks},
     state::AppState,
 };
@@ -47,11 +47,11 @@ pub async fn tick(state: &AppState) -> anyhow::Result<()> {
         failed.push(("purge", err));
     }
     // Before retention: it keeps the raw rows of any day not rolled up.
-    if let Err(err) = audit_rollups::roll_up_due(state.pool(), state.now()).await {
+    if let Err(err) = rollups::roll_up_due(state.pool(), state.now()).await {
         failed.push(("audit rollups", err.into()));
-    } else if let Err(err) = audit_rollups::roll_up_hours(state.pool(), state.now()).await {
+    } else if let Err(err) = rollups::roll_up_hours(state.pool(), state.now()).await {
         failed.push(("audit rollups", err.into()));
-    } else if let Err(err) = audit_rollups::roll_up_minutes(state.pool(), state.now()).await {
+    } else if let Err(err) = rollups::roll_up_minutes(state.pool(), state.now()).await {
         failed.push(("audit rollups", err.into()));
     }
     let retention = state.config.audit_retention_days;

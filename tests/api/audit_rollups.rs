@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use keysmith::domain::{audit_rollups, durations::Histogram};
+use keysmith::domain::{audit::latency_histogram::Histogram, audit::rollups};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -77,7 +77,7 @@ async fn seed_calls(app: &TestApp, key_id: &str, days: i64) {
     let tools = ["search", "files/read", "echo"];
     let now = app.now().unix_timestamp();
     let mut i = 0;
-    let mut at = audit_rollups::day_of(now) - days * DAY;
+    let mut at = rollups::day_of(now) - days * DAY;
     while at <= now {
         let call = Call {
             tool: tools[i % tools.len()],
@@ -150,7 +150,7 @@ async fn usage(app: &TestApp, key_id: &str, days: i64) -> Value {
 }
 
 fn window_start(app: &TestApp, days: i64) -> i64 {
-    keysmith::domain::usage::window_start(app.now(), days)
+    keysmith::domain::audit::usage::window_start(app.now(), days)
 }
 
 async fn raw_calls(app: &TestApp) -> i64 {
@@ -164,7 +164,7 @@ async fn raw_calls(app: &TestApp) -> i64 {
 /// the minutes after midnight when yesterday is not rolled up yet.
 fn move_to_noon(app: &TestApp) {
     let now = app.now().unix_timestamp();
-    let noon = audit_rollups::day_of(now) + DAY + 12 * HOUR;
+    let noon = rollups::day_of(now) + DAY + 12 * HOUR;
     app.clock.advance(time::Duration::seconds(noon - now));
 }
 
@@ -293,9 +293,9 @@ both_engines! {
             instances.push(app.second_instance(&[]).await);
         }
         let runs = instances.iter().map(|state| async {
-            let report = audit_rollups::roll_up_due(state.pool(), app.now()).await.expect("days");
-            audit_rollups::roll_up_hours(state.pool(), app.now()).await.expect("hours");
-            audit_rollups::roll_up_minutes(state.pool(), app.now()).await.expect("minutes");
+            let report = rollups::roll_up_due(state.pool(), app.now()).await.expect("days");
+            rollups::roll_up_hours(state.pool(), app.now()).await.expect("hours");
+            rollups::roll_up_minutes(state.pool(), app.now()).await.expect("minutes");
             report
         });
         let reports = futures_util::future::join_all(runs).await;
@@ -328,7 +328,7 @@ both_engines! {
         seed_minutes(&app, &other, 10 * 60).await;
         let expected = raw_usage(&app, &key, window_start(&app, 1)).await;
         app.tick().await;
-        let minutes = audit_rollups::Frontiers::read(app.state.pool()).await.expect("frontiers").minutes.expect("rolled up");
+        let minutes = rollups::Frontiers::read(app.state.pool()).await.expect("frontiers").minutes.expect("rolled up");
         let now = app.now().unix_timestamp();
         assert!((now - 120..=now - 30).contains(&minutes), "every minute over 30 s old: {}", now - minutes);
         assert_eq!(usage(&app, &key, 1).await, expected);

@@ -210,11 +210,11 @@ both_engines! {
 
 /// Rolls up the complete days and hours as the scheduler does.
 async fn roll_up(app: &TestApp) {
-    use keysmith::domain::audit_rollups;
-    audit_rollups::roll_up_due(app.state.pool(), app.now())
+    use keysmith::domain::audit::rollups;
+    rollups::roll_up_due(app.state.pool(), app.now())
         .await
         .expect("days");
-    audit_rollups::roll_up_hours(app.state.pool(), app.now())
+    rollups::roll_up_hours(app.state.pool(), app.now())
         .await
         .expect("hours");
 }
@@ -249,7 +249,7 @@ both_engines! {
     }
 
     async fn the_current_hour_is_read_from_the_minute_rollups(app: TestApp) {
-        use keysmith::domain::audit_rollups;
+        use keysmith::domain::audit::rollups;
         // The server's own first tick, at start, could otherwise run the
         // check between the steps below (with the raw rows, then without).
         let _no_server_tick = app.state.ticking.lock().await;
@@ -262,7 +262,7 @@ both_engines! {
         calls(&app, &key, &su, "echo", 70, 0).await;
         app.clock.advance(time::Duration::minutes(2));
         roll_up(&app).await;
-        let minutes = audit_rollups::roll_up_minutes(app.state.pool(), app.now()).await.expect("minutes");
+        let minutes = rollups::roll_up_minutes(app.state.pool(), app.now()).await.expect("minutes");
         assert_eq!(minutes, 1, "the minute of the calls");
         // The raw rows are gone: the count and the top tools can only come
         // from the minute rollups.

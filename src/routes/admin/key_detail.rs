@@ -21,10 +21,10 @@ use super::{
 use crate::{
     domain::outbox::{self, NotificationRecord},
     domain::{
+        audit::usage::{self, ToolUsage},
         audit::{self, AuditEvent, AuditKind},
         keys::{self, KeyRow},
         service_users,
-        usage::{self, ToolUsage},
     },
     state::AppState,
 };

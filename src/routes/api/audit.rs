@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::{auth::ManagementCaller, extract::ApiQuery};
 use crate::{
     domain::{
+        audit::usage::{self, ToolUsage},
         audit::{self, AuditEvent},
         keys,
-        usage::{self, ToolUsage},
         values::page,
     },
     error::AppResult,

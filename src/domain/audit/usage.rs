@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 use crate::domain::{KeyId, TenantId, UnixTime};
 use crate::{
     domain::{
-        audit_rollups::{DAY, Frontiers, Tally, calls_by_bucket_sql, day_of},
-        durations::Histogram,
+        audit::latency_histogram::Histogram,
+        audit::rollups::{DAY, Frontiers, Tally, calls_by_bucket_sql, day_of},
     },
     error::{AppError, AppResult},
 };

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use crate::domain::{KeyId, TenantId, UnixTime};
 use crate::{
-    domain::durations::{self, Histogram},
+    domain::audit::latency_histogram::{self, Histogram},
     error::AppResult,
 };
 
@@ -83,7 +83,7 @@ pub fn calls_by_bucket_sql(group: &str, filter: &str) -> String {
          SUM(CASE WHEN status IS NULL OR status >= 500 THEN 1 ELSE 0 END) AS errors \
          FROM audit_events WHERE action = 'tool.call' AND tool IS NOT NULL AND {filter} \
          GROUP BY {group}, bucket",
-        bucket = durations::bucket_sql(),
+        bucket = latency_histogram::bucket_sql(),
     )
 }
 

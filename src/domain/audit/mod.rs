@@ -1,5 +1,6 @@
-//! The audit log: admin actions (create, rotate, revoke, sweep) and, from the
-//! verification layer, one event per tool call.
+//! What happened and how much: the audit log (admin actions, and one event per
+//! tool call from the verification layer), its rollups by day, hour and minute,
+//! the usage read from them, and the latency histogram they keep per tool.
 
 use serde::Serialize;
 use sqlx::{Any, Executor};
@@ -7,13 +8,16 @@ use time::OffsetDateTime;
 
 use crate::{
     domain::{
-        KeyId, ServiceUserId, TenantId, UnixTime, audit_rollups,
+        KeyId, ServiceUserId, TenantId, UnixTime,
         values::page::{self, Page},
     },
     error::{AppError, AppResult},
 };
 
 pub mod imported;
+pub mod latency_histogram;
+pub mod rollups;
+pub mod usage;
 
 /// An event about to be written.
 #[derive(Debug)]
@@ -97,7 +101,7 @@ pub async fn purge_old_calls(
     retention_days: i64,
 ) -> AppResult<u64> {
     let retention_cutoff = UnixTime::from(now - time::Duration::days(retention_days)).secs();
-    let cutoff = audit_rollups::unrolled_days(pool, retention_cutoff, 1)
+    let cutoff = rollups::unrolled_days(pool, retention_cutoff, 1)
         .await?
         .first()
         .map_or(retention_cutoff, |&day| day.min(retention_cutoff));
