@@ -1,20 +1,16 @@
 //! Business rules. Routes and the CLI call these; these call the database.
 
 pub mod accounts;
-pub mod anomalies;
 pub mod audit;
 pub mod caps;
 pub mod crypto;
+pub mod events;
 pub mod form_tokens;
 pub mod idempotency;
 pub mod invitations;
 pub mod keys;
 pub mod leaks;
-pub mod notice;
 pub mod oauth;
-pub mod outbox;
-pub mod queue;
-pub mod reminders;
 pub mod service_users;
 pub mod setup;
 pub mod sign_in_throttle;
@@ -22,7 +18,6 @@ pub mod tenants;
 pub mod totp;
 pub mod users;
 pub mod values;
-pub mod webhooks;
 
 // The values every layer passes, named from the root: they are everywhere.
 pub use values::{

@@ -5,7 +5,10 @@ use std::sync::atomic::Ordering;
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
-    domain::{anomalies, audit, audit::rollups, form_tokens, keys, reminders, sign_in_throttle},
+    domain::{
+        audit, audit::rollups, events::anomalies, events::reminders, form_tokens, keys,
+        sign_in_throttle,
+    },
     notify::{sender, webhooks},
     state::AppState,
 };

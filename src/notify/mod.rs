@@ -1,7 +1,7 @@
 //! Owner emails, delivered: the mailer (SMTP or `.eml` files), the templates,
 //! and the sender that drains the durable outbox with retries. What to send
-//! and when is decided in the domain (`domain::outbox`, `domain::notice`,
-//! `domain::reminders`); this module only reads the outbox and sends.
+//! and when is decided in the domain (`domain::events::outbox`, `domain::events::notice`,
+//! `domain::events::reminders`); this module only reads the outbox and sends.
 //! Exactly once per key, kind and threshold; a down SMTP server delays mail,
 //! never loses it. No email ever carries a secret.
 

@@ -4,7 +4,7 @@ use crate::domain::UnixTime;
 use askama::Template;
 use time::{OffsetDateTime, format_description::BorrowedFormatItem, macros::format_description};
 
-use crate::domain::notice::{
+use crate::domain::events::notice::{
     AnomalyNotice, ExpiryReminder, Notice, RevocationNotice, RotationNotice, WebhookDisabledNotice,
 };
 

@@ -9,9 +9,9 @@ use crate::domain::crypto::random;
 use crate::{
     db::Db,
     domain::{
+        events::notice::Notice,
+        events::outbox::{self, Attempt, ClaimedMail},
         keys::{self, KeyState},
-        notice::Notice,
-        outbox::{self, Attempt, ClaimedMail},
     },
     error::AppResult,
     metrics::Metrics,

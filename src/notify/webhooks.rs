@@ -2,7 +2,7 @@
 //! task: see `jobs::spawn_webhooks`): target rules checked again (DNS can
 //! change), the connection pinned to the checked address, no redirects, a
 //! short timeout; 2xx is delivered, anything else retried on the email
-//! schedule and pauses the endpoint (see `domain::webhooks::health`).
+//! schedule and pauses the endpoint (see `domain::events::webhooks::health`).
 
 use crate::domain::{TenantId, UnixTime};
 use std::{
@@ -21,8 +21,8 @@ use crate::domain::crypto::random;
 use crate::{
     db::Db,
     domain::{
-        queue::Claim,
-        webhooks::{
+        events::queue::Claim,
+        events::webhooks::{
             WebhookSecret, WebhookUrl,
             deliveries::{self, ClaimedDelivery, Outcome},
             health, signature_header,

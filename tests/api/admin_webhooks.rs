@@ -19,7 +19,7 @@ both_engines! {
         let client = browser();
         sign_in(&app, &client, "admin@acme.test", PASSWORD).await;
         let page = client.get(app.url("/admin/webhooks?tenant=acme")).send().await.expect("page").text().await.expect("html");
-        assert!(page.contains(&format!("disabled after {} failures in a row", keysmith::domain::webhooks::health::DISABLE_AFTER_FAILURES)), "the page states the rule the code applies");
+        assert!(page.contains(&format!("disabled after {} failures in a row", keysmith::domain::events::webhooks::health::DISABLE_AFTER_FAILURES)), "the page states the rule the code applies");
         let form = [
             ("csrf", csrf_of(&page)),
             ("form_token", field(&page, "form_token")),

@@ -240,7 +240,7 @@ both_engines! {
         calls(&app, &steady, &su, "search", 150, 0).await;
         calls(&app, &runaway, &su, "search", 250, 0).await;
 
-        keysmith::domain::anomalies::enqueue_due(app.state.pool(), app.now()).await.expect("check");
+        keysmith::domain::events::anomalies::enqueue_due(app.state.pool(), app.now()).await.expect("check");
         assert!(anomaly_mails(&app, &steady).await.is_empty(), "150 is not ten times its usual 20");
         let mails = anomaly_mails(&app, &runaway).await;
         assert_eq!(mails.len(), 1, "250 is");
@@ -269,7 +269,7 @@ both_engines! {
         sqlx::query("DELETE FROM audit_events WHERE action = 'tool.call'")
             .execute(app.state.pool()).await.expect("delete");
 
-        keysmith::domain::anomalies::enqueue_due(app.state.pool(), app.now()).await.expect("check");
+        keysmith::domain::events::anomalies::enqueue_due(app.state.pool(), app.now()).await.expect("check");
         let mails = anomaly_mails(&app, &key).await;
         assert_eq!(mails.len(), 1);
         let payload: serde_json::Value = serde_json::from_str(&mails[0]).expect("json");
@@ -288,7 +288,7 @@ both_engines! {
         calls_in_hours(&app, &[&key], &su, ("search", 30), &[2, 1]).await;
         calls(&app, &key, &su, "search", 301, 0).await;
 
-        keysmith::domain::anomalies::enqueue_due(app.state.pool(), app.now()).await.expect("check");
+        keysmith::domain::events::anomalies::enqueue_due(app.state.pool(), app.now()).await.expect("check");
         let mails = anomaly_mails(&app, &key).await;
         assert_eq!(mails.len(), 1);
         let payload: serde_json::Value = serde_json::from_str(&mails[0]).expect("json");

@@ -8,7 +8,7 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
-use keysmith::domain::{users::Role, webhooks::health};
+use keysmith::domain::{events::webhooks::health, users::Role};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::{io::AsyncReadExt, task::JoinSet};

@@ -6,7 +6,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::{ExpiryRequest, IssuedKey, KeyRow, KeyState, NewKey, queries::fetch, resolve_expiry};
 use crate::{
-    domain::{Actor, Scope, audit, caps, tenants::Tenant, webhooks},
+    domain::{Actor, Scope, audit, caps, events::webhooks, tenants::Tenant},
     error::{AppError, AppResult},
 };
 use keysmith_verify::{ApiKey, KeyPrefix, Peppers};
@@ -236,7 +236,8 @@ pub async fn rotate(
     )
     .await?;
     let old = fetch(&mut *tx, &tenant.id, &old.id).await?;
-    crate::domain::outbox::enqueue_rotation(&mut tx, tenant, &old, &new.row, actor, now).await?;
+    crate::domain::events::outbox::enqueue_rotation(&mut tx, tenant, &old, &new.row, actor, now)
+        .await?;
     let data =
         serde_json::json!({"old": webhooks::key_data(&old), "new": webhooks::key_data(&new.row)});
     webhooks::enqueue(&mut tx, &tenant.id, "key.rotated", data, now).await?;
@@ -309,7 +310,8 @@ pub async fn revoke(
     )
     .await?;
     let row = fetch(&mut *tx, &tenant.id, key_id).await?;
-    crate::domain::outbox::enqueue_revocation(&mut tx, tenant, &row, reason, actor, now).await?;
+    crate::domain::events::outbox::enqueue_revocation(&mut tx, tenant, &row, reason, actor, now)
+        .await?;
     webhooks::enqueue(
         &mut tx,
         &tenant.id,

@@ -146,11 +146,11 @@ async fn transition(
         Transition::RevokeRotated { .. } => "key.revoked",
         Transition::Expire => "key.expired",
     };
-    crate::domain::webhooks::enqueue(
+    crate::domain::events::webhooks::enqueue(
         &mut tx,
         tenant_id,
         event,
-        crate::domain::webhooks::key_data(&row),
+        crate::domain::events::webhooks::key_data(&row),
         now,
     )
     .await?;

@@ -198,8 +198,14 @@ pub async fn set_disabled(
     record(&mut tx, &after, actor, action, &change, now).await?;
     if disabled {
         let data = serde_json::json!({"service_user_id": after.id, "name": after.name, "keys_affected": keys});
-        crate::domain::webhooks::enqueue(&mut tx, tenant_id, "service_user.disabled", data, now)
-            .await?;
+        crate::domain::events::webhooks::enqueue(
+            &mut tx,
+            tenant_id,
+            "service_user.disabled",
+            data,
+            now,
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(after)

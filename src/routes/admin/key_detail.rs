@@ -19,7 +19,7 @@ use super::{
     page::{PageError, render, when},
 };
 use crate::{
-    domain::outbox::{self, NotificationRecord},
+    domain::events::outbox::{self, NotificationRecord},
     domain::{
         audit::usage::{self, ToolUsage},
         audit::{self, AuditEvent, AuditKind},

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     domain::WebhookEndpointId,
-    domain::webhooks::{
+    domain::events::webhooks::{
         self, EVENTS, Endpoint, EventFilter, NewEndpoint, WebhookUrl,
         deliveries::{self, DeliveryRecord},
     },

@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use super::auth::ManagementCaller;
 use crate::{
+    domain::events::outbox::{self, NotificationRecord},
     domain::keys,
-    domain::outbox::{self, NotificationRecord},
     error::AppResult,
     state::AppState,
 };

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{auth::ManagementCaller, extract::ApiJson};
 use crate::{
-    domain::webhooks::{
+    domain::events::webhooks::{
         self, Endpoint, EventFilter, NewEndpoint, WebhookUrl,
         deliveries::{self, DeliveryRecord},
     },

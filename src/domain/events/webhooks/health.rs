@@ -8,7 +8,8 @@ use sqlx::{Any, AnyPool, Transaction};
 use time::{Duration, OffsetDateTime};
 
 use crate::domain::{
-    Actor, TenantId, UnixTime, WebhookEndpointId, audit, notice::WebhookDisabledNotice, outbox,
+    Actor, TenantId, UnixTime, WebhookEndpointId, audit, events::notice::WebhookDisabledNotice,
+    events::outbox,
 };
 use crate::{
     db::begin_write,

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use crate::{
     config::Engine,
-    domain::queue::{self, Queue},
+    domain::events::queue::{self, Queue},
     error::AppResult,
 };
 

@@ -5,8 +5,8 @@ use sqlx::AnyPool;
 use time::{Duration, OffsetDateTime};
 
 use crate::domain::{
-    notice::{ExpiryReminder, Notice},
-    outbox::{self, NewMail},
+    events::notice::{ExpiryReminder, Notice},
+    events::outbox::{self, NewMail},
 };
 use crate::error::AppResult;
 
@@ -122,7 +122,8 @@ async fn enqueue_with_webhook(
             "expires_at": expires_at,
             "days_left": days,
         });
-        crate::domain::webhooks::enqueue(&mut tx, tenant_id, "key.expiring", data, now).await?;
+        crate::domain::events::webhooks::enqueue(&mut tx, tenant_id, "key.expiring", data, now)
+            .await?;
     }
     tx.commit().await?;
     Ok(new)

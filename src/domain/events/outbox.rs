@@ -6,13 +6,15 @@ use serde::Serialize;
 use sqlx::{Any, AnyPool, Executor, Transaction};
 use time::OffsetDateTime;
 
-use crate::domain::notice::{Notice, RevocationNotice, RotationNotice, WebhookDisabledNotice};
+use crate::domain::events::notice::{
+    Notice, RevocationNotice, RotationNotice, WebhookDisabledNotice,
+};
 use crate::{
     config::Engine,
     domain::{
         Actor,
+        events::queue::{self, Queue},
         keys::KeyRow,
-        queue::{self, Queue},
         tenants::Tenant,
     },
     error::AppResult,

@@ -14,8 +14,8 @@ use time::OffsetDateTime;
 
 use crate::domain::{
     audit::rollups::{self, HOURS_KEPT},
-    notice::{AnomalyNotice, Notice},
-    outbox::{self, NewMail},
+    events::notice::{AnomalyNotice, Notice},
+    events::outbox::{self, NewMail},
 };
 use crate::error::AppResult;
 
