@@ -13,7 +13,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use keysmith::domain::UnixTime;
 use keysmith::{
     db::Db,
-    domain::{service_users::ServiceUser, tenants::Tenant},
+    domain::{tenancy::service_users::ServiceUser, tenancy::tenants::Tenant},
 };
 
 const BIG: i64 = 100_000;

@@ -16,8 +16,8 @@ use keysmith::{
     domain::{
         Actor, Name, TenantSlug,
         keys::{self, ExpiryRequest, NewKey},
-        service_users::{self, NewServiceUser},
-        tenants::{self, NewTenant},
+        tenancy::service_users::{self, NewServiceUser},
+        tenancy::tenants::{self, NewTenant},
     },
 };
 use keysmith_verify::{ApiKey, Capabilities, KeyPrefix, Peppers, SqlVerifier, SystemClock};

@@ -9,8 +9,8 @@ use keysmith::{
     db::Db,
     domain::{
         Actor, Email, Name, TenantSlug,
-        service_users::{self, NewServiceUser, ServiceUser},
-        tenants::{self, NewTenant, Tenant},
+        tenancy::service_users::{self, NewServiceUser, ServiceUser},
+        tenancy::tenants::{self, NewTenant, Tenant},
         users::{self, Password, Role},
     },
     startup,

@@ -7,7 +7,7 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use super::tenants::by_slug;
 use crate::{
-    domain::{KeyId, ServiceUserId, keys::ExpiryRequest, tenants::Tenant},
+    domain::{KeyId, ServiceUserId, keys::ExpiryRequest, tenancy::tenants::Tenant},
     state::AppState,
 };
 

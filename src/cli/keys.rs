@@ -13,8 +13,8 @@ use super::{
 use crate::{
     domain::{
         Actor, Name, Scope,
-        caps::TenantCaps,
         keys::{self, ExpiryRequest, KeyFilter, NewKey},
+        tenancy::caps::TenantCaps,
         values::page,
     },
     routes::api::model::{CreatedKey, KeyInfo, KeyList, RotationResponse},

@@ -5,10 +5,10 @@ use super::{output::say, tenants::by_slug};
 use crate::{
     domain::{
         Actor, Description, Email, Name, Scope,
-        caps::TenantCaps,
         keys::{self, ExpiryRequest, NewKey},
-        service_users::{self, NewServiceUser, ServiceUser},
-        tenants::Tenant,
+        tenancy::caps::TenantCaps,
+        tenancy::service_users::{self, NewServiceUser, ServiceUser},
+        tenancy::tenants::Tenant,
     },
     state::AppState,
 };

@@ -10,8 +10,8 @@ use super::{
 use crate::{
     domain::{
         Actor, Description, Email, Name,
-        caps::TenantCaps,
-        service_users::{self, NewServiceUser, ServiceUser},
+        tenancy::caps::TenantCaps,
+        tenancy::service_users::{self, NewServiceUser, ServiceUser},
         values::page,
     },
     routes::api::service_users::ServiceUserList,

@@ -7,7 +7,7 @@ use super::output::{Fields, Listing, Table, json, say};
 use crate::{
     domain::{
         Actor, Name, TenantSlug,
-        tenants::{self, NewTenant, Tenant},
+        tenancy::tenants::{self, NewTenant, Tenant},
         totp,
     },
     error::AppError,

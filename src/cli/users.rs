@@ -11,7 +11,9 @@ use super::{
 };
 use crate::{
     domain::{
-        Actor, Email, accounts, tenants, totp,
+        Actor, Email, accounts,
+        tenancy::tenants,
+        totp,
         users::{self, Password, Role},
     },
     state::AppState,

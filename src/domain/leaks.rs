@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use keysmith_verify::SqlVerifier;
 use sqlx::AnyPool;
 
-use crate::domain::{Actor, keys, tenants};
+use crate::domain::{Actor, keys, tenancy::tenants};
 use crate::error::{AppError, AppResult};
 
 /// GitHub's public keys for its signatures, as its key endpoint serves them

@@ -2,7 +2,6 @@
 
 pub mod accounts;
 pub mod audit;
-pub mod caps;
 pub mod crypto;
 pub mod events;
 pub mod form_tokens;
@@ -11,10 +10,9 @@ pub mod invitations;
 pub mod keys;
 pub mod leaks;
 pub mod oauth;
-pub mod service_users;
 pub mod setup;
 pub mod sign_in_throttle;
-pub mod tenants;
+pub mod tenancy;
 pub mod totp;
 pub mod users;
 pub mod values;

@@ -8,7 +8,7 @@ use keysmith_verify::{Peppers, TenantScope};
 use crate::{
     config::Config,
     db::{Db, existing},
-    domain::tenants,
+    domain::tenancy::tenants,
 };
 
 /// The database and the peppers, checked; `scope`'s tenant must exist.

@@ -1,7 +1,7 @@
 //! The tenant's key policy in the admin UI, and the create form following it.
 
 use keysmith::domain::UnixTime;
-use keysmith::domain::{tenants, users::Role};
+use keysmith::domain::{tenancy::tenants, users::Role};
 use reqwest::StatusCode;
 use serde_json::json;
 

@@ -1,6 +1,6 @@
 //! A service user's lifecycle in the admin UI: edit, disable, enable.
 
-use keysmith::domain::{service_users, users::Role};
+use keysmith::domain::{tenancy::service_users, users::Role};
 use reqwest::StatusCode;
 use serde_json::json;
 

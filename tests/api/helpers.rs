@@ -10,10 +10,10 @@ use keysmith::{
     db::Db,
     domain::{
         Actor, Name, Scope, TenantSlug,
-        caps::TenantCaps,
         keys::{self, ExpiryRequest, NewKey},
-        service_users::{self, NewServiceUser},
-        tenants::{self, NewTenant, Tenant},
+        tenancy::caps::TenantCaps,
+        tenancy::service_users::{self, NewServiceUser},
+        tenancy::tenants::{self, NewTenant, Tenant},
     },
     startup,
 };

@@ -3,8 +3,8 @@
 
 use keysmith::domain::{
     Actor, Email, Name,
-    service_users::{self, NewServiceUser},
-    tenants::Tenant,
+    tenancy::service_users::{self, NewServiceUser},
+    tenancy::tenants::Tenant,
     users::Role,
 };
 use reqwest::StatusCode;

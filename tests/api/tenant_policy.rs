@@ -80,6 +80,6 @@ both_engines! {
         expect_error(patch(&app, &key, "globex", json!({"max_expiry_days": 1})).await, StatusCode::NOT_FOUND, "not_found").await;
         let verify_only = app.management_key_with(&globex, keysmith::domain::Scope::verify()).await;
         expect_error(patch(&app, &verify_only, "globex", json!({"max_expiry_days": 1})).await, StatusCode::FORBIDDEN, "forbidden").await;
-        assert_eq!(keysmith::domain::tenants::find_by_id(app.state.pool(), &globex.id).await.expect("query").expect("tenant").max_expiry_days, 365);
+        assert_eq!(keysmith::domain::tenancy::tenants::find_by_id(app.state.pool(), &globex.id).await.expect("query").expect("tenant").max_expiry_days, 365);
     }
 }

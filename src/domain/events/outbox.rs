@@ -15,7 +15,7 @@ use crate::{
         Actor,
         events::queue::{self, Queue},
         keys::KeyRow,
-        tenants::Tenant,
+        tenancy::tenants::Tenant,
     },
     error::AppResult,
 };

@@ -6,7 +6,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::{ExpiryRequest, IssuedKey, KeyRow, KeyState, NewKey, queries::fetch, resolve_expiry};
 use crate::{
-    domain::{Actor, Scope, audit, caps, events::webhooks, tenants::Tenant},
+    domain::{Actor, Scope, audit, events::webhooks, tenancy::caps, tenancy::tenants::Tenant},
     error::{AppError, AppResult},
 };
 use keysmith_verify::{ApiKey, KeyPrefix, Peppers};

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use super::{KeyRow, queries::fetch};
 use crate::domain::KeyId;
 use crate::{
-    domain::{Actor, audit, tenants::Tenant},
+    domain::{Actor, audit, tenancy::tenants::Tenant},
     error::{AppError, AppResult},
 };
 use keysmith_verify::limit::{Quota, RateLimit};

@@ -20,7 +20,7 @@ use crate::domain::UnixTime;
 use time::{Duration, OffsetDateTime};
 
 use crate::{
-    domain::{KeyId, Name, Scope, ServiceUserId, TenantId, tenants::Tenant},
+    domain::{KeyId, Name, Scope, ServiceUserId, TenantId, tenancy::tenants::Tenant},
     error::{AppError, AppResult},
 };
 use keysmith_verify::{

@@ -67,7 +67,7 @@ pub async fn management_expiring(
     .bind(tenant_id)
     .bind(UnixTime::from(now))
     .bind(UnixTime::from(until))
-    .bind(crate::domain::service_users::MANAGEMENT)
+    .bind(crate::domain::tenancy::service_users::MANAGEMENT)
     .fetch_all(pool)
     .await?)
 }

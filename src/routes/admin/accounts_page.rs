@@ -19,7 +19,9 @@ use super::{
 };
 use crate::{
     domain::{
-        Email, TenantId, accounts, tenants, totp,
+        Email, TenantId, accounts,
+        tenancy::tenants,
+        totp,
         users::{self, Password, Role},
     },
     error::AppError,

@@ -12,7 +12,7 @@ use tower_sessions::Session;
 
 use super::page::PageError;
 use crate::{
-    domain::{Actor, accounts, tenants::Tenant, users::Role},
+    domain::{Actor, accounts, tenancy::tenants::Tenant, users::Role},
     error::AppError,
     state::AppState,
 };
@@ -124,7 +124,7 @@ impl Admin {
     /// Tenants this admin belongs to (a superadmin: all, as owner).
     pub async fn memberships(&self, state: &AppState) -> Result<Vec<Membership>, AppError> {
         if self.user.superadmin {
-            let tenants = crate::domain::tenants::list(state.pool()).await?;
+            let tenants = crate::domain::tenancy::tenants::list(state.pool()).await?;
             return Ok(tenants
                 .into_iter()
                 .map(|tenant| Membership {
@@ -133,7 +133,9 @@ impl Admin {
                 })
                 .collect());
         }
-        let roles = crate::domain::tenants::with_roles_of(state.pool(), &self.user.user_id).await?;
+        let roles =
+            crate::domain::tenancy::tenants::with_roles_of(state.pool(), &self.user.user_id)
+                .await?;
         Ok(roles
             .into_iter()
             .filter_map(|r| {

@@ -21,7 +21,7 @@ use super::{
     page::{PageError, render, when},
 };
 use crate::{
-    domain::{Name, caps::TenantCaps, keys},
+    domain::{Name, keys, tenancy::caps::TenantCaps},
     error::AppError,
     state::AppState,
 };

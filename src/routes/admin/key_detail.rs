@@ -24,7 +24,7 @@ use crate::{
         audit::usage::{self, ToolUsage},
         audit::{self, AuditEvent, AuditKind},
         keys::{self, KeyRow},
-        service_users,
+        tenancy::service_users,
     },
     state::AppState,
 };

@@ -10,7 +10,7 @@ use crate::{
     domain::{
         Name,
         keys::{self, ExpiryRequest, NewKey},
-        tenants::Tenant,
+        tenancy::tenants::Tenant,
     },
     error::AppError,
     state::AppState,

@@ -19,7 +19,7 @@ use super::{
 use crate::{
     domain::{
         keys::{self, KeyFilter, KeyState},
-        service_users,
+        tenancy::service_users,
     },
     error::AppError,
     state::AppState,

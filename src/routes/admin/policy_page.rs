@@ -17,7 +17,7 @@ use super::{
     page::{PageError, render},
 };
 use crate::{
-    domain::tenants::{self, MAX_EXPIRY_DAYS, OVERLAP_DAYS, PolicyChange},
+    domain::tenancy::tenants::{self, MAX_EXPIRY_DAYS, OVERLAP_DAYS, PolicyChange},
     error::AppError,
     state::AppState,
 };

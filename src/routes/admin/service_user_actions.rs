@@ -18,7 +18,7 @@ use super::{
 use crate::{
     domain::{
         Description, Email, Name,
-        service_users::{self, MANAGEMENT, ServiceUserChange},
+        tenancy::service_users::{self, MANAGEMENT, ServiceUserChange},
     },
     error::AppError,
     state::AppState,

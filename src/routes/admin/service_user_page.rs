@@ -15,7 +15,7 @@ use super::{
     page::{PageError, render, when},
 };
 use crate::{
-    domain::service_users::{self, KeyCounts, ServiceUser},
+    domain::tenancy::service_users::{self, KeyCounts, ServiceUser},
     state::AppState,
 };
 

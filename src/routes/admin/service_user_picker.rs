@@ -3,7 +3,7 @@
 //! (`<datalist>`) and is resolved by exact name on the server.
 
 use crate::{
-    domain::{ServiceUserId, TenantId, service_users},
+    domain::{ServiceUserId, TenantId, tenancy::service_users},
     error::AppError,
     state::AppState,
 };

@@ -18,8 +18,8 @@ use super::{
 use crate::{
     domain::{
         Description, Email, Name,
-        caps::TenantCaps,
-        service_users::{self, KeyCounts, LiveKey, NewServiceUser},
+        tenancy::caps::TenantCaps,
+        tenancy::service_users::{self, KeyCounts, LiveKey, NewServiceUser},
     },
     error::AppError,
     state::AppState,

@@ -18,7 +18,7 @@ use super::{
 use crate::{
     domain::{
         Email, Name, TenantSlug,
-        tenants::{self, NewTenant, Tenant},
+        tenancy::tenants::{self, NewTenant, Tenant},
         totp,
         users::{self, Password, Role, TenantAdmin},
     },

@@ -10,7 +10,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::{
     domain::{
         Actor, Scope, TenantId,
-        tenants::{self, Tenant},
+        tenancy::tenants::{self, Tenant},
     },
     error::{AppError, AppResult},
     state::AppState,

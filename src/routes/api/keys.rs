@@ -19,8 +19,8 @@ use super::{
 use crate::{
     domain::{
         Name, Scope,
-        caps::TenantCaps,
         keys::{self, ExpiryRequest, KeyFilter, KeyState, NewKey},
+        tenancy::caps::TenantCaps,
         values::page,
     },
     error::{AppError, AppResult},

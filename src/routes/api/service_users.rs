@@ -15,8 +15,8 @@ use super::{
 use crate::{
     domain::{
         Description, Email, Name,
-        caps::TenantCaps,
-        service_users::{self, NewServiceUser, ServiceUser, ServiceUserChange},
+        tenancy::caps::TenantCaps,
+        tenancy::service_users::{self, NewServiceUser, ServiceUser, ServiceUserChange},
         values::page,
     },
     error::AppResult,

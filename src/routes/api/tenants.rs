@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{auth::ManagementCaller, extract::ApiJson};
 use crate::{
-    domain::tenants::{self, PolicyChange, Tenant},
+    domain::tenancy::tenants::{self, PolicyChange, Tenant},
     error::{AppError, AppResult},
     state::AppState,
 };

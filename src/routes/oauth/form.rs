@@ -9,7 +9,7 @@ use axum::{
 use base64::Engine as _;
 
 use super::error::OAuthError;
-use crate::{domain::tenants::Tenant, state::AppState};
+use crate::{domain::tenancy::tenants::Tenant, state::AppState};
 use keysmith_verify::{ApiKey, VerifiedKey};
 
 /// `application/x-www-form-urlencoded` parameters, each at most once

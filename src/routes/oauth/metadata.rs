@@ -10,7 +10,7 @@ use axum::{
 use serde_json::{Value, json};
 
 use crate::{
-    domain::{oauth, tenants},
+    domain::{oauth, tenancy::tenants},
     error::{AppError, AppResult},
     state::AppState,
 };

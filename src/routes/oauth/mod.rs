@@ -23,7 +23,7 @@ use axum::{
 pub use error::OAuthError;
 
 use crate::{
-    domain::tenants::{self, Tenant},
+    domain::tenancy::tenants::{self, Tenant},
     state::AppState,
 };
 

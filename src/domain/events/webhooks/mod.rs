@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use crate::domain::crypto::random;
 use crate::{
     db::begin_write,
-    domain::{Actor, audit, keys::KeyRow, tenants::Tenant},
+    domain::{Actor, audit, keys::KeyRow, tenancy::tenants::Tenant},
     error::{AppError, AppResult},
 };
 use keysmith_verify::Peppers;

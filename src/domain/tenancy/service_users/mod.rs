@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use crate::domain::crypto::random;
 use crate::{
     db::{OnUniqueViolation, announce_key_change, begin_write},
-    domain::{Actor, Description, Email, Name, audit, caps},
+    domain::{Actor, Description, Email, Name, audit, tenancy::caps},
     error::{AppError, AppResult},
 };
 
