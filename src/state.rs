@@ -26,7 +26,7 @@ pub struct AppState {
     /// The setup link of a database without admins, while one is outstanding.
     pub first_run: crate::domain::setup::FirstRun,
     /// GitHub's keys for signed leak reports, when configured.
-    pub scanner_keys: Option<Arc<crate::domain::leaks::ScannerKeys>>,
+    pub scanner_keys: Option<Arc<crate::domain::keys::leaks::ScannerKeys>>,
     /// The limiter the layers share (`KEYSMITH_REDIS_URL`), read without
     /// counting to report a key's remaining budget.
     pub shared_limiter: Option<Arc<dyn keysmith_verify::Limiter>>,
@@ -79,7 +79,7 @@ impl AppState {
         let sessions = SessionBackend::connect_lazy(&config.database_url)?;
         let scanner_keys = match &config.github_scanning_keys {
             Some(path) => Some(Arc::new(
-                crate::domain::leaks::ScannerKeys::load(path)
+                crate::domain::keys::leaks::ScannerKeys::load(path)
                     .map_err(|err| err.context("KEYSMITH_GITHUB_SCANNING_KEYS"))?,
             )),
             None => None,

@@ -1,11 +1,15 @@
 //! Keys: what a key is (its row, state, expiry and allowlists), and its life in
 //! four files — `lifecycle` (create, rotate, revoke), `limits` (change a
-//! key's limits), `queries` (read and list), `sweep` (what the clock does to keys).
+//! key's limits), `queries` (read and list), `sweep` (what the clock does to keys);
+//! and what guards it outside: `leaks` (a scanner reports a key seen in public)
+//! and `idempotency` (a retried create or rotation gets the first answer again).
 //!
 //! Every change runs in one transaction together with its audit event, and
 //! state transitions are conditional updates (`WHERE status = 'active'`), so
 //! two admins rotating the same key at once get one rotation and one `409`.
 
+pub mod idempotency;
+pub mod leaks;
 mod lifecycle;
 mod limits;
 mod queries;

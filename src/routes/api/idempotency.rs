@@ -2,7 +2,7 @@
 //! rotations, revocations): the first answer is kept a day and replayed to a
 //! retry with the same credential, key and request, so a client that lost an
 //! answer does not mint a second key. The rules are in
-//! [`crate::domain::idempotency`]; this is the HTTP around them.
+//! [`crate::domain::keys::idempotency`]; this is the HTTP around them.
 
 use axum::{
     body::{Body, to_bytes},
@@ -14,7 +14,7 @@ use axum::{
 
 use super::{NO_STORE, extract::BODY_LIMIT};
 use crate::{
-    domain::idempotency::{self, Attempt, Claim},
+    domain::keys::idempotency::{self, Attempt, Claim},
     error::{AppError, AppResult},
     state::AppState,
 };

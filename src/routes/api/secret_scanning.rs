@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::auth::RevokeCaller;
 use crate::{
-    domain::leaks::{self, Report},
+    domain::keys::leaks::{self, Report},
     state::AppState,
 };
 
