@@ -65,7 +65,7 @@ fn compute(c: &mut Criterion) {
             bool::from(digest.ct_eq(black_box(&stored)))
         });
     });
-    let argon = keysmith::domain::users::argon2();
+    let argon = keysmith::domain::people::accounts::argon2();
     let hash = argon2::PasswordHasher::hash_password(&argon, key.secret())
         .expect("hash")
         .to_string();

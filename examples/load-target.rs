@@ -17,7 +17,7 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context;
 use axum::{Router, http::HeaderMap, routing::get};
 use clap::{Parser, ValueEnum};
-use keysmith::{config::Config, db::Db, domain::users};
+use keysmith::{config::Config, db::Db, domain::people::accounts};
 use keysmith_verify::{
     ApiKey, Capabilities, Peppers, SqlVerifier, SystemClock, TenantScope, VerifiedKey, Verifier,
     VerifyCode, VerifyLayer, audit::spawn_sql_audit, backend::VerdictFuture, outcome::Refusal,
@@ -91,7 +91,7 @@ impl Verifier for Argon2Verifier {
             let ok = tokio::task::spawn_blocking(move || {
                 let parsed = argon2::PasswordHash::new(&hash).expect("hash");
                 argon2::PasswordVerifier::verify_password(
-                    &users::argon2(),
+                    &accounts::argon2(),
                     presented.as_bytes(),
                     &parsed,
                 )
@@ -139,7 +139,7 @@ async fn main() -> anyhow::Result<()> {
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?;
             let hash =
-                argon2::PasswordHasher::hash_password(&users::argon2(), key.expose().as_bytes())
+                argon2::PasswordHasher::hash_password(&accounts::argon2(), key.expose().as_bytes())
                     .map_err(|e| anyhow::anyhow!("{e}"))?
                     .to_string();
             let identity = VerifiedKey {

@@ -24,7 +24,7 @@ pub struct AppState {
     /// Admin UI sessions, in the same database.
     pub sessions: SessionBackend,
     /// The setup link of a database without admins, while one is outstanding.
-    pub first_run: crate::domain::setup::FirstRun,
+    pub first_run: crate::domain::people::setup::FirstRun,
     /// GitHub's keys for signed leak reports, when configured.
     pub scanner_keys: Option<Arc<crate::domain::keys::leaks::ScannerKeys>>,
     /// The limiter the layers share (`KEYSMITH_REDIS_URL`), read without

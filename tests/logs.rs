@@ -118,14 +118,14 @@ fn session_ids(res: &reqwest::Response) -> Vec<String> {
 /// Sign-in, a refused guess, TOTP enrolment and both second steps: no
 /// password, session id, TOTP secret or recovery code in the logs.
 async fn admin_logs_hold_no_secret(engine: Engine, capture: &Capture) {
-    use keysmith::domain::{Email, totp::TotpSecret, users};
+    use keysmith::domain::{Email, people::accounts, people::totp::TotpSecret};
     let app = TestApp::spawn(engine).await;
     let password = "a password nobody logs";
     let guess = "a wrong guess nobody logs";
-    users::create(
+    accounts::create(
         app.state.pool(),
         &Email::parse("a@acme.test").expect("email"),
-        users::Password::parse(password.into()).expect("password"),
+        accounts::Password::parse(password.into()).expect("password"),
         false,
         app.now(),
     )

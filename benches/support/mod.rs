@@ -9,9 +9,9 @@ use keysmith::{
     db::Db,
     domain::{
         Actor, Email, Name, TenantSlug,
+        people::accounts::{self, Password, Role},
         tenancy::service_users::{self, NewServiceUser, ServiceUser},
         tenancy::tenants::{self, NewTenant, Tenant},
-        users::{self, Password, Role},
     },
     startup,
 };
@@ -86,7 +86,7 @@ pub async fn tenant_with_owners(db: &Db, slug: &str, names: &[&str]) -> (Tenant,
 /// An admin of every one of `tenants`, for [`serve_signed_in`].
 pub async fn grant_admin(db: &Db, tenants: &[&Tenant]) {
     let now = time::OffsetDateTime::now_utc();
-    let admin = users::create(
+    let admin = accounts::create(
         &db.pool,
         &Email::parse(ADMIN).expect("email"),
         Password::parse(PASSWORD.into()).expect("password"),
@@ -96,7 +96,7 @@ pub async fn grant_admin(db: &Db, tenants: &[&Tenant]) {
     .await
     .expect("admin");
     for tenant in tenants {
-        users::grant(&db.pool, &tenant.id, &admin.id, Role::Admin, now)
+        accounts::grant(&db.pool, &tenant.id, &admin.id, Role::Admin, now)
             .await
             .expect("grant");
     }

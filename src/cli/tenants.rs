@@ -7,8 +7,8 @@ use super::output::{Fields, Listing, Table, json, say};
 use crate::{
     domain::{
         Actor, Name, TenantSlug,
+        people::totp,
         tenancy::tenants::{self, NewTenant, Tenant},
-        totp,
     },
     error::AppError,
     routes::api::tenants::TenantPolicy,

@@ -11,10 +11,11 @@ use super::{
 };
 use crate::{
     domain::{
-        Actor, Email, accounts,
+        Actor, Email,
+        people::accounts::{self, Password, Role},
+        people::lifecycle,
+        people::totp,
         tenancy::tenants,
-        totp,
-        users::{self, Password, Role},
     },
     state::AppState,
 };
@@ -76,11 +77,11 @@ impl UserCommand {
                 role,
             } => create(state, &email, superadmin, tenant.as_deref(), role).await,
             Self::Disable { email } => {
-                accounts::set_disabled(pool, &email, true, &Actor::Cli, now).await?;
+                lifecycle::set_disabled(pool, &email, true, &Actor::Cli, now).await?;
                 say(format_args!("disabled {email}; its sessions have ended"))
             }
             Self::Enable { email } => {
-                accounts::set_disabled(pool, &email, false, &Actor::Cli, now).await?;
+                lifecycle::set_disabled(pool, &email, false, &Actor::Cli, now).await?;
                 say(format_args!("enabled {email}"))
             }
             Self::ResetTotp { email } => {
@@ -89,7 +90,7 @@ impl UserCommand {
             }
             Self::ResetPassword { email } => {
                 let temporary = Password::parse(read_password().await?)?;
-                accounts::reset_password(pool, &email, temporary, &Actor::Cli, now).await?;
+                lifecycle::reset_password(pool, &email, temporary, &Actor::Cli, now).await?;
                 say(format_args!(
                     "reset the password of {email}; it must choose a new one at its next sign-in"
                 ))
@@ -113,9 +114,9 @@ async fn create(
         None => None,
     };
     let password = Password::parse(read_password().await?)?;
-    let user = users::create(pool, &email, password, superadmin, now).await?;
+    let user = accounts::create(pool, &email, password, superadmin, now).await?;
     if let (Some(tenant), Some(role)) = (&tenant, role) {
-        users::grant(pool, &tenant.id, &user.id, role, now).await?;
+        accounts::grant(pool, &tenant.id, &user.id, role, now).await?;
         return say(format_args!(
             "created {} with role {} in {}",
             user.email,
@@ -160,14 +161,14 @@ async fn list(state: &AppState, as_json: bool) -> anyhow::Result<()> {
         .collect();
     // By email: it is unique, and what the memberships query reads.
     let mut roles: HashMap<String, Vec<AccountRole>> = HashMap::new();
-    for m in users::tenant_admins(pool).await? {
+    for m in accounts::tenant_admins(pool).await? {
         let tenant = slugs.get(&m.tenant_id).cloned().unwrap_or_default();
         roles.entry(m.email).or_default().push(AccountRole {
             tenant,
             role: m.role,
         });
     }
-    let accounts: Vec<Account> = accounts::list(pool)
+    let accounts: Vec<Account> = lifecycle::list(pool)
         .await?
         .into_iter()
         .map(|a| Account {

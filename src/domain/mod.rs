@@ -1,18 +1,12 @@
 //! Business rules. Routes and the CLI call these; these call the database.
 
-pub mod accounts;
 pub mod audit;
 pub mod crypto;
 pub mod events;
-pub mod form_tokens;
-pub mod invitations;
 pub mod keys;
 pub mod oauth;
-pub mod setup;
-pub mod sign_in_throttle;
+pub mod people;
 pub mod tenancy;
-pub mod totp;
-pub mod users;
 pub mod values;
 
 // The values every layer passes, named from the root: they are everywhere.

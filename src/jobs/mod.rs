@@ -6,8 +6,8 @@ use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
     domain::{
-        audit, audit::rollups, events::anomalies, events::reminders, form_tokens, keys,
-        sign_in_throttle,
+        audit, audit::rollups, events::anomalies, events::reminders, keys, people::form_tokens,
+        people::sign_in_throttle,
     },
     notify::{sender, webhooks},
     state::AppState,

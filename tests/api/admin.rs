@@ -2,7 +2,7 @@
 
 use keysmith::domain::{
     Email,
-    users::{self, Password, Role},
+    people::accounts::{self, Password, Role},
 };
 use reqwest::{StatusCode, redirect::Policy};
 use serde_json::json;
@@ -15,8 +15,12 @@ use crate::{
 pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// An account with `PASSWORD`; a superadmin administers the whole instance.
-pub(crate) async fn account(app: &TestApp, email: &str, superadmin: bool) -> users::AdminUser {
-    users::create(
+pub(crate) async fn account(
+    app: &TestApp,
+    email: &str,
+    superadmin: bool,
+) -> accounts::AdminAccount {
+    accounts::create(
         app.state.pool(),
         &Email::parse(email).expect("email"),
         Password::parse(PASSWORD.into()).expect("password"),
@@ -29,7 +33,7 @@ pub(crate) async fn account(app: &TestApp, email: &str, superadmin: bool) -> use
 
 pub(crate) async fn admin_user(app: &TestApp, email: &str, role: Role) {
     let user = account(app, email, false).await;
-    users::grant(app.state.pool(), &app.tenant.id, &user.id, role, app.now())
+    accounts::grant(app.state.pool(), &app.tenant.id, &user.id, role, app.now())
         .await
         .expect("grant");
 }

@@ -2,7 +2,7 @@
 //! reset passwords and change or remove roles; every admin changes their own
 //! password and signs out everywhere.
 
-use keysmith::domain::users::Role;
+use keysmith::domain::people::accounts::Role;
 use reqwest::StatusCode;
 
 use crate::{

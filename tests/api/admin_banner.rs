@@ -1,7 +1,7 @@
 //! The banner on a tenant's admin pages when one of its management keys
 //! expires within seven days.
 
-use keysmith::domain::users::Role;
+use keysmith::domain::people::accounts::Role;
 use reqwest::StatusCode;
 use serde_json::json;
 

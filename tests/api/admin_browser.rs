@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use fantoccini::key::Key;
 
-use keysmith::domain::users::Role;
+use keysmith::domain::people::accounts::Role;
 
 use crate::{
     admin::{PASSWORD, account, admin_user},

@@ -2,7 +2,7 @@
 //! problem beside its field in the form's words, a fresh form token (the
 //! refused one is spent), and nothing saved.
 
-use keysmith::domain::users::Role;
+use keysmith::domain::people::accounts::Role;
 use reqwest::StatusCode;
 use serde_json::json;
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use keysmith::domain::users::Role;
+use keysmith::domain::people::accounts::Role;
 use serde_json::Value;
 
 use crate::{

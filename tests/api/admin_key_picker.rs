@@ -1,7 +1,7 @@
 //! The key form picks a service user without listing them all: a drop-down
 //! while a tenant has few, a name with suggestions when it has many.
 
-use keysmith::domain::users::Role;
+use keysmith::domain::people::accounts::Role;
 use reqwest::StatusCode;
 
 use crate::{

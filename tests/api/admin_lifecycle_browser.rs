@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use keysmith::domain::users::Role;
+use keysmith::domain::people::accounts::Role;
 
 use crate::{admin::admin_user, admin_browser::sign_in, both_engines, chromium::Browser};
 

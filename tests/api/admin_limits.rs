@@ -1,6 +1,6 @@
 //! Limits in the admin UI: set in the key create form, edited on the key page.
 
-use keysmith::domain::users::Role;
+use keysmith::domain::people::accounts::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -2,7 +2,7 @@
 
 use keysmith::domain::{
     Email,
-    users::{self, Role},
+    people::accounts::{self, Role},
 };
 use reqwest::StatusCode;
 use serde_json::json;
@@ -170,7 +170,7 @@ both_engines! {
         admin_user(&app, "multi@acme.test", Role::Admin).await;
         let globex = app.create_tenant("globex").await;
         let email = Email::parse("multi@acme.test").expect("email");
-        users::add_to_tenant(app.state.pool(), &globex.id, &email, Role::Viewer, None, &keysmith::domain::Actor::Cli, app.now())
+        accounts::add_to_tenant(app.state.pool(), &globex.id, &email, Role::Viewer, None, &keysmith::domain::Actor::Cli, app.now())
             .await
             .expect("viewer in globex");
         app.create_service_user("ci-bot").await;

@@ -1,7 +1,7 @@
 //! The tenant's key policy in the admin UI, and the create form following it.
 
 use keysmith::domain::UnixTime;
-use keysmith::domain::{tenancy::tenants, users::Role};
+use keysmith::domain::{people::accounts::Role, tenancy::tenants};
 use reqwest::StatusCode;
 use serde_json::json;
 

@@ -1,7 +1,7 @@
 //! Concurrent check-then-act in the admin UI: bursts of requests that race
 //! for one single-use thing.
 
-use keysmith::domain::users::Role;
+use keysmith::domain::people::accounts::Role;
 use reqwest::StatusCode;
 use tokio::task::JoinSet;
 

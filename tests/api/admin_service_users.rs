@@ -1,6 +1,6 @@
 //! A service user's lifecycle in the admin UI: edit, disable, enable.
 
-use keysmith::domain::{tenancy::service_users, users::Role};
+use keysmith::domain::{people::accounts::Role, tenancy::service_users};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -145,7 +145,7 @@ both_engines! {
     async fn an_admin_of_another_tenant_cannot_touch_acme_service_users(app: TestApp) {
         let globex = app.create_tenant("globex").await;
         let user = crate::admin::account(&app, "g@globex.test", false).await;
-        keysmith::domain::users::grant(app.state.pool(), &globex.id, &user.id, Role::Admin, app.now()).await.expect("grant");
+        keysmith::domain::people::accounts::grant(app.state.pool(), &globex.id, &user.id, Role::Admin, app.now()).await.expect("grant");
         let su = app.create_service_user("ci-bot").await;
         let key = app.create_key(&su, json!({})).await["key"].as_str().expect("key").to_owned();
         let client = browser();

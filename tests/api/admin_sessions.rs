@@ -2,8 +2,9 @@
 //! reaches its open sessions on their next request.
 
 use keysmith::domain::{
-    Actor, accounts,
-    users::{self, Role},
+    Actor,
+    people::accounts::{self, Role},
+    people::lifecycle,
 };
 use reqwest::StatusCode;
 
@@ -66,30 +67,30 @@ both_engines! {
     async fn disabling_changing_a_role_or_signing_out_everywhere_ends_open_sessions(app: TestApp) {
         admin_user(&app, "admin@acme.test", Role::Admin).await;
         let (laptop, phone) = (signed_in(&app, "admin@acme.test").await, signed_in(&app, "admin@acme.test").await);
-        let user = users::find_by_email(app.state.pool(), "admin@acme.test").await.expect("query").expect("account");
+        let user = accounts::find_by_email(app.state.pool(), "admin@acme.test").await.expect("query").expect("account");
 
         // A role change (admin → viewer) ends both sessions.
-        users::grant(app.state.pool(), &app.tenant.id, &user.id, Role::Viewer, app.now()).await.expect("grant");
+        accounts::grant(app.state.pool(), &app.tenant.id, &user.id, Role::Viewer, app.now()).await.expect("grant");
         assert_eq!(status(&app, &laptop, "/admin/api-keys").await, StatusCode::SEE_OTHER);
         assert_eq!(status(&app, &phone, "/admin/api-keys").await, StatusCode::SEE_OTHER);
 
         // Granting the same role again is no change: sessions stay.
         let laptop = signed_in(&app, "admin@acme.test").await;
-        users::grant(app.state.pool(), &app.tenant.id, &user.id, Role::Viewer, app.now()).await.expect("grant");
+        accounts::grant(app.state.pool(), &app.tenant.id, &user.id, Role::Viewer, app.now()).await.expect("grant");
         assert_eq!(status(&app, &laptop, "/admin/api-keys").await, StatusCode::OK);
 
-        accounts::end_sessions(app.state.pool(), &user.id, &Actor::Cli, app.now()).await.expect("end");
+        lifecycle::end_sessions(app.state.pool(), &user.id, &Actor::Cli, app.now()).await.expect("end");
         assert_eq!(status(&app, &laptop, "/admin/api-keys").await, StatusCode::SEE_OTHER);
 
         let laptop = signed_in(&app, "admin@acme.test").await;
-        accounts::set_disabled(app.state.pool(), "admin@acme.test", true, &Actor::Cli, app.now()).await.expect("disable");
+        lifecycle::set_disabled(app.state.pool(), "admin@acme.test", true, &Actor::Cli, app.now()).await.expect("disable");
         assert_eq!(status(&app, &laptop, "/admin/api-keys").await, StatusCode::SEE_OTHER);
         assert_eq!(sign_in(&app, &browser(), "admin@acme.test", PASSWORD).await.status(), StatusCode::UNAUTHORIZED, "a disabled account cannot sign in");
-        accounts::set_disabled(app.state.pool(), "admin@acme.test", false, &Actor::Cli, app.now()).await.expect("enable");
+        lifecycle::set_disabled(app.state.pool(), "admin@acme.test", false, &Actor::Cli, app.now()).await.expect("enable");
         assert_eq!(status(&app, &laptop, "/admin/api-keys").await, StatusCode::SEE_OTHER, "enabling does not revive old sessions");
         signed_in(&app, "admin@acme.test").await;
         assert_eq!(app.count("account_events").await, 3, "sign-out everywhere, disable, enable: audited");
-        let err = accounts::set_disabled(app.state.pool(), "nobody@acme.test", true, &Actor::Cli, app.now()).await.expect_err("unknown");
+        let err = lifecycle::set_disabled(app.state.pool(), "nobody@acme.test", true, &Actor::Cli, app.now()).await.expect_err("unknown");
         assert!(err.to_string().contains("not found") || err.to_string().contains("account"), "{err}");
     }
 }

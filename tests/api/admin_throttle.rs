@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering;
 
-use keysmith::domain::{sign_in_throttle, users::Role};
+use keysmith::domain::{people::accounts::Role, people::sign_in_throttle};
 use reqwest::StatusCode;
 use tokio::task::JoinSet;
 

@@ -2,8 +2,8 @@
 //! throttle and replay rules, recovery codes, requirements and resets.
 
 use keysmith::domain::{
-    totp::{self, TotpSecret},
-    users::Role,
+    people::accounts::Role,
+    people::totp::{self, TotpSecret},
 };
 use reqwest::StatusCode;
 use tokio::task::JoinSet;

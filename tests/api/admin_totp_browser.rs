@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use keysmith::domain::{totp::TotpSecret, users::Role};
+use keysmith::domain::{people::accounts::Role, people::totp::TotpSecret};
 
 use crate::{
     admin::{PASSWORD, admin_user},

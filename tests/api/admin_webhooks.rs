@@ -1,7 +1,7 @@
 //! The Webhooks page: managers add (secret shown once), test and delete;
 //! viewers read the delivery history.
 
-use keysmith::domain::users::Role;
+use keysmith::domain::people::accounts::Role;
 use reqwest::StatusCode;
 
 use crate::{

@@ -2,7 +2,7 @@
 //! admins and changes or removes their roles; the account's open session
 //! follows at once.
 
-use keysmith::domain::users::Role;
+use keysmith::domain::people::accounts::Role;
 use reqwest::StatusCode;
 use serde_json::json;
 

@@ -2,7 +2,7 @@
 //! every event of the key exactly once across the pages and no event of
 //! another key, and a cursor the API did not return refused.
 
-use keysmith::domain::users::Role;
+use keysmith::domain::people::accounts::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -257,7 +257,7 @@ both_engines! {
         app.tick().await;
         app.clock.advance(time::Duration::days(2));
         app.tick().await;
-        admin_user(&app, "admin@acme.test", keysmith::domain::users::Role::Admin).await;
+        admin_user(&app, "admin@acme.test", keysmith::domain::people::accounts::Role::Admin).await;
         let client = browser();
         sign_in(&app, &client, "admin@acme.test", crate::admin::PASSWORD).await;
         let page = client.get(app.url(&format!("/admin/api-keys/{key}"))).send().await.expect("page").text().await.expect("html");

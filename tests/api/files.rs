@@ -7,7 +7,7 @@ use std::{
     process::{Command, Output},
 };
 
-use keysmith::{domain::users::Role, sessions::stored_id};
+use keysmith::{domain::people::accounts::Role, sessions::stored_id};
 use reqwest::StatusCode;
 
 use crate::{

@@ -4,7 +4,7 @@
 //! same to it, is joined only by accepting, and keeps their sessions
 //! whatever the tenant does.
 
-use keysmith::domain::{Actor, totp, users::Role};
+use keysmith::domain::{Actor, people::accounts::Role, people::totp};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
@@ -90,7 +90,7 @@ both_engines! {
         account(&app, "root@instance.test", true).await;
         let globex = app.create_tenant("globex").await;
         let boss = account(&app, "boss@globex.test", false).await;
-        keysmith::domain::users::grant(app.state.pool(), &globex.id, &boss.id, Role::Owner, app.now()).await.expect("grant");
+        keysmith::domain::people::accounts::grant(app.state.pool(), &globex.id, &boss.id, Role::Owner, app.now()).await.expect("grant");
         let root = browser();
         sign_in(&app, &root, "root@instance.test", PASSWORD).await;
         let boss_browser = browser();

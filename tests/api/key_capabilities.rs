@@ -3,7 +3,7 @@
 //! by the remote verifier, least privilege between them, bad input refused
 //! whole, and the upgrade of keys that named only tools.
 
-use keysmith::domain::users::Role;
+use keysmith::domain::people::accounts::Role;
 use keysmith_verify::{RemoteVerifier, Verifier};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

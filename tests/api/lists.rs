@@ -3,9 +3,9 @@
 
 use keysmith::domain::{
     Actor, Email, Name,
+    people::accounts::Role,
     tenancy::service_users::{self, NewServiceUser},
     tenancy::tenants::Tenant,
-    users::Role,
 };
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -103,7 +103,7 @@ both_engines! {
         }
         let globex = app.create_tenant("globex").await;
         let outsider = crate::admin::account(&app, "outsider@globex.test", false).await;
-        keysmith::domain::users::grant(app.state.pool(), &globex.id, &outsider.id, Role::Admin, app.now()).await.expect("grant");
+        keysmith::domain::people::accounts::grant(app.state.pool(), &globex.id, &outsider.id, Role::Admin, app.now()).await.expect("grant");
         let (mut seen, mut cursor) = (Vec::new(), None::<String>);
         loop {
             let after = cursor.as_ref().map_or(String::new(), |c| format!("&cursor={c}"));

@@ -8,7 +8,7 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
-use keysmith::domain::{events::webhooks::health, users::Role};
+use keysmith::domain::{events::webhooks::health, people::accounts::Role};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::{io::AsyncReadExt, task::JoinSet};

@@ -377,7 +377,7 @@ async fn column(app: &TestApp, table: &str, column: &str, id: &str) -> String {
 
 both_engines! {
     async fn legacy_sealed_secrets_are_resealed_at_start_and_never_read_otherwise(app: TestApp) {
-        use keysmith::domain::{totp::{self, TotpSecret}, events::webhooks::WebhookSecret};
+        use keysmith::domain::{people::totp::{self, TotpSecret}, events::webhooks::WebhookSecret};
         // The RFC 6238 test secret, in base32.
         const TOTP_BASE32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
         let app = app.allowing_private_webhooks().await;

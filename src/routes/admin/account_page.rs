@@ -18,8 +18,9 @@ use super::{
 };
 use crate::{
     domain::{
-        accounts, invitations,
-        users::{self, Password},
+        people::accounts::{self, Password},
+        people::invitations,
+        people::lifecycle,
     },
     error::AppError,
     state::AppState,
@@ -48,7 +49,7 @@ async fn page(
     changed: bool,
     error: Option<String>,
 ) -> Result<Response, PageError> {
-    let must_change = accounts::state(state.pool(), &admin.user.user_id)
+    let must_change = lifecycle::state(state.pool(), &admin.user.user_id)
         .await?
         .is_some_and(|a| a.must_change_password != 0);
     let memberships = admin.memberships(state).await?;
@@ -107,11 +108,11 @@ pub async fn change_password(
             .acquire_owned()
             .await
             .map_err(|e| AppError::Internal(e.into()))?;
-        let stored = accounts::password_hash(state.pool(), &admin.user.user_id).await?;
-        if !users::verify_password(form.current.clone(), Some(stored), slot).await? {
+        let stored = lifecycle::password_hash(state.pool(), &admin.user.user_id).await?;
+        if !accounts::verify_password(form.current.clone(), Some(stored), slot).await? {
             return Err(AppError::validation("the current password is not right"));
         }
-        accounts::set_own_password(
+        lifecycle::set_own_password(
             state.pool(),
             &admin.user.user_id,
             new,
@@ -151,7 +152,7 @@ pub async fn sign_out_everywhere(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
     admin.check_csrf(&headers, &form.csrf)?;
-    accounts::end_sessions(
+    lifecycle::end_sessions(
         state.pool(),
         &admin.user.user_id,
         &admin.actor(),

@@ -19,17 +19,18 @@ use super::{
 };
 use crate::{
     domain::{
-        Email, TenantId, accounts,
+        Email, TenantId,
+        people::accounts::{self, Password, Role},
+        people::lifecycle,
+        people::totp,
         tenancy::tenants,
-        totp,
-        users::{self, Password, Role},
     },
     error::AppError,
     state::AppState,
 };
 
 pub struct AccountRow {
-    pub line: accounts::AccountLine,
+    pub line: lifecycle::AccountLine,
     /// `(tenant slug, role)`.
     pub roles: Vec<(String, String)>,
 }
@@ -61,14 +62,14 @@ async fn page(
     error: Option<String>,
 ) -> Result<Response, PageError> {
     let memberships = admin.memberships(state).await?;
-    let roles = users::tenant_admins(state.pool()).await?;
+    let roles = accounts::tenant_admins(state.pool()).await?;
     let slug_of = |tenant_id: &TenantId| {
         memberships
             .iter()
             .find(|m| &m.tenant.id == tenant_id)
             .map(|m| m.tenant.slug.clone())
     };
-    let rows = accounts::list(state.pool())
+    let rows = lifecycle::list(state.pool())
         .await?
         .into_iter()
         .map(|line| AccountRow {
@@ -145,7 +146,7 @@ pub async fn set_status(
             "enable" => false,
             _ => return Err(AppError::validation("choose disable or enable")),
         };
-        accounts::set_disabled(
+        lifecycle::set_disabled(
             state.pool(),
             &form.email,
             disabled,
@@ -178,7 +179,7 @@ pub async fn reset_password(
     let result = async {
         not_self(&admin, &form.email)?;
         let temporary = Password::parse(form.password.clone())?;
-        accounts::reset_password(
+        lifecycle::reset_password(
             state.pool(),
             &form.email,
             temporary,
@@ -213,7 +214,7 @@ pub async fn set_role(
             .await?
             .ok_or(AppError::NotFound("tenant"))?;
         if form.role == "none" {
-            return accounts::remove_role(
+            return lifecycle::remove_role(
                 state.pool(),
                 &tenant.id,
                 &form.email,
@@ -226,7 +227,7 @@ pub async fn set_role(
             .ok_or_else(|| AppError::validation("choose a role: viewer, admin, owner or none"))?;
         let email = Email::parse(&form.email)
             .map_err(|_| AppError::validation("the email must look like name@example.com"))?;
-        users::add_to_tenant(
+        accounts::add_to_tenant(
             state.pool(),
             &tenant.id,
             &email,

@@ -12,7 +12,7 @@ use tower_sessions::Session;
 
 use super::page::PageError;
 use crate::{
-    domain::{Actor, accounts, tenancy::tenants::Tenant, users::Role},
+    domain::{Actor, people::accounts::Role, people::lifecycle, tenancy::tenants::Tenant},
     error::AppError,
     state::AppState,
 };
@@ -60,7 +60,7 @@ impl FromRequestParts<AppState> for Admin {
         // Every request re-reads the account (one primary-key row), so a
         // disabled account, a demoted superadmin or ended sessions take
         // effect on the very next request, not when the session expires.
-        let account = accounts::state(state.pool(), &user.user_id)
+        let account = lifecycle::state(state.pool(), &user.user_id)
             .await
             .map_err(|err| PageError(err).into_response())?;
         let expired = (UnixTime::from(state.now()) - user.signed_in_at).whole_seconds()

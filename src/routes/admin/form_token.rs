@@ -1,7 +1,7 @@
-//! Single-use form tokens for the admin's forms (see `domain::form_tokens`).
+//! Single-use form tokens for the admin's forms (see `domain::people::form_tokens`).
 
 use super::auth::Admin;
-use crate::{domain::form_tokens, error::AppError, state::AppState};
+use crate::{domain::people::form_tokens, error::AppError, state::AppState};
 
 pub async fn issue(state: &AppState, admin: &Admin) -> Result<String, AppError> {
     form_tokens::issue(state.pool(), &admin.user.user_id, state.now()).await

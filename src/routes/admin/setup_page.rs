@@ -14,7 +14,7 @@ use super::{
     page::{notice, render},
 };
 use crate::{
-    domain::{Email, users::Password},
+    domain::{Email, people::accounts::Password},
     error::AppError,
     state::AppState,
 };

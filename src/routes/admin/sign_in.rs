@@ -21,8 +21,9 @@ use super::{
 use crate::domain::crypto::random;
 use crate::{
     domain::{
-        sign_in_throttle as throttle, totp,
-        users::{self, Password},
+        people::accounts::{self, Password},
+        people::sign_in_throttle as throttle,
+        people::totp,
     },
     error::AppError,
     state::AppState,
@@ -121,13 +122,13 @@ pub async fn submit(
         tracing::info!("sign-in refused: every password slot busy");
         return Ok(busy(&email));
     };
-    let user = users::find_by_email(state.pool(), &email).await?;
+    let user = accounts::find_by_email(state.pool(), &email).await?;
     state
         .metrics
         .password_checks
         .fetch_add(1, Ordering::Relaxed);
     // Unknown accounts are checked against a dummy hash: same time either way.
-    let matches = users::verify_password(
+    let matches = accounts::verify_password(
         credentials.password,
         user.as_ref().map(|u| u.password_hash.clone()),
         slot,

@@ -22,7 +22,7 @@ use super::{
     sign_in::establish,
 };
 use crate::{
-    domain::{sign_in_throttle as throttle, totp},
+    domain::{people::sign_in_throttle as throttle, people::totp},
     error::AppError,
     state::AppState,
 };

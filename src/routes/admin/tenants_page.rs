@@ -18,9 +18,9 @@ use super::{
 use crate::{
     domain::{
         Email, Name, TenantSlug,
+        people::accounts::{self, Password, Role, TenantAdmin},
+        people::totp,
         tenancy::tenants::{self, NewTenant, Tenant},
-        totp,
-        users::{self, Password, Role, TenantAdmin},
     },
     error::AppError,
     state::AppState,
@@ -114,7 +114,7 @@ async fn page(
     admin_form: &AdminForm,
 ) -> Result<Response, PageError> {
     let memberships = admin.memberships(state).await?;
-    let admins = users::tenant_admins(state.pool()).await?;
+    let admins = accounts::tenant_admins(state.pool()).await?;
     let requiring = totp::requiring_tenants(state.pool()).await?;
     let lines = memberships
         .iter()
@@ -212,7 +212,7 @@ pub async fn add_admin(
             raw => Some(Password::parse(raw.to_owned())?),
         };
         let actor = admin.actor();
-        users::add_to_tenant(
+        accounts::add_to_tenant(
             state.pool(),
             &tenant.id,
             &email,

@@ -12,7 +12,7 @@ use super::{
     nav::{Nav, Section},
     page::{PageError, render},
 };
-use crate::{domain::totp, error::AppError, state::AppState};
+use crate::{domain::people::totp, error::AppError, state::AppState};
 
 #[derive(Template)]
 #[template(path = "admin/totp.html")]

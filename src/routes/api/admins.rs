@@ -16,7 +16,7 @@ use super::{
     extract::{ApiJson, ApiQuery},
 };
 use crate::{
-    domain::{Email, accounts, users::Role, values::page},
+    domain::{Email, people::accounts::Role, people::lifecycle, values::page},
     error::{AppError, AppResult},
     state::AppState,
 };
@@ -64,7 +64,7 @@ pub async fn list(
     let limit = page::limit(query.limit)?;
     let tenant = caller.tenant(&state, &tenant).await?;
     let roles =
-        accounts::tenant_roles(state.pool(), &tenant.id, query.cursor.as_deref(), limit).await?;
+        lifecycle::tenant_roles(state.pool(), &tenant.id, query.cursor.as_deref(), limit).await?;
     Ok(Json(TenantAdminList {
         items: roles
             .items
@@ -93,7 +93,7 @@ pub async fn set_role(
     let email = Email::parse(&email)?;
     let role = Role::parse(&body.role)
         .ok_or_else(|| AppError::validation("role must be viewer, admin or owner"))?;
-    accounts::change_role(
+    lifecycle::change_role(
         state.pool(),
         &tenant.id,
         email.as_str(),
@@ -118,7 +118,7 @@ pub async fn remove(
     Path((tenant, email)): Path<(String, String)>,
 ) -> AppResult<StatusCode> {
     let tenant = caller.tenant(&state, &tenant).await?;
-    accounts::remove_role(
+    lifecycle::remove_role(
         state.pool(),
         &tenant.id,
         &email,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{auth::ManagementCaller, extract::ApiJson};
 use crate::{
-    domain::{Email, invitations, users::Role},
+    domain::{Email, people::accounts::Role, people::invitations},
     error::{AppError, AppResult},
     state::AppState,
 };

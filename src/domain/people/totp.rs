@@ -13,7 +13,7 @@ use crate::domain::{
     crypto::sealed::{self, Purpose},
 };
 use crate::{
-    domain::{Actor, accounts, audit},
+    domain::{Actor, audit, people::lifecycle},
     error::{AppError, AppResult},
 };
 use keysmith_verify::Peppers;
@@ -226,7 +226,7 @@ pub async fn confirm_enrolment(
             .execute(&mut *tx)
             .await?;
     }
-    accounts::record_event(&mut tx, user_id, actor, "account.totp_enrol", None, now).await?;
+    lifecycle::record_event(&mut tx, user_id, actor, "account.totp_enrol", None, now).await?;
     tx.commit().await?;
     Ok((codes, epoch))
 }
@@ -278,7 +278,7 @@ pub async fn verify(
             }
         }
         if ok {
-            accounts::record_event(
+            lifecycle::record_event(
                 &mut tx,
                 user_id,
                 &Actor::System,
@@ -315,7 +315,7 @@ pub async fn reset(
         .bind(&user_id)
         .execute(&mut *tx)
         .await?;
-    accounts::record_event(&mut tx, &user_id, actor, "account.totp_reset", None, now).await?;
+    lifecycle::record_event(&mut tx, &user_id, actor, "account.totp_reset", None, now).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use crate::{
     domain::{
         Actor, audit,
-        users::{self, Password},
+        people::accounts::{self, Password},
         values::page::{self, Page},
     },
     error::{AppError, AppResult},
@@ -78,25 +78,6 @@ pub async fn bump_epoch(
         .bind(user_id)
         .execute(&mut **tx)
         .await?;
-    Ok(())
-}
-
-/// Ends the sessions of an account whose role in a tenant was lowered or
-/// removed, unless it is a superadmin: a superadmin owns every tenant
-/// whatever its memberships say, so a tenant lowering one changes nothing it
-/// may do, and must not be a way to keep the instance's administrators
-/// signed out.
-pub async fn end_sessions_on_demotion(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    user_id: &AdminId,
-) -> AppResult<()> {
-    sqlx::query(
-        "UPDATE admin_users SET session_epoch = session_epoch + 1 \
-         WHERE id = $1 AND is_superadmin = 0",
-    )
-    .bind(user_id)
-    .execute(&mut **tx)
-    .await?;
     Ok(())
 }
 
@@ -183,7 +164,7 @@ pub async fn reset_password(
     actor: &Actor,
     now: OffsetDateTime,
 ) -> AppResult<()> {
-    let hash = users::hash_password(temporary).await?;
+    let hash = accounts::hash_password(temporary).await?;
     let mut tx = crate::db::begin_write(pool).await?;
     let found: Option<(AdminId,)> = sqlx::query_as(
         "UPDATE admin_users SET password_hash = $1, must_change_password = 1, \
@@ -218,7 +199,7 @@ pub async fn set_own_password(
     actor: &Actor,
     now: OffsetDateTime,
 ) -> AppResult<i64> {
-    let hash = users::hash_password(new).await?;
+    let hash = accounts::hash_password(new).await?;
     let mut tx = crate::db::begin_write(pool).await?;
     let (epoch,): (i64,) = sqlx::query_as(
         "UPDATE admin_users SET password_hash = $1, must_change_password = 0, \
@@ -270,7 +251,7 @@ pub async fn remove_role(
     .fetch_optional(&mut *tx)
     .await?;
     let (user_id,) = found.ok_or(AppError::NotFound("role"))?;
-    end_sessions_on_demotion(&mut tx, &user_id).await?;
+    accounts::end_sessions_on_demotion(&mut tx, &user_id).await?;
     audit::record(
         &mut *tx,
         audit::NewAuditEvent::tenant_action(tenant_id, actor, "admin.revoke", Some(email), now),
@@ -289,7 +270,7 @@ pub async fn change_role(
     pool: &AnyPool,
     tenant_id: &TenantId,
     email: &str,
-    role: users::Role,
+    role: accounts::Role,
     actor: &Actor,
     now: OffsetDateTime,
 ) -> AppResult<()> {
@@ -303,7 +284,7 @@ pub async fn change_role(
     .fetch_optional(&mut *tx)
     .await?;
     let (user_id,) = member.ok_or(AppError::NotFound("role"))?;
-    users::grant_audited(&mut tx, tenant_id, (&user_id, email), role, actor, now).await?;
+    accounts::grant_audited(&mut tx, tenant_id, (&user_id, email), role, actor, now).await?;
     tx.commit().await?;
     Ok(())
 }

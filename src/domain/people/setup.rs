@@ -19,7 +19,7 @@ use time::{Duration, OffsetDateTime};
 use crate::domain::crypto::random;
 use crate::domain::{
     Email,
-    users::{self, AdminUser, Password},
+    people::accounts::{self, AdminAccount, Password},
 };
 use crate::{
     db::begin_write,
@@ -89,7 +89,7 @@ impl FirstRun {
         email: &Email,
         password: Password,
         now: OffsetDateTime,
-    ) -> AppResult<AdminUser> {
+    ) -> AppResult<AdminAccount> {
         // Taken before the slow hash, so two requests cannot both use it.
         let taken = {
             let mut pending = self.pending();
@@ -139,8 +139,8 @@ async fn create_first(
     email: &Email,
     password: Password,
     now: OffsetDateTime,
-) -> AppResult<AdminUser> {
-    let hash = users::hash_password(password).await?;
+) -> AppResult<AdminAccount> {
+    let hash = accounts::hash_password(password).await?;
     let mut tx = begin_write(pool).await?;
     if pool.connect_options().database_url.scheme() != "sqlite" {
         sqlx::query("SELECT pg_advisory_xact_lock(7340001)")
@@ -165,7 +165,7 @@ async fn create_first(
     }
     tx.commit().await?;
     tracing::info!(admin_id = %id, "first superadmin created through the setup link");
-    users::find_by_email(pool, email.as_str())
+    accounts::find_by_email(pool, email.as_str())
         .await?
         .ok_or(AppError::NotFound("admin"))
 }

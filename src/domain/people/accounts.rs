@@ -57,7 +57,7 @@ impl Role {
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct AdminUser {
+pub struct AdminAccount {
     pub id: AdminId,
     pub email: String,
     #[sqlx(default)]
@@ -194,7 +194,7 @@ pub async fn create(
     password: Password,
     superadmin: bool,
     now: OffsetDateTime,
-) -> AppResult<AdminUser> {
+) -> AppResult<AdminAccount> {
     let hash = hash_password(password).await?;
     insert(pool, email, hash, superadmin, now).await
 }
@@ -206,7 +206,7 @@ async fn insert<'e>(
     password_hash: String,
     superadmin: bool,
     now: OffsetDateTime,
-) -> AppResult<AdminUser> {
+) -> AppResult<AdminAccount> {
     let id = AdminId::new(random::base62(16));
     sqlx::query(
         "INSERT INTO admin_users (id, email, password_hash, is_superadmin, created_at) VALUES ($1, $2, $3, $4, $5)",
@@ -221,7 +221,7 @@ async fn insert<'e>(
     .on_unique_violation(|| AppError::Conflict(format!(
                 "an admin with email {email} already exists"
             )))?;
-    Ok(AdminUser {
+    Ok(AdminAccount {
         id,
         email: email.as_str().to_owned(),
         password_hash,
@@ -230,7 +230,7 @@ async fn insert<'e>(
     })
 }
 
-pub async fn find_by_email(pool: &AnyPool, email: &str) -> AppResult<Option<AdminUser>> {
+pub async fn find_by_email(pool: &AnyPool, email: &str) -> AppResult<Option<AdminAccount>> {
     Ok(sqlx::query_as(
         "SELECT id, email, password_hash, is_superadmin, session_epoch FROM admin_users WHERE email = $1 AND disabled_at IS NULL",
     )
@@ -271,7 +271,7 @@ pub(super) async fn set_role(
             .fetch_optional(&mut **tx)
             .await?;
     if previous.is_some_and(|(was,)| Role::parse(&was).is_none_or(|was| role < was)) {
-        crate::domain::accounts::end_sessions_on_demotion(tx, user_id).await?;
+        end_sessions_on_demotion(tx, user_id).await?;
     }
     sqlx::query("DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2")
         .bind(tenant_id)
@@ -290,6 +290,25 @@ pub(super) async fn set_role(
     Ok(())
 }
 
+/// Ends the sessions of an account whose role in a tenant was lowered or
+/// removed, unless it is a superadmin: a superadmin owns every tenant
+/// whatever its memberships say, so a tenant lowering one changes nothing it
+/// may do, and must not be a way to keep the instance's administrators
+/// signed out.
+pub async fn end_sessions_on_demotion(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    user_id: &AdminId,
+) -> AppResult<()> {
+    sqlx::query(
+        "UPDATE admin_users SET session_epoch = session_epoch + 1 \
+         WHERE id = $1 AND is_superadmin = 0",
+    )
+    .bind(user_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Gives `email` a `role` in a tenant, creating the account when it does not
 /// exist yet. A new account needs an initial password; an existing one must
 /// not get one here (nobody resets another admin's password by accident).
@@ -303,13 +322,13 @@ pub async fn add_to_tenant(
     initial_password: Option<Password>,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<AdminUser> {
+) -> AppResult<AdminAccount> {
     let hash = match initial_password {
         Some(password) => Some(hash_password(password).await?),
         None => None,
     };
     let mut tx = crate::db::begin_write(pool).await?;
-    let existing: Option<AdminUser> = sqlx::query_as(
+    let existing: Option<AdminAccount> = sqlx::query_as(
         "SELECT id, email, password_hash, is_superadmin FROM admin_users WHERE email = $1",
     )
     .bind(email.as_str())

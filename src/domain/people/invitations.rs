@@ -7,7 +7,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::domain::{
     Actor, AdminId, Email, TenantId, UnixTime, audit,
-    users::{self, Role},
+    people::accounts::{self, Role},
 };
 use crate::error::{AppError, AppResult};
 
@@ -203,7 +203,7 @@ pub async fn answer(
     };
     if accept {
         let role = Role::parse(&role).ok_or(AppError::NotFound("invitation"))?;
-        users::set_role(&mut tx, &tenant_id, user_id, role, now).await?;
+        accounts::set_role(&mut tx, &tenant_id, user_id, role, now).await?;
         let what = format!("{email} as {}", role.as_str());
         record(&mut tx, &tenant_id, &actor, "admin.accept", &what, now).await?;
     } else {
