@@ -1,4 +1,8 @@
-//! Business rules. Routes and the CLI call these; these call the database.
+//! Business rules and every query. Routes, the CLI and the jobs call these;
+//! these call the database. One room per thing a newcomer looks for: `keys`,
+//! `tenancy` (tenants, service users), `people` (admin accounts), `events`
+//! (what leaves the server), `audit` (what happened, and how much), `oauth`;
+//! and the rooms everything leans on: `values` (typed values) and `crypto`.
 
 pub mod audit;
 pub mod crypto;
