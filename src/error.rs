@@ -13,6 +13,8 @@ use axum::{
 };
 use serde::Serialize;
 
+use crate::domain::DomainError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// Malformed request: bad JSON, wrong content type.
@@ -109,6 +111,21 @@ impl From<sqlx::Error> for AppError {
                 Self::Unavailable(err.into())
             }
             other => Self::Internal(anyhow::Error::new(other).context("database query failed")),
+        }
+    }
+}
+
+/// The domain's refusals, mapped to HTTP here and nowhere else.
+impl From<DomainError> for AppError {
+    fn from(err: DomainError) -> Self {
+        match err {
+            DomainError::Malformed(code, message) => Self::BadRequest(code, message),
+            DomainError::Validation(message) => Self::Validation(message),
+            DomainError::NotFound(what) => Self::NotFound(what),
+            DomainError::Conflict(message) => Self::Conflict(message),
+            DomainError::TooManyAttempts => Self::TooManyRequests,
+            DomainError::Unavailable(cause) => Self::Unavailable(cause),
+            DomainError::Internal(cause) => Self::Internal(cause),
         }
     }
 }

@@ -95,9 +95,9 @@ fn parse_moment(raw: &str) -> anyhow::Result<OffsetDateTime> {
 
 /// The domain's messages name the API's fields; on the command line the
 /// same rule is about the flags.
-pub fn in_flag_words(err: crate::error::AppError) -> anyhow::Error {
+pub fn in_flag_words(err: crate::domain::DomainError) -> anyhow::Error {
     match err {
-        crate::error::AppError::Validation(message) => anyhow::anyhow!(
+        crate::domain::DomainError::Validation(message) => anyhow::anyhow!(
             "{}",
             message
                 .replace("expires_in_days", "--expires-in-days")

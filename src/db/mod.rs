@@ -7,10 +7,7 @@ use std::str::FromStr;
 use anyhow::Context;
 use sqlx::{AnyPool, Executor, any::AnyPoolOptions};
 
-use crate::{
-    config::{DatabaseUrl, Engine},
-    error::AppError,
-};
+use crate::config::{DatabaseUrl, Engine};
 
 pub mod backup;
 pub mod existing;
@@ -117,14 +114,20 @@ fn create_sqlite_parent_dir(url: &str) -> anyhow::Result<()> {
 /// caller knows which constraint its statement can violate; both engines
 /// report the violation's kind (SQLite does not report constraint names).
 pub trait OnUniqueViolation<T> {
-    fn on_unique_violation(self, conflict: impl FnOnce() -> AppError) -> Result<T, AppError>;
+    fn on_unique_violation<E: From<sqlx::Error>>(
+        self,
+        conflict: impl FnOnce() -> E,
+    ) -> Result<T, E>;
 }
 
 impl<T> OnUniqueViolation<T> for Result<T, sqlx::Error> {
-    fn on_unique_violation(self, conflict: impl FnOnce() -> AppError) -> Result<T, AppError> {
+    fn on_unique_violation<E: From<sqlx::Error>>(
+        self,
+        conflict: impl FnOnce() -> E,
+    ) -> Result<T, E> {
         self.map_err(|err| match &err {
             sqlx::Error::Database(db) if db.is_unique_violation() => conflict(),
-            _ => AppError::from(err),
+            _ => E::from(err),
         })
     }
 }

@@ -6,7 +6,10 @@
 
 pub mod audit;
 pub mod crypto;
+pub mod error;
 pub mod events;
+
+pub use error::{DomainError, DomainResult};
 pub mod keys;
 pub mod oauth;
 pub mod people;

@@ -8,12 +8,12 @@ use super::{mailer::Mailer, render};
 use crate::domain::crypto::random;
 use crate::{
     db::Db,
+    domain::DomainResult,
     domain::{
         events::notice::Notice,
         events::outbox::{self, Attempt, ClaimedMail},
         keys::{self, KeyState},
     },
-    error::AppResult,
     metrics::Metrics,
 };
 use keysmith_verify::Clock;
@@ -52,7 +52,7 @@ pub struct Outbound<'a> {
 
 /// Delivers every row due now, batch by batch, until none is left.
 #[tracing::instrument(skip_all)]
-pub async fn deliver_due(out: Outbound<'_>) -> AppResult<DeliveryReport> {
+pub async fn deliver_due(out: Outbound<'_>) -> DomainResult<DeliveryReport> {
     let owner = random::base62(16);
     let mut report = DeliveryReport::default();
     loop {
@@ -75,7 +75,7 @@ async fn deliver_one(
     owner: &str,
     mail: &ClaimedMail,
     report: &mut DeliveryReport,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let now = out.clock.now();
     let notice: Notice = match serde_json::from_str(&mail.payload) {
         Ok(notice) => notice,
@@ -155,7 +155,7 @@ async fn key_still_active(
     out: Outbound<'_>,
     mail: &ClaimedMail,
     now: time::OffsetDateTime,
-) -> AppResult<bool> {
+) -> DomainResult<bool> {
     let Some(key_id) = &mail.key_id else {
         return Ok(false);
     };

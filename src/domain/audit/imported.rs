@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use crate::{
     db,
+    domain::error::{DomainError, DomainResult},
     domain::{KeyId, ServiceUserId, TenantId, UnixTime},
-    error::{AppError, AppResult},
 };
 
 /// One call as the gateway saw it, checked field by field at the edge.
@@ -48,17 +48,17 @@ pub async fn import_calls(
     pool: &sqlx::AnyPool,
     tenant_id: &TenantId,
     calls: &[ImportedCall],
-) -> AppResult<ImportReport> {
+) -> DomainResult<ImportReport> {
     let mut tx = db::begin_write(pool).await?;
     let owners = service_users_of_keys(&mut tx, tenant_id, calls).await?;
     for (index, call) in calls.iter().enumerate() {
         match owners.get(&call.key_id) {
             None => {
                 tracing::info!(index, "audit batch names a key outside the tenant");
-                return Err(AppError::NotFound("key"));
+                return Err(DomainError::NotFound("key"));
             }
             Some(owner) if *owner != call.service_user_id => {
-                return Err(AppError::validation(format!(
+                return Err(DomainError::validation(format!(
                     "events[{index}].service_user_id is not the service user of its key"
                 )));
             }
@@ -92,7 +92,7 @@ async fn service_users_of_keys(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     tenant_id: &TenantId,
     calls: &[ImportedCall],
-) -> AppResult<HashMap<KeyId, ServiceUserId>> {
+) -> DomainResult<HashMap<KeyId, ServiceUserId>> {
     let mut wanted: Vec<&KeyId> = calls.iter().map(|c| &c.key_id).collect();
     wanted.sort();
     wanted.dedup();
@@ -118,7 +118,7 @@ async fn insert(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     tenant_id: &TenantId,
     chunk: &[ImportedCall],
-) -> AppResult<u64> {
+) -> DomainResult<u64> {
     let rows: Vec<String> = (0..chunk.len())
         .map(|row| {
             let p: Vec<String> = (1..=COLUMNS)

@@ -7,11 +7,11 @@ use sqlx::{Any, Executor};
 use time::OffsetDateTime;
 
 use crate::{
+    domain::error::{DomainError, DomainResult},
     domain::{
         KeyId, ServiceUserId, TenantId, UnixTime,
         values::page::{self, Page},
     },
-    error::{AppError, AppResult},
 };
 
 pub mod imported;
@@ -99,7 +99,7 @@ pub async fn purge_old_calls(
     pool: &sqlx::AnyPool,
     now: OffsetDateTime,
     retention_days: i64,
-) -> AppResult<u64> {
+) -> DomainResult<u64> {
     let retention_cutoff = UnixTime::from(now - time::Duration::days(retention_days)).secs();
     let cutoff = rollups::unrolled_days(pool, retention_cutoff, 1)
         .await?
@@ -133,7 +133,7 @@ pub async fn purge_old_calls(
 pub async fn record<'e>(
     executor: impl Executor<'e, Database = Any>,
     event: NewAuditEvent<'_>,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     sqlx::query(
         "INSERT INTO audit_events (tenant_id, key_id, service_user_id, actor, action, tool, outcome, reason, request_id, at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -194,14 +194,14 @@ impl AuditKind {
     pub const ALL: [Self; 4] = [Self::All, Self::Admin, Self::Calls, Self::Refusals];
 
     /// `all`, `admin`, `calls` or `refusals`; absent means `all`.
-    pub fn parse(raw: Option<&str>) -> AppResult<Self> {
+    pub fn parse(raw: Option<&str>) -> DomainResult<Self> {
         match raw {
             None => Ok(Self::All),
             Some(raw) => Self::ALL
                 .into_iter()
                 .find(|kind| kind.as_str() == raw)
                 .ok_or_else(|| {
-                    AppError::BadRequest(
+                    DomainError::Malformed(
                         "invalid_kind",
                         "kind is one of all, admin, calls, refusals".to_owned(),
                     )
@@ -240,7 +240,7 @@ pub async fn list_for_key(
     kind: AuditKind,
     cursor: Option<&str>,
     limit: i64,
-) -> AppResult<Page<AuditEvent>> {
+) -> DomainResult<Page<AuditEvent>> {
     let (at, id) = match cursor {
         Some(raw) => parse_cursor(raw)?,
         None => (i64::MAX, i64::MAX),
@@ -266,7 +266,7 @@ pub async fn list_for_key(
     }))
 }
 
-fn parse_cursor(raw: &str) -> AppResult<(i64, i64)> {
+fn parse_cursor(raw: &str) -> DomainResult<(i64, i64)> {
     let (at, id) = page::split_cursor(raw)?;
     Ok((at, id.parse().map_err(|_| page::invalid_cursor())?))
 }

@@ -12,11 +12,11 @@ use time::OffsetDateTime;
 
 use crate::domain::{KeyId, TenantId, UnixTime};
 use crate::{
+    domain::error::{DomainError, DomainResult},
     domain::{
         audit::latency_histogram::Histogram,
         audit::rollups::{DAY, Frontiers, Tally, calls_by_bucket_sql, day_of},
     },
-    error::{AppError, AppResult},
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -44,7 +44,7 @@ async fn add_rollups(
     (tenant_id, key_id): (&TenantId, &KeyId),
     (table, column): (&str, &str),
     (from, until): (i64, i64),
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let sql = format!(
         "SELECT tool, calls, denied, errors, durations FROM {table} \
          WHERE tenant_id = $1 AND key_id = $2 AND {column} >= $3 AND {column} < $4"
@@ -58,7 +58,7 @@ async fn add_rollups(
         .await?;
     for (tool, calls, denied, errors, durations) in rows {
         let durations =
-            Histogram::decode(&durations).map_err(|err| AppError::Internal(err.into()))?;
+            Histogram::decode(&durations).map_err(|err| DomainError::Internal(err.into()))?;
         let period = Tally {
             calls,
             denied,
@@ -78,7 +78,7 @@ pub async fn tool_usage(
     tenant_id: &TenantId,
     key_id: &KeyId,
     since: i64,
-) -> AppResult<Vec<ToolUsage>> {
+) -> DomainResult<Vec<ToolUsage>> {
     let split = Frontiers::read(pool).await?.split(since);
     let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
     let periods = [

@@ -16,7 +16,7 @@ use chacha20poly1305::{
 };
 use sqlx::AnyPool;
 
-use crate::error::{AppError, AppResult};
+use crate::domain::error::{DomainError, DomainResult};
 use keysmith_verify::Peppers;
 
 const PREFIX: &str = "s2:";
@@ -69,7 +69,7 @@ pub enum SealError {
     Rejected(&'static str),
 }
 
-impl From<SealError> for AppError {
+impl From<SealError> for DomainError {
     fn from(err: SealError) -> Self {
         Self::Internal(anyhow::Error::new(err))
     }
@@ -95,10 +95,11 @@ pub fn seal(
     purpose: Purpose,
     row_id: &str,
     plaintext: &[u8],
-) -> AppResult<String> {
+) -> DomainResult<String> {
     let version = peppers.current_version();
     let mut nonce = [0u8; NONCE_LEN];
-    getrandom::fill(&mut nonce).map_err(|e| AppError::Internal(anyhow::anyhow!("random: {e}")))?;
+    getrandom::fill(&mut nonce)
+        .map_err(|e| DomainError::Internal(anyhow::anyhow!("random: {e}")))?;
     let aad = purpose.associated_data(row_id);
     let sealed = cipher(peppers, version, purpose)?
         .encrypt(
@@ -108,7 +109,9 @@ pub fn seal(
                 aad: &aad,
             },
         )
-        .map_err(|_| AppError::Internal(anyhow::anyhow!("sealing a {} failed", purpose.label())))?;
+        .map_err(|_| {
+            DomainError::Internal(anyhow::anyhow!("sealing a {} failed", purpose.label()))
+        })?;
     let mut out = nonce.to_vec();
     out.extend_from_slice(&sealed);
     Ok(format!("{PREFIX}{version}:{}", URL_SAFE_NO_PAD.encode(out)))
@@ -160,7 +163,7 @@ const SEALED_COLUMNS: [(&str, &str, Purpose); 3] = [
 /// pepper is gone is logged and left: it could not be read before either.
 /// Returns how many values were re-sealed.
 #[tracing::instrument(skip_all)]
-pub async fn reseal_legacy(pool: &AnyPool, peppers: &Peppers) -> AppResult<u64> {
+pub async fn reseal_legacy(pool: &AnyPool, peppers: &Peppers) -> DomainResult<u64> {
     let mut resealed = 0;
     for (table, column, purpose) in SEALED_COLUMNS {
         let rows: Vec<(String, String)> = sqlx::query_as(&format!(

@@ -12,12 +12,12 @@ use std::collections::HashMap;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
+use crate::domain::error::DomainResult;
 use crate::domain::{
     audit::rollups::{self, HOURS_KEPT},
     events::notice::{AnomalyNotice, Notice},
     events::outbox::{self, NewMail},
 };
-use crate::error::AppResult;
 
 const HOUR: i64 = 3600;
 const DAY: i64 = 86_400;
@@ -54,7 +54,7 @@ struct KeyInfo {
 /// Queues an anomaly mail for every key unusually busy in the current hour;
 /// returns how many were new (one per key and day, whatever the ticks).
 #[tracing::instrument(skip_all)]
-pub async fn enqueue_due(pool: &AnyPool, now: OffsetDateTime) -> AppResult<u64> {
+pub async fn enqueue_due(pool: &AnyPool, now: OffsetDateTime) -> DomainResult<u64> {
     let now_unix = UnixTime::from(now);
     let this_hour = now_unix.secs().div_euclid(HOUR);
     let history_from = (this_hour - HISTORY_HOURS) * HOUR;
@@ -135,7 +135,7 @@ async fn top_tools(
     key_id: &KeyId,
     from: i64,
     raw_from: i64,
-) -> AppResult<Vec<(String, i64)>> {
+) -> DomainResult<Vec<(String, i64)>> {
     let mut calls: Vec<(String, i64)> = sqlx::query_as(
         "SELECT tool, CAST(SUM(calls) AS BIGINT) FROM audit_rollup_minutes \
          WHERE key_id = $1 AND minute >= $2 AND minute < $3 GROUP BY tool",
@@ -171,7 +171,7 @@ async fn tell_owner(
     busy: Busy<'_>,
     raw_from: i64,
     now: OffsetDateTime,
-) -> AppResult<bool> {
+) -> DomainResult<bool> {
     let Busy {
         key_id,
         hour,

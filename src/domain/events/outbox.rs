@@ -11,13 +11,13 @@ use crate::domain::events::notice::{
 };
 use crate::{
     config::Engine,
+    domain::error::DomainResult,
     domain::{
         Actor,
         events::queue::{self, Queue},
         keys::KeyRow,
         tenancy::tenants::Tenant,
     },
-    error::AppResult,
 };
 
 /// A row ready to enqueue.
@@ -45,7 +45,7 @@ pub async fn enqueue<'e>(
     executor: impl Executor<'e, Database = Any>,
     mail: NewMail<'_>,
     now: OffsetDateTime,
-) -> AppResult<bool> {
+) -> DomainResult<bool> {
     let row = Row {
         tenant_id: mail.tenant_id,
         key_id: Some(mail.key_id),
@@ -65,7 +65,7 @@ pub async fn enqueue_webhook_disabled(
     recipients: &[String],
     notice: &WebhookDisabledNotice,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let wrapped = Notice::WebhookDisabled(notice.clone());
     for recipient in recipients {
         let row = Row {
@@ -100,7 +100,7 @@ async fn insert<'e>(
     executor: impl Executor<'e, Database = Any>,
     row: Row<'_>,
     now: OffsetDateTime,
-) -> AppResult<bool> {
+) -> DomainResult<bool> {
     let payload = serde_json::to_string(row.notice).map_err(anyhow::Error::from)?;
     let now = UnixTime::from(now);
     let inserted = sqlx::query(
@@ -130,7 +130,7 @@ pub async fn enqueue_rotation(
     new: &KeyRow,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let Some((service_user, recipient)) = owner_of(tx, &tenant.id, &old.service_user_id).await?
     else {
         return Ok(());
@@ -162,7 +162,7 @@ async fn owner_of(
     tx: &mut Transaction<'_, Any>,
     tenant_id: &TenantId,
     service_user_id: &ServiceUserId,
-) -> AppResult<Option<(String, String)>> {
+) -> DomainResult<Option<(String, String)>> {
     let owner: Option<(String, Option<String>)> = sqlx::query_as(
         "SELECT name, owner_email FROM service_users WHERE tenant_id = $1 AND id = $2",
     )
@@ -182,7 +182,7 @@ pub async fn enqueue_revocation(
     reason: &str,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let Some((service_user, recipient)) = owner_of(tx, &tenant.id, &key.service_user_id).await?
     else {
         return Ok(());
@@ -228,7 +228,7 @@ pub async fn claim_due(
     owner: &str,
     limit: i64,
     now: OffsetDateTime,
-) -> AppResult<Vec<ClaimedMail>> {
+) -> DomainResult<Vec<ClaimedMail>> {
     queue::claim_due(
         pool,
         engine,
@@ -264,7 +264,7 @@ pub async fn record(
     owner: &str,
     attempt: Attempt<'_>,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let now_unix = UnixTime::from(now);
     let query = match attempt {
         Attempt::Sent => sqlx::query(
@@ -310,7 +310,7 @@ pub async fn list_for_key(
     pool: &AnyPool,
     tenant_id: &TenantId,
     key_id: &KeyId,
-) -> AppResult<Vec<NotificationRecord>> {
+) -> DomainResult<Vec<NotificationRecord>> {
     Ok(sqlx::query_as(
         "SELECT id, kind, threshold_days, recipient, status, attempts, last_error, created_at, sent_at \
          FROM outbox WHERE tenant_id = $1 AND key_id = $2 ORDER BY id DESC",

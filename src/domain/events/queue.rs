@@ -7,7 +7,7 @@
 use sqlx::{AnyPool, any::AnyRow};
 use time::{Duration, OffsetDateTime};
 
-use crate::{config::Engine, db::begin_write, domain::UnixTime, error::AppResult};
+use crate::{config::Engine, db::begin_write, domain::UnixTime, domain::error::DomainResult};
 
 /// How long a claim lasts: a sender that dies mid-send releases its rows after this.
 pub const LEASE: Duration = Duration::minutes(2);
@@ -51,7 +51,7 @@ pub async fn claim_due<T>(
     owner: &str,
     limit: Claim,
     now: OffsetDateTime,
-) -> AppResult<Vec<T>>
+) -> DomainResult<Vec<T>>
 where
     T: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin,
 {

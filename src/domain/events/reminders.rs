@@ -4,11 +4,11 @@ use crate::domain::{KeyId, TenantId, UnixTime};
 use sqlx::AnyPool;
 use time::{Duration, OffsetDateTime};
 
+use crate::domain::error::DomainResult;
 use crate::domain::{
     events::notice::{ExpiryReminder, Notice},
     events::outbox::{self, NewMail},
 };
-use crate::error::AppResult;
 
 /// Days before expiry at which the owner hears about it, largest first.
 pub const THRESHOLDS: [i64; 3] = [30, 7, 1];
@@ -56,7 +56,7 @@ pub struct ReminderReport {
 /// Enqueues every reminder due at `now`. One key that fails is skipped and
 /// reported; the others still get theirs.
 #[tracing::instrument(skip_all)]
-pub async fn enqueue_due(pool: &AnyPool, now: OffsetDateTime) -> AppResult<ReminderReport> {
+pub async fn enqueue_due(pool: &AnyPool, now: OffsetDateTime) -> DomainResult<ReminderReport> {
     let now_unix = UnixTime::from(now);
     let candidates: Vec<Candidate> = sqlx::query_as(
         "SELECT k.id, k.tenant_id, k.name, k.hint, k.created_at, k.expires_at, s.name AS service_user, \
@@ -112,7 +112,7 @@ async fn enqueue_with_webhook(
     mail: NewMail<'_>,
     expires_at: UnixTime,
     now: OffsetDateTime,
-) -> AppResult<bool> {
+) -> DomainResult<bool> {
     let mut tx = crate::db::begin_write(pool).await?;
     let (tenant_id, key_id, days) = (mail.tenant_id, mail.key_id, mail.threshold_days);
     let new = outbox::enqueue(&mut *tx, mail, now).await?;

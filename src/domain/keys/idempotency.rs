@@ -14,11 +14,11 @@ use sqlx::AnyPool;
 use time::{Duration, OffsetDateTime};
 
 use crate::{
+    domain::error::{DomainError, DomainResult},
     domain::{
         UnixTime,
         crypto::sealed::{self, Purpose},
     },
-    error::{AppError, AppResult},
 };
 
 /// How long an answer is replayed.
@@ -61,11 +61,11 @@ impl Attempt {
         credential: &[u8],
         client_key: &str,
         request: &[&[u8]],
-    ) -> AppResult<Self> {
+    ) -> DomainResult<Self> {
         let valid = (1..=MAX_KEY_LEN).contains(&client_key.len())
             && client_key.bytes().all(|b| b.is_ascii_graphic());
         if !valid {
-            return Err(AppError::BadRequest(
+            return Err(DomainError::Malformed(
                 "invalid_idempotency_key",
                 format!(
                     "Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters (a UUID is a good choice)"
@@ -98,7 +98,7 @@ pub async fn claim(
     peppers: &Peppers,
     attempt: &Attempt,
     now: OffsetDateTime,
-) -> AppResult<Claim> {
+) -> DomainResult<Claim> {
     let now = UnixTime::from(now);
     // A day-old answer, or a request abandoned mid-way, frees its key.
     sqlx::query(
@@ -157,7 +157,7 @@ pub async fn complete(
     attempt: &Attempt,
     status: u16,
     body: &[u8],
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let response = sealed::seal(
         peppers,
         Purpose::IdempotentResponse,
@@ -179,7 +179,7 @@ pub async fn complete(
 
 /// Frees a claimed key whose request did not run to an answer worth
 /// repeating (a server error, or a credential refused): a retry runs again.
-pub async fn release(pool: &AnyPool, attempt: &Attempt) -> AppResult<()> {
+pub async fn release(pool: &AnyPool, attempt: &Attempt) -> DomainResult<()> {
     sqlx::query(
         "DELETE FROM idempotency_keys WHERE scope = $1 AND idempotency_key = $2 AND status IS NULL",
     )
@@ -191,7 +191,7 @@ pub async fn release(pool: &AnyPool, attempt: &Attempt) -> AppResult<()> {
 }
 
 /// Drops answers older than a day (the scheduler's purge).
-pub async fn purge(pool: &AnyPool, now: OffsetDateTime) -> AppResult<u64> {
+pub async fn purge(pool: &AnyPool, now: OffsetDateTime) -> DomainResult<u64> {
     let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at <= $1")
         .bind(UnixTime::from(now) - RETENTION)
         .execute(pool)

@@ -17,8 +17,8 @@ use time::OffsetDateTime;
 use keysmith_verify::SqlVerifier;
 use sqlx::AnyPool;
 
+use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::{Actor, keys, tenancy::tenants};
-use crate::error::{AppError, AppResult};
 
 /// GitHub's public keys for its signatures, as its key endpoint serves them
 /// (`{"public_keys": [{"key_identifier", "key", "is_current"}]}`), read from
@@ -129,7 +129,7 @@ pub async fn handle(
     reporter: &str,
     reports: Vec<Report>,
     now: OffsetDateTime,
-) -> AppResult<Vec<Verdict>> {
+) -> DomainResult<Vec<Verdict>> {
     let mut verdicts = Vec::with_capacity(reports.len());
     for report in reports {
         let genuine = revoke_if_genuine(pool, verifier, reporter, &report, now).await?;
@@ -155,7 +155,7 @@ async fn revoke_if_genuine(
     reporter: &str,
     report: &Report,
     now: OffsetDateTime,
-) -> AppResult<bool> {
+) -> DomainResult<bool> {
     // A genuine key is revoked whatever else refuses it right now: a
     // disabled service user or tenant may be enabled again, and the leaked
     // key must not come back with it. Only its stored state counts (an
@@ -191,7 +191,7 @@ async fn revoke_if_genuine(
             Ok(true)
         }
         // Revoked by a concurrent report a moment ago: genuine all the same.
-        Err(AppError::Conflict(_)) => Ok(true),
+        Err(DomainError::Conflict(_)) => Ok(true),
         Err(err) => Err(err),
     }
 }

@@ -6,8 +6,8 @@ use time::{Duration, OffsetDateTime};
 
 use super::{ExpiryRequest, IssuedKey, KeyRow, KeyState, NewKey, queries::fetch, resolve_expiry};
 use crate::{
+    domain::error::{DomainError, DomainResult},
     domain::{Actor, Scope, audit, events::webhooks, tenancy::caps, tenancy::tenants::Tenant},
-    error::{AppError, AppResult},
 };
 use keysmith_verify::{ApiKey, KeyPrefix, Peppers};
 
@@ -29,7 +29,7 @@ async fn insert_key(
     tx: &mut Transaction<'_, Any>,
     peppers: &Peppers,
     input: KeyInsert<'_>,
-) -> AppResult<IssuedKey> {
+) -> DomainResult<IssuedKey> {
     let prefix = KeyPrefix::parse(&input.tenant.key_prefix).unwrap_or_default();
     let key = ApiKey::generate(&prefix);
     let digest = hex::encode(peppers.digest_current(key.secret()));
@@ -101,7 +101,7 @@ pub async fn create(
     cap: i64,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<IssuedKey> {
+) -> DomainResult<IssuedKey> {
     let expires_at = resolve_expiry(tenant, new.expiry, now)?;
     let mut tx = crate::db::begin_write(pool).await?;
     caps::room_for_key(&mut tx, pool, &tenant.id, cap, now).await?;
@@ -112,7 +112,7 @@ pub async fn create(
             .fetch_optional(&mut *tx)
             .await?;
     if owner.is_none() {
-        return Err(AppError::NotFound("service user"));
+        return Err(DomainError::NotFound("service user"));
     }
     let scopes: Vec<&str> = new.scopes.iter().map(Scope::as_str).collect();
     let issued = insert_key(
@@ -165,12 +165,12 @@ pub async fn rotate(
     cap: i64,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<Rotation> {
+) -> DomainResult<Rotation> {
     let mut tx = crate::db::begin_write(pool).await?;
     let old = fetch(&mut *tx, &tenant.id, key_id).await?;
     let status = old.status_at(now);
     if status != KeyState::Active {
-        return Err(AppError::Conflict(format!(
+        return Err(DomainError::Conflict(format!(
             "only an active key can be rotated; this key is {}",
             status.as_str()
         )));
@@ -215,7 +215,7 @@ pub async fn rotate(
     .await?;
     if updated.rows_affected() != 1 {
         // Someone else rotated or revoked it between our read and write.
-        return Err(AppError::Conflict(
+        return Err(DomainError::Conflict(
             "the key changed while rotating; reload and try again".into(),
         ));
     }
@@ -254,11 +254,11 @@ pub(super) async fn fetch_live(
     tenant_id: &TenantId,
     key_id: &KeyId,
     now: OffsetDateTime,
-) -> AppResult<KeyRow> {
+) -> DomainResult<KeyRow> {
     let current = fetch(&mut **tx, tenant_id, key_id).await?;
     let status = current.status_at(now);
     if !matches!(status, KeyState::Active | KeyState::Rotating) {
-        return Err(AppError::Conflict(format!(
+        return Err(DomainError::Conflict(format!(
             "the key is already {}",
             status.as_str()
         )));
@@ -275,7 +275,7 @@ pub async fn revoke(
     reason: &str,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<KeyRow> {
+) -> DomainResult<KeyRow> {
     let mut tx = crate::db::begin_write(pool).await?;
     let current = fetch_live(&mut tx, &tenant.id, key_id, now).await?;
     let updated = sqlx::query(
@@ -289,7 +289,7 @@ pub async fn revoke(
     .execute(&mut *tx)
     .await?;
     if updated.rows_affected() != 1 {
-        return Err(AppError::Conflict(
+        return Err(DomainError::Conflict(
             "the key changed while revoking; reload and try again".into(),
         ));
     }

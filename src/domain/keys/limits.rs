@@ -6,8 +6,8 @@ use time::OffsetDateTime;
 use super::{KeyRow, queries::fetch};
 use crate::domain::KeyId;
 use crate::{
+    domain::error::{DomainError, DomainResult},
     domain::{Actor, audit, tenancy::tenants::Tenant},
-    error::{AppError, AppResult},
 };
 use keysmith_verify::limit::{Quota, RateLimit};
 
@@ -31,7 +31,7 @@ pub async fn set_limits(
     change: LimitsChange,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<KeyRow> {
+) -> DomainResult<KeyRow> {
     let mut tx = crate::db::begin_write(pool).await?;
     let current = super::lifecycle::fetch_live(&mut tx, &tenant.id, key_id, now).await?;
     let before = current.limits();
@@ -50,7 +50,7 @@ pub async fn set_limits(
     .execute(&mut *tx)
     .await?;
     if updated.rows_affected() != 1 {
-        return Err(AppError::Conflict(
+        return Err(DomainError::Conflict(
             "the key changed while updating its limits; reload and try again".into(),
         ));
     }

@@ -24,8 +24,8 @@ use crate::domain::UnixTime;
 use time::{Duration, OffsetDateTime};
 
 use crate::{
+    domain::error::{DomainError, DomainResult},
     domain::{KeyId, Name, Scope, ServiceUserId, TenantId, tenancy::tenants::Tenant},
-    error::{AppError, AppResult},
 };
 use keysmith_verify::{
     ApiKey, Capabilities, KeyLimits,
@@ -105,9 +105,12 @@ pub enum ExpiryRequest {
 impl ExpiryRequest {
     /// The request from the two ways a client can say it: a moment or a
     /// number of days, at most one of them (`None`: the tenant's default).
-    pub fn from_parts(at: Option<OffsetDateTime>, in_days: Option<i64>) -> AppResult<Option<Self>> {
+    pub fn from_parts(
+        at: Option<OffsetDateTime>,
+        in_days: Option<i64>,
+    ) -> DomainResult<Option<Self>> {
         match (at, in_days) {
-            (Some(_), Some(_)) => Err(AppError::validation(
+            (Some(_), Some(_)) => Err(DomainError::validation(
                 "give expires_at or expires_in_days, not both",
             )),
             (Some(at), None) => Ok(Some(Self::At(at))),
@@ -123,7 +126,7 @@ pub fn capabilities<S: AsRef<str>>(
     tools: Option<&[S]>,
     resources: Option<&[S]>,
     prompts: Option<&[S]>,
-) -> AppResult<Capabilities> {
+) -> DomainResult<Capabilities> {
     Ok(Capabilities::new(
         allowlist("allowed_tools", tools)?,
         allowlist("allowed_resources", resources)?,
@@ -132,15 +135,18 @@ pub fn capabilities<S: AsRef<str>>(
 }
 
 /// One allowlist as a client gave it, its field named in the error.
-fn allowlist<P: Pattern, S: AsRef<str>>(field: &str, raw: Option<&[S]>) -> AppResult<Allowlist<P>> {
+fn allowlist<P: Pattern, S: AsRef<str>>(
+    field: &str,
+    raw: Option<&[S]>,
+) -> DomainResult<Allowlist<P>> {
     raw.map_or(Ok(Allowlist::any()), |list| {
-        Allowlist::from_list(list).map_err(|e| AppError::validation(format!("{field}: {e}")))
+        Allowlist::from_list(list).map_err(|e| DomainError::validation(format!("{field}: {e}")))
     })
 }
 
 /// A key's limits as a client gave them (tool patterns already parsed).
-pub fn limits(rate_limit: Option<RateLimit>, quota: Option<Quota>) -> AppResult<KeyLimits> {
-    KeyLimits::new(rate_limit, quota).map_err(|e| AppError::validation(format!("limits: {e}")))
+pub fn limits(rate_limit: Option<RateLimit>, quota: Option<Quota>) -> DomainResult<KeyLimits> {
+    KeyLimits::new(rate_limit, quota).map_err(|e| DomainError::validation(format!("limits: {e}")))
 }
 
 /// Resolves and checks an expiry against the tenant policy.
@@ -148,7 +154,7 @@ pub fn resolve_expiry(
     tenant: &Tenant,
     request: ExpiryRequest,
     now: OffsetDateTime,
-) -> AppResult<OffsetDateTime> {
+) -> DomainResult<OffsetDateTime> {
     let now = now.replace_nanosecond(0).unwrap_or(now);
     let latest = now + Duration::days(tenant.max_expiry_days);
     let at = match request {
@@ -159,7 +165,7 @@ pub fn resolve_expiry(
             now + Duration::days(days)
         }
         ExpiryRequest::InDays(_) => {
-            return Err(AppError::validation(format!(
+            return Err(DomainError::validation(format!(
                 "expires_in_days must be between 1 and {} (the tenant maximum)",
                 tenant.max_expiry_days
             )));
@@ -167,10 +173,10 @@ pub fn resolve_expiry(
         ExpiryRequest::At(at) => at.replace_nanosecond(0).unwrap_or(at),
     };
     if at <= now {
-        return Err(AppError::validation("expires_at must be in the future"));
+        return Err(DomainError::validation("expires_at must be in the future"));
     }
     if at > latest {
-        return Err(AppError::validation(format!(
+        return Err(DomainError::validation(format!(
             "expires_at is beyond the tenant maximum of {} days",
             tenant.max_expiry_days
         )));

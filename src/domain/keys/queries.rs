@@ -7,15 +7,15 @@ use time::OffsetDateTime;
 
 use super::{COLUMNS, KeyRow, KeyState};
 use crate::{
+    domain::error::{DomainError, DomainResult},
     domain::values::page::{self, Page},
-    error::{AppError, AppResult},
 };
 
 pub(super) async fn fetch<'e>(
     executor: impl sqlx::Executor<'e, Database = Any>,
     tenant_id: &TenantId,
     key_id: &KeyId,
-) -> AppResult<KeyRow> {
+) -> DomainResult<KeyRow> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 AND id = $2"
     ))
@@ -23,11 +23,11 @@ pub(super) async fn fetch<'e>(
     .bind(key_id)
     .fetch_optional(executor)
     .await?
-    .ok_or(AppError::NotFound("key"))
+    .ok_or(DomainError::NotFound("key"))
 }
 
 /// One key of `tenant_id`; another tenant's is `NotFound`.
-pub async fn get(pool: &AnyPool, tenant_id: &TenantId, key_id: &KeyId) -> AppResult<KeyRow> {
+pub async fn get(pool: &AnyPool, tenant_id: &TenantId, key_id: &KeyId) -> DomainResult<KeyRow> {
     fetch(pool, tenant_id, key_id).await
 }
 
@@ -37,7 +37,7 @@ pub async fn state_of(
     tenant_id: &TenantId,
     key_id: &KeyId,
     now: OffsetDateTime,
-) -> AppResult<Option<KeyState>> {
+) -> DomainResult<Option<KeyState>> {
     let row: Option<(String, i64, Option<i64>)> = sqlx::query_as(
         "SELECT status, expires_at, cutoff_at FROM api_keys WHERE tenant_id = $1 AND id = $2",
     )
@@ -57,7 +57,7 @@ pub async fn management_expiring(
     tenant_id: &TenantId,
     now: OffsetDateTime,
     until: OffsetDateTime,
-) -> AppResult<Vec<KeyRow>> {
+) -> DomainResult<Vec<KeyRow>> {
     Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM api_keys \
          WHERE tenant_id = $1 AND status = 'active' AND expires_at > $2 AND expires_at <= $3 \
@@ -88,7 +88,7 @@ pub async fn list(
     cursor: Option<&str>,
     limit: i64,
     now: OffsetDateTime,
-) -> AppResult<Page<KeyRow>> {
+) -> DomainResult<Page<KeyRow>> {
     let now_unix = UnixTime::from(now);
     let mut sql = format!("SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1");
     let mut next = 2;

@@ -5,8 +5,8 @@ use sqlx::AnyPool;
 use time::OffsetDateTime;
 
 use crate::{
+    domain::error::DomainResult,
     domain::{Actor, audit},
-    error::AppResult,
 };
 
 /// What one sweep changed.
@@ -22,7 +22,7 @@ pub struct SweepReport {
 /// keys. Row by row, each with its audit event in its own transaction and a
 /// conditional update, so a re-run or a second instance does nothing twice.
 #[tracing::instrument(skip_all)]
-pub async fn sweep(pool: &AnyPool, now: OffsetDateTime) -> AppResult<SweepReport> {
+pub async fn sweep(pool: &AnyPool, now: OffsetDateTime) -> DomainResult<SweepReport> {
     let now_unix = UnixTime::from(now);
     let mut report = SweepReport::default();
     let due: Vec<(KeyId, TenantId, ServiceUserId, UnixTime)> = sqlx::query_as(
@@ -73,7 +73,7 @@ impl SweepReport {
     fn count(
         &mut self,
         key_id: &KeyId,
-        done: AppResult<bool>,
+        done: DomainResult<bool>,
         field: impl Fn(&mut Self) -> &mut u64,
     ) {
         match done {
@@ -99,7 +99,7 @@ async fn transition(
     service_user_id: &ServiceUserId,
     transition: Transition,
     now: OffsetDateTime,
-) -> AppResult<bool> {
+) -> DomainResult<bool> {
     let mut tx = crate::db::begin_write(pool).await?;
     let (updated, action, reason) = match &transition {
         Transition::RevokeRotated { cutoff_at } => (

@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 use super::{ACCESS_TOKEN_LIFETIME, MAX_LIVE_TOKENS_PER_KEY};
 use crate::{
     db::{announce_key_change, begin_write, row_lock},
+    domain::error::DomainResult,
     domain::{Actor, KeyId, ServiceUserId, TenantId, UnixTime, audit},
-    error::AppResult,
 };
 use keysmith_verify::{KeyPrefix, OAuthToken, Peppers, TokenKind, VerifiedKey, scope::ScopeSet};
 
@@ -50,7 +50,7 @@ pub async fn issue(
     peppers: &Peppers,
     request: TokenRequest<'_>,
     now: OffsetDateTime,
-) -> AppResult<Result<IssuedToken, Refused>> {
+) -> DomainResult<Result<IssuedToken, Refused>> {
     let key = request.key;
     let expires_at = (now + ACCESS_TOKEN_LIFETIME).min(key.valid_until);
     let mut tx = begin_write(pool).await?;
@@ -124,7 +124,7 @@ pub async fn revoke(
     client_key_id: &str,
     token_id: &str,
     now: OffsetDateTime,
-) -> AppResult<bool> {
+) -> DomainResult<bool> {
     let mut tx = begin_write(pool).await?;
     let done = sqlx::query(
         "UPDATE oauth_tokens SET revoked_at = $1 \
@@ -162,7 +162,7 @@ pub async fn revoke(
 /// Deletes tokens that expired more than a day ago (their verdicts can no
 /// longer be cached anywhere; the audit keeps what they did).
 #[tracing::instrument(skip_all)]
-pub async fn purge_expired(pool: &AnyPool, now: OffsetDateTime) -> AppResult<u64> {
+pub async fn purge_expired(pool: &AnyPool, now: OffsetDateTime) -> DomainResult<u64> {
     let cutoff = UnixTime::from(now - time::Duration::days(1));
     let done = sqlx::query("DELETE FROM oauth_tokens WHERE expires_at < $1")
         .bind(cutoff)

@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 use crate::domain::crypto::random;
 use crate::{
     db::OnUniqueViolation,
+    domain::error::{DomainError, DomainResult},
     domain::{Actor, Email, audit},
-    error::{AppError, AppResult},
 };
 
 #[derive(
@@ -76,15 +76,15 @@ impl Password {
     /// Longer input is refused before any hashing (argon2 reads all of it).
     pub const MAX_BYTES: usize = 1024;
 
-    pub fn parse(raw: String) -> AppResult<Self> {
+    pub fn parse(raw: String) -> DomainResult<Self> {
         if raw.chars().count() < Self::MIN_CHARS {
-            return Err(AppError::validation(format!(
+            return Err(DomainError::validation(format!(
                 "a password needs at least {} characters",
                 Self::MIN_CHARS
             )));
         }
         if raw.len() > Self::MAX_BYTES {
-            return Err(AppError::validation(
+            return Err(DomainError::validation(
                 "a password must be at most 1024 bytes",
             ));
         }
@@ -110,7 +110,7 @@ pub fn argon2() -> Argon2<'static> {
 
 /// Hashes off the async runtime (on the hashing threads): argon2 takes tens
 /// of milliseconds and ~19 MiB by design.
-pub async fn hash_password(password: Password) -> AppResult<String> {
+pub async fn hash_password(password: Password) -> DomainResult<String> {
     crate::domain::crypto::argon2_threads::run(move || {
         argon2()
             .hash_password(password.expose().as_bytes())
@@ -118,7 +118,7 @@ pub async fn hash_password(password: Password) -> AppResult<String> {
             .map_err(|err| anyhow::anyhow!("failed to hash a password: {err}"))
     })
     .await?
-    .map_err(AppError::Internal)
+    .map_err(DomainError::Internal)
 }
 
 /// Checks `password` against `stored`, or against a dummy hash when the
@@ -129,7 +129,7 @@ pub async fn verify_password(
     password: String,
     stored: Option<String>,
     slot: tokio::sync::OwnedSemaphorePermit,
-) -> AppResult<bool> {
+) -> DomainResult<bool> {
     crate::domain::crypto::argon2_threads::run(move || {
         let _slot = slot;
         let exists = stored.is_some();
@@ -140,7 +140,7 @@ pub async fn verify_password(
         Ok::<_, anyhow::Error>(exists && ok)
     })
     .await?
-    .map_err(AppError::Internal)
+    .map_err(DomainError::Internal)
 }
 
 thread_local! {
@@ -194,7 +194,7 @@ pub async fn create(
     password: Password,
     superadmin: bool,
     now: OffsetDateTime,
-) -> AppResult<AdminAccount> {
+) -> DomainResult<AdminAccount> {
     let hash = hash_password(password).await?;
     insert(pool, email, hash, superadmin, now).await
 }
@@ -206,7 +206,7 @@ async fn insert<'e>(
     password_hash: String,
     superadmin: bool,
     now: OffsetDateTime,
-) -> AppResult<AdminAccount> {
+) -> DomainResult<AdminAccount> {
     let id = AdminId::new(random::base62(16));
     sqlx::query(
         "INSERT INTO admin_users (id, email, password_hash, is_superadmin, created_at) VALUES ($1, $2, $3, $4, $5)",
@@ -218,7 +218,7 @@ async fn insert<'e>(
     .bind(UnixTime::from(now))
     .execute(executor)
     .await
-    .on_unique_violation(|| AppError::Conflict(format!(
+    .on_unique_violation(|| DomainError::Conflict(format!(
                 "an admin with email {email} already exists"
             )))?;
     Ok(AdminAccount {
@@ -230,7 +230,7 @@ async fn insert<'e>(
     })
 }
 
-pub async fn find_by_email(pool: &AnyPool, email: &str) -> AppResult<Option<AdminAccount>> {
+pub async fn find_by_email(pool: &AnyPool, email: &str) -> DomainResult<Option<AdminAccount>> {
     Ok(sqlx::query_as(
         "SELECT id, email, password_hash, is_superadmin, session_epoch FROM admin_users WHERE email = $1 AND disabled_at IS NULL",
     )
@@ -246,7 +246,7 @@ pub async fn grant(
     user_id: &AdminId,
     role: Role,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let mut tx = crate::db::begin_write(pool).await?;
     set_role(&mut tx, tenant_id, user_id, role, now).await?;
     tx.commit().await?;
@@ -263,7 +263,7 @@ pub(super) async fn set_role(
     user_id: &AdminId,
     role: Role,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let previous: Option<(String,)> =
         sqlx::query_as("SELECT role FROM memberships WHERE tenant_id = $1 AND user_id = $2")
             .bind(tenant_id)
@@ -298,7 +298,7 @@ pub(super) async fn set_role(
 pub async fn end_sessions_on_demotion(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     user_id: &AdminId,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     sqlx::query(
         "UPDATE admin_users SET session_epoch = session_epoch + 1 \
          WHERE id = $1 AND is_superadmin = 0",
@@ -322,7 +322,7 @@ pub async fn add_to_tenant(
     initial_password: Option<Password>,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<AdminAccount> {
+) -> DomainResult<AdminAccount> {
     let hash = match initial_password {
         Some(password) => Some(hash_password(password).await?),
         None => None,
@@ -336,12 +336,12 @@ pub async fn add_to_tenant(
     .await?;
     let user = match (existing, hash) {
         (Some(_), Some(_)) => {
-            return Err(AppError::Conflict(format!(
+            return Err(DomainError::Conflict(format!(
                 "{email} already has an account: leave the password empty to add them with their own"
             )));
         }
         (None, None) => {
-            return Err(AppError::validation(format!(
+            return Err(DomainError::validation(format!(
                 "{email} has no account yet: set an initial password for it"
             )));
         }
@@ -370,7 +370,7 @@ pub(super) async fn grant_audited(
     role: Role,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     set_role(tx, tenant_id, user_id, role, now).await?;
     let what = format!("{email} as {}", role.as_str());
     audit::record(
@@ -389,7 +389,7 @@ pub struct TenantAdmin {
 }
 
 /// Every membership of every tenant, by tenant then email.
-pub async fn tenant_admins(pool: &AnyPool) -> AppResult<Vec<TenantAdmin>> {
+pub async fn tenant_admins(pool: &AnyPool) -> DomainResult<Vec<TenantAdmin>> {
     Ok(sqlx::query_as(
         "SELECT m.tenant_id, u.email, m.role FROM memberships m \
          JOIN admin_users u ON u.id = m.user_id ORDER BY m.tenant_id, u.email",

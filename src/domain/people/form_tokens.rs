@@ -7,14 +7,14 @@ use sqlx::AnyPool;
 use time::OffsetDateTime;
 
 use crate::domain::crypto::random;
-use crate::{domain::crypto::secret_hash, error::AppResult};
+use crate::{domain::crypto::secret_hash, domain::error::DomainResult};
 
 /// An open form stays usable this long (the absolute session lifetime).
 const LIFETIME_SECS: i64 = 12 * 3600;
 
 /// Issues a token for `user_id`; only its hash is stored.
 #[tracing::instrument(skip_all, fields(user_id))]
-pub async fn issue(pool: &AnyPool, user_id: &AdminId, now: OffsetDateTime) -> AppResult<String> {
+pub async fn issue(pool: &AnyPool, user_id: &AdminId, now: OffsetDateTime) -> DomainResult<String> {
     let token = random::base62(24);
     sqlx::query("INSERT INTO form_tokens (token_hash, user_id, expires_at) VALUES ($1, $2, $3)")
         .bind(secret_hash(&token))
@@ -33,7 +33,7 @@ pub async fn spend(
     user_id: &AdminId,
     token: &str,
     now: OffsetDateTime,
-) -> AppResult<bool> {
+) -> DomainResult<bool> {
     let done = sqlx::query(
         "DELETE FROM form_tokens WHERE token_hash = $1 AND user_id = $2 AND expires_at > $3",
     )
@@ -46,7 +46,7 @@ pub async fn spend(
 }
 
 /// Forgets expired tokens (scheduler).
-pub async fn purge(pool: &AnyPool, now: OffsetDateTime) -> AppResult<u64> {
+pub async fn purge(pool: &AnyPool, now: OffsetDateTime) -> DomainResult<u64> {
     let done = sqlx::query("DELETE FROM form_tokens WHERE expires_at <= $1")
         .bind(UnixTime::from(now))
         .execute(pool)

@@ -5,11 +5,11 @@
 use sqlx::AnyPool;
 use time::{Duration, OffsetDateTime};
 
+use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::{
     Actor, AdminId, Email, TenantId, UnixTime, audit,
     people::accounts::{self, Role},
 };
-use crate::error::{AppError, AppResult};
 
 /// How long an invitation waits for its answer.
 pub const INVITATION_LIFETIME: Duration = Duration::days(14);
@@ -48,7 +48,7 @@ pub async fn invite(
     role: Role,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<Invitation> {
+) -> DomainResult<Invitation> {
     let mut tx = crate::db::begin_write(pool).await?;
     crate::db::lock_tenant(&mut tx, pool, tenant_id.as_str()).await?;
     let member: Option<(String,)> = sqlx::query_as(
@@ -60,7 +60,7 @@ pub async fn invite(
     .fetch_optional(&mut *tx)
     .await?;
     if member.is_some() {
-        return Err(AppError::Conflict(format!(
+        return Err(DomainError::Conflict(format!(
             "{email} already has a role in this tenant: change it with PUT /admins/{{email}}"
         )));
     }
@@ -78,7 +78,7 @@ pub async fn invite(
             .fetch_one(&mut *tx)
             .await?;
     if pending >= MAX_PENDING_PER_TENANT {
-        return Err(AppError::validation(format!(
+        return Err(DomainError::validation(format!(
             "this tenant has {MAX_PENDING_PER_TENANT} pending invitations: withdraw some first"
         )));
     }
@@ -111,7 +111,7 @@ pub async fn list(
     pool: &AnyPool,
     tenant_id: &TenantId,
     now: OffsetDateTime,
-) -> AppResult<Vec<Invitation>> {
+) -> DomainResult<Vec<Invitation>> {
     Ok(sqlx::query_as(
         "SELECT email, role, created_at, expires_at FROM tenant_invitations \
          WHERE tenant_id = $1 AND expires_at > $2 ORDER BY email",
@@ -130,7 +130,7 @@ pub async fn withdraw(
     email: &Email,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let mut tx = crate::db::begin_write(pool).await?;
     let gone = sqlx::query(
         "DELETE FROM tenant_invitations WHERE tenant_id = $1 AND email = $2 AND expires_at > $3",
@@ -141,7 +141,7 @@ pub async fn withdraw(
     .execute(&mut *tx)
     .await?;
     if gone.rows_affected() == 0 {
-        return Err(AppError::NotFound("invitation"));
+        return Err(DomainError::NotFound("invitation"));
     }
     record(
         &mut tx,
@@ -161,7 +161,7 @@ pub async fn received(
     pool: &AnyPool,
     email: &str,
     now: OffsetDateTime,
-) -> AppResult<Vec<Received>> {
+) -> DomainResult<Vec<Received>> {
     Ok(sqlx::query_as(
         "SELECT t.slug AS tenant_slug, t.name AS tenant_name, i.role, i.expires_at \
          FROM tenant_invitations i JOIN tenants t ON t.id = i.tenant_id \
@@ -185,7 +185,7 @@ pub async fn answer(
     email: &str,
     accept: bool,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let mut tx = crate::db::begin_write(pool).await?;
     let taken: Option<(TenantId, String)> = sqlx::query_as(
         "DELETE FROM tenant_invitations WHERE email = $1 AND expires_at > $2 \
@@ -196,13 +196,13 @@ pub async fn answer(
     .bind(slug)
     .fetch_optional(&mut *tx)
     .await?;
-    let (tenant_id, role) = taken.ok_or(AppError::NotFound("invitation"))?;
+    let (tenant_id, role) = taken.ok_or(DomainError::NotFound("invitation"))?;
     let actor = Actor::User {
         id: user_id.clone(),
         email: email.to_owned(),
     };
     if accept {
-        let role = Role::parse(&role).ok_or(AppError::NotFound("invitation"))?;
+        let role = Role::parse(&role).ok_or(DomainError::NotFound("invitation"))?;
         accounts::set_role(&mut tx, &tenant_id, user_id, role, now).await?;
         let what = format!("{email} as {}", role.as_str());
         record(&mut tx, &tenant_id, &actor, "admin.accept", &what, now).await?;
@@ -220,7 +220,7 @@ async fn record(
     action: &'static str,
     what: &str,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     audit::record(
         &mut **tx,
         audit::NewAuditEvent::tenant_action(tenant_id, actor, action, Some(what), now),

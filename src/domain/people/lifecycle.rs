@@ -7,12 +7,12 @@ use sqlx::AnyPool;
 use time::OffsetDateTime;
 
 use crate::{
+    domain::error::{DomainError, DomainResult},
     domain::{
         Actor, audit,
         people::accounts::{self, Password},
         values::page::{self, Page},
     },
-    error::{AppError, AppResult},
 };
 
 /// What every admin request re-reads about its account: one primary-key row.
@@ -35,7 +35,7 @@ impl AccountState {
     }
 }
 
-pub async fn state(pool: &AnyPool, user_id: &AdminId) -> AppResult<Option<AccountState>> {
+pub async fn state(pool: &AnyPool, user_id: &AdminId) -> DomainResult<Option<AccountState>> {
     Ok(sqlx::query_as(
         "SELECT is_superadmin, disabled_at, session_epoch, must_change_password, totp_enabled_at, \
          (SELECT COUNT(*) FROM memberships m JOIN tenants t ON t.id = m.tenant_id \
@@ -55,7 +55,7 @@ pub async fn record_event(
     action: &str,
     detail: Option<&str>,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     sqlx::query(
         "INSERT INTO account_events (user_id, actor, action, detail, at) VALUES ($1, $2, $3, $4, $5)",
     )
@@ -73,7 +73,7 @@ pub async fn record_event(
 pub async fn bump_epoch(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     user_id: &AdminId,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     sqlx::query("UPDATE admin_users SET session_epoch = session_epoch + 1 WHERE id = $1")
         .bind(user_id)
         .execute(&mut **tx)
@@ -90,7 +90,7 @@ pub async fn set_disabled(
     disabled: bool,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<AdminId> {
+) -> DomainResult<AdminId> {
     let mut tx = crate::db::begin_write(pool).await?;
     let found: Option<(AdminId,)> = sqlx::query_as(
         "UPDATE admin_users SET disabled_at = $1, session_epoch = session_epoch + 1 \
@@ -100,7 +100,7 @@ pub async fn set_disabled(
     .bind(email.trim().to_ascii_lowercase())
     .fetch_optional(&mut *tx)
     .await?;
-    let (user_id,) = found.ok_or(AppError::NotFound("account"))?;
+    let (user_id,) = found.ok_or(DomainError::NotFound("account"))?;
     let action = if disabled {
         "account.disable"
     } else {
@@ -118,7 +118,7 @@ pub async fn end_sessions(
     user_id: &AdminId,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let mut tx = crate::db::begin_write(pool).await?;
     bump_epoch(&mut tx, user_id).await?;
     record_event(
@@ -145,7 +145,7 @@ pub struct AccountLine {
     pub totp_enabled_at: Option<UnixTime>,
 }
 
-pub async fn list(pool: &AnyPool) -> AppResult<Vec<AccountLine>> {
+pub async fn list(pool: &AnyPool) -> DomainResult<Vec<AccountLine>> {
     Ok(sqlx::query_as(
         "SELECT id, email, is_superadmin, disabled_at, must_change_password, totp_enabled_at \
          FROM admin_users ORDER BY email",
@@ -163,7 +163,7 @@ pub async fn reset_password(
     temporary: Password,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let hash = accounts::hash_password(temporary).await?;
     let mut tx = crate::db::begin_write(pool).await?;
     let found: Option<(AdminId,)> = sqlx::query_as(
@@ -174,7 +174,7 @@ pub async fn reset_password(
     .bind(email.trim().to_ascii_lowercase())
     .fetch_optional(&mut *tx)
     .await?;
-    let (user_id,) = found.ok_or(AppError::NotFound("account"))?;
+    let (user_id,) = found.ok_or(DomainError::NotFound("account"))?;
     record_event(
         &mut tx,
         &user_id,
@@ -198,7 +198,7 @@ pub async fn set_own_password(
     new: Password,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<i64> {
+) -> DomainResult<i64> {
     let hash = accounts::hash_password(new).await?;
     let mut tx = crate::db::begin_write(pool).await?;
     let (epoch,): (i64,) = sqlx::query_as(
@@ -223,7 +223,7 @@ pub async fn set_own_password(
 }
 
 /// The stored hash of an account's password, to check its current one.
-pub async fn password_hash(pool: &AnyPool, user_id: &AdminId) -> AppResult<String> {
+pub async fn password_hash(pool: &AnyPool, user_id: &AdminId) -> DomainResult<String> {
     let (hash,): (String,) = sqlx::query_as("SELECT password_hash FROM admin_users WHERE id = $1")
         .bind(user_id)
         .fetch_one(pool)
@@ -240,7 +240,7 @@ pub async fn remove_role(
     email: &str,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let mut tx = crate::db::begin_write(pool).await?;
     let found: Option<(AdminId,)> = sqlx::query_as(
         "DELETE FROM memberships WHERE tenant_id = $1 \
@@ -250,7 +250,7 @@ pub async fn remove_role(
     .bind(email.trim().to_ascii_lowercase())
     .fetch_optional(&mut *tx)
     .await?;
-    let (user_id,) = found.ok_or(AppError::NotFound("role"))?;
+    let (user_id,) = found.ok_or(DomainError::NotFound("role"))?;
     accounts::end_sessions_on_demotion(&mut tx, &user_id).await?;
     audit::record(
         &mut *tx,
@@ -273,7 +273,7 @@ pub async fn change_role(
     role: accounts::Role,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let mut tx = crate::db::begin_write(pool).await?;
     let member: Option<(AdminId,)> = sqlx::query_as(
         "SELECT m.user_id FROM memberships m JOIN admin_users u ON u.id = m.user_id \
@@ -283,7 +283,7 @@ pub async fn change_role(
     .bind(email)
     .fetch_optional(&mut *tx)
     .await?;
-    let (user_id,) = member.ok_or(AppError::NotFound("role"))?;
+    let (user_id,) = member.ok_or(DomainError::NotFound("role"))?;
     accounts::grant_audited(&mut tx, tenant_id, (&user_id, email), role, actor, now).await?;
     tx.commit().await?;
     Ok(())
@@ -305,7 +305,7 @@ pub async fn tenant_roles(
     tenant_id: &TenantId,
     cursor: Option<&str>,
     limit: i64,
-) -> AppResult<Page<TenantRole>> {
+) -> DomainResult<Page<TenantRole>> {
     let cursor = cursor.map(page::time_and_id).transpose()?;
     let (after, limit_at) = if cursor.is_some() {
         (" AND (m.created_at, m.user_id) < ($2, $3)", "$4")

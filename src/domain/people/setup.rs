@@ -23,7 +23,7 @@ use crate::domain::{
 };
 use crate::{
     db::begin_write,
-    error::{AppError, AppResult},
+    domain::error::{DomainError, DomainResult},
 };
 
 /// How long a printed setup link works.
@@ -60,7 +60,7 @@ impl FirstRun {
         &self,
         pool: &AnyPool,
         now: OffsetDateTime,
-    ) -> AppResult<Option<SetupSecret>> {
+    ) -> DomainResult<Option<SetupSecret>> {
         if any_admin(pool).await? {
             return Ok(None);
         }
@@ -89,7 +89,7 @@ impl FirstRun {
         email: &Email,
         password: Password,
         now: OffsetDateTime,
-    ) -> AppResult<AdminAccount> {
+    ) -> DomainResult<AdminAccount> {
         // Taken before the slow hash, so two requests cannot both use it.
         let taken = {
             let mut pending = self.pending();
@@ -97,7 +97,7 @@ impl FirstRun {
                 Some(p) if matches(&p, presented, now) => p,
                 other => {
                     *pending = other;
-                    return Err(AppError::NotFound(
+                    return Err(DomainError::NotFound(
                         "setup link (used, expired or restarted)",
                     ));
                 }
@@ -125,7 +125,7 @@ fn matches(pending: &Pending, presented: &str, now: OffsetDateTime) -> bool {
     same && now < pending.expires_at
 }
 
-async fn any_admin(pool: &AnyPool) -> AppResult<bool> {
+async fn any_admin(pool: &AnyPool) -> DomainResult<bool> {
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM admin_users")
         .fetch_one(pool)
         .await?;
@@ -139,7 +139,7 @@ async fn create_first(
     email: &Email,
     password: Password,
     now: OffsetDateTime,
-) -> AppResult<AdminAccount> {
+) -> DomainResult<AdminAccount> {
     let hash = accounts::hash_password(password).await?;
     let mut tx = begin_write(pool).await?;
     if pool.connect_options().database_url.scheme() != "sqlite" {
@@ -159,7 +159,7 @@ async fn create_first(
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() != 1 {
-        return Err(AppError::Conflict(
+        return Err(DomainError::Conflict(
             "an admin account exists already: sign in instead".to_owned(),
         ));
     }
@@ -167,5 +167,5 @@ async fn create_first(
     tracing::info!(admin_id = %id, "first superadmin created through the setup link");
     accounts::find_by_email(pool, email.as_str())
         .await?
-        .ok_or(AppError::NotFound("admin"))
+        .ok_or(DomainError::NotFound("admin"))
 }

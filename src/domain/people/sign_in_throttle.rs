@@ -7,7 +7,7 @@ use crate::domain::UnixTime;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
-use crate::error::AppResult;
+use crate::domain::error::DomainResult;
 
 /// How many attempts a subject gets in a window before it is locked.
 #[derive(Debug, Clone, Copy)]
@@ -40,7 +40,7 @@ pub async fn record_attempt(
     subject: &str,
     limits: Limits,
     now: OffsetDateTime,
-) -> AppResult<bool> {
+) -> DomainResult<bool> {
     // One statement: PostgreSQL locks the row for the upsert, SQLite has one
     // writer; either way no two attempts read the same count. `t` is the old
     // row; `backoff` = min(cap, step × attempts over the limit).
@@ -72,7 +72,7 @@ pub async fn record_attempt(
 /// Takes back this request's own attempt (it signed in, or was never
 /// checked): a decrement, so attempts counted by other requests stay.
 #[tracing::instrument(skip_all)]
-pub async fn take_back(pool: &AnyPool, subject: &str, now: OffsetDateTime) -> AppResult<()> {
+pub async fn take_back(pool: &AnyPool, subject: &str, now: OffsetDateTime) -> DomainResult<()> {
     sqlx::query(
         "UPDATE sign_in_attempts SET attempts = attempts - 1 \
          WHERE subject = $1 AND attempts > 0 AND reset_at > $2",
@@ -85,7 +85,7 @@ pub async fn take_back(pool: &AnyPool, subject: &str, now: OffsetDateTime) -> Ap
 }
 
 /// Attempts counted for `subject` in its current window (0 if none).
-pub async fn attempts(pool: &AnyPool, subject: &str, now: OffsetDateTime) -> AppResult<i64> {
+pub async fn attempts(pool: &AnyPool, subject: &str, now: OffsetDateTime) -> DomainResult<i64> {
     let row: Option<(i64,)> = sqlx::query_as(
         "SELECT attempts FROM sign_in_attempts WHERE subject = $1 AND reset_at > $2",
     )
@@ -97,7 +97,7 @@ pub async fn attempts(pool: &AnyPool, subject: &str, now: OffsetDateTime) -> App
 }
 
 /// Forgets subjects whose window and back-off are over (scheduler).
-pub async fn purge(pool: &AnyPool, now: OffsetDateTime) -> AppResult<u64> {
+pub async fn purge(pool: &AnyPool, now: OffsetDateTime) -> DomainResult<u64> {
     let done = sqlx::query("DELETE FROM sign_in_attempts WHERE reset_at <= $1")
         .bind(UnixTime::from(now))
         .execute(pool)

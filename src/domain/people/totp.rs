@@ -13,8 +13,8 @@ use crate::domain::{
     crypto::sealed::{self, Purpose},
 };
 use crate::{
+    domain::error::{DomainError, DomainResult},
     domain::{Actor, audit, people::lifecycle},
-    error::{AppError, AppResult},
 };
 use keysmith_verify::Peppers;
 
@@ -31,19 +31,19 @@ impl std::fmt::Debug for TotpSecret {
 }
 
 impl TotpSecret {
-    fn generate() -> AppResult<Self> {
+    fn generate() -> DomainResult<Self> {
         let mut bytes = vec![0u8; SECRET_BYTES];
         getrandom::fill(&mut bytes)
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("random: {e}")))?;
+            .map_err(|e| DomainError::Internal(anyhow::anyhow!("random: {e}")))?;
         Ok(Self(bytes))
     }
 
-    fn totp(&self) -> AppResult<Totp> {
+    fn totp(&self) -> DomainResult<Totp> {
         Builder::new()
             .with_secret(Secret::from(self.0.clone()))
             .with_skew(1)
             .build()
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("totp: {e}")))
+            .map_err(|e| DomainError::Internal(anyhow::anyhow!("totp: {e}")))
     }
 
     /// What people type into an authenticator app.
@@ -62,7 +62,7 @@ impl TotpSecret {
     }
 
     /// The step `code` is valid for at `now` (± one step), if any.
-    fn matching_step(&self, code: &str, now: OffsetDateTime) -> AppResult<Option<i64>> {
+    fn matching_step(&self, code: &str, now: OffsetDateTime) -> DomainResult<Option<i64>> {
         let time = u64::try_from(now.unix_timestamp()).unwrap_or_default();
         Ok(self
             .totp()?
@@ -71,7 +71,7 @@ impl TotpSecret {
     }
 
     /// The current code (tests and tools).
-    pub fn code_at(&self, now: OffsetDateTime) -> AppResult<String> {
+    pub fn code_at(&self, now: OffsetDateTime) -> DomainResult<String> {
         let time = u64::try_from(now.unix_timestamp()).unwrap_or_default();
         Ok(self.totp()?.generate(time).to_string())
     }
@@ -83,11 +83,11 @@ impl TotpSecret {
 
 /// Sealed for this account (see [`sealed`]): a copy moved to another row
 /// does not open.
-fn seal(peppers: &Peppers, user_id: &AdminId, secret: &TotpSecret) -> AppResult<String> {
+fn seal(peppers: &Peppers, user_id: &AdminId, secret: &TotpSecret) -> DomainResult<String> {
     sealed::seal(peppers, Purpose::TotpSecret, user_id.as_str(), &secret.0)
 }
 
-fn open(peppers: &Peppers, user_id: &AdminId, sealed: &str) -> AppResult<TotpSecret> {
+fn open(peppers: &Peppers, user_id: &AdminId, sealed: &str) -> DomainResult<TotpSecret> {
     Ok(TotpSecret(sealed::open(
         peppers,
         Purpose::TotpSecret,
@@ -114,7 +114,7 @@ pub struct Status {
     pub required_by_tenant: bool,
 }
 
-pub async fn status(pool: &AnyPool, user_id: &AdminId) -> AppResult<Status> {
+pub async fn status(pool: &AnyPool, user_id: &AdminId) -> DomainResult<Status> {
     let (enabled, tenants): (Option<i64>, i64) = sqlx::query_as(
         "SELECT totp_enabled_at, (SELECT COUNT(*) FROM memberships m JOIN tenants t ON t.id = m.tenant_id \
          WHERE m.user_id = $1 AND t.require_totp = 1) FROM admin_users WHERE id = $1",
@@ -135,7 +135,7 @@ pub async fn start_enrolment(
     pool: &AnyPool,
     peppers: &Peppers,
     user_id: &AdminId,
-) -> AppResult<TotpSecret> {
+) -> DomainResult<TotpSecret> {
     let pending: Option<(Option<String>,)> = sqlx::query_as(
         "SELECT totp_pending FROM admin_users WHERE id = $1 AND totp_enabled_at IS NULL",
     )
@@ -163,7 +163,7 @@ async fn claim_step(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     user_id: &AdminId,
     step: i64,
-) -> AppResult<bool> {
+) -> DomainResult<bool> {
     let done = sqlx::query(
         "UPDATE admin_users SET totp_last_step = $1 WHERE id = $2 AND (totp_last_step IS NULL OR totp_last_step < $1)",
     )
@@ -184,9 +184,9 @@ pub async fn confirm_enrolment(
     code: &str,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<(Vec<String>, i64)> {
+) -> DomainResult<(Vec<String>, i64)> {
     let wrong = || {
-        AppError::validation(
+        DomainError::validation(
             "that code is not right: check the clock of the device and try the next one",
         )
     };
@@ -198,7 +198,7 @@ pub async fn confirm_enrolment(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| {
-        AppError::Conflict("two-factor sign-in is already on for this account".into())
+        DomainError::Conflict("two-factor sign-in is already on for this account".into())
     })?;
     let secret = open(peppers, user_id, &pending.ok_or_else(wrong)?)?;
     let step = secret.matching_step(code, now)?.ok_or_else(wrong)?;
@@ -239,7 +239,7 @@ pub async fn verify(
     user_id: &AdminId,
     code: &str,
     now: OffsetDateTime,
-) -> AppResult<bool> {
+) -> DomainResult<bool> {
     let code = code.trim();
     let mut tx = crate::db::begin_write(pool).await?;
     let ok = if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
@@ -301,7 +301,7 @@ pub async fn reset(
     email: &str,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let mut tx = crate::db::begin_write(pool).await?;
     let found: Option<(AdminId,)> = sqlx::query_as(
         "UPDATE admin_users SET totp_secret = NULL, totp_pending = NULL, totp_enabled_at = NULL, \
@@ -310,7 +310,7 @@ pub async fn reset(
     .bind(email.trim().to_ascii_lowercase())
     .fetch_optional(&mut *tx)
     .await?;
-    let (user_id,) = found.ok_or(AppError::NotFound("account"))?;
+    let (user_id,) = found.ok_or(DomainError::NotFound("account"))?;
     sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
         .bind(&user_id)
         .execute(&mut *tx)
@@ -328,7 +328,7 @@ pub async fn set_tenant_requirement(
     required: bool,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let mut tx = crate::db::begin_write(pool).await?;
     let found: Option<(TenantId,)> =
         sqlx::query_as("UPDATE tenants SET require_totp = $1 WHERE slug = $2 RETURNING id")
@@ -336,7 +336,7 @@ pub async fn set_tenant_requirement(
             .bind(slug)
             .fetch_optional(&mut *tx)
             .await?;
-    let (tenant_id,) = found.ok_or(AppError::NotFound("tenant"))?;
+    let (tenant_id,) = found.ok_or(DomainError::NotFound("tenant"))?;
     let action = if required {
         "tenant.require_totp"
     } else {
@@ -352,7 +352,7 @@ pub async fn set_tenant_requirement(
 }
 
 /// Ids of the tenants that require TOTP of their admins.
-pub async fn requiring_tenants(pool: &AnyPool) -> AppResult<Vec<TenantId>> {
+pub async fn requiring_tenants(pool: &AnyPool) -> DomainResult<Vec<TenantId>> {
     let rows: Vec<(TenantId,)> = sqlx::query_as("SELECT id FROM tenants WHERE require_totp = 1")
         .fetch_all(pool)
         .await?;

@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 
 use crate::{
     config::Config,
+    domain::error::{DomainError, DomainResult},
     domain::{TenantId, UnixTime},
-    error::{AppError, AppResult},
 };
 
 /// The operator's caps (from the configuration).
@@ -36,14 +36,14 @@ pub async fn room_for_service_user(
     pool: &AnyPool,
     tenant_id: &TenantId,
     cap: i64,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     crate::db::lock_tenant(tx, pool, tenant_id.as_str()).await?;
     let (held,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM service_users WHERE tenant_id = $1")
         .bind(tenant_id)
         .fetch_one(&mut **tx)
         .await?;
     if held >= cap {
-        return Err(AppError::Validation(format!(
+        return Err(DomainError::Validation(format!(
             "a tenant has at most {cap} service users (KEYSMITH_MAX_SERVICE_USERS_PER_TENANT): reuse or remove one first"
         )));
     }
@@ -58,7 +58,7 @@ pub async fn room_for_key(
     tenant_id: &TenantId,
     cap: i64,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     crate::db::lock_tenant(tx, pool, tenant_id.as_str()).await?;
     let (held,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM api_keys \
@@ -69,7 +69,7 @@ pub async fn room_for_key(
     .fetch_one(&mut **tx)
     .await?;
     if held >= cap {
-        return Err(AppError::Validation(format!(
+        return Err(DomainError::Validation(format!(
             "a tenant has at most {cap} working keys (KEYSMITH_MAX_KEYS_PER_TENANT): revoke some first"
         )));
     }

@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 use crate::domain::crypto::random;
 use crate::{
     db::{OnUniqueViolation, begin_write},
+    domain::error::{DomainError, DomainResult},
     domain::{Actor, AdminId, Name, TenantSlug, audit},
-    error::{AppError, AppResult},
 };
 use keysmith_verify::{
     KeyLimits, KeyPrefix,
@@ -48,7 +48,7 @@ pub struct NewTenant {
 }
 
 #[tracing::instrument(skip_all, fields(slug = %new.slug))]
-pub async fn create(pool: &AnyPool, new: NewTenant, now: OffsetDateTime) -> AppResult<Tenant> {
+pub async fn create(pool: &AnyPool, new: NewTenant, now: OffsetDateTime) -> DomainResult<Tenant> {
     let id = TenantId::new(random::base62(16));
     sqlx::query(
         "INSERT INTO tenants (id, slug, name, key_prefix, created_at) VALUES ($1, $2, $3, $4, $5)",
@@ -61,14 +61,14 @@ pub async fn create(pool: &AnyPool, new: NewTenant, now: OffsetDateTime) -> AppR
     .execute(pool)
     .await
     .on_unique_violation(|| {
-        AppError::Conflict(format!("a tenant with slug `{}` already exists", new.slug))
+        DomainError::Conflict(format!("a tenant with slug `{}` already exists", new.slug))
     })?;
     find_by_id(pool, &id)
         .await?
-        .ok_or(AppError::NotFound("tenant"))
+        .ok_or(DomainError::NotFound("tenant"))
 }
 
-pub async fn find_by_slug(pool: &AnyPool, slug: &str) -> AppResult<Option<Tenant>> {
+pub async fn find_by_slug(pool: &AnyPool, slug: &str) -> DomainResult<Option<Tenant>> {
     Ok(
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM tenants WHERE slug = $1"))
             .bind(slug)
@@ -77,7 +77,7 @@ pub async fn find_by_slug(pool: &AnyPool, slug: &str) -> AppResult<Option<Tenant
     )
 }
 
-pub async fn find_by_id(pool: &AnyPool, id: &TenantId) -> AppResult<Option<Tenant>> {
+pub async fn find_by_id(pool: &AnyPool, id: &TenantId) -> DomainResult<Option<Tenant>> {
     Ok(
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM tenants WHERE id = $1"))
             .bind(id)
@@ -96,7 +96,7 @@ pub struct TenantRole {
 
 /// The tenants `user_id` has a role in, with the role: one query that reads
 /// only those tenants.
-pub async fn with_roles_of(pool: &AnyPool, user_id: &AdminId) -> AppResult<Vec<TenantRole>> {
+pub async fn with_roles_of(pool: &AnyPool, user_id: &AdminId) -> DomainResult<Vec<TenantRole>> {
     let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("t.{c}")).collect();
     Ok(sqlx::query_as(&format!(
         "SELECT {}, m.role FROM memberships m JOIN tenants t ON t.id = m.tenant_id \
@@ -108,7 +108,7 @@ pub async fn with_roles_of(pool: &AnyPool, user_id: &AdminId) -> AppResult<Vec<T
     .await?)
 }
 
-pub async fn list(pool: &AnyPool) -> AppResult<Vec<Tenant>> {
+pub async fn list(pool: &AnyPool) -> DomainResult<Vec<Tenant>> {
     Ok(
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM tenants ORDER BY slug"))
             .fetch_all(pool)
@@ -158,9 +158,9 @@ pub async fn update_policy(
     change: PolicyChange,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<Tenant> {
+) -> DomainResult<Tenant> {
     if change.is_empty() {
-        return Err(AppError::validation(
+        return Err(DomainError::validation(
             "give at least one of default_expiry_days, max_expiry_days, rotation_overlap_days, key_prefix, default_rate_limit, default_quota",
         ));
     }
@@ -174,7 +174,7 @@ pub async fn update_policy(
     .bind(tenant_id)
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or(AppError::NotFound("tenant"))?;
+    .ok_or(DomainError::NotFound("tenant"))?;
     let max = change.max_expiry_days.unwrap_or(before.max_expiry_days);
     let default = change
         .default_expiry_days
@@ -183,17 +183,17 @@ pub async fn update_policy(
         .rotation_overlap_days
         .unwrap_or(before.rotation_overlap_days);
     if !(1..=MAX_EXPIRY_DAYS).contains(&max) {
-        return Err(AppError::validation(format!(
+        return Err(DomainError::validation(format!(
             "max_expiry_days must be between 1 and {MAX_EXPIRY_DAYS}"
         )));
     }
     if !(1..=max).contains(&default) {
-        return Err(AppError::validation(format!(
+        return Err(DomainError::validation(format!(
             "default_expiry_days must be between 1 and max_expiry_days ({max})"
         )));
     }
     if !OVERLAP_DAYS.contains(&overlap) {
-        return Err(AppError::validation(
+        return Err(DomainError::validation(
             "rotation_overlap_days must be between 1 and 30",
         ));
     }
@@ -206,7 +206,7 @@ pub async fn update_policy(
         change.default_rate_limit.unwrap_or(limits.rate_limit),
         change.default_quota.unwrap_or(limits.quota),
     )
-    .map_err(|e| AppError::validation(format!("default limits: {e}")))?;
+    .map_err(|e| DomainError::validation(format!("default limits: {e}")))?;
     sqlx::query(
         "UPDATE tenants SET default_expiry_days = $1, max_expiry_days = $2, rotation_overlap_days = $3, key_prefix = $4, \
          default_limits = $5 WHERE id = $6",

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::{
     domain::UnixTime,
-    error::{AppError, AppResult},
+    domain::error::{DomainError, DomainResult},
 };
 
 #[derive(Debug, Serialize)]
@@ -36,11 +36,11 @@ pub const MAX_LIMIT: i64 = 200;
 /// A page size: default 50, from 1 to [`MAX_LIMIT`]. Anything else is `400
 /// invalid_limit`, not silently changed, so a client learns why it got fewer
 /// rows than it asked for.
-pub fn limit(asked: Option<i64>) -> AppResult<i64> {
+pub fn limit(asked: Option<i64>) -> DomainResult<i64> {
     match asked {
         None => Ok(50),
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(_) => Err(AppError::BadRequest(
+        Some(_) => Err(DomainError::Malformed(
             "invalid_limit",
             format!("limit must be from 1 to {MAX_LIMIT}"),
         )),
@@ -50,14 +50,14 @@ pub fn limit(asked: Option<i64>) -> AppResult<i64> {
 /// A `<unix seconds>.<id>` cursor (the time and id of the last row seen),
 /// split; the id is for the caller to check. Anything else is `400
 /// invalid_cursor`.
-pub fn split_cursor(raw: &str) -> AppResult<(i64, &str)> {
+pub fn split_cursor(raw: &str) -> DomainResult<(i64, &str)> {
     let (at, id) = raw.split_once('.').ok_or_else(invalid_cursor)?;
     Ok((at.parse().map_err(|_| invalid_cursor())?, id))
 }
 
 /// A `<unix seconds>.<id>` cursor whose id is a base62 id (keys, service
 /// users), as the time and the id.
-pub fn time_and_id(raw: &str) -> AppResult<(UnixTime, String)> {
+pub fn time_and_id(raw: &str) -> DomainResult<(UnixTime, String)> {
     let (at, id) = split_cursor(raw)?;
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(invalid_cursor());
@@ -65,8 +65,8 @@ pub fn time_and_id(raw: &str) -> AppResult<(UnixTime, String)> {
     Ok((UnixTime::from_secs(at), id.to_owned()))
 }
 
-pub fn invalid_cursor() -> AppError {
-    AppError::BadRequest(
+pub fn invalid_cursor() -> DomainError {
+    DomainError::Malformed(
         "invalid_cursor",
         "cursor is not one this API returned".into(),
     )
@@ -84,7 +84,7 @@ mod tests {
         for bad in [0, -1, MAX_LIMIT + 1, i64::MAX] {
             let err = limit(Some(bad)).expect_err("refused");
             assert!(
-                matches!(err, AppError::BadRequest("invalid_limit", _)),
+                matches!(err, DomainError::Malformed("invalid_limit", _)),
                 "{bad}"
             );
         }

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::error::AppError;
+use crate::domain::error::DomainError;
 
 /// `as_str`, `Display` and `AsRef<str>` for a newtype over `String`
 /// (these input types and the ids in `ids.rs`).
@@ -37,7 +37,7 @@ pub struct TenantSlug(String);
 string_type!(TenantSlug);
 
 impl TenantSlug {
-    pub fn parse(raw: &str) -> Result<Self, AppError> {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
         let b = raw.as_bytes();
         let ok = (2..=40).contains(&b.len())
             && b[0].is_ascii_lowercase()
@@ -47,7 +47,7 @@ impl TenantSlug {
         if ok {
             Ok(Self(raw.to_owned()))
         } else {
-            Err(AppError::validation(
+            Err(DomainError::validation(
                 "a tenant slug is 2 to 40 lower-case letters, digits or hyphens, starting with a letter",
             ))
         }
@@ -63,19 +63,21 @@ string_type!(Name);
 impl Name {
     pub const MAX_CHARS: usize = 100;
 
-    pub fn parse(field: &str, raw: &str) -> Result<Self, AppError> {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, DomainError> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
-            return Err(AppError::validation(format!("{field} must not be empty")));
+            return Err(DomainError::validation(format!(
+                "{field} must not be empty"
+            )));
         }
         if trimmed.chars().count() > Self::MAX_CHARS {
-            return Err(AppError::validation(format!(
+            return Err(DomainError::validation(format!(
                 "{field} must be at most {} characters",
                 Self::MAX_CHARS
             )));
         }
         if trimmed.chars().any(char::is_control) {
-            return Err(AppError::validation(format!(
+            return Err(DomainError::validation(format!(
                 "{field} must not contain control characters"
             )));
         }
@@ -91,10 +93,10 @@ pub struct Description(String);
 string_type!(Description);
 
 impl Description {
-    pub fn parse(raw: &str) -> Result<Option<Self>, AppError> {
+    pub fn parse(raw: &str) -> Result<Option<Self>, DomainError> {
         let trimmed = raw.trim();
         if trimmed.chars().count() > 1000 {
-            return Err(AppError::validation(
+            return Err(DomainError::validation(
                 "description must be at most 1000 characters",
             ));
         }
@@ -115,9 +117,9 @@ pub fn is_bidi_control(c: char) -> bool {
 /// the invisible marks) make a text display as something other than what it
 /// is ("Trojan Source"): a key named to look like another on the admin
 /// pages, in emails and in logs. No name or description needs them.
-pub fn refuse_bidi_controls(field: &str, text: &str) -> Result<(), AppError> {
+pub fn refuse_bidi_controls(field: &str, text: &str) -> Result<(), DomainError> {
     match text.chars().find(|c| is_bidi_control(*c)) {
-        Some(c) => Err(AppError::validation(format!(
+        Some(c) => Err(DomainError::validation(format!(
             "{field} must not contain bidirectional formatting characters (U+{:04X})",
             u32::from(c)
         ))),
@@ -132,10 +134,11 @@ pub struct Email(String);
 string_type!(Email);
 
 impl Email {
-    pub fn parse(raw: &str) -> Result<Self, AppError> {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
         let raw = raw.trim();
-        let invalid =
-            || AppError::validation("owner_email must be an email address like name@example.com");
+        let invalid = || {
+            DomainError::validation("owner_email must be an email address like name@example.com")
+        };
         if raw.len() > 254
             || raw
                 .chars()
@@ -175,7 +178,7 @@ impl Scope {
     /// revocation API) and nothing else.
     pub const REVOKE_LEAKED: &'static str = "keysmith:revoke-leaked";
 
-    pub fn parse(raw: &str) -> Result<Self, AppError> {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
         let ok = (1..=64).contains(&raw.len())
             && raw
                 .bytes()
@@ -183,7 +186,7 @@ impl Scope {
         if ok {
             Ok(Self(raw.to_owned()))
         } else {
-            Err(AppError::validation(
+            Err(DomainError::validation(
                 "a scope is 1 to 64 characters from A-Z a-z 0-9 : _ - .",
             ))
         }

@@ -112,14 +112,14 @@ pub async fn change_password(
         if !accounts::verify_password(form.current.clone(), Some(stored), slot).await? {
             return Err(AppError::validation("the current password is not right"));
         }
-        lifecycle::set_own_password(
+        Ok(lifecycle::set_own_password(
             state.pool(),
             &admin.user.user_id,
             new,
             &admin.actor(),
             state.now(),
         )
-        .await
+        .await?)
     }
     .await;
     match changed {

@@ -153,8 +153,8 @@ pub async fn set_status(
             &admin.actor(),
             state.now(),
         )
-        .await
-        .map(|_| ())
+        .await?;
+        Ok(())
     }
     .await;
     done(&state, &admin, result).await
@@ -186,7 +186,8 @@ pub async fn reset_password(
             &admin.actor(),
             state.now(),
         )
-        .await
+        .await?;
+        Ok(())
     }
     .await;
     done(&state, &admin, result).await
@@ -214,14 +215,14 @@ pub async fn set_role(
             .await?
             .ok_or(AppError::NotFound("tenant"))?;
         if form.role == "none" {
-            return lifecycle::remove_role(
+            return Ok(lifecycle::remove_role(
                 state.pool(),
                 &tenant.id,
                 &form.email,
                 &admin.actor(),
                 state.now(),
             )
-            .await;
+            .await?);
         }
         let role = Role::parse(&form.role)
             .ok_or_else(|| AppError::validation("choose a role: viewer, admin, owner or none"))?;
@@ -236,8 +237,8 @@ pub async fn set_role(
             &admin.actor(),
             state.now(),
         )
-        .await
-        .map(|_| ())
+        .await?;
+        Ok(())
     }
     .await;
     done(&state, &admin, result).await
@@ -261,7 +262,8 @@ pub async fn reset_totp(
     admin.check_csrf(&headers, &form.csrf)?;
     let result = async {
         not_self(&admin, &form.email)?;
-        totp::reset(state.pool(), &form.email, &admin.actor(), state.now()).await
+        totp::reset(state.pool(), &form.email, &admin.actor(), state.now()).await?;
+        Ok(())
     }
     .await;
     done(&state, &admin, result).await

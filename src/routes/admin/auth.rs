@@ -62,7 +62,7 @@ impl FromRequestParts<AppState> for Admin {
         // effect on the very next request, not when the session expires.
         let account = lifecycle::state(state.pool(), &user.user_id)
             .await
-            .map_err(|err| PageError(err).into_response())?;
+            .map_err(|err| PageError(err.into()).into_response())?;
         let expired = (UnixTime::from(state.now()) - user.signed_in_at).whole_seconds()
             > ABSOLUTE_TIMEOUT_SECS;
         let Some(account) = account.filter(|a| a.admits(user.epoch) && !expired) else {

@@ -95,7 +95,8 @@ pub async fn create(
                 &admin.actor(),
                 state.now(),
             )
-            .await;
+            .await
+            .map_err(AppError::from);
             match created {
                 Ok(issued) => {
                     return Ok(render(&KeyShown {
@@ -231,7 +232,7 @@ pub async fn set_limits(
             quota: Some(limits.quota),
         };
         let (actor, now) = (admin.actor(), state.now());
-        keys::set_limits(state.pool(), &membership.tenant, &id, change, &actor, now).await
+        Ok(keys::set_limits(state.pool(), &membership.tenant, &id, change, &actor, now).await?)
     }
     .await;
     let err = match changed {

@@ -132,9 +132,9 @@ fn capitalised(message: &str) -> String {
 }
 
 /// One field's outcome: its value, or its problem in the form's words.
-fn field<T>(result: Result<T, AppError>, error: &mut Option<String>) -> Option<T> {
+fn field<T, E: Into<AppError>>(result: Result<T, E>, error: &mut Option<String>) -> Option<T> {
     result
-        .map_err(|err| *error = Some(in_words_of_the_form(&err.to_string())))
+        .map_err(|err| *error = Some(in_words_of_the_form(&err.into().to_string())))
         .ok()
 }
 
@@ -195,7 +195,7 @@ fn allowlist(
             .find(|entry| check(std::slice::from_ref(entry)).is_err());
         match wrong {
             Some(entry) => AppError::validation(format!("`{entry}`: {err}")),
-            None => err,
+            None => err.into(),
         }
     })
 }

@@ -51,6 +51,12 @@ impl From<AppError> for PageError {
     }
 }
 
+impl From<crate::domain::DomainError> for PageError {
+    fn from(err: crate::domain::DomainError) -> Self {
+        Self(err.into())
+    }
+}
+
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let status = self.0.status();

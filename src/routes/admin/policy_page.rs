@@ -166,16 +166,15 @@ pub async fn update(
         )
         .await?;
     let changed = match parse(&form) {
-        Ok(change) => {
-            tenants::update_policy(
-                state.pool(),
-                &membership.tenant.id,
-                change,
-                &admin.actor(),
-                state.now(),
-            )
-            .await
-        }
+        Ok(change) => tenants::update_policy(
+            state.pool(),
+            &membership.tenant.id,
+            change,
+            &admin.actor(),
+            state.now(),
+        )
+        .await
+        .map_err(AppError::from),
         Err(err) => Err(err),
     };
     match changed {

@@ -93,17 +93,16 @@ pub async fn update(
     let updated = match parse(&form) {
         Ok(change) => match keep_management_name(&state, tenant_id, &id, &change).await {
             Err(err) => Err(err),
-            Ok(()) => {
-                service_users::update(
-                    state.pool(),
-                    tenant_id,
-                    &id,
-                    change,
-                    &admin.actor(),
-                    state.now(),
-                )
-                .await
-            }
+            Ok(()) => service_users::update(
+                state.pool(),
+                tenant_id,
+                &id,
+                change,
+                &admin.actor(),
+                state.now(),
+            )
+            .await
+            .map_err(AppError::from),
         },
         Err(err) => Err(err),
     };

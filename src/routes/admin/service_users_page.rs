@@ -178,17 +178,16 @@ pub async fn create(
         )
         .await?;
     let created = match parse(&form) {
-        Ok(new) => {
-            service_users::create(
-                state.pool(),
-                &membership.tenant.id,
-                new,
-                TenantCaps::of(&state.config).service_users,
-                &admin.actor(),
-                state.now(),
-            )
-            .await
-        }
+        Ok(new) => service_users::create(
+            state.pool(),
+            &membership.tenant.id,
+            new,
+            TenantCaps::of(&state.config).service_users,
+            &admin.actor(),
+            state.now(),
+        )
+        .await
+        .map_err(AppError::from),
         Err(err) => Err(err),
     };
     match created {

@@ -14,8 +14,8 @@ use super::{
     page::{notice, render},
 };
 use crate::{
+    domain::DomainError,
     domain::{Email, people::accounts::Password},
-    error::AppError,
     state::AppState,
 };
 
@@ -102,7 +102,7 @@ pub async fn submit(
         .await
     {
         Ok(_) => Redirect::to("/admin/sign-in?welcome=1").into_response(),
-        Err(AppError::NotFound(_)) => gone(),
-        Err(err) => super::page::PageError(err).into_response(),
+        Err(DomainError::NotFound(_)) => gone(),
+        Err(err) => super::page::PageError(err.into()).into_response(),
     }
 }

@@ -181,7 +181,9 @@ pub async fn create_tenant(
     superadmin(&admin)?;
     admin.check_csrf(&headers, &form.csrf)?;
     let created = match parse_tenant(&form) {
-        Ok(new) => tenants::create(state.pool(), new, state.now()).await,
+        Ok(new) => tenants::create(state.pool(), new, state.now())
+            .await
+            .map_err(AppError::from),
         Err(err) => Err(err),
     };
     match created {
@@ -221,7 +223,8 @@ pub async fn add_admin(
             &actor,
             state.now(),
         )
-        .await
+        .await?;
+        Ok(())
     }
     .await;
     match added {

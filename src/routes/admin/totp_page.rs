@@ -88,7 +88,8 @@ pub async fn confirm(
         &admin.actor(),
         state.now(),
     )
-    .await;
+    .await
+    .map_err(AppError::from);
     match confirmed {
         Ok((codes, epoch)) => {
             admin.renew(epoch).await?;

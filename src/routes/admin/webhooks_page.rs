@@ -163,25 +163,26 @@ pub async fn create(
             "this form was already submitted, and its secret was shown once. Open the page again to add another webhook".into(),
         )));
     }
-    let new = WebhookUrl::parse(&form.url).and_then(|url| {
-        Ok(NewEndpoint {
-            url,
-            events: EventFilter::parse(&form.events)?,
+    let new = WebhookUrl::parse(&form.url)
+        .and_then(|url| {
+            Ok(NewEndpoint {
+                url,
+                events: EventFilter::parse(&form.events)?,
+            })
         })
-    });
+        .map_err(AppError::from);
     let created = match new {
-        Ok(new) => {
-            webhooks::create(
-                state.pool(),
-                &state.peppers,
-                &membership.tenant,
-                new,
-                webhooks::Admission::of(&state.config),
-                &admin.actor(),
-                state.now(),
-            )
-            .await
-        }
+        Ok(new) => webhooks::create(
+            state.pool(),
+            &state.peppers,
+            &membership.tenant,
+            new,
+            webhooks::Admission::of(&state.config),
+            &admin.actor(),
+            state.now(),
+        )
+        .await
+        .map_err(AppError::from),
         Err(err) => Err(err),
     };
     match created {

@@ -17,6 +17,7 @@ use super::{
     model::{CreatedKey, KeyInfo, KeyList, RotationResponse},
 };
 use crate::{
+    domain::DomainResult,
     domain::{
         Name, Scope,
         keys::{self, ExpiryRequest, KeyFilter, KeyState, NewKey},
@@ -130,7 +131,7 @@ pub async fn create(
             .unwrap_or_default()
             .iter()
             .map(|s| Scope::parse(s))
-            .collect::<AppResult<_>>()?,
+            .collect::<DomainResult<_>>()?,
         limits: keys::limits(body.rate_limit, body.quota)?,
     };
     let tenant = caller.tenant(&state, &tenant).await?;

@@ -78,7 +78,7 @@ pub async fn github(State(state): State<AppState>, headers: HeaderMap, body: Byt
     .await
     {
         Ok(verdicts) => Json(verdicts).into_response(),
-        Err(err) => err.into_response(),
+        Err(err) => crate::error::AppError::from(err).into_response(),
     }
 }
 
@@ -122,6 +122,6 @@ pub async fn gitlab_revoke(
     .await
     {
         Ok(verdicts) => Json(verdicts).into_response(),
-        Err(err) => err.into_response(),
+        Err(err) => crate::error::AppError::from(err).into_response(),
     }
 }

@@ -107,6 +107,12 @@ impl From<AppError> for OAuthError {
     }
 }
 
+impl From<crate::domain::DomainError> for OAuthError {
+    fn from(err: crate::domain::DomainError) -> Self {
+        AppError::from(err).into()
+    }
+}
+
 impl From<keysmith_verify::BackendError> for OAuthError {
     fn from(err: keysmith_verify::BackendError) -> Self {
         AppError::from(err).into()

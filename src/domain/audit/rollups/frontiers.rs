@@ -5,7 +5,7 @@
 use sqlx::AnyPool;
 
 use super::{DAY, HOUR, MINUTE};
-use crate::error::AppResult;
+use crate::domain::error::DomainResult;
 
 /// The start of the first day, hour and minute not rolled up yet; `None`
 /// where nothing was.
@@ -29,7 +29,7 @@ pub struct Split {
 impl Frontiers {
     /// All three in one statement: one snapshot, so that no rollup written
     /// between two reads makes a stretch counted twice or not at all.
-    pub async fn read(pool: &AnyPool) -> AppResult<Self> {
+    pub async fn read(pool: &AnyPool) -> DomainResult<Self> {
         let (days, hours, minutes): (Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(
             "SELECT (SELECT MAX(day) FROM audit_rollup_days), \
              (SELECT MAX(hour) FROM audit_rollup_hours), \

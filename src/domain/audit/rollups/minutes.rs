@@ -12,7 +12,7 @@ use sqlx::AnyPool;
 use time::OffsetDateTime;
 
 use super::{Frontiers, HOUR, MINUTES, roll_up_periods};
-use crate::{domain::UnixTime, error::AppResult};
+use crate::{domain::UnixTime, domain::error::DomainResult};
 
 pub const MINUTE: i64 = 60;
 /// The audit writer flushes a batch within milliseconds of the calls, and
@@ -26,7 +26,7 @@ const MINUTES_PER_TICK: usize = 120;
 /// Writing a minute twice writes what its raw rows say, so instances running
 /// this at once need no claim.
 #[tracing::instrument(skip(pool))]
-pub async fn roll_up_minutes(pool: &AnyPool, now: OffsetDateTime) -> AppResult<usize> {
+pub async fn roll_up_minutes(pool: &AnyPool, now: OffsetDateTime) -> DomainResult<usize> {
     let complete_before = (UnixTime::from(now).secs() - GRACE_SECS).div_euclid(MINUTE) * MINUTE;
     let frontiers = Frontiers::read(pool).await?;
     let older = frontiers.days.max(frontiers.hours);

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use crate::domain::{KeyId, TenantId, UnixTime};
 use crate::{
     domain::audit::latency_histogram::{self, Histogram},
-    error::AppResult,
+    domain::error::DomainResult,
 };
 
 mod frontiers;
@@ -97,7 +97,7 @@ pub struct RollupReport {
 /// Rolls up the oldest complete days that have raw tool calls and no rollup
 /// yet, at most [`DAYS_PER_TICK`].
 #[tracing::instrument(skip(pool))]
-pub async fn roll_up_due(pool: &AnyPool, now: OffsetDateTime) -> AppResult<RollupReport> {
+pub async fn roll_up_due(pool: &AnyPool, now: OffsetDateTime) -> DomainResult<RollupReport> {
     let complete_before = day_of(UnixTime::from(now).secs() - GRACE_SECS);
     let mut report = RollupReport::default();
     for day in unrolled_days(pool, complete_before, DAYS_PER_TICK).await? {
@@ -119,7 +119,7 @@ pub async fn roll_up_due(pool: &AnyPool, now: OffsetDateTime) -> AppResult<Rollu
 /// Up to `limit` days before `before` with raw tool calls and no rollup,
 /// oldest first. Walks the days that have calls with one indexed lookup
 /// each: as many as retention keeps, not one per row.
-pub async fn unrolled_days(pool: &AnyPool, before: i64, limit: usize) -> AppResult<Vec<i64>> {
+pub async fn unrolled_days(pool: &AnyPool, before: i64, limit: usize) -> DomainResult<Vec<i64>> {
     let rolled: HashSet<i64> =
         sqlx::query_scalar::<_, i64>("SELECT day FROM audit_rollup_days WHERE day < $1")
             .bind(before)
@@ -146,7 +146,7 @@ pub async fn unrolled_days(pool: &AnyPool, before: i64, limit: usize) -> AppResu
 type Group = (TenantId, KeyId, String);
 
 /// Tool calls at `[from, to)` per key and tool.
-async fn count_calls(pool: &AnyPool, from: i64, to: i64) -> AppResult<Vec<(Group, Tally)>> {
+async fn count_calls(pool: &AnyPool, from: i64, to: i64) -> DomainResult<Vec<(Group, Tally)>> {
     let sql = calls_by_bucket_sql(
         "tenant_id, key_id, tool",
         "key_id IS NOT NULL AND at >= $1 AND at < $2",
@@ -197,7 +197,7 @@ async fn write_tallies(
     conn: &mut sqlx::AnyConnection,
     (rollups, start): (&Rollups, i64),
     tallies: &[(Group, Tally)],
-) -> AppResult<()> {
+) -> DomainResult<()> {
     for chunk in tallies.chunks(INSERT_CHUNK) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
@@ -233,7 +233,7 @@ async fn write_tallies(
 /// Counts one day and writes its rollups, unless another run claimed the
 /// day first. Counting reads outside the write transaction (a day's raw rows
 /// no longer change), so the write lock is held only for the inserts.
-async fn roll_up_day(pool: &AnyPool, day: i64, now: OffsetDateTime) -> AppResult<Option<i64>> {
+async fn roll_up_day(pool: &AnyPool, day: i64, now: OffsetDateTime) -> DomainResult<Option<i64>> {
     let tallies = count_calls(pool, day, day + DAY).await?;
     let calls: i64 = tallies.iter().map(|(_, t)| t.calls).sum();
     let mut tx = pool.begin().await?;
@@ -263,7 +263,7 @@ async fn roll_up_day(pool: &AnyPool, day: i64, now: OffsetDateTime) -> AppResult
 /// [`HOURS_PER_TICK`]. Writing an hour twice writes the same counts, so
 /// instances running this at once need no claim.
 #[tracing::instrument(skip(pool))]
-pub async fn roll_up_hours(pool: &AnyPool, now: OffsetDateTime) -> AppResult<usize> {
+pub async fn roll_up_hours(pool: &AnyPool, now: OffsetDateTime) -> DomainResult<usize> {
     let complete_before = (UnixTime::from(now).secs() - GRACE_SECS).div_euclid(HOUR) * HOUR;
     let kept_from = complete_before - HOURS_KEPT * HOUR;
     let frontiers = Frontiers::read(pool).await?;
@@ -296,7 +296,7 @@ async fn roll_up_periods(
     rollups: &Rollups,
     (mut from, before): (i64, i64),
     limit: usize,
-) -> AppResult<usize> {
+) -> DomainResult<usize> {
     let mut rolled = 0;
     while rolled < limit {
         // Periods without calls have nothing to write: skip to the next call.
@@ -316,7 +316,7 @@ async fn roll_up_periods(
 }
 
 /// When the first tool call at `[from, before)` was made (one indexed lookup).
-async fn first_call_from(pool: &AnyPool, from: i64, before: i64) -> AppResult<Option<i64>> {
+async fn first_call_from(pool: &AnyPool, from: i64, before: i64) -> DomainResult<Option<i64>> {
     Ok(sqlx::query_scalar(
         "SELECT at FROM audit_events WHERE action = 'tool.call' AND at >= $1 AND at < $2 \
          ORDER BY at LIMIT 1",

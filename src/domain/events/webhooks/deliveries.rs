@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 
 use crate::{
     config::Engine,
+    domain::error::DomainResult,
     domain::events::queue::{self, Queue},
-    error::AppResult,
 };
 
 pub(super) async fn insert(
@@ -20,7 +20,7 @@ pub(super) async fn insert(
     event_type: &str,
     payload: &str,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let now = UnixTime::from(now);
     sqlx::query(
         "INSERT INTO webhook_deliveries (tenant_id, endpoint_id, event_id, event_type, payload, next_attempt_at, created_at) \
@@ -64,7 +64,7 @@ pub async fn claim_due(
     owner: &str,
     limit: queue::Claim,
     now: OffsetDateTime,
-) -> AppResult<Vec<ClaimedDelivery>> {
+) -> DomainResult<Vec<ClaimedDelivery>> {
     queue::claim_due(
         pool,
         engine,
@@ -98,7 +98,7 @@ pub async fn record(
     owner: &str,
     outcome: Outcome<'_>,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let now_unix = UnixTime::from(now);
     let status = match (outcome.error, outcome.retry_at) {
         (None, _) => "delivered",
@@ -130,7 +130,7 @@ pub async fn defer(
     delivery: &ClaimedDelivery,
     owner: &str,
     until: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     sqlx::query(
         "UPDATE webhook_deliveries SET next_attempt_at = $1, lease_owner = NULL, lease_until = NULL \
          WHERE id = $2 AND lease_owner = $3",
@@ -148,7 +148,7 @@ pub async fn resume(
     tx: &mut Transaction<'_, Any>,
     endpoint_id: &WebhookEndpointId,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     sqlx::query(
         "UPDATE webhook_deliveries SET next_attempt_at = $1 \
          WHERE endpoint_id = $2 AND status = 'pending' AND next_attempt_at > $1",
@@ -182,7 +182,7 @@ pub async fn list(
     pool: &AnyPool,
     tenant_id: &TenantId,
     endpoint_id: &WebhookEndpointId,
-) -> AppResult<Vec<DeliveryRecord>> {
+) -> DomainResult<Vec<DeliveryRecord>> {
     Ok(sqlx::query_as(
         "SELECT id, event_id, event_type, status, attempts, last_status, last_error, created_at, delivered_at \
          FROM webhook_deliveries WHERE tenant_id = $1 AND endpoint_id = $2 ORDER BY id DESC LIMIT 200",

@@ -13,7 +13,7 @@ use crate::domain::{
 };
 use crate::{
     db::begin_write,
-    error::{AppError, AppResult},
+    domain::error::{DomainError, DomainResult},
 };
 
 /// Failed attempts in a row after which an endpoint is disabled. With the
@@ -34,7 +34,7 @@ pub fn pause_after(failures: i64) -> Duration {
 }
 
 /// A delivery reached its receiver: the endpoint is healthy again.
-pub async fn record_success(pool: &AnyPool, endpoint_id: &WebhookEndpointId) -> AppResult<()> {
+pub async fn record_success(pool: &AnyPool, endpoint_id: &WebhookEndpointId) -> DomainResult<()> {
     sqlx::query(
         "UPDATE webhook_endpoints SET consecutive_failures = 0, paused_until = NULL \
          WHERE id = $1 AND (consecutive_failures > 0 OR paused_until IS NOT NULL)",
@@ -54,7 +54,7 @@ pub async fn record_failure(
     endpoint_id: &WebhookEndpointId,
     error: &str,
     now: OffsetDateTime,
-) -> AppResult<Option<OffsetDateTime>> {
+) -> DomainResult<Option<OffsetDateTime>> {
     let mut tx = begin_write(pool).await?;
     let row: Option<(TenantId, String, i64, Option<UnixTime>)> = sqlx::query_as(
         "UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1 \
@@ -94,7 +94,7 @@ async fn disable(
     failures: i64,
     error: &str,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     sqlx::query("UPDATE webhook_endpoints SET disabled_at = $1, paused_until = NULL WHERE id = $2")
         .bind(UnixTime::from(now))
         .bind(endpoint_id)
@@ -141,7 +141,7 @@ pub async fn enable(
     tx: &mut Transaction<'_, Any>,
     tenant_id: &TenantId,
     endpoint_id: &WebhookEndpointId,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let updated = sqlx::query(
         "UPDATE webhook_endpoints SET disabled_at = NULL, paused_until = NULL, consecutive_failures = 0 \
          WHERE tenant_id = $1 AND id = $2",
@@ -151,7 +151,7 @@ pub async fn enable(
     .execute(&mut **tx)
     .await?;
     if updated.rows_affected() == 0 {
-        return Err(AppError::NotFound("webhook"));
+        return Err(DomainError::NotFound("webhook"));
     }
     Ok(())
 }
@@ -164,7 +164,7 @@ pub async fn take_test_slot(
     tenant_id: &TenantId,
     endpoint_id: &WebhookEndpointId,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let taken = sqlx::query(
         "UPDATE webhook_endpoints SET last_test_at = $1 \
          WHERE tenant_id = $2 AND id = $3 AND (last_test_at IS NULL OR last_test_at <= $4)",
@@ -178,7 +178,7 @@ pub async fn take_test_slot(
     if taken.rows_affected() == 1 {
         Ok(())
     } else {
-        Err(AppError::TooManyRequests)
+        Err(DomainError::TooManyAttempts)
     }
 }
 

@@ -14,8 +14,8 @@ use time::OffsetDateTime;
 use crate::domain::crypto::random;
 use crate::{
     db::begin_write,
+    domain::error::{DomainError, DomainResult},
     domain::{Actor, audit, keys::KeyRow, tenancy::tenants::Tenant},
-    error::{AppError, AppResult},
 };
 use keysmith_verify::Peppers;
 
@@ -39,9 +39,9 @@ pub const TEST_EVENT: &str = "webhook.test";
 pub struct EventFilter(Vec<String>);
 
 impl EventFilter {
-    pub fn parse<S: AsRef<str>>(names: &[S]) -> AppResult<Self> {
+    pub fn parse<S: AsRef<str>>(names: &[S]) -> DomainResult<Self> {
         if names.is_empty() {
-            return Err(AppError::Validation(
+            return Err(DomainError::Validation(
                 "events: choose at least one event".into(),
             ));
         }
@@ -49,7 +49,7 @@ impl EventFilter {
         for name in names {
             let name = name.as_ref().trim();
             if !EVENTS.contains(&name) {
-                return Err(AppError::Validation(format!(
+                return Err(DomainError::Validation(format!(
                     "events: unknown event {name:?}; known: {}",
                     EVENTS.join(", ")
                 )));
@@ -147,7 +147,7 @@ pub async fn create(
     admission: Admission,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<CreatedEndpoint> {
+) -> DomainResult<CreatedEndpoint> {
     let NewEndpoint { url, events } = new;
     url.resolve(admission.allow_private).await?;
     let id = WebhookEndpointId::new(format!("wh_{}", random::base62(16)));
@@ -161,7 +161,7 @@ pub async fn create(
             .fetch_one(&mut *tx)
             .await?;
     if existing >= admission.max_per_tenant {
-        return Err(AppError::Validation(format!(
+        return Err(DomainError::Validation(format!(
             "a tenant has at most {} webhook endpoints (KEYSMITH_MAX_WEBHOOKS_PER_TENANT): delete one first",
             admission.max_per_tenant
         )));
@@ -211,7 +211,7 @@ async fn audit_change(
     action: &str,
     reason: &str,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     audit::record(
         &mut **tx,
         audit::NewAuditEvent::tenant_action(&tenant.id, actor, action, Some(reason), now),
@@ -222,7 +222,7 @@ async fn audit_change(
 const SELECT: &str = "SELECT id, url, events, created_at, created_by, consecutive_failures, disabled_at \
                       FROM webhook_endpoints";
 
-pub async fn list(pool: &AnyPool, tenant_id: &TenantId) -> AppResult<Vec<Endpoint>> {
+pub async fn list(pool: &AnyPool, tenant_id: &TenantId) -> DomainResult<Vec<Endpoint>> {
     let rows: Vec<EndpointRow> = sqlx::query_as(&format!(
         "{SELECT} WHERE tenant_id = $1 ORDER BY created_at, id"
     ))
@@ -236,14 +236,15 @@ pub async fn get(
     pool: &AnyPool,
     tenant_id: &TenantId,
     id: &WebhookEndpointId,
-) -> AppResult<Endpoint> {
+) -> DomainResult<Endpoint> {
     let row: Option<EndpointRow> =
         sqlx::query_as(&format!("{SELECT} WHERE tenant_id = $1 AND id = $2"))
             .bind(tenant_id)
             .bind(id)
             .fetch_optional(pool)
             .await?;
-    row.map(Endpoint::from).ok_or(AppError::NotFound("webhook"))
+    row.map(Endpoint::from)
+        .ok_or(DomainError::NotFound("webhook"))
 }
 
 /// Deletes an endpoint and its delivery history.
@@ -254,7 +255,7 @@ pub async fn delete(
     id: &WebhookEndpointId,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let mut tx = begin_write(pool).await?;
     let url: Option<(String,)> =
         sqlx::query_as("SELECT url FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2")
@@ -263,7 +264,7 @@ pub async fn delete(
             .fetch_optional(&mut *tx)
             .await?;
     let Some((url,)) = url else {
-        return Err(AppError::NotFound("webhook"));
+        return Err(DomainError::NotFound("webhook"));
     };
     sqlx::query("DELETE FROM webhook_deliveries WHERE endpoint_id = $1")
         .bind(id)
@@ -294,7 +295,7 @@ fn body(
     tenant_slug: &str,
     data: &serde_json::Value,
     now: OffsetDateTime,
-) -> AppResult<String> {
+) -> DomainResult<String> {
     let created_at = now
         .format(&time::format_description::well_known::Rfc3339)
         .map_err(anyhow::Error::from)?;
@@ -316,7 +317,7 @@ pub async fn enqueue(
     event_type: &str,
     data: serde_json::Value,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let endpoints: Vec<(WebhookEndpointId, String)> = sqlx::query_as(
         "SELECT id, events FROM webhook_endpoints WHERE tenant_id = $1 AND disabled_at IS NULL",
     )
@@ -362,10 +363,10 @@ pub async fn send_test(
     tenant: &Tenant,
     id: &WebhookEndpointId,
     now: OffsetDateTime,
-) -> AppResult<String> {
+) -> DomainResult<String> {
     let endpoint = get(pool, &tenant.id, id).await?;
     if endpoint.disabled_at.is_some() {
-        return Err(AppError::Conflict(
+        return Err(DomainError::Conflict(
             "the endpoint is disabled after failing: enable it first".into(),
         ));
     }
@@ -398,9 +399,9 @@ pub async fn rotate_secret(
     overlap: time::Duration,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<WebhookSecret> {
+) -> DomainResult<WebhookSecret> {
     if overlap.is_negative() || overlap > MAX_SECRET_OVERLAP {
-        return Err(AppError::validation(format!(
+        return Err(DomainError::validation(format!(
             "overlap_hours must be from 0 to {}",
             MAX_SECRET_OVERLAP.whole_hours()
         )));
@@ -416,7 +417,7 @@ pub async fn rotate_secret(
     .bind(id)
     .fetch_optional(&mut *tx)
     .await?;
-    let (previous,) = previous.ok_or(AppError::NotFound("webhook"))?;
+    let (previous,) = previous.ok_or(DomainError::NotFound("webhook"))?;
     let keep_previous = overlap.is_positive();
     sqlx::query(
         "UPDATE webhook_endpoints SET secret_sealed = $1, previous_secret_sealed = $2, \
@@ -444,7 +445,7 @@ pub async fn enable(
     id: &WebhookEndpointId,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     let mut tx = begin_write(pool).await?;
     health::enable(&mut tx, &tenant.id, id).await?;
     deliveries::resume(&mut tx, id, now).await?;

@@ -4,12 +4,12 @@
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::{
     UnixTime, WebhookEndpointId,
     crypto::random,
     crypto::sealed::{self, Purpose},
 };
-use crate::error::{AppError, AppResult};
 use keysmith_verify::Peppers;
 
 const PREFIX: &str = "whsec_";
@@ -64,7 +64,7 @@ pub fn signature_header(at: UnixTime, body: &str, secrets: &[WebhookSecret]) -> 
 impl WebhookSecret {
     /// Sealed for this endpoint (see [`sealed`]): a copy moved to another
     /// row does not open.
-    pub fn seal(&self, peppers: &Peppers, endpoint_id: &WebhookEndpointId) -> AppResult<String> {
+    pub fn seal(&self, peppers: &Peppers, endpoint_id: &WebhookEndpointId) -> DomainResult<String> {
         let random = self.0.trim_start_matches(PREFIX).as_bytes();
         sealed::seal(
             peppers,
@@ -78,7 +78,7 @@ impl WebhookSecret {
         peppers: &Peppers,
         endpoint_id: &WebhookEndpointId,
         sealed: &str,
-    ) -> AppResult<Self> {
+    ) -> DomainResult<Self> {
         let random = sealed::open(
             peppers,
             Purpose::WebhookSecret,
@@ -86,7 +86,7 @@ impl WebhookSecret {
             sealed,
         )?;
         let random = String::from_utf8(random).map_err(|_| {
-            AppError::Internal(anyhow::anyhow!("a stored webhook secret is not text"))
+            DomainError::Internal(anyhow::anyhow!("a stored webhook secret is not text"))
         })?;
         Ok(Self(format!("{PREFIX}{random}")))
     }

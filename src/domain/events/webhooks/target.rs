@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use url::{Host, Url};
 
-use crate::error::{AppError, AppResult};
+use crate::domain::error::{DomainError, DomainResult};
 
 /// A URL that passed the scheme rules; the addresses are checked separately.
 #[derive(Debug, Clone)]
@@ -13,8 +13,8 @@ pub struct WebhookUrl(Url);
 
 impl WebhookUrl {
     /// https, or http for a loopback host only (a receiver on the same machine).
-    pub fn parse(raw: &str) -> AppResult<Self> {
-        let invalid = |why: &str| AppError::Validation(format!("url: {why}"));
+    pub fn parse(raw: &str) -> DomainResult<Self> {
+        let invalid = |why: &str| DomainError::Validation(format!("url: {why}"));
         let url = Url::parse(raw.trim()).map_err(|_| invalid("not a valid URL"))?;
         if url.host().is_none() {
             return Err(invalid("a URL with a host is required"));
@@ -59,25 +59,25 @@ impl WebhookUrl {
     /// `allow_private`: the operator's one opt-in for receivers on the
     /// host itself or its private network. Returns the addresses to
     /// connect to.
-    pub async fn resolve(&self, allow_private: bool) -> AppResult<Vec<SocketAddr>> {
+    pub async fn resolve(&self, allow_private: bool) -> DomainResult<Vec<SocketAddr>> {
         let port = self.0.port_or_known_default().unwrap_or(443);
         let addrs: Vec<SocketAddr> = match self.0.host() {
             Some(Host::Ipv4(ip)) => vec![SocketAddr::new(IpAddr::V4(ip), port)],
             Some(Host::Ipv6(ip)) => vec![SocketAddr::new(IpAddr::V6(ip), port)],
             Some(Host::Domain(name)) => tokio::net::lookup_host((name, port))
                 .await
-                .map_err(|_| AppError::Validation("url: the host does not resolve".into()))?
+                .map_err(|_| DomainError::Validation("url: the host does not resolve".into()))?
                 .collect(),
             None => Vec::new(),
         };
         if addrs.is_empty() {
-            return Err(AppError::Validation(
+            return Err(DomainError::Validation(
                 "url: the host does not resolve".into(),
             ));
         }
         for addr in &addrs {
             if let Some(why) = refused(addr.ip(), allow_private) {
-                return Err(AppError::Validation(format!(
+                return Err(DomainError::Validation(format!(
                     "url: the host resolves to a {why} address, which is refused \
                      (set KEYSMITH_WEBHOOK_ALLOW_PRIVATE=1 to allow)"
                 )));

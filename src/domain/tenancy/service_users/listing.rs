@@ -7,11 +7,11 @@ use time::OffsetDateTime;
 
 use super::{COLUMNS, ServiceUser};
 use crate::{
+    domain::error::DomainResult,
     domain::{
         KeyId, ServiceUserId, TenantId, UnixTime,
         values::page::{self, Page},
     },
-    error::AppResult,
 };
 
 /// Service users of a tenant, newest first, by keyset pagination on
@@ -22,7 +22,7 @@ pub async fn list(
     tenant_id: &TenantId,
     cursor: Option<&str>,
     limit: i64,
-) -> AppResult<Page<ServiceUser>> {
+) -> DomainResult<Page<ServiceUser>> {
     let cursor = cursor.map(page::time_and_id).transpose()?;
     let after = if cursor.is_some() {
         " AND (created_at, id) < ($2, $3)"
@@ -51,7 +51,7 @@ pub async fn first_names(
     pool: &AnyPool,
     tenant_id: &TenantId,
     limit: i64,
-) -> AppResult<Vec<(ServiceUserId, String)>> {
+) -> DomainResult<Vec<(ServiceUserId, String)>> {
     Ok(sqlx::query_as(
         "SELECT id, name FROM service_users WHERE tenant_id = $1 ORDER BY name LIMIT $2",
     )
@@ -67,7 +67,7 @@ pub async fn names_of(
     pool: &AnyPool,
     tenant_id: &TenantId,
     ids: &[ServiceUserId],
-) -> AppResult<Vec<(ServiceUserId, String)>> {
+) -> DomainResult<Vec<(ServiceUserId, String)>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -99,7 +99,7 @@ pub async fn key_counts(
     tenant_id: &TenantId,
     ids: &[ServiceUserId],
     now: OffsetDateTime,
-) -> AppResult<Vec<KeyCounts>> {
+) -> DomainResult<Vec<KeyCounts>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -137,7 +137,7 @@ pub async fn live_keys(
     ids: &[ServiceUserId],
     per_user: i64,
     now: OffsetDateTime,
-) -> AppResult<Vec<LiveKey>> {
+) -> DomainResult<Vec<LiveKey>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }

@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 use crate::domain::crypto::random;
 use crate::{
     db::{OnUniqueViolation, announce_key_change, begin_write},
+    domain::error::{DomainError, DomainResult},
     domain::{Actor, Description, Email, Name, audit, tenancy::caps},
-    error::{AppError, AppResult},
 };
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -52,7 +52,7 @@ pub async fn create(
     cap: i64,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<ServiceUser> {
+) -> DomainResult<ServiceUser> {
     let id = ServiceUserId::new(random::base62(16));
     let mut tx = begin_write(pool).await?;
     caps::room_for_service_user(&mut tx, pool, tenant_id, cap).await?;
@@ -67,7 +67,7 @@ pub async fn create(
     .bind(UnixTime::from(now))
     .execute(&mut *tx)
     .await
-    .on_unique_violation(|| AppError::Conflict(format!(
+    .on_unique_violation(|| DomainError::Conflict(format!(
                 "a service user named `{}` already exists",
                 new.name
             )))?;
@@ -111,9 +111,9 @@ pub async fn update(
     change: ServiceUserChange,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<ServiceUser> {
+) -> DomainResult<ServiceUser> {
     if change.is_empty() {
-        return Err(AppError::validation(
+        return Err(DomainError::validation(
             "give at least one of name, owner_email, description",
         ));
     }
@@ -143,7 +143,7 @@ pub async fn update(
     .execute(&mut *tx)
     .await
     .on_unique_violation(|| {
-        AppError::Conflict(format!("a service user named `{name}` already exists"))
+        DomainError::Conflict(format!("a service user named `{name}` already exists"))
     })?;
     let after = fetch(&mut *tx, tenant_id, id).await?;
     let change =
@@ -164,7 +164,7 @@ pub async fn set_disabled(
     disabled: bool,
     actor: &Actor,
     now: OffsetDateTime,
-) -> AppResult<ServiceUser> {
+) -> DomainResult<ServiceUser> {
     let mut tx = begin_write(pool).await?;
     let before = fetch(&mut *tx, tenant_id, id).await?;
     if before.disabled_at.is_some() == disabled {
@@ -228,7 +228,7 @@ async fn record(
     action: &str,
     change: &str,
     now: OffsetDateTime,
-) -> AppResult<()> {
+) -> DomainResult<()> {
     audit::record(
         &mut **tx,
         audit::NewAuditEvent {
@@ -251,7 +251,7 @@ async fn fetch<'e>(
     executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
     tenant_id: &TenantId,
     id: &ServiceUserId,
-) -> AppResult<ServiceUser> {
+) -> DomainResult<ServiceUser> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM service_users WHERE tenant_id = $1 AND id = $2"
     ))
@@ -259,7 +259,7 @@ async fn fetch<'e>(
     .bind(id)
     .fetch_optional(executor)
     .await?
-    .ok_or(AppError::NotFound("service user"))
+    .ok_or(DomainError::NotFound("service user"))
 }
 
 /// One service user of `tenant_id`; another tenant's is `NotFound`.
@@ -267,7 +267,7 @@ pub async fn get(
     pool: &AnyPool,
     tenant_id: &TenantId,
     id: &ServiceUserId,
-) -> AppResult<ServiceUser> {
+) -> DomainResult<ServiceUser> {
     fetch(pool, tenant_id, id).await
 }
 
@@ -275,7 +275,7 @@ pub async fn find_by_name(
     pool: &AnyPool,
     tenant_id: &TenantId,
     name: &str,
-) -> AppResult<Option<ServiceUser>> {
+) -> DomainResult<Option<ServiceUser>> {
     Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM service_users WHERE tenant_id = $1 AND name = $2"
     ))
