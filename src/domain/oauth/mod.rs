@@ -3,6 +3,7 @@
 //! access tokens; every token hangs on a parent key (see the migration
 //! `0100_oauth_tokens.sql` and `keysmith_verify::token`).
 
+pub mod clients;
 pub mod tokens;
 
 use time::Duration;
