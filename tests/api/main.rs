@@ -62,6 +62,7 @@ mod mcp;
 mod oauth;
 mod oauth_gateway;
 mod oauth_layer;
+mod oauth_register;
 mod openapi;
 mod operations;
 mod rotation;

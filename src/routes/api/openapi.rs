@@ -34,6 +34,7 @@ use crate::{error::ErrorBody, routes::oauth};
         secret_scanning::github, secret_scanning::gitlab_types, secret_scanning::gitlab_revoke,
         webhooks::create, webhooks::list, webhooks::delete, webhooks::send_test, webhooks::enable, webhooks::rotate_secret, webhooks::deliveries,
         oauth::metadata::document, oauth::token::token, oauth::introspect::introspect, oauth::revoke::revoke,
+        oauth::register::register,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth, &Conventions)

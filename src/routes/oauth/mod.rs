@@ -9,6 +9,7 @@ mod error;
 mod form;
 pub(crate) mod introspect;
 pub(crate) mod metadata;
+pub(crate) mod register;
 pub(crate) mod revoke;
 pub(crate) mod schema;
 pub(crate) mod token;
@@ -49,7 +50,12 @@ pub fn router() -> Router<AppState> {
         .route("/oauth/{tenant}/introspect", post(introspect::introspect))
         .route("/oauth/{tenant}/revoke", post(revoke::revoke))
         .route("/oauth/{tenant}/authorize", get(not_built).post(not_built))
-        .route("/oauth/{tenant}/register", post(not_built))
+        .route(
+            "/oauth/{tenant}/register",
+            post(register::register).layer(axum::extract::DefaultBodyLimit::max(
+                register::MAX_BODY_BYTES,
+            )),
+        )
 }
 
 /// The issuer's tenant: an unknown or disabled one is `404`.
