@@ -60,6 +60,7 @@ mod limits_remaining;
 mod lists;
 mod mcp;
 mod oauth;
+mod oauth_client_documents;
 mod oauth_gateway;
 mod oauth_layer;
 mod oauth_register;
