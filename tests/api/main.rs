@@ -61,6 +61,7 @@ mod lists;
 mod mcp;
 mod oauth;
 mod oauth_client_documents;
+mod oauth_clients_api;
 mod oauth_gateway;
 mod oauth_layer;
 mod oauth_register;

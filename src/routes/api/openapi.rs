@@ -15,8 +15,8 @@ use utoipa::{
 };
 
 use super::{
-    admins, audit, audit_events, forward_auth, invitations, keys, notifications, secret_scanning,
-    service_users, tenants, verify, webhooks,
+    admins, audit, audit_events, forward_auth, invitations, keys, notifications, oauth_clients,
+    secret_scanning, service_users, tenants, verify, webhooks,
 };
 use crate::{error::ErrorBody, routes::oauth};
 
@@ -35,6 +35,7 @@ use crate::{error::ErrorBody, routes::oauth};
         webhooks::create, webhooks::list, webhooks::delete, webhooks::send_test, webhooks::enable, webhooks::rotate_secret, webhooks::deliveries,
         oauth::metadata::document, oauth::token::token, oauth::introspect::introspect, oauth::revoke::revoke,
         oauth::register::register,
+        oauth_clients::create, oauth_clients::list, oauth_clients::delete, oauth_clients::set_registration,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth, &Conventions)
