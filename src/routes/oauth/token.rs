@@ -43,7 +43,7 @@ pub async fn token(
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, OAuthError> {
-    let (_tenant, client) = form::issuer_and_client(&state, &slug, &headers, &form).await?;
+    let (tenant, client) = form::issuer_and_client(&state, &slug, &headers, &form).await?;
     match form.get("grant_type") {
         Some("client_credentials") => {}
         Some(grant @ ("authorization_code" | "refresh_token")) => {
@@ -84,6 +84,7 @@ pub async fn token(
         resource: &resource,
         scopes: scopes.as_ref(),
         grant_type: "client_credentials",
+        lifetime: crate::domain::oauth::access_token_lifetime(&tenant),
     };
     let now = state.now();
     let issued = tokens::issue(state.pool(), &state.peppers, request, now)
