@@ -152,7 +152,7 @@ pub async fn approve(
         now,
     )
     .await?;
-    let grant_id = format!("gr_{}", random::base62(16));
+    let grant_id = random::base62(16);
     sqlx::query(
         "INSERT INTO oauth_grants (id, tenant_id, client_id, client_name, service_user_id, key_id, scopes, \
          resource, approved_by, created_at, refresh_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",

@@ -11,6 +11,7 @@ mod invitations;
 pub mod keys;
 pub mod model;
 mod notifications;
+mod oauth_grants;
 pub mod openapi;
 mod secret_scanning;
 mod service_users;
@@ -72,6 +73,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
             post(webhooks::rotate_secret),
         )
         .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/oauth/grants", get(oauth_grants::list))
+        .route(
+            "/oauth/grants/{id}",
+            axum::routing::delete(oauth_grants::revoke),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency::idempotent,

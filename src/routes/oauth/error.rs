@@ -52,6 +52,12 @@ impl OAuthError {
         )
     }
 
+    /// RFC 6749 §5.2: the code or refresh token is invalid, expired,
+    /// spent, or issued to another client or redirect URI.
+    pub fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
+    }
+
     pub fn invalid_scope(description: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_scope", description)
     }
