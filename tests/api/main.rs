@@ -60,6 +60,7 @@ mod limits_remaining;
 mod lists;
 mod mcp;
 mod oauth;
+mod oauth_code;
 mod oauth_gateway;
 mod oauth_layer;
 mod openapi;
