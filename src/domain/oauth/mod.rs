@@ -6,6 +6,7 @@
 //! parent key), `codes` (single-use, PKCE-bound), `exchange` (token pairs,
 //! refresh rotation and reuse detection), `pkce`.
 
+pub mod clients;
 pub mod codes;
 pub mod exchange;
 pub mod grants;
