@@ -130,7 +130,8 @@ async fn respond(
             ("error_description", "the person denied the request"),
         ]));
     }
-    let approved = approved_scopes(&form, &request.scopes)?;
+    let approved = approved_scopes(&form, &request.scopes)
+        .map_err(|message| page_error(AppError::validation(message)))?;
     let service_user = service_user_picker::chosen(
         state,
         &tenant.id,
@@ -166,27 +167,22 @@ async fn respond(
 }
 
 /// The scopes the person ticked: each one the client asked for, at least one.
-fn approved_scopes(form: &[(String, String)], asked: &ScopeSet) -> Result<ScopeSet, Response> {
+fn approved_scopes(form: &[(String, String)], asked: &ScopeSet) -> Result<ScopeSet, &'static str> {
     let ticked: Vec<&str> = form
         .iter()
         .filter(|(name, _)| name == "approved_scope")
         .map(|(_, value)| value.as_str())
         .collect();
-    let refuse = |message: &'static str| PageError(AppError::validation(message)).into_response();
     let approved = ScopeSet::parse(&ticked.join(" "))
-        .map_err(|_| refuse("a ticked scope is not one the application asked for"))?;
+        .map_err(|_| "a ticked scope is not one the application asked for")?;
     if approved
         .iter()
         .any(|scope| !asked.iter().any(|a| a == scope))
     {
-        return Err(refuse(
-            "a ticked scope is not one the application asked for",
-        ));
+        return Err("a ticked scope is not one the application asked for");
     }
     if approved.is_empty() {
-        return Err(refuse(
-            "tick at least one scope to approve, or deny the request",
-        ));
+        return Err("tick at least one scope to approve, or deny the request");
     }
     Ok(approved)
 }
