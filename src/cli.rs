@@ -320,6 +320,7 @@ impl Cli {
                     key_prefix: key_prefix.as_deref().map(KeyPrefix::parse).transpose()?,
                     default_rate_limit: limit_arg("--default-rate-limit", default_rate_limit)?,
                     default_quota: limit_arg("--default-quota", default_quota)?,
+                    ..Default::default()
                 };
                 if !change.is_empty() {
                     tenant =

@@ -62,6 +62,7 @@ mod mcp;
 mod oauth;
 mod oauth_client_documents;
 mod oauth_clients_api;
+mod oauth_code;
 mod oauth_gateway;
 mod oauth_layer;
 mod oauth_register;

@@ -138,6 +138,48 @@ pub async fn create(
     Ok(issued)
 }
 
+/// Mints the parent key of an OAuth grant inside the grant's transaction:
+/// for `service_user_id`, with `allowed` (the approved scopes), ending at
+/// `expires_at` (the grant's end). Counts against the tenant's key cap like
+/// any key. The plaintext is dropped here: nobody ever holds this key,
+/// only the tokens that hang on it.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "create's arguments inside a caller's transaction"
+)]
+pub(crate) async fn create_for_grant(
+    tx: &mut Transaction<'_, Any>,
+    pool: &AnyPool,
+    peppers: &Peppers,
+    tenant: &Tenant,
+    (service_user_id, name): (&ServiceUserId, &str),
+    allowed: keysmith_verify::Capabilities,
+    expires_at: OffsetDateTime,
+    cap: i64,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> AppResult<KeyRow> {
+    caps::room_for_key(tx, pool, &tenant.id, cap, now).await?;
+    let issued = insert_key(
+        tx,
+        peppers,
+        KeyInsert {
+            tenant,
+            service_user_id,
+            name,
+            allowed: allowed.to_storage(),
+            limits: tenant.default_limits().to_storage(),
+            scopes: "[]".to_owned(),
+            expires_at,
+            rotated_from: None,
+            actor,
+            now,
+        },
+    )
+    .await?;
+    Ok(issued.row)
+}
+
 /// The outcome of a rotation: the new key (shown once) and the superseded one.
 #[derive(Debug)]
 pub struct Rotation {

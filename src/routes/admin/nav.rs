@@ -24,6 +24,8 @@ pub enum Section {
     ServiceUsers,
     Webhooks,
     Policy,
+    /// OAuth connections (grants).
+    OAuthGrants,
     Tenants,
     Accounts,
     /// The admin's own account.
@@ -38,6 +40,7 @@ impl Section {
             Self::ServiceUsers => "/admin/service-users",
             Self::Webhooks => "/admin/webhooks",
             Self::Policy => "/admin/policy",
+            Self::OAuthGrants => "/admin/oauth-grants",
             Self::Tenants => "/admin/tenants",
             Self::Accounts => "/admin/accounts",
             Self::Account => "/admin/account",

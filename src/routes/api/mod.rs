@@ -12,6 +12,7 @@ pub mod keys;
 pub mod model;
 mod notifications;
 pub(crate) mod oauth_clients;
+mod oauth_grants;
 pub mod openapi;
 mod secret_scanning;
 mod service_users;
@@ -84,6 +85,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(
             "/oauth/registration",
             axum::routing::put(oauth_clients::set_registration),
+        )
+        .route("/oauth/grants", get(oauth_grants::list))
+        .route(
+            "/oauth/grants/{id}",
+            axum::routing::delete(oauth_grants::revoke),
         )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -16,7 +16,7 @@ use utoipa::{
 
 use super::{
     admins, audit, audit_events, forward_auth, invitations, keys, notifications, oauth_clients,
-    secret_scanning, service_users, tenants, verify, webhooks,
+    oauth_grants, secret_scanning, service_users, tenants, verify, webhooks,
 };
 use crate::{error::ErrorBody, routes::oauth};
 
@@ -36,6 +36,7 @@ use crate::{error::ErrorBody, routes::oauth};
         oauth::metadata::document, oauth::token::token, oauth::introspect::introspect, oauth::revoke::revoke,
         oauth::register::register,
         oauth_clients::create, oauth_clients::list, oauth_clients::delete, oauth_clients::set_registration,
+        oauth_grants::list, oauth_grants::revoke,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth, &Conventions)

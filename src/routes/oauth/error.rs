@@ -52,6 +52,12 @@ impl OAuthError {
         )
     }
 
+    /// RFC 6749 §5.2: the code or refresh token is invalid, expired,
+    /// spent, or issued to another client or redirect URI.
+    pub fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
+    }
+
     pub fn invalid_scope(description: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_scope", description)
     }
@@ -98,15 +104,6 @@ impl OAuthError {
         Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "invalid_request",
-            description,
-        )
-    }
-
-    /// An endpoint of the authorization-code flow, announced but not built yet.
-    pub fn not_built(description: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "temporarily_unavailable",
             description,
         )
     }

@@ -118,10 +118,6 @@ async fn authenticate(
 /// (`client_secret_basic` or `client_secret_post`, exactly one of them).
 /// A public client sends `client_id` alone. Check the secret with
 /// `OAuthClient::authenticate` once the registry resolved the id.
-#[expect(
-    dead_code,
-    reason = "the authorization-code and refresh-token grants (branch oauth-code) call it; remove this then"
-)]
 pub(crate) fn presented_client(
     headers: &HeaderMap,
     form: &OAuthForm,
