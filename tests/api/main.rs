@@ -10,6 +10,7 @@ mod admin_browser;
 mod admin_key_picker;
 mod admin_lifecycle_browser;
 mod admin_limits;
+mod admin_oauth_clients;
 mod admin_people;
 mod admin_policy;
 mod admin_races;
