@@ -67,6 +67,7 @@ mod oauth_code;
 mod oauth_gateway;
 mod oauth_layer;
 mod oauth_register;
+mod oauth_sdk_clients;
 mod openapi;
 mod operations;
 mod rotation;
