@@ -3,7 +3,9 @@
 //! `keysmith gateway --resource` to an MCP server: discovery from the 401,
 //! dynamic registration, PKCE, consent by a person in headless Chromium,
 //! the token, a tool call allowed, a request outside the approved scopes
-//! refused, and a refresh.
+//! refused, and a refresh. And the official conformance suite's
+//! authorization-server scenarios against a tenant's issuer, its
+//! authorization URL answered by a person in Chromium.
 
 use std::{process::Stdio, time::Duration};
 
@@ -39,14 +41,107 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The app again on a known address, so its issuer is reachable as announced.
+async fn on_known_address(app: TestApp) -> (TestApp, String) {
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let clock = app.clock.clone();
+    let db = app.stop().await;
+    let env = [("KEYSMITH_PUBLIC_URL", public.clone())];
+    let app = TestApp::spawn_at(db, &env, Some(clock), &format!("127.0.0.1:{port}")).await;
+    (app, public)
+}
+
+/// Signs `owner@acme.test` in at `authorize` and approves as shown, after
+/// unticking `untick`.
+async fn consent(b: &Browser, authorize: &str, client_name: &str, untick: &[&str]) {
+    b.goto(authorize).await;
+    b.wait_for_text("Sign in to answer an application").await;
+    b.fill("#email", "owner@acme.test").await;
+    b.fill("#password", PASSWORD).await;
+    b.click("main form button[type=submit]").await;
+    b.wait_for_text(&format!("Connect {client_name}?")).await;
+    for scope in untick {
+        b.click(&format!("input[value='{scope}']")).await;
+    }
+    b.click("button[value=approve]").await;
+}
+
+/// Every check of every `checks.json` under `out`: (scenario dir, id, status).
+fn conformance_checks(out: &std::path::Path) -> Vec<(String, String, String)> {
+    let mut checks = Vec::new();
+    for entry in std::fs::read_dir(out).expect("results") {
+        let dir = entry.expect("entry").path();
+        let Ok(text) = std::fs::read_to_string(dir.join("checks.json")) else {
+            continue;
+        };
+        let name = dir
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        for check in serde_json::from_str::<Vec<Value>>(&text).expect("checks.json") {
+            let id = check["id"].as_str().unwrap_or("?").to_owned();
+            let status = check["status"].as_str().unwrap_or("?").to_owned();
+            checks.push((name.clone(), id, status));
+        }
+    }
+    checks
+}
+
 both_engines! {
+    async fn the_conformance_suite_authorization_scenarios_pass_against_a_tenants_issuer(app: TestApp) {
+        let (app, public) = on_known_address(app).await;
+        let issuer = format!("{public}/oauth/acme");
+        app.create_service_user("agent").await;
+        admin_user(&app, "owner@acme.test", Role::Owner).await;
+        let client_id = crate::oauth_register::register_public(&app, &["http://127.0.0.1/callback"]).await;
+        let out = tempfile::tempdir().expect("temp dir");
+        let port = free_port().to_string();
+        let mut suite = tokio::process::Command::new("node")
+            .arg(conformance_dir().join("conformance.mjs"))
+            .args(["authorization", "--url", &issuer, "--client-id", &client_id])
+            .args(["--resource", "https://mcp.example.com/mcp", "--port", &port, "-o"])
+            .arg(out.path())
+            .current_dir(conformance_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node");
+        let mut lines = BufReader::new(suite.stdout.take().expect("stdout")).lines();
+        let mut printed = Vec::new();
+        let authorize = loop {
+            let line = next_line(&mut lines).await;
+            if line.starts_with(&format!("{issuer}/authorize?")) {
+                break line;
+            }
+            printed.push(line);
+            assert!(printed.len() < 200, "no authorization URL: {printed:#?}");
+        };
+        let label = format!("oauth-suite-{:?}", app.db.engine).to_lowercase();
+        let browser = Browser::start(&label).await;
+        let b = &browser;
+        browser.run(Duration::from_secs(120), async {
+            consent(b, &authorize, "Test client", &[]).await;
+            b.wait_for_text("OK").await;
+        }).await;
+        while let Ok(Some(line)) = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await.expect("the suite ends") {
+            printed.push(line);
+        }
+        let _ = suite.wait().await;
+        let checks = conformance_checks(out.path());
+        for scenario in ["authorization-server-metadata-endpoint", "authorization-code-grant"] {
+            let dir = format!("authorization-server-{scenario}-");
+            assert!(checks.iter().any(|(name, _, _)| name.starts_with(&dir)), "{scenario} not run: {checks:#?}\n{printed:#?}");
+        }
+        assert!(checks.iter().any(|(_, id, _)| id == "authorization-code-grant"), "{checks:#?}");
+        let failed: Vec<_> = checks.iter().filter(|(_, _, status)| status != "SUCCESS").collect();
+        assert!(failed.is_empty(), "{failed:#?}\n{printed:#?}");
+    }
+
     async fn the_typescript_sdk_client_connects_through_the_gateway_with_oauth(app: TestApp) {
-        // The app on a known address, so that its issuer is reachable as announced.
-        let port = free_port();
-        let public = format!("http://127.0.0.1:{port}");
-        let clock = app.clock.clone();
-        let db = app.stop().await;
-        let app = TestApp::spawn_at(db, &[("KEYSMITH_PUBLIC_URL", public.clone())], Some(clock), &format!("127.0.0.1:{port}")).await;
+        let (app, public) = on_known_address(app).await;
         let issuer = format!("{public}/oauth/acme");
         app.create_service_user("agent").await;
         admin_user(&app, "owner@acme.test", Role::Owner).await;
@@ -78,16 +173,8 @@ both_engines! {
         let browser = Browser::start(&label).await;
         let b = &browser;
         browser.run(Duration::from_secs(120), async {
-            b.goto(&authorize).await;
-            b.wait_for_text("Sign in to answer an application").await;
-            b.fill("#email", "owner@acme.test").await;
-            b.fill("#password", PASSWORD).await;
-            b.click("main form button[type=submit]").await;
-            b.wait_for_text("Connect TS SDK e2e?").await;
             // Approve tools only: resources and prompts stay out of the grant.
-            b.click("input[value='resources:*']").await;
-            b.click("input[value='prompts:*']").await;
-            b.click("button[value=approve]").await;
+            consent(b, &authorize, "TS SDK e2e", &["resources:*", "prompts:*"]).await;
             b.wait_for_text("Connected").await;
         }).await;
 
