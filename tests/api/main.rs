@@ -61,6 +61,7 @@ mod lists;
 mod mcp;
 mod oauth;
 mod oauth_code;
+mod oauth_code_attacks;
 mod oauth_gateway;
 mod oauth_layer;
 mod openapi;

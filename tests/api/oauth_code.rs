@@ -60,13 +60,29 @@ pub async fn connector(app: &TestApp, auth_method: &str, redirect: &str) -> Conn
 /// A PKCE verifier and its S256 challenge.
 pub fn pkce() -> (String, String) {
     let verifier = format!("v{}", keysmith::domain::random::base62(60));
-    let challenge =
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(Sha256::digest(verifier.as_bytes()));
     (verifier, challenge)
 }
 
-/// The authorization request's query for `client`.
-pub fn authorize_query(client: &str, challenge: &str, state: &str, scope: &str) -> Vec<(String, String)> {
+/// The authorization request's query for `client`, for [`RESOURCE`].
+pub fn authorize_query(
+    client: &str,
+    challenge: &str,
+    state: &str,
+    scope: &str,
+) -> Vec<(String, String)> {
+    authorize_query_for(client, challenge, state, scope, RESOURCE)
+}
+
+/// The authorization request's query for `client` and `resource`.
+pub fn authorize_query_for(
+    client: &str,
+    challenge: &str,
+    state: &str,
+    scope: &str,
+    resource: &str,
+) -> Vec<(String, String)> {
     [
         ("response_type", "code"),
         ("client_id", client),
@@ -75,7 +91,7 @@ pub fn authorize_query(client: &str, challenge: &str, state: &str, scope: &str) 
         ("state", state),
         ("code_challenge", challenge),
         ("code_challenge_method", "S256"),
-        ("resource", RESOURCE),
+        ("resource", resource),
     ]
     .iter()
     .filter(|(_, v)| !v.is_empty())
@@ -102,7 +118,9 @@ pub async fn signed_in_owner(app: &TestApp) -> reqwest::Client {
 /// The value of the hidden field `name` on a page.
 pub fn field_of(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
-    let (_, rest) = html.split_once(&marker).unwrap_or_else(|| panic!("{name} on the page"));
+    let (_, rest) = html
+        .split_once(&marker)
+        .unwrap_or_else(|| panic!("{name} on the page"));
     rest.split('"').next().expect("value").to_owned()
 }
 
@@ -118,7 +136,11 @@ pub async fn answer(
     let mut form: Vec<(String, String)> = query.to_vec();
     form.push(("csrf".into(), csrf_of(page)));
     form.push(("form_token".into(), field_of(page, "form_token")));
-    form.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    form.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     person
         .post(app.url("/oauth/acme/authorize"))
         .header("origin", &app.base)
@@ -133,11 +155,16 @@ pub fn redirect_params(res: &Response) -> Vec<(String, String)> {
     let location = res.headers()["location"].to_str().expect("ascii");
     assert!(location.starts_with(REDIRECT), "to the client: {location}");
     let url = url::Url::parse(location).expect("url");
-    url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    url.query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// A code for `client`, approved by a signed-in owner for the service user
@@ -150,17 +177,55 @@ pub async fn approved_code(
     service_user: &str,
     scopes: &[&str],
 ) -> String {
-    let query = authorize_query(client, challenge, "st-1", "tools:whoami tools:files/* prompts:*");
-    let page = person.get(authorize_url(app, &query)).send().await.expect("consent");
+    approved_code_for(
+        app,
+        person,
+        (client, challenge),
+        service_user,
+        scopes,
+        RESOURCE,
+    )
+    .await
+}
+
+/// [`approved_code`] for another resource.
+pub async fn approved_code_for(
+    app: &TestApp,
+    person: &reqwest::Client,
+    (client, challenge): (&str, &str),
+    service_user: &str,
+    scopes: &[&str],
+    resource: &str,
+) -> String {
+    let query = authorize_query_for(
+        client,
+        challenge,
+        "st-1",
+        "tools:whoami tools:files/* prompts:*",
+        resource,
+    );
+    let page = person
+        .get(authorize_url(app, &query))
+        .send()
+        .await
+        .expect("consent");
     assert_eq!(page.status(), StatusCode::OK);
     let page = page.text().await.expect("html");
     let mut extra = vec![("decision", "approve"), ("service_user_id", service_user)];
     extra.extend(scopes.iter().map(|s| ("approved_scope", *s)));
     let res = answer(app, person, &query, &page, &extra).await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER, "{:?}", res.text().await);
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "{:?}",
+        res.text().await
+    );
     let params = redirect_params(&res);
     assert_eq!(param(&params, "state"), Some("st-1"));
-    assert_eq!(param(&params, "iss"), Some(format!("{}/oauth/acme", app.state.config.public_url).as_str()));
+    assert_eq!(
+        param(&params, "iss"),
+        Some(format!("{}/oauth/acme", app.state.config.public_url).as_str())
+    );
     param(&params, "code").expect("code").to_owned()
 }
 
@@ -192,7 +257,15 @@ pub async fn redeem(app: &TestApp, client: &Connector, code: &str, verifier: &st
 }
 
 pub async fn refresh(app: &TestApp, client: &Connector, refresh_token: &str) -> Response {
-    token_request(app, client, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)]).await
+    token_request(
+        app,
+        client,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ],
+    )
+    .await
 }
 
 /// Introspection of `token` by the tenant's management key.
@@ -215,7 +288,15 @@ pub async fn connected(app: &TestApp) -> (Connector, String, Value) {
     let su = app.create_service_user("agent").await;
     let person = signed_in_owner(app).await;
     let (verifier, challenge) = pkce();
-    let code = approved_code(app, &person, &client.client_id, &challenge, &su, &["tools:whoami"]).await;
+    let code = approved_code(
+        app,
+        &person,
+        &client.client_id,
+        &challenge,
+        &su,
+        &["tools:whoami"],
+    )
+    .await;
     let res = redeem(app, &client, &code, &verifier).await;
     assert_eq!(res.headers()["cache-control"], "no-store");
     let tokens = expect_json(res, StatusCode::OK).await;
@@ -223,7 +304,10 @@ pub async fn connected(app: &TestApp) -> (Connector, String, Value) {
 }
 
 async fn count_where(app: &TestApp, sql: &str) -> i64 {
-    let (n,): (i64,) = sqlx::query_as(sql).fetch_one(app.state.pool()).await.expect("count");
+    let (n,): (i64,) = sqlx::query_as(sql)
+        .fetch_one(app.state.pool())
+        .await
+        .expect("count");
     n
 }
 
