@@ -63,6 +63,7 @@ mod oauth;
 mod oauth_code;
 mod oauth_code_attacks;
 mod oauth_gateway;
+mod oauth_grants;
 mod oauth_layer;
 mod openapi;
 mod operations;
