@@ -62,6 +62,7 @@ mod mcp;
 mod oauth;
 mod oauth_code;
 mod oauth_code_attacks;
+mod oauth_consent_browser;
 mod oauth_gateway;
 mod oauth_grants;
 mod oauth_layer;
