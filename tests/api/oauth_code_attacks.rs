@@ -186,6 +186,10 @@ both_engines! {
         let back = res.headers()["location"].to_str().expect("ascii");
         assert_eq!(app.url(back), url, "back to the authorization request");
         assert_eq!(person.get(&url).send().await.expect("consent").status(), StatusCode::OK, "an admin may answer");
+        // An answer posted after the session ended: sign in again, then the request is shown again.
+        let res = browser().post(app.url("/oauth/acme/authorize")).form(&query).send().await.expect("post");
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(res.headers()["location"].to_str().expect("ascii"), to, "the same request, re-entered");
         // The sign-in form's next never leads elsewhere.
         let res = browser().post(app.url("/admin/sign-in"))
             .form(&[("email", "admin@acme.test"), ("password", PASSWORD), ("next", "//evil.example/oauth/acme/authorize")])
