@@ -126,8 +126,6 @@ both_engines! {
         let res = app.client.get(app.url("/oauth/acme/authorize?response_type=code")).send().await.expect("authorize");
         assert_eq!(res.status(), StatusCode::BAD_REQUEST);
         assert!(res.headers().get("location").is_none());
-        let res = app.client.post(app.url("/oauth/acme/register")).json(&json!({})).send().await.expect("register");
-        expect_oauth_error(res, StatusCode::NOT_IMPLEMENTED, "temporarily_unavailable").await;
     }
 
     async fn client_credentials_by_basic_and_post(app: TestApp) {

@@ -11,6 +11,7 @@ mod invitations;
 pub mod keys;
 pub mod model;
 mod notifications;
+pub(crate) mod oauth_clients;
 mod oauth_grants;
 pub mod openapi;
 mod secret_scanning;
@@ -73,6 +74,18 @@ pub fn router(state: &AppState) -> Router<AppState> {
             post(webhooks::rotate_secret),
         )
         .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route(
+            "/oauth/clients",
+            post(oauth_clients::create).get(oauth_clients::list),
+        )
+        .route(
+            "/oauth/clients/{client_id}",
+            axum::routing::delete(oauth_clients::delete),
+        )
+        .route(
+            "/oauth/registration",
+            axum::routing::put(oauth_clients::set_registration),
+        )
         .route("/oauth/grants", get(oauth_grants::list))
         .route(
             "/oauth/grants/{id}",

@@ -11,14 +11,13 @@ mod error;
 mod form;
 pub(crate) mod introspect;
 pub(crate) mod metadata;
+pub(crate) mod register;
 pub(crate) mod revoke;
 pub(crate) mod schema;
 pub(crate) mod token;
 
 use axum::{
     Router,
-    extract::Path,
-    response::{IntoResponse, Response},
     routing::{get, post},
 };
 
@@ -50,7 +49,12 @@ pub fn router() -> Router<AppState> {
         .route("/oauth/{tenant}/token", post(token::token))
         .route("/oauth/{tenant}/introspect", post(introspect::introspect))
         .route("/oauth/{tenant}/revoke", post(revoke::revoke))
-        .route("/oauth/{tenant}/register", post(not_built))
+        .route(
+            "/oauth/{tenant}/register",
+            post(register::register).layer(axum::extract::DefaultBodyLimit::max(
+                register::MAX_BODY_BYTES,
+            )),
+        )
 }
 
 /// The issuer's tenant: an unknown or disabled one is `404`.
@@ -58,16 +62,5 @@ pub(crate) async fn issuer_tenant(state: &AppState, slug: &str) -> Result<Tenant
     match tenants::find_by_slug(state.pool(), slug).await? {
         Some(tenant) if tenant.disabled_at.is_none() => Ok(tenant),
         _ => Err(crate::error::AppError::NotFound("tenant").into()),
-    }
-}
-
-async fn not_built(state: axum::extract::State<AppState>, Path(slug): Path<String>) -> Response {
-    match issuer_tenant(&state, &slug).await {
-        Ok(_) => OAuthError::not_built(
-            "the authorization-code flow (authorization and client registration) is not available yet; \
-             machine clients use grant_type=client_credentials with a Keysmith key as the client secret",
-        )
-        .into_response(),
-        Err(err) => err.into_response(),
     }
 }

@@ -82,3 +82,23 @@ pub struct OAuthErrorBody {
     pub error: String,
     pub error_description: String,
 }
+
+/// `POST {issuer}/register` answer (RFC 7591 §3.2.1).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RegisteredClient {
+    /// `kc_` and 22 characters.
+    pub client_id: String,
+    /// Unix seconds.
+    pub client_id_issued_at: i64,
+    pub client_name: String,
+    pub client_uri: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub response_types: Vec<String>,
+    /// `none`, `client_secret_basic` or `client_secret_post`.
+    pub token_endpoint_auth_method: String,
+    /// A confidential client's secret (`kcs_…`), shown this once.
+    pub client_secret: Option<String>,
+    /// `0`: the secret does not expire.
+    pub client_secret_expires_at: Option<i64>,
+}
