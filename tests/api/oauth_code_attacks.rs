@@ -59,6 +59,27 @@ both_engines! {
         assert_eq!(app.count("oauth_grants").await, 1);
     }
 
+    async fn a_burst_of_one_refresh_token_rotates_it_once_and_ends_the_grant(app: TestApp) {
+        let (client, _, tokens) = connected(&app).await;
+        let rt = tokens["refresh_token"].as_str().expect("refresh").to_owned();
+        let mut burst = JoinSet::new();
+        for _ in 0..6 {
+            let form = vec![("grant_type", "refresh_token".to_owned()), ("refresh_token", rt.clone()), ("client_id", client.client_id.clone())];
+            let (http, url) = (app.client.clone(), app.url("/oauth/acme/token"));
+            burst.spawn(async move {
+                let res = http.post(url).form(&form).send().await.expect("token");
+                (res.status(), res.json::<serde_json::Value>().await.expect("json"))
+            });
+        }
+        let answers = burst.join_all().await;
+        let rotated: Vec<_> = answers.iter().filter(|(s, _)| *s == StatusCode::OK).collect();
+        assert_eq!(rotated.len(), 1, "one rotation: {answers:?}");
+        assert!(answers.iter().filter(|(s, _)| *s != StatusCode::OK).all(|(_, b)| b["error"] == "invalid_grant"), "{answers:?}");
+        // The others were reuse: the grant ended, the winner's pair with it.
+        assert_eq!(introspect(&app, rotated[0].1["access_token"].as_str().expect("access")).await["active"], false);
+        assert_eq!(audited(&app, "oauth.refresh_reuse").await, 1);
+    }
+
     async fn codes_are_bound_to_the_verifier_client_redirect_and_resource_and_expire(app: TestApp) {
         let client = connector(&app, "none", REDIRECT).await;
         let other = connector(&app, "none", REDIRECT).await;
