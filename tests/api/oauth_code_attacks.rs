@@ -331,6 +331,19 @@ both_engines! {
         assert_eq!(list["items"][0]["revoked_reason"], "revoked");
     }
 
+    async fn a_grants_key_is_never_rotated_and_revoking_it_ends_the_grant(app: TestApp) {
+        let (client, _, tokens) = connected(&app).await;
+        let list = expect_json(app.get("/api/v1/tenants/acme/oauth/grants").await, StatusCode::OK).await;
+        let key_id = list["items"][0]["key_id"].as_str().expect("key").to_owned();
+        assert_eq!(app.rotate_key(&key_id).await.status(), StatusCode::CONFLICT);
+        assert_eq!(app.revoke_key(&key_id, "cleanup").await.status(), StatusCode::OK);
+        let list = expect_json(app.get("/api/v1/tenants/acme/oauth/grants").await, StatusCode::OK).await;
+        assert_eq!(list["items"][0]["revoked_reason"], "key revoked");
+        assert_eq!(introspect(&app, tokens["access_token"].as_str().expect("access")).await["active"], false);
+        let res = refresh(&app, &client, tokens["refresh_token"].as_str().expect("rt")).await;
+        expect_oauth_error(res, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    }
+
     async fn a_disabled_service_user_or_revoked_key_stops_the_grant(app: TestApp) {
         let (client, su, tokens) = connected(&app).await;
         let access = tokens["access_token"].as_str().expect("access");
