@@ -392,6 +392,32 @@ both_engines! {
         assert!(body["error_description"].as_str().expect("text").contains("expired"), "{body}");
     }
 
+    async fn a_client_revokes_its_access_token_or_its_whole_grant(app: TestApp) {
+        let (client, _, first) = connected(&app).await;
+        let stranger = connector(&app, "none", REDIRECT).await;
+        let revoke = |who: &Connector, token: &str| {
+            let form = [("token", token.to_owned()), ("client_id", who.client_id.clone())];
+            app.client.post(app.url("/oauth/acme/revoke")).form(&form).send()
+        };
+        let access = first["access_token"].as_str().expect("access");
+        // Another client's revocation is ignored, with the same answer.
+        assert_eq!(revoke(&stranger, access).await.expect("revoke").status(), StatusCode::OK);
+        assert_eq!(introspect(&app, access).await["active"], true);
+        assert_eq!(revoke(&client, access).await.expect("revoke").status(), StatusCode::OK);
+        assert_eq!(introspect(&app, access).await["active"], false);
+        // The grant lives on: a refresh still works.
+        let second = expect_json(refresh(&app, &client, first["refresh_token"].as_str().expect("rt")).await, StatusCode::OK).await;
+        // Its refresh token revoked: the whole grant ends (RFC 7009 §2.1).
+        let rt = second["refresh_token"].as_str().expect("rt");
+        assert_eq!(revoke(&client, rt).await.expect("revoke").status(), StatusCode::OK);
+        assert_eq!(introspect(&app, second["access_token"].as_str().expect("access")).await["active"], false);
+        let list = expect_json(app.get("/api/v1/tenants/acme/oauth/grants").await, StatusCode::OK).await;
+        assert_eq!(list["items"][0]["revoked_reason"], "revoked by its client");
+        // No client at all is not a client.
+        let res = app.client.post(app.url("/oauth/acme/revoke")).form(&[("token", rt)]).send().await.expect("revoke");
+        assert!(res.status().is_client_error(), "{}", res.status());
+    }
+
     async fn access_token_lifetime_follows_the_tenant_policy(app: TestApp) {
         for bad in [json!({"oauth_access_token_minutes": 4}), json!({"oauth_access_token_minutes": 1441}),
                     json!({"oauth_refresh_idle_days": 40, "oauth_refresh_absolute_days": 30})] {

@@ -331,3 +331,80 @@ async fn reused(
         "the refresh token was already used; its grant is revoked",
     )))
 }
+
+/// RFC 7009 for a client of the authorization-code flow: its access token
+/// is revoked; its refresh token ends the whole grant (§2.1: the access
+/// tokens of the same grant go with it). Anything else (another client's,
+/// another tenant's, a wrong secret) is silently ignored.
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, token_id = token.token_id()))]
+pub async fn revoke_by_client(
+    pool: &AnyPool,
+    peppers: &Peppers,
+    tenant: &Tenant,
+    client_id: &str,
+    token: &OAuthToken,
+    now: OffsetDateTime,
+) -> AppResult<()> {
+    let mut tx = begin_write(pool).await?;
+    let row: Option<(String, i64, String, Option<String>)> = sqlx::query_as(
+        "SELECT secret_hash, pepper_version, kind, grant_id FROM oauth_tokens \
+         WHERE id = $1 AND tenant_id = $2 AND client_id = $3",
+    )
+    .bind(token.token_id())
+    .bind(&tenant.id)
+    .bind(client_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let matches = peppers.matches(
+        row.as_ref()
+            .map(|(hash, version, ..)| (hash.as_str(), *version)),
+        token.secret(),
+    );
+    let Some((_, _, kind, Some(grant_id))) = row.filter(|_| matches) else {
+        return Ok(());
+    };
+    if kind == TokenKind::Refresh.as_str() {
+        let found: Option<(ServiceUserId, KeyId)> = sqlx::query_as(
+            "SELECT service_user_id, key_id FROM oauth_grants WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(&tenant.id)
+        .bind(&grant_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((service_user_id, key_id)) = found {
+            let actor = client_actor(client_id);
+            grants::end(
+                &mut tx,
+                pool,
+                grants::Ending {
+                    tenant_id: &tenant.id,
+                    grant_id: &grant_id,
+                    key: (&key_id, &service_user_id),
+                    reason: "revoked by its client",
+                    action: "oauth.revoke",
+                    actor: &actor,
+                },
+                now,
+            )
+            .await?;
+        }
+    } else {
+        let (key_id,): (String,) =
+            sqlx::query_as("SELECT key_id FROM oauth_tokens WHERE id = $1 AND tenant_id = $2")
+                .bind(token.token_id())
+                .bind(&tenant.id)
+                .fetch_one(&mut *tx)
+                .await?;
+        sqlx::query(
+            "UPDATE oauth_tokens SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(UnixTime::from(now))
+        .bind(token.token_id())
+        .bind(&tenant.id)
+        .execute(&mut *tx)
+        .await?;
+        crate::db::announce_key_change(&mut tx, pool, &key_id).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
