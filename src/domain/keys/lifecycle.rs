@@ -342,6 +342,18 @@ pub async fn revoke(
 ) -> AppResult<KeyRow> {
     let mut tx = crate::db::begin_write(pool).await?;
     let current = fetch_live(&mut tx, &tenant.id, key_id, now).await?;
+    // A key that backs an OAuth grant ends the grant with it, so the
+    // Connections page does not show a connection that no longer works.
+    // The grant first: every writer of a grant and its key takes that order.
+    sqlx::query(
+        "UPDATE oauth_grants SET revoked_at = $1, revoked_reason = 'key revoked' \
+         WHERE tenant_id = $2 AND key_id = $3 AND revoked_at IS NULL",
+    )
+    .bind(UnixTime::from(now))
+    .bind(&tenant.id)
+    .bind(key_id)
+    .execute(&mut *tx)
+    .await?;
     let updated = sqlx::query(
         "UPDATE api_keys SET status = 'revoked', revoked_at = $1, revoked_reason = $2 \
          WHERE tenant_id = $3 AND id = $4 AND status IN ('active', 'rotating')",
@@ -375,17 +387,6 @@ pub async fn revoke(
     .await?;
     let row = fetch(&mut *tx, &tenant.id, key_id).await?;
     crate::domain::outbox::enqueue_revocation(&mut tx, tenant, &row, reason, actor, now).await?;
-    // A key that backs an OAuth grant ends the grant with it, so the
-    // Connections page does not show a connection that no longer works.
-    sqlx::query(
-        "UPDATE oauth_grants SET revoked_at = $1, revoked_reason = 'key revoked' \
-         WHERE tenant_id = $2 AND key_id = $3 AND revoked_at IS NULL",
-    )
-    .bind(UnixTime::from(now))
-    .bind(&tenant.id)
-    .bind(key_id)
-    .execute(&mut *tx)
-    .await?;
     webhooks::enqueue(
         &mut tx,
         &tenant.id,
