@@ -10,6 +10,7 @@ use crate::{
     both_engines,
     helpers::{TestApp, expect_error, expect_json},
     oauth::expect_oauth_error,
+    oauth_code::{connected, introspect, refresh},
     oauth_register::{register, register_public},
 };
 use keysmith::domain::{Scope, oauth::clients::ClientRefused};
@@ -126,5 +127,19 @@ both_engines! {
         expect_error(put(&app, &globex_key, path, &json!({"open": true})).await, StatusCode::NOT_FOUND, "not_found").await;
         expect_json(put(&app, &app.admin_key, path, &json!({"open": true})).await, StatusCode::OK).await;
         expect_json(register(&app, "acme", &metadata).await, StatusCode::CREATED).await;
+    }
+
+    async fn deleting_a_client_ends_its_connections_and_their_tokens(app: TestApp) {
+        let (client, _su, tokens) = connected(&app).await;
+        let access = tokens["access_token"].as_str().expect("access");
+        assert_eq!(introspect(&app, access).await["active"], true);
+        let res = delete(&app, &app.admin_key, &format!("{CLIENTS}/{}", client.client_id)).await;
+        assert_eq!(res.status(), StatusCode::NO_CONTENT);
+        assert_eq!(introspect(&app, access).await["active"], false, "its token stops at once");
+        let res = refresh(&app, &client, tokens["refresh_token"].as_str().expect("refresh")).await;
+        expect_oauth_error(res, StatusCode::UNAUTHORIZED, "invalid_client").await;
+        let reason: Option<String> = sqlx::query_scalar("SELECT revoked_reason FROM oauth_grants")
+            .fetch_one(app.state.pool()).await.expect("grant");
+        assert_eq!(reason.as_deref(), Some("client deleted"));
     }
 }

@@ -11,6 +11,7 @@ mod key_detail;
 mod keys_page;
 mod limits_form;
 mod nav;
+mod oauth_clients_page;
 mod oauth_grants_page;
 pub(crate) mod page;
 mod policy_page;
@@ -134,6 +135,18 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(
             "/admin/account/sign-out-everywhere",
             post(account_page::sign_out_everywhere),
+        )
+        .route(
+            "/admin/oauth-clients",
+            get(oauth_clients_page::list).post(oauth_clients_page::create),
+        )
+        .route(
+            "/admin/oauth-clients/registration",
+            post(oauth_clients_page::set_registration),
+        )
+        .route(
+            "/admin/oauth-clients/{client_id}/delete",
+            post(oauth_clients_page::delete),
         )
         .route("/admin/oauth-grants", get(oauth_grants_page::list))
         .route(

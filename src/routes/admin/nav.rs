@@ -26,6 +26,8 @@ pub enum Section {
     Policy,
     /// OAuth connections (grants).
     OAuthGrants,
+    /// OAuth clients (registered and pre-registered).
+    OAuthClients,
     Tenants,
     Accounts,
     /// The admin's own account.
@@ -41,6 +43,7 @@ impl Section {
             Self::Webhooks => "/admin/webhooks",
             Self::Policy => "/admin/policy",
             Self::OAuthGrants => "/admin/oauth-grants",
+            Self::OAuthClients => "/admin/oauth-clients",
             Self::Tenants => "/admin/tenants",
             Self::Accounts => "/admin/accounts",
             Self::Account => "/admin/account",

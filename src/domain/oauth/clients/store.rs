@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::{AuthMethod, ClientKind, ClientSecret, GRANT_TYPES, OAuthClient, redirect};
 use crate::{
     db::{begin_write, lock_tenant},
-    domain::{Actor, TenantId, UnixTime, audit, random},
+    domain::{Actor, KeyId, ServiceUserId, TenantId, UnixTime, audit, oauth::grants, random},
     error::{AppError, AppResult},
 };
 use keysmith_verify::Peppers;
@@ -416,8 +416,9 @@ pub async fn create(
 }
 
 /// Deletes a stored client of `tenant_id`: it can no longer start an
-/// authorization nor redeem a code or refresh token. `false`: no such
-/// client in this tenant (another tenant's included).
+/// authorization nor redeem a code or refresh token, and its grants end
+/// (their tokens with them). `false`: no such client in this tenant
+/// (another tenant's included).
 #[tracing::instrument(skip_all, fields(tenant_id = %tenant_id))]
 pub async fn delete(
     pool: &AnyPool,
@@ -434,6 +435,27 @@ pub async fn delete(
         .await?;
     if done.rows_affected() == 0 {
         return Ok(false);
+    }
+    // Its connections end with it: their tokens stop at once, not at expiry.
+    let live: Vec<(String, ServiceUserId, KeyId)> = sqlx::query_as(
+        "SELECT id, service_user_id, key_id FROM oauth_grants \
+         WHERE tenant_id = $1 AND client_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(tenant_id)
+    .bind(client_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let by = actor.to_string();
+    for (grant_id, service_user_id, key_id) in &live {
+        let ending = grants::Ending {
+            tenant_id,
+            grant_id,
+            key: (key_id, service_user_id),
+            reason: "client deleted",
+            action: "oauth.grant.revoke",
+            actor: &by,
+        };
+        grants::end(&mut tx, pool, ending, now).await?;
     }
     let subject = format!("client {client_id}");
     let mut event =
