@@ -15,8 +15,8 @@ pub(crate) mod oauth_clients;
 mod oauth_grants;
 pub mod openapi;
 mod secret_scanning;
-mod service_users;
-mod tenants;
+pub mod service_users;
+pub mod tenants;
 mod verify;
 mod webhooks;
 
