@@ -65,12 +65,23 @@ pub fn pkce() -> (String, String) {
     (verifier, challenge)
 }
 
-/// The authorization request's query for `client`.
+/// The authorization request's query for `client`, for [`RESOURCE`].
 pub fn authorize_query(
     client: &str,
     challenge: &str,
     state: &str,
     scope: &str,
+) -> Vec<(String, String)> {
+    authorize_query_for(client, challenge, state, scope, RESOURCE)
+}
+
+/// The authorization request's query for `client` and `resource`.
+pub fn authorize_query_for(
+    client: &str,
+    challenge: &str,
+    state: &str,
+    scope: &str,
+    resource: &str,
 ) -> Vec<(String, String)> {
     [
         ("response_type", "code"),
@@ -80,7 +91,7 @@ pub fn authorize_query(
         ("state", state),
         ("code_challenge", challenge),
         ("code_challenge_method", "S256"),
-        ("resource", RESOURCE),
+        ("resource", resource),
     ]
     .iter()
     .filter(|(_, v)| !v.is_empty())
@@ -166,11 +177,32 @@ pub async fn approved_code(
     service_user: &str,
     scopes: &[&str],
 ) -> String {
-    let query = authorize_query(
+    approved_code_for(
+        app,
+        person,
+        (client, challenge),
+        service_user,
+        scopes,
+        RESOURCE,
+    )
+    .await
+}
+
+/// [`approved_code`] for another resource.
+pub async fn approved_code_for(
+    app: &TestApp,
+    person: &reqwest::Client,
+    (client, challenge): (&str, &str),
+    service_user: &str,
+    scopes: &[&str],
+    resource: &str,
+) -> String {
+    let query = authorize_query_for(
         client,
         challenge,
         "st-1",
         "tools:whoami tools:files/* prompts:*",
+        resource,
     );
     let page = person
         .get(authorize_url(app, &query))
@@ -358,6 +390,32 @@ both_engines! {
         let res = refresh(&app, &client, next["refresh_token"].as_str().expect("refresh")).await;
         let body = expect_oauth_error(res, StatusCode::BAD_REQUEST, "invalid_grant").await;
         assert!(body["error_description"].as_str().expect("text").contains("expired"), "{body}");
+    }
+
+    async fn a_client_revokes_its_access_token_or_its_whole_grant(app: TestApp) {
+        let (client, _, first) = connected(&app).await;
+        let stranger = connector(&app, "none", REDIRECT).await;
+        let revoke = |who: &Connector, token: &str| {
+            let form = [("token", token.to_owned()), ("client_id", who.client_id.clone())];
+            app.client.post(app.url("/oauth/acme/revoke")).form(&form).send()
+        };
+        let access = first["access_token"].as_str().expect("access");
+        // Another client's revocation is ignored, with the same answer.
+        assert_eq!(revoke(&stranger, access).await.expect("revoke").status(), StatusCode::OK);
+        assert_eq!(introspect(&app, access).await["active"], true);
+        assert_eq!(revoke(&client, access).await.expect("revoke").status(), StatusCode::OK);
+        assert_eq!(introspect(&app, access).await["active"], false);
+        // The grant lives on: a refresh still works.
+        let second = expect_json(refresh(&app, &client, first["refresh_token"].as_str().expect("rt")).await, StatusCode::OK).await;
+        // Its refresh token revoked: the whole grant ends (RFC 7009 §2.1).
+        let rt = second["refresh_token"].as_str().expect("rt");
+        assert_eq!(revoke(&client, rt).await.expect("revoke").status(), StatusCode::OK);
+        assert_eq!(introspect(&app, second["access_token"].as_str().expect("access")).await["active"], false);
+        let list = expect_json(app.get("/api/v1/tenants/acme/oauth/grants").await, StatusCode::OK).await;
+        assert_eq!(list["items"][0]["revoked_reason"], "revoked by its client");
+        // No client at all is not a client.
+        let res = app.client.post(app.url("/oauth/acme/revoke")).form(&[("token", rt)]).send().await.expect("revoke");
+        assert!(res.status().is_client_error(), "{}", res.status());
     }
 
     async fn access_token_lifetime_follows_the_tenant_policy(app: TestApp) {

@@ -87,7 +87,7 @@ pub(crate) async fn issue(
          k.status AS key_status, k.expires_at AS key_expires_at, s.disabled_at AS service_user_disabled_at \
          FROM oauth_grants g JOIN api_keys k ON k.id = g.key_id JOIN service_users s ON s.id = g.service_user_id \
          WHERE g.tenant_id = $1 AND g.id = $2{}",
-        row_lock(pool)
+        grant_lock(pool)
     ))
     .bind(&tenant.id)
     .bind(exchange.grant_id)
@@ -105,8 +105,8 @@ pub(crate) async fn issue(
             "the grant was revoked or has ended; ask the person to connect again",
         )));
     };
-    // The rows locked above (PostgreSQL; SQLite's write lock otherwise)
-    // serialize issuance per grant, so the cap holds in a burst.
+    // The grant's row lock (PostgreSQL; SQLite's write lock otherwise)
+    // serializes issuance per grant (one key each), so the cap holds in a burst.
     if tokens::live_access_tokens(tx, grant.key_id.as_str(), now).await? >= MAX_LIVE_TOKENS_PER_KEY
     {
         return Ok(Err(GrantRefused::TooManyLive));
@@ -174,6 +174,36 @@ pub(crate) async fn issue(
     }))
 }
 
+/// Locks only the grant's row of a joined read (PostgreSQL). Every writer
+/// that touches a grant and its key or tokens takes the grant first (here,
+/// `grants::end`, a key's revocation), so two of them never wait on each
+/// other in opposite orders.
+fn grant_lock(pool: &AnyPool) -> &'static str {
+    if row_lock(pool).is_empty() {
+        ""
+    } else {
+        " FOR UPDATE OF g"
+    }
+}
+
+/// Takes the grant's row lock first (see [`grant_lock`]).
+async fn lock_grant(
+    tx: &mut Transaction<'_, Any>,
+    pool: &AnyPool,
+    tenant: &Tenant,
+    grant_id: &str,
+) -> AppResult<()> {
+    sqlx::query(&format!(
+        "SELECT id FROM oauth_grants WHERE tenant_id = $1 AND id = $2{}",
+        row_lock(pool)
+    ))
+    .bind(&tenant.id)
+    .bind(grant_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// The refresh token's row, as its rotation reads it.
 #[derive(sqlx::FromRow)]
 struct RefreshRow {
@@ -235,6 +265,7 @@ pub async fn refresh(
         )));
     }
     let at = UnixTime::from(now);
+    lock_grant(&mut tx, pool, tenant, grant_id).await?;
     let spent = sqlx::query(
         "UPDATE oauth_tokens SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
     )
@@ -330,4 +361,82 @@ async fn reused(
     Ok(Err(GrantRefused::invalid(
         "the refresh token was already used; its grant is revoked",
     )))
+}
+
+/// RFC 7009 for a client of the authorization-code flow: its access token
+/// is revoked; its refresh token ends the whole grant (§2.1: the access
+/// tokens of the same grant go with it). Anything else (another client's,
+/// another tenant's, a wrong secret) is silently ignored.
+#[tracing::instrument(skip_all, fields(tenant = %tenant.slug, token_id = token.token_id()))]
+pub async fn revoke_by_client(
+    pool: &AnyPool,
+    peppers: &Peppers,
+    tenant: &Tenant,
+    client_id: &str,
+    token: &OAuthToken,
+    now: OffsetDateTime,
+) -> AppResult<()> {
+    let mut tx = begin_write(pool).await?;
+    let row: Option<(String, i64, String, Option<String>)> = sqlx::query_as(
+        "SELECT secret_hash, pepper_version, kind, grant_id FROM oauth_tokens \
+         WHERE id = $1 AND tenant_id = $2 AND client_id = $3",
+    )
+    .bind(token.token_id())
+    .bind(&tenant.id)
+    .bind(client_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let matches = peppers.matches(
+        row.as_ref()
+            .map(|(hash, version, ..)| (hash.as_str(), *version)),
+        token.secret(),
+    );
+    let Some((_, _, kind, Some(grant_id))) = row.filter(|_| matches) else {
+        return Ok(());
+    };
+    lock_grant(&mut tx, pool, tenant, &grant_id).await?;
+    if kind == TokenKind::Refresh.as_str() {
+        let found: Option<(ServiceUserId, KeyId)> = sqlx::query_as(
+            "SELECT service_user_id, key_id FROM oauth_grants WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(&tenant.id)
+        .bind(&grant_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((service_user_id, key_id)) = found {
+            let actor = client_actor(client_id);
+            grants::end(
+                &mut tx,
+                pool,
+                grants::Ending {
+                    tenant_id: &tenant.id,
+                    grant_id: &grant_id,
+                    key: (&key_id, &service_user_id),
+                    reason: "revoked by its client",
+                    action: "oauth.revoke",
+                    actor: &actor,
+                },
+                now,
+            )
+            .await?;
+        }
+    } else {
+        let (key_id,): (String,) =
+            sqlx::query_as("SELECT key_id FROM oauth_tokens WHERE id = $1 AND tenant_id = $2")
+                .bind(token.token_id())
+                .bind(&tenant.id)
+                .fetch_one(&mut *tx)
+                .await?;
+        sqlx::query(
+            "UPDATE oauth_tokens SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(UnixTime::from(now))
+        .bind(token.token_id())
+        .bind(&tenant.id)
+        .execute(&mut *tx)
+        .await?;
+        crate::db::announce_key_change(&mut tx, pool, &key_id).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }

@@ -267,9 +267,10 @@ pub async fn revoke(
     now: OffsetDateTime,
 ) -> AppResult<Grant> {
     let mut tx = begin_write(pool).await?;
-    let found: Option<(String, ServiceUserId, KeyId)> = sqlx::query_as(
-        "SELECT id, service_user_id, key_id FROM oauth_grants WHERE tenant_id = $1 AND id = $2",
-    )
+    let found: Option<(String, ServiceUserId, KeyId)> = sqlx::query_as(&format!(
+        "SELECT id, service_user_id, key_id FROM oauth_grants WHERE tenant_id = $1 AND id = $2{}",
+        crate::db::row_lock(pool)
+    ))
     .bind(tenant_id)
     .bind(grant_id)
     .fetch_optional(&mut *tx)

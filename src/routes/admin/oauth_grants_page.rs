@@ -35,6 +35,8 @@ pub struct Line {
     pub scopes: String,
     pub approved: String,
     pub last_used: String,
+    /// Past its absolute lifetime: its key expired with it.
+    pub ended: bool,
 }
 
 #[derive(Template)]
@@ -53,10 +55,12 @@ pub async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Response, PageError> {
     let (current, memberships) = admin.tenant(&state, query.tenant.as_deref()).await?;
+    let now = crate::domain::UnixTime::from(state.now());
     let lines = grants::list(state.pool(), &current.tenant.id, None, MAX_LIMIT)
         .await?
         .into_iter()
         .map(|grant| Line {
+            ended: grant.refresh_until <= now,
             scopes: grant.scope_list().join(" "),
             approved: when(grant.created_at),
             last_used: grant.last_used_at.map_or_else(|| "never".into(), when),

@@ -235,13 +235,16 @@ pub async fn update(
 
 /// The API's field names in a refusal, as the form's labels call them: the
 /// domain's checks speak the API's language, the person reads the form's.
-const FIELD_LABELS: [(&str, &str); 6] = [
+const FIELD_LABELS: [(&str, &str); 9] = [
     ("default_expiry_days", "“Default expiry”"),
     ("max_expiry_days", "“Maximum expiry”"),
     ("rotation_overlap_days", "“Rotation overlap”"),
     ("key_prefix", "“Prefix of new keys”"),
     ("default_rate_limit", "“Tool calls per minute”"),
     ("default_quota", "“Quota”"),
+    ("oauth_access_token_minutes", "“Access-token lifetime”"),
+    ("oauth_refresh_idle_days", "“Refresh idle days”"),
+    ("oauth_refresh_absolute_days", "“Absolute lifetime”"),
 ];
 
 fn in_words_of_the_form(message: &str) -> String {

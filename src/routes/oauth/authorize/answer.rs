@@ -68,15 +68,26 @@ async fn respond(
         )
     })?;
     let form = pairs(body);
-    let admin = admin?;
-    admin
-        .check_csrf(headers, field(&form, "csrf"))
-        .map_err(IntoResponse::into_response)?;
     let carried: Vec<(String, String)> = form
         .iter()
         .filter(|(name, _)| request::CARRIED.contains(&name.as_str()))
         .cloned()
         .collect();
+    let admin = match admin {
+        Ok(admin) => admin,
+        // The session ended while the page was open: sign in, then the
+        // request is shown again (nothing was answered).
+        Err(rejection) if super::signed_out(&rejection) => {
+            let query: String = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&carried)
+                .finish();
+            return Err(super::to_sign_in(slug, &query, headers));
+        }
+        Err(rejection) => return Err(rejection),
+    };
+    admin
+        .check_csrf(headers, field(&form, "csrf"))
+        .map_err(IntoResponse::into_response)?;
     let request = request::check(state, &tenant, &carried)
         .await
         .map_err(refused)?;
