@@ -31,7 +31,7 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Response, header};
 use http_body::{Body, Frame};
 use pin_project_lite::pin_project;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{
     body::{BoxError, LayerBody},
@@ -236,9 +236,8 @@ fn filter_json_body(buffer: &mut BytesMut, allowed: &Capabilities, id: &Value) -
         Filtered::Unchanged => body,
         Filtered::Rewritten(filtered) => Bytes::from(filtered),
         Filtered::Unreadable => {
-            let error = json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32603,
-                "message": "the answer could not be read to filter it to this key's allowlists"}});
-            Bytes::from(error.to_string())
+            let message = "the answer could not be read to filter it to this key's allowlists";
+            Bytes::from(super::refused::json_rpc_error(id, -32603, message))
         }
     }
 }
