@@ -58,7 +58,7 @@ impl Destination {
                 }
             }
         }
-        if let Some(file) = crate::sqlite::database_file(&pool) {
+        if let Some(file) = crate::backend::sqlite::database_file(&pool) {
             match SqliteWriter::spawn(file) {
                 Ok(writer) => return Self::Sqlite(writer),
                 Err(err) => {

@@ -13,7 +13,7 @@ use rusqlite::{Connection, Statement, params};
 use tokio::sync::oneshot;
 
 use super::AuditRecord;
-use crate::{sqlite, timestamp};
+use crate::{backend::sqlite, timestamp};
 
 /// Values bound per row (the SQL uses the key id twice: `key_id` and `actor`).
 const PARAMS_PER_ROW: usize = 10;

@@ -12,8 +12,7 @@ use super::{
 };
 use crate::{
     audit::AuditSink,
-    backend::Verifier,
-    cache::CachedVerifier,
+    backend::{Verifier, cache::CachedVerifier},
     clock::{SharedClock, SystemClock},
     limit::{InMemoryLimiter, Limiter},
     resource::ProtectedResource,

@@ -5,8 +5,12 @@ use std::sync::Arc;
 
 use super::guard::RequestGuard;
 use crate::{
-    audit::AuditSink, backend::Verifier, cache::CachedVerifier, clock::SharedClock, limit::Limiter,
-    resource::ProtectedResource, session::Sessions,
+    audit::AuditSink,
+    backend::{Verifier, cache::CachedVerifier},
+    clock::SharedClock,
+    limit::Limiter,
+    resource::ProtectedResource,
+    session::Sessions,
 };
 
 /// Whose keys a layer accepts. There is no default: a layer in front of one
