@@ -1,5 +1,6 @@
 //! Per-request audit, off the request path: a bounded queue drained in
 //! batches (one transaction each) into `audit_events`, with `last_used_at`.
+//! The row's columns are defined once, in [`row`].
 //!
 //! When the queue is full, requests wait for room (backpressure) instead of
 //! dropping events. [`AuditFlusher::shutdown`] drains what is queued.
@@ -95,17 +96,6 @@ impl AuditFlusher {
     }
 }
 
-/// The `outcome` column of a record.
-#[cfg(feature = "sql")]
-fn outcome(allowed: bool) -> &'static str {
-    if allowed { "allowed" } else { "denied" }
-}
-
-#[cfg(feature = "sql")]
-fn clamp_us(us: u64) -> i64 {
-    i64::try_from(us).unwrap_or(i64::MAX)
-}
-
 /// The latest allowed call per key in `batch` (Unix seconds), for `last_used_at`.
 #[cfg(feature = "sql")]
 fn last_used(batch: &[AuditRecord]) -> std::collections::HashMap<&str, i64> {
@@ -119,6 +109,7 @@ fn last_used(batch: &[AuditRecord]) -> std::collections::HashMap<&str, i64> {
 
 #[cfg(feature = "remote")]
 mod remote;
+pub mod row;
 #[cfg(feature = "remote")]
 mod spool;
 pub mod wire;
