@@ -1,10 +1,20 @@
-//! The response future.
+//! The response future: a named type, so callers can store it and the box
+//! inside stays an implementation detail.
 //!
-//! Verification awaits a backend (a database or a Keysmith server) behind a
-//! trait object, so the work inside cannot be named without boxing; one box
-//! per request is cheap next to that await, and a cache hit is still just a
-//! hash-map lookup inside it. The type itself has a name, so callers can
-//! store it and the box stays an implementation detail.
+//! Why one box is left, per request: every stage before the inner service
+//! awaits something it cannot name. The verifier, the session store and the
+//! limiter are trait objects whose methods return boxed futures borrowing
+//! the layer's shared state (`VerdictFuture`, `StoreFuture`, the limiter's
+//! check), and reading the body is an `async` collect under the cap; an
+//! unboxed future would have to be a hand-written state machine holding
+//! each of those (with `'static` owned copies of what they borrow), plus
+//! the inner service's future, the session settle and the audit queue's
+//! wait for room. The box costs one allocation next to those awaits, and a
+//! cache hit is still a hash-map lookup inside it. Splitting it — the
+//! inner service's future unboxed, only the slow paths (cache miss, a
+//! session store round trip, a full audit queue) boxed — is the
+//! measurement-led work of the performance issue, now that the stages are
+//! apart (`service.rs` runs them in order).
 
 use std::{
     fmt,
