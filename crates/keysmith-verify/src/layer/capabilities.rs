@@ -126,3 +126,33 @@ fn unclear_reference(id: &Value) -> Refused {
         "completion/complete needs params.ref of type ref/prompt (with name) or ref/resource (with uri)",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::layer::{
+        TenantScope, VerifyLayer,
+        tests::{OneKey, good_key},
+    };
+
+    fn tool_call(name: &str) -> Message {
+        Message::ToolCall {
+            name: name.into(),
+            id: json!(1),
+        }
+    }
+
+    #[test]
+    fn a_tool_outside_the_allowlist_is_refused_before_the_upstream() {
+        let layer = VerifyLayer::builder(OneKey, TenantScope::Any).build();
+        let key = good_key();
+        assert!(authorize(layer.shared(), &key, Some(&tool_call("echo"))).is_ok());
+        assert!(authorize(layer.shared(), &key, None).is_ok(), "no message");
+        let refused = authorize(layer.shared(), &key, Some(&tool_call("rm")));
+        let refused = refused.expect_err("not in the allowlist");
+        assert_eq!(refused.reason(), VerifyCode::ToolNotAllowed);
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    }
+}

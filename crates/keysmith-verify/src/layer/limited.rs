@@ -99,3 +99,66 @@ fn limited(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::{
+        layer::{
+            TenantScope, VerifyLayer,
+            tests::{OneKey, good_key},
+        },
+        limit::{KeyLimits, RateLimit},
+    };
+
+    fn one_call_a_minute() -> VerifiedKey {
+        let mut key = good_key();
+        let rate = RateLimit {
+            per_minute: Some(1),
+            tools: vec![],
+        };
+        key.limits = KeyLimits::new(Some(rate), None).expect("valid limits");
+        key
+    }
+
+    fn call() -> Message {
+        Message::ToolCall {
+            name: "echo".into(),
+            id: json!(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_mcp_layer_counts_tool_calls_only() {
+        let layer = VerifyLayer::builder(OneKey, TenantScope::Any).build();
+        let (shared, key) = (layer.shared(), one_call_a_minute());
+        let list = Message::Method {
+            method: "tools/list".into(),
+            id: json!(2),
+            addresses: None,
+            uses: None,
+        };
+        for _ in 0..3 {
+            assert!(limit(shared, true, &key, Some(&list)).await.is_ok());
+            assert!(limit(shared, true, &key, None).await.is_ok());
+        }
+        assert!(limit(shared, true, &key, Some(&call())).await.is_ok());
+        let refused = limit(shared, true, &key, Some(&call())).await;
+        let refused = refused.expect_err("the second call of the minute");
+        assert_eq!(refused.reason(), VerifyCode::RateLimited);
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+
+    #[tokio::test]
+    async fn a_layer_that_is_not_mcp_counts_every_request() {
+        let layer = VerifyLayer::builder(OneKey, TenantScope::Any).build();
+        let (shared, key) = (layer.shared(), one_call_a_minute());
+        assert!(limit(shared, false, &key, None).await.is_ok());
+        let refused = limit(shared, false, &key, None).await.expect_err("over");
+        assert_eq!(refused.reason(), VerifyCode::RateLimited);
+        // An unlimited key is never counted.
+        assert!(limit(shared, false, &good_key(), None).await.is_ok());
+    }
+}

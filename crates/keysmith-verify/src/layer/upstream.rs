@@ -33,24 +33,12 @@ mod tests {
 
     use super::*;
     use crate::{
-        layer::{KEY_ID_HEADER, TENANT_HEADER},
+        layer::{KEY_ID_HEADER, TENANT_HEADER, tests::good_key},
         outcome::VerifiedKey,
-        timestamp,
     };
 
     fn identity() -> Identity {
-        Identity::new(VerifiedKey {
-            key_id: "k1".into(),
-            tenant_id: "t1".into(),
-            tenant_slug: "acme".into(),
-            service_user_id: "s1".into(),
-            service_user_name: "bot".into(),
-            valid_until: timestamp::from_unix(4_000_000_000),
-            scopes: vec![],
-            allowed: Default::default(),
-            limits: Default::default(),
-            token: None,
-        })
+        Identity::new(good_key())
     }
 
     fn head() -> Parts {
