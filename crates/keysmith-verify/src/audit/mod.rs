@@ -59,6 +59,27 @@ impl AuditSink {
         self.depth.set(self.tx.max_capacity() - self.tx.capacity());
     }
 
+    /// Queues a record if there is room now; gives it back when the writer
+    /// is behind (the caller then waits with [`AuditSink::record`]).
+    #[expect(
+        clippy::result_large_err,
+        reason = "the record is handed back by value: a box would cost the allocation the fast path saves"
+    )]
+    pub(crate) fn try_record(&self, record: AuditRecord) -> Result<(), AuditRecord> {
+        match self.tx.try_send(record) {
+            Ok(()) => {
+                self.depth.set(self.tx.max_capacity() - self.tx.capacity());
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(record)) => Err(record),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("audit record after shutdown: not written");
+                crate::telemetry::audit_lost(1);
+                Ok(())
+            }
+        }
+    }
+
     /// Queues a record from where nothing can wait (a drop): at once when
     /// there is room, else from a task that waits for it.
     pub fn record_detached(&self, record: AuditRecord) {

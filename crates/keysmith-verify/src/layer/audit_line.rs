@@ -139,6 +139,23 @@ impl PendingAudit {
         let line = self.line.take();
         record(&self.shared, line, status, self.started).await;
     }
+
+    /// Writes the line with `status` if the queue has room now (`true`),
+    /// else keeps it for [`PendingAudit::finish`], which waits for room.
+    pub(super) fn try_finish(&mut self, status: StatusCode) -> bool {
+        let (Some(sink), Some(mut line)) = (&self.shared.audit, self.line.take()) else {
+            return true;
+        };
+        line.status = Some(status.as_u16());
+        line.duration_us = Some(elapsed_us(self.started));
+        match sink.try_record(line) {
+            Ok(()) => true,
+            Err(line) => {
+                self.line = Some(line);
+                false
+            }
+        }
+    }
 }
 
 impl Drop for PendingAudit {

@@ -1,8 +1,11 @@
 //! `VerifyService`: the per-request pipeline. Each stage is a function of
-//! its own file; `pipeline` only runs them in order and answers a refusal:
+//! its own file; `judge` runs those before the inner service in order and
+//! answers a refusal, the [`ResponseFuture`] calls the inner service and
+//! finishes its answer:
 //!
 //! authenticate → read and judge the message → session → authorize →
-//! limit → forward → audit and filter the answer.
+//! limit → forward (`upstream.rs`) → audit and filter the answer
+//! (`answer.rs`).
 
 use std::{
     sync::Arc,
@@ -16,7 +19,7 @@ use http_body::Body;
 use tower::Service;
 
 use super::{
-    answer,
+    answer::Forwarded,
     audit_line::{self, PendingAudit, Subject},
     authenticate::{Unverified, authenticate},
     body::{BoxError, LayerBody},
@@ -56,7 +59,7 @@ where
 {
     type Response = Response<LayerBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<LayerBody<ResBody>, S::Error>;
+    type Future = ResponseFuture<S, ReqBody, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -66,18 +69,19 @@ where
         // The clone may not be ready; the instance poll_ready was called on is.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::new(pipeline(self.shared.clone(), inner, request))
+        ResponseFuture::new(Box::pin(judge(self.shared.clone(), request)), inner)
     }
 }
 
-/// The stages in order; the first refusal is the answer.
-async fn pipeline<S, ReqBody, ResBody>(
+/// The stages before the inner service, in order: the request to forward
+/// (with what its answer goes through), or the first refusal. The inner
+/// service is called, and its answer finished (`answer.rs`), by the
+/// [`ResponseFuture`].
+async fn judge<ReqBody, ResBody>(
     shared: Arc<Shared>,
-    mut inner: S,
     request: Request<ReqBody>,
-) -> Result<Response<LayerBody<ResBody>>, S::Error>
+) -> Result<(Request<ReqBody>, Forwarded), Response<LayerBody<ResBody>>>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ReqBody: Body<Data = Bytes> + From<Bytes>,
     ReqBody::Error: Into<BoxError>,
 {
@@ -89,7 +93,9 @@ where
     let identity = match authenticate(&shared, &shared.tenant, &parts).await {
         Ok(identity) => identity,
         Err(unverified) => {
-            return Ok(refuse_unverified(&shared, parts, body, unverified, guarded, started).await);
+            return Err(
+                refuse_unverified(&shared, parts, body, unverified, guarded, started).await,
+            );
         }
     };
     let (key, ids) = (&identity.key, &identity.audit);
@@ -100,25 +106,25 @@ where
     };
     if let Some(refused) = guarded {
         let message = request_body::refused_message(&shared, &mut parts, body).await;
-        return Ok(refuse
+        return Err(refuse
             .answer(&parts, Subject::of(message.as_ref()), refused)
             .await);
     }
     let (body, message) = match request_body::judge(&shared, &mut parts, body).await {
         Ok(read) => read,
         // Nothing was read: the audit names `METHOD /path`.
-        Err(refused) => return Ok(refuse.answer(&parts, Subject::Head, refused).await),
+        Err(refused) => return Err(refuse.answer(&parts, Subject::Head, refused).await),
     };
     let subject = Subject::of(message.as_ref());
     let admitted = match session::admit(&shared, &mut parts, &identity).await {
         Ok(admitted) => admitted,
-        Err(refused) => return Ok(refuse.answer(&parts, subject, refused).await),
+        Err(refused) => return Err(refuse.answer(&parts, subject, refused).await),
     };
     if let Err(refused) = capabilities::authorize(&shared, key, message.as_ref()) {
-        return Ok(refuse.answer(&parts, subject, refused).await);
+        return Err(refuse.answer(&parts, subject, refused).await);
     }
     if let Err(refused) = limit(&shared, shared.mcp, key, message.as_ref()).await {
-        return Ok(refuse.answer(&parts, subject, refused).await);
+        return Err(refuse.answer(&parts, subject, refused).await);
     }
     shared.metrics.valid();
     let line = audit_line::line(&shared, &parts, ids, subject, VerifyCode::Valid);
@@ -127,10 +133,14 @@ where
     // by what it carries, not what was asked.
     let filter = listings::filter_for(shared.mcp, key, message.as_ref());
     let request = upstream::request(parts, body, &identity, filter.is_some());
-    // No answer: the pending line is written by its drop, without a status.
-    let response = inner.call(request).await?;
-    let answered = (&admitted, &*identity);
-    Ok(answer::finish(&shared, answered, pending, filter, response).await)
+    let forwarded = Forwarded {
+        shared: shared.clone(),
+        identity: identity.clone(),
+        admitted,
+        pending,
+        filter,
+    };
+    Ok((request, forwarded))
 }
 
 /// How the pipeline refuses a verified key's request: audited, counted,

@@ -122,6 +122,28 @@ pub(super) async fn settle<R>(
     Ok(response)
 }
 
+/// Whether [`settle`] has nothing to do for `response`: no sessions are
+/// bound here, or the answer issues none (or echoes the one it was asked
+/// in) and ends none. The common answer, settled without an await.
+pub(super) fn nothing_to_settle<R>(
+    shared: &Shared,
+    admitted: &Admitted,
+    response: &Response<R>,
+) -> bool {
+    if shared.sessions.is_none() {
+        return true;
+    }
+    if admitted.ends {
+        return false;
+    }
+    let mut issued = response.headers().get_all(MCP_SESSION_ID).iter();
+    match (issued.next(), issued.next()) {
+        (None, _) => true,
+        (Some(value), None) => admitted.session == Some(SessionHash::of(value.as_bytes())),
+        (Some(_), Some(_)) => false,
+    }
+}
+
 /// Forgets an ended session. If the store cannot be told, the binding stays
 /// (still its owner's alone) until it ages out.
 async fn end(sessions: &Sessions, session: SessionHash) {
