@@ -1,6 +1,7 @@
 //! Configuration from `KEYSMITH_*` environment variables. Every field has a
 //! default that works on a laptop: an embedded SQLite file under `./keysmith-data/`.
 
+pub mod flags;
 pub mod variables;
 
 use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};

@@ -63,6 +63,26 @@ pub async fn prepare_with_clock(config: Config, clock: SharedClock) -> anyhow::R
     Ok(state)
 }
 
+/// The state of a command that works on a database `serve` or `migrate`
+/// prepared: it creates nothing (no database file, no directory, no pepper)
+/// and migrates nothing. A missing database, one whose schema is behind this
+/// binary, or a missing pepper file is refused with a message naming what
+/// was looked for.
+pub async fn prepare_existing(config: Config) -> anyhow::Result<AppState> {
+    crate::metrics::recorder();
+    let db = crate::db::existing::open(&config.database_url).await?;
+    crate::files::check_pepper_file(&config.pepper_file, config.allow_readable_pepper)?;
+    let text = std::fs::read_to_string(&config.pepper_file).with_context(|| {
+        format!(
+            "failed to read the pepper file {} (KEYSMITH_PEPPER_FILE): the one `keysmith migrate` made beside the database is needed; this command never creates one",
+            config.pepper_file.display()
+        )
+    })?;
+    let peppers =
+        Peppers::parse(&text).context("the pepper file is invalid (KEYSMITH_PEPPER_FILE)")?;
+    AppState::new(db, peppers, Arc::new(SystemClock), config)
+}
+
 /// Serves until `shutdown` resolves, running the scheduler alongside.
 pub async fn serve(
     state: AppState,

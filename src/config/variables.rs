@@ -1,9 +1,10 @@
 //! Every `KEYSMITH_*` variable, its default and what it does, in one table:
-//! `keysmith --help` prints it (so the command line documents the
-//! configuration it reads), and a test holds it, the code and README's
-//! Configuration table to the same list.
+//! `keysmith --help` shows each (as a flag with its variable, see
+//! `flags.rs`, or in the list it ends with), and a test holds it, the code
+//! and the book's Configuration table (`docs/src/operating/configuration.md`)
+//! to the same list.
 
-/// `(name, default, meaning)`, in the order README lists them.
+/// `(name, default, meaning)`, in the order the book lists them.
 pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "KEYSMITH_DATABASE_URL",
@@ -179,16 +180,23 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("KEYSMITH_LOG_FORMAT", "text", "text or json"),
 ];
 
-/// The table as `keysmith --help` ends with it.
-pub fn help() -> String {
-    let width = VARIABLES
+/// The variables `include` picks, as `keysmith --help` ends with them
+/// (those that are not flags: see `flags.rs`).
+pub fn help(include: impl Fn(&str) -> bool) -> String {
+    let listed: Vec<_> = VARIABLES
+        .iter()
+        .filter(|(name, ..)| include(name))
+        .collect();
+    let width = listed
         .iter()
         .map(|(name, ..)| name.len())
         .max()
         .unwrap_or(0);
-    let mut out =
-        String::from("Configuration (environment variables; every command reads the same ones):\n");
-    for (name, default, meaning) in VARIABLES {
+    let mut out = String::from(
+        "Also read from the environment (credentials and log settings never as flags; \
+         `keysmith gateway --help` shows its own):\n",
+    );
+    for (name, default, meaning) in listed {
         out.push_str(&format!(
             "  {name:width$}  {meaning} [default: {default}]\n"
         ));

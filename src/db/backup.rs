@@ -147,7 +147,7 @@ pub async fn restore(url: &DatabaseUrl, source: &Path, force: bool) -> anyhow::R
 fn sqlite_file(url: &DatabaseUrl, action: &str) -> anyhow::Result<PathBuf> {
     if url.engine() == Engine::Postgres {
         bail!(
-            "keysmith {action} copies the embedded SQLite database; for PostgreSQL use pg_dump and pg_restore (README: Backups)"
+            "keysmith {action} copies the embedded SQLite database; for PostgreSQL use pg_dump and pg_restore (the book: Operating, Backups)"
         );
     }
     match super::sqlite_path(url.expose()) {

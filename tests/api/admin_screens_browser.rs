@@ -23,7 +23,8 @@ async fn measure(b: &Browser) -> Value {
     b.client
         .execute(
             "const root = document.documentElement;
-             const out = document.querySelector('.signout button').getBoundingClientRect();
+             const button = document.querySelector('.signout button');
+             const out = button ? button.getBoundingClientRect() : {right: 0, width: 0};
              return {
                page_width: root.scrollWidth,
                viewport: root.clientWidth,
@@ -40,6 +41,28 @@ async fn measure(b: &Browser) -> Value {
         )
         .await
         .expect("measure the page")
+}
+
+/// No sideways scroll, the phone's own viewport, and the theme asked for.
+fn fits(m: &Value, page: &str, screen: Screen) {
+    let at = format!("{page} at {} px, dark {}: {m}", screen.width, screen.dark);
+    if screen.width < 500 {
+        assert_eq!(
+            m["viewport"].as_f64(),
+            Some(f64::from(screen.width)),
+            "the phone's viewport: {at}"
+        );
+    }
+    assert!(
+        m["page_width"].as_f64() <= m["viewport"].as_f64(),
+        "the page scrolls sideways: {at}"
+    );
+    let expected = if screen.dark {
+        "rgb(13, 17, 23)"
+    } else {
+        "rgb(246, 248, 250)"
+    };
+    assert_eq!(m["background"], expected, "the theme: {at}");
 }
 
 #[tokio::test]
@@ -72,7 +95,13 @@ async fn every_page_fits_a_phone_and_a_desktop_in_both_themes() {
         ("account", "/admin/account".to_owned()),
         ("accounts", "/admin/accounts".to_owned()),
         ("tenants", "/admin/tenants".to_owned()),
+        ("totp", "/admin/account/totp".to_owned()),
     ];
+    // Pages without the navigation: the answer to a POST, an error.
+    let bare = [(
+        "not-found",
+        "/admin/api-keys/key_doesnotexist?tenant=acme".to_owned(),
+    )];
     for (name, base) in [("phone", Screen::PHONE), ("desktop", Screen::DESKTOP)] {
         for dark in [false, true] {
             let screen = Screen { dark, ..base };
@@ -81,24 +110,38 @@ async fn every_page_fits_a_phone_and_a_desktop_in_both_themes() {
             let b = &browser;
             browser
                 .run(Duration::from_secs(120), async {
+                    b.goto(&app.url("/admin/sign-in")).await;
+                    b.find("main h1").await;
+                    b.screenshot("sign-in").await;
+                    fits(&measure(b).await, "sign-in", screen);
                     sign_in(b, &app, "root@keysmith.test").await;
+                    for (page, path) in &bare {
+                        b.goto(&app.url(path)).await;
+                        b.find("main h1").await;
+                        b.screenshot(page).await;
+                        fits(&measure(b).await, page, screen);
+                    }
+                    // The answer to the create form: the key, shown once.
+                    b.goto(&app.url("/admin/api-keys?tenant=acme")).await;
+                    b.client
+                        .execute(
+                            "document.querySelector('details.create').open = true",
+                            vec![],
+                        )
+                        .await
+                        .expect("open the form");
+                    b.fill("#new-name", "a key made on a small screen").await;
+                    b.click("details.create button[type=submit]").await;
+                    b.find("input.plaintext").await;
+                    b.screenshot("key-shown").await;
+                    fits(&measure(b).await, "key-shown", screen);
                     for (page, path) in &pages {
                         b.goto(&app.url(path)).await;
                         b.find("main h1").await;
                         b.screenshot(page).await;
                         let m = measure(b).await;
+                        fits(&m, page, screen);
                         let at = format!("{page} at {} px, dark {dark}: {m}", screen.width);
-                        if screen.width < 500 {
-                            assert_eq!(
-                                m["viewport"].as_f64(),
-                                Some(f64::from(screen.width)),
-                                "the phone's viewport: {at}"
-                            );
-                        }
-                        assert!(
-                            m["page_width"].as_f64() <= m["viewport"].as_f64(),
-                            "the page scrolls sideways: {at}"
-                        );
                         assert!(
                             m["signout_width"].as_f64() > Some(0.0),
                             "Sign out is shown: {at}"
@@ -107,12 +150,6 @@ async fn every_page_fits_a_phone_and_a_desktop_in_both_themes() {
                             m["signout_right"].as_f64() <= m["viewport"].as_f64(),
                             "Sign out is cut off: {at}"
                         );
-                        let expected = if dark {
-                            "rgb(13, 17, 23)"
-                        } else {
-                            "rgb(246, 248, 250)"
-                        };
-                        assert_eq!(m["background"], expected, "the theme: {at}");
                     }
                 })
                 .await;
@@ -128,12 +165,25 @@ both_engines! {
         account(&app, "someone@acme.test", false).await;
         let hook = app.post("/api/v1/tenants/acme/webhooks", &json!({"url": "http://127.0.0.1:9/hook", "events": ["key.created"]})).await;
         expect_json(hook, reqwest::StatusCode::CREATED).await;
+        let su = app.create_service_user("ci-bot").await;
+        let key = app.create_key(&su, json!({})).await["key"].as_str().expect("key").to_owned();
+        let key_id = key.split('_').nth(1).expect("id").to_owned();
         let label = format!("confirm-{:?}", app.db.engine).to_lowercase();
         let browser = Browser::start_with(&label, Screen { answer_dialogs_myself: true, ..Screen::DESKTOP }).await;
         let b = &browser;
         browser.run(Duration::from_secs(90), async {
-            // Deleting a webhook: "no" keeps it, "yes" deletes it.
+            // Revoking a key: "no" leaves it working, though the box is ticked.
             sign_in(b, &app, "owner@acme.test").await;
+            b.goto(&app.url(&format!("/admin/api-keys/{key_id}?tenant=acme"))).await;
+            b.click("form.danger input[name=confirm]").await;
+            b.click("form.danger button[type=submit]").await;
+            let question = b.client.get_alert_text().await.expect("a confirmation dialog");
+            assert!(question.contains("Revoke this key now"), "{question}");
+            b.client.dismiss_alert().await.expect("answer no");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(app.verify_code(&key).await, "valid", "no means no");
+
+            // Deleting a webhook: "no" keeps it, "yes" deletes it.
             b.goto(&app.url("/admin/webhooks?tenant=acme")).await;
             let delete = "form[action$='/delete'] button[type=submit]";
             b.click(delete).await;

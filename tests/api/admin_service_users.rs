@@ -86,7 +86,7 @@ both_engines! {
         let before = service_users::get(app.state.pool(), &app.tenant.id, &keysmith::domain::ServiceUserId::new(su.as_str())).await.expect("user");
         let cases = [
             (("renamed", "", "typed text"), StatusCode::UNPROCESSABLE_ENTITY, "owner email is required"),
-            (("renamed", "not-an-email", "typed text"), StatusCode::UNPROCESSABLE_ENTITY, "email"),
+            (("renamed", "not-an-email", "typed text"), StatusCode::UNPROCESSABLE_ENTITY, "the owner email must be an email address"),
             (("", "x@acme.test", "typed text"), StatusCode::UNPROCESSABLE_ENTITY, "name"),
             (("taken", "x@acme.test", "typed text"), StatusCode::CONFLICT, "a service user named `taken` already exists"),
             (("keysmith-management", "x@acme.test", "typed text"), StatusCode::UNPROCESSABLE_ENTITY, "keeps its name, and no other service user takes it"),

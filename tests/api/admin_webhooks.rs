@@ -67,3 +67,29 @@ both_engines! {
         assert_eq!(deleted, 1);
     }
 }
+
+both_engines! {
+    async fn a_refused_webhook_form_keeps_the_url_and_the_events_with_a_fresh_token(app: TestApp) {
+        admin_user(&app, "admin@acme.test", Role::Admin).await;
+        let client = browser();
+        sign_in(&app, &client, "admin@acme.test", PASSWORD).await;
+        let page = client.get(app.url("/admin/webhooks?tenant=acme")).send().await.expect("page").text().await.expect("html");
+        let token = field(&page, "form_token");
+        let form = [
+            ("csrf", csrf_of(&page)),
+            ("form_token", token.clone()),
+            ("tenant", "acme".to_owned()),
+            ("url", "http://hooks.example.com/keysmith".to_owned()),
+            ("events", "key.revoked".to_owned()),
+        ];
+        let res = client.post(app.url("/admin/webhooks")).form(&form).send().await.expect("post");
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let html = res.text().await.expect("html");
+        assert!(html.contains("The webhook was not added. “URL”: https is required"), "{html}");
+        assert!(html.contains("value=\"http://hooks.example.com/keysmith\""), "the URL kept");
+        assert!(html.contains("value=\"key.revoked\" checked"), "the chosen event kept");
+        assert!(!html.contains("value=\"key.created\" checked"), "an event not chosen stays unticked");
+        assert_ne!(field(&html, "form_token"), token, "a fresh form token");
+        assert_eq!(app.count("webhook_endpoints").await, 0, "nothing saved");
+    }
+}

@@ -1,12 +1,16 @@
 //! The command line as a tool: `--help` lists every `KEYSMITH_*` variable the
-//! code reads (and README documents each), shell completions, and a password
-//! typed at a terminal that is never shown.
+//! code reads (and the book documents each), shell completions, and a password
+//! typed at a terminal that is never shown. (The table lives in the book:
+//! `docs/src/operating/configuration.md`.)
 
 use std::{collections::BTreeSet, path::Path, process::Command};
 
 use keysmith::config::variables::VARIABLES;
 
 use crate::helpers::{Engine, TestDb};
+
+/// Where the book documents every variable (README links to it).
+const CONFIGURATION_PAGE: &str = "docs/src/operating/configuration.md";
 
 /// Every `KEYSMITH_*` name in the server's sources: what the code reads.
 fn names_in_sources() -> BTreeSet<String> {
@@ -52,12 +56,13 @@ fn help_lists_every_variable_the_code_reads_and_readme_documents_each() {
     let unread: Vec<&String> = listed.difference(&read).collect();
     assert!(unread.is_empty(), "listed but never read: {unread:?}");
 
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .expect("README");
+    let table =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(CONFIGURATION_PAGE))
+            .expect("the book's configuration page");
     for name in &listed {
         assert!(
-            readme.contains(&format!("| `{name}` |")),
-            "README's Configuration table lacks {name}"
+            table.contains(&format!("| `{name}` |")),
+            "the Configuration table ({CONFIGURATION_PAGE}) lacks {name}"
         );
     }
 
@@ -154,4 +159,37 @@ sys.exit(os.waitstatus_to_exitcode(status))
         !terminal.contains("a-secret-typed-at-the-terminal"),
         "the password was echoed:\n{terminal}"
     );
+}
+
+/// `--help` shows the value a variable has now, but never a credential's:
+/// the database URL's password and the tokens stay out of it.
+#[test]
+fn help_never_shows_a_credential() {
+    let out = Command::new(env!("CARGO_BIN_EXE_keysmith"))
+        .args(["key", "list", "--help"])
+        .env(
+            "KEYSMITH_DATABASE_URL",
+            "postgres://app:hunter2@db/keysmith",
+        )
+        .env("KEYSMITH_METRICS_TOKEN", "metrics-secret-token")
+        .env("KEYSMITH_FORWARD_AUTH_TOKEN", "forward-auth-secret-token")
+        .env("KEYSMITH_SMTP_URL", "smtp://u:mailpass@mx:25")
+        .env("KEYSMITH_SCHEDULER_INTERVAL_SECS", "42")
+        .output()
+        .expect("keysmith key list --help");
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(
+        help.contains("--scheduler-interval-secs")
+            && help.contains("KEYSMITH_SCHEDULER_INTERVAL_SECS=42"),
+        "a flag per variable, with its value now:\n{help}"
+    );
+    for secret in [
+        "hunter2",
+        "metrics-secret-token",
+        "forward-auth-secret-token",
+        "mailpass",
+    ] {
+        assert!(!help.contains(secret), "{secret} shown:\n{help}");
+    }
 }

@@ -1,5 +1,5 @@
 //! Real proxies (Debian's nginx and Caddy) asking forward-auth, configured
-//! as README's recipes (`tests/support/forward_auth_nginx.conf`,
+//! as the book's recipes (docs/src/forward-auth.md) (`tests/support/forward_auth_nginx.conf`,
 //! `tests/support/forward_auth.Caddyfile`), in front of a real upstream (a
 //! second server of the same proxy that answers with the headers it
 //! received): what reaches the upstream and what the client is told.
@@ -183,7 +183,7 @@ async fn upstream_saw(response: reqwest::Response) -> BTreeMap<String, String> {
 }
 
 /// The recipe of `kind` in front of its upstream, against a server that
-/// requires the proxy token: every answer the README promises.
+/// requires the proxy token: every answer the book promises.
 async fn recipe_holds(app: TestApp, kind: Kind) {
     let clock = app.clock.clone();
     let db: TestDb = app.stop().await;

@@ -169,7 +169,9 @@ both_engines! {
         let keys_before = app.count("api_keys").await;
         let refused = submit("file:///public/../*").await;
         assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(refused.text().await.expect("html").contains("allowed_resources: a resource pattern is"));
+        let html = refused.text().await.expect("html");
+        let beside = html.split("id=\"new-resources-error\">").nth(1).expect("the error beside Resources");
+        assert!(beside.split("</p>").next().expect("text").contains("a resource pattern is"), "{html}");
         assert_eq!(app.count("api_keys").await, keys_before);
 
         assert_eq!(submit("test://static-text, file:///public/*").await.status(), StatusCode::OK);

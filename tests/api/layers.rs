@@ -1,4 +1,4 @@
-//! The README's dependency table is the code's: every module imports only
+//! The dependency table (the book's Code layout page) is the code's: every module imports only
 //! what its row allows, and no two modules of the server import each other.
 //! Read from the sources (`crate::…` paths outside `#[cfg(test)]`), so a new
 //! import that breaks the layering fails here, not in a later review.
@@ -87,16 +87,16 @@ fn crate_paths(code: &str) -> BTreeSet<String> {
     found
 }
 
-/// The README's table: module → what it may import. A row naming several
+/// The book's table (`docs/src/design/layout.md`): module → what it may import. A row naming several
 /// modules lets them import each other (the table says "only downwards";
 /// the cycle check below holds them to it).
 fn allowed() -> Graph {
-    let readme = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .expect("README.md is readable");
-    let table = readme
+    let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/src/design/layout.md");
+    let layout = fs::read_to_string(&page).expect("the book's layout page is readable");
+    let table = layout
         .split("| module | may import |")
         .nth(1)
-        .expect("the README has the dependency table");
+        .expect("the layout page has the dependency table");
     let mut rows = Graph::new();
     for line in table.lines().skip(2).take_while(|l| l.starts_with('|')) {
         let cells: Vec<&str> = line.split('|').collect();
@@ -142,7 +142,7 @@ fn modules_import_only_what_the_readme_table_allows() {
     }
     assert!(
         broken.is_empty(),
-        "imports the README does not allow: {broken:?}"
+        "imports the layout table (docs/src/design/layout.md) does not allow: {broken:?}"
     );
 }
 

@@ -6,26 +6,22 @@ use askama::Template;
 use axum::{
     Form,
     extract::{Path, State},
-    http::HeaderMap,
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
-use time::{Date, OffsetDateTime, Time, macros::format_description};
 
 use super::{
     auth::{Admin, Membership},
     form_token,
     key_detail::{self, DetailQuery, Refused},
+    key_form::{self, KeyForm, KeyFormErrors},
+    keys_page::{self, ListQuery, Retry},
     limits_form::LimitsForm,
     page::{PageError, render, when},
-    service_user_picker,
 };
 use crate::{
-    domain::{
-        Name,
-        caps::TenantCaps,
-        keys::{self, ExpiryRequest, NewKey},
-    },
+    domain::{Name, caps::TenantCaps, keys},
     error::AppError,
     state::AppState,
 };
@@ -40,33 +36,6 @@ struct KeyShown<'a> {
     expires: String,
     /// After a rotation: the old key and when it stops working.
     old: Option<(String, String)>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct CreateForm {
-    csrf: String,
-    form_token: String,
-    tenant: String,
-    /// From the drop-down; or `service_user`, a name typed where a tenant
-    /// has too many to list.
-    #[serde(default)]
-    service_user_id: String,
-    #[serde(default)]
-    service_user: String,
-    name: String,
-    /// Days (a preset) or empty when `expires_on` is used.
-    #[serde(default)]
-    expires_in_days: String,
-    #[serde(default)]
-    expires_on: String,
-    #[serde(default)]
-    allowed_tools: String,
-    #[serde(default)]
-    allowed_resources: String,
-    #[serde(default)]
-    allowed_prompts: String,
-    #[serde(flatten)]
-    limits: LimitsForm,
 }
 
 /// A manager of `tenant`, with a valid CSRF token and an unspent form token.
@@ -97,56 +66,13 @@ async fn authorize(
     Ok(membership)
 }
 
-fn expiry(form: &CreateForm) -> Result<ExpiryRequest, AppError> {
-    if !form.expires_on.trim().is_empty() {
-        let date = Date::parse(
-            form.expires_on.trim(),
-            format_description!("[year]-[month]-[day]"),
-        )
-        .map_err(|_| AppError::validation("the expiry date must look like 2027-01-31"))?;
-        return Ok(ExpiryRequest::At(OffsetDateTime::new_utc(
-            date,
-            Time::MIDNIGHT,
-        )));
-    }
-    match form.expires_in_days.trim() {
-        "" => Ok(ExpiryRequest::TenantDefault),
-        days => days
-            .parse()
-            .map(ExpiryRequest::InDays)
-            .map_err(|_| AppError::validation("choose an expiry")),
-    }
-}
-
-/// The three allowlist fields: comma- or line-separated, an empty field
-/// not named.
-fn capabilities(form: &CreateForm) -> Result<keysmith_verify::Capabilities, AppError> {
-    let entries = |raw: &str| -> Vec<String> {
-        raw.split([',', '\n'])
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned)
-            .collect()
-    };
-    let [tools, resources, prompts] = [
-        &form.allowed_tools,
-        &form.allowed_resources,
-        &form.allowed_prompts,
-    ]
-    .map(|raw| entries(raw));
-    keys::capabilities(named(&tools), named(&resources), named(&prompts))
-}
-
-/// A form field's entries, `None` when it has none (the list is not named).
-fn named(list: &[String]) -> Option<&[String]> {
-    (!list.is_empty()).then_some(list)
-}
-
+/// Creates a key and shows it once; refused input shows the list again with
+/// the form as typed, every problem beside its field, and a fresh form token.
 pub async fn create(
     State(state): State<AppState>,
     admin: Admin,
     headers: HeaderMap,
-    Form(form): Form<CreateForm>,
+    Form(form): Form<KeyForm>,
 ) -> Result<Response, PageError> {
     let membership = authorize(
         &state,
@@ -157,40 +83,41 @@ pub async fn create(
         Some(&form.form_token),
     )
     .await?;
-    let service_user_id = service_user_picker::chosen(
-        &state,
-        &membership.tenant.id,
-        &form.service_user_id,
-        &form.service_user,
-    )
-    .await?
-    .ok_or_else(|| AppError::validation("choose a service user"))?;
-    let new = NewKey {
-        service_user_id,
-        name: Name::parse("name", &form.name)?,
-        expiry: expiry(&form)?,
-        allowed: capabilities(&form)?,
-        scopes: Vec::new(),
-        limits: form.limits.parse()?,
+    let errors = match key_form::check(&state, &membership.tenant, &form).await {
+        Err(errors) => errors,
+        Ok(new) => {
+            let created = keys::create(
+                state.pool(),
+                &state.peppers,
+                &membership.tenant,
+                new,
+                TenantCaps::of(&state.config).keys,
+                &admin.actor(),
+                state.now(),
+            )
+            .await;
+            match created {
+                Ok(issued) => {
+                    return Ok(render(&KeyShown {
+                        tenant: &membership.tenant.slug,
+                        key_id: issued.row.id.as_str(),
+                        name: &issued.row.name,
+                        plaintext: issued.key.expose(),
+                        expires: when(issued.row.expires_at),
+                        old: None,
+                    }));
+                }
+                Err(
+                    err @ (AppError::Validation(_) | AppError::Conflict(_) | AppError::NotFound(_)),
+                ) => KeyFormErrors::from_refusal(&err),
+                Err(err) => return Err(PageError(err)),
+            }
+        }
     };
-    let issued = keys::create(
-        state.pool(),
-        &state.peppers,
-        &membership.tenant,
-        new,
-        TenantCaps::of(&state.config).keys,
-        &admin.actor(),
-        state.now(),
-    )
-    .await?;
-    Ok(render(&KeyShown {
-        tenant: &membership.tenant.slug,
-        key_id: issued.row.id.as_str(),
-        name: &issued.row.name,
-        plaintext: issued.key.expose(),
-        expires: when(issued.row.expires_at),
-        old: None,
-    }))
+    let query = ListQuery::of_tenant(&membership.tenant.slug);
+    let retry = Retry { form, errors };
+    let page = keys_page::page(&state, &admin, query, Some(retry)).await?;
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::{
     auth::{Admin, Membership},
+    key_form::{KeyForm, KeyFormErrors},
     nav::{Nav, Section},
     page::{PageError, render, when},
     service_user_picker::{self, Picker},
@@ -24,7 +25,7 @@ use crate::{
     state::AppState,
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
     tenant: Option<String>,
     status: Option<String>,
@@ -32,6 +33,22 @@ pub struct ListQuery {
     /// A service user's exact name, typed where there are too many to list.
     service_user: Option<String>,
     cursor: Option<String>,
+}
+
+impl ListQuery {
+    /// The tenant's first page, unfiltered.
+    pub fn of_tenant(slug: &str) -> Self {
+        Self {
+            tenant: Some(slug.to_owned()),
+            ..Self::default()
+        }
+    }
+}
+
+/// A refused create: the form as it was typed, and what is wrong with it.
+pub struct Retry {
+    pub form: KeyForm,
+    pub errors: KeyFormErrors,
 }
 
 pub struct KeyLine {
@@ -66,9 +83,11 @@ struct KeysPage<'a> {
     create_token: String,
     min_date: String,
     max_date: String,
-    /// Expiry choices the tenant's policy allows, and the one preselected.
-    presets: Vec<i64>,
-    preset: i64,
+    /// Expiry choices the tenant's policy allows, each with whether it is chosen.
+    presets: Vec<(i64, bool)>,
+    /// The create form's values: empty, or as typed when refused.
+    form: KeyForm,
+    errors: KeyFormErrors,
 }
 
 /// The usual lifetimes that fit under the tenant's maximum, then the
@@ -109,11 +128,22 @@ pub async fn list(
     admin: Admin,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, PageError> {
-    let (current, memberships) = match admin.tenant(&state, query.tenant.as_deref()).await {
+    page(&state, &admin, query, None).await
+}
+
+/// The list and its create form; `retry` shows a refused create again, with
+/// a fresh form token (the refused one was spent).
+pub async fn page(
+    state: &AppState,
+    admin: &Admin,
+    query: ListQuery,
+    retry: Option<Retry>,
+) -> Result<Response, PageError> {
+    let (current, memberships) = match admin.tenant(state, query.tenant.as_deref()).await {
         Ok(found) => found,
         // Only an admin with no tenant at all ends up here without asking for one.
         Err(err) if query.tenant.is_none() => {
-            return admin.without_tenant(&state).await?.ok_or(err);
+            return admin.without_tenant(state).await?.ok_or(err);
         }
         Err(err) => return Err(err),
     };
@@ -125,7 +155,7 @@ pub async fn list(
         ),
     };
     let su_filter = service_user_picker::chosen(
-        &state,
+        state,
         &current.tenant.id,
         query.service_user_id.as_deref().unwrap_or_default(),
         query.service_user.as_deref().unwrap_or_default(),
@@ -167,7 +197,7 @@ pub async fn list(
         .as_ref()
         .map(name_of)
         .unwrap_or_default();
-    let picker = Picker::load(&state, &current.tenant.id).await?;
+    let picker = Picker::load(state, &current.tenant.id).await?;
     let now_unix = UnixTime::from(now);
     let lines = page
         .items
@@ -194,23 +224,40 @@ pub async fn list(
         .collect();
     let can_manage = current.role.can_manage_keys();
     let create_token = if can_manage {
-        super::form_token::issue(&state, &admin).await?
+        super::form_token::issue(state, admin).await?
     } else {
         String::new()
     };
     let presets = presets(current.tenant.max_expiry_days);
-    let preset = preselected(&presets, current.tenant.default_expiry_days);
-    let nav = Nav::of_tenant(&state, &admin, Section::Keys, &current, &memberships).await?;
+    let (form, errors) = match retry {
+        Some(retry) => (retry.form, retry.errors),
+        None => {
+            let preset = preselected(&presets, current.tenant.default_expiry_days);
+            let form = KeyForm {
+                service_user_id: su_filter.clone().unwrap_or_default(),
+                service_user: service_user_name.clone(),
+                expires_in_days: preset.to_string(),
+                ..KeyForm::default()
+            };
+            (form, KeyFormErrors::default())
+        }
+    };
+    let presets = presets
+        .into_iter()
+        .map(|days| (days, form.expires_in_days.trim() == days.to_string()))
+        .collect();
+    let nav = Nav::of_tenant(state, admin, Section::Keys, &current, &memberships).await?;
     let date = |at: time::OffsetDateTime| UnixTime::from(at).date();
     Ok(render(&KeysPage {
-        admin: &admin,
+        admin,
         can_manage,
         create_token,
         min_date: date(now + time::Duration::days(1)),
         max_date: date(now + time::Duration::days(current.tenant.max_expiry_days)),
         nav,
         presets,
-        preset,
+        form,
+        errors,
         current: &current,
         keys: lines,
         any_service_user: !picker.choices.is_empty(),

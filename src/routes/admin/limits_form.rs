@@ -101,7 +101,23 @@ impl LimitsForm {
             }),
         };
         keys::limits(rate_limit, quota)
+            .map_err(|err| AppError::validation(in_form_words(&err.to_string())))
     }
+}
+
+/// The API's names in a limits refusal, as the form's labels say them (the
+/// key form, the key page's limits edit and the policy page share these).
+const LABELS: [(&str, &str); 4] = [
+    ("limits: ", ""),
+    ("rate_limit.tools[].per_minute", "a per-tool rate"),
+    ("rate_limit.per_minute", "“Tool calls per minute”"),
+    ("quota.calls", "“Quota: calls”"),
+];
+
+fn in_form_words(message: &str) -> String {
+    LABELS
+        .iter()
+        .fold(message.to_owned(), |m, (api, label)| m.replace(api, label))
 }
 
 #[cfg(test)]
@@ -130,7 +146,10 @@ mod tests {
                 .is_unlimited()
         );
         for (bad, says) in [
-            (form("0", "", "", ""), "rate"),
+            (
+                form("0", "", "", ""),
+                "“Tool calls per minute” must be a positive number",
+            ),
             (form("fast", "", "", ""), "rate per minute"),
             (form("", "search*", "", ""), "looks like"),
             (form("", "bad tool = 3", "", ""), "tool override"),

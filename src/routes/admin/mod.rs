@@ -8,6 +8,7 @@ pub mod client_addr;
 mod form_token;
 mod key_actions;
 mod key_detail;
+mod key_form;
 mod keys_page;
 mod limits_form;
 mod nav;

@@ -15,6 +15,14 @@ pub fn when(at: UnixTime) -> String {
     format!("{} UTC", iso.replace('T', " ").trim_end_matches('Z'))
 }
 
+/// A refusal in the words of the admin's forms: the domain's checks name
+/// the API's fields (`owner_email`), the person reads the form's labels.
+pub fn in_form_words(message: &str) -> String {
+    [("owner_email", "the owner email")]
+        .iter()
+        .fold(message.to_owned(), |m, (api, label)| m.replace(api, label))
+}
+
 /// Renders a template, or a 500 whose cause goes to the log.
 pub fn render(template: &impl Template) -> Response {
     match template.render() {

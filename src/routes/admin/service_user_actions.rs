@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::{
     auth::{Admin, Membership},
-    page::PageError,
+    page::{PageError, in_form_words},
     service_user_page::{EditForm, page},
 };
 use crate::{
@@ -120,7 +120,7 @@ pub async fn update(
                 &memberships,
                 &id,
                 Some(&form),
-                Some(err.to_string()),
+                Some(in_form_words(&err.to_string())),
             )
             .await?;
             Ok((status, page).into_response())

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::{
     auth::{Admin, Membership},
     nav::{Nav, Section},
-    page::{PageError, render},
+    page::{PageError, in_form_words, render},
 };
 use crate::{
     domain::{
@@ -205,7 +205,7 @@ pub async fn create(
                 &admin,
                 Some(&form.tenant),
                 None,
-                Some(err.to_string()),
+                Some(in_form_words(&err.to_string())),
                 &form,
             )
             .await?;

@@ -50,7 +50,10 @@ struct WebhooksPage<'a> {
     form_token: String,
     lines: Vec<Line>,
     can_manage: bool,
-    events: &'a [&'a str],
+    /// Each event the form offers, and whether its box is ticked.
+    events: Vec<(&'a str, bool)>,
+    /// The URL as typed when the form was refused.
+    url: &'a str,
     error: Option<String>,
 }
 
@@ -70,11 +73,17 @@ pub async fn list(
     page(&state, &admin, query.tenant.as_deref(), None).await
 }
 
+/// A refused create: why, and what was typed (shown again with a fresh token).
+struct Refusal<'a> {
+    error: String,
+    form: &'a CreateForm,
+}
+
 async fn page(
     state: &AppState,
     admin: &Admin,
     tenant: Option<&str>,
-    error: Option<String>,
+    refusal: Option<Refusal<'_>>,
 ) -> Result<Response, PageError> {
     let (current, memberships) = admin.tenant(state, tenant).await?;
     let mut lines = Vec::new();
@@ -106,8 +115,18 @@ async fn page(
         form_token,
         lines,
         can_manage,
-        events: &EVENTS,
-        error,
+        // A fresh form ticks every event; a refused one keeps the choice.
+        events: EVENTS
+            .iter()
+            .map(|e| {
+                let ticked = refusal
+                    .as_ref()
+                    .is_none_or(|r| r.form.events.iter().any(|t| t == e));
+                (*e, ticked)
+            })
+            .collect(),
+        url: refusal.as_ref().map_or("", |r| r.form.url.as_str()),
+        error: refusal.map(|r| r.error),
     }))
 }
 
@@ -173,11 +192,24 @@ pub async fn create(
         })),
         Err(err @ AppError::Validation(_)) => {
             let status = err.status();
-            let page = page(&state, &admin, Some(&form.tenant), Some(err.to_string())).await?;
+            let refusal = Refusal {
+                error: in_words_of_the_form(&err.to_string()),
+                form: &form,
+            };
+            let page = page(&state, &admin, Some(&form.tenant), Some(refusal)).await?;
             Ok((status, page).into_response())
         }
         Err(err) => Err(PageError(err)),
     }
+}
+
+/// The domain names the API's fields (`url: …`); the form calls them by its labels.
+fn in_words_of_the_form(message: &str) -> String {
+    [("url: ", "“URL”: "), ("events: ", "“Events”: ")]
+        .iter()
+        .fold(message.to_owned(), |m, (api, label)| {
+            m.replacen(api, label, 1)
+        })
 }
 
 fn parse_form(body: &[u8]) -> CreateForm {

@@ -14,13 +14,13 @@ use time::OffsetDateTime;
 use super::{
     auth::ManagementCaller,
     extract::{ApiJson, ApiQuery, optional_json},
-    model::{CreatedKey, KeyInfo, KeyList, RotatedOld, RotationResponse},
+    model::{CreatedKey, KeyInfo, KeyList, RotationResponse},
 };
 use crate::{
     domain::{
         Name, Scope,
         caps::TenantCaps,
-        keys::{self, ExpiryRequest, IssuedKey, KeyFilter, KeyState, NewKey},
+        keys::{self, ExpiryRequest, KeyFilter, KeyState, NewKey},
         page,
     },
     error::{AppError, AppResult},
@@ -100,13 +100,6 @@ pub struct ListKeys {
     pub limit: Option<i64>,
 }
 
-fn created(issued: &IssuedKey, tenant: &str, now: OffsetDateTime) -> CreatedKey {
-    CreatedKey {
-        info: KeyInfo::new(&issued.row, tenant, now),
-        key: issued.key.expose().to_owned(),
-    }
-}
-
 #[utoipa::path(post, operation_id = "keys_create", path = "/api/v1/tenants/{tenant}/keys", tag = "keys",
     params(("tenant" = String, Path, description = "tenant slug")),
     request_body = CreateKey,
@@ -155,7 +148,7 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         super::NO_STORE,
-        Json(created(&issued, &tenant.slug, now)),
+        Json(CreatedKey::new(&issued, &tenant.slug, now)),
     ))
 }
 
@@ -264,22 +257,10 @@ pub async fn rotate(
         now,
     )
     .await?;
-    let old = RotatedOld {
-        id: rotation.old.id.to_string(),
-        status: rotation.old.status_at(now),
-        expires_at: rotation
-            .old
-            .cutoff_at
-            .unwrap_or(rotation.old.expires_at)
-            .rfc3339(),
-    };
     Ok((
         StatusCode::CREATED,
         super::NO_STORE,
-        Json(RotationResponse {
-            new: created(&rotation.new, &tenant.slug, now),
-            old,
-        }),
+        Json(RotationResponse::new(&rotation, &tenant.slug, now)),
     ))
 }
 

@@ -13,8 +13,8 @@ pub mod model;
 mod notifications;
 pub mod openapi;
 mod secret_scanning;
-mod service_users;
-mod tenants;
+pub mod service_users;
+pub mod tenants;
 mod verify;
 mod webhooks;
 

@@ -1,12 +1,13 @@
 //! The JSON shape of a key. Never the hash, never the secret: the plaintext
-//! appears only in [`CreatedKey`], the create and rotate responses.
+//! appears only in [`CreatedKey`], the create and rotate responses. The
+//! command line prints the same shapes (`keysmith key … --json`).
 
 use crate::domain::{KeyId, UnixTime};
 use keysmith_verify::limit::{Quota, RateLimit};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::domain::keys::{KeyRow, KeyState};
+use crate::domain::keys::{IssuedKey, KeyRow, KeyState, Rotation};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyInfo {
@@ -92,6 +93,15 @@ pub struct CreatedKey {
     pub key: String,
 }
 
+impl CreatedKey {
+    pub fn new(issued: &IssuedKey, tenant_slug: &str, now: OffsetDateTime) -> Self {
+        Self {
+            info: KeyInfo::new(&issued.row, tenant_slug, now),
+            key: issued.key.expose().to_owned(),
+        }
+    }
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RotatedOld {
     pub id: String,
@@ -107,6 +117,20 @@ pub struct RotatedOld {
 pub struct RotationResponse {
     pub new: CreatedKey,
     pub old: RotatedOld,
+}
+
+impl RotationResponse {
+    pub fn new(rotation: &Rotation, tenant_slug: &str, now: OffsetDateTime) -> Self {
+        let old = &rotation.old;
+        Self {
+            new: CreatedKey::new(&rotation.new, tenant_slug, now),
+            old: RotatedOld {
+                id: old.id.to_string(),
+                status: old.status_at(now),
+                expires_at: old.cutoff_at.unwrap_or(old.expires_at).rfc3339(),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
