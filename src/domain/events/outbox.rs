@@ -316,7 +316,7 @@ pub async fn record(
 }
 
 /// A key's notification history, for the JSON API and the admin UI.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct NotificationRecord {
     #[serde(skip)]
     pub id: i64,
@@ -327,9 +327,7 @@ pub struct NotificationRecord {
     pub status: String,
     pub attempts: i64,
     pub last_error: Option<String>,
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: UnixTime,
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub sent_at: Option<UnixTime>,
 }
 

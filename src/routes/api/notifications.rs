@@ -1,6 +1,6 @@
 //! `/api/v1/tenants/{tenant}/keys/{id}/notifications`: what was emailed about a key.
 
-use crate::domain::KeyId;
+use crate::domain::{KeyId, UnixTime};
 use axum::{
     Json,
     extract::{Path, State},
@@ -17,7 +17,39 @@ use crate::{
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NotificationList {
-    pub items: Vec<NotificationRecord>,
+    pub items: Vec<Notification>,
+}
+
+/// One email about a key: the API's shape of the domain's `NotificationRecord`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = NotificationRecord)]
+pub struct Notification {
+    pub kind: String,
+    pub threshold_days: Option<i64>,
+    pub recipient: String,
+    /// `pending`, `sent`, `failed` (gave up after retries) or `cancelled`.
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: UnixTime,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub sent_at: Option<UnixTime>,
+}
+
+impl From<NotificationRecord> for Notification {
+    fn from(record: NotificationRecord) -> Self {
+        Self {
+            kind: record.kind,
+            threshold_days: record.threshold_days,
+            recipient: record.recipient,
+            status: record.status,
+            attempts: record.attempts,
+            last_error: record.last_error,
+            created_at: record.created_at,
+            sent_at: record.sent_at,
+        }
+    }
 }
 
 #[utoipa::path(get, operation_id = "keys_notifications", path = "/api/v1/tenants/{tenant}/keys/{id}/notifications", tag = "keys",
@@ -32,6 +64,10 @@ pub async fn list(
     let tenant = caller.tenant(&state, &tenant).await?;
     keys::get(state.pool(), &tenant.id, &id).await?;
     Ok(Json(NotificationList {
-        items: outbox::list_for_key(state.pool(), &tenant.id, &id).await?,
+        items: outbox::list_for_key(state.pool(), &tenant.id, &id)
+            .await?
+            .into_iter()
+            .map(Notification::from)
+            .collect(),
     }))
 }

@@ -32,18 +32,87 @@ pub struct CreateWebhook {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedWebhook {
     #[serde(flatten)]
-    pub endpoint: Endpoint,
+    pub endpoint: EndpointInfo,
     pub secret: String,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WebhookList {
-    pub items: Vec<Endpoint>,
+    pub items: Vec<EndpointInfo>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeliveryList {
-    pub items: Vec<DeliveryRecord>,
+    pub items: Vec<Delivery>,
+}
+
+/// An endpoint as listed: never the secret (the API's shape of the domain's `Endpoint`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Endpoint)]
+pub struct EndpointInfo {
+    #[schema(value_type = String)]
+    pub id: WebhookEndpointId,
+    pub url: String,
+    pub events: Vec<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: UnixTime,
+    pub created_by: String,
+    /// Failed attempts in a row (0 once one succeeds).
+    pub consecutive_failures: i64,
+    /// Set when the endpoint was disabled after too many failures; nothing
+    /// is sent until it is enabled again.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub disabled_at: Option<UnixTime>,
+}
+
+impl From<Endpoint> for EndpointInfo {
+    fn from(e: Endpoint) -> Self {
+        Self {
+            id: e.id,
+            url: e.url,
+            events: e.events,
+            created_at: e.created_at,
+            created_by: e.created_by,
+            consecutive_failures: e.consecutive_failures,
+            disabled_at: e.disabled_at,
+        }
+    }
+}
+
+/// A delivery: never the body's signature or secret (the API's shape of the
+/// domain's `DeliveryRecord`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = DeliveryRecord)]
+pub struct Delivery {
+    pub id: i64,
+    pub event_id: String,
+    pub event_type: String,
+    /// `pending` (retrying), `delivered` or `failed` (gave up after retries).
+    pub status: String,
+    pub attempts: i64,
+    /// The receiver's last HTTP status code, if it answered.
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: UnixTime,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub delivered_at: Option<UnixTime>,
+}
+
+impl From<DeliveryRecord> for Delivery {
+    fn from(d: DeliveryRecord) -> Self {
+        Self {
+            id: d.id,
+            event_id: d.event_id,
+            event_type: d.event_type,
+            status: d.status,
+            attempts: d.attempts,
+            last_status: d.last_status,
+            last_error: d.last_error,
+            created_at: d.created_at,
+            delivered_at: d.delivered_at,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -104,7 +173,7 @@ pub async fn create(
         super::NO_STORE,
         Json(CreatedWebhook {
             secret: created.secret.expose().to_owned(),
-            endpoint: created.endpoint,
+            endpoint: created.endpoint.into(),
         }),
     ))
 }
@@ -120,7 +189,11 @@ pub async fn list(
 ) -> AppResult<Json<WebhookList>> {
     let tenant = caller.tenant(&state, &tenant).await?;
     Ok(Json(WebhookList {
-        items: webhooks::list(state.pool(), &tenant.id).await?,
+        items: webhooks::list(state.pool(), &tenant.id)
+            .await?
+            .into_iter()
+            .map(EndpointInfo::from)
+            .collect(),
     }))
 }
 
@@ -218,6 +291,10 @@ pub async fn deliveries(
     let tenant = caller.tenant(&state, &tenant).await?;
     webhooks::get(state.pool(), &tenant.id, &id).await?;
     Ok(Json(DeliveryList {
-        items: deliveries::list(state.pool(), &tenant.id, &id).await?,
+        items: deliveries::list(state.pool(), &tenant.id, &id)
+            .await?
+            .into_iter()
+            .map(Delivery::from)
+            .collect(),
     }))
 }

@@ -161,7 +161,7 @@ pub async fn resume(
 }
 
 /// A delivery as the API and the UI show it: never the body's signature or secret.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct DeliveryRecord {
     pub id: i64,
     pub event_id: String,
@@ -172,9 +172,7 @@ pub struct DeliveryRecord {
     /// The receiver's last HTTP status code, if it answered.
     pub last_status: Option<i64>,
     pub last_error: Option<String>,
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: UnixTime,
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub delivered_at: Option<UnixTime>,
 }
 

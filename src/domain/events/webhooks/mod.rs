@@ -63,20 +63,17 @@ impl EventFilter {
 }
 
 /// An endpoint as listed: never the secret.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Endpoint {
-    #[schema(value_type = String)]
     pub id: WebhookEndpointId,
     pub url: String,
     pub events: Vec<String>,
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: UnixTime,
     pub created_by: String,
     /// Failed attempts in a row (0 once one succeeds).
     pub consecutive_failures: i64,
     /// Set when the endpoint was disabled after too many failures; nothing
     /// is sent until it is enabled again.
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub disabled_at: Option<UnixTime>,
 }
 
