@@ -88,7 +88,7 @@ async fn main() -> anyhow::Result<()> {
             .build();
         if db.engine == keysmith::config::Engine::Postgres {
             // Revocations through the server reach this cache at once, not after the TTL.
-            keysmith_verify::invalidation::listen_postgres(
+            keysmith_verify::backend::invalidation::listen_postgres(
                 config.database_url.expose(),
                 layer.clone(),
             )

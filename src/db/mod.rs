@@ -139,7 +139,7 @@ pub async fn announce_key_change(
 ) -> Result<(), sqlx::Error> {
     if pool.connect_options().database_url.scheme() != "sqlite" {
         sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(keysmith_verify::invalidation::CHANNEL)
+            .bind(keysmith_verify::backend::invalidation::CHANNEL)
             .bind(key_id)
             .execute(&mut **tx)
             .await?;

@@ -1,6 +1,9 @@
 //! The audit log: admin actions (create, rotate, revoke, sweep) and, from the
 //! verification layer, one event per tool call.
 
+use std::sync::LazyLock;
+
+use keysmith_verify::audit::row;
 use serde::Serialize;
 use sqlx::{Any, Executor};
 use time::OffsetDateTime;
@@ -126,26 +129,38 @@ pub async fn purge_old_calls(
     Ok(purged)
 }
 
+/// One event, every column of [`row::COLUMNS`] bound in its order.
+static INSERT: LazyLock<String> = LazyLock::new(|| {
+    let params: Vec<String> = (1..=row::COLUMNS.split(", ").count())
+        .map(|n| format!("${n}"))
+        .collect();
+    format!(
+        "INSERT INTO audit_events ({}) VALUES ({})",
+        row::COLUMNS,
+        params.join(", ")
+    )
+});
+
 pub async fn record<'e>(
     executor: impl Executor<'e, Database = Any>,
     event: NewAuditEvent<'_>,
 ) -> AppResult<()> {
-    sqlx::query(
-        "INSERT INTO audit_events (tenant_id, key_id, service_user_id, actor, action, tool, outcome, reason, request_id, at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(event.tenant_id)
-    .bind(event.key_id)
-    .bind(event.service_user_id)
-    .bind(event.actor)
-    .bind(event.action)
-    .bind(event.tool)
-    .bind(event.outcome)
-    .bind(event.reason)
-    .bind(event.request_id)
-    .bind(UnixTime::from(event.at))
-    .execute(executor)
-    .await?;
+    sqlx::query(&INSERT)
+        .bind(event.tenant_id)
+        .bind(event.key_id)
+        .bind(event.service_user_id)
+        .bind(event.actor)
+        .bind(event.action)
+        .bind(event.tool)
+        .bind(event.outcome)
+        .bind(event.reason)
+        .bind(event.request_id)
+        .bind(UnixTime::from(event.at))
+        // An admin action has no answer status nor duration.
+        .bind(None::<i64>)
+        .bind(None::<i64>)
+        .execute(executor)
+        .await?;
     Ok(())
 }
 
@@ -245,9 +260,10 @@ pub async fn list_for_key(
     // that a deep page costs what the first one does; the tenant is checked
     // on each row (a key id belongs to one tenant).
     let rows: Vec<AuditEvent> = sqlx::query_as(&format!(
-        "SELECT id, key_id, service_user_id, actor, action, tool, outcome, reason, request_id, at, status, duration_us \
-         FROM audit_events WHERE key_id = $2 AND tenant_id = $1 AND (at, id) < ($3, $4) AND {} \
+        "SELECT id, {} FROM audit_events \
+         WHERE key_id = $2 AND tenant_id = $1 AND (at, id) < ($3, $4) AND {} \
          ORDER BY at DESC, id DESC LIMIT $5",
+        row::COLUMNS,
         kind.condition()
     ))
     .bind(tenant_id)

@@ -9,7 +9,7 @@ use anyhow::Context;
 use keysmith_verify::{
     SqlVerifier, SystemClock, TenantScope, Verifier, VerifyLayer, VerifyLayerBuilder,
     audit::{AuditFlusher, AuditSink, RemoteAuditOptions, spawn_remote_audit, spawn_sql_audit},
-    invalidation,
+    backend::invalidation,
     session::{RedisSessions, SqlSessions},
 };
 

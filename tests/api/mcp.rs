@@ -435,9 +435,10 @@ async fn postgres_notify_invalidates_other_instances() {
     let key = app.create_key(&su, json!({})).await;
     let plain = key["key"].as_str().expect("key");
     let mcp = McpServer::start(&app, Backend::Sql, Duration::from_secs(3600)).await;
-    let listener = keysmith_verify::invalidation::listen_postgres(&app.db.url, mcp.layer.clone())
-        .await
-        .expect("listen");
+    let listener =
+        keysmith_verify::backend::invalidation::listen_postgres(&app.db.url, mcp.layer.clone())
+            .await
+            .expect("listen");
     assert_eq!(
         mcp.raw(Some(plain), &initialize(), &[]).await.status(),
         StatusCode::OK,
@@ -557,9 +558,10 @@ async fn a_disabled_service_user_is_refused_by_other_instances_at_once() {
     let key = app.create_key(&su, json!({})).await;
     let plain = key["key"].as_str().expect("key");
     let mcp = McpServer::start(&app, Backend::Sql, Duration::from_secs(3600)).await;
-    let listener = keysmith_verify::invalidation::listen_postgres(&app.db.url, mcp.layer.clone())
-        .await
-        .expect("listen");
+    let listener =
+        keysmith_verify::backend::invalidation::listen_postgres(&app.db.url, mcp.layer.clone())
+            .await
+            .expect("listen");
     assert_eq!(
         mcp.raw(Some(plain), &initialize(), &[]).await.status(),
         StatusCode::OK,

@@ -204,4 +204,60 @@ both_engines! {
         assert_eq!(grants, 1, "one live connection, not ended by the refresh");
         drop(gateway);
     }
+
+    async fn the_python_sdk_client_connects_through_the_gateway_with_oauth(app: TestApp) {
+        let (app, public) = on_known_address(app).await;
+        app.create_service_user("agent").await;
+        admin_user(&app, "owner@acme.test", Role::Owner).await;
+        let (upstream, _events) = upstream().await;
+        let gateway_port = free_port();
+        let resource = format!("http://127.0.0.1:{gateway_port}/mcp");
+        let bind = format!("127.0.0.1:{gateway_port}");
+        let gateway = Running::gateway(&app, &upstream, &["--bind", &bind, "--resource", &resource],
+            &[("KEYSMITH_PUBLIC_URL", public.as_str())], None);
+
+        let mut python = tokio::process::Command::new(crate::conformance::harness::python())
+            .arg(conformance_dir().join("py_oauth_client.py"))
+            .arg(&resource)
+            .current_dir(conformance_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python");
+        let mut lines = BufReader::new(python.stdout.take().expect("stdout")).lines();
+        let first = next_line(&mut lines).await;
+        let authorize = first.strip_prefix("AUTHORIZE ").unwrap_or_else(|| panic!("expected the authorization URL, got {first}")).to_owned();
+        assert!(authorize.starts_with(&format!("{public}/oauth/acme/authorize?")), "{authorize}");
+
+        let label = format!("oauth-py-{:?}", app.db.engine).to_lowercase();
+        let browser = Browser::start(&label).await;
+        let b = &browser;
+        browser.run(Duration::from_secs(120), async {
+            consent(b, &authorize, "Python SDK e2e", &["resources:*", "prompts:*"]).await;
+            b.wait_for_text("Connected").await;
+        }).await;
+
+        let mut result = None;
+        while result.is_none() {
+            let line = next_line(&mut lines).await;
+            result = line.strip_prefix("RESULT ").map(|json| serde_json::from_str::<Value>(json).expect("json"));
+        }
+        let result = result.expect("result");
+        assert!(result.get("error").is_none(), "{result:#}");
+        assert!(result["client_id"].as_str().is_some_and(|id| id.starts_with("kc_")), "registered dynamically: {result}");
+        assert_eq!(result["callback_params"], serde_json::json!(["code", "iss", "state"]), "{result}");
+        assert_eq!(result["scope"], "tools:*", "{result}");
+        assert_eq!(result["tools"], serde_json::json!(["echo", "whoami"]));
+        let acts_as_agent = |w: &Value| w.as_str().is_some_and(|w| w.contains(r#""x-keysmith-service-user":"agent""#));
+        assert!(acts_as_agent(&result["whoami"]), "{result}");
+        assert!(result["outside_scope"].as_str().is_some_and(|e| e.contains("(step-up) is not approved")), "refused with 403 insufficient_scope, the SDK asked for more: {result}");
+        assert_eq!(result["authorizations"], 2, "the first authorization, then the declined step-up");
+        assert!(acts_as_agent(&result["after_refresh"]), "{result}");
+        assert_eq!(result["refresh_rotated"], true, "{result}");
+        let refreshed = result["token_answers"].as_array().expect("token answers");
+        assert!(refreshed.len() == 1 && refreshed[0].as_str().is_some_and(|a| a.starts_with("200 ")), "{result}");
+        let _ = python.wait().await;
+        drop(gateway);
+    }
 }

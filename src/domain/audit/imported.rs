@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use keysmith_verify::audit::row::{self, CallRow};
+
 use crate::{
     db,
     domain::{KeyId, ServiceUserId, TenantId, UnixTime},
@@ -38,7 +40,8 @@ pub struct ImportReport {
 
 /// Rows per `INSERT`: far below either engine's bound-parameter limit.
 const ROWS_PER_STATEMENT: usize = 100;
-const COLUMNS: usize = 11;
+/// Values bound per row: a call's, and the gateway's event id.
+const COLUMNS: usize = row::CALL_PARAMS.len() + 1;
 
 /// Stores `calls` for `tenant_id`, all or none. Every key must be one of the
 /// tenant's, with the service user the event names: a key of another tenant
@@ -120,37 +123,40 @@ async fn insert(
     chunk: &[ImportedCall],
 ) -> AppResult<u64> {
     let rows: Vec<String> = (0..chunk.len())
-        .map(|row| {
-            let p: Vec<String> = (1..=COLUMNS)
-                .map(|c| format!("${}", row * COLUMNS + c))
-                .collect();
-            format!(
-                "({}, {}, {}, 'key:' || {}, 'tool.call', {}, {}, {}, {}, {}, {}, {}, {})",
-                p[0], p[1], p[2], p[1], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]
-            )
+        .map(|n| {
+            let first = n * COLUMNS;
+            let values = row::call_values(|p| format!("${}", first + p));
+            format!("({values}, ${})", first + COLUMNS)
         })
         .collect();
     let sql = format!(
-        "INSERT INTO audit_events (tenant_id, key_id, service_user_id, actor, action, tool, outcome, reason, request_id, at, status, duration_us, event_id) \
-         VALUES {} ON CONFLICT DO NOTHING",
+        "INSERT INTO audit_events ({}, event_id) VALUES {} ON CONFLICT DO NOTHING",
+        row::COLUMNS,
         rows.join(", ")
     );
     let mut query = sqlx::query(&sql);
     for call in chunk {
-        query = query
-            .bind(tenant_id)
-            .bind(&call.key_id)
-            .bind(&call.service_user_id)
-            .bind(&call.subject)
-            .bind(if call.allowed { "allowed" } else { "denied" })
-            .bind(call.reason)
-            .bind(call.request_id.as_deref())
-            .bind(call.at)
-            .bind(call.status)
-            .bind(call.duration_us)
-            .bind(&call.event_id);
+        query = call.row(tenant_id).bind_to(query).bind(&call.event_id);
     }
     Ok(query.execute(&mut **tx).await?.rows_affected())
+}
+
+impl ImportedCall {
+    /// The row this call is written as, under `tenant_id`.
+    fn row<'a>(&'a self, tenant_id: &'a TenantId) -> CallRow<'a> {
+        CallRow {
+            tenant_id: tenant_id.as_str(),
+            key_id: self.key_id.as_str(),
+            service_user_id: self.service_user_id.as_str(),
+            tool: &self.subject,
+            outcome: row::outcome(self.allowed),
+            reason: self.reason,
+            request_id: self.request_id.as_deref(),
+            at: self.at.secs(),
+            status: self.status,
+            duration_us: self.duration_us,
+        }
+    }
 }
 
 /// The latest allowed call per key, for `last_used_at`.

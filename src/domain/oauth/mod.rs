@@ -1,7 +1,7 @@
 //! OAuth 2.1: Keysmith as the authorization server of the MCP servers it
 //! protects, one issuer per tenant. `tokens` issues, revokes and purges
 //! access tokens; every token hangs on a parent key (see the migration
-//! `0100_oauth_tokens.sql` and `keysmith_verify::token`). The
+//! `0100_oauth_tokens.sql` and `keysmith_verify::key::token`). The
 //! authorization-code flow: `grants` (a person's approval, with its own
 //! parent key), `codes` (single-use, PKCE-bound), `exchange` (token pairs,
 //! refresh rotation and reuse detection), `pkce`.

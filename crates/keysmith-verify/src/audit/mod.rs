@@ -1,5 +1,6 @@
 //! Per-request audit, off the request path: a bounded queue drained in
 //! batches (one transaction each) into `audit_events`, with `last_used_at`.
+//! The row's columns are defined once, in [`row`].
 //!
 //! When the queue is full, requests wait for room (backpressure) instead of
 //! dropping events. [`AuditFlusher::shutdown`] drains what is queued.
@@ -58,6 +59,27 @@ impl AuditSink {
         self.depth.set(self.tx.max_capacity() - self.tx.capacity());
     }
 
+    /// Queues a record if there is room now; gives it back when the writer
+    /// is behind (the caller then waits with [`AuditSink::record`]).
+    #[expect(
+        clippy::result_large_err,
+        reason = "the record is handed back by value: a box would cost the allocation the fast path saves"
+    )]
+    pub(crate) fn try_record(&self, record: AuditRecord) -> Result<(), AuditRecord> {
+        match self.tx.try_send(record) {
+            Ok(()) => {
+                self.depth.set(self.tx.max_capacity() - self.tx.capacity());
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(record)) => Err(record),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("audit record after shutdown: not written");
+                crate::telemetry::audit_lost(1);
+                Ok(())
+            }
+        }
+    }
+
     /// Queues a record from where nothing can wait (a drop): at once when
     /// there is room, else from a task that waits for it.
     pub fn record_detached(&self, record: AuditRecord) {
@@ -95,17 +117,6 @@ impl AuditFlusher {
     }
 }
 
-/// The `outcome` column of a record.
-#[cfg(feature = "sql")]
-fn outcome(allowed: bool) -> &'static str {
-    if allowed { "allowed" } else { "denied" }
-}
-
-#[cfg(feature = "sql")]
-fn clamp_us(us: u64) -> i64 {
-    i64::try_from(us).unwrap_or(i64::MAX)
-}
-
 /// The latest allowed call per key in `batch` (Unix seconds), for `last_used_at`.
 #[cfg(feature = "sql")]
 fn last_used(batch: &[AuditRecord]) -> std::collections::HashMap<&str, i64> {
@@ -119,6 +130,7 @@ fn last_used(batch: &[AuditRecord]) -> std::collections::HashMap<&str, i64> {
 
 #[cfg(feature = "remote")]
 mod remote;
+pub mod row;
 #[cfg(feature = "remote")]
 mod spool;
 pub mod wire;

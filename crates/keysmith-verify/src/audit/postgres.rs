@@ -2,27 +2,51 @@
 //! and expanded by `UNNEST`, the `last_used_at` update in the same statement
 //! (one round trip, one implicit transaction).
 
-use std::str::FromStr;
+use std::{str::FromStr, sync::LazyLock};
 
 use sqlx::{
     PgPool,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
-use super::AuditRecord;
-use crate::timestamp;
+use super::{
+    AuditRecord,
+    row::{self, CallRow},
+};
 
-const WRITE: &str = "WITH rows AS ( \
-       SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::int[], $10::bigint[]) \
-       WITH ORDINALITY AS r(tenant_id, key_id, service_user_id, tool, outcome, reason, request_id, at, status, duration_us, n) \
-     ), inserted AS ( \
-       INSERT INTO audit_events (tenant_id, key_id, service_user_id, actor, action, tool, outcome, reason, request_id, at, status, duration_us) \
-       SELECT tenant_id, key_id, service_user_id, 'key:' || key_id, 'tool.call', tool, outcome, reason, request_id, at, status, duration_us \
-       FROM rows ORDER BY n \
-     ) \
-     UPDATE api_keys k SET last_used_at = used.at \
-     FROM (SELECT key_id, MAX(at) AS at FROM rows WHERE outcome = 'allowed' GROUP BY key_id) used \
-     WHERE k.id = used.key_id AND (k.last_used_at IS NULL OR k.last_used_at < used.at)";
+/// The rows arrive as one array per bound value ([`row::CALL_PARAMS`]),
+/// expanded by `UNNEST` into a CTE whose columns carry the same names.
+static WRITE: LazyLock<String> = LazyLock::new(|| {
+    let params = row::CALL_PARAMS;
+    let arrays: Vec<String> = params
+        .iter()
+        .enumerate()
+        .map(|(n, param)| format!("${}::{}[]", n + 1, array_type(param)))
+        .collect();
+    format!(
+        "WITH rows AS ( \
+           SELECT * FROM UNNEST({arrays}) WITH ORDINALITY AS r({names}, n) \
+         ), inserted AS ( \
+           INSERT INTO audit_events ({columns}) SELECT {values} FROM rows ORDER BY n \
+         ) \
+         UPDATE api_keys k SET last_used_at = used.at \
+         FROM (SELECT key_id, MAX(at) AS at FROM rows WHERE outcome = 'allowed' GROUP BY key_id) used \
+         WHERE k.id = used.key_id AND (k.last_used_at IS NULL OR k.last_used_at < used.at)",
+        arrays = arrays.join(", "),
+        names = params.join(", "),
+        columns = row::COLUMNS,
+        values = row::call_values(|n| params[n - 1].to_owned()),
+    )
+});
+
+/// The PostgreSQL type of a bound value's array.
+fn array_type(param: &str) -> &'static str {
+    match param {
+        "at" | "duration_us" => "bigint",
+        "status" => "int",
+        _ => "text",
+    }
+}
 
 /// Its own small pool: arrays cannot be bound through sqlx's `Any` driver.
 pub(super) fn pool(url: &str) -> Result<PgPool, sqlx::Error> {
@@ -33,21 +57,21 @@ pub(super) fn pool(url: &str) -> Result<PgPool, sqlx::Error> {
 
 /// Writes `batch`: the rows go as one array per column, borrowed from the records.
 pub(super) async fn write(pool: &PgPool, batch: &[AuditRecord]) -> Result<(), sqlx::Error> {
-    let column = |f: fn(&AuditRecord) -> &str| batch.iter().map(f).collect::<Vec<&str>>();
-    let request_id: Vec<Option<&str>> = batch.iter().map(|r| r.request_id.as_deref()).collect();
-    let at: Vec<i64> = batch.iter().map(|r| timestamp::to_unix(r.at)).collect();
-    let status: Vec<Option<i32>> = batch.iter().map(|r| r.status.map(i32::from)).collect();
-    let duration_us: Vec<Option<i64>> = batch
+    let rows: Vec<CallRow<'_>> = batch.iter().map(AuditRecord::row).collect();
+    let request_id: Vec<Option<&str>> = rows.iter().map(|r| r.request_id).collect();
+    let at: Vec<i64> = rows.iter().map(|r| r.at).collect();
+    let status: Vec<Option<i32>> = rows
         .iter()
-        .map(|r| r.duration_us.map(super::clamp_us))
+        .map(|r| r.status.and_then(|s| i32::try_from(s).ok()))
         .collect();
-    sqlx::query(WRITE)
-        .bind(column(|r| &r.tenant_id))
-        .bind(column(|r| &r.key_id))
-        .bind(column(|r| &r.service_user_id))
-        .bind(column(|r| &r.tool))
-        .bind(column(|r| super::outcome(r.allowed)))
-        .bind(column(|r| r.reason))
+    let duration_us: Vec<Option<i64>> = rows.iter().map(|r| r.duration_us).collect();
+    sqlx::query(&WRITE)
+        .bind(column(&rows, |r| r.tenant_id))
+        .bind(column(&rows, |r| r.key_id))
+        .bind(column(&rows, |r| r.service_user_id))
+        .bind(column(&rows, |r| r.tool))
+        .bind(column(&rows, |r| r.outcome))
+        .bind(column(&rows, |r| r.reason))
         .bind(request_id)
         .bind(at)
         .bind(status)
@@ -55,4 +79,9 @@ pub(super) async fn write(pool: &PgPool, batch: &[AuditRecord]) -> Result<(), sq
         .execute(pool)
         .await?;
     Ok(())
+}
+
+/// One text value of every row, as the array bound for it.
+fn column<'a>(rows: &[CallRow<'a>], value: fn(CallRow<'a>) -> &'a str) -> Vec<&'a str> {
+    rows.iter().map(|&r| value(r)).collect()
 }

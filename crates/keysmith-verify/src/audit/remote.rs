@@ -22,7 +22,7 @@ use tokio::{
 };
 
 use super::{AuditFlusher, AuditRecord, AuditSink, spool::Spool, wire::WireEvent};
-use crate::{remote::RemoteVerifier, telemetry};
+use crate::{backend::remote::RemoteVerifier, telemetry};
 
 /// How the remote writer batches, spools and retries.
 #[derive(Debug, Clone)]

@@ -6,8 +6,7 @@ use std::time::Duration;
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{AuditFlusher, AuditRecord, AuditSink, postgres, sqlite::SqliteWriter};
-use crate::timestamp;
+use super::{AuditFlusher, AuditRecord, AuditSink, postgres, row, sqlite::SqliteWriter};
 
 /// How long the writer waits for a batch to fill before writing it: the most
 /// an event waits for its row when traffic is light.
@@ -58,7 +57,7 @@ impl Destination {
                 }
             }
         }
-        if let Some(file) = crate::sqlite::database_file(&pool) {
+        if let Some(file) = crate::backend::sqlite::database_file(&pool) {
             match SqliteWriter::spawn(file) {
                 Ok(writer) => return Self::Sqlite(writer),
                 Err(err) => {
@@ -170,48 +169,33 @@ async fn write_with_retry(destination: &Destination, batch: &mut Vec<AuditRecord
 
 /// One multi-row `INSERT` per batch and one `last_used_at` update per key.
 async fn write_batch(pool: &AnyPool, batch: &[AuditRecord]) -> Result<(), sqlx::Error> {
-    const COLUMNS: usize = 11;
+    let per_row = row::CALL_PARAMS.len();
     let mut tx = pool.begin().await?;
     // SQLite resolves each `$n` by scanning the statement's parameter names,
-    // quadratic in a multi-row insert; plain `?` binds by position.
-    let positional = pool.connect_options().database_url.scheme() == "sqlite";
+    // quadratic in a multi-row insert; `?n` it reads by number.
+    let mark = if pool.connect_options().database_url.scheme() == "sqlite" {
+        '?'
+    } else {
+        '$'
+    };
     // Stay far below SQLite's and PostgreSQL's bound-parameter limits.
     for chunk in batch.chunks(1000) {
         let rows: Vec<String> = (0..chunk.len())
-            .map(|row| {
-                let p: Vec<String> = (1..=COLUMNS)
-                    .map(|c| {
-                        if positional {
-                            "?".to_owned()
-                        } else {
-                            format!("${}", row * COLUMNS + c)
-                        }
-                    })
-                    .collect();
+            .map(|n| {
                 format!(
-                    "({}, {}, {}, {}, 'tool.call', {}, {}, {}, {}, {}, {}, {})",
-                    p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]
+                    "({})",
+                    row::call_values(|p| format!("{mark}{}", n * per_row + p))
                 )
             })
             .collect();
         let sql = format!(
-            "INSERT INTO audit_events (tenant_id, key_id, service_user_id, actor, action, tool, outcome, reason, request_id, at, status, duration_us) VALUES {}",
+            "INSERT INTO audit_events ({}) VALUES {}",
+            row::COLUMNS,
             rows.join(", ")
         );
         let mut query = sqlx::query(&sql);
-        for r in chunk {
-            query = query
-                .bind(&*r.tenant_id)
-                .bind(&*r.key_id)
-                .bind(&*r.service_user_id)
-                .bind(format!("key:{}", r.key_id))
-                .bind(&r.tool)
-                .bind(super::outcome(r.allowed))
-                .bind(r.reason)
-                .bind(r.request_id.as_deref())
-                .bind(timestamp::to_unix(r.at))
-                .bind(r.status.map(i64::from))
-                .bind(r.duration_us.map(super::clamp_us));
+        for record in chunk {
+            query = record.row().bind_to(query);
         }
         query.execute(&mut *tx).await?;
     }

@@ -12,11 +12,11 @@ use std::{
 use rusqlite::{Connection, Statement, params};
 use tokio::sync::oneshot;
 
-use super::AuditRecord;
-use crate::{sqlite, timestamp};
+use super::{AuditRecord, row};
+use crate::backend::sqlite;
 
-/// Values bound per row (the SQL uses the key id twice: `key_id` and `actor`).
-const PARAMS_PER_ROW: usize = 10;
+/// Values bound per row (see [`row::CALL_PARAMS`]).
+const PARAMS_PER_ROW: usize = row::CALL_PARAMS.len();
 
 /// Rows per execution of the multi-row `INSERT`s, largest first. Each
 /// execution opens its cursors on the table and on both indexes and reads
@@ -33,44 +33,30 @@ static INSERTS: LazyLock<[String; 6]> = LazyLock::new(|| STATEMENT_ROWS.map(inse
 /// An `INSERT` of `rows` audit rows; row `n`'s parameters are numbered from
 /// `n * PARAMS_PER_ROW + 1` (see [`bind_row`]).
 fn insert_sql(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT INTO audit_events (tenant_id, key_id, service_user_id, actor, action, tool, outcome, reason, request_id, at, status, duration_us) VALUES ",
-    );
-    for row in 0..rows {
-        let p = row * PARAMS_PER_ROW;
-        let separator = if row == 0 { "" } else { ", " };
-        let _ = write!(
-            sql,
-            "{separator}(?{}, ?{}, ?{}, 'key:' || ?{}, 'tool.call', ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
-            p + 1,
-            p + 2,
-            p + 3,
-            p + 2,
-            p + 4,
-            p + 5,
-            p + 6,
-            p + 7,
-            p + 8,
-            p + 9,
-            p + 10,
-        );
+    let mut sql = format!("INSERT INTO audit_events ({}) VALUES ", row::COLUMNS);
+    for n in 0..rows {
+        let first = n * PARAMS_PER_ROW;
+        let separator = if n == 0 { "" } else { ", " };
+        let values = row::call_values(|param| format!("?{}", first + param));
+        let _ = write!(sql, "{separator}({values})");
     }
     sql
 }
 
-/// Binds `record` as row `row` of an [`insert_sql`] statement.
-fn bind_row(insert: &mut Statement<'_>, row: usize, record: &AuditRecord) -> rusqlite::Result<()> {
-    let p = row * PARAMS_PER_ROW;
-    insert.raw_bind_parameter(p + 1, &*record.tenant_id)?;
-    insert.raw_bind_parameter(p + 2, &*record.key_id)?;
-    insert.raw_bind_parameter(p + 3, &*record.service_user_id)?;
-    insert.raw_bind_parameter(p + 4, &record.tool)?;
-    insert.raw_bind_parameter(p + 5, super::outcome(record.allowed))?;
-    insert.raw_bind_parameter(p + 6, record.reason)?;
-    insert.raw_bind_parameter(p + 7, &record.request_id)?;
-    insert.raw_bind_parameter(p + 8, timestamp::to_unix(record.at))?;
-    insert.raw_bind_parameter(p + 9, record.status)?;
-    insert.raw_bind_parameter(p + 10, record.duration_us.map(super::clamp_us))
+/// Binds `record` as row `n` of an [`insert_sql`] statement.
+fn bind_row(insert: &mut Statement<'_>, n: usize, record: &AuditRecord) -> rusqlite::Result<()> {
+    let p = n * PARAMS_PER_ROW;
+    let row = record.row();
+    insert.raw_bind_parameter(p + 1, row.tenant_id)?;
+    insert.raw_bind_parameter(p + 2, row.key_id)?;
+    insert.raw_bind_parameter(p + 3, row.service_user_id)?;
+    insert.raw_bind_parameter(p + 4, row.tool)?;
+    insert.raw_bind_parameter(p + 5, row.outcome)?;
+    insert.raw_bind_parameter(p + 6, row.reason)?;
+    insert.raw_bind_parameter(p + 7, row.request_id)?;
+    insert.raw_bind_parameter(p + 8, row.at)?;
+    insert.raw_bind_parameter(p + 9, row.status)?;
+    insert.raw_bind_parameter(p + 10, row.duration_us)
 }
 
 const TOUCH: &str = "UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)";

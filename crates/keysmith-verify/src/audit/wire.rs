@@ -59,7 +59,7 @@ impl<'a> WireEvent<'a> {
             key_id: &record.key_id,
             service_user_id: &record.service_user_id,
             subject: truncate(&record.tool, MAX_SUBJECT_BYTES),
-            outcome: if record.allowed { "allowed" } else { "denied" },
+            outcome: super::row::outcome(record.allowed),
             reason: record.reason,
             request_id: record
                 .request_id

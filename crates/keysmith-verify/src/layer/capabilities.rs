@@ -7,11 +7,13 @@
 //! read something the layer did not.
 
 use http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{
     jsonrpc::{INVALID_PARAMS, Message, REF_PROMPT, REF_RESOURCE, Uses},
-    service::{Refused, json_response},
+    refused::Refused,
+    shared::Shared,
+    step_up,
 };
 use crate::{
     allowlist::{Allowlist, Pattern},
@@ -21,15 +23,28 @@ use crate::{
 /// The JSON-RPC error code of a refused capability.
 const NOT_ALLOWED: i64 = -32001;
 
+/// The stage: `Err` when `message` uses what `key` may not; an access
+/// token's refusal names the scope it lacks (step-up).
+pub(super) fn authorize(
+    shared: &Shared,
+    key: &VerifiedKey,
+    message: Option<&Message>,
+) -> Result<(), Refused> {
+    match refusal(key, message) {
+        None => Ok(()),
+        Some(refused) => Err(step_up::challenge(shared, key, message, refused)),
+    }
+}
+
 /// The refusal of `message` for `key`, if it uses what the key may not.
-pub(super) fn refusal<B>(key: &VerifiedKey, message: Option<&Message>) -> Option<Refused<B>> {
+pub(super) fn refusal(key: &VerifiedKey, message: Option<&Message>) -> Option<Refused> {
     let allowed = &key.allowed;
     let message = message?;
     let id = message.id();
     if let Message::ToolCall { name, .. } = message {
         return (!allowed.tools().allows(name)).then(|| {
             let text = format!("this API key may not call the tool `{name}`");
-            forbidden(id, &text, VerifyCode::ToolNotAllowed)
+            forbidden(id, text, VerifyCode::ToolNotAllowed)
         });
     }
     // A completion's `uri` may be a template: allowed when every URI it
@@ -46,7 +61,7 @@ pub(super) fn refusal<B>(key: &VerifiedKey, message: Option<&Message>) -> Option
                 Some(uri) => format!("this API key may not use the resource `{uri}`"),
                 None => "this API key may use only the resources it names, and this request names none in params.uri".to_owned(),
             };
-            forbidden(id, &text, VerifyCode::ResourceNotAllowed)
+            forbidden(id, text, VerifyCode::ResourceNotAllowed)
         })
     };
     let prompt = |name: Option<&str>| {
@@ -55,7 +70,7 @@ pub(super) fn refusal<B>(key: &VerifiedKey, message: Option<&Message>) -> Option
                 Some(name) => format!("this API key may not use the prompt `{name}`"),
                 None => "this API key may use only the prompts it names, and this request names none in params.name".to_owned(),
             };
-            forbidden(id, &text, VerifyCode::PromptNotAllowed)
+            forbidden(id, text, VerifyCode::PromptNotAllowed)
         })
     };
     match message.uses()? {
@@ -91,19 +106,53 @@ fn permits<P: Pattern>(list: &Allowlist<P>, subject: Option<&str>) -> bool {
     }
 }
 
-/// 403 with a JSON-RPC error that answers the request's id, so MCP clients
-/// show a call error rather than a transport failure.
-fn forbidden<B>(id: &Value, message: &str, code: VerifyCode) -> Refused<B> {
-    let body =
-        json!({"jsonrpc": "2.0", "id": id, "error": {"code": NOT_ALLOWED, "message": message}});
-    (json_response(StatusCode::FORBIDDEN, body), code)
+/// 403 with a JSON-RPC error that answers the request's id.
+fn forbidden(id: &Value, message: String, code: VerifyCode) -> Refused {
+    Refused::json_rpc(
+        StatusCode::FORBIDDEN,
+        code,
+        id.clone(),
+        NOT_ALLOWED,
+        message,
+    )
 }
 
-fn unclear_reference<B>(id: &Value) -> Refused<B> {
-    let body = json!({"jsonrpc": "2.0", "id": id, "error": {"code": INVALID_PARAMS,
-        "message": "completion/complete needs params.ref of type ref/prompt (with name) or ref/resource (with uri)"}});
-    (
-        json_response(StatusCode::BAD_REQUEST, body),
+fn unclear_reference(id: &Value) -> Refused {
+    Refused::json_rpc(
+        StatusCode::BAD_REQUEST,
         VerifyCode::BadRequest,
+        id.clone(),
+        INVALID_PARAMS,
+        "completion/complete needs params.ref of type ref/prompt (with name) or ref/resource (with uri)",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::layer::{
+        TenantScope, VerifyLayer,
+        tests::{OneKey, good_key},
+    };
+
+    fn tool_call(name: &str) -> Message {
+        Message::ToolCall {
+            name: name.into(),
+            id: json!(1),
+        }
+    }
+
+    #[test]
+    fn a_tool_outside_the_allowlist_is_refused_before_the_upstream() {
+        let layer = VerifyLayer::builder(OneKey, TenantScope::Any).build();
+        let key = good_key();
+        assert!(authorize(layer.shared(), &key, Some(&tool_call("echo"))).is_ok());
+        assert!(authorize(layer.shared(), &key, None).is_ok(), "no message");
+        let refused = authorize(layer.shared(), &key, Some(&tool_call("rm")));
+        let refused = refused.expect_err("not in the allowlist");
+        assert_eq!(refused.reason(), VerifyCode::ToolNotAllowed);
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    }
 }

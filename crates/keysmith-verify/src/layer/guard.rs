@@ -12,7 +12,7 @@ use std::fmt;
 
 use http::{StatusCode, request::Parts};
 
-use super::{body::LayerBody, layer::Shared, service::Refused, service::json_response};
+use super::{refused::Refused, shared::Shared};
 use crate::outcome::VerifyCode;
 
 /// A check on the request head; see [`super::VerifyLayerBuilder::guard`].
@@ -31,8 +31,7 @@ pub struct GuardRefusal {
 }
 
 /// The guard's refusal of `head`, if it refuses it (never without a guard).
-pub(super) fn refusal<B>(shared: &Shared, head: &Parts) -> Option<Refused<B>> {
+pub(super) fn refusal(shared: &Shared, head: &Parts) -> Option<Refused> {
     let refusal = shared.guard.as_ref()?.check(head).err()?;
-    let response: http::Response<LayerBody<B>> = json_response(refusal.status, refusal.body);
-    Some((response, refusal.code))
+    Some(Refused::given(refusal.status, refusal.code, refusal.body))
 }

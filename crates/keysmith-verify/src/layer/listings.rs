@@ -31,7 +31,7 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Response, header};
 use http_body::{Body, Frame};
 use pin_project_lite::pin_project;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{
     body::{BoxError, LayerBody},
@@ -208,7 +208,7 @@ where
                     Some(filter_json_body(this.buffer, &this.key.allowed, this.id))
                 }
                 Format::Json => None,
-                Format::EventStream => filter_events(this.buffer, &this.key.allowed, eos),
+                Format::EventStream => events::filter(this.buffer, &this.key.allowed, eos),
             };
             if this.buffer.len() > MAX_BUFFERED {
                 *this.done = true;
@@ -236,9 +236,8 @@ fn filter_json_body(buffer: &mut BytesMut, allowed: &Capabilities, id: &Value) -
         Filtered::Unchanged => body,
         Filtered::Rewritten(filtered) => Bytes::from(filtered),
         Filtered::Unreadable => {
-            let error = json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32603,
-                "message": "the answer could not be read to filter it to this key's allowlists"}});
-            Bytes::from(error.to_string())
+            let message = "the answer could not be read to filter it to this key's allowlists";
+            Bytes::from(super::refused::json_rpc_error(id, -32603, message))
         }
     }
 }
@@ -319,255 +318,7 @@ fn may_be_listed(entry: &Value, listing: &Listing, allowed: &Capabilities) -> bo
     names.peek().is_some() && names.all(|may| may)
 }
 
-/// Takes every complete event out of `buffer` (all of it at the end of the
-/// stream) and gives back their filtered text.
-fn filter_events(buffer: &mut BytesMut, allowed: &Capabilities, eos: bool) -> Option<Bytes> {
-    let mut out = Vec::new();
-    while let Some(end) = event_end(buffer, eos) {
-        let event = buffer.split_to(end);
-        rewrite_event(&event, allowed, &mut out);
-    }
-    if eos && !buffer.is_empty() {
-        let event = buffer.split();
-        rewrite_event(&event, allowed, &mut out);
-    }
-    (!out.is_empty()).then(|| Bytes::from(out))
-}
-
-/// Where the first complete event ends (after its blank line). Lines end in
-/// CRLF, LF or CR, as the SSE specification allows; a CR at the end of the
-/// buffer may be the first half of a CRLF, so it waits for more.
-fn event_end(buffer: &[u8], eos: bool) -> Option<usize> {
-    let mut line_start = 0;
-    let mut i = 0;
-    while i < buffer.len() {
-        let terminator = match buffer[i] {
-            b'\n' => 1,
-            b'\r' if buffer.get(i + 1) == Some(&b'\n') => 2,
-            b'\r' if i + 1 == buffer.len() && !eos => return None,
-            b'\r' => 1,
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        if line_start == i {
-            return Some(i + terminator);
-        }
-        i += terminator;
-        line_start = i;
-    }
-    None
-}
-
-fn lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = event;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let at = rest.iter().position(|&b| b == b'\n' || b == b'\r');
-        let (line, next) = match at {
-            None => (rest, &rest[rest.len()..]),
-            Some(i) if rest[i] == b'\r' && rest.get(i + 1) == Some(&b'\n') => {
-                (&rest[..i], &rest[i + 2..])
-            }
-            Some(i) => (&rest[..i], &rest[i + 1..]),
-        };
-        rest = next;
-        Some(line)
-    })
-}
-
-/// One event: its `data` lines joined, filtered, and written back as one
-/// `data:` line; other fields (`event`, `id`, comments) kept. An event whose
-/// data is not JSON is dropped rather than passed on unread.
-fn rewrite_event(event: &[u8], allowed: &Capabilities, out: &mut Vec<u8>) {
-    let mut data: Option<Vec<u8>> = None;
-    let mut fields = Vec::new();
-    for line in lines(event).filter(|l| !l.is_empty()) {
-        let value = if line == b"data" {
-            Some(&b""[..])
-        } else {
-            line.strip_prefix(b"data:")
-                .map(|v| v.strip_prefix(b" ").unwrap_or(v))
-        };
-        match (value, &mut data) {
-            (Some(v), Some(joined)) => {
-                joined.push(b'\n');
-                joined.extend_from_slice(v);
-            }
-            (Some(v), None) => data = Some(v.to_vec()),
-            (None, _) => fields.push(line),
-        }
-    }
-    // Empty data (a resumable stream's priming event) carries no message.
-    let data = match data {
-        Some(d) if !d.iter().all(u8::is_ascii_whitespace) => match filter_message(&d, allowed) {
-            Filtered::Unchanged => Some(d),
-            Filtered::Rewritten(filtered) => Some(filtered),
-            Filtered::Unreadable => return,
-        },
-        other => other,
-    };
-    for field in fields {
-        out.extend_from_slice(field);
-        out.push(b'\n');
-    }
-    // One `data:` line per line of the data, as it was joined.
-    for line in data.iter().flat_map(|d| d.split(|&b| b == b'\n')) {
-        out.extend_from_slice(b"data: ");
-        out.extend_from_slice(line);
-        out.push(b'\n');
-    }
-    out.push(b'\n');
-}
+mod events;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{allowlist::Allowlist, timestamp};
-    use http_body_util::{BodyExt, StreamBody};
-
-    /// A key with these lists (empty: not named).
-    fn with(tools: &[&str], resources: &[&str], prompts: &[&str]) -> Arc<VerifiedKey> {
-        fn list<P: crate::allowlist::Pattern>(entries: &[&str]) -> Allowlist<P> {
-            if entries.is_empty() {
-                Allowlist::any()
-            } else {
-                Allowlist::from_list(entries).expect("valid")
-            }
-        }
-        Arc::new(VerifiedKey {
-            key_id: "k".into(),
-            tenant_id: "t".into(),
-            tenant_slug: "t".into(),
-            service_user_id: "s".into(),
-            service_user_name: "s".into(),
-            valid_until: timestamp::from_unix(4_000_000_000),
-            scopes: vec![],
-            allowed: Capabilities::new(list(tools), list(resources), list(prompts)),
-            limits: Default::default(),
-            token: None,
-        })
-    }
-
-    fn only(tools: &[&str]) -> Arc<VerifiedKey> {
-        with(tools, &[], &[])
-    }
-
-    const LIST: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo"},{"name":"secret_admin"},{"name":"files/read"}]}}"#;
-
-    async fn run(chunks: Vec<&'static [u8]>, format: Format, allow: &Arc<VerifiedKey>) -> String {
-        let frames = chunks
-            .into_iter()
-            .map(|c| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from_static(c))));
-        let body = StreamBody::new(futures_util::stream::iter(frames));
-        let filter = FilteredBody::new(body, allow.clone(), format, Value::from(1));
-        let bytes = filter.collect().await.expect("body").to_bytes();
-        String::from_utf8(bytes.to_vec()).expect("utf-8")
-    }
-
-    #[tokio::test]
-    async fn json_answers_keep_only_allowed_tools() {
-        let out = run(
-            vec![&LIST.as_bytes()[..40], &LIST.as_bytes()[40..]],
-            Format::Json,
-            &only(&["echo", "files/*"]),
-        )
-        .await;
-        let value: Value = serde_json::from_str(&out).expect("json");
-        let names: Vec<&str> = value["result"]["tools"]
-            .as_array()
-            .expect("tools")
-            .iter()
-            .filter_map(|t| t["name"].as_str())
-            .collect();
-        assert_eq!(names, ["echo", "files/read"]);
-        let unreadable = run(vec![b"<html>tools</html>"], Format::Json, &only(&["echo"])).await;
-        assert!(unreadable.contains("-32603"), "{unreadable}");
-        assert!(!unreadable.contains("tools</html>"));
-    }
-
-    #[tokio::test]
-    async fn events_are_filtered_one_by_one_whatever_the_line_endings() {
-        let allow = only(&["echo"]);
-        let stream: &'static str = "event: message\r\nid: 7\r\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\r\n\r\n: keep-alive\n\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\r\ndata: \"result\":{\"tools\":[{\"name\":\"echo\"},{\"name\":\"secret_admin\"}]}}\r\rdata: not json secret_admin\n\n";
-        let bytes = stream.as_bytes();
-        // Split everywhere, including between a CR and its LF.
-        for at in 1..bytes.len() {
-            let (a, b) = bytes.split_at(at);
-            let a: &'static [u8] = a;
-            let b: &'static [u8] = b;
-            let out = run(vec![a, b], Format::EventStream, &allow).await;
-            assert!(!out.contains("secret_admin"), "split at {at}: {out}");
-            assert!(out.contains(r#"{"name":"echo"}"#), "split at {at}: {out}");
-            assert!(
-                out.contains("notifications/progress"),
-                "split at {at}: {out}"
-            );
-            assert!(
-                out.contains("event: message\nid: 7\n"),
-                "split at {at}: {out}"
-            );
-            assert!(out.contains(": keep-alive\n\n"), "split at {at}: {out}");
-        }
-    }
-
-    /// The names (or URIs) a listing kept.
-    fn kept(answer: &str, listing: &str, named_by: &str) -> Vec<String> {
-        let value: Value = serde_json::from_str(answer).expect("json");
-        value["result"][listing]
-            .as_array()
-            .expect(listing)
-            .iter()
-            .filter_map(|entry| entry[named_by].as_str().map(str::to_owned))
-            .collect()
-    }
-
-    const EVERY_LISTING: &str = r#"{"jsonrpc":"2.0","id":1,"result":{
-        "tools":[{"name":"echo"}],
-        "prompts":[{"name":"greet"},{"name":"admin_prompt"},{"title":"no name"}],
-        "resources":[{"uri":"file:///public/a.txt"},{"uri":"file:///public/../secret"},{"uri":"file:///secret"},{"uri":"file:///public/b","URI":"file:///secret"}],
-        "resourceTemplates":[{"uriTemplate":"file:///public/{name}"},{"uriTemplate":"file:///{path}"},{"uriTemplate":"file:///public/{a}/../x"}]}}"#;
-
-    #[tokio::test]
-    async fn every_listing_keeps_only_what_the_key_may_use() {
-        let key = with(&[], &["file:///public/*"], &["greet"]);
-        let out = run(vec![EVERY_LISTING.as_bytes()], Format::Json, &key).await;
-        assert_eq!(
-            kept(&out, "tools", "name"),
-            Vec::<String>::new(),
-            "no tool named: none listed"
-        );
-        assert_eq!(kept(&out, "prompts", "name"), ["greet"]);
-        assert_eq!(kept(&out, "resources", "uri"), ["file:///public/a.txt"]);
-        assert_eq!(
-            kept(&out, "resourceTemplates", "uriTemplate"),
-            ["file:///public/{name}"]
-        );
-
-        // A key that names only tools sees no resource, template or prompt.
-        let tools_only = run(
-            vec![EVERY_LISTING.as_bytes()],
-            Format::Json,
-            &only(&["echo"]),
-        )
-        .await;
-        assert_eq!(kept(&tools_only, "tools", "name"), ["echo"]);
-        for (listing, named_by) in [
-            ("prompts", "name"),
-            ("resources", "uri"),
-            ("resourceTemplates", "uriTemplate"),
-        ] {
-            assert!(
-                kept(&tools_only, listing, named_by).is_empty(),
-                "{listing}: {tools_only}"
-            );
-        }
-        // Member names in another case are listings too.
-        let folded = r#"{"jsonrpc":"2.0","id":1,"Result":{"Resources":[{"uri":"file:///secret"}],"PROMPTS":[{"name":"x"}]}}"#;
-        let out = run(vec![folded.as_bytes()], Format::Json, &key).await;
-        assert!(!out.contains("secret") && !out.contains(r#""x""#), "{out}");
-    }
-}
+mod tests;

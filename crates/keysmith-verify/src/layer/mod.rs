@@ -27,7 +27,8 @@
 //! message, and `METHOD /path` only for requests without a body (or whose
 //! body was refused unread). Every refusal of a genuine key of this tenant
 //! is audited once, with its reason (the [`crate::VerifyCode`]), through
-//! the one `refuse` of the service's pipeline.
+//! the one refusal builder (`refused.rs`) and the one audit line
+//! (`audit_line.rs`).
 //!
 //! An MCP session belongs to the key it was issued to (see
 //! [`crate::session`]): a request naming another key's session, or one the
@@ -45,9 +46,14 @@
 //! tenant (another tenant's key is `401`, audited nowhere), or says
 //! explicitly that it serves all.
 
+// The tower-http layout: `layer.rs` builds, `service.rs` runs the pipeline,
+// `future.rs` names its future; each stage of the pipeline has its file.
+mod answer;
+mod audit_line;
+mod authenticate;
 mod body;
 mod capabilities;
-mod forward;
+mod forward_auth;
 mod future;
 mod guard;
 mod headers;
@@ -59,19 +65,23 @@ pub mod jsonrpc;
 mod layer;
 mod limited;
 mod listings;
+mod refused;
 mod request_body;
 mod routing_headers;
 mod service;
 mod session;
+mod shared;
 mod step_up;
 #[cfg(test)]
 mod tests;
+mod upstream;
 
 pub use body::LayerBody;
-pub use forward::{ForwardAuth, ForwardAuthResponse, OriginalRequest};
+pub use forward_auth::{ForwardAuth, ForwardAuthResponse, OriginalRequest};
 pub use future::ResponseFuture;
 pub use guard::{GuardRefusal, RequestGuard};
 pub use headers::{KEY_ID_HEADER, SERVICE_USER_HEADER, SERVICE_USER_ID_HEADER, TENANT_HEADER};
-pub use layer::{TenantScope, VerifyLayer, VerifyLayerBuilder};
+pub use layer::{VerifyLayer, VerifyLayerBuilder};
 pub use service::VerifyService;
 pub use session::MCP_SESSION_ID;
+pub use shared::TenantScope;

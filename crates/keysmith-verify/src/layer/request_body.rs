@@ -13,42 +13,55 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{
     body::BoxError,
     jsonrpc::{self, HEADER_MISMATCH, INVALID_REQUEST, Message, PARSE_ERROR},
+    refused::Refused,
     routing_headers,
-    service::{self, json_response},
+    shared::Shared,
 };
 use crate::outcome::VerifyCode;
 
-/// Why a body is refused, and how to say it.
-#[derive(Debug, Clone)]
-pub struct Refused {
-    status: StatusCode,
-    code: i64,
-    message: &'static str,
-    id: Value,
-    /// The audit reason and metric outcome.
-    reason: VerifyCode,
+/// The stage: in MCP mode the body read and judged (see [`read`]); behind a
+/// layer that is not MCP, the body untouched and no message.
+pub(super) async fn judge<B>(
+    shared: &Shared,
+    parts: &mut Parts,
+    body: B,
+) -> Result<(B, Option<Message>), Refused>
+where
+    B: Body<Data = Bytes> + From<Bytes>,
+    B::Error: Into<BoxError>,
+{
+    if shared.mcp {
+        read(parts, body, shared.body_limit).await
+    } else {
+        Ok((body, None))
+    }
 }
 
-impl Refused {
-    /// A JSON-RPC error answering the request's id when it could be read,
-    /// with the reason to audit it by.
-    pub fn into_refused<R>(self) -> service::Refused<R> {
-        let response = json_response(
-            self.status,
-            json!({"jsonrpc": "2.0", "id": self.id, "error": {"code": self.code, "message": self.message}}),
-        );
-        (response, self.reason)
+/// What a refused request would have done, for its audit line: the
+/// message its body carries (MCP mode), if it can be read.
+pub(super) async fn refused_message<B>(
+    shared: &Shared,
+    parts: &mut Parts,
+    body: B,
+) -> Option<Message>
+where
+    B: Body<Data = Bytes> + From<Bytes>,
+    B::Error: Into<BoxError>,
+{
+    if !shared.mcp {
+        return None;
     }
+    read(parts, body, shared.body_limit).await.ok()?.1
 }
 
 /// Reads and judges the body: a body with the same bytes and the message it
 /// carries (`None` for an empty body), or the refusal.
-pub async fn read<B>(
+pub(super) async fn read<B>(
     parts: &mut Parts,
     body: B,
     limit: usize,
@@ -187,28 +200,25 @@ fn normalize(headers: &mut HeaderMap, len: usize) {
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
 }
 
+/// A `400` JSON-RPC error answering `id`: a message the layer cannot read
+/// one way, or routing headers it does not bear out.
 pub(super) fn refuse(code: i64, message: &'static str, id: &Value) -> Refused {
-    Refused {
-        status: StatusCode::BAD_REQUEST,
-        code,
-        message,
-        id: id.clone(),
-        reason: if code == HEADER_MISMATCH {
-            VerifyCode::HeaderMismatch
-        } else {
-            VerifyCode::BadRequest
-        },
-    }
+    let reason = if code == HEADER_MISMATCH {
+        VerifyCode::HeaderMismatch
+    } else {
+        VerifyCode::BadRequest
+    };
+    Refused::json_rpc(StatusCode::BAD_REQUEST, reason, id.clone(), code, message)
 }
 
 fn too_large() -> Refused {
-    Refused {
-        status: StatusCode::PAYLOAD_TOO_LARGE,
-        code: INVALID_REQUEST,
-        message: "request body too large",
-        id: Value::Null,
-        reason: VerifyCode::TooLarge,
-    }
+    Refused::json_rpc(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        VerifyCode::TooLarge,
+        Value::Null,
+        INVALID_REQUEST,
+        "request body too large",
+    )
 }
 
 #[cfg(test)]

@@ -8,13 +8,8 @@
 //! for POST, the GET stream and DELETE alike.
 
 use http::{HeaderMap, HeaderName, Method, Response, StatusCode, request::Parts};
-use serde_json::json;
 
-use super::{
-    body::LayerBody,
-    layer::Shared,
-    service::{Refused, json_response},
-};
+use super::{refused::Refused, shared::Shared};
 use crate::{
     identity::Identity,
     outcome::VerifyCode,
@@ -33,18 +28,18 @@ pub(super) struct Admitted {
 }
 
 /// Lets the request on if the session it names (if any) is `identity`'s.
-pub(super) async fn admit<B>(
+pub(super) async fn admit(
     shared: &Shared,
     parts: &mut Parts,
     identity: &Identity,
-) -> Result<Admitted, Refused<B>> {
+) -> Result<Admitted, Refused> {
     let Some(sessions) = &shared.sessions else {
         return Ok(Admitted::default());
     };
     scrub_lookalikes(&mut parts.headers);
     if parts.uri.query().is_some_and(names_a_session) {
         tracing::info!("MCP session named in the URL (HTTP+SSE transport) refused");
-        return Err((not_found(), VerifyCode::SessionNotFound));
+        return Err(not_found());
     }
     let mut values = parts.headers.get_all(MCP_SESSION_ID).iter();
     let session = match (values.next(), values.next()) {
@@ -52,11 +47,12 @@ pub(super) async fn admit<B>(
         (Some(value), None) => SessionHash::of(value.as_bytes()),
         // Servers differ on which of two counts: neither does.
         (Some(_), Some(_)) => {
-            let refusal = json_response(
+            return Err(Refused::plain(
                 StatusCode::BAD_REQUEST,
-                json!({"error": {"code": "bad_request", "message": "one Mcp-Session-Id header at most"}}),
-            );
-            return Err((refusal, VerifyCode::BadRequest));
+                VerifyCode::BadRequest,
+                "bad_request",
+                "one Mcp-Session-Id header at most",
+            ));
         }
     };
     let now = shared.clock.now().unix_timestamp();
@@ -67,9 +63,9 @@ pub(super) async fn admit<B>(
         }),
         Ok(_) => {
             tracing::info!("MCP session of another key, or never issued, refused");
-            Err((not_found(), VerifyCode::SessionNotFound))
+            Err(not_found())
         }
-        Err(err) => Err((unavailable(&err), VerifyCode::SessionsUnavailable)),
+        Err(err) => Err(unavailable(&err)),
     }
 }
 
@@ -77,12 +73,12 @@ pub(super) async fn admit<B>(
 /// forgets one its DELETE ended, before the client sees the answer (its next
 /// request may reach another instance). An answer whose session cannot be
 /// bound to this key is not passed on.
-pub(super) async fn settle<B, R>(
+pub(super) async fn settle<R>(
     shared: &Shared,
     admitted: &Admitted,
     identity: &Identity,
     response: Response<R>,
-) -> Result<Response<R>, Response<LayerBody<B>>> {
+) -> Result<Response<R>, Refused> {
     let Some(sessions) = &shared.sessions else {
         return Ok(response);
     };
@@ -124,6 +120,28 @@ pub(super) async fn settle<B, R>(
         end(sessions, session).await;
     }
     Ok(response)
+}
+
+/// Whether [`settle`] has nothing to do for `response`: no sessions are
+/// bound here, or the answer issues none (or echoes the one it was asked
+/// in) and ends none. The common answer, settled without an await.
+pub(super) fn nothing_to_settle<R>(
+    shared: &Shared,
+    admitted: &Admitted,
+    response: &Response<R>,
+) -> bool {
+    if shared.sessions.is_none() {
+        return true;
+    }
+    if admitted.ends {
+        return false;
+    }
+    let mut issued = response.headers().get_all(MCP_SESSION_ID).iter();
+    match (issued.next(), issued.next()) {
+        (None, _) => true,
+        (Some(value), None) => admitted.session == Some(SessionHash::of(value.as_bytes())),
+        (Some(_), Some(_)) => false,
+    }
 }
 
 /// Forgets an ended session. If the store cannot be told, the binding stays
@@ -194,26 +212,31 @@ fn is_session_name(name: &[u8]) -> bool {
         .eq(NAME.iter().copied())
 }
 
-fn not_found<B>() -> Response<LayerBody<B>> {
-    json_response(
-        StatusCode::NOT_FOUND,
-        json!({"error": {"code": VerifyCode::SessionNotFound.as_str(), "message": "no such MCP session for this key: start a new one"}}),
-    )
+fn not_found() -> Refused {
+    let code = VerifyCode::SessionNotFound;
+    let message = "no such MCP session for this key: start a new one";
+    Refused::plain(StatusCode::NOT_FOUND, code, code.as_str(), message)
 }
 
-fn bad_gateway<B>() -> Response<LayerBody<B>> {
-    json_response(
+/// The answer withheld: its reason is never audited (the call's line is
+/// written as a valid call with this status).
+fn bad_gateway() -> Refused {
+    Refused::plain(
         StatusCode::BAD_GATEWAY,
-        json!({"error": {"code": "bad_gateway", "message": "the upstream's session could not be bound to this key"}}),
+        VerifyCode::Valid,
+        "bad_gateway",
+        "the upstream's session could not be bound to this key",
     )
 }
 
-fn unavailable<B>(err: &crate::backend::BackendError) -> Response<LayerBody<B>> {
+fn unavailable(err: &crate::backend::BackendError) -> Refused {
     // Fail closed: no binding read or written, no pass.
     tracing::error!(error = %err, "MCP session bindings unavailable");
-    json_response(
+    Refused::plain(
         StatusCode::SERVICE_UNAVAILABLE,
-        json!({"error": {"code": "unavailable", "message": "MCP sessions cannot be checked"}}),
+        VerifyCode::SessionsUnavailable,
+        "unavailable",
+        "MCP sessions cannot be checked",
     )
 }
 

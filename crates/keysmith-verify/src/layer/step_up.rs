@@ -3,12 +3,10 @@
 //! its scopes, the `403` names the scope the request needs, so a client can
 //! ask for a token that has it.
 
-use http::{HeaderValue, header};
-
 use super::{
     jsonrpc::{Message, Uses},
-    layer::Shared,
-    service::Refused,
+    refused::Refused,
+    shared::Shared,
 };
 use crate::{
     outcome::{VerifiedKey, VerifyCode},
@@ -17,21 +15,19 @@ use crate::{
 
 /// `refused` with `WWW-Authenticate: Bearer error="insufficient_scope",
 /// scope="…"` when `key` is an access token at a protected resource.
-pub(super) fn challenge<B>(
+pub(super) fn challenge(
     shared: &Shared,
     key: &VerifiedKey,
     message: Option<&Message>,
-    (mut response, code): Refused<B>,
-) -> Refused<B> {
-    if let (Some(resource), Some(_)) = (&shared.resource, &key.token) {
-        let scope = needed_scope(message, code).unwrap_or_default();
-        if let Ok(value) = HeaderValue::from_str(&resource.insufficient_scope(&scope)) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, value);
+    refused: Refused,
+) -> Refused {
+    match (&shared.resource, &key.token) {
+        (Some(resource), Some(_)) => {
+            let scope = needed_scope(message, refused.reason()).unwrap_or_default();
+            refused.with_challenge(resource.insufficient_scope(&scope))
         }
+        _ => refused,
     }
-    (response, code)
 }
 
 /// The scope that would have allowed the refused request: `tools:<name>`,

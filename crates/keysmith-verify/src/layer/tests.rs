@@ -30,23 +30,7 @@ pub(super) struct OneKey;
 impl Verifier for OneKey {
     fn verify<'a>(&'a self, presented: &'a str) -> VerdictFuture<'a> {
         let verdict = if presented == "good" {
-            Ok(VerifiedKey {
-                key_id: "k1".into(),
-                tenant_id: "t1".into(),
-                tenant_slug: "acme".into(),
-                service_user_id: "s1".into(),
-                service_user_name: "bot".into(),
-                valid_until: timestamp::from_unix(4_000_000_000),
-                scopes: vec![],
-                allowed: Capabilities::new(
-                    Allowlist::from_list(&["echo"]).expect("valid"),
-                    Allowlist::from_list(&["test://static-text", "file:///public/*"])
-                        .expect("valid"),
-                    Allowlist::from_list(&["Hello"]).expect("valid"),
-                ),
-                limits: Default::default(),
-                token: None,
-            })
+            Ok(good_key())
         } else {
             Err(Refusal {
                 code: VerifyCode::NotFound,
@@ -55,6 +39,26 @@ impl Verifier for OneKey {
             })
         };
         Box::pin(async move { Ok(verdict) })
+    }
+}
+
+/// The key "good" verifies as.
+pub(super) fn good_key() -> VerifiedKey {
+    VerifiedKey {
+        key_id: "k1".into(),
+        tenant_id: "t1".into(),
+        tenant_slug: "acme".into(),
+        service_user_id: "s1".into(),
+        service_user_name: "bot".into(),
+        valid_until: timestamp::from_unix(4_000_000_000),
+        scopes: vec![],
+        allowed: Capabilities::new(
+            Allowlist::from_list(&["echo"]).expect("valid"),
+            Allowlist::from_list(&["test://static-text", "file:///public/*"]).expect("valid"),
+            Allowlist::from_list(&["Hello"]).expect("valid"),
+        ),
+        limits: Default::default(),
+        token: None,
     }
 }
 

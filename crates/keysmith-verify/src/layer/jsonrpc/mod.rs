@@ -27,6 +27,8 @@
 //!   character ([`uses`]).
 
 mod envelope;
+#[cfg(test)]
+mod reference_tests;
 mod strict;
 #[cfg(test)]
 mod tests;

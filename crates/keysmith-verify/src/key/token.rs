@@ -152,7 +152,7 @@ impl Credential {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::base62::CHECKSUM_LEN;
+    use crate::key::base62::CHECKSUM_LEN;
     use proptest::prelude::*;
 
     #[test]

@@ -230,8 +230,10 @@ mod tests {
     #[test]
     fn created_file_is_private_and_reloads_identically() {
         use std::os::unix::fs::PermissionsExt;
-        let dir =
-            std::env::temp_dir().join(format!("keysmith-pepper-{}", crate::base62::random_id(8)));
+        let dir = std::env::temp_dir().join(format!(
+            "keysmith-pepper-{}",
+            crate::key::base62::random_id(8)
+        ));
         let path = dir.join("pepper");
         let created = Peppers::load_or_create(&path).expect("created");
         let mode = std::fs::metadata(&path)

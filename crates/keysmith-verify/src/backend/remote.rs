@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::{BackendError, VerdictFuture, Verifier};
 use crate::{
     allowlist::{Allowlist, Capabilities},
-    backend::{BackendError, VerdictFuture, Verifier},
     limit::{KeyLimits, Quota, RateLimit},
     outcome::{Refusal, TokenGrant, VerifiedKey, VerifyCode},
     timestamp,

@@ -14,7 +14,7 @@
 
 use std::fmt;
 
-use crate::base62::{self, CHECKSUM_LEN};
+use crate::key::base62::{self, CHECKSUM_LEN};
 
 pub const KEY_ID_LEN: usize = 16;
 pub const SECRET_LEN: usize = 22;

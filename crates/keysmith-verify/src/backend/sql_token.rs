@@ -7,15 +7,18 @@
 
 use time::OffsetDateTime;
 
+use super::sql;
 use crate::{
     allowlist::Capabilities,
-    key_state::KeyState,
+    key::{
+        pepper::Peppers,
+        state::KeyState,
+        token::{OAuthToken, TokenKind},
+    },
     limit::KeyLimits,
     outcome::{Refusal, TokenGrant, VerifiedKey, VerifyCode},
-    pepper::Peppers,
     scope::{self, ScopeSet},
-    sql, timestamp,
-    token::{OAuthToken, TokenKind},
+    timestamp,
 };
 
 /// The row a token's verification needs.
@@ -56,7 +59,7 @@ pub(crate) const LOOKUP: &str = "SELECT o.id, o.kind, o.prefix, o.secret_hash, o
      JOIN tenants t ON t.id = o.tenant_id JOIN service_users s ON s.id = k.service_user_id \
      WHERE o.id = $1";
 
-/// The lookup on a plain SQLite connection (see `crate::sqlite`).
+/// The lookup on a plain SQLite connection (see `crate::backend::sqlite`).
 pub(crate) fn read_record(
     conn: &rusqlite::Connection,
     token_id: &str,
@@ -190,8 +193,8 @@ pub(crate) fn judge(
 mod tests {
     use super::*;
     use crate::{
+        backend::sql::tests::{code, peppers},
         key::KeyPrefix,
-        sql::tests::{code, peppers},
     };
 
     fn record_for(token: &OAuthToken, peppers: &Peppers) -> TokenRecord {

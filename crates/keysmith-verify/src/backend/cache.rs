@@ -16,12 +16,8 @@ use quick_cache::sync::Cache;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::{
-    backend::{BackendError, Verdict, VerdictFuture, Verifier},
-    clock::SharedClock,
-    identity::Identity,
-    outcome::Refusal,
-};
+use super::{BackendError, Verdict, VerdictFuture, Verifier};
+use crate::{clock::SharedClock, identity::Identity, outcome::Refusal};
 
 /// A verdict as the layer takes it: the identity shared, not copied.
 pub(crate) type SharedVerdict = Result<Arc<Identity>, Refusal>;

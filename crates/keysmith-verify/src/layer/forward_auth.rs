@@ -21,15 +21,22 @@ use http_body_util::Empty;
 use serde_json::{Value, json};
 
 use super::{
+    audit_line::{self, Subject},
+    authenticate::{OTHER_TENANT, authenticate},
     body::LayerBody,
+    capabilities,
     jsonrpc::{self, AddressedMember, HEADER_MISMATCH, Message},
-    layer::{Shared, TenantScope},
-    limited::{Counted, limited},
-    request_body::{self, refuse as bad_request},
+    limited::limit,
+    refused::Refused,
+    request_body::refuse as bad_request,
     routing_headers::{self, MCP_METHOD, MCP_NAME},
-    service::{self, OTHER_TENANT, Refused, audit_line, record, refuse},
+    shared::{Shared, TenantScope},
 };
-use crate::{identity::AuditIds, outcome::VerifyCode, telemetry};
+use crate::{
+    identity::{AuditIds, Identity},
+    outcome::VerifyCode,
+    telemetry,
+};
 
 /// What forward-auth answers: no body of the upstream's, only the verdict.
 pub type ForwardAuthResponse = Response<LayerBody<Empty<Bytes>>>;
@@ -66,8 +73,14 @@ impl ForwardAuth {
         headers: &HeaderMap,
         original: &OriginalRequest,
     ) -> ForwardAuthResponse {
-        let response = self.verdict(tenant, headers, original).await;
-        let mut response = plain(response).await;
+        let mut response = match self.verdict(tenant, headers, original).await {
+            Ok(identity) => {
+                let mut response = Response::new(LayerBody::own(Bytes::new()));
+                service_headers(response.headers_mut(), &identity.headers);
+                response
+            }
+            Err(refused) => refused.into_plain_response(),
+        };
         // A verdict is for one request: no cache along the way may keep it.
         response
             .headers_mut()
@@ -75,13 +88,14 @@ impl ForwardAuth {
         response
     }
 
-    /// The verdict; refusals with the layer's bodies (see [`plain`]).
+    /// The layer's stages on what the proxy says: the identity headers to
+    /// pass upstream, or the refusal.
     async fn verdict(
         &self,
         tenant: &TenantScope,
         headers: &HeaderMap,
         original: &OriginalRequest,
-    ) -> ForwardAuthResponse {
+    ) -> Result<Arc<Identity>, Refused> {
         let started = Instant::now();
         let shared = &*self.shared;
         // The stages read the request's head; only its headers are the client's.
@@ -89,98 +103,62 @@ impl ForwardAuth {
         parts.headers = headers.clone();
         parts.method = original.method.clone();
         let asked = asked(headers);
-        let subject = |_: &http::request::Parts| match &asked {
-            Ok(Some(message)) => message.subject().to_owned(),
-            _ => method_and_path(original),
+        let subject = match &asked {
+            Ok(Some(message)) => Subject::Message(message),
+            _ => Subject::Told(&original.method, &original.path),
         };
-        let identity = match service::authenticate(shared, tenant, &parts).await {
+        let identity = match authenticate(shared, tenant, &parts).await {
             Ok(identity) => identity,
             Err(unverified) => {
-                let mut response = unverified.response;
-                telemetry::request(unverified.outcome);
-                if unverified.outcome == OTHER_TENANT {
-                    // The proxy serves one tenant: a genuine key of another is
-                    // forbidden here (and none of this tenant's business to audit).
-                    response = forbidden("this key belongs to another tenant");
-                }
-                if let Some((known, code)) = unverified.known {
-                    let line = audit_line(shared, &parts, &AuditIds::of(&known), subject, code);
-                    record(shared, line, Some(response.status()), started).await;
-                }
-                return response;
+                return Err(refuse_unverified(shared, &parts, subject, unverified, started).await);
             }
         };
-        let ids = &identity.audit;
+        let refuse = |refused| {
+            audit_line::refuse(shared, &parts, &identity.audit, subject, refused, started)
+        };
         if let Some(refused) = smuggled_identity(headers) {
-            return refuse(shared, &parts, ids, subject, refused, started).await;
+            return Err(refuse(refused).await);
         }
         let message = match &asked {
             Ok(message) => message.as_ref(),
-            Err(refused) => {
-                let refused = refused.clone().into_refused();
-                return refuse(shared, &parts, ids, subject, refused, started).await;
-            }
+            Err(refused) => return Err(refuse(refused.clone()).await),
         };
         if let Some(refused) = capability_refusal(&identity.key, message, original) {
-            return refuse(shared, &parts, ids, subject, refused, started).await;
+            return Err(refuse(refused).await);
         }
         // A request that names an MCP message counts as the MCP layer counts
         // it (tool calls only); any other as a layer that is not MCP (all).
-        if !identity.key.limits.is_unlimited()
-            && let Some(counted) = Counted::of(message.is_some(), message)
-        {
-            let verdict = shared
-                .limiter
-                .check(&identity.key, counted.tool(), shared.clock.now())
-                .await;
-            if let Some(refused) = limited(verdict, &counted) {
-                return refuse(shared, &parts, ids, subject, refused, started).await;
-            }
+        if let Err(refused) = limit(shared, message.is_some(), &identity.key, message).await {
+            return Err(refuse(refused).await);
         }
         shared.metrics.valid();
-        let line = audit_line(shared, &parts, ids, subject, VerifyCode::Valid);
-        record(shared, line, Some(StatusCode::OK), started).await;
-        let mut response = Response::new(LayerBody::own(Bytes::new()));
-        service_headers(response.headers_mut(), &identity.headers);
-        response
+        let line = audit_line::line(shared, &parts, &identity.audit, subject, VerifyCode::Valid);
+        audit_line::record(shared, line, Some(StatusCode::OK), started).await;
+        Ok(identity)
     }
 }
 
-/// A refusal in the API's error shape, `{"error": {"code", "message"}}`:
-/// the proxy's client may not speak JSON-RPC, and the id of its message is
-/// not known here. The code is the audit reason where the layer answers
-/// with a JSON-RPC error (the other refusals already have this shape).
-async fn plain(response: ForwardAuthResponse) -> ForwardAuthResponse {
-    use http_body_util::BodyExt;
-    if response.status() == StatusCode::OK {
-        return response;
-    }
-    let (parts, body) = response.into_parts();
-    let Ok(bytes) = body.collect().await.map(|b| b.to_bytes()) else {
-        return Response::from_parts(parts, LayerBody::own(Bytes::new()));
+/// A request without a usable key: counted, and audited against a genuine
+/// key of this tenant. The proxy serves one tenant: a genuine key of
+/// another is forbidden here (and none of this tenant's business to audit).
+async fn refuse_unverified(
+    shared: &Shared,
+    parts: &http::request::Parts,
+    subject: Subject<'_>,
+    unverified: super::authenticate::Unverified,
+    started: Instant,
+) -> Refused {
+    telemetry::request(unverified.outcome);
+    let refused = if unverified.outcome == OTHER_TENANT {
+        forbidden("this key belongs to another tenant")
+    } else {
+        unverified.refused
     };
-    let mut value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    if value.get("jsonrpc").is_some() {
-        let message = value["error"]["message"].take();
-        let code = value["error"]["data"]["limit"]
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| jsonrpc_reason(parts.status).to_owned());
-        let retry_after = value["error"]["data"]["retry_after"].take();
-        value = json!({"error": {"code": code, "message": message}});
-        if !retry_after.is_null() {
-            value["error"]["retry_after"] = retry_after;
-        }
+    if let Some((known, code)) = unverified.known {
+        let line = audit_line::line(shared, parts, &AuditIds::of(&known), subject, code);
+        audit_line::record(shared, line, Some(refused.status()), started).await;
     }
-    Response::from_parts(parts, LayerBody::own(value.to_string()))
-}
-
-/// The error code of a JSON-RPC refusal that names no limit, by its status.
-fn jsonrpc_reason(status: StatusCode) -> &'static str {
-    match status {
-        StatusCode::SERVICE_UNAVAILABLE => VerifyCode::LimitsUnavailable.as_str(),
-        _ => VerifyCode::BadRequest.as_str(),
-    }
+    refused
 }
 
 /// The identity the proxy copies onto the request it passes upstream.
@@ -193,7 +171,7 @@ fn service_headers(headers: &mut HeaderMap, identity: &[(HeaderName, HeaderValue
 /// The MCP message the routing headers name (`None`: they name none), read
 /// by the layer's own rule: the headers are decoded as the layer decodes
 /// them and the message they spell is judged as a body would be.
-fn asked(headers: &HeaderMap) -> Result<Option<Message>, request_body::Refused> {
+fn asked(headers: &HeaderMap) -> Result<Option<Message>, Refused> {
     let mismatch = |what| bad_request(HEADER_MISMATCH, what, &Value::Null);
     let method = one_value(headers, &MCP_METHOD).map_err(|()| mismatch(TWICE))?;
     let name = one_value(headers, &MCP_NAME).map_err(|()| mismatch(TWICE))?;
@@ -238,17 +216,16 @@ fn one_value<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h
 /// and a proxy that forwarded this one to us may forward it upstream too
 /// (the recipes overwrite the four it copies; a name it does not know
 /// would pass). Refused rather than ignored.
-fn smuggled_identity(headers: &HeaderMap) -> Option<Refused<Empty<Bytes>>> {
+fn smuggled_identity(headers: &HeaderMap) -> Option<Refused> {
     headers
         .keys()
         .any(|name| super::headers::is_reserved(name.as_str()))
         .then(|| {
-            let refused = bad_request(
+            bad_request(
                 jsonrpc::INVALID_REQUEST,
                 "x-keysmith-* headers are set by the proxy from Keysmith's answer, never by the client",
                 &Value::Null,
-            );
-            refused.into_refused()
+            )
         })
 }
 
@@ -259,24 +236,30 @@ fn capability_refusal(
     key: &crate::outcome::VerifiedKey,
     message: Option<&Message>,
     original: &OriginalRequest,
-) -> Option<Refused<Empty<Bytes>>> {
+) -> Option<Refused> {
     // The layer's own judgement of tools, resources and prompts; only the
     // answer's shape is forward-auth's (`{"error": …}`, not JSON-RPC).
-    if let Some((_, code)) = super::capabilities::refusal::<Empty<Bytes>>(key, message) {
+    if let Some(refused) = capabilities::refusal(key, message) {
+        let code = refused.reason();
         let text = match message {
             Some(Message::ToolCall { name, .. }) => {
                 format!("this API key may not call the tool `{name}`")
             }
             _ => "this API key may not use the resource or prompt this request names".to_owned(),
         };
-        return Some((error(StatusCode::FORBIDDEN, code.as_str(), &text), code));
+        return Some(Refused::plain(
+            StatusCode::FORBIDDEN,
+            code,
+            code.as_str(),
+            text,
+        ));
     }
     if message.is_none() && key.allowed.is_limited() && !cannot_carry_a_message(&original.method) {
-        return Some((
-            forbidden(
-                "this key may use only some tools, resources or prompts, and the request does not name its MCP method (Mcp-Method): use an MCP client of revision 2026-07-28 or keysmith gateway",
-            ),
+        return Some(Refused::plain(
+            StatusCode::FORBIDDEN,
             VerifyCode::ToolNotAllowed,
+            "forbidden",
+            "this key may use only some tools, resources or prompts, and the request does not name its MCP method (Mcp-Method): use an MCP client of revision 2026-07-28 or keysmith gateway",
         ));
     }
     None
@@ -288,17 +271,14 @@ fn cannot_carry_a_message(method: &Method) -> bool {
     [Method::GET, Method::HEAD, Method::OPTIONS].contains(method)
 }
 
-fn forbidden<B>(message: &str) -> Response<LayerBody<B>> {
-    error(StatusCode::FORBIDDEN, "forbidden", message)
-}
-
-fn error<B>(status: StatusCode, code: &str, message: &str) -> Response<LayerBody<B>> {
-    service::json_response(status, json!({"error": {"code": code, "message": message}}))
-}
-
-/// `METHOD /path`: what the audit names a request that is not an MCP message.
-fn method_and_path(original: &OriginalRequest) -> String {
-    format!("{} {}", original.method, original.path)
+/// Forbidden here: its reason is never audited (another tenant's key).
+fn forbidden(message: &'static str) -> Refused {
+    Refused::plain(
+        StatusCode::FORBIDDEN,
+        VerifyCode::NotFound,
+        "forbidden",
+        message,
+    )
 }
 
 #[cfg(test)]
@@ -316,7 +296,7 @@ mod tests {
     fn subject(pairs: &[(&'static str, &'static str)]) -> Result<Option<String>, VerifyCode> {
         asked(&headers(pairs))
             .map(|m| m.map(|m| m.subject().to_owned()))
-            .map_err(|refused| refused.into_refused::<Empty<Bytes>>().1)
+            .map_err(|refused| refused.reason())
     }
 
     #[test]

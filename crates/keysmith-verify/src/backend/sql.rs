@@ -4,19 +4,22 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+use super::{
+    BackendError, VerdictFuture, Verifier, sql_token,
+    sqlite::{self, Readers},
+};
 use crate::{
     allowlist::Capabilities,
-    backend::{BackendError, VerdictFuture, Verifier},
     clock::SharedClock,
-    key::ApiKey,
-    key_state::KeyState,
+    key::{
+        ApiKey,
+        pepper::Peppers,
+        state::KeyState,
+        token::{Credential, OAuthToken},
+    },
     limit::KeyLimits,
     outcome::{Refusal, VerifiedKey, VerifyCode},
-    pepper::Peppers,
-    sql_token,
-    sqlite::{self, Readers},
     timestamp,
-    token::{Credential, OAuthToken},
 };
 
 /// The row a verification needs: the key joined with its service user and tenant.
@@ -141,7 +144,7 @@ impl SqlVerifier {
 }
 
 impl SqlVerifier {
-    /// [`SqlVerifier::verify`] for an OAuth access token (see [`crate::sql_token`]).
+    /// [`SqlVerifier::verify`] for an OAuth access token (see [`crate::backend::sql_token`]).
     #[tracing::instrument(skip_all, fields(token_id = token.token_id()))]
     async fn verify_token(
         &self,

@@ -1,9 +1,23 @@
-//! Where verdicts come from: the Keysmith database ([`crate::sql`]), or a
-//! Keysmith server ([`crate::remote`]).
+//! Where verdicts come from: the Keysmith database ([`sql`], read directly
+//! on SQLite through [`sqlite`]'s readers, tokens through `sql_token`), or a
+//! Keysmith server ([`remote`]); in front of either, the layer's [`cache`],
+//! emptied by [`invalidation`] when the server revokes a key.
 
 use std::{future::Future, pin::Pin, sync::Arc};
 
 use crate::outcome::{Refusal, VerifiedKey};
+
+pub mod cache;
+#[cfg(feature = "sql")]
+pub mod invalidation;
+#[cfg(feature = "remote")]
+pub mod remote;
+#[cfg(feature = "sql")]
+pub mod sql;
+#[cfg(feature = "sql")]
+mod sql_token;
+#[cfg(feature = "sql")]
+pub(crate) mod sqlite;
 
 /// The verifier backend failed (database or server unreachable…): callers must fail closed.
 #[derive(Debug, thiserror::Error)]
@@ -11,7 +25,7 @@ pub enum BackendError {
     #[cfg(feature = "sql")]
     #[error("key verification is unavailable: {0}")]
     Database(#[from] sqlx::Error),
-    /// A direct SQLite read failed (see [`crate::sqlite`]).
+    /// A direct SQLite read failed (see [`sqlite`]).
     #[cfg(feature = "sql")]
     #[error("key verification is unavailable: {0}")]
     Sqlite(#[from] rusqlite::Error),
