@@ -55,6 +55,8 @@ fn method_and_path(method: &str, path: &str) -> String {
 
 /// The audit line of a request, before its outcome is known (`None`
 /// without an audit sink).
+// Out of line: a stage a profile names (scripts/bench-instructions).
+#[inline(never)]
 pub(super) fn line(
     shared: &Shared,
     parts: &Parts,
@@ -142,6 +144,8 @@ impl PendingAudit {
 
     /// Writes the line with `status` if the queue has room now (`true`),
     /// else keeps it for [`PendingAudit::finish`], which waits for room.
+    // Out of line: a stage a profile names (scripts/bench-instructions).
+    #[inline(never)]
     pub(super) fn try_finish(&mut self, status: StatusCode) -> bool {
         let (Some(sink), Some(mut line)) = (&self.shared.audit, self.line.take()) else {
             return true;
