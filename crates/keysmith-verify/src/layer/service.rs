@@ -129,11 +129,12 @@ where
         return Err(refuse.answer(&parts, subject, refused).await);
     }
     shared.metrics.valid();
-    let line = audit_line::line(&shared, &parts, ids, subject, VerifyCode::Valid);
-    let pending = PendingAudit::new(shared.clone(), line, started);
     // Every answer is read for listings when the key names an allowlist:
     // by what it carries, not what was asked.
     let filter = listings::filter_for(shared.mcp, key, message.as_ref());
+    // The message's last use: its tool name moves into the line.
+    let line = audit_line::line_taking(&shared, &parts, ids, message, VerifyCode::Valid);
+    let pending = PendingAudit::new(shared.clone(), line, started);
     let request = upstream::request(parts, body, &identity, filter.is_some());
     let forwarded = Forwarded {
         shared: shared.clone(),
