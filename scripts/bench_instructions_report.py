@@ -72,7 +72,7 @@ STAGES = {
         "keysmith_verify::layer::audit_line::line_taking",
         "keysmith_verify::layer::audit_line::PendingAudit::try_finish",
         "keysmith_verify::audit::sql::write_loop::{{closure}}",
-        "keysmith_verify::audit::sqlite::SqliteWriter::spawn::{{closure}}",
+        "keysmith_verify::audit::sqlite::write",  # the SQLite thread, batch by batch
     )),
 }
 
@@ -121,7 +121,9 @@ def served(oha_json: pathlib.Path, expected: int) -> None:
 def main(work: str, n1: str, n2: str) -> None:
     work_dir, n1, n2 = pathlib.Path(work), int(n1), int(n2)
     per_request, unlisted = {}, {}
-    for label in [label for label, _ in RUNS] + [GATEWAY]:
+    # GATEWAY_ONLY runs have (g) alone.
+    runs = [(label, name) for label, name in RUNS if (work_dir / f"{label}-{n1}.out").exists()]
+    for label in [label for label, _ in runs] + [GATEWAY]:
         small, large = (work_dir / f"{label}-{n}.out" for n in (n1, n2))
         for n in (n1, n2):
             served(work_dir / f"{label}-{n}.oha", n)
@@ -134,16 +136,21 @@ def main(work: str, n1: str, n2: str) -> None:
                 for k in [*PARTS, *(f"stage:{stage}" for stage in STAGES)]
             },
         }
-    base = per_request["a"]["total"]
     lines = [
         f"Machine: {platform.machine()}, valgrind callgrind (user space, every thread, "
         f"no kernel). Per request = (instructions serving {n2:,} requests − serving "
         f"{n1:,}) / {n2 - n1:,}. Reproduce: `scripts/bench-instructions`.",
-        "",
-        "| run | instructions / request | of (a) | added to (a) | in SQLite | in SHA-256 (fingerprint; key HMAC when cache off) |",
-        "|---|---|---|---|---|---|",
     ]
-    for label, name in RUNS:
+    if runs:
+        lines += [
+            "",
+            "| run | instructions / request | of (a) | added to (a) | in SQLite | in SHA-256 (fingerprint; key HMAC when cache off) |",
+            "|---|---|---|---|---|---|",
+        ]
+    else:
+        lines += ["", "Rows (a)–(c) not run this time (`GATEWAY_ONLY=1`): row (g) alone."]
+    base = per_request["a"]["total"] if runs else 0
+    for label, name in runs:
         r = per_request[label]
         lines.append(
             f"| {name} | {r['total']:,.0f} | {r['total'] / base:.2f}× | "
