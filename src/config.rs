@@ -72,6 +72,17 @@ pub struct Config {
     /// private, link-local and unique-local addresses. Default: only global
     /// unicast.
     pub webhook_allow_private: bool,
+    /// `KEYSMITH_OAUTH_CLIENT_ALLOW_PRIVATE=1`: client ID metadata documents
+    /// may be fetched from loopback and private addresses. Default: only
+    /// global unicast, as webhooks.
+    pub oauth_client_allow_private: bool,
+    /// `KEYSMITH_OAUTH_CLIENT_CA_FILE`: PEM roots trusted, besides the
+    /// Mozilla set, when fetching client ID metadata documents.
+    pub oauth_client_ca_file: Option<PathBuf>,
+    /// `KEYSMITH_MAX_OAUTH_CLIENTS_PER_TENANT` (default 1,000): stored OAuth
+    /// clients (dynamically registered and pre-registered) per tenant:
+    /// registration is open to anyone, so the cap bounds what it can fill.
+    pub max_oauth_clients_per_tenant: i64,
     /// `KEYSMITH_MAX_WEBHOOKS_PER_TENANT` (default 10): endpoints one tenant
     /// may have; each is delivered to, so the cap bounds what one tenant
     /// asks of the delivery task.
@@ -176,6 +187,12 @@ impl Config {
         )?;
         let max_keys_per_tenant =
             tenant_cap(&var, "KEYSMITH_MAX_KEYS_PER_TENANT", 50_000, 10_000_000)?;
+        let max_oauth_clients_per_tenant = tenant_cap(
+            &var,
+            "KEYSMITH_MAX_OAUTH_CLIENTS_PER_TENANT",
+            1_000,
+            1_000_000,
+        )?;
         let max_concurrent_requests_per_tenant = usize::try_from(tenant_cap(
             &var,
             "KEYSMITH_MAX_CONCURRENT_REQUESTS_PER_TENANT",
@@ -201,6 +218,12 @@ impl Config {
             max_webhooks_per_tenant,
             max_service_users_per_tenant,
             max_keys_per_tenant,
+            max_oauth_clients_per_tenant,
+            oauth_client_ca_file: var("KEYSMITH_OAUTH_CLIENT_CA_FILE").map(PathBuf::from),
+            oauth_client_allow_private: matches!(
+                var("KEYSMITH_OAUTH_CLIENT_ALLOW_PRIVATE").as_deref(),
+                Some("1" | "true" | "yes")
+            ),
             max_concurrent_requests_per_tenant,
             github_scanning_keys: var("KEYSMITH_GITHUB_SCANNING_KEYS").map(PathBuf::from),
             redis_url: var("KEYSMITH_REDIS_URL").map(Secret),

@@ -47,6 +47,9 @@ pub struct AppState {
     pub tenant_gate: crate::connections::TenantGate,
     /// `/api/v1/forward-auth`'s judge, made at its first request.
     pub forward_auth: Arc<ForwardAuthCell>,
+    /// The OAuth clients every issuer knows (stored ones and the cache of
+    /// client ID metadata documents).
+    pub oauth_clients: crate::domain::oauth::clients::ClientRegistry,
 }
 
 /// The forward-auth judge and its audit writer, started at the first
@@ -92,6 +95,7 @@ impl AppState {
             ) as Arc<dyn keysmith_verify::Limiter>),
             None => None,
         };
+        let oauth_clients = oauth_client_registry(&config)?;
         let tenant_gate = crate::connections::TenantGate::new(
             config.max_concurrent_requests_per_tenant,
             TENANT_GATE_WAIT,
@@ -115,6 +119,7 @@ impl AppState {
             delivering_webhooks: Arc::default(),
             tenant_gate,
             forward_auth: Arc::default(),
+            oauth_clients,
         })
     }
 
@@ -170,4 +175,27 @@ impl AppState {
     pub fn pool(&self) -> &sqlx::AnyPool {
         &self.db.pool
     }
+}
+
+/// The client registry, with what the operator allows of metadata-document fetches.
+fn oauth_client_registry(
+    config: &Config,
+) -> anyhow::Result<crate::domain::oauth::clients::ClientRegistry> {
+    use anyhow::Context;
+    let extra_roots_pem = match &config.oauth_client_ca_file {
+        Some(path) => Some(std::fs::read(path).with_context(|| {
+            format!(
+                "KEYSMITH_OAUTH_CLIENT_CA_FILE: cannot read {}",
+                path.display()
+            )
+        })?),
+        None => None,
+    };
+    crate::domain::oauth::clients::ClientRegistry::new(
+        crate::domain::oauth::clients::DocumentFetch {
+            allow_private: config.oauth_client_allow_private,
+            extra_roots_pem,
+        },
+    )
+    .context("KEYSMITH_OAUTH_CLIENT_CA_FILE")
 }

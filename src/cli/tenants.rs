@@ -187,6 +187,7 @@ async fn policy(state: &AppState, args: PolicyArgs) -> anyhow::Result<()> {
             .transpose()?,
         default_rate_limit: limit_arg("--default-rate-limit", args.default_rate_limit)?,
         default_quota: limit_arg("--default-quota", args.default_quota)?,
+        ..Default::default()
     };
     if !change.is_empty() {
         tenant = tenants::update_policy(state.pool(), &tenant.id, change, &Actor::Cli, state.now())

@@ -98,6 +98,21 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "working keys per tenant",
     ),
     (
+        "KEYSMITH_MAX_OAUTH_CLIENTS_PER_TENANT",
+        "1000",
+        "stored OAuth clients per tenant (registered and pre-registered)",
+    ),
+    (
+        "KEYSMITH_OAUTH_CLIENT_ALLOW_PRIVATE",
+        "unset",
+        "1: client ID metadata documents may be on private addresses",
+    ),
+    (
+        "KEYSMITH_OAUTH_CLIENT_CA_FILE",
+        "unset",
+        "PEM roots trusted for client ID metadata documents",
+    ),
+    (
         "KEYSMITH_MAX_CONCURRENT_REQUESTS_PER_TENANT",
         "4",
         "management-API requests of one tenant at once (1-64)",

@@ -12,6 +12,25 @@ pub enum Notice {
     Revocation(RevocationNotice),
     Anomaly(AnomalyNotice),
     WebhookDisabled(WebhookDisabledNotice),
+    OAuthConnected(OAuthConnectedNotice),
+}
+
+/// An OAuth client (an MCP connector) connected to act as a service user:
+/// told to the service user's owner, who may not be the person who approved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthConnectedNotice {
+    pub tenant_name: String,
+    pub tenant_slug: String,
+    pub service_user: String,
+    pub client_name: String,
+    /// Where the client comes from, as the consent page showed it.
+    pub client_origin: String,
+    /// The MCP server its tokens are for.
+    pub resource: String,
+    pub scopes: String,
+    pub approved_by: String,
+    #[serde(with = "unix_time::as_secs")]
+    pub approved_at: UnixTime,
 }
 
 /// A webhook endpoint disabled after failing too many times in a row: told
@@ -95,6 +114,7 @@ impl Notice {
             Self::Revocation(_) => "revocation",
             Self::Anomaly(_) => "anomaly",
             Self::WebhookDisabled(_) => "webhook_disabled",
+            Self::OAuthConnected(_) => "oauth_connected",
         }
     }
 }

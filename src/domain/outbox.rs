@@ -6,7 +6,9 @@ use serde::Serialize;
 use sqlx::{Any, AnyPool, Executor, Transaction};
 use time::OffsetDateTime;
 
-use super::notice::{Notice, RevocationNotice, RotationNotice, WebhookDisabledNotice};
+use super::notice::{
+    Notice, OAuthConnectedNotice, RevocationNotice, RotationNotice, WebhookDisabledNotice,
+};
 use crate::{
     config::Engine,
     domain::{
@@ -201,6 +203,33 @@ pub async fn enqueue_revocation(
     let mail = NewMail {
         tenant_id: &tenant.id,
         key_id: &key.id,
+        threshold_days: None,
+        recipient: &recipient,
+        notice: &notice,
+    };
+    enqueue(&mut **tx, mail, now).await?;
+    Ok(())
+}
+
+/// Tells the owner of the service user an OAuth grant acts as that a client
+/// was connected: in the approval's transaction, once per grant (its key).
+pub async fn enqueue_oauth_connected(
+    tx: &mut Transaction<'_, Any>,
+    tenant: &Tenant,
+    grant_key: &KeyRow,
+    mut notice: OAuthConnectedNotice,
+    now: OffsetDateTime,
+) -> AppResult<()> {
+    let Some((service_user, recipient)) =
+        owner_of(tx, &tenant.id, &grant_key.service_user_id).await?
+    else {
+        return Ok(());
+    };
+    notice.service_user = service_user;
+    let notice = Notice::OAuthConnected(notice);
+    let mail = NewMail {
+        tenant_id: &tenant.id,
+        key_id: &grant_key.id,
         threshold_days: None,
         recipient: &recipient,
         notice: &notice,

@@ -29,9 +29,16 @@ pub struct Tenant {
     pub created_at: UnixTime,
     /// Limits given to new keys that set none of their own (stored JSON).
     pub default_limits: Option<String>,
+    /// OAuth: how long an access token lives (5 minutes to 24 hours).
+    pub oauth_access_token_minutes: i64,
+    /// OAuth: a refresh token unused this long expires.
+    pub oauth_refresh_idle_days: i64,
+    /// OAuth: no refresh token of a grant lives past its approval plus this.
+    pub oauth_refresh_absolute_days: i64,
 }
 
-const COLUMNS: &str = "id, slug, name, key_prefix, default_expiry_days, max_expiry_days, rotation_overlap_days, disabled_at, created_at, default_limits";
+const COLUMNS: &str = "id, slug, name, key_prefix, default_expiry_days, max_expiry_days, rotation_overlap_days, disabled_at, created_at, default_limits, \
+    oauth_access_token_minutes, oauth_refresh_idle_days, oauth_refresh_absolute_days";
 
 impl Tenant {
     /// The rate limit and quota a new key gets where it sets none.
@@ -120,6 +127,11 @@ pub async fn list(pool: &AnyPool) -> AppResult<Vec<Tenant>> {
 pub const MAX_EXPIRY_DAYS: i64 = 3650;
 /// How long a rotated key may keep working, in days.
 pub const OVERLAP_DAYS: std::ops::RangeInclusive<i64> = 1..=30;
+/// OAuth access-token lifetime, minutes: clients' refresh is unreliable in
+/// the field, so up to a day; at least five minutes.
+pub const ACCESS_TOKEN_MINUTES: std::ops::RangeInclusive<i64> = 5..=1440;
+/// OAuth refresh-token lifetimes (idle and absolute), days.
+pub const REFRESH_DAYS: std::ops::RangeInclusive<i64> = 1..=365;
 
 /// A change to a tenant's key policy; `None` leaves a setting as it is.
 #[derive(Debug, Default)]
@@ -133,6 +145,12 @@ pub struct PolicyChange {
     pub default_rate_limit: Option<Option<RateLimit>>,
     /// The quota new keys get when they set none; `Some(None)` lifts it.
     pub default_quota: Option<Option<Quota>>,
+    /// OAuth access-token lifetime in minutes ([`ACCESS_TOKEN_MINUTES`]).
+    pub oauth_access_token_minutes: Option<i64>,
+    /// OAuth refresh-token idle lifetime in days ([`REFRESH_DAYS`]).
+    pub oauth_refresh_idle_days: Option<i64>,
+    /// OAuth refresh absolute lifetime in days ([`REFRESH_DAYS`], ≥ idle).
+    pub oauth_refresh_absolute_days: Option<i64>,
 }
 
 impl PolicyChange {
@@ -143,6 +161,9 @@ impl PolicyChange {
             && self.key_prefix.is_none()
             && self.default_rate_limit.is_none()
             && self.default_quota.is_none()
+            && self.oauth_access_token_minutes.is_none()
+            && self.oauth_refresh_idle_days.is_none()
+            && self.oauth_refresh_absolute_days.is_none()
     }
 }
 
@@ -161,7 +182,8 @@ pub async fn update_policy(
 ) -> AppResult<Tenant> {
     if change.is_empty() {
         return Err(AppError::validation(
-            "give at least one of default_expiry_days, max_expiry_days, rotation_overlap_days, key_prefix, default_rate_limit, default_quota",
+            "give at least one of default_expiry_days, max_expiry_days, rotation_overlap_days, key_prefix, default_rate_limit, default_quota, \
+             oauth_access_token_minutes, oauth_refresh_idle_days, oauth_refresh_absolute_days",
         ));
     }
     let mut tx = begin_write(pool).await?;
@@ -197,6 +219,7 @@ pub async fn update_policy(
             "rotation_overlap_days must be between 1 and 30",
         ));
     }
+    let oauth = oauth_lifetimes(&change, &before)?;
     let prefix = change
         .key_prefix
         .as_ref()
@@ -209,13 +232,17 @@ pub async fn update_policy(
     .map_err(|e| AppError::validation(format!("default limits: {e}")))?;
     sqlx::query(
         "UPDATE tenants SET default_expiry_days = $1, max_expiry_days = $2, rotation_overlap_days = $3, key_prefix = $4, \
-         default_limits = $5 WHERE id = $6",
+         default_limits = $5, oauth_access_token_minutes = $6, oauth_refresh_idle_days = $7, \
+         oauth_refresh_absolute_days = $8 WHERE id = $9",
     )
     .bind(default)
     .bind(max)
     .bind(overlap)
     .bind(prefix)
     .bind(limits.to_storage())
+    .bind(oauth[0])
+    .bind(oauth[1])
+    .bind(oauth[2])
     .bind(tenant_id)
     .execute(&mut *tx)
     .await?;
@@ -244,5 +271,42 @@ pub fn policy(tenant: &Tenant) -> serde_json::Value {
         "rotation_overlap_days": tenant.rotation_overlap_days,
         "default_rate_limit": limits.rate_limit,
         "default_quota": limits.quota,
+        "oauth_access_token_minutes": tenant.oauth_access_token_minutes,
+        "oauth_refresh_idle_days": tenant.oauth_refresh_idle_days,
+        "oauth_refresh_absolute_days": tenant.oauth_refresh_absolute_days,
     })
+}
+
+/// The OAuth lifetimes after `change`, checked as a whole: access minutes,
+/// refresh idle days, refresh absolute days (idle ≤ absolute).
+fn oauth_lifetimes(change: &PolicyChange, before: &Tenant) -> AppResult<[i64; 3]> {
+    let access = change
+        .oauth_access_token_minutes
+        .unwrap_or(before.oauth_access_token_minutes);
+    let idle = change
+        .oauth_refresh_idle_days
+        .unwrap_or(before.oauth_refresh_idle_days);
+    let absolute = change
+        .oauth_refresh_absolute_days
+        .unwrap_or(before.oauth_refresh_absolute_days);
+    if !ACCESS_TOKEN_MINUTES.contains(&access) {
+        return Err(AppError::validation(format!(
+            "oauth_access_token_minutes must be between {} and {} (5 minutes to 24 hours)",
+            ACCESS_TOKEN_MINUTES.start(),
+            ACCESS_TOKEN_MINUTES.end()
+        )));
+    }
+    if !REFRESH_DAYS.contains(&absolute) {
+        return Err(AppError::validation(format!(
+            "oauth_refresh_absolute_days must be between {} and {}",
+            REFRESH_DAYS.start(),
+            REFRESH_DAYS.end()
+        )));
+    }
+    if !(1..=absolute).contains(&idle) {
+        return Err(AppError::validation(format!(
+            "oauth_refresh_idle_days must be between 1 and oauth_refresh_absolute_days ({absolute})"
+        )));
+    }
+    Ok([access, idle, absolute])
 }

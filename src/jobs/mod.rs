@@ -81,6 +81,7 @@ async fn purge(state: &AppState) -> anyhow::Result<()> {
     form_tokens::purge(state.pool(), state.now()).await?;
     sign_in_throttle::purge(state.pool(), state.now()).await?;
     crate::domain::oauth::tokens::purge_expired(state.pool(), state.now()).await?;
+    crate::domain::oauth::codes::purge_expired(state.pool(), state.now()).await?;
     crate::domain::idempotency::purge(state.pool(), state.now()).await?;
     state
         .sessions

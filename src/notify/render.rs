@@ -5,7 +5,8 @@ use askama::Template;
 use time::{OffsetDateTime, format_description::BorrowedFormatItem, macros::format_description};
 
 use crate::domain::notice::{
-    AnomalyNotice, ExpiryReminder, Notice, RevocationNotice, RotationNotice, WebhookDisabledNotice,
+    AnomalyNotice, ExpiryReminder, Notice, OAuthConnectedNotice, RevocationNotice, RotationNotice,
+    WebhookDisabledNotice,
 };
 
 const WHEN: &[BorrowedFormatItem<'static>] =
@@ -106,6 +107,22 @@ struct WebhookDisabledHtml<'a> {
     link: &'a str,
 }
 
+#[derive(Template)]
+#[template(path = "email/oauth_connected.txt")]
+struct OAuthConnectedText<'a> {
+    n: &'a OAuthConnectedNotice,
+    approved: &'a str,
+    link: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/oauth_connected.html")]
+struct OAuthConnectedHtml<'a> {
+    n: &'a OAuthConnectedNotice,
+    approved: &'a str,
+    link: &'a str,
+}
+
 /// Renders `notice`; links point at `public_url`. `now` gives the days left.
 pub fn render(
     notice: &Notice,
@@ -196,6 +213,28 @@ pub fn render(
                 html: WebhookDisabledHtml {
                     n,
                     disabled: &disabled,
+                    link: &link,
+                }
+                .render()?,
+            })
+        }
+        Notice::OAuthConnected(n) => {
+            let approved = when(n.approved_at);
+            let link = format!("{public_url}/admin/oauth-grants?tenant={}", n.tenant_slug);
+            Ok(Rendered {
+                subject: format!(
+                    "{} was connected to act as {} (approved by {})",
+                    n.client_name, n.service_user, n.approved_by
+                ),
+                text: OAuthConnectedText {
+                    n,
+                    approved: &approved,
+                    link: &link,
+                }
+                .render()?,
+                html: OAuthConnectedHtml {
+                    n,
+                    approved: &approved,
                     link: &link,
                 }
                 .render()?,

@@ -60,7 +60,8 @@ both_engines! {
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         let saved = client.get(app.url(res.headers()["location"].to_str().expect("location"))).send().await.expect("page").text().await.expect("html");
         assert!(saved.contains("Key policy saved"), "{saved}");
-        assert_eq!(policy_of(&app, "acme").await, json!({"key_prefix": "acme", "default_expiry_days": 60, "max_expiry_days": 120, "rotation_overlap_days": 3, "default_rate_limit": null, "default_quota": null}));
+        assert_eq!(policy_of(&app, "acme").await, json!({"key_prefix": "acme", "default_expiry_days": 60, "max_expiry_days": 120, "rotation_overlap_days": 3, "default_rate_limit": null, "default_quota": null,
+            "oauth_access_token_minutes": 10, "oauth_refresh_idle_days": 30, "oauth_refresh_absolute_days": 90}));
         let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'tenant.policy'").fetch_one(app.state.pool()).await.expect("count");
         assert_eq!(audited, 1);
 
@@ -77,6 +78,26 @@ both_engines! {
         assert!(created["key"].as_str().expect("key").starts_with("acme_"), "{created}");
         let detail = client.get(app.url(&format!("/admin/api-keys/{}?tenant=acme", created["id"].as_str().expect("id")))).send().await.expect("page").text().await.expect("html");
         assert!(detail.contains("for up to 3 days"), "{detail}");
+    }
+
+    async fn the_oauth_lifetimes_are_set_on_the_policy_page_in_its_words(app: TestApp) {
+        admin_user(&app, "admin@acme.test", Role::Admin).await;
+        let client = browser();
+        sign_in(&app, &client, "admin@acme.test", PASSWORD).await;
+        let page = client.get(app.url("/admin/policy?tenant=acme")).send().await.expect("page").text().await.expect("html");
+        assert!(page.contains("name=\"oauth_access_token_minutes\"") && page.contains("value=\"10\""), "{page}");
+        let csrf = csrf_of(&page);
+        let mut form = policy_form(&csrf, "acme", "30", "365", "7", "ks");
+        form.push(("oauth_access_token_minutes", "4".into()));
+        let res = client.post(app.url("/admin/policy")).form(&form).send().await.expect("post");
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(res.text().await.expect("html").contains("“Access-token lifetime” must be between 5 and 1440"));
+        form.pop();
+        form.extend([("oauth_access_token_minutes", "15".into()), ("oauth_refresh_idle_days", "7".into()), ("oauth_refresh_absolute_days", "14".into())]);
+        let res = client.post(app.url("/admin/policy")).form(&form).send().await.expect("post");
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let policy = policy_of(&app, "acme").await;
+        assert_eq!((policy["oauth_access_token_minutes"].as_i64(), policy["oauth_refresh_idle_days"].as_i64(), policy["oauth_refresh_absolute_days"].as_i64()), (Some(15), Some(7), Some(14)));
     }
 
     async fn a_refused_policy_says_why_keeps_the_input_and_writes_nothing(app: TestApp) {

@@ -51,8 +51,10 @@ impl Running {
                 "--tenant",
                 app.tenant.slug.as_str(),
             ])
-            .args(["--bind", "127.0.0.1:0"])
             .args(args);
+        if !args.contains(&"--bind") {
+            command.args(["--bind", "127.0.0.1:0"]);
+        }
         Self::start_on(app, command, env)
     }
 

@@ -362,8 +362,12 @@ async fn conformance(app: &TestApp, target: Target) {
                 .map(|ms| ms.as_i64().expect("ms"))
                 .collect();
             assert_eq!(at.len(), 3, "{label}: three notifications: {report}");
+            // Sent 150 ms apart (300 ms in all); a relay that buffered them
+            // would deliver all three within a few ms. One interval of
+            // spread proves streaming and leaves room for a loaded machine
+            // delaying the first one (seen: 241 ms under load).
             assert!(
-                at[2] - at[0] >= 250,
+                at[2] - at[0] >= 150,
                 "{label}: notifications arrive as they are sent, not at the end: {at:?}"
             );
             progress_keys.push((label, key_id));

@@ -122,11 +122,10 @@ both_engines! {
         assert_eq!(doc["scopes_supported"], json!(["tools:*", "resources:*", "prompts:*"]));
         assert!(doc.get("jwks_uri").is_none(), "opaque tokens: no JWKS");
 
-        // The authorization-code endpoints are announced, and say they are not built yet.
+        // The authorization endpoint answers a request naming no client with a page, never a redirect.
         let res = app.client.get(app.url("/oauth/acme/authorize?response_type=code")).send().await.expect("authorize");
-        expect_oauth_error(res, StatusCode::NOT_IMPLEMENTED, "temporarily_unavailable").await;
-        let res = app.client.post(app.url("/oauth/acme/register")).json(&json!({})).send().await.expect("register");
-        expect_oauth_error(res, StatusCode::NOT_IMPLEMENTED, "temporarily_unavailable").await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        assert!(res.headers().get("location").is_none());
     }
 
     async fn client_credentials_by_basic_and_post(app: TestApp) {
@@ -198,9 +197,12 @@ both_engines! {
         let res = app.client.post(app.url("/oauth/acme/token")).basic_auth(id, Some(secret))
             .form(&[("grant_type", "client_credentials"), ("resource", RESOURCE), ("client_secret", secret)]).send().await.expect("token");
         expect_oauth_error(res, StatusCode::BAD_REQUEST, "invalid_request").await;
-        for grant_type in ["authorization_code", "refresh_token", "password"] {
+        let res = oauth_post(&app, "acme", "token", Auth::Basic(id, secret), &[("grant_type", "password"), ("resource", RESOURCE)]).await;
+        expect_oauth_error(res, StatusCode::BAD_REQUEST, "unsupported_grant_type").await;
+        // A key is no client of the authorization-code grants.
+        for grant_type in ["authorization_code", "refresh_token"] {
             let res = oauth_post(&app, "acme", "token", Auth::Basic(id, secret), &[("grant_type", grant_type), ("resource", RESOURCE)]).await;
-            expect_oauth_error(res, StatusCode::BAD_REQUEST, "unsupported_grant_type").await;
+            expect_oauth_error(res, StatusCode::UNAUTHORIZED, "invalid_client").await;
         }
         // A JSON body is not a form.
         let res = app.client.post(app.url("/oauth/acme/token")).basic_auth(id, Some(secret)).json(&json!({"grant_type": "client_credentials"})).send().await.expect("token");

@@ -26,11 +26,11 @@ use crate::{
 };
 
 /// This gateway's public URL, as `--resource` names it.
-const RESOURCE: &str = "http://localhost/mcp";
+pub(crate) const RESOURCE: &str = "http://localhost/mcp";
 
 /// `keysmith gateway --tenant acme --resource <RESOURCE>` on `app`'s
 /// database, announcing `app`'s issuer.
-fn protected_gateway(app: &TestApp, upstream: &str) -> Running {
+pub(crate) fn protected_gateway(app: &TestApp, upstream: &str) -> Running {
     Running::gateway(
         app,
         upstream,
@@ -40,7 +40,11 @@ fn protected_gateway(app: &TestApp, upstream: &str) -> Running {
     )
 }
 
-async fn post(gateway: &Running, bearer: Option<&str>, body: &Value) -> reqwest::Response {
+pub(crate) async fn post(
+    gateway: &Running,
+    bearer: Option<&str>,
+    body: &Value,
+) -> reqwest::Response {
     let mut request = reqwest::Client::new()
         .post(format!("{}/mcp", gateway.base))
         .header("accept", "application/json, text/event-stream")
@@ -52,7 +56,7 @@ async fn post(gateway: &Running, bearer: Option<&str>, body: &Value) -> reqwest:
 }
 
 /// Calls `tool` through `gateway` with the official Rust SDK client.
-async fn call(gateway: &Running, bearer: &str, tool: &str) -> Result<String, String> {
+pub(crate) async fn call(gateway: &Running, bearer: &str, tool: &str) -> Result<String, String> {
     call_at(&format!("{}/mcp", gateway.base), bearer, tool).await
 }
 

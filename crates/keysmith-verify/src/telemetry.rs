@@ -96,19 +96,23 @@ pub(crate) fn audit_lost(events: u64) {
     metrics::counter!(AUDIT_LOST).increment(events);
 }
 
+#[cfg(feature = "remote")]
 pub(crate) fn audit_spool_depth(depth: usize) {
     metrics::gauge!(AUDIT_SPOOL_DEPTH).set(depth as f64);
 }
 
+#[cfg(feature = "remote")]
 pub(crate) fn audit_delivered(events: u64) {
     metrics::counter!(AUDIT_DELIVERED).increment(events);
 }
 
+#[cfg(feature = "remote")]
 pub(crate) fn audit_delivery_retry() {
     metrics::counter!(AUDIT_DELIVERY_RETRIES).increment(1);
 }
 
 /// Events the remote writer gave up on, by why; also counted as lost.
+#[cfg(feature = "remote")]
 pub(crate) fn audit_dropped(reason: &'static str, events: u64) {
     metrics::counter!(AUDIT_DROPPED, "reason" => reason).increment(events);
     audit_lost(events);

@@ -138,6 +138,48 @@ pub async fn create(
     Ok(issued)
 }
 
+/// Mints the parent key of an OAuth grant inside the grant's transaction:
+/// for `service_user_id`, with `allowed` (the approved scopes), ending at
+/// `expires_at` (the grant's end). Counts against the tenant's key cap like
+/// any key. The plaintext is dropped here: nobody ever holds this key,
+/// only the tokens that hang on it.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "create's arguments inside a caller's transaction"
+)]
+pub(crate) async fn create_for_grant(
+    tx: &mut Transaction<'_, Any>,
+    pool: &AnyPool,
+    peppers: &Peppers,
+    tenant: &Tenant,
+    (service_user_id, name): (&ServiceUserId, &str),
+    allowed: keysmith_verify::Capabilities,
+    expires_at: OffsetDateTime,
+    cap: i64,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> AppResult<KeyRow> {
+    caps::room_for_key(tx, pool, &tenant.id, cap, now).await?;
+    let issued = insert_key(
+        tx,
+        peppers,
+        KeyInsert {
+            tenant,
+            service_user_id,
+            name,
+            allowed: allowed.to_storage(),
+            limits: tenant.default_limits().to_storage(),
+            scopes: "[]".to_owned(),
+            expires_at,
+            rotated_from: None,
+            actor,
+            now,
+        },
+    )
+    .await?;
+    Ok(issued.row)
+}
+
 /// The outcome of a rotation: the new key (shown once) and the superseded one.
 #[derive(Debug)]
 pub struct Rotation {
@@ -168,6 +210,14 @@ pub async fn rotate(
 ) -> AppResult<Rotation> {
     let mut tx = crate::db::begin_write(pool).await?;
     let old = fetch(&mut *tx, &tenant.id, key_id).await?;
+    if backs_a_grant(&mut tx, &tenant.id, key_id).await? {
+        // Its successor would be a key nobody asked for, and the grant's
+        // tokens would stop at the cutoff anyway.
+        return Err(AppError::Conflict(
+            "this key backs an OAuth connection and is never rotated; revoke the connection (or the key) instead"
+                .into(),
+        ));
+    }
     let status = old.status_at(now);
     if status != KeyState::Active {
         return Err(AppError::Conflict(format!(
@@ -247,6 +297,21 @@ pub async fn rotate(
     Ok(Rotation { new, old })
 }
 
+/// Whether `key_id` is the parent key of an OAuth grant.
+async fn backs_a_grant(
+    tx: &mut Transaction<'_, Any>,
+    tenant_id: &TenantId,
+    key_id: &KeyId,
+) -> AppResult<bool> {
+    let found: Option<(String,)> =
+        sqlx::query_as("SELECT id FROM oauth_grants WHERE tenant_id = $1 AND key_id = $2")
+            .bind(tenant_id)
+            .bind(key_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(found.is_some())
+}
+
 /// Reads a key that still works (active or rotating); any other is a `409`.
 pub(super) async fn fetch_live(
     tx: &mut Transaction<'_, Any>,
@@ -277,6 +342,18 @@ pub async fn revoke(
 ) -> AppResult<KeyRow> {
     let mut tx = crate::db::begin_write(pool).await?;
     let current = fetch_live(&mut tx, &tenant.id, key_id, now).await?;
+    // A key that backs an OAuth grant ends the grant with it, so the
+    // Connections page does not show a connection that no longer works.
+    // The grant first: every writer of a grant and its key takes that order.
+    sqlx::query(
+        "UPDATE oauth_grants SET revoked_at = $1, revoked_reason = 'key revoked' \
+         WHERE tenant_id = $2 AND key_id = $3 AND revoked_at IS NULL",
+    )
+    .bind(UnixTime::from(now))
+    .bind(&tenant.id)
+    .bind(key_id)
+    .execute(&mut *tx)
+    .await?;
     let updated = sqlx::query(
         "UPDATE api_keys SET status = 'revoked', revoked_at = $1, revoked_reason = $2 \
          WHERE tenant_id = $3 AND id = $4 AND status IN ('active', 'rotating')",

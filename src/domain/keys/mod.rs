@@ -11,6 +11,7 @@ mod limits;
 mod queries;
 mod sweep;
 
+pub(crate) use lifecycle::create_for_grant;
 pub use lifecycle::{Rotation, create, revoke, rotate};
 pub use limits::{LimitsChange, set_limits};
 pub use queries::{KeyFilter, get, list, management_expiring, state_of};

@@ -1,18 +1,25 @@
 //! OAuth 2.1: Keysmith as the authorization server of the MCP servers it
 //! protects, one issuer per tenant. `tokens` issues, revokes and purges
 //! access tokens; every token hangs on a parent key (see the migration
-//! `0100_oauth_tokens.sql` and `keysmith_verify::key::token`).
+//! `0100_oauth_tokens.sql` and `keysmith_verify::key::token`). The
+//! authorization-code flow: `grants` (a person's approval, with its own
+//! parent key), `codes` (single-use, PKCE-bound), `exchange` (token pairs,
+//! refresh rotation and reuse detection), `pkce`.
 
+pub mod clients;
+pub mod codes;
+pub mod exchange;
+pub mod grants;
+pub mod pkce;
 pub mod tokens;
 
 use time::Duration;
 
-/// How long an access token lives (the contract's default; a tenant policy
-/// between [`MIN_ACCESS_TOKEN_LIFETIME`] and [`MAX_ACCESS_TOKEN_LIFETIME`]
-/// comes with the authorization-code slice).
-pub const ACCESS_TOKEN_LIFETIME: Duration = Duration::minutes(10);
-pub const MIN_ACCESS_TOKEN_LIFETIME: Duration = Duration::minutes(5);
-pub const MAX_ACCESS_TOKEN_LIFETIME: Duration = Duration::hours(24);
+/// How long an access token lives: the tenant's policy
+/// (`oauth_access_token_minutes`, 5 minutes to 24 hours, default 10).
+pub fn access_token_lifetime(tenant: &crate::domain::tenants::Tenant) -> Duration {
+    Duration::minutes(tenant.oauth_access_token_minutes)
+}
 
 /// Live (unexpired, unrevoked) access tokens one key may hold at once: a
 /// client that asks for a token per call instead of reusing it is refused

@@ -2,10 +2,10 @@
 //! revoked by their client, purged once expired. Verification is the
 //! verify crate's (`SqlVerifier`), by a join on the parent key.
 
-use sqlx::AnyPool;
+use sqlx::{Any, AnyPool, Transaction};
 use time::OffsetDateTime;
 
-use super::{ACCESS_TOKEN_LIFETIME, MAX_LIVE_TOKENS_PER_KEY};
+use super::MAX_LIVE_TOKENS_PER_KEY;
 use crate::{
     db::{announce_key_change, begin_write, row_lock},
     domain::{Actor, KeyId, ServiceUserId, TenantId, UnixTime, audit},
@@ -24,6 +24,8 @@ pub struct TokenRequest<'a> {
     /// `None`: the key's whole reach.
     pub scopes: Option<&'a ScopeSet>,
     pub grant_type: &'a str,
+    /// The tenant's access-token lifetime.
+    pub lifetime: time::Duration,
 }
 
 /// A freshly minted token: the plaintext exists only here.
@@ -41,7 +43,7 @@ pub enum Refused {
 }
 
 /// Mints an access token for `request.key`, bound to its resource, living
-/// [`ACCESS_TOKEN_LIFETIME`] (never past the key's own end), audited
+/// the tenant's access-token lifetime (never past the key's own end), audited
 /// `oauth.token` under the key. The live-token count and the insert run
 /// with the key's row locked, so a burst cannot pass the cap together.
 #[tracing::instrument(skip_all, fields(key_id = %request.key.key_id))]
@@ -52,7 +54,7 @@ pub async fn issue(
     now: OffsetDateTime,
 ) -> AppResult<Result<IssuedToken, Refused>> {
     let key = request.key;
-    let expires_at = (now + ACCESS_TOKEN_LIFETIME).min(key.valid_until);
+    let expires_at = (now + request.lifetime).min(key.valid_until);
     let mut tx = begin_write(pool).await?;
     sqlx::query(&format!(
         "SELECT id FROM api_keys WHERE id = $1 AND tenant_id = $2{}",
@@ -62,36 +64,27 @@ pub async fn issue(
     .bind(&key.tenant_id)
     .fetch_optional(&mut *tx)
     .await?;
-    let (live,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM oauth_tokens WHERE key_id = $1 AND revoked_at IS NULL AND expires_at > $2",
-    )
-    .bind(&key.key_id)
-    .bind(UnixTime::from(now))
-    .fetch_one(&mut *tx)
-    .await?;
+    let live = live_access_tokens(&mut tx, &key.key_id, now).await?;
     if live >= MAX_LIVE_TOKENS_PER_KEY {
         return Ok(Err(Refused::TooManyLive));
     }
     let prefix = KeyPrefix::parse(request.prefix).unwrap_or_default();
-    let token = OAuthToken::generate(&prefix, TokenKind::Access);
-    sqlx::query(
-        "INSERT INTO oauth_tokens (id, tenant_id, key_id, kind, prefix, secret_hash, pepper_version, \
-         client_id, resource, scopes, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    let token = insert(
+        &mut tx,
+        peppers,
+        NewToken {
+            tenant_id: &key.tenant_id,
+            key_id: &key.key_id,
+            grant_id: None,
+            kind: TokenKind::Access,
+            prefix: &prefix,
+            client_id: &key.key_id,
+            resource: request.resource,
+            scopes: request.scopes,
+            expires_at,
+        },
+        now,
     )
-    .bind(token.token_id())
-    .bind(&key.tenant_id)
-    .bind(&key.key_id)
-    .bind(TokenKind::Access.as_str())
-    .bind(prefix.as_str())
-    .bind(hex::encode(peppers.digest_current(token.secret())))
-    .bind(peppers.current_version())
-    .bind(&key.key_id)
-    .bind(request.resource)
-    .bind(request.scopes.map(ScopeSet::to_storage))
-    .bind(UnixTime::from(now))
-    .bind(UnixTime::from(expires_at))
-    .execute(&mut *tx)
     .await?;
     let (tenant_id, key_id) = (TenantId::new(&key.tenant_id), KeyId::new(&key.key_id));
     let service_user_id = ServiceUserId::new(&key.service_user_id);
@@ -111,6 +104,68 @@ pub async fn issue(
     audit::record(&mut *tx, event).await?;
     tx.commit().await?;
     Ok(Ok(IssuedToken { token, expires_at }))
+}
+
+/// A token about to be stored.
+pub(crate) struct NewToken<'a> {
+    pub tenant_id: &'a str,
+    /// The parent key: the client's own (client credentials) or its grant's.
+    pub key_id: &'a str,
+    pub grant_id: Option<&'a str>,
+    pub kind: TokenKind,
+    pub prefix: &'a KeyPrefix,
+    pub client_id: &'a str,
+    pub resource: &'a str,
+    pub scopes: Option<&'a ScopeSet>,
+    pub expires_at: OffsetDateTime,
+}
+
+/// Mints and stores a token (only the peppered HMAC of its secret); the
+/// plaintext is returned for the one answer that hands it out.
+pub(crate) async fn insert(
+    tx: &mut Transaction<'_, Any>,
+    peppers: &Peppers,
+    new: NewToken<'_>,
+    now: OffsetDateTime,
+) -> AppResult<OAuthToken> {
+    let token = OAuthToken::generate(new.prefix, new.kind);
+    sqlx::query(
+        "INSERT INTO oauth_tokens (id, tenant_id, key_id, grant_id, kind, prefix, secret_hash, pepper_version, \
+         client_id, resource, scopes, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(token.token_id())
+    .bind(new.tenant_id)
+    .bind(new.key_id)
+    .bind(new.grant_id)
+    .bind(new.kind.as_str())
+    .bind(new.prefix.as_str())
+    .bind(hex::encode(peppers.digest_current(token.secret())))
+    .bind(peppers.current_version())
+    .bind(new.client_id)
+    .bind(new.resource)
+    .bind(new.scopes.map(ScopeSet::to_storage))
+    .bind(UnixTime::from(now))
+    .bind(UnixTime::from(new.expires_at))
+    .execute(&mut **tx)
+    .await?;
+    Ok(token)
+}
+
+/// Live access tokens of the key `key_id` (the caller holds its row lock).
+pub(crate) async fn live_access_tokens(
+    tx: &mut Transaction<'_, Any>,
+    key_id: &str,
+    now: OffsetDateTime,
+) -> AppResult<i64> {
+    let (live,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM oauth_tokens WHERE key_id = $1 AND kind = 'access' AND revoked_at IS NULL AND expires_at > $2",
+    )
+    .bind(key_id)
+    .bind(UnixTime::from(now))
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(live)
 }
 
 /// Revokes the access token `token_id` if it belongs to the client key

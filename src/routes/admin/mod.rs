@@ -12,11 +12,13 @@ mod key_form;
 mod keys_page;
 mod limits_form;
 mod nav;
-mod page;
+mod oauth_clients_page;
+mod oauth_grants_page;
+pub(crate) mod page;
 mod policy_page;
 mod service_user_actions;
 mod service_user_page;
-mod service_user_picker;
+pub(crate) mod service_user_picker;
 mod service_users_page;
 mod setup_page;
 mod sign_in;
@@ -135,6 +137,29 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/admin/account/sign-out-everywhere",
             post(account_page::sign_out_everywhere),
         )
+        .route(
+            "/admin/oauth-clients",
+            get(oauth_clients_page::list).post(oauth_clients_page::create),
+        )
+        .route(
+            "/admin/oauth-clients/registration",
+            post(oauth_clients_page::set_registration),
+        )
+        .route(
+            "/admin/oauth-clients/{client_id}/delete",
+            post(oauth_clients_page::delete),
+        )
+        .route("/admin/oauth-grants", get(oauth_grants_page::list))
+        .route(
+            "/admin/oauth-grants/{id}/revoke",
+            post(oauth_grants_page::revoke),
+        )
+        // The OAuth consent page: a person signs in here to answer it.
+        .route(
+            "/oauth/{tenant}/authorize",
+            get(crate::routes::oauth::authorize::show)
+                .post(crate::routes::oauth::authorize::answer),
+        )
         .layer(axum::middleware::map_response(move |response: Response| {
             security_headers(response, https)
         }))
@@ -171,11 +196,15 @@ async fn security_headers(mut response: Response, https: bool) -> Response {
     let set = |headers: &mut http::HeaderMap, name: HeaderName, value: &'static str| {
         headers.insert(name, HeaderValue::from_static(value));
     };
-    set(
-        headers,
-        header::CONTENT_SECURITY_POLICY,
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-    );
+    // A page may narrow-open its own policy (the OAuth consent page lets its
+    // form lead to the client's redirect origin); every other gets this one.
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        set(
+            headers,
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        );
+    }
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     // `same-origin`, not `no-referrer`: the latter makes browsers send
     // `Origin: null` on our own form posts, which the CSRF check must refuse.

@@ -24,6 +24,10 @@ pub enum Section {
     ServiceUsers,
     Webhooks,
     Policy,
+    /// OAuth connections (grants).
+    OAuthGrants,
+    /// OAuth clients (registered and pre-registered).
+    OAuthClients,
     Tenants,
     Accounts,
     /// The admin's own account.
@@ -38,6 +42,8 @@ impl Section {
             Self::ServiceUsers => "/admin/service-users",
             Self::Webhooks => "/admin/webhooks",
             Self::Policy => "/admin/policy",
+            Self::OAuthGrants => "/admin/oauth-grants",
+            Self::OAuthClients => "/admin/oauth-clients",
             Self::Tenants => "/admin/tenants",
             Self::Accounts => "/admin/accounts",
             Self::Account => "/admin/account",

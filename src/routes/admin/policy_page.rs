@@ -45,6 +45,12 @@ pub struct PolicyForm {
     rotation_overlap_days: String,
     #[serde(default)]
     key_prefix: String,
+    #[serde(default)]
+    oauth_access_token_minutes: String,
+    #[serde(default)]
+    oauth_refresh_idle_days: String,
+    #[serde(default)]
+    oauth_refresh_absolute_days: String,
     /// Default limits of new keys that set none.
     #[serde(flatten)]
     limits: LimitsForm,
@@ -59,6 +65,9 @@ impl PolicyForm {
             max_expiry_days: t.max_expiry_days.to_string(),
             rotation_overlap_days: t.rotation_overlap_days.to_string(),
             key_prefix: t.key_prefix.clone(),
+            oauth_access_token_minutes: t.oauth_access_token_minutes.to_string(),
+            oauth_refresh_idle_days: t.oauth_refresh_idle_days.to_string(),
+            oauth_refresh_absolute_days: t.oauth_refresh_absolute_days.to_string(),
             limits: LimitsForm::of(&t.default_limits()),
             ..Self::default()
         }
@@ -128,9 +137,21 @@ async fn page(
 }
 
 fn days(field: &str, raw: &str) -> Result<i64, AppError> {
+    whole(field, raw, "days")
+}
+
+fn whole(field: &str, raw: &str, unit: &str) -> Result<i64, AppError> {
     raw.trim()
         .parse()
-        .map_err(|_| AppError::validation(format!("{field} must be a whole number of days")))
+        .map_err(|_| AppError::validation(format!("{field} must be a whole number of {unit}")))
+}
+
+/// An OAuth field of the form: left empty (an older form), it is kept.
+fn optional(field: &str, raw: &str, unit: &str) -> Result<Option<i64>, AppError> {
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    whole(field, raw, unit).map(Some)
 }
 
 /// The whole policy as typed; bounds are checked by `tenants::update_policy`.
@@ -147,6 +168,21 @@ fn parse(form: &PolicyForm) -> Result<PolicyChange, AppError> {
         })?),
         default_rate_limit: Some(limits.rate_limit),
         default_quota: Some(limits.quota),
+        oauth_access_token_minutes: optional(
+            "OAuth access-token lifetime",
+            &form.oauth_access_token_minutes,
+            "minutes",
+        )?,
+        oauth_refresh_idle_days: optional(
+            "OAuth refresh idle lifetime",
+            &form.oauth_refresh_idle_days,
+            "days",
+        )?,
+        oauth_refresh_absolute_days: optional(
+            "OAuth refresh absolute lifetime",
+            &form.oauth_refresh_absolute_days,
+            "days",
+        )?,
     })
 }
 
@@ -199,13 +235,16 @@ pub async fn update(
 
 /// The API's field names in a refusal, as the form's labels call them: the
 /// domain's checks speak the API's language, the person reads the form's.
-const FIELD_LABELS: [(&str, &str); 6] = [
+const FIELD_LABELS: [(&str, &str); 9] = [
     ("default_expiry_days", "“Default expiry”"),
     ("max_expiry_days", "“Maximum expiry”"),
     ("rotation_overlap_days", "“Rotation overlap”"),
     ("key_prefix", "“Prefix of new keys”"),
     ("default_rate_limit", "“Tool calls per minute”"),
     ("default_quota", "“Quota”"),
+    ("oauth_access_token_minutes", "“Access-token lifetime”"),
+    ("oauth_refresh_idle_days", "“Refresh idle days”"),
+    ("oauth_refresh_absolute_days", "“Absolute lifetime”"),
 ];
 
 fn in_words_of_the_form(message: &str) -> String {

@@ -28,6 +28,8 @@ use crate::{
 };
 
 const PENDING_KEY: &str = "pending_totp";
+/// Where to go after the second step (see `sign_in::safe_next`).
+const PENDING_NEXT_KEY: &str = "pending_totp_next";
 /// The second step must follow the first within this.
 const PENDING_SECS: i64 = 5 * 60;
 
@@ -42,10 +44,18 @@ fn session_error(e: tower_sessions::session::Error) -> PageError {
 }
 
 /// Remembers a pending sign-in and sends the browser to the second step.
-pub async fn await_code(session: &Session, user: SignedIn) -> Result<Response, PageError> {
+pub async fn await_code(
+    session: &Session,
+    user: SignedIn,
+    next: &str,
+) -> Result<Response, PageError> {
     session.cycle_id().await.map_err(session_error)?;
     session
         .insert(PENDING_KEY, user)
+        .await
+        .map_err(session_error)?;
+    session
+        .insert(PENDING_NEXT_KEY, next.to_owned())
         .await
         .map_err(session_error)?;
     Ok(Redirect::to("/admin/sign-in/totp").into_response())
@@ -125,5 +135,9 @@ pub async fn submit(
         .remove::<SignedIn>(PENDING_KEY)
         .await
         .map_err(session_error)?;
-    establish(&session, user).await
+    let next: Option<String> = session
+        .remove(PENDING_NEXT_KEY)
+        .await
+        .map_err(session_error)?;
+    establish(&session, user, next.as_deref().unwrap_or_default()).await
 }

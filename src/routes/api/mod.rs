@@ -11,6 +11,8 @@ mod invitations;
 pub mod keys;
 pub mod model;
 mod notifications;
+pub(crate) mod oauth_clients;
+mod oauth_grants;
 pub mod openapi;
 mod secret_scanning;
 pub mod service_users;
@@ -72,6 +74,23 @@ pub fn router(state: &AppState) -> Router<AppState> {
             post(webhooks::rotate_secret),
         )
         .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route(
+            "/oauth/clients",
+            post(oauth_clients::create).get(oauth_clients::list),
+        )
+        .route(
+            "/oauth/clients/{client_id}",
+            axum::routing::delete(oauth_clients::delete),
+        )
+        .route(
+            "/oauth/registration",
+            axum::routing::put(oauth_clients::set_registration),
+        )
+        .route("/oauth/grants", get(oauth_grants::list))
+        .route(
+            "/oauth/grants/{id}",
+            axum::routing::delete(oauth_grants::revoke),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency::idempotent,

@@ -15,8 +15,8 @@ use utoipa::{
 };
 
 use super::{
-    admins, audit, audit_events, forward_auth, invitations, keys, notifications, secret_scanning,
-    service_users, tenants, verify, webhooks,
+    admins, audit, audit_events, forward_auth, invitations, keys, notifications, oauth_clients,
+    oauth_grants, secret_scanning, service_users, tenants, verify, webhooks,
 };
 use crate::{error::ErrorBody, routes::oauth};
 
@@ -34,6 +34,9 @@ use crate::{error::ErrorBody, routes::oauth};
         secret_scanning::github, secret_scanning::gitlab_types, secret_scanning::gitlab_revoke,
         webhooks::create, webhooks::list, webhooks::delete, webhooks::send_test, webhooks::enable, webhooks::rotate_secret, webhooks::deliveries,
         oauth::metadata::document, oauth::token::token, oauth::introspect::introspect, oauth::revoke::revoke,
+        oauth::register::register,
+        oauth_clients::create, oauth_clients::list, oauth_clients::delete, oauth_clients::set_registration,
+        oauth_grants::list, oauth_grants::revoke,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth, &Conventions)

@@ -35,6 +35,13 @@ pub struct TenantPolicy {
     /// The quota a new key gets when it sets none (`null`: none).
     #[schema(value_type = Option<Object>)]
     pub default_quota: Option<Quota>,
+    /// How long an OAuth access token lives, in minutes (5 to 1440; default 10).
+    pub oauth_access_token_minutes: i64,
+    /// An OAuth refresh token unused this many days expires (default 30).
+    pub oauth_refresh_idle_days: i64,
+    /// No refresh token of a grant lives longer than this many days after
+    /// its approval (default 90); the person approves again after it.
+    pub oauth_refresh_absolute_days: i64,
 }
 
 impl From<Tenant> for TenantPolicy {
@@ -49,6 +56,9 @@ impl From<Tenant> for TenantPolicy {
             rotation_overlap_days: t.rotation_overlap_days,
             default_rate_limit: limits.rate_limit,
             default_quota: limits.quota,
+            oauth_access_token_minutes: t.oauth_access_token_minutes,
+            oauth_refresh_idle_days: t.oauth_refresh_idle_days,
+            oauth_refresh_absolute_days: t.oauth_refresh_absolute_days,
         }
     }
 }
@@ -72,6 +82,12 @@ pub struct UpdatePolicy {
     #[serde(default, deserialize_with = "super::extract::present")]
     #[schema(value_type = Option<Object>)]
     pub default_quota: Option<Option<Quota>>,
+    /// 5 to 1440.
+    pub oauth_access_token_minutes: Option<i64>,
+    /// 1 to `oauth_refresh_absolute_days`.
+    pub oauth_refresh_idle_days: Option<i64>,
+    /// 1 to 365.
+    pub oauth_refresh_absolute_days: Option<i64>,
 }
 
 #[utoipa::path(get, operation_id = "tenants_get", path = "/api/v1/tenants/{tenant}", tag = "tenants",
@@ -109,6 +125,9 @@ pub async fn update(
             .map_err(|e| AppError::validation(format!("key_prefix: {e}")))?,
         default_rate_limit: body.default_rate_limit,
         default_quota: body.default_quota,
+        oauth_access_token_minutes: body.oauth_access_token_minutes,
+        oauth_refresh_idle_days: body.oauth_refresh_idle_days,
+        oauth_refresh_absolute_days: body.oauth_refresh_absolute_days,
     };
     let tenant = caller.tenant(&state, &tenant).await?;
     let updated = tenants::update_policy(

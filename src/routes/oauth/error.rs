@@ -52,6 +52,12 @@ impl OAuthError {
         )
     }
 
+    /// RFC 6749 §5.2: the code or refresh token is invalid, expired,
+    /// spent, or issued to another client or redirect URI.
+    pub fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
+    }
+
     pub fn invalid_scope(description: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_scope", description)
     }
@@ -69,11 +75,35 @@ impl OAuthError {
         )
     }
 
-    /// An endpoint of the authorization-code flow, announced but not built yet.
-    pub fn not_built(description: impl Into<String>) -> Self {
+    /// RFC 7591 §3.2.2: `invalid_redirect_uri` or `invalid_client_metadata`.
+    pub fn invalid_registration(code: &'static str, description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, description)
+    }
+
+    pub fn too_large(limit: usize) -> Self {
         Self::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "temporarily_unavailable",
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            format!("the request body is larger than {} KiB", limit / 1024),
+        )
+    }
+
+    /// The tenant accepts no dynamic registration.
+    pub fn registration_closed() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "access_denied",
+            "dynamic client registration is closed for this tenant: ask one of its admins to \
+             pre-register the client, or identify it by a client ID metadata document (an https client_id)",
+        )
+    }
+
+    /// Too many registrations from one address or for one tenant lately,
+    /// or the tenant's cap on stored clients reached.
+    pub fn too_many_registrations(description: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "invalid_request",
             description,
         )
     }

@@ -113,6 +113,26 @@ async fn authenticate(
     }
 }
 
+/// The client of an authorization-code or refresh-token request, as
+/// presented: its `client_id` and, for a confidential client, the secret
+/// (`client_secret_basic` or `client_secret_post`, exactly one of them).
+/// A public client sends `client_id` alone. Check the secret with
+/// `OAuthClient::authenticate` once the registry resolved the id.
+pub(crate) fn presented_client(
+    headers: &HeaderMap,
+    form: &OAuthForm,
+) -> Result<(String, Option<String>), OAuthError> {
+    let has_basic = headers.contains_key(header::AUTHORIZATION);
+    if has_basic || form.get("client_secret").is_some() {
+        let (id, secret) = presented(headers, form)?;
+        return Ok((id, Some(secret)));
+    }
+    let id = form
+        .get("client_id")
+        .ok_or_else(|| OAuthError::invalid_request("client_id is required"))?;
+    Ok((id.to_owned(), None))
+}
+
 /// The `client_id` and `client_secret`, from exactly one method.
 fn presented(headers: &HeaderMap, form: &OAuthForm) -> Result<(String, String), OAuthError> {
     let basic = headers

@@ -1,22 +1,23 @@
 //! The per-tenant OAuth 2.1 authorization server, issuer
 //! `{KEYSMITH_PUBLIC_URL}/oauth/{tenant}`: discovery (RFC 8414 and OIDC,
 //! every URL form clients use), the token endpoint (client credentials),
-//! introspection (RFC 7662) and revocation (RFC 7009). The
-//! authorization-code endpoints (`/authorize`, `/register`) are announced
-//! and answer `501` until they are built.
+//! introspection (RFC 7662) and revocation (RFC 7009), and the
+//! authorization-code flow: `authorize` (the consent page, mounted with the
+//! admin UI's sessions) and the code and refresh grants (`code_grant`).
 
+pub mod authorize;
+mod code_grant;
 mod error;
 mod form;
 pub(crate) mod introspect;
 pub(crate) mod metadata;
+pub(crate) mod register;
 pub(crate) mod revoke;
 pub(crate) mod schema;
 pub(crate) mod token;
 
 use axum::{
     Router,
-    extract::Path,
-    response::{IntoResponse, Response},
     routing::{get, post},
 };
 
@@ -48,25 +49,18 @@ pub fn router() -> Router<AppState> {
         .route("/oauth/{tenant}/token", post(token::token))
         .route("/oauth/{tenant}/introspect", post(introspect::introspect))
         .route("/oauth/{tenant}/revoke", post(revoke::revoke))
-        .route("/oauth/{tenant}/authorize", get(not_built).post(not_built))
-        .route("/oauth/{tenant}/register", post(not_built))
+        .route(
+            "/oauth/{tenant}/register",
+            post(register::register).layer(axum::extract::DefaultBodyLimit::max(
+                register::MAX_BODY_BYTES,
+            )),
+        )
 }
 
 /// The issuer's tenant: an unknown or disabled one is `404`.
-async fn issuer_tenant(state: &AppState, slug: &str) -> Result<Tenant, OAuthError> {
+pub(crate) async fn issuer_tenant(state: &AppState, slug: &str) -> Result<Tenant, OAuthError> {
     match tenants::find_by_slug(state.pool(), slug).await? {
         Some(tenant) if tenant.disabled_at.is_none() => Ok(tenant),
         _ => Err(crate::error::AppError::NotFound("tenant").into()),
-    }
-}
-
-async fn not_built(state: axum::extract::State<AppState>, Path(slug): Path<String>) -> Response {
-    match issuer_tenant(&state, &slug).await {
-        Ok(_) => OAuthError::not_built(
-            "the authorization-code flow (authorization and client registration) is not available yet; \
-             machine clients use grant_type=client_credentials with a Keysmith key as the client secret",
-        )
-        .into_response(),
-        Err(err) => err.into_response(),
     }
 }

@@ -6,16 +6,28 @@ use serde::Serialize;
 /// `POST {issuer}/token`, `application/x-www-form-urlencoded`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenForm {
-    /// `client_credentials` (the authorization-code grants answer `unsupported_grant_type` until built).
+    /// `client_credentials`, `authorization_code` or `refresh_token`.
     pub grant_type: String,
     /// RFC 8707: the MCP server's URL the token is bound to (https, or http to loopback).
-    pub resource: String,
+    /// Required for client credentials; for the other grants, when given, it
+    /// must be the authorization request's.
+    pub resource: Option<String>,
+    /// `authorization_code`: the code from the authorization response (single-use, 60 s).
+    pub code: Option<String>,
+    /// `authorization_code`: the authorization request's `redirect_uri`.
+    pub redirect_uri: Option<String>,
+    /// `authorization_code`: the PKCE verifier of the request's S256 challenge.
+    pub code_verifier: Option<String>,
+    /// `refresh_token`: the latest refresh token (each is spent on use; a
+    /// spent one presented again revokes the whole grant).
+    pub refresh_token: Option<String>,
     /// Space-separated `tools:<pattern>`, `resources:<pattern>`, `prompts:<pattern>`,
     /// within the key's allowlists; absent: the key's whole reach.
     pub scope: Option<String>,
-    /// `client_secret_post`: the key's id (or send both as `Authorization: Basic`).
+    /// The key's id (client credentials) or the OAuth client's id (a public
+    /// client sends it alone; or send id and secret as `Authorization: Basic`).
     pub client_id: Option<String>,
-    /// `client_secret_post`: the key.
+    /// `client_secret_post`: the key, or a confidential client's secret.
     pub client_secret: Option<String>,
 }
 
@@ -25,9 +37,13 @@ pub struct TokenAnswer {
     pub access_token: String,
     /// `Bearer`.
     pub token_type: String,
-    /// Seconds until it expires (10 minutes, never past the key's own end).
+    /// Seconds until it expires (the tenant's policy, 10 minutes by
+    /// default, never past the key's or grant's own end).
     pub expires_in: i64,
     pub scope: String,
+    /// `authorization_code` and `refresh_token` grants: the next refresh
+    /// token (`<prefix>_rt_…`), shown this once.
+    pub refresh_token: Option<String>,
 }
 
 /// `POST {issuer}/introspect` and `POST {issuer}/revoke`, form-encoded.
@@ -65,4 +81,24 @@ pub struct OAuthErrorBody {
     /// `temporarily_unavailable`, `server_error`, `not_found`.
     pub error: String,
     pub error_description: String,
+}
+
+/// `POST {issuer}/register` answer (RFC 7591 §3.2.1).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RegisteredClient {
+    /// `kc_` and 22 characters.
+    pub client_id: String,
+    /// Unix seconds.
+    pub client_id_issued_at: i64,
+    pub client_name: String,
+    pub client_uri: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub response_types: Vec<String>,
+    /// `none`, `client_secret_basic` or `client_secret_post`.
+    pub token_endpoint_auth_method: String,
+    /// A confidential client's secret (`kcs_…`), shown this once.
+    pub client_secret: Option<String>,
+    /// `0`: the secret does not expire.
+    pub client_secret_expires_at: Option<i64>,
 }

@@ -1,6 +1,7 @@
-//! `POST {issuer}/token`: the client-credentials grant. The client is a
-//! key (`client_id` its id, `client_secret` the key); the token is bound
-//! to one resource (RFC 8707) and narrowed to the scopes asked.
+//! `POST {issuer}/token`. Client credentials: the client is a key
+//! (`client_id` its id, `client_secret` the key); the token is bound to one
+//! resource (RFC 8707) and narrowed to the scopes asked. The
+//! authorization-code and refresh-token grants are `code_grant`'s.
 
 use axum::{
     Json,
@@ -11,7 +12,7 @@ use axum::{
 use serde_json::json;
 
 use super::{
-    OAuthError,
+    OAuthError, code_grant,
     error::no_store,
     form::{self, OAuthForm},
 };
@@ -43,17 +44,24 @@ pub async fn token(
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, OAuthError> {
-    let (_tenant, client) = form::issuer_and_client(&state, &slug, &headers, &form).await?;
     match form.get("grant_type") {
         Some("client_credentials") => {}
-        Some(grant @ ("authorization_code" | "refresh_token")) => {
-            return Err(OAuthError::unsupported_grant_type(format!(
-                "{grant} is not available yet; use client_credentials"
-            )));
+        Some("authorization_code") => {
+            let tenant = super::issuer_tenant(&state, &slug).await?;
+            return code_grant::authorization_code(&state, &tenant, &headers, &form).await;
         }
-        Some(_) => return Err(OAuthError::unsupported_grant_type("use client_credentials")),
+        Some("refresh_token") => {
+            let tenant = super::issuer_tenant(&state, &slug).await?;
+            return code_grant::refresh_token(&state, &tenant, &headers, &form).await;
+        }
+        Some(_) => {
+            return Err(OAuthError::unsupported_grant_type(
+                "use authorization_code, refresh_token or client_credentials",
+            ));
+        }
         None => return Err(OAuthError::invalid_request("grant_type is required")),
     }
+    let (tenant, client) = form::issuer_and_client(&state, &slug, &headers, &form).await?;
     if !client.key.scopes.is_empty() {
         return Err(OAuthError::unauthorized_client(
             "a management key (keysmith:* scopes) cannot obtain access tokens; use a service user's key",
@@ -84,6 +92,7 @@ pub async fn token(
         resource: &resource,
         scopes: scopes.as_ref(),
         grant_type: "client_credentials",
+        lifetime: crate::domain::oauth::access_token_lifetime(&tenant),
     };
     let now = state.now();
     let issued = tokens::issue(state.pool(), &state.peppers, request, now)
