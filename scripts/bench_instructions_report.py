@@ -32,6 +32,50 @@ PARTS = {
     "upstream": "keysmith::gateway::pool::Pool::connect::{{closure}}::{{closure}}",
 }
 
+# The gateway's request path stage by stage (`crates/keysmith-verify/src/layer/`,
+# in the order of `service.rs`), each the inclusive cost of the functions
+# named: a stage's own code and everything it calls. Each stage function is
+# kept out of line (`#[inline(never)]`) so that its name is in the profile;
+# a name after `-` is a callee counted in another stage, taken off this one.
+# A name may be missing when this build's path does not run it (a function
+# renamed in another version), but a stage with none of its names found is
+# an error: renamed or inlined, not free.
+STAGES = {
+    "authenticate": ("the key, through the cache (`authenticate.rs`)", (
+        "<keysmith_verify::layer::stage::Authenticating<F> as core::future::future::Future>::poll",
+    )),
+    "judge": ("the body read and judged (`request_body.rs`)", (
+        "<keysmith_verify::layer::stage::JudgingBody<F> as core::future::future::Future>::poll",
+    )),
+    "session": ("the MCP session it names, admitted (`session.rs`)", (
+        "<keysmith_verify::layer::stage::Admitting<F> as core::future::future::Future>::poll",
+    )),
+    "authorize": ("authorized against the allowlists (`capabilities.rs`)", (
+        "keysmith_verify::layer::capabilities::authorize",
+    )),
+    "limit": ("rate limit and quota (`limited.rs`)", (
+        "<keysmith_verify::layer::stage::Limiting<F> as core::future::future::Future>::poll",
+    )),
+    "forward": ("forwarded: the request made (`upstream.rs`), the upstream "
+                "connection's task (hyper HTTP/1)", (
+        "keysmith_verify::layer::upstream::request",
+        "keysmith::gateway::pool::Pool::connect::{{closure}}::{{closure}}",
+    )),
+    "answer": ("the answer finished: session settled, listings inspected (`answer.rs`)", (
+        "keysmith_verify::layer::answer::Forwarded::finish_now",
+        # queuing the audit line, counted with the audit below
+        "-keysmith_verify::layer::audit_line::PendingAudit::try_finish",
+    )),
+    "audit": ("the audit line built and queued (`audit_line.rs`), and its writer "
+              "(batching task, SQLite thread)", (
+        "keysmith_verify::layer::audit_line::line",
+        "keysmith_verify::layer::audit_line::line_taking",
+        "keysmith_verify::layer::audit_line::PendingAudit::try_finish",
+        "keysmith_verify::audit::sql::write_loop::{{closure}}",
+        "keysmith_verify::audit::sqlite::write",  # the SQLite thread, batch by batch
+    )),
+}
+
 
 def total(profile: pathlib.Path) -> int:
     """Instructions of the whole process (the `summary:` line callgrind writes)."""
@@ -48,11 +92,17 @@ def inclusive(profile: pathlib.Path) -> dict:
     ).stdout
     listed = {}
     for line in out.splitlines():
-        match = re.match(r"\s*([\d,]+) \(.*?\)\s+\S*?:(\S+)", line)
+        # `cost (share)  file:function [object]`; a function name may hold spaces.
+        match = re.match(r"\s*([\d,]+) \([^)]*\)\s+(?:\?\?\?|[^:\s]*):(.*?)(?: \[[^\]]*\])?$", line)
         if match:
             listed.setdefault(match.group(2), int(match.group(1).replace(",", "")))
     costs = {key: sum(listed.get(name, 0) for name in names_of(key)) for key in PARTS}
     costs["unlisted"] = [name for key in PARTS for name in names_of(key) if name not in listed]
+    for stage, (_, names) in STAGES.items():
+        signed = [(-1, n[1:]) if n.startswith("-") else (1, n) for n in names]
+        costs[f"stage:{stage}"] = sum(sign * listed.get(name, 0) for sign, name in signed)
+        if not any(name in listed for sign, name in signed if sign > 0):
+            costs["unlisted"].append(f"stage {stage}: {names}")
     return costs
 
 
@@ -71,7 +121,9 @@ def served(oha_json: pathlib.Path, expected: int) -> None:
 def main(work: str, n1: str, n2: str) -> None:
     work_dir, n1, n2 = pathlib.Path(work), int(n1), int(n2)
     per_request, unlisted = {}, {}
-    for label in [label for label, _ in RUNS] + [GATEWAY]:
+    # GATEWAY_ONLY runs have (g) alone.
+    runs = [(label, name) for label, name in RUNS if (work_dir / f"{label}-{n1}.out").exists()]
+    for label in [label for label, _ in runs] + [GATEWAY]:
         small, large = (work_dir / f"{label}-{n}.out" for n in (n1, n2))
         for n in (n1, n2):
             served(work_dir / f"{label}-{n}.oha", n)
@@ -79,18 +131,26 @@ def main(work: str, n1: str, n2: str) -> None:
         unlisted[label] = parts_large["unlisted"]
         per_request[label] = {
             "total": (total(large) - total(small)) / (n2 - n1),
-            **{k: (parts_large[k] - parts_small[k]) / (n2 - n1) for k in PARTS},
+            **{
+                k: (parts_large[k] - parts_small[k]) / (n2 - n1)
+                for k in [*PARTS, *(f"stage:{stage}" for stage in STAGES)]
+            },
         }
-    base = per_request["a"]["total"]
     lines = [
         f"Machine: {platform.machine()}, valgrind callgrind (user space, every thread, "
         f"no kernel). Per request = (instructions serving {n2:,} requests − serving "
         f"{n1:,}) / {n2 - n1:,}. Reproduce: `scripts/bench-instructions`.",
-        "",
-        "| run | instructions / request | of (a) | added to (a) | in SQLite | in SHA-256 (fingerprint; key HMAC when cache off) |",
-        "|---|---|---|---|---|---|",
     ]
-    for label, name in RUNS:
+    if runs:
+        lines += [
+            "",
+            "| run | instructions / request | of (a) | added to (a) | in SQLite | in SHA-256 (fingerprint; key HMAC when cache off) |",
+            "|---|---|---|---|---|---|",
+        ]
+    else:
+        lines += ["", "Rows (a)–(c) not run this time (`GATEWAY_ONLY=1`): row (g) alone."]
+    base = per_request["a"]["total"] if runs else 0
+    for label, name in runs:
         r = per_request[label]
         lines.append(
             f"| {name} | {r['total']:,.0f} | {r['total'] / base:.2f}× | "
@@ -113,7 +173,21 @@ def main(work: str, n1: str, n2: str) -> None:
         "|---|---|---|---|---|---|---|",
         f"| (g) gateway | {g['total']:,.0f} | {g['sqlite']:,.0f} | {g['sha']:,.0f} | "
         f"{g['jsonrpc']:,.0f} | {g['headers']:,.0f} | {g['upstream']:,.0f} |",
+        "",
+        "(g) stage by stage (`crates/keysmith-verify/src/layer/`, in the pipeline's order): "
+        "each stage's inclusive instructions per call, and its share of the call's total.",
+        "",
+        "| stage | instructions / call | share of (g) |",
+        "|---|---|---|",
     ]
+    for stage, (name, _) in STAGES.items():
+        cost = g[f"stage:{stage}"]
+        lines.append(f"| {name} | {cost:,.0f} | {cost / g['total']:.1%} |")
+    staged = sum(g[f"stage:{stage}"] for stage in STAGES)
+    lines.append(
+        f"| the rest: hyper's server, tokio, the allocator, moves of futures | "
+        f"{g['total'] - staged:,.0f} | {(g['total'] - staged) / g['total']:.1%} |"
+    )
     print(replace_section("instructions", "Instructions per request", lines))
 
 

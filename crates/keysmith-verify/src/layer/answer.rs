@@ -30,6 +30,8 @@ impl Forwarded {
         clippy::result_large_err,
         reason = "the call is handed back by value, once per request on the slow path only"
     )]
+    // Out of line: a stage a profile names (scripts/bench-instructions).
+    #[inline(never)]
     pub(super) fn finish_now<B>(
         mut self,
         response: Response<B>,

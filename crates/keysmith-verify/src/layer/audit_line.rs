@@ -55,6 +55,8 @@ fn method_and_path(method: &str, path: &str) -> String {
 
 /// The audit line of a request, before its outcome is known (`None`
 /// without an audit sink).
+// Out of line: a stage a profile names (scripts/bench-instructions).
+#[inline(never)]
 pub(super) fn line(
     shared: &Shared,
     parts: &Parts,
@@ -63,11 +65,40 @@ pub(super) fn line(
     code: VerifyCode,
 ) -> Option<AuditRecord> {
     shared.audit.as_ref()?;
-    Some(AuditRecord {
+    Some(record_of(shared, parts, ids, subject.name(parts), code))
+}
+
+/// [`line`] for the message's last use (a call that goes on): its tool or
+/// method moves into the line, where [`line`] would copy it.
+// Out of line: a stage a profile names (scripts/bench-instructions).
+#[inline(never)]
+pub(super) fn line_taking(
+    shared: &Shared,
+    parts: &Parts,
+    ids: &AuditIds,
+    message: Option<Message>,
+    code: VerifyCode,
+) -> Option<AuditRecord> {
+    shared.audit.as_ref()?;
+    let tool = match message {
+        Some(message) => message.into_subject(),
+        None => Subject::Head.name(parts),
+    };
+    Some(record_of(shared, parts, ids, tool, code))
+}
+
+fn record_of(
+    shared: &Shared,
+    parts: &Parts,
+    ids: &AuditIds,
+    tool: String,
+    code: VerifyCode,
+) -> AuditRecord {
+    AuditRecord {
         tenant_id: ids.tenant_id.clone(),
         key_id: ids.key_id.clone(),
         service_user_id: ids.service_user_id.clone(),
-        tool: subject.name(parts),
+        tool,
         allowed: code == VerifyCode::Valid,
         reason: code.as_str(),
         request_id: parts
@@ -78,7 +109,7 @@ pub(super) fn line(
         at: shared.clock.now(),
         status: None,
         duration_us: None,
-    })
+    }
 }
 
 /// Counts and audits a verified key's refused request (one line, so every
@@ -142,6 +173,8 @@ impl PendingAudit {
 
     /// Writes the line with `status` if the queue has room now (`true`),
     /// else keeps it for [`PendingAudit::finish`], which waits for room.
+    // Out of line: a stage a profile names (scripts/bench-instructions).
+    #[inline(never)]
     pub(super) fn try_finish(&mut self, status: StatusCode) -> bool {
         let (Some(sink), Some(mut line)) = (&self.shared.audit, self.line.take()) else {
             return true;

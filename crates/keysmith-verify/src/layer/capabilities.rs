@@ -25,6 +25,8 @@ const NOT_ALLOWED: i64 = -32001;
 
 /// The stage: `Err` when `message` uses what `key` may not; an access
 /// token's refusal names the scope it lacks (step-up).
+// Out of line: a stage a profile names (scripts/bench-instructions).
+#[inline(never)]
 pub(super) fn authorize(
     shared: &Shared,
     key: &VerifiedKey,

@@ -71,6 +71,7 @@ mod routing_headers;
 mod service;
 mod session;
 mod shared;
+mod stage;
 mod step_up;
 #[cfg(test)]
 mod tests;

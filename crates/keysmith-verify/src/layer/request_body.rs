@@ -9,7 +9,7 @@
 //! `Transfer-Encoding`, no `Content-Encoding`, and `Mcp-Method` / `Mcp-Name`
 //! checked against the body ([`super::routing_headers`]).
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
@@ -108,8 +108,8 @@ where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
+    match data_of(Limited::new(body, limit)).await {
+        Ok(bytes) => Ok(bytes),
         Err(err)
             if err
                 .downcast_ref::<http_body_util::LengthLimitError>()
@@ -122,6 +122,31 @@ where
             Err(refuse(PARSE_ERROR, "unreadable request body", &Value::Null))
         }
     }
+}
+
+/// The body's data frames joined (trailers, which nothing in MCP uses,
+/// dropped). A body of one frame, the common request, is that frame itself:
+/// no queue of frames and no copy, where `BodyExt::collect` keeps both.
+async fn data_of<B: Body<Data = Bytes>>(body: B) -> Result<Bytes, B::Error> {
+    let mut body = std::pin::pin!(body);
+    let mut first = Bytes::new();
+    let mut joined: Option<BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        if first.is_empty() {
+            first = data;
+        } else {
+            joined
+                .get_or_insert_with(|| BytesMut::from(&first[..]))
+                .extend_from_slice(&data);
+        }
+    }
+    Ok(joined.map_or(first, BytesMut::freeze))
 }
 
 /// Headers that could make the upstream decode the bytes differently.
@@ -223,7 +248,53 @@ fn too_large() -> Refused {
 
 #[cfg(test)]
 mod tests {
+    use std::{
+        collections::VecDeque,
+        pin::Pin,
+        task::{Context, Poll},
+    };
+
+    use http_body::Frame;
+
     use super::*;
+
+    /// A body of the frames given, in order.
+    struct Frames(VecDeque<Frame<Bytes>>);
+
+    impl Body for Frames {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            Poll::Ready(self.0.pop_front().map(Ok))
+        }
+    }
+
+    async fn data(frames: Vec<Frame<Bytes>>) -> Bytes {
+        data_of(Frames(frames.into())).await.expect("infallible")
+    }
+
+    #[tokio::test]
+    async fn a_body_is_its_data_frames_joined_whatever_their_number() {
+        let one = Bytes::from_static(b"{\"id\":1}");
+        let alone = data(vec![Frame::data(one.clone())]).await;
+        assert_eq!(alone, one);
+        assert_eq!(alone.as_ptr(), one.as_ptr(), "one frame is not copied");
+        let trailers = Frame::trailers(HeaderMap::new());
+        let split = vec![
+            Frame::data(Bytes::new()),
+            Frame::data(Bytes::from_static(b"{\"id\"")),
+            trailers,
+            Frame::data(Bytes::new()),
+            Frame::data(Bytes::from_static(b":1")),
+            Frame::data(Bytes::from_static(b"}")),
+        ];
+        assert_eq!(data(split).await, one);
+        assert!(data(vec![]).await.is_empty());
+    }
 
     fn with_type(value: &'static str) -> HeaderMap {
         let mut headers = HeaderMap::new();

@@ -31,6 +31,7 @@ use super::{
     refused::Refused,
     request_body, session,
     shared::Shared,
+    stage::{Admitting, Authenticating, JudgingBody, Limiting},
     upstream,
 };
 use crate::{identity::AuditIds, outcome::VerifyCode, telemetry};
@@ -90,7 +91,7 @@ where
     // Judged on the head before the key; the key is looked at only to file
     // the refusal under it (see `guard`).
     let guarded = guard::refusal(&shared, &parts);
-    let identity = match authenticate(&shared, &shared.tenant, &parts).await {
+    let identity = match Authenticating::new(authenticate(&shared, &shared.tenant, &parts)).await {
         Ok(identity) => identity,
         Err(unverified) => {
             return Err(
@@ -110,28 +111,30 @@ where
             .answer(&parts, Subject::of(message.as_ref()), refused)
             .await);
     }
-    let (body, message) = match request_body::judge(&shared, &mut parts, body).await {
-        Ok(read) => read,
-        // Nothing was read: the audit names `METHOD /path`.
-        Err(refused) => return Err(refuse.answer(&parts, Subject::Head, refused).await),
-    };
+    let (body, message) =
+        match JudgingBody::new(request_body::judge(&shared, &mut parts, body)).await {
+            Ok(read) => read,
+            // Nothing was read: the audit names `METHOD /path`.
+            Err(refused) => return Err(refuse.answer(&parts, Subject::Head, refused).await),
+        };
     let subject = Subject::of(message.as_ref());
-    let admitted = match session::admit(&shared, &mut parts, &identity).await {
+    let admitted = match Admitting::new(session::admit(&shared, &mut parts, &identity)).await {
         Ok(admitted) => admitted,
         Err(refused) => return Err(refuse.answer(&parts, subject, refused).await),
     };
     if let Err(refused) = capabilities::authorize(&shared, key, message.as_ref()) {
         return Err(refuse.answer(&parts, subject, refused).await);
     }
-    if let Err(refused) = limit(&shared, shared.mcp, key, message.as_ref()).await {
+    if let Err(refused) = Limiting::new(limit(&shared, shared.mcp, key, message.as_ref())).await {
         return Err(refuse.answer(&parts, subject, refused).await);
     }
     shared.metrics.valid();
-    let line = audit_line::line(&shared, &parts, ids, subject, VerifyCode::Valid);
-    let pending = PendingAudit::new(shared.clone(), line, started);
     // Every answer is read for listings when the key names an allowlist:
     // by what it carries, not what was asked.
     let filter = listings::filter_for(shared.mcp, key, message.as_ref());
+    // The message's last use: its tool name moves into the line.
+    let line = audit_line::line_taking(&shared, &parts, ids, message, VerifyCode::Valid);
+    let pending = PendingAudit::new(shared.clone(), line, started);
     let request = upstream::request(parts, body, &identity, filter.is_some());
     let forwarded = Forwarded {
         shared: shared.clone(),

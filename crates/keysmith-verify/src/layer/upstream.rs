@@ -12,6 +12,8 @@ use super::headers;
 /// The request to hand the inner service; `filtered`: its answer will be
 /// read for listings (an answer the filter could not read would be refused
 /// whole, so none may come compressed).
+// Out of line: a stage a profile names (scripts/bench-instructions).
+#[inline(never)]
 pub(super) fn request<B>(
     mut parts: Parts,
     body: B,

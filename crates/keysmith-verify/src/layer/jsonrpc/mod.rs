@@ -96,6 +96,15 @@ impl Message {
         }
     }
 
+    /// [`Message::subject`], taken: the message's own string when it has one.
+    pub fn into_subject(self) -> String {
+        match self {
+            Self::ToolCall { name, .. } => name,
+            Self::Method { method, .. } => method,
+            Self::Response { .. } => "(response)".to_owned(),
+        }
+    }
+
     /// The value an `Mcp-Name` header must carry: the tool of a `tools/call`,
     /// the member [`AddressedMember`] names for other methods; `None` when
     /// the method defines none or the body lacks it.
