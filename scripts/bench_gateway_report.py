@@ -13,6 +13,7 @@ LABELS = {
     "n": "(n) nginx `proxy_pass`, no authentication",
     "p": "(p) keysmith's proxy alone, no layer (the gateway minus verification)",
     "g": "(g) `keysmith gateway` (MCP mode, warm cache, audit on)",
+    "t": "(t) the same gateway, an OAuth access token (client credentials) in place of the key",
     "r": "(r) nginx `auth_request` → forward-auth (`keysmith serve`)",
 }
 TARGETS = {"g": "≥ 0.8× (n), ≥ 3× (r)"}
@@ -52,7 +53,8 @@ def write(results_path, duration, connections, rounds, database):
             "SELECT COALESCE(SUM(tool <> 'POST /mcp'), 0), COALESCE(SUM(tool = 'POST /mcp'), 0) "
             "FROM audit_events WHERE action = 'tool.call'"
         ).fetchone()
-    requests = sum(run["requests"] for run in results["g"])
+    token = median(results["t"], "rps")
+    requests = sum(run["requests"] for run in results["g"] + results["t"])
     forward_requests = sum(run["requests"] for run in results["r"])
     print(replace_section("gateway", "Gateway against nginx", [
         f"`wrk -t1 -c{connections} -d{duration} --latency`, POST of one MCP `tools/call`, "
@@ -64,9 +66,10 @@ def write(results_path, duration, connections, rounds, database):
         *rows,
         "",
         f"The layer keeps {gateway / proxy:.0%} of its own proxy's rate ((g) of (p)); "
-        f"the proxy alone is {proxy / base:.2f}× nginx.",
+        f"the proxy alone is {proxy / base:.2f}× nginx. With a token in place of the key the "
+        f"gateway serves {token / gateway:.2f}× its rate with the key ((t) of (g)).",
         "",
-        f"Audit rows the gateway wrote: {audited:,} for {requests:,} requests wrk saw completed; "
+        f"Audit rows the gateway wrote: {audited:,} for {requests:,} requests wrk saw completed ((g) and (t)); "
         f"forward-auth: {forwarded:,} for {forward_requests:,} "
         "(each plus the script's checks and the requests in flight when wrk stopped).",
     ]))
