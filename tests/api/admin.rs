@@ -257,6 +257,8 @@ both_engines! {
                 tenant_id: app.tenant.id.as_str().into(),
                 key_id: id.into(),
                 service_user_id: su.as_str().into(),
+                grant_id: None,
+                client_id: None,
                 tool: "whoami".into(),
                 allowed,
                 reason: if allowed { "valid" } else { "tool_not_allowed" },

@@ -61,7 +61,7 @@ pub(crate) async fn call(gateway: &Running, bearer: &str, tool: &str) -> Result<
 }
 
 /// Calls `tool` at the MCP endpoint `url` with the official Rust SDK client.
-async fn call_at(url: &str, bearer: &str, tool: &str) -> Result<String, String> {
+pub(crate) async fn call_at(url: &str, bearer: &str, tool: &str) -> Result<String, String> {
     let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned())
         .auth_header(bearer.to_owned());
     let client = ClientConfig::default()

@@ -29,14 +29,21 @@ pub(crate) struct AuditIds {
     pub tenant_id: Arc<str>,
     pub key_id: Arc<str>,
     pub service_user_id: Arc<str>,
+    /// A token's grant and client, from its cached verdict (no lookup per
+    /// call); `None` for a key.
+    pub grant_id: Option<Arc<str>>,
+    pub client_id: Option<Arc<str>>,
 }
 
 impl AuditIds {
     pub fn of(key: &VerifiedKey) -> Self {
+        let token = key.token.as_ref();
         Self {
             tenant_id: key.tenant_id.as_str().into(),
             key_id: key.key_id.as_str().into(),
             service_user_id: key.service_user_id.as_str().into(),
+            grant_id: token.and_then(|t| t.grant_id.as_deref()).map(Arc::from),
+            client_id: token.and_then(|t| t.client_id.as_deref()).map(Arc::from),
         }
     }
 }

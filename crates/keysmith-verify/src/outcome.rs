@@ -110,6 +110,14 @@ pub struct TokenGrant {
     pub resource: String,
     /// The scopes it was granted, space-separated (RFC 6749 §3.3).
     pub scope: String,
+    /// The authorization-code grant it was issued under; `None` for client
+    /// credentials.
+    pub grant_id: Option<String>,
+    /// The OAuth client it was issued to (`client_id` at the token
+    /// endpoint: a registered client's id, a client ID metadata document's
+    /// URL, or for client credentials the key's id). `None` only from an
+    /// older remote server.
+    pub client_id: Option<String>,
 }
 
 impl VerifiedKey {

@@ -27,6 +27,9 @@ pub struct ImportedCall {
     pub at: UnixTime,
     pub status: Option<i64>,
     pub duration_us: Option<i64>,
+    /// A token's call: its grant (checked to be its key's) and its client.
+    pub grant_id: Option<String>,
+    pub client_id: Option<String>,
 }
 
 /// What became of a batch.
@@ -68,6 +71,7 @@ pub async fn import_calls(
             Some(_) => {}
         }
     }
+    check_grants(&mut tx, tenant_id, calls).await?;
     let mut stored = 0;
     for chunk in calls.chunks(ROWS_PER_STATEMENT) {
         stored += insert(&mut tx, tenant_id, chunk).await?;
@@ -115,6 +119,40 @@ async fn service_users_of_keys(
     Ok(owners)
 }
 
+/// Every grant the calls name is one of the tenant's, backed by the call's
+/// key: else `404` for the whole batch, as for a key.
+async fn check_grants(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant_id: &TenantId,
+    calls: &[ImportedCall],
+) -> DomainResult<()> {
+    let mut wanted: Vec<&str> = calls.iter().filter_map(|c| c.grant_id.as_deref()).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut keys: HashMap<String, KeyId> = HashMap::new();
+    for chunk in wanted.chunks(ROWS_PER_STATEMENT) {
+        let placeholders: Vec<String> = (2..chunk.len() + 2).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT id, key_id FROM oauth_grants WHERE tenant_id = $1 AND id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query_as::<_, (String, KeyId)>(&sql).bind(tenant_id);
+        for grant_id in chunk {
+            query = query.bind(*grant_id);
+        }
+        keys.extend(query.fetch_all(&mut **tx).await?);
+    }
+    for (index, call) in calls.iter().enumerate() {
+        if let Some(grant_id) = &call.grant_id
+            && keys.get(grant_id) != Some(&call.key_id)
+        {
+            tracing::info!(index, "audit batch names a grant outside the key");
+            return Err(DomainError::NotFound("grant"));
+        }
+    }
+    Ok(())
+}
+
 /// One multi-row insert; an event id the tenant already has is skipped.
 /// Returns how many rows were written.
 async fn insert(
@@ -155,6 +193,8 @@ impl ImportedCall {
             at: self.at.secs(),
             status: self.status,
             duration_us: self.duration_us,
+            grant_id: self.grant_id.as_deref(),
+            client_id: self.client_id.as_deref(),
         }
     }
 }

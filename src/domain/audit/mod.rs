@@ -160,9 +160,12 @@ pub async fn record<'e>(
         .bind(event.reason)
         .bind(event.request_id)
         .bind(UnixTime::from(event.at))
-        // An admin action has no answer status nor duration.
+        // An admin action has no answer status nor duration, and is made
+        // with no access token (its grant and client are in its subject).
         .bind(None::<i64>)
         .bind(None::<i64>)
+        .bind(None::<&str>)
+        .bind(None::<&str>)
         .execute(executor)
         .await?;
     Ok(())
@@ -188,6 +191,12 @@ pub struct AuditEvent {
     pub status: Option<i64>,
     /// Tool calls: microseconds until the answer's headers.
     pub duration_us: Option<i64>,
+    /// Tool calls made with an OAuth access token: the grant it was issued
+    /// under (authorization code; none for client credentials).
+    pub grant_id: Option<String>,
+    /// Tool calls made with an OAuth access token: the client it was
+    /// issued to (for client credentials, the key's id).
+    pub client_id: Option<String>,
 }
 
 /// Which of a key's events a reader wants: people's actions on the key are

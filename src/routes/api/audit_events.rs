@@ -5,7 +5,10 @@
 use axum::{Json, extract::State};
 use keysmith_verify::{
     VerifyCode,
-    audit::wire::{MAX_BATCH_EVENTS, MAX_DURATION_US, MAX_REQUEST_ID_BYTES, MAX_SUBJECT_BYTES},
+    audit::wire::{
+        MAX_BATCH_EVENTS, MAX_CLIENT_ID_BYTES, MAX_DURATION_US, MAX_REQUEST_ID_BYTES,
+        MAX_SUBJECT_BYTES,
+    },
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -60,6 +63,12 @@ pub struct AuditEventIn {
     pub status: Option<i64>,
     /// Microseconds until the answer's headers (at most a day).
     pub duration_us: Option<i64>,
+    /// A call made with an OAuth access token: the grant it was issued
+    /// under, which must be the key's own.
+    pub grant_id: Option<String>,
+    /// A call made with an OAuth access token: the client it was issued to
+    /// (at most 2000 bytes).
+    pub client_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -74,7 +83,7 @@ pub struct AuditBatchResult {
     request_body = AuditBatch,
     responses(
         (status = 200, body = AuditBatchResult, description = "every event stored, or already stored"),
-        (status = 404, description = "an event names a key that is not the caller's tenant's: nothing stored"),
+        (status = 404, description = "an event names a key that is not the caller's tenant's, or a grant that is not its key's: nothing stored"),
         (status = 413, description = "the body is over 64 KiB: nothing stored"),
         (status = 422, description = "a field is out of bounds, or the batch is empty or over 500 events: nothing stored"),
     ),
@@ -137,6 +146,18 @@ fn parse_event(
     };
     id("key_id", &event.key_id)?;
     id("service_user_id", &event.service_user_id)?;
+    if let Some(grant_id) = &event.grant_id {
+        id("grant_id", grant_id)?;
+    }
+    if event
+        .client_id
+        .as_ref()
+        .is_some_and(|id| id.is_empty() || id.len() > MAX_CLIENT_ID_BYTES)
+    {
+        return Err(format!(
+            "client_id must be 1 to {MAX_CLIENT_ID_BYTES} bytes"
+        ));
+    }
     if event.subject.is_empty() || event.subject.len() > MAX_SUBJECT_BYTES {
         return Err(format!("subject must be 1 to {MAX_SUBJECT_BYTES} bytes"));
     }
@@ -182,5 +203,7 @@ fn parse_event(
         at: UnixTime::from(at),
         status: event.status,
         duration_us: event.duration_us,
+        grant_id: event.grant_id,
+        client_id: event.client_id,
     })
 }

@@ -75,6 +75,11 @@ pub struct VerifiedToken {
     pub resource: String,
     /// Space-separated scopes (`tools:<pattern>`, `resources:…`, `prompts:…`).
     pub scope: String,
+    /// The authorization-code grant it was issued under (absent for client
+    /// credentials): a layer audits its calls under it.
+    pub grant_id: Option<String>,
+    /// The OAuth client it was issued to (for client credentials, the key's id).
+    pub client_id: Option<String>,
 }
 
 impl VerifyResponse {
@@ -98,6 +103,8 @@ impl VerifyResponse {
                 token_id: t.token_id.clone(),
                 resource: t.resource.clone(),
                 scope: t.scope.clone(),
+                grant_id: t.grant_id.clone(),
+                client_id: t.client_id.clone(),
             }),
         }
     }

@@ -47,7 +47,9 @@ pub async fn introspect(
             Some(token) => json!({
                 "active": true,
                 "scope": token.scope,
-                "client_id": key.key_id,
+                // The client the token was issued to, as it named itself
+                // at the token endpoint (client credentials: the key's id).
+                "client_id": token.client_id,
                 "token_type": "Bearer",
                 "exp": UnixTime::from(key.valid_until).secs(),
                 "sub": key.service_user_id,

@@ -59,7 +59,8 @@ pub struct TokenParameter {
 pub struct Introspection {
     pub active: bool,
     pub scope: Option<String>,
-    /// The parent key's id.
+    /// The client the token was issued to: its `client_id` at the token
+    /// endpoint (for client credentials, the key's id).
     pub client_id: Option<String>,
     pub token_type: Option<String>,
     /// Unix seconds.

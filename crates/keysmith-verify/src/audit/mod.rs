@@ -21,6 +21,11 @@ pub struct AuditRecord {
     pub tenant_id: Arc<str>,
     pub key_id: Arc<str>,
     pub service_user_id: Arc<str>,
+    /// Set when the call was made with an OAuth access token: the grant it
+    /// was issued under (authorization code only) and the client it was
+    /// issued to. Shared with the cached verdict too.
+    pub grant_id: Option<Arc<str>>,
+    pub client_id: Option<Arc<str>>,
     /// The MCP tool, or `METHOD /path` for other requests.
     pub tool: String,
     pub allowed: bool,

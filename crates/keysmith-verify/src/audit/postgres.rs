@@ -65,6 +65,8 @@ pub(super) async fn write(pool: &PgPool, batch: &[AuditRecord]) -> Result<(), sq
         .map(|r| r.status.and_then(|s| i32::try_from(s).ok()))
         .collect();
     let duration_us: Vec<Option<i64>> = rows.iter().map(|r| r.duration_us).collect();
+    let grant_id: Vec<Option<&str>> = rows.iter().map(|r| r.grant_id).collect();
+    let client_id: Vec<Option<&str>> = rows.iter().map(|r| r.client_id).collect();
     sqlx::query(&WRITE)
         .bind(column(&rows, |r| r.tenant_id))
         .bind(column(&rows, |r| r.key_id))
@@ -76,6 +78,8 @@ pub(super) async fn write(pool: &PgPool, batch: &[AuditRecord]) -> Result<(), sq
         .bind(at)
         .bind(status)
         .bind(duration_us)
+        .bind(grant_id)
+        .bind(client_id)
         .execute(pool)
         .await?;
     Ok(())

@@ -8,14 +8,14 @@
 use super::AuditRecord;
 
 /// The columns written, in the order every writer gives their values.
-pub const COLUMNS: &str = "tenant_id, key_id, service_user_id, actor, action, tool, outcome, reason, request_id, at, status, duration_us";
+pub const COLUMNS: &str = "tenant_id, key_id, service_user_id, actor, action, tool, outcome, reason, request_id, at, status, duration_us, grant_id, client_id";
 
 /// The `action` of every call the layer audits (admin actions name theirs).
 pub const TOOL_CALL: &str = "tool.call";
 
 /// The values a tool call binds, in [`CallRow`]'s order; `actor` and
 /// `action` follow from them (see [`call_values`]).
-pub const CALL_PARAMS: [&str; 10] = [
+pub const CALL_PARAMS: [&str; 12] = [
     "tenant_id",
     "key_id",
     "service_user_id",
@@ -26,6 +26,8 @@ pub const CALL_PARAMS: [&str; 10] = [
     "at",
     "status",
     "duration_us",
+    "grant_id",
+    "client_id",
 ];
 
 /// The values of one tool call's row for [`COLUMNS`], `param(n)` being the
@@ -35,7 +37,7 @@ pub const CALL_PARAMS: [&str; 10] = [
 /// `SELECT` list alike.
 pub fn call_values(p: impl Fn(usize) -> String) -> String {
     format!(
-        "{}, {}, {}, 'key:' || {}, '{TOOL_CALL}', {}, {}, {}, {}, {}, {}, {}",
+        "{}, {}, {}, 'key:' || {}, '{TOOL_CALL}', {}, {}, {}, {}, {}, {}, {}, {}, {}",
         p(1),
         p(2),
         p(3),
@@ -46,7 +48,9 @@ pub fn call_values(p: impl Fn(usize) -> String) -> String {
         p(7),
         p(8),
         p(9),
-        p(10)
+        p(10),
+        p(11),
+        p(12)
     )
 }
 
@@ -71,6 +75,9 @@ pub struct CallRow<'a> {
     pub at: i64,
     pub status: Option<i64>,
     pub duration_us: Option<i64>,
+    /// A token's grant and client (see [`AuditRecord`]); `None` for a key.
+    pub grant_id: Option<&'a str>,
+    pub client_id: Option<&'a str>,
 }
 
 #[cfg(feature = "sql")]
@@ -95,6 +102,8 @@ impl<'a> CallRow<'a> {
             .bind(self.at)
             .bind(self.status)
             .bind(self.duration_us)
+            .bind(self.grant_id)
+            .bind(self.client_id)
     }
 }
 
@@ -115,6 +124,8 @@ impl AuditRecord {
             duration_us: self
                 .duration_us
                 .map(|us| i64::try_from(us).unwrap_or(i64::MAX)),
+            grant_id: self.grant_id.as_deref(),
+            client_id: self.client_id.as_deref(),
         }
     }
 }
@@ -146,6 +157,8 @@ mod tests {
             tenant_id: "t1".into(),
             key_id: "k1".into(),
             service_user_id: "s1".into(),
+            grant_id: None,
+            client_id: Some("kc_1".into()),
             tool: "echo".into(),
             allowed: false,
             reason: "rate_limited",
@@ -159,5 +172,6 @@ mod tests {
         assert_eq!(row.at, 1_700_000_000);
         assert_eq!(row.status, Some(429));
         assert_eq!(row.duration_us, Some(i64::MAX), "clamped, not wrapped");
+        assert_eq!((row.grant_id, row.client_id), (None, Some("kc_1")));
     }
 }

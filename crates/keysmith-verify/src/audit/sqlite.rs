@@ -56,7 +56,9 @@ fn bind_row(insert: &mut Statement<'_>, n: usize, record: &AuditRecord) -> rusql
     insert.raw_bind_parameter(p + 7, row.request_id)?;
     insert.raw_bind_parameter(p + 8, row.at)?;
     insert.raw_bind_parameter(p + 9, row.status)?;
-    insert.raw_bind_parameter(p + 10, row.duration_us)
+    insert.raw_bind_parameter(p + 10, row.duration_us)?;
+    insert.raw_bind_parameter(p + 11, row.grant_id)?;
+    insert.raw_bind_parameter(p + 12, row.client_id)
 }
 
 const TOUCH: &str = "UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)";

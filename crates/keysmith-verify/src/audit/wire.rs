@@ -18,6 +18,9 @@ pub const MAX_BATCH_EVENTS: usize = 500;
 pub const EVENT_ID_LEN: std::ops::RangeInclusive<usize> = 16..=64;
 /// Most microseconds a call may have taken (a day).
 pub const MAX_DURATION_US: i64 = 86_400_000_000;
+/// Longest OAuth client id, in bytes (a client ID metadata document's URL
+/// is at most 2000 characters of ASCII).
+pub const MAX_CLIENT_ID_BYTES: usize = 2000;
 
 /// Whether `id` is a well-formed event id.
 pub fn is_event_id(id: &str) -> bool {
@@ -46,6 +49,11 @@ pub struct WireEvent<'a> {
     pub status: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_us: Option<i64>,
+    /// A call made with an OAuth access token: its grant and its client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<&'a str>,
 }
 
 impl<'a> WireEvent<'a> {
@@ -70,6 +78,12 @@ impl<'a> WireEvent<'a> {
             duration_us: record
                 .duration_us
                 .map(|us| i64::try_from(us).unwrap_or(i64::MAX).min(MAX_DURATION_US)),
+            grant_id: record.grant_id.as_deref(),
+            // A client id never gets this long; cut rather than lose the batch.
+            client_id: record
+                .client_id
+                .as_deref()
+                .map(|id| truncate(id, MAX_CLIENT_ID_BYTES)),
         }
     }
 }

@@ -93,6 +93,12 @@ struct RemoteToken {
     token_id: String,
     resource: String,
     scope: String,
+    /// Absent from older servers (and for client credentials).
+    #[serde(default)]
+    grant_id: Option<String>,
+    /// Absent from older servers.
+    #[serde(default)]
+    client_id: Option<String>,
 }
 
 impl RemoteResponse {
@@ -126,6 +132,8 @@ impl RemoteResponse {
                 token_id: t.token_id,
                 resource: t.resource,
                 scope: t.scope,
+                grant_id: t.grant_id,
+                client_id: t.client_id,
             }),
         })
     }

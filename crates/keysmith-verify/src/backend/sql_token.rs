@@ -47,6 +47,8 @@ pub(crate) struct TokenRecord {
     service_user_id: String,
     service_user_name: String,
     service_user_disabled_at: Option<i64>,
+    grant_id: Option<String>,
+    client_id: String,
 }
 
 pub(crate) const LOOKUP: &str = "SELECT o.id, o.kind, o.prefix, o.secret_hash, o.pepper_version, \
@@ -54,7 +56,8 @@ pub(crate) const LOOKUP: &str = "SELECT o.id, o.kind, o.prefix, o.secret_hash, o
      k.expires_at AS key_expires_at, k.cutoff_at AS key_cutoff_at, k.allowed_tools, \
      k.allowed_resources, k.allowed_prompts, k.limits, \
      t.id AS tenant_id, t.slug AS tenant_slug, t.disabled_at AS tenant_disabled_at, \
-     s.id AS service_user_id, s.name AS service_user_name, s.disabled_at AS service_user_disabled_at \
+     s.id AS service_user_id, s.name AS service_user_name, s.disabled_at AS service_user_disabled_at, \
+     o.grant_id, o.client_id \
      FROM oauth_tokens o JOIN api_keys k ON k.id = o.key_id AND k.tenant_id = o.tenant_id \
      JOIN tenants t ON t.id = o.tenant_id JOIN service_users s ON s.id = k.service_user_id \
      WHERE o.id = $1";
@@ -92,6 +95,8 @@ pub(crate) fn read_record(
                 service_user_id: row.get(20)?,
                 service_user_name: row.get(21)?,
                 service_user_disabled_at: row.get(22)?,
+                grant_id: row.get(23)?,
+                client_id: row.get(24)?,
             })
         })
         .optional()
@@ -162,6 +167,8 @@ pub(crate) fn judge(
             token_id: record.id.clone(),
             resource: record.resource.clone(),
             scope,
+            grant_id: record.grant_id.clone(),
+            client_id: Some(record.client_id.clone()),
         }),
     };
     let now = timestamp::to_unix(now);
@@ -222,6 +229,8 @@ mod tests {
             service_user_id: "su1".into(),
             service_user_name: "bot".into(),
             service_user_disabled_at: None,
+            grant_id: Some("g1".into()),
+            client_id: "kc_client".into(),
         }
     }
 
@@ -243,6 +252,13 @@ mod tests {
             "narrowed by scope"
         );
         assert_eq!(verified.valid_until, timestamp::from_unix(1_900_000_600));
+        let grant = verified.token.as_ref().expect("a token");
+        assert_eq!(grant.grant_id.as_deref(), Some("g1"), "named by its grant");
+        assert_eq!(
+            grant.client_id.as_deref(),
+            Some("kc_client"),
+            "and its client"
+        );
         assert_eq!(run(&good, Some("t2"), None), VerifyCode::NotFound);
         assert_eq!(run(&good, None, Some("whoami")), VerifyCode::ToolNotAllowed);
         assert_eq!(

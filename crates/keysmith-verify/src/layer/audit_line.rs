@@ -98,6 +98,8 @@ fn record_of(
         tenant_id: ids.tenant_id.clone(),
         key_id: ids.key_id.clone(),
         service_user_id: ids.service_user_id.clone(),
+        grant_id: ids.grant_id.clone(),
+        client_id: ids.client_id.clone(),
         tool,
         allowed: code == VerifyCode::Valid,
         reason: code.as_str(),

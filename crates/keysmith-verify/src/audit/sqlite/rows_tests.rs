@@ -15,7 +15,7 @@ const SCHEMA: &str = "
         id INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL, key_id TEXT,
         service_user_id TEXT, actor TEXT NOT NULL, action TEXT NOT NULL, tool TEXT,
         outcome TEXT NOT NULL, reason TEXT, request_id TEXT, at INTEGER NOT NULL,
-        status INTEGER, duration_us BIGINT);
+        status INTEGER, duration_us BIGINT, grant_id TEXT, client_id TEXT);
     CREATE INDEX audit_events_key_at ON audit_events (key_id, at);
     CREATE TABLE api_keys (id TEXT PRIMARY KEY, last_used_at INTEGER);";
 
@@ -44,8 +44,10 @@ impl Drop for ScratchDb {
     }
 }
 
-/// A row as read back, in the writer's column order after `id`.
-type Row = (
+/// A row as read back, in the writer's column order after `id` (the
+/// token's grant and client apart: a tuple compares up to 12 fields).
+type Row = (Base, (Option<String>, Option<String>));
+type Base = (
     String,
     String,
     String,
@@ -61,7 +63,11 @@ type Row = (
 );
 
 fn expected(r: &AuditRecord) -> Row {
-    (
+    let token = (
+        r.grant_id.as_deref().map(str::to_owned),
+        r.client_id.as_deref().map(str::to_owned),
+    );
+    let base = (
         r.tenant_id.to_string(),
         r.key_id.to_string(),
         r.service_user_id.to_string(),
@@ -75,7 +81,8 @@ fn expected(r: &AuditRecord) -> Row {
         r.status,
         r.duration_us
             .map(|us| i64::try_from(us).unwrap_or(i64::MAX)),
-    )
+    );
+    (base, token)
 }
 
 fn rows(file: &Path) -> Vec<Row> {
@@ -83,12 +90,12 @@ fn rows(file: &Path) -> Vec<Row> {
     let mut select = conn
         .prepare(
             "SELECT tenant_id, key_id, service_user_id, actor, action, tool, outcome, reason, \
-             request_id, at, status, duration_us FROM audit_events ORDER BY id",
+             request_id, at, status, duration_us, grant_id, client_id FROM audit_events ORDER BY id",
         )
         .expect("prepare");
     select
         .query_map([], |row| {
-            Ok((
+            let base = (
                 row.get(0)?,
                 row.get(1)?,
                 row.get(2)?,
@@ -101,7 +108,8 @@ fn rows(file: &Path) -> Vec<Row> {
                 row.get(9)?,
                 row.get(10)?,
                 row.get(11)?,
-            ))
+            );
+            Ok((base, (row.get(12)?, row.get(13)?)))
         })
         .expect("query")
         .collect::<rusqlite::Result<_>>()
@@ -111,6 +119,7 @@ fn rows(file: &Path) -> Vec<Row> {
 fn record() -> impl Strategy<Value = AuditRecord> {
     (
         (0..3u8, 0..5u8, any::<String>(), any::<bool>()),
+        proptest::option::of(("[a-z0-9]{1,16}", proptest::option::of("[a-z0-9]{1,16}"))),
         prop_oneof![Just("valid"), Just("tool_not_allowed"), Just("revoked")],
         proptest::option::of("[a-z0-9-]{1,40}"),
         0..4_102_444_800i64,
@@ -118,11 +127,15 @@ fn record() -> impl Strategy<Value = AuditRecord> {
         proptest::option::of(any::<u64>()),
     )
         .prop_map(
-            |((tenant, key, tool, allowed), reason, request_id, at, status, duration_us)| {
+            |((tenant, key, tool, allowed), token, reason, request_id, at, status, duration_us)| {
+                // A token's call names its client, and its grant if it has one.
+                let (client_id, grant_id) = token.map_or((None, None), |(c, g)| (Some(c), g));
                 AuditRecord {
                     tenant_id: format!("tenant-{tenant}").into(),
                     key_id: format!("key-{tenant}-{key}").into(),
                     service_user_id: format!("user-{tenant}").into(),
+                    grant_id: grant_id.map(Into::into),
+                    client_id: client_id.map(Into::into),
                     tool,
                     allowed,
                     reason,
@@ -164,6 +177,8 @@ fn numbered(tool: String) -> AuditRecord {
         tenant_id: "tenant".into(),
         key_id: "key".into(),
         service_user_id: "user".into(),
+        grant_id: None,
+        client_id: None,
         tool,
         allowed: true,
         reason: "valid",
