@@ -83,6 +83,10 @@ pub struct Config {
     /// clients (dynamically registered and pre-registered) per tenant:
     /// registration is open to anyone, so the cap bounds what it can fill.
     pub max_oauth_clients_per_tenant: i64,
+    /// `KEYSMITH_OAUTH_UNUSED_CLIENT_HOURS` (default 24, at most a year): a
+    /// dynamically registered OAuth client with no grant this long after
+    /// its registration is deleted by the scheduler.
+    pub oauth_unused_client_hours: i64,
     /// `KEYSMITH_MAX_WEBHOOKS_PER_TENANT` (default 10): endpoints one tenant
     /// may have; each is delivered to, so the cap bounds what one tenant
     /// asks of the delivery task.
@@ -193,6 +197,8 @@ impl Config {
             1_000,
             1_000_000,
         )?;
+        let oauth_unused_client_hours =
+            tenant_cap(&var, "KEYSMITH_OAUTH_UNUSED_CLIENT_HOURS", 24, 8_760)?;
         let max_concurrent_requests_per_tenant = usize::try_from(tenant_cap(
             &var,
             "KEYSMITH_MAX_CONCURRENT_REQUESTS_PER_TENANT",
@@ -219,6 +225,7 @@ impl Config {
             max_service_users_per_tenant,
             max_keys_per_tenant,
             max_oauth_clients_per_tenant,
+            oauth_unused_client_hours,
             oauth_client_ca_file: var("KEYSMITH_OAUTH_CLIENT_CA_FILE").map(PathBuf::from),
             oauth_client_allow_private: matches!(
                 var("KEYSMITH_OAUTH_CLIENT_ALLOW_PRIVATE").as_deref(),
@@ -554,6 +561,7 @@ mod tests {
             (10_000, 50_000)
         );
         assert_eq!(c.max_concurrent_requests_per_tenant, 4);
+        assert_eq!(c.oauth_unused_client_hours, 24);
         let c = config(&[
             ("KEYSMITH_MAX_SERVICE_USERS_PER_TENANT", "3"),
             ("KEYSMITH_MAX_KEYS_PER_TENANT", "7"),
@@ -570,6 +578,8 @@ mod tests {
             ("KEYSMITH_MAX_KEYS_PER_TENANT", "many"),
             ("KEYSMITH_MAX_CONCURRENT_REQUESTS_PER_TENANT", "0"),
             ("KEYSMITH_MAX_CONCURRENT_REQUESTS_PER_TENANT", "65"),
+            ("KEYSMITH_OAUTH_UNUSED_CLIENT_HOURS", "0"),
+            ("KEYSMITH_OAUTH_UNUSED_CLIENT_HOURS", "8761"),
         ] {
             let err = config(&[(name, value)]).expect_err("bad cap");
             assert!(err.to_string().contains(name), "{name}={value}: {err}");

@@ -103,6 +103,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "stored OAuth clients per tenant (registered and pre-registered)",
     ),
     (
+        "KEYSMITH_OAUTH_UNUSED_CLIENT_HOURS",
+        "24",
+        "registered OAuth clients with no grant are deleted after this",
+    ),
+    (
         "KEYSMITH_OAUTH_CLIENT_ALLOW_PRIVATE",
         "unset",
         "1: client ID metadata documents may be on private addresses",

@@ -6,8 +6,8 @@ use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
     domain::{
-        audit, audit::rollups, events::anomalies, events::reminders, keys, people::form_tokens,
-        people::sign_in_throttle,
+        audit, audit::rollups, events::anomalies, events::reminders, keys, oauth,
+        people::form_tokens, people::sign_in_throttle,
     },
     notify::{sender, webhooks},
     state::AppState,
@@ -78,13 +78,18 @@ pub async fn tick(state: &AppState) -> anyhow::Result<()> {
 }
 
 /// Forgets what only mattered for a while: expired form tokens, sign-in
-/// attempts whose window and back-off are over, day-old idempotent answers,
+/// attempts whose window and back-off are over, OAuth consents never
+/// redeemed and registered clients never used, day-old idempotent answers,
 /// expired sessions.
 async fn purge(state: &AppState) -> anyhow::Result<()> {
     form_tokens::purge(state.pool(), state.now()).await?;
     sign_in_throttle::purge(state.pool(), state.now()).await?;
-    crate::domain::oauth::tokens::purge_expired(state.pool(), state.now()).await?;
-    crate::domain::oauth::codes::purge_expired(state.pool(), state.now()).await?;
+    oauth::tokens::purge_expired(state.pool(), state.now()).await?;
+    // Abandoned consents first: a client whose only grant was one is unused.
+    oauth::pending::sweep_unredeemed(state.pool(), state.now()).await?;
+    oauth::codes::purge_expired(state.pool(), state.now()).await?;
+    let unused_hours = state.config.oauth_unused_client_hours;
+    oauth::clients::purge::purge_unused(state.pool(), state.now(), unused_hours).await?;
     keys::idempotency::purge(state.pool(), state.now()).await?;
     state
         .sessions

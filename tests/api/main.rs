@@ -76,6 +76,7 @@ mod oauth_grants;
 mod oauth_layer;
 mod oauth_register;
 mod oauth_sdk_clients;
+mod oauth_sweeps;
 mod oauth_token_audit;
 mod openapi;
 mod operations;

@@ -57,6 +57,10 @@ both_engines! {
         assert_eq!(introspect(&app, access).await["active"], false);
         assert_eq!(audited(&app, "oauth.code_replay").await, 1, "one grant ended, once");
         assert_eq!(app.count("oauth_grants").await, 1);
+        // The one redemption made it live (listed), the replays ended it.
+        let list = expect_json(app.get("/api/v1/tenants/acme/oauth/grants").await, StatusCode::OK).await;
+        assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
+        assert_eq!(list["items"][0]["revoked_reason"], "authorization code replayed");
     }
 
     async fn a_burst_of_one_refresh_token_rotates_it_once_and_ends_the_grant(app: TestApp) {

@@ -90,8 +90,12 @@ both_engines! {
         let client = connector(&app, "none", REDIRECT).await;
         let su = app.create_service_user("agent").await;
         let person = signed_in_owner(&app).await;
-        let (_, challenge) = pkce();
-        approved_code_for(&app, &person, (&client.client_id, &challenge), &su, &["tools:whoami"], "https://mcp.example.com/mcp").await;
+        let (verifier, challenge) = pkce();
+        let code = approved_code_for(&app, &person, (&client.client_id, &challenge), &su, &["tools:whoami"], "https://mcp.example.com/mcp").await;
+        // Listed once its code is redeemed (a pending grant is no connection yet).
+        let res = token_request(&app, &client, &[("grant_type", "authorization_code"), ("code", &code),
+            ("redirect_uri", REDIRECT), ("code_verifier", &verifier)]).await;
+        expect_json(res, StatusCode::OK).await;
         let id = grant_id(&app).await;
 
         admin_user(&app, "viewer@acme.test", Role::Viewer).await;

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use super::{
     exchange::{self, Exchange, GrantRefused, TokenPair},
-    grants, pkce,
+    grants, pending, pkce,
 };
 use crate::{
     db::begin_write,
@@ -100,9 +100,9 @@ struct CodeRow {
     used_at: Option<UnixTime>,
 }
 
-/// Redeems a code for an access and a refresh token. The code is spent by
-/// the first attempt whatever its outcome (a wrong verifier burns it too);
-/// a spent code presented again ends its grant.
+/// Redeems a code for an access and a refresh token, which makes its grant
+/// live. The code is spent by the first attempt whatever its outcome (a
+/// wrong verifier burns it too); a spent code presented again ends its grant.
 #[tracing::instrument(skip_all, fields(tenant = %tenant.slug, client_id = redemption.client_id))]
 pub async fn redeem(
     pool: &AnyPool,
@@ -156,6 +156,10 @@ pub async fn redeem(
         now,
     )
     .await?;
+    if pair.is_ok() {
+        // Live from now on: listed, and never swept as abandoned.
+        pending::mark_redeemed(&mut tx, &tenant.id, &row.grant_id, now).await?;
+    }
     tx.commit().await?;
     Ok(pair)
 }
@@ -196,13 +200,16 @@ async fn replayed(
     if row.used_at.is_none() {
         return Ok(Err(GrantRefused::invalid("the authorization code expired")));
     }
-    let (service_user_id, key_id): (ServiceUserId, KeyId) = sqlx::query_as(
+    let found: Option<(ServiceUserId, KeyId)> = sqlx::query_as(
         "SELECT service_user_id, key_id FROM oauth_grants WHERE tenant_id = $1 AND id = $2",
     )
     .bind(&tenant.id)
     .bind(&row.grant_id)
-    .fetch_one(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
+    let Some((service_user_id, key_id)) = found else {
+        return Ok(Err(GrantRefused::invalid("unknown authorization code")));
+    };
     let actor = exchange::client_actor(&row.client_id);
     let ended = grants::end(
         &mut tx,

@@ -67,8 +67,11 @@ const COLUMNS: &str = "g.id, g.client_id, g.client_name, g.service_user_id, s.na
      CASE WHEN k.last_used_at IS NOT NULL AND (g.last_used_at IS NULL OR k.last_used_at > g.last_used_at) \
           THEN k.last_used_at ELSE g.last_used_at END AS last_used_at, \
      g.refresh_until, g.revoked_at, g.revoked_reason";
+/// Only live grants: a grant whose code was never redeemed is pending, shown
+/// nowhere, and swept with the code (see [`super::pending`]).
 const FROM: &str = "FROM oauth_grants g JOIN service_users s ON s.id = g.service_user_id \
      JOIN api_keys k ON k.id = g.key_id";
+const REDEEMED: &str = "g.redeemed_at IS NOT NULL";
 
 /// What the person approved on the consent page.
 #[derive(Debug)]
@@ -93,7 +96,7 @@ pub struct Approved {
     pub code: codes::Code,
 }
 
-/// Records an approval: the grant, its parent key (for the chosen service
+/// Records an approval: the grant (pending until its code is redeemed), its parent key (for the chosen service
 /// user, allowlists narrowed to `scopes`, ending with the grant's absolute
 /// lifetime), a code, the audit event `oauth.consent` and the email to the
 /// service user's owner, in one transaction.
@@ -225,10 +228,11 @@ pub async fn list(
 ) -> DomainResult<Vec<Grant>> {
     let query = match &cursor {
         None => format!(
-            "SELECT {COLUMNS} {FROM} WHERE g.tenant_id = $1 ORDER BY g.created_at DESC, g.id DESC LIMIT $2"
+            "SELECT {COLUMNS} {FROM} WHERE g.tenant_id = $1 AND {REDEEMED} \
+             ORDER BY g.created_at DESC, g.id DESC LIMIT $2"
         ),
         Some(_) => format!(
-            "SELECT {COLUMNS} {FROM} WHERE g.tenant_id = $1 \
+            "SELECT {COLUMNS} {FROM} WHERE g.tenant_id = $1 AND {REDEEMED} \
              AND (g.created_at < $3 OR (g.created_at = $3 AND g.id < $4)) \
              ORDER BY g.created_at DESC, g.id DESC LIMIT $2"
         ),
@@ -247,7 +251,7 @@ pub async fn find(
     grant_id: &str,
 ) -> DomainResult<Option<Grant>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} {FROM} WHERE g.tenant_id = $1 AND g.id = $2"
+        "SELECT {COLUMNS} {FROM} WHERE g.tenant_id = $1 AND g.id = $2 AND {REDEEMED}"
     ))
     .bind(tenant_id)
     .bind(grant_id)
@@ -256,8 +260,8 @@ pub async fn find(
 }
 
 /// Revokes a grant of the tenant (a person or a management key ending the
-/// connection): `404` for an unknown or another tenant's grant, `409` if
-/// it was already revoked.
+/// connection): `404` for an unknown, pending or another tenant's grant,
+/// `409` if it was already revoked.
 #[tracing::instrument(skip_all, fields(grant_id))]
 pub async fn revoke(
     pool: &AnyPool,
@@ -268,7 +272,8 @@ pub async fn revoke(
 ) -> DomainResult<Grant> {
     let mut tx = begin_write(pool).await?;
     let found: Option<(String, ServiceUserId, KeyId)> = sqlx::query_as(&format!(
-        "SELECT id, service_user_id, key_id FROM oauth_grants WHERE tenant_id = $1 AND id = $2{}",
+        "SELECT id, service_user_id, key_id FROM oauth_grants \
+         WHERE tenant_id = $1 AND id = $2 AND redeemed_at IS NOT NULL{}",
         crate::db::row_lock(pool)
     ))
     .bind(tenant_id)

@@ -3,13 +3,15 @@
 //! access tokens; every token hangs on a parent key (see the migration
 //! `0100_oauth_tokens.sql` and `keysmith_verify::key::token`). The
 //! authorization-code flow: `grants` (a person's approval, with its own
-//! parent key), `codes` (single-use, PKCE-bound), `exchange` (token pairs,
+//! parent key), `pending` (a grant goes live only once its code is
+//! redeemed), `codes` (single-use, PKCE-bound), `exchange` (token pairs,
 //! refresh rotation and reuse detection), `pkce`.
 
 pub mod clients;
 pub mod codes;
 pub mod exchange;
 pub mod grants;
+pub mod pending;
 pub mod pkce;
 pub mod tokens;
 

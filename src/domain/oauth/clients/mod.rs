@@ -2,9 +2,11 @@
 //! document (the client_id is an https URL, fetched and cached), by dynamic
 //! registration (RFC 7591) or pre-registered by an admin (both stored).
 //! `resolve` finds one; `OAuthClient` says which redirects it may use and
-//! checks a confidential client's secret.
+//! checks a confidential client's secret; `purge` deletes registered
+//! clients that were never used.
 
 pub mod document;
+pub mod purge;
 pub mod redirect;
 pub mod store;
 
