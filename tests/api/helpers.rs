@@ -557,18 +557,26 @@ pub type AuditedCall = (String, String, String, Option<i64>);
 /// The `tool.call` audit rows of `key_id`, oldest first, once at least
 /// `min` are written (the audit is written off the request path).
 pub async fn audited_calls(app: &TestApp, key_id: &str, min: usize) -> Vec<AuditedCall> {
+    let sql = "SELECT tool, outcome, reason, status FROM audit_events WHERE key_id = $1 AND action = 'tool.call' ORDER BY id";
+    rows_once(app, sql, key_id, min).await
+}
+
+/// The rows of `sql` (its one bound value `$1` being `key_id`) once at
+/// least `min` are there (audit rows are written off the request path).
+pub async fn rows_once<T>(app: &TestApp, sql: &str, key_id: &str, min: usize) -> Vec<T>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+{
     for _ in 0..100 {
-        let rows: Vec<AuditedCall> = sqlx::query_as(
-            "SELECT tool, outcome, reason, status FROM audit_events WHERE key_id = $1 AND action = 'tool.call' ORDER BY id",
-        )
-        .bind(key_id)
-        .fetch_all(app.state.pool())
-        .await
-        .expect("audit");
+        let rows: Vec<T> = sqlx::query_as(sql)
+            .bind(key_id)
+            .fetch_all(app.state.pool())
+            .await
+            .expect("audit");
         if rows.len() >= min {
             return rows;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     panic!("fewer than {min} audit rows for {key_id}");
 }

@@ -12,7 +12,7 @@ use crate::{
     both_engines,
     gateway::upstream,
     gateway_remote::GatewayProcess,
-    helpers::{TestApp, expect_json},
+    helpers::{TestApp, expect_json, rows_once},
     oauth::client_token,
     oauth_code::{
         Connector, REDIRECT, approved_code_for, connected, connector, introspect, pkce,
@@ -55,21 +55,9 @@ async fn the_grant(app: &TestApp) -> (String, String) {
 /// `(grant_id, client_id)` of the key's tool calls, oldest first, once at
 /// least `min` are written.
 async fn named(app: &TestApp, key_id: &str, min: usize) -> Vec<(Option<String>, Option<String>)> {
-    for _ in 0..100 {
-        let rows: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT grant_id, client_id FROM audit_events \
-             WHERE key_id = $1 AND action = 'tool.call' AND tool = 'whoami' ORDER BY id",
-        )
-        .bind(key_id)
-        .fetch_all(app.state.pool())
-        .await
-        .expect("audit");
-        if rows.len() >= min {
-            return rows;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("fewer than {min} whoami calls audited for {key_id}");
+    let sql = "SELECT grant_id, client_id FROM audit_events \
+               WHERE key_id = $1 AND action = 'tool.call' AND tool = 'whoami' ORDER BY id";
+    rows_once(app, sql, key_id, min).await
 }
 
 fn some(id: &str) -> Option<String> {

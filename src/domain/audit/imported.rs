@@ -100,23 +100,38 @@ async fn service_users_of_keys(
     tenant_id: &TenantId,
     calls: &[ImportedCall],
 ) -> DomainResult<HashMap<KeyId, ServiceUserId>> {
-    let mut wanted: Vec<&KeyId> = calls.iter().map(|c| &c.key_id).collect();
-    wanted.sort();
-    wanted.dedup();
-    let mut owners = HashMap::new();
-    for chunk in wanted.chunks(ROWS_PER_STATEMENT) {
+    let key_ids = calls.iter().map(|c| c.key_id.as_str()).collect();
+    column_by_id(tx, tenant_id, ("api_keys", "service_user_id"), key_ids).await
+}
+
+/// `id → column` of the tenant's rows of `table` whose id is among `ids`,
+/// read in chunks far below either engine's bound-parameter limit.
+async fn column_by_id<K, V>(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant_id: &TenantId,
+    (table, column): (&str, &str),
+    mut ids: Vec<&str>,
+) -> DomainResult<HashMap<K, V>>
+where
+    K: Eq + std::hash::Hash,
+    (K, V): for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+{
+    ids.sort_unstable();
+    ids.dedup();
+    let mut found = HashMap::new();
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
         let placeholders: Vec<String> = (2..chunk.len() + 2).map(|n| format!("${n}")).collect();
         let sql = format!(
-            "SELECT id, service_user_id FROM api_keys WHERE tenant_id = $1 AND id IN ({})",
+            "SELECT id, {column} FROM {table} WHERE tenant_id = $1 AND id IN ({})",
             placeholders.join(", ")
         );
-        let mut query = sqlx::query_as::<_, (KeyId, ServiceUserId)>(&sql).bind(tenant_id);
-        for key_id in chunk {
-            query = query.bind(*key_id);
+        let mut query = sqlx::query_as::<_, (K, V)>(&sql).bind(tenant_id);
+        for id in chunk {
+            query = query.bind(*id);
         }
-        owners.extend(query.fetch_all(&mut **tx).await?);
+        found.extend(query.fetch_all(&mut **tx).await?);
     }
-    Ok(owners)
+    Ok(found)
 }
 
 /// Every grant the calls name is one of the tenant's, backed by the call's
@@ -126,22 +141,9 @@ async fn check_grants(
     tenant_id: &TenantId,
     calls: &[ImportedCall],
 ) -> DomainResult<()> {
-    let mut wanted: Vec<&str> = calls.iter().filter_map(|c| c.grant_id.as_deref()).collect();
-    wanted.sort_unstable();
-    wanted.dedup();
-    let mut keys: HashMap<String, KeyId> = HashMap::new();
-    for chunk in wanted.chunks(ROWS_PER_STATEMENT) {
-        let placeholders: Vec<String> = (2..chunk.len() + 2).map(|n| format!("${n}")).collect();
-        let sql = format!(
-            "SELECT id, key_id FROM oauth_grants WHERE tenant_id = $1 AND id IN ({})",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query_as::<_, (String, KeyId)>(&sql).bind(tenant_id);
-        for grant_id in chunk {
-            query = query.bind(*grant_id);
-        }
-        keys.extend(query.fetch_all(&mut **tx).await?);
-    }
+    let grant_ids = calls.iter().filter_map(|c| c.grant_id.as_deref()).collect();
+    let keys: HashMap<String, KeyId> =
+        column_by_id(tx, tenant_id, ("oauth_grants", "key_id"), grant_ids).await?;
     for (index, call) in calls.iter().enumerate() {
         if let Some(grant_id) = &call.grant_id
             && keys.get(grant_id) != Some(&call.key_id)
