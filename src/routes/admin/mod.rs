@@ -142,10 +142,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(oauth_clients_page::list).post(oauth_clients_page::create),
         )
         .route(
-            "/admin/oauth-clients/registration",
-            post(oauth_clients_page::set_registration),
-        )
-        .route(
             "/admin/oauth-clients/{client_id}/delete",
             post(oauth_clients_page::delete),
         )
