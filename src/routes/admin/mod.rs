@@ -16,6 +16,7 @@ mod oauth_clients_page;
 mod oauth_grants_page;
 pub(crate) mod page;
 mod policy_page;
+pub(crate) mod return_to;
 mod service_user_actions;
 mod service_user_page;
 pub(crate) mod service_user_picker;
