@@ -72,6 +72,21 @@ pub struct PolicyArgs {
     /// Quota of new keys that set none (`'{"calls": 10000, "per": "day"}'`), or `none`.
     #[arg(long)]
     default_quota: Option<String>,
+    /// How long an OAuth access token lives, in minutes (5 to 1440).
+    #[arg(long)]
+    oauth_access_token_minutes: Option<i64>,
+    /// An unused OAuth refresh token expires after this many days.
+    #[arg(long)]
+    oauth_refresh_idle_days: Option<i64>,
+    /// A connection is approved again after this many days (1 to 365).
+    #[arg(long)]
+    oauth_refresh_absolute_days: Option<i64>,
+    /// Whether OAuth clients may register themselves (RFC 7591).
+    #[arg(long, value_parser = ["open", "closed"])]
+    oauth_registration: Option<String>,
+    /// Whether clients identified by a client ID metadata document are accepted.
+    #[arg(long, value_parser = ["accepted", "refused"])]
+    oauth_metadata_documents: Option<String>,
 }
 
 impl TenantCommand {
@@ -158,6 +173,29 @@ async fn show(state: &AppState, slug: &str, as_json: bool) -> anyhow::Result<()>
         .map(serde_json::to_string)
         .transpose()?;
     fields.add("default quota", &limit(quota));
+    fields.add(
+        "oauth access tokens",
+        &format!("{} minutes", tenant.oauth_access_token_minutes),
+    );
+    fields.add(
+        "oauth refresh",
+        &format!(
+            "{} days idle, {} days at most",
+            tenant.oauth_refresh_idle_days, tenant.oauth_refresh_absolute_days
+        ),
+    );
+    let registration = if tenant.oauth_registration_open {
+        "open"
+    } else {
+        "closed"
+    };
+    fields.add("oauth registration", registration);
+    let documents = if tenant.oauth_metadata_documents {
+        "accepted"
+    } else {
+        "refused"
+    };
+    fields.add("oauth metadata documents", documents);
     fields.print()
 }
 
@@ -187,7 +225,14 @@ async fn policy(state: &AppState, args: PolicyArgs) -> anyhow::Result<()> {
             .transpose()?,
         default_rate_limit: limit_arg("--default-rate-limit", args.default_rate_limit)?,
         default_quota: limit_arg("--default-quota", args.default_quota)?,
-        ..Default::default()
+        oauth_access_token_minutes: args.oauth_access_token_minutes,
+        oauth_refresh_idle_days: args.oauth_refresh_idle_days,
+        oauth_refresh_absolute_days: args.oauth_refresh_absolute_days,
+        oauth_registration_open: args.oauth_registration.as_deref().map(|r| r == "open"),
+        oauth_metadata_documents: args
+            .oauth_metadata_documents
+            .as_deref()
+            .map(|d| d == "accepted"),
     };
     if !change.is_empty() {
         tenant = tenants::update_policy(state.pool(), &tenant.id, change, &Actor::Cli, state.now())

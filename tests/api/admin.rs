@@ -70,6 +70,12 @@ fn session_cookie(res: &reqwest::Response) -> Option<String> {
         .map(|c| c.split(';').next().unwrap_or_default().to_owned())
 }
 
+/// The HTML of the page at `path`, as `client` (signed in or not) gets it.
+pub(crate) async fn html_of(app: &TestApp, client: &reqwest::Client, path: &str) -> String {
+    let res = client.get(app.url(path)).send().await.expect("page");
+    res.text().await.expect("html")
+}
+
 pub(crate) fn csrf_of(html: &str) -> String {
     let (_, rest) = html
         .split_once("name=\"csrf\" value=\"")

@@ -29,10 +29,8 @@ const HARMLESS_ACTIONS: &[&str] = &[
     // The OAuth consent page: answering is the page's one question (Deny
     // ends nothing that existed), a dialog on top would ask it twice.
     "/oauth/{{ tenant_slug }}/authorize",
-    // Pre-registering a client creates; the registration switch opens or
-    // closes a door, and closing it ends no existing client.
+    // Pre-registering a client creates.
     "/admin/oauth-clients",
-    "/admin/oauth-clients/registration",
 ];
 
 /// In a form with several outcomes, the buttons that only undo a

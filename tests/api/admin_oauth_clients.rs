@@ -1,26 +1,24 @@
 //! The OAuth clients page: managers pre-register (a confidential client's
-//! secret shown once, a re-sent form refused), close registration and
-//! delete; viewers read; bad input shows on the page and stores nothing.
+//! secret shown once, a re-sent form refused) and delete; the page shows
+//! the policy's registration switch; viewers read; bad input shows on the
+//! page and stores nothing.
 
 use keysmith::domain::people::accounts::Role;
 use reqwest::StatusCode;
-use serde_json::json;
 
 use crate::{
     admin::{PASSWORD, admin_user, browser, csrf_of, field, sign_in},
     both_engines,
-    oauth::expect_oauth_error,
-    oauth_register::register,
 };
 
 both_engines! {
-    async fn an_admin_pre_registers_closes_registration_and_deletes_and_a_viewer_only_reads(app: TestApp) {
+    async fn an_admin_pre_registers_and_deletes_and_a_viewer_only_reads(app: TestApp) {
         admin_user(&app, "admin@acme.test", Role::Admin).await;
         admin_user(&app, "viewer@acme.test", Role::Viewer).await;
         let client = browser();
         sign_in(&app, &client, "admin@acme.test", PASSWORD).await;
         let page = client.get(app.url("/admin/oauth-clients?tenant=acme")).send().await.expect("page").text().await.expect("html");
-        assert!(page.contains("/oauth/acme/register") && page.contains("Close registration"), "registration open by default");
+        assert!(page.contains("/oauth/acme/register") && page.contains("Open: any application"), "registration open by default");
 
         // Bad input: the page says why, nothing is stored.
         let bad = [
@@ -55,23 +53,16 @@ both_engines! {
 
         let page = client.get(app.url("/admin/oauth-clients?tenant=acme")).send().await.expect("page").text().await.expect("html");
         assert!(page.contains("Claude (team)") && page.contains(&id) && !page.contains(&secret));
-        let action = [("csrf", csrf_of(&page)), ("tenant", "acme".to_owned()), ("registration", "closed".to_owned())];
-        let res = client.post(app.url("/admin/oauth-clients/registration")).form(&action).send().await.expect("post");
-        assert_eq!(res.status(), StatusCode::SEE_OTHER);
-        let metadata = json!({"redirect_uris": ["https://e.example/cb"], "token_endpoint_auth_method": "none"});
-        expect_oauth_error(register(&app, "acme", &metadata).await, StatusCode::FORBIDDEN, "access_denied").await;
-
         let viewer = browser();
         sign_in(&app, &viewer, "viewer@acme.test", PASSWORD).await;
         let page = viewer.get(app.url("/admin/oauth-clients?tenant=acme")).send().await.expect("page").text().await.expect("html");
-        assert!(page.contains("Claude (team)") && !page.contains("Pre-register a client") && !page.contains("Open registration"));
+        assert!(page.contains("Claude (team)") && !page.contains("Pre-register a client"));
         let viewer_action = [("csrf", csrf_of(&page)), ("tenant", "acme".to_owned())];
         let res = viewer.post(app.url(&format!("/admin/oauth-clients/{id}/delete"))).form(&viewer_action).send().await.expect("post");
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
         assert_eq!(app.count("oauth_clients").await, 1);
 
         let page = client.get(app.url("/admin/oauth-clients?tenant=acme")).send().await.expect("page").text().await.expect("html");
-        assert!(page.contains("Open registration"), "closed now");
         let delete = [("csrf", csrf_of(&page)), ("tenant", "acme".to_owned())];
         let res = client.post(app.url(&format!("/admin/oauth-clients/{id}/delete"))).form(&delete).send().await.expect("post");
         assert_eq!(res.status(), StatusCode::SEE_OTHER);

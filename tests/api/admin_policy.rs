@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::{
     admin::{PASSWORD, admin_user, browser, csrf_of, sign_in},
     both_engines,
-    helpers::TestApp,
+    helpers::{TestApp, expect_json},
 };
 
 fn policy_form(
@@ -61,7 +61,7 @@ both_engines! {
         let saved = client.get(app.url(res.headers()["location"].to_str().expect("location"))).send().await.expect("page").text().await.expect("html");
         assert!(saved.contains("Key policy saved"), "{saved}");
         assert_eq!(policy_of(&app, "acme").await, json!({"key_prefix": "acme", "default_expiry_days": 60, "max_expiry_days": 120, "rotation_overlap_days": 3, "default_rate_limit": null, "default_quota": null,
-            "oauth_access_token_minutes": 10, "oauth_refresh_idle_days": 30, "oauth_refresh_absolute_days": 90}));
+            "oauth_access_token_minutes": 10, "oauth_refresh_idle_days": 30, "oauth_refresh_absolute_days": 90, "oauth_registration_open": true, "oauth_metadata_documents": true}));
         let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'tenant.policy'").fetch_one(app.state.pool()).await.expect("count");
         assert_eq!(audited, 1);
 
@@ -98,6 +98,50 @@ both_engines! {
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         let policy = policy_of(&app, "acme").await;
         assert_eq!((policy["oauth_access_token_minutes"].as_i64(), policy["oauth_refresh_idle_days"].as_i64(), policy["oauth_refresh_absolute_days"].as_i64()), (Some(15), Some(7), Some(14)));
+    }
+
+    async fn dynamic_registration_is_switched_in_the_policy_by_managers_only(app: TestApp) {
+        admin_user(&app, "admin@acme.test", Role::Admin).await;
+        admin_user(&app, "viewer@acme.test", Role::Viewer).await;
+        let metadata = json!({"redirect_uris": ["https://e.example/cb"], "token_endpoint_auth_method": "none"});
+        let viewer = browser();
+        sign_in(&app, &viewer, "viewer@acme.test", PASSWORD).await;
+        let html = viewer.get(app.url("/admin/policy?tenant=acme")).send().await.expect("page").text().await.expect("html");
+        assert!(html.contains("OAuth dynamic registration</dt><dd>open"), "{html}");
+        let mut form = policy_form(&csrf_of(&html), "acme", "90", "365", "7", "ks");
+        form.push(("oauth_registration", "closed".into()));
+        let res = viewer.post(app.url("/admin/policy")).form(&form).send().await.expect("post");
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "a viewer cannot close it");
+        assert_eq!(policy_of(&app, "acme").await["oauth_registration_open"], true);
+
+        let admin = browser();
+        sign_in(&app, &admin, "admin@acme.test", PASSWORD).await;
+        let html = admin.get(app.url("/admin/policy?tenant=acme")).send().await.expect("page").text().await.expect("html");
+        assert!(html.contains("<option value=\"open\" selected>"), "{html}");
+        let mut form = policy_form(&csrf_of(&html), "acme", "90", "365", "7", "ks");
+        form.push(("oauth_registration", "ajar".into()));
+        let res = admin.post(app.url("/admin/policy")).form(&form).send().await.expect("post");
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(res.text().await.expect("html").contains("either open or closed"));
+        assert_eq!(policy_of(&app, "acme").await["oauth_registration_open"], true, "nothing written");
+        form.pop();
+        form.push(("oauth_registration", "closed".into()));
+        let res = admin.post(app.url("/admin/policy")).form(&form).send().await.expect("post");
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(policy_of(&app, "acme").await["oauth_registration_open"], false);
+        let refused = crate::oauth_register::register(&app, "acme", &metadata).await;
+        crate::oauth::expect_oauth_error(refused, StatusCode::FORBIDDEN, "access_denied").await;
+        assert_eq!(app.count("oauth_clients").await, 0, "nothing stored");
+        let clients = admin.get(app.url("/admin/oauth-clients?tenant=acme")).send().await.expect("page").text().await.expect("html");
+        assert!(clients.contains("Closed: only the clients below") && clients.contains("href=\"/admin/policy?tenant=acme\""), "{clients}");
+        // A form without the field (an older page) keeps the switch as it is.
+        form.pop();
+        let res = admin.post(app.url("/admin/policy")).form(&form).send().await.expect("post");
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(policy_of(&app, "acme").await["oauth_registration_open"], false);
+        form.push(("oauth_registration", "open".into()));
+        admin.post(app.url("/admin/policy")).form(&form).send().await.expect("post");
+        expect_json(crate::oauth_register::register(&app, "acme", &metadata).await, StatusCode::CREATED).await;
     }
 
     async fn a_refused_policy_says_why_keeps_the_input_and_writes_nothing(app: TestApp) {

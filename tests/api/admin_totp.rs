@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use tokio::task::JoinSet;
 
 use crate::{
-    admin::{PASSWORD, account, admin_user, browser, csrf_of, sign_in},
+    admin::{PASSWORD, account, admin_user, browser, csrf_of, html_of, sign_in},
     both_engines,
     helpers::TestApp,
 };
@@ -40,14 +40,7 @@ async fn enrol(app: &TestApp, client: &reqwest::Client) -> (TotpSecret, Vec<Stri
         sign_in(app, client, ADMIN, PASSWORD).await.status(),
         StatusCode::SEE_OTHER
     );
-    let page = client
-        .get(app.url("/admin/account/totp"))
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
+    let page = html_of(app, client, "/admin/account/totp").await;
     assert!(page.contains("<svg"), "a QR code drawn server-side");
     let secret = secret_of(&page);
     let csrf = csrf_of(&page);

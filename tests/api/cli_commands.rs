@@ -154,6 +154,14 @@ both_engines! {
         let lines: Vec<&str> = shown.stdout.lines().collect();
         assert!(lines.iter().all(|l| value_at(l) == value_at(lines[0])), "{}", shown.stdout);
         assert!(lines.iter().any(|l| l.starts_with("rotation overlap ") && l.ends_with(" 7 days")), "{}", shown.stdout);
+        assert!(lines.iter().any(|l| l.starts_with("oauth access tokens ") && l.ends_with(" 10 minutes")), "{}", shown.stdout);
+        assert!(lines.iter().any(|l| l.starts_with("oauth registration ") && l.ends_with(" open")), "{}", shown.stdout);
+        // The registration switch is policy: set with the rest, audited the same way.
+        let changed = keysmith(&app, &["tenant", "policy", "acme", "--oauth-registration", "closed"]).await;
+        assert!(changed.ok && changed.stdout.contains(r#""oauth_registration_open":false"#), "{}", changed.stderr);
+        let shown = keysmith(&app, &["tenant", "show", "acme"]).await;
+        assert!(shown.stdout.lines().any(|l| l.starts_with("oauth registration ") && l.ends_with(" closed")), "{}", shown.stdout);
+        keysmith(&app, &["tenant", "policy", "acme", "--oauth-registration", "ajar"]).await.refused("ajar");
 
         let users = keysmith(&app, &["user", "list", "--json"]).await.json();
         assert_eq!(users, serde_json::json!({"items": [], "next_cursor": null}));

@@ -96,7 +96,7 @@ async fn document_server() -> (String, String, Arc<AtomicUsize>) {
 }
 
 /// The app again, trusting `pem` and fetching from private addresses.
-async fn trusting(app: TestApp, pem: &str) -> TestApp {
+pub(crate) async fn trusting(app: TestApp, pem: &str) -> TestApp {
     let ca = app.db.dir.path().join("documents-ca.pem");
     std::fs::write(&ca, pem).expect("write ca");
     let clock = app.clock.clone();
@@ -161,6 +161,31 @@ both_engines! {
             assert_eq!(again, client);
         }
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    }
+
+    async fn a_tenant_that_refuses_documents_fetches_none_and_says_so(app: TestApp) {
+        let (base, pem, fetches) = document_server().await;
+        let app = trusting(app, &pem).await;
+        let globex = app.create_tenant("globex").await;
+        let key = app.admin_key.clone();
+        let off = crate::tenant_policy::patch(&app, &key, "acme", json!({"oauth_metadata_documents": false})).await;
+        assert_eq!(off.status(), StatusCode::OK);
+        let client_id = format!("{base}/good.json");
+        let why = refusal(resolve(&app, &client_id).await);
+        assert!(why.contains("does not accept client ID metadata documents"), "{why}");
+        assert_eq!(fetches.load(Ordering::SeqCst), 0, "refused before any fetch");
+        let metadata: serde_json::Value = app.client.get(app.url("/.well-known/oauth-authorization-server/oauth/acme"))
+            .send().await.expect("metadata").json().await.expect("json");
+        assert_eq!(metadata["client_id_metadata_document_supported"], false, "{metadata}");
+        let query = crate::oauth_code::authorize_query(&client_id, "x".repeat(43).as_str(), "st", "tools:*");
+        let page = app.client.get(crate::oauth_code::authorize_url(&app, &query)).send().await.expect("authorize");
+        assert_eq!(page.status(), StatusCode::BAD_REQUEST, "no redirect to a client that is not accepted");
+        // Another tenant's policy is its own.
+        let there = app.state.oauth_clients.resolve(app.state.pool(), &globex.id, &client_id).await.expect("db");
+        assert!(there.is_ok(), "{there:?}");
+        let on = crate::tenant_policy::patch(&app, &key, "acme", json!({"oauth_metadata_documents": true})).await;
+        assert_eq!(on.status(), StatusCode::OK);
+        assert!(resolve(&app, &client_id).await.is_ok());
     }
 
     async fn a_document_that_names_another_client_is_refused(app: TestApp) {

@@ -1,7 +1,7 @@
-//! `/api/v1/tenants/{tenant}/oauth/clients` and `/oauth/registration`:
-//! admins pre-register clients (a confidential one's secret shown once),
-//! list and delete them, and open or close dynamic registration; another
-//! tenant's are 404.
+//! `/api/v1/tenants/{tenant}/oauth/clients`: admins pre-register clients (a
+//! confidential one's secret shown once), list and delete them; dynamic
+//! registration is opened or closed in the tenant policy
+//! (`oauth_registration_open`); another tenant's are 404.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -12,6 +12,7 @@ use crate::{
     oauth::expect_oauth_error,
     oauth_code::{connected, introspect, refresh},
     oauth_register::{register, register_public},
+    tenant_policy::patch,
 };
 use keysmith::domain::{Scope, oauth::clients::ClientRefused};
 
@@ -24,16 +25,6 @@ async fn delete(app: &TestApp, key: &str, path: &str) -> reqwest::Response {
         .send()
         .await
         .expect("delete")
-}
-
-async fn put(app: &TestApp, key: &str, path: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .put(app.url(path))
-        .bearer_auth(key)
-        .json(body)
-        .send()
-        .await
-        .expect("put")
 }
 
 both_engines! {
@@ -108,25 +99,40 @@ both_engines! {
         assert_eq!(audited, 1);
     }
 
-    async fn an_admin_closes_and_reopens_dynamic_registration(app: TestApp) {
-        let path = "/api/v1/tenants/acme/oauth/registration";
-        let closed = expect_json(put(&app, &app.admin_key, path, &json!({"open": false})).await, StatusCode::OK).await;
-        assert_eq!(closed["open"], false);
+    async fn the_tenant_policy_closes_and_reopens_dynamic_registration(app: TestApp) {
+        let policy = expect_json(app.get("/api/v1/tenants/acme").await, StatusCode::OK).await;
+        assert_eq!(policy["oauth_registration_open"], true, "open by default");
+        let closed = expect_json(patch(&app, &app.admin_key, "acme", json!({"oauth_registration_open": false})).await, StatusCode::OK).await;
+        assert_eq!(closed["oauth_registration_open"], false);
+        assert_eq!(closed["oauth_access_token_minutes"], policy["oauth_access_token_minutes"], "the rest of the policy stays");
         let list = expect_json(app.get(CLIENTS).await, StatusCode::OK).await;
         assert_eq!(list["registration_open"], false);
         let metadata = json!({"redirect_uris": ["https://e.example/cb"], "token_endpoint_auth_method": "none"});
         expect_oauth_error(register(&app, "acme", &metadata).await, StatusCode::FORBIDDEN, "access_denied").await;
+        assert_eq!(app.count("oauth_clients").await, 0, "nothing stored");
+        let (reason,): (String,) = sqlx::query_as("SELECT reason FROM audit_events WHERE action = 'tenant.policy'")
+            .fetch_one(app.state.pool()).await.expect("audited as a policy change");
+        let change: Value = serde_json::from_str(&reason).expect("json");
+        assert_eq!((&change["before"]["oauth_registration_open"], &change["after"]["oauth_registration_open"]), (&json!(true), &json!(false)));
         // Admins still pre-register.
         let body = json!({"client_name": "Allowed", "redirect_uris": ["https://e.example/cb"]});
         expect_json(app.post(CLIENTS, &body).await, StatusCode::CREATED).await;
-        // A verify-scoped key may not change it; another tenant cannot see it.
+        // A verify-scoped key may not change it; another tenant's key cannot see it.
         let verify_key = app.management_key_with(&app.tenant, Scope::verify()).await;
-        expect_error(put(&app, &verify_key, path, &json!({"open": true})).await, StatusCode::FORBIDDEN, "forbidden").await;
+        expect_error(patch(&app, &verify_key, "acme", json!({"oauth_registration_open": true})).await, StatusCode::FORBIDDEN, "forbidden").await;
         let globex = app.create_tenant("globex").await;
         let globex_key = app.management_key(&globex).await;
-        expect_error(put(&app, &globex_key, path, &json!({"open": true})).await, StatusCode::NOT_FOUND, "not_found").await;
-        expect_json(put(&app, &app.admin_key, path, &json!({"open": true})).await, StatusCode::OK).await;
+        expect_error(patch(&app, &globex_key, "acme", json!({"oauth_registration_open": true})).await, StatusCode::NOT_FOUND, "not_found").await;
+        expect_oauth_error(register(&app, "acme", &metadata).await, StatusCode::FORBIDDEN, "access_denied").await;
+        expect_json(register(&app, "globex", &metadata).await, StatusCode::CREATED).await;
+        let reopened = expect_json(patch(&app, &app.admin_key, "acme", json!({"oauth_registration_open": true})).await, StatusCode::OK).await;
+        assert_eq!(reopened["oauth_registration_open"], true);
         expect_json(register(&app, "acme", &metadata).await, StatusCode::CREATED).await;
+        let bad = patch(&app, &app.admin_key, "acme", json!({"oauth_registration_open": "closed"})).await;
+        assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY, "a boolean, nothing else");
+        let old_switch = app.client.put(app.url("/api/v1/tenants/acme/oauth/registration")).bearer_auth(&app.admin_key)
+            .json(&json!({"open": false})).send().await.expect("put");
+        assert!(matches!(old_switch.status(), StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED), "one switch, in the policy");
     }
 
     async fn deleting_a_client_ends_its_connections_and_their_tokens(app: TestApp) {

@@ -24,7 +24,7 @@ use crate::{
 
 /// A client on `127.0.0.1:<port>`: `/start` links to `authorize`, and
 /// `/callback` hands every query it receives to the test.
-async fn client_site(authorize: String) -> (u16, mpsc::Receiver<String>) {
+pub(crate) async fn client_site(authorize: String) -> (u16, mpsc::Receiver<String>) {
     let (sender, received) = mpsc::channel(4);
     let start = format!(
         "<!doctype html><a id=\"go\" href=\"{}\">Connect</a>",
@@ -47,17 +47,39 @@ async fn client_site(authorize: String) -> (u16, mpsc::Receiver<String>) {
     (port, received)
 }
 
-fn params(query: &str) -> Vec<(String, String)> {
+pub(crate) fn params(query: &str) -> Vec<(String, String)> {
     url::form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect()
 }
 
-fn param<'a>(params: &'a [(String, String)], name: &str) -> &'a str {
+pub(crate) fn param<'a>(params: &'a [(String, String)], name: &str) -> &'a str {
     params
         .iter()
         .find(|(k, _)| k == name)
         .map_or("", |(_, v)| v.as_str())
+}
+
+/// `query` with its `redirect_uri` replaced by `redirect` (a client site's port).
+pub(crate) fn redirected_to(
+    mut query: Vec<(String, String)>,
+    redirect: &str,
+) -> Vec<(String, String)> {
+    for (name, value) in &mut query {
+        if name == "redirect_uri" {
+            redirect.clone_into(value);
+        }
+    }
+    query
+}
+
+/// Opens `authorize` signed out and signs in as `email` on the page it leads to.
+pub(crate) async fn sign_in_to_answer(b: &Browser, authorize: &str, email: &str) {
+    b.goto(authorize).await;
+    b.wait_for_text("Sign in to answer an application").await;
+    b.fill("#email", email).await;
+    b.fill("#password", PASSWORD).await;
+    b.click("main form button[type=submit]").await;
 }
 
 both_engines! {
@@ -69,12 +91,7 @@ both_engines! {
         // The client's redirect on its own port, allowed for a loopback redirect URI.
         let (port, mut received) = client_site(String::new()).await;
         let redirect = format!("http://127.0.0.1:{port}/callback");
-        let mut query = authorize_query(&client.client_id, &challenge, "st-browser", "tools:whoami tools:files/*");
-        for (name, value) in &mut query {
-            if name == "redirect_uri" {
-                *value = redirect.clone();
-            }
-        }
+        let query = redirected_to(authorize_query(&client.client_id, &challenge, "st-browser", "tools:whoami tools:files/*"), &redirect);
         let authorize = authorize_url(&app, &query);
         let (start_port, mut started) = client_site(authorize.clone()).await;
         let issuer = format!("{}/oauth/acme", app.state.config.public_url);
@@ -84,11 +101,7 @@ both_engines! {
         let b = &browser;
         browser.run(Duration::from_secs(120), async {
             // Signed out: the sign-in page, then back to the request.
-            b.goto(&authorize).await;
-            b.wait_for_text("Sign in to answer an application").await;
-            b.fill("#email", "owner@acme.test").await;
-            b.fill("#password", PASSWORD).await;
-            b.click("main form button[type=submit]").await;
+            sign_in_to_answer(b, &authorize, "owner@acme.test").await;
             b.wait_for_text("Connect Test Connector?").await;
             b.screenshot("oauth-consent").await;
             b.click("button[value=deny]").await;

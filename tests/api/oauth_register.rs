@@ -14,7 +14,8 @@ use crate::{
 };
 use keysmith::domain::{
     Actor, TenantId,
-    oauth::clients::{AuthMethod, ClientKind, ClientRefused, store},
+    oauth::clients::{AuthMethod, ClientKind, ClientRefused},
+    tenancy::tenants::{self, PolicyChange},
 };
 
 pub async fn register(app: &TestApp, tenant: &str, metadata: &Value) -> Response {
@@ -39,6 +40,17 @@ async fn stored_clients(app: &TestApp) -> i64 {
         .fetch_one(app.state.pool())
         .await
         .expect("count")
+}
+
+/// Opens or closes dynamic registration through the tenant policy.
+async fn set_registration(app: &TestApp, open: bool, actor: &Actor) {
+    let change = PolicyChange {
+        oauth_registration_open: Some(open),
+        ..PolicyChange::default()
+    };
+    tenants::update_policy(app.state.pool(), &app.tenant.id, change, actor, app.now())
+        .await
+        .expect("policy");
 }
 
 both_engines! {
@@ -153,13 +165,14 @@ both_engines! {
     async fn a_tenant_that_closed_registration_refuses_it_and_others_are_unaffected(app: TestApp) {
         app.create_tenant("globex").await;
         let actor = Actor::Cli;
-        store::set_registration_open(app.state.pool(), &app.tenant.id, false, &actor, app.now()).await.expect("close");
+        set_registration(&app, false, &actor).await;
         let metadata = json!({"redirect_uris": ["https://e.example/cb"], "token_endpoint_auth_method": "none"});
         let res = register(&app, "acme", &metadata).await;
         let body = expect_oauth_error(res, StatusCode::FORBIDDEN, "access_denied").await;
         assert!(body["error_description"].as_str().expect("d").contains("pre-register"), "{body}");
+        assert_eq!(stored_clients(&app).await, 0, "nothing stored");
         expect_json(register(&app, "globex", &metadata).await, StatusCode::CREATED).await;
-        store::set_registration_open(app.state.pool(), &app.tenant.id, true, &actor, app.now()).await.expect("open");
+        set_registration(&app, true, &actor).await;
         expect_json(register(&app, "acme", &metadata).await, StatusCode::CREATED).await;
     }
 

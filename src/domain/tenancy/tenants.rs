@@ -35,15 +35,32 @@ pub struct Tenant {
     pub oauth_refresh_idle_days: i64,
     /// OAuth: no refresh token of a grant lives past its approval plus this.
     pub oauth_refresh_absolute_days: i64,
+    /// OAuth: 1 if clients may register themselves (RFC 7591), 0 if only
+    /// pre-registered and metadata-document clients are accepted.
+    pub oauth_registration_open: i64,
+    /// OAuth: 1 if clients identified by a client ID metadata document are
+    /// accepted, 0 if only stored clients are.
+    pub oauth_metadata_documents: i64,
 }
 
 const COLUMNS: &str = "id, slug, name, key_prefix, default_expiry_days, max_expiry_days, rotation_overlap_days, disabled_at, created_at, default_limits, \
-    oauth_access_token_minutes, oauth_refresh_idle_days, oauth_refresh_absolute_days";
+    oauth_access_token_minutes, oauth_refresh_idle_days, oauth_refresh_absolute_days, oauth_registration_open, \
+    oauth_metadata_documents";
 
 impl Tenant {
     /// The rate limit and quota a new key gets where it sets none.
     pub fn default_limits(&self) -> KeyLimits {
         KeyLimits::from_storage(self.default_limits.as_deref())
+    }
+
+    /// Whether clients may register themselves at `{issuer}/register`.
+    pub fn registration_open(&self) -> bool {
+        self.oauth_registration_open != 0
+    }
+
+    /// Whether clients identified by a client ID metadata document may ask.
+    pub fn accepts_metadata_documents(&self) -> bool {
+        self.oauth_metadata_documents != 0
     }
 }
 
@@ -151,6 +168,10 @@ pub struct PolicyChange {
     pub oauth_refresh_idle_days: Option<i64>,
     /// OAuth refresh absolute lifetime in days ([`REFRESH_DAYS`], ≥ idle).
     pub oauth_refresh_absolute_days: Option<i64>,
+    /// Whether clients may register themselves (RFC 7591 dynamic registration).
+    pub oauth_registration_open: Option<bool>,
+    /// Whether clients identified by a client ID metadata document are accepted.
+    pub oauth_metadata_documents: Option<bool>,
 }
 
 impl PolicyChange {
@@ -164,6 +185,8 @@ impl PolicyChange {
             && self.oauth_access_token_minutes.is_none()
             && self.oauth_refresh_idle_days.is_none()
             && self.oauth_refresh_absolute_days.is_none()
+            && self.oauth_registration_open.is_none()
+            && self.oauth_metadata_documents.is_none()
     }
 }
 
@@ -183,7 +206,7 @@ pub async fn update_policy(
     if change.is_empty() {
         return Err(DomainError::validation(
             "give at least one of default_expiry_days, max_expiry_days, rotation_overlap_days, key_prefix, default_rate_limit, default_quota, \
-             oauth_access_token_minutes, oauth_refresh_idle_days, oauth_refresh_absolute_days",
+             oauth_access_token_minutes, oauth_refresh_idle_days, oauth_refresh_absolute_days, oauth_registration_open, oauth_metadata_documents",
         ));
     }
     let mut tx = begin_write(pool).await?;
@@ -233,7 +256,8 @@ pub async fn update_policy(
     sqlx::query(
         "UPDATE tenants SET default_expiry_days = $1, max_expiry_days = $2, rotation_overlap_days = $3, key_prefix = $4, \
          default_limits = $5, oauth_access_token_minutes = $6, oauth_refresh_idle_days = $7, \
-         oauth_refresh_absolute_days = $8 WHERE id = $9",
+         oauth_refresh_absolute_days = $8, oauth_registration_open = $9, oauth_metadata_documents = $10 \
+         WHERE id = $11",
     )
     .bind(default)
     .bind(max)
@@ -243,6 +267,16 @@ pub async fn update_policy(
     .bind(oauth[0])
     .bind(oauth[1])
     .bind(oauth[2])
+    .bind(
+        change
+            .oauth_registration_open
+            .map_or(before.oauth_registration_open, i64::from),
+    )
+    .bind(
+        change
+            .oauth_metadata_documents
+            .map_or(before.oauth_metadata_documents, i64::from),
+    )
     .bind(tenant_id)
     .execute(&mut *tx)
     .await?;
@@ -274,6 +308,8 @@ pub fn policy(tenant: &Tenant) -> serde_json::Value {
         "oauth_access_token_minutes": tenant.oauth_access_token_minutes,
         "oauth_refresh_idle_days": tenant.oauth_refresh_idle_days,
         "oauth_refresh_absolute_days": tenant.oauth_refresh_absolute_days,
+        "oauth_registration_open": tenant.registration_open(),
+        "oauth_metadata_documents": tenant.accepts_metadata_documents(),
     })
 }
 

@@ -15,9 +15,11 @@ use super::{
     auth::Admin,
     nav::{Nav, Section},
     page::{PageError, render},
+    return_to,
 };
 use crate::{
     domain::{
+        UnixTime,
         people::accounts::{self, Password},
         people::invitations,
         people::lifecycle,
@@ -35,6 +37,8 @@ struct AccountPage<'a> {
     changed: bool,
     error: Option<String>,
     invitations: Vec<invitations::Received>,
+    /// An authorization request waits for this password change.
+    returning: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -54,6 +58,9 @@ async fn page(
         .is_some_and(|a| a.must_change_password != 0);
     let memberships = admin.memberships(state).await?;
     let invitations = invitations::received(state.pool(), &admin.user.email, state.now()).await?;
+    let returning = return_to::peek(&admin.session, UnixTime::from(state.now()))
+        .await?
+        .is_some();
     Ok(render(&AccountPage {
         nav: Nav::new(admin, Section::Account, None, &memberships),
         csrf: &admin.user.csrf,
@@ -61,6 +68,7 @@ async fn page(
         changed,
         error,
         invitations,
+        returning,
     }))
 }
 
@@ -125,7 +133,10 @@ pub async fn change_password(
     match changed {
         Ok(epoch) => {
             admin.renew(epoch).await?;
-            Ok(Redirect::to("/admin/account?changed=1").into_response())
+            let now = UnixTime::from(state.now());
+            // A sign-in for an authorization request made this detour: back to it.
+            let next = return_to::take(&admin.session, now).await?;
+            Ok(Redirect::to(next.as_deref().unwrap_or("/admin/account?changed=1")).into_response())
         }
         Err(err @ AppError::Validation(_)) => {
             let status = err.status();

@@ -80,10 +80,13 @@ impl FromRequestParts<AppState> for Admin {
         {
             return Err(Redirect::to("/admin/account").into_response());
         }
-        // A second factor is required here but not set up yet: set it up first.
+        // A second factor is required here but not set up yet: set it up first
+        // (after a password change the account owes: the password page
+        // would otherwise send here and here back, a redirect loop).
         let totp_required = state.config.require_totp || account.totp_required_by_tenants > 0;
         if totp_required
             && account.totp_enabled_at.is_none()
+            && account.must_change_password == 0
             && !matches!(parts.uri.path(), "/admin/account/totp" | "/admin/sign-out")
         {
             return Err(Redirect::to("/admin/account/totp").into_response());

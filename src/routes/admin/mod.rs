@@ -16,6 +16,7 @@ mod oauth_clients_page;
 mod oauth_grants_page;
 pub(crate) mod page;
 mod policy_page;
+pub(crate) mod return_to;
 mod service_user_actions;
 mod service_user_page;
 pub(crate) mod service_user_picker;
@@ -140,10 +141,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(
             "/admin/oauth-clients",
             get(oauth_clients_page::list).post(oauth_clients_page::create),
-        )
-        .route(
-            "/admin/oauth-clients/registration",
-            post(oauth_clients_page::set_registration),
         )
         .route(
             "/admin/oauth-clients/{client_id}/delete",

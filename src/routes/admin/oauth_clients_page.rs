@@ -1,7 +1,8 @@
 //! `/admin/oauth-clients`: the OAuth clients of a tenant (pre-registered
 //! and dynamically registered), pre-registering one (a confidential
-//! client's secret shown once), deleting one (its connections end), and
-//! opening or closing dynamic registration. Managers act; viewers read.
+//! client's secret shown once) and deleting one (its connections end).
+//! Managers act; viewers read. Whether clients may register themselves is
+//! tenant policy (`/admin/policy`), shown here.
 
 use askama::Template;
 use axum::{
@@ -92,7 +93,7 @@ async fn page(
     Ok(render(&ClientsPage {
         nav: Nav::of_tenant(state, admin, Section::OAuthClients, &current, &memberships).await?,
         csrf: &admin.user.csrf,
-        registration_open: store::registration_open(state.pool(), &current.tenant.id).await?,
+        registration_open: current.tenant.registration_open(),
         issuer: crate::domain::oauth::issuer(&state.config.public_url, &current.tenant.slug),
         current: &current,
         form_token,
@@ -184,9 +185,6 @@ pub struct ActionForm {
     csrf: String,
     #[serde(default)]
     tenant: String,
-    /// For the registration switch: `open` or `closed`.
-    #[serde(default)]
-    registration: String,
 }
 
 pub async fn delete(
@@ -211,30 +209,6 @@ pub async fn delete(
     {
         return Err(PageError(AppError::NotFound("OAuth client")));
     }
-    Ok(back(&membership))
-}
-
-pub async fn set_registration(
-    State(state): State<AppState>,
-    admin: Admin,
-    headers: HeaderMap,
-    Form(form): Form<ActionForm>,
-) -> Result<Response, PageError> {
-    let membership = admin
-        .manager_of(&state, &headers, &form.csrf, &form.tenant, VIEWER)
-        .await?;
-    let open = match form.registration.as_str() {
-        "open" => true,
-        "closed" => false,
-        _ => {
-            return Err(PageError(AppError::Validation(
-                "choose open or closed".into(),
-            )));
-        }
-    };
-    let tenant_id = &membership.tenant.id;
-    store::set_registration_open(state.pool(), tenant_id, open, &admin.actor(), state.now())
-        .await?;
     Ok(back(&membership))
 }
 

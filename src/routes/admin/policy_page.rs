@@ -1,5 +1,6 @@
 //! `/admin/policy`: a tenant's key policy (expiry bounds, rotation overlap,
-//! prefix of new keys, default limits). Owners and admins change it; viewers read it.
+//! prefix of new keys, default limits, OAuth lifetimes and whether clients
+//! may register themselves). Owners and admins change it; viewers read it.
 
 use askama::Template;
 use axum::{
@@ -51,6 +52,12 @@ pub struct PolicyForm {
     oauth_refresh_idle_days: String,
     #[serde(default)]
     oauth_refresh_absolute_days: String,
+    /// Dynamic registration: `open` or `closed` (empty: kept as it is).
+    #[serde(default)]
+    oauth_registration: String,
+    /// Metadata-document clients: `accepted` or `refused` (empty: kept).
+    #[serde(default)]
+    oauth_metadata_documents: String,
     /// Default limits of new keys that set none.
     #[serde(flatten)]
     limits: LimitsForm,
@@ -68,6 +75,8 @@ impl PolicyForm {
             oauth_access_token_minutes: t.oauth_access_token_minutes.to_string(),
             oauth_refresh_idle_days: t.oauth_refresh_idle_days.to_string(),
             oauth_refresh_absolute_days: t.oauth_refresh_absolute_days.to_string(),
+            oauth_registration: REGISTRATION.shown(t.registration_open()),
+            oauth_metadata_documents: DOCUMENTS.shown(t.accepts_metadata_documents()),
             limits: LimitsForm::of(&t.default_limits()),
             ..Self::default()
         }
@@ -154,6 +163,40 @@ fn optional(field: &str, raw: &str, unit: &str) -> Result<Option<i64>, AppError>
     whole(field, raw, unit).map(Some)
 }
 
+/// An on/off setting of the form, as its two words.
+struct Switch {
+    on: &'static str,
+    off: &'static str,
+    refusal: &'static str,
+}
+
+const REGISTRATION: Switch = Switch {
+    on: "open",
+    off: "closed",
+    refusal: "dynamic registration is either open or closed",
+};
+const DOCUMENTS: Switch = Switch {
+    on: "accepted",
+    off: "refused",
+    refusal: "metadata-document clients are either accepted or refused",
+};
+
+impl Switch {
+    fn shown(&self, on: bool) -> String {
+        (if on { self.on } else { self.off }).to_owned()
+    }
+
+    /// The setting as chosen; left empty (an older form), it is kept.
+    fn parse(&self, raw: &str) -> Result<Option<bool>, AppError> {
+        match raw {
+            "" => Ok(None),
+            _ if raw == self.on => Ok(Some(true)),
+            _ if raw == self.off => Ok(Some(false)),
+            _ => Err(AppError::validation(self.refusal)),
+        }
+    }
+}
+
 /// The whole policy as typed; bounds are checked by `tenants::update_policy`.
 fn parse(form: &PolicyForm) -> Result<PolicyChange, AppError> {
     let limits = form.limits.parse()?;
@@ -183,6 +226,8 @@ fn parse(form: &PolicyForm) -> Result<PolicyChange, AppError> {
             &form.oauth_refresh_absolute_days,
             "days",
         )?,
+        oauth_registration_open: REGISTRATION.parse(&form.oauth_registration)?,
+        oauth_metadata_documents: DOCUMENTS.parse(&form.oauth_metadata_documents)?,
     })
 }
 

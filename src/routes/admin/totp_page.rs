@@ -11,8 +11,13 @@ use super::{
     auth::Admin,
     nav::{Nav, Section},
     page::{PageError, render},
+    return_to,
 };
-use crate::{domain::people::totp, error::AppError, state::AppState};
+use crate::{
+    domain::{UnixTime, people::totp},
+    error::AppError,
+    state::AppState,
+};
 
 #[derive(Template)]
 #[template(path = "admin/totp.html")]
@@ -27,12 +32,17 @@ struct TotpPage<'a> {
     /// Right after enrolment: the recovery codes, shown this once.
     recovery_codes: Vec<String>,
     error: Option<String>,
+    /// Where "Continue" leads once TOTP is on: the authorization request
+    /// that sent the person here, or the admin home.
+    continue_to: String,
+    /// An authorization request waits for this set-up.
+    returning: bool,
 }
 
 async fn page(
     state: &AppState,
     admin: &Admin,
-    recovery_codes: Vec<String>,
+    (recovery_codes, continue_to): (Vec<String>, Option<String>),
     error: Option<String>,
 ) -> Result<Response, PageError> {
     let status = totp::status(state.pool(), &admin.user.user_id).await?;
@@ -50,6 +60,10 @@ async fn page(
         (svg, secret.base32())
     };
     let memberships = admin.memberships(state).await?;
+    let returning = continue_to.is_some()
+        || return_to::peek(&admin.session, UnixTime::from(state.now()))
+            .await?
+            .is_some();
     Ok(render(&TotpPage {
         nav: Nav::new(admin, Section::Account, None, &memberships),
         csrf: &admin.user.csrf,
@@ -59,11 +73,13 @@ async fn page(
         secret,
         recovery_codes,
         error,
+        continue_to: continue_to.unwrap_or_else(|| "/admin/api-keys".to_owned()),
+        returning,
     }))
 }
 
 pub async fn show(State(state): State<AppState>, admin: Admin) -> Result<Response, PageError> {
-    page(&state, &admin, Vec::new(), None).await
+    page(&state, &admin, (Vec::new(), None), None).await
 }
 
 /// Never echoed back into the page.
@@ -93,11 +109,14 @@ pub async fn confirm(
     match confirmed {
         Ok((codes, epoch)) => {
             admin.renew(epoch).await?;
-            page(&state, &admin, codes, None).await
+            // The codes are shown once, here; "Continue" then goes back to
+            // the authorization request that made this detour, if any.
+            let next = return_to::take(&admin.session, UnixTime::from(state.now())).await?;
+            page(&state, &admin, (codes, next), None).await
         }
         Err(err @ (AppError::Validation(_) | AppError::Conflict(_))) => {
             let status = err.status();
-            let page = page(&state, &admin, Vec::new(), Some(err.to_string())).await?;
+            let page = page(&state, &admin, (Vec::new(), None), Some(err.to_string())).await?;
             Ok(axum::response::IntoResponse::into_response((status, page)))
         }
         Err(err) => Err(PageError(err)),

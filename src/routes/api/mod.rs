@@ -82,10 +82,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/oauth/clients/{client_id}",
             axum::routing::delete(oauth_clients::delete),
         )
-        .route(
-            "/oauth/registration",
-            axum::routing::put(oauth_clients::set_registration),
-        )
         .route("/oauth/grants", get(oauth_grants::list))
         .route(
             "/oauth/grants/{id}",

@@ -1,7 +1,8 @@
 //! `/api/v1/tenants/{tenant}/oauth/clients`: OAuth clients pre-registered
 //! by an admin (confidential ones get a secret, shown once), the list of
-//! every stored client (dynamically registered included), deletion, and
-//! the tenant's switch for dynamic registration.
+//! every stored client (dynamically registered included) and deletion.
+//! Whether clients may register themselves is tenant policy
+//! (`oauth_registration_open` at `/api/v1/tenants/{tenant}`).
 
 use axum::{
     Json,
@@ -45,17 +46,9 @@ pub struct CreatedClient {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ClientList {
     pub items: Vec<StoredClient>,
-    /// Whether clients may register themselves (RFC 7591).
+    /// Whether clients may register themselves (RFC 7591): the tenant
+    /// policy's `oauth_registration_open`, repeated here.
     pub registration_open: bool,
-}
-
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RegistrationPolicy {
-    /// `true` (the default): anyone may register a client at
-    /// `{issuer}/register`; `false`: only pre-registered clients and client
-    /// ID metadata documents.
-    pub open: bool,
 }
 
 #[utoipa::path(post, operation_id = "oauth_clients_create", path = "/api/v1/tenants/{tenant}/oauth/clients", tag = "oauth",
@@ -142,7 +135,7 @@ pub async fn list(
     let tenant = caller.tenant(&state, &tenant).await?;
     Ok(Json(ClientList {
         items: store::list(state.pool(), &tenant.id).await?,
-        registration_open: store::registration_open(state.pool(), &tenant.id).await?,
+        registration_open: tenant.registration_open(),
     }))
 }
 
@@ -163,21 +156,4 @@ pub async fn delete(
     } else {
         Err(AppError::NotFound("OAuth client"))
     }
-}
-
-#[utoipa::path(put, operation_id = "oauth_registration_set", path = "/api/v1/tenants/{tenant}/oauth/registration", tag = "oauth",
-    params(("tenant" = String, Path, description = "tenant slug")),
-    request_body = RegistrationPolicy,
-    responses((status = 200, body = RegistrationPolicy, description = "the policy now"), (status = 404, description = "another tenant")),
-    security(("management_key" = [])))]
-pub async fn set_registration(
-    State(state): State<AppState>,
-    caller: ManagementCaller,
-    Path(tenant): Path<String>,
-    ApiJson(body): ApiJson<RegistrationPolicy>,
-) -> AppResult<Json<RegistrationPolicy>> {
-    let tenant = caller.tenant(&state, &tenant).await?;
-    let actor = caller.actor();
-    store::set_registration_open(state.pool(), &tenant.id, body.open, &actor, state.now()).await?;
-    Ok(Json(body))
 }

@@ -35,7 +35,7 @@ use crate::{error::ErrorBody, routes::oauth};
         webhooks::create, webhooks::list, webhooks::delete, webhooks::send_test, webhooks::enable, webhooks::rotate_secret, webhooks::deliveries,
         oauth::metadata::document, oauth::token::token, oauth::introspect::introspect, oauth::revoke::revoke,
         oauth::register::register,
-        oauth_clients::create, oauth_clients::list, oauth_clients::delete, oauth_clients::set_registration,
+        oauth_clients::create, oauth_clients::list, oauth_clients::delete,
         oauth_grants::list, oauth_grants::revoke,
     ),
     components(schemas(ErrorBody)),

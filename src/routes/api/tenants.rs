@@ -1,4 +1,5 @@
-//! `/api/v1/tenants/{tenant}`: the tenant's key policy.
+//! `/api/v1/tenants/{tenant}`: the tenant's key policy (and its OAuth
+//! lifetimes and registration switch).
 
 use axum::{
     Json,
@@ -42,11 +43,21 @@ pub struct TenantPolicy {
     /// No refresh token of a grant lives longer than this many days after
     /// its approval (default 90); the person approves again after it.
     pub oauth_refresh_absolute_days: i64,
+    /// `true` (the default): any client may register itself at
+    /// `{issuer}/register` (RFC 7591), still needing a person's approval;
+    /// `false`: only pre-registered and metadata-document clients.
+    pub oauth_registration_open: bool,
+    /// `true` (the default): clients identified by a client ID metadata
+    /// document (an https `client_id`) may ask for access; `false`: only
+    /// stored clients.
+    pub oauth_metadata_documents: bool,
 }
 
 impl From<Tenant> for TenantPolicy {
     fn from(t: Tenant) -> Self {
         let limits = t.default_limits();
+        let oauth_registration_open = t.registration_open();
+        let oauth_metadata_documents = t.accepts_metadata_documents();
         Self {
             slug: t.slug,
             name: t.name,
@@ -59,6 +70,8 @@ impl From<Tenant> for TenantPolicy {
             oauth_access_token_minutes: t.oauth_access_token_minutes,
             oauth_refresh_idle_days: t.oauth_refresh_idle_days,
             oauth_refresh_absolute_days: t.oauth_refresh_absolute_days,
+            oauth_registration_open,
+            oauth_metadata_documents,
         }
     }
 }
@@ -88,6 +101,10 @@ pub struct UpdatePolicy {
     pub oauth_refresh_idle_days: Option<i64>,
     /// 1 to 365.
     pub oauth_refresh_absolute_days: Option<i64>,
+    /// Whether clients may register themselves (dynamic registration).
+    pub oauth_registration_open: Option<bool>,
+    /// Whether clients identified by a client ID metadata document are accepted.
+    pub oauth_metadata_documents: Option<bool>,
 }
 
 #[utoipa::path(get, operation_id = "tenants_get", path = "/api/v1/tenants/{tenant}", tag = "tenants",
@@ -128,6 +145,8 @@ pub async fn update(
         oauth_access_token_minutes: body.oauth_access_token_minutes,
         oauth_refresh_idle_days: body.oauth_refresh_idle_days,
         oauth_refresh_absolute_days: body.oauth_refresh_absolute_days,
+        oauth_registration_open: body.oauth_registration_open,
+        oauth_metadata_documents: body.oauth_metadata_documents,
     };
     let tenant = caller.tenant(&state, &tenant).await?;
     let updated = tenants::update_policy(

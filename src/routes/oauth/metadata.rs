@@ -28,12 +28,12 @@ pub async fn document(
         .filter(|t| t.disabled_at.is_none())
         .ok_or(AppError::NotFound("tenant"))?;
     let issuer = oauth::issuer(&state.config.public_url, &tenant.slug);
-    Ok(Json(metadata(&issuer)))
+    Ok(Json(metadata(&issuer, tenant.accepts_metadata_documents())))
 }
 
-/// The document for `issuer`. The authorization-code endpoints are listed
-/// (clients discover them from here) and answer `501` until built.
-pub fn metadata(issuer: &str) -> Value {
+/// The document for `issuer`; `documents`: whether its tenant accepts
+/// clients identified by a client ID metadata document (tenant policy).
+pub fn metadata(issuer: &str, documents: bool) -> Value {
     json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
@@ -47,7 +47,7 @@ pub fn metadata(issuer: &str) -> Value {
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
-        "client_id_metadata_document_supported": true,
+        "client_id_metadata_document_supported": documents,
         "authorization_response_iss_parameter_supported": true,
         "scopes_supported": oauth::SCOPES_SUPPORTED,
     })

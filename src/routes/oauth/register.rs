@@ -63,7 +63,7 @@ pub async fn register(
     let tenant = super::issuer_tenant(&state, &slug).await?;
     let body = body.map_err(|_| OAuthError::too_large(MAX_BODY_BYTES))?;
     let metadata = parse(&headers, &body)?;
-    if !store::registration_open(state.pool(), &tenant.id).await? {
+    if !tenant.registration_open() {
         return Err(OAuthError::registration_closed());
     }
     let now = state.now();

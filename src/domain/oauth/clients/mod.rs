@@ -189,7 +189,7 @@ impl ClientRegistry {
 
     /// The client `client_id` names for `tenant_id`: an https URL is a
     /// metadata document (fetched with the outbound address guard, or from
-    /// the cache); `kc_…` a stored client of this tenant (another
+    /// the cache) if the tenant's policy accepts them; `kc_…` a stored client of this tenant (another
     /// tenant's is `Unknown`); anything else is `Unknown` (a key id is a
     /// client-credentials client, which the token endpoint handles apart).
     #[tracing::instrument(skip_all, fields(client_id = %client_id))]
@@ -200,6 +200,15 @@ impl ClientRegistry {
         client_id: &str,
     ) -> DomainResult<Result<OAuthClient, ClientRefused>> {
         if client_id.starts_with("https://") {
+            // Checked before any fetch: a tenant that refuses documents
+            // never makes Keysmith fetch one on its behalf.
+            if !accepts_documents(pool, tenant_id).await? {
+                return Ok(Err(ClientRefused::Document(
+                    "this tenant does not accept client ID metadata documents; \
+                     an admin of it can pre-register the client"
+                        .to_owned(),
+                )));
+            }
             return Ok(self.documents.resolve(client_id).await);
         }
         if client_id.starts_with("http://") {
@@ -214,4 +223,15 @@ impl ClientRegistry {
             .await?
             .ok_or(ClientRefused::Unknown))
     }
+}
+
+/// The tenant policy's switch for metadata-document clients (a missing
+/// tenant accepts nothing).
+async fn accepts_documents(pool: &AnyPool, tenant_id: &TenantId) -> DomainResult<bool> {
+    let accepted: Option<(i64,)> =
+        sqlx::query_as("SELECT oauth_metadata_documents FROM tenants WHERE id = $1")
+            .bind(tenant_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(accepted.is_some_and(|(on,)| on != 0))
 }

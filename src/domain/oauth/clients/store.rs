@@ -468,6 +468,8 @@ pub async fn delete(
     Ok(true)
 }
 
+/// The tenant's registration switch (its policy), read under the tenant's
+/// lock: a registration racing a policy change that closes it is refused.
 async fn registration_open_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     tenant_id: &TenantId,
@@ -478,44 +480,6 @@ async fn registration_open_in(
             .fetch_one(&mut **tx)
             .await?;
     Ok(open != 0)
-}
-
-/// Whether `tenant_id` accepts dynamic client registration (default yes).
-pub async fn registration_open(pool: &AnyPool, tenant_id: &TenantId) -> DomainResult<bool> {
-    let open: Option<(i64,)> =
-        sqlx::query_as("SELECT oauth_registration_open FROM tenants WHERE id = $1")
-            .bind(tenant_id)
-            .fetch_optional(pool)
-            .await?;
-    Ok(open.is_some_and(|(open,)| open != 0))
-}
-
-/// Opens or closes dynamic registration for `tenant_id` (audited).
-#[tracing::instrument(skip_all, fields(tenant_id = %tenant_id, open))]
-pub async fn set_registration_open(
-    pool: &AnyPool,
-    tenant_id: &TenantId,
-    open: bool,
-    actor: &Actor,
-    now: OffsetDateTime,
-) -> DomainResult<()> {
-    let mut tx = begin_write(pool).await?;
-    sqlx::query("UPDATE tenants SET oauth_registration_open = $1 WHERE id = $2")
-        .bind(i64::from(open))
-        .bind(tenant_id)
-        .execute(&mut *tx)
-        .await?;
-    let reason = if open { "open" } else { "closed" };
-    let event = audit::NewAuditEvent::tenant_action(
-        tenant_id,
-        actor,
-        "oauth.registration_policy",
-        Some(reason),
-        now,
-    );
-    audit::record(&mut *tx, event).await?;
-    tx.commit().await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -16,9 +16,12 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 
+use tower_sessions::Session;
+
 use super::issuer_tenant;
 use crate::{
-    routes::admin::{auth::Admin, page::notice},
+    domain::UnixTime,
+    routes::admin::{auth::Admin, page::notice, return_to},
     state::AppState,
 };
 use request::Refusal;
@@ -66,6 +69,24 @@ fn to_sign_in(slug: &str, query: &str, headers: &HeaderMap) -> Response {
     Redirect::to(&format!("/admin/sign-in?next={next}")).into_response()
 }
 
+/// Signed in, but the account must first change its password or set up
+/// TOTP (`rejection` leads there): the request is remembered in the session,
+/// so the person comes back to it afterwards rather than to the admin home.
+async fn detour(
+    state: &AppState,
+    session: &Session,
+    (slug, query): (&str, &str),
+    rejection: Response,
+) -> Response {
+    if rejection.headers().contains_key(header::LOCATION) {
+        let here = format!("/oauth/{slug}/authorize?{query}");
+        if let Err(err) = return_to::remember(session, &here, UnixTime::from(state.now())).await {
+            return err.into_response();
+        }
+    }
+    rejection
+}
+
 /// `GET {issuer}/authorize`: checks the request, then shows the consent page
 /// to a person who may approve it.
 pub async fn show(
@@ -73,6 +94,7 @@ pub async fn show(
     Path(slug): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    session: Session,
     admin: Result<Admin, Response>,
 ) -> Response {
     let tenant = match issuer_tenant(&state, &slug).await {
@@ -93,7 +115,7 @@ pub async fn show(
     let admin = match admin {
         Ok(admin) => admin,
         Err(rejection) if signed_out(&rejection) => return to_sign_in(&slug, &query, &headers),
-        Err(rejection) => return rejection,
+        Err(rejection) => return detour(&state, &session, (&slug, &query), rejection).await,
     };
     match page::consent(&state, &admin, &tenant, &request).await {
         Ok(response) => response,
