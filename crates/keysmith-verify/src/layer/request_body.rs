@@ -331,7 +331,7 @@ mod tests {
         let normalized = |pairs: &[(&'static str, &'static str)], len: usize| {
             let mut headers = HeaderMap::new();
             for (name, value) in pairs {
-                headers.append(*name, HeaderValue::from_static(value));
+                headers.append(*name, HeaderValue::from_static(*value));
             }
             normalize(&mut headers, len);
             let all = |name| -> Vec<_> { headers.get_all(name).iter().cloned().collect() };
@@ -340,17 +340,36 @@ mod tests {
         let json = || vec![HeaderValue::from_static("application/json")];
         let length = |n: usize| vec![HeaderValue::from(n)];
         for (pairs, len) in [
-            (&[("content-type", "application/json"), ("content-length", "12")][..], 12),
-            (&[("content-type", "Application/JSON"), ("content-length", "012")], 12),
+            (
+                &[
+                    ("content-type", "application/json"),
+                    ("content-length", "12"),
+                ][..],
+                12,
+            ),
+            (
+                &[
+                    ("content-type", "Application/JSON"),
+                    ("content-length", "012"),
+                ],
+                12,
+            ),
             (&[("content-type", "application/json; charset=utf-8")], 12),
             (&[("content-length", "+12"), ("content-length", "12")], 12),
-            (&[("content-length", "7"), ("transfer-encoding", "chunked")], 12),
+            (
+                &[("content-length", "7"), ("transfer-encoding", "chunked")],
+                12,
+            ),
             (&[("content-length", "0")], 10_000_000_000),
         ] {
             assert_eq!(normalized(pairs, len), (json(), length(len)), "{pairs:?}");
         }
         let none = (vec![], vec![]);
-        assert_eq!(normalized(&[("content-type", "application/json"), ("content-length", "0")], 0), none);
+        let empty = [
+            ("content-type", "application/json"),
+            ("content-length", "0"),
+        ];
+        assert_eq!(normalized(&empty[..], 0), none);
         let mut digits = [0; 20];
         for n in [0, 9, 10, 4096, usize::MAX] {
             assert_eq!(decimal(n, &mut digits), n.to_string().as_bytes());
