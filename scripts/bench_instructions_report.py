@@ -21,7 +21,9 @@ GATEWAY = "g"  # keysmith gateway, one MCP tools/call forwarded to nginx
 # Inclusive costs named in the table: where the instructions of a request go.
 PARTS = {
     "sqlite": "sqlite3_step",  # every SQLite statement: the audit row, the point read
-    "sha": "sha2::sha256::compress256",  # the cache's fingerprint of the presented key
+    # SHA-256: the key's HMAC when the cache is off (the warm cache hashes no
+    # more: backend/presented.rs)
+    "sha": "sha2::sha256::compress256",
     "jsonrpc": "keysmith_verify::layer::jsonrpc::read_message",  # the body read strictly
     # the forwarding headers, both ways (hop-by-hop dropped, forwarding set)
     "headers": (
@@ -121,9 +123,10 @@ def served(oha_json: pathlib.Path, expected: int) -> None:
 def main(work: str, n1: str, n2: str) -> None:
     work_dir, n1, n2 = pathlib.Path(work), int(n1), int(n2)
     per_request, unlisted = {}, {}
-    # GATEWAY_ONLY runs have (g) alone.
+    # ONLY= runs have some rows alone (ONLY=g: row (g) and its stages).
     runs = [(label, name) for label, name in RUNS if (work_dir / f"{label}-{n1}.out").exists()]
-    for label in [label for label, _ in runs] + [GATEWAY]:
+    gateway = (work_dir / f"{GATEWAY}-{n1}.out").exists()
+    for label in [label for label, _ in runs] + [GATEWAY] * gateway:
         small, large = (work_dir / f"{label}-{n}.out" for n in (n1, n2))
         for n in (n1, n2):
             served(work_dir / f"{label}-{n}.oha", n)
@@ -144,18 +147,22 @@ def main(work: str, n1: str, n2: str) -> None:
     if runs:
         lines += [
             "",
-            "| run | instructions / request | of (a) | added to (a) | in SQLite | in SHA-256 (fingerprint; key HMAC when cache off) |",
+            "| run | instructions / request | of (a) | added to (a) | in SQLite | in SHA-256 (the key's HMAC, cache off) |",
             "|---|---|---|---|---|---|",
         ]
     else:
-        lines += ["", "Rows (a)–(c) not run this time (`GATEWAY_ONLY=1`): row (g) alone."]
-    base = per_request["a"]["total"] if runs else 0
+        lines += ["", "Rows (a)–(c) not run this time (`ONLY=g`): row (g) alone."]
+    base = per_request["a"]["total"] if "a" in per_request else None
     for label, name in runs:
         r = per_request[label]
+        against_a = (f"{r['total'] / base:.2f}× | +{r['total'] - base:,.0f}"
+                     if base else "— | —")
         lines.append(
-            f"| {name} | {r['total']:,.0f} | {r['total'] / base:.2f}× | "
-            f"+{r['total'] - base:,.0f} | {r['sqlite']:,.0f} | {r['sha']:,.0f} |"
+            f"| {name} | {r['total']:,.0f} | {against_a} | {r['sqlite']:,.0f} | {r['sha']:,.0f} |"
         )
+    if not gateway:
+        print(replace_section("instructions", "Instructions per request", lines))
+        return
     g = per_request[GATEWAY]
     # Every part named for the gateway runs on each of its requests: a zero
     # means the function was renamed or inlined, not that it costs nothing.

@@ -125,6 +125,9 @@ impl SqliteWriter {
     }
 }
 
+// Out of line: the audit stage a profile names (scripts/bench-instructions);
+// inlined, the writer thread's cost fell outside every stage.
+#[inline(never)]
 fn write(
     conn: &mut Option<Connection>,
     file: &Path,

@@ -8,6 +8,7 @@ use std::{future::Future, pin::Pin, sync::Arc};
 use crate::outcome::{Refusal, VerifiedKey};
 
 pub mod cache;
+mod presented;
 #[cfg(feature = "sql")]
 pub mod invalidation;
 #[cfg(feature = "remote")]
