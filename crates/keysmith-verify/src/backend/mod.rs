@@ -8,9 +8,9 @@ use std::{future::Future, pin::Pin, sync::Arc};
 use crate::outcome::{Refusal, VerifiedKey};
 
 pub mod cache;
-mod presented;
 #[cfg(feature = "sql")]
 pub mod invalidation;
+mod presented;
 #[cfg(feature = "remote")]
 pub mod remote;
 #[cfg(feature = "sql")]

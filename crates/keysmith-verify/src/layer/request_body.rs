@@ -331,7 +331,7 @@ mod tests {
         let normalized = |pairs: &[(&'static str, &'static str)], len: usize| {
             let mut headers = HeaderMap::new();
             for (name, value) in pairs {
-                headers.append(*name, HeaderValue::from_static(*value));
+                headers.append(*name, HeaderValue::from_static(value));
             }
             normalize(&mut headers, len);
             let all = |name| -> Vec<_> { headers.get_all(name).iter().cloned().collect() };
