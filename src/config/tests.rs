@@ -108,3 +108,93 @@ fn debug_hides_passwords() {
     );
     assert!(shown.contains("postgres://app:***@db/keysmith"));
 }
+
+#[test]
+fn intervals_retention_and_webhook_cap_have_defaults_bounds_and_say_what_they_want() {
+    let c = config(&[]).expect("defaults");
+    assert_eq!(
+        (c.scheduler_interval, c.webhook_interval, c.webhook_timeout),
+        (
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+            Duration::from_secs(10)
+        )
+    );
+    assert_eq!(
+        (c.audit_retention_days, c.max_webhooks_per_tenant),
+        (90, 10)
+    );
+    let c = config(&[
+        ("KEYSMITH_WEBHOOK_TIMEOUT_SECS", "60"),
+        ("KEYSMITH_AUDIT_RETENTION_DAYS", "36500"),
+        ("KEYSMITH_MAX_WEBHOOKS_PER_TENANT", "1000"),
+    ])
+    .expect("the bounds themselves");
+    assert_eq!(c.webhook_timeout, Duration::from_secs(60));
+    assert_eq!(
+        (c.audit_retention_days, c.max_webhooks_per_tenant),
+        (36_500, 1_000)
+    );
+    for (name, value, wanted) in [
+        (
+            "KEYSMITH_SCHEDULER_INTERVAL_SECS",
+            "0",
+            "a positive number of seconds",
+        ),
+        (
+            "KEYSMITH_WEBHOOK_INTERVAL_SECS",
+            "-5",
+            "a positive number of seconds",
+        ),
+        (
+            "KEYSMITH_WEBHOOK_TIMEOUT_SECS",
+            "61",
+            "a whole number of seconds from 1 to 60",
+        ),
+        (
+            "KEYSMITH_AUDIT_RETENTION_DAYS",
+            "0",
+            "a whole number of days from 1 to 36500",
+        ),
+        (
+            "KEYSMITH_MAX_WEBHOOKS_PER_TENANT",
+            "1001",
+            "a whole number from 1 to 1000",
+        ),
+        (
+            "KEYSMITH_HEADER_TIMEOUT_SECS",
+            "x",
+            "a whole number of seconds from 1 to 86400",
+        ),
+    ] {
+        let err = config(&[(name, value)]).expect_err("out of bounds");
+        assert_eq!(
+            err.to_string(),
+            format!("{name} must be {wanted}"),
+            "{name}={value}"
+        );
+    }
+}
+
+#[test]
+fn flags_are_on_only_for_one_true_or_yes() {
+    for (value, on) in [
+        ("1", true),
+        ("true", true),
+        ("yes", true),
+        ("0", false),
+        ("no", false),
+        ("TRUE", false),
+    ] {
+        let c = config(&[
+            ("KEYSMITH_REQUIRE_TOTP", value),
+            ("KEYSMITH_WEBHOOK_ALLOW_PRIVATE", value),
+        ])
+        .expect("valid");
+        assert_eq!(
+            (c.require_totp, c.webhook_allow_private),
+            (on, on),
+            "{value}"
+        );
+    }
+}
