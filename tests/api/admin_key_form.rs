@@ -30,32 +30,74 @@ async fn saved(app: &TestApp) -> (i64, i64) {
     (app.count("api_keys").await, app.count("audit_events").await)
 }
 
+/// Signs in as an admin of acme and opens the keys page: the signed-in
+/// client and the page.
+async fn keys_page(app: &TestApp) -> (reqwest::Client, String) {
+    admin_user(app, "admin@acme.test", Role::Admin).await;
+    let client = browser();
+    sign_in(app, &client, "admin@acme.test", PASSWORD).await;
+    let page = client
+        .get(app.url("/admin/api-keys?tenant=acme"))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    (client, page)
+}
+
+/// The create form of `page` (its CSRF and form tokens, tenant acme) with `fields`.
+fn key_form(page: &str, fields: &[(&str, &str)]) -> Vec<(String, String)> {
+    let tokens = [
+        ("csrf", csrf_of(page)),
+        ("form_token", field(page, "form_token")),
+        ("tenant", "acme".to_owned()),
+    ];
+    tokens
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .chain(
+            fields
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned())),
+        )
+        .collect()
+}
+
+/// Posts `form`, which must be refused (422) with nothing saved: the page it
+/// comes back as.
+async fn refused(app: &TestApp, client: &reqwest::Client, form: &[(String, String)]) -> String {
+    let before = saved(app).await;
+    let res = client
+        .post(app.url("/admin/api-keys"))
+        .form(form)
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = res.text().await.expect("html");
+    assert_eq!(saved(app).await, before, "nothing saved");
+    html
+}
+
 both_engines! {
     async fn a_refused_key_form_comes_back_whole_with_every_error_and_saves_nothing(app: TestApp) {
-        admin_user(&app, "admin@acme.test", Role::Admin).await;
         let su = app.create_service_user("ci-bot").await;
-        let client = browser();
-        sign_in(&app, &client, "admin@acme.test", PASSWORD).await;
-        let page = client.get(app.url("/admin/api-keys?tenant=acme")).send().await.expect("page").text().await.expect("html");
+        let (client, page) = keys_page(&app).await;
         let first_token = field(&page, "form_token");
-        let before = saved(&app).await;
-        let bad = [
-            ("csrf", csrf_of(&page)),
-            ("form_token", first_token.clone()),
-            ("tenant", "acme".to_owned()),
-            ("service_user_id", su.clone()),
-            ("name", "   ".to_owned()),
-            ("expires_in_days", "30".to_owned()),
-            ("expires_on", "2020-01-31".to_owned()),
-            ("allowed_tools", "whoami, bad tool".to_owned()),
-            ("allowed_prompts", "summarize".to_owned()),
-            ("rate_per_minute", "0".to_owned()),
-            ("tool_rates", "search* = 60".to_owned()),
-        ];
-        let res = client.post(app.url("/admin/api-keys")).form(&bad).send().await.expect("create");
-        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        let html = res.text().await.expect("html");
-        assert_eq!(saved(&app).await, before, "nothing saved");
+        let before_keys = app.count("api_keys").await;
+        let bad = key_form(&page, &[
+            ("service_user_id", &su),
+            ("name", "   "),
+            ("expires_in_days", "30"),
+            ("expires_on", "2020-01-31"),
+            ("allowed_tools", "whoami, bad tool"),
+            ("allowed_prompts", "summarize"),
+            ("rate_per_minute", "0"),
+            ("tool_rates", "search* = 60"),
+        ]);
+        let html = refused(&app, &client, &bad).await;
         assert!(html.contains("4 fields need a change"), "{html}");
         for (id, words) in [
             ("new-name-error", "The name must not be empty"),
@@ -86,68 +128,33 @@ both_engines! {
         assert_eq!(replay.status(), StatusCode::CONFLICT);
 
         // Fixed and sent with the fresh token: created once.
-        let good = [
-            ("csrf", csrf_of(&html)),
-            ("form_token", fresh),
-            ("tenant", "acme".to_owned()),
-            ("service_user_id", su.clone()),
-            ("name", "deploy".to_owned()),
-            ("expires_in_days", "30".to_owned()),
-            ("allowed_tools", "whoami".to_owned()),
-        ];
+        let good = key_form(&html, &[("service_user_id", &su), ("name", "deploy"), ("expires_in_days", "30"), ("allowed_tools", "whoami")]);
         let res = client.post(app.url("/admin/api-keys")).form(&good).send().await.expect("create");
         assert_eq!(res.status(), StatusCode::OK);
         assert!(res.text().await.expect("html").contains("only time"));
-        assert_eq!(app.count("api_keys").await, before.0 + 1);
+        assert_eq!(app.count("api_keys").await, before_keys + 1);
     }
 
     async fn a_date_past_the_policy_and_an_unknown_service_user_are_named_in_the_form_s_words(app: TestApp) {
-        admin_user(&app, "admin@acme.test", Role::Admin).await;
         app.create_service_user("ci-bot").await;
-        let client = browser();
-        sign_in(&app, &client, "admin@acme.test", PASSWORD).await;
-        let page = client.get(app.url("/admin/api-keys?tenant=acme")).send().await.expect("page").text().await.expect("html");
-        let before = saved(&app).await;
-        let form = [
-            ("csrf", csrf_of(&page)),
-            ("form_token", field(&page, "form_token")),
-            ("tenant", "acme".to_owned()),
-            ("service_user", "nobody-by-that-name".to_owned()),
-            ("name", "deploy".to_owned()),
-            ("expires_on", "2999-01-31".to_owned()),
-        ];
-        let res = client.post(app.url("/admin/api-keys")).form(&form).send().await.expect("create");
-        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        let html = res.text().await.expect("html");
-        assert_eq!(saved(&app).await, before);
+        let (client, page) = keys_page(&app).await;
+        let form = key_form(&page, &[("service_user", "nobody-by-that-name"), ("name", "deploy"), ("expires_on", "2999-01-31")]);
+        let html = refused(&app, &client, &form).await;
         assert!(html.contains("There is no service user named `nobody-by-that-name`"), "{html}");
         assert!(html.contains("The expiry date is beyond the tenant maximum"), "{html}");
         assert_eq!(typed(&html, "name"), "deploy");
     }
 
     async fn a_service_user_of_another_tenant_is_refused_beside_the_field(app: TestApp) {
-        admin_user(&app, "admin@acme.test", Role::Admin).await;
         app.create_service_user("ci-bot").await;
         let other = app.create_tenant("globex").await;
         let theirs = app.management_key(&other).await;
         let res = app.post_as(&theirs, "/api/v1/tenants/globex/service-users", &json!({"name": "theirs", "owner_email": "t@globex.test"})).await;
         let foreign = expect_json(res, StatusCode::CREATED).await["id"].as_str().expect("id").to_owned();
-        let client = browser();
-        sign_in(&app, &client, "admin@acme.test", PASSWORD).await;
-        let page = client.get(app.url("/admin/api-keys?tenant=acme")).send().await.expect("page").text().await.expect("html");
-        let before = saved(&app).await;
-        let form = [
-            ("csrf", csrf_of(&page)),
-            ("form_token", field(&page, "form_token")),
-            ("tenant", "acme".to_owned()),
-            ("service_user_id", foreign),
-            ("name", "deploy".to_owned()),
-        ];
-        let res = client.post(app.url("/admin/api-keys")).form(&form).send().await.expect("create");
-        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        let html = res.text().await.expect("html");
+        let (client, page) = keys_page(&app).await;
+        let form = key_form(&page, &[("service_user_id", &foreign), ("name", "deploy")]);
+        let html = refused(&app, &client, &form).await;
         assert!(html.contains("That service user is not in this tenant"), "{html}");
-        assert_eq!(saved(&app).await, before);
     }
 }
 
@@ -156,26 +163,12 @@ both_engines! {
         // The two management keys (one per start) are the working keys: the cap is reached.
         let clock = app.clock.clone();
         let app = TestApp::spawn_with(app.stop().await, &[("KEYSMITH_MAX_KEYS_PER_TENANT", "2".to_owned())], Some(clock)).await;
-        admin_user(&app, "admin@acme.test", Role::Admin).await;
         let su = app.create_service_user("ci-bot").await;
-        let client = browser();
-        sign_in(&app, &client, "admin@acme.test", PASSWORD).await;
-        let page = client.get(app.url("/admin/api-keys?tenant=acme")).send().await.expect("page").text().await.expect("html");
-        let before = saved(&app).await;
-        let form = [
-            ("csrf", csrf_of(&page)),
-            ("form_token", field(&page, "form_token")),
-            ("tenant", "acme".to_owned()),
-            ("service_user_id", su),
-            ("name", "one too many".to_owned()),
-            ("expires_in_days", "30".to_owned()),
-        ];
-        let res = client.post(app.url("/admin/api-keys")).form(&form).send().await.expect("create");
-        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        let html = res.text().await.expect("html");
+        let (client, page) = keys_page(&app).await;
+        let form = key_form(&page, &[("service_user_id", &su), ("name", "one too many"), ("expires_in_days", "30")]);
+        let html = refused(&app, &client, &form).await;
         let general = html.split("id=\"new-general-error\">").nth(1).expect("the reason above the form");
         assert!(general.split("</p>").next().expect("text").contains("A tenant has at most 2 working keys"), "{html}");
         assert_eq!(typed(&html, "name"), "one too many");
-        assert_eq!(saved(&app).await, before);
     }
 }

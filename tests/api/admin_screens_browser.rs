@@ -102,58 +102,55 @@ async fn every_page_fits_a_phone_and_a_desktop_in_both_themes() {
         "not-found",
         "/admin/api-keys/key_doesnotexist?tenant=acme".to_owned(),
     )];
-    for (name, base) in [("phone", Screen::PHONE), ("desktop", Screen::DESKTOP)] {
-        for dark in [false, true] {
-            let screen = Screen { dark, ..base };
-            let label = format!("screens-{name}-{}", if dark { "dark" } else { "light" });
-            let browser = Browser::start_with(&label, screen).await;
-            let b = &browser;
-            browser
-                .run(Duration::from_secs(120), async {
-                    b.goto(&app.url("/admin/sign-in")).await;
+    for (look, screen) in Screen::each_look() {
+        let label = format!("screens-{look}");
+        let browser = Browser::start_with(&label, screen).await;
+        let b = &browser;
+        browser
+            .run(Duration::from_secs(120), async {
+                b.goto(&app.url("/admin/sign-in")).await;
+                b.find("main h1").await;
+                b.screenshot("sign-in").await;
+                fits(&measure(b).await, "sign-in", screen);
+                sign_in(b, &app, "root@keysmith.test").await;
+                for (page, path) in &bare {
+                    b.goto(&app.url(path)).await;
                     b.find("main h1").await;
-                    b.screenshot("sign-in").await;
-                    fits(&measure(b).await, "sign-in", screen);
-                    sign_in(b, &app, "root@keysmith.test").await;
-                    for (page, path) in &bare {
-                        b.goto(&app.url(path)).await;
-                        b.find("main h1").await;
-                        b.screenshot(page).await;
-                        fits(&measure(b).await, page, screen);
-                    }
-                    // The answer to the create form: the key, shown once.
-                    b.goto(&app.url("/admin/api-keys?tenant=acme")).await;
-                    b.client
-                        .execute(
-                            "document.querySelector('details.create').open = true",
-                            vec![],
-                        )
-                        .await
-                        .expect("open the form");
-                    b.fill("#new-name", "a key made on a small screen").await;
-                    b.click("details.create button[type=submit]").await;
-                    b.find("input.plaintext").await;
-                    b.screenshot("key-shown").await;
-                    fits(&measure(b).await, "key-shown", screen);
-                    for (page, path) in &pages {
-                        b.goto(&app.url(path)).await;
-                        b.find("main h1").await;
-                        b.screenshot(page).await;
-                        let m = measure(b).await;
-                        fits(&m, page, screen);
-                        let at = format!("{page} at {} px, dark {dark}: {m}", screen.width);
-                        assert!(
-                            m["signout_width"].as_f64() > Some(0.0),
-                            "Sign out is shown: {at}"
-                        );
-                        assert!(
-                            m["signout_right"].as_f64() <= m["viewport"].as_f64(),
-                            "Sign out is cut off: {at}"
-                        );
-                    }
-                })
-                .await;
-        }
+                    b.screenshot(page).await;
+                    fits(&measure(b).await, page, screen);
+                }
+                // The answer to the create form: the key, shown once.
+                b.goto(&app.url("/admin/api-keys?tenant=acme")).await;
+                b.client
+                    .execute(
+                        "document.querySelector('details.create').open = true",
+                        vec![],
+                    )
+                    .await
+                    .expect("open the form");
+                b.fill("#new-name", "a key made on a small screen").await;
+                b.click("details.create button[type=submit]").await;
+                b.find("input.plaintext").await;
+                b.screenshot("key-shown").await;
+                fits(&measure(b).await, "key-shown", screen);
+                for (page, path) in &pages {
+                    b.goto(&app.url(path)).await;
+                    b.find("main h1").await;
+                    b.screenshot(page).await;
+                    let m = measure(b).await;
+                    fits(&m, page, screen);
+                    let at = format!("{page} at {} px, dark {}: {m}", screen.width, screen.dark);
+                    assert!(
+                        m["signout_width"].as_f64() > Some(0.0),
+                        "Sign out is shown: {at}"
+                    );
+                    assert!(
+                        m["signout_right"].as_f64() <= m["viewport"].as_f64(),
+                        "Sign out is cut off: {at}"
+                    );
+                }
+            })
+            .await;
     }
 }
 

@@ -161,3 +161,24 @@ impl Drop for Running {
         let _ = self.child.wait();
     }
 }
+
+/// Kills `child`'s whole process group (it was started with
+/// `process_group(0)`: the group holds every process it started), then
+/// reaps it.
+pub fn kill_group(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Asserts a finished process succeeded, showing its stderr when not.
+#[track_caller]
+pub fn assert_ran(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -62,11 +62,7 @@ impl Chromedriver {
 impl Drop for Chromedriver {
     fn drop(&mut self) {
         // The group holds chromedriver and every Chromium process it started.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::child::kill_group(&mut self.child);
     }
 }
 
@@ -103,6 +99,19 @@ impl Screen {
         dark: false,
         answer_dialogs_myself: false,
     };
+
+    /// A phone and a desktop, each light and dark, with what names them in
+    /// a screenshot's label (`phone-dark`).
+    pub fn each_look() -> Vec<(String, Self)> {
+        let mut looks = Vec::new();
+        for (name, base) in [("phone", Self::PHONE), ("desktop", Self::DESKTOP)] {
+            for dark in [false, true] {
+                let theme = if dark { "dark" } else { "light" };
+                looks.push((format!("{name}-{theme}"), Self { dark, ..base }));
+            }
+        }
+        looks
+    }
 }
 
 impl Browser {

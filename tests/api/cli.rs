@@ -4,7 +4,10 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::helpers::{ClosedPort, Engine, TestDb};
+use crate::{
+    child::assert_ran,
+    helpers::{ClosedPort, Engine, TestDb},
+};
 
 fn keysmith(db: &TestDb, args: &[&str], stdin: Option<&str>) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_keysmith"))
@@ -32,11 +35,7 @@ fn keysmith(db: &TestDb, args: &[&str], stdin: Option<&str>) -> std::process::Ou
 async fn from_nothing_to_a_verified_key(engine: Engine) {
     let db = TestDb::new(engine).await;
     let out = keysmith(&db, &["migrate"], None);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ran(&out);
     let out = keysmith(
         &db,
         &[
@@ -50,11 +49,7 @@ async fn from_nothing_to_a_verified_key(engine: Engine) {
         ],
         None,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ran(&out);
 
     let dup = keysmith(&db, &["tenant", "create", "acme", "--name", "Again"], None);
     assert!(!dup.status.success());
@@ -68,11 +63,7 @@ async fn from_nothing_to_a_verified_key(engine: Engine) {
         &["tenant", "policy", "acme", "--rotation-overlap-days", "3"],
         None,
     );
-    assert!(
-        policy.status.success(),
-        "{}",
-        String::from_utf8_lossy(&policy.stderr)
-    );
+    assert_ran(&policy);
     let shown: Value = serde_json::from_slice(&policy.stdout).expect("policy json");
     assert_eq!(shown["rotation_overlap_days"], 3);
     let refused = keysmith(
@@ -134,11 +125,7 @@ async fn from_nothing_to_a_verified_key(engine: Engine) {
         ],
         Some("a long enough password\n"),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ran(&out);
     let short = keysmith(
         &db,
         &["user", "create", "--email", "x@acme.test"],
@@ -148,22 +135,14 @@ async fn from_nothing_to_a_verified_key(engine: Engine) {
 
     for action in ["disable", "enable"] {
         let out = keysmith(&db, &["user", action, "--email", "owner@acme.test"], None);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_ran(&out);
     }
     let out = keysmith(
         &db,
         &["user", "reset-password", "--email", "owner@acme.test"],
         Some("a temporary password\n"),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ran(&out);
     assert!(String::from_utf8_lossy(&out.stdout).contains("must choose a new one"));
     let short = keysmith(
         &db,
@@ -215,11 +194,7 @@ async fn from_nothing_to_a_verified_key(engine: Engine) {
         ],
         None,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ran(&out);
     let created: Value = serde_json::from_slice(&out.stdout).expect("json output");
     let key = created["key"].as_str().expect("key");
     assert!(key.starts_with("acme_"), "{key}");
@@ -262,11 +237,7 @@ async fn from_nothing_to_a_verified_key(engine: Engine) {
         ],
         None,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ran(&out);
     let verify_only: Value = serde_json::from_slice(&out.stdout).expect("json output");
     let verify_only_id = verify_only["id"].as_str().expect("id").to_owned();
     let verify_only = verify_only["key"].as_str().expect("key").to_owned();

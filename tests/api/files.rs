@@ -13,6 +13,7 @@ use reqwest::StatusCode;
 use crate::{
     admin::{PASSWORD, admin_user, browser, sign_in},
     both_engines,
+    child::assert_ran,
     helpers::{Engine, TestDb},
 };
 
@@ -41,11 +42,7 @@ fn the_data_directory_and_sqlite_files_are_private_to_the_service() {
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("fresh");
     let out = migrate(&data, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ran(&out);
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&data.join("pepper")), 0o600);
     for entry in std::fs::read_dir(&data).expect("list") {
@@ -62,11 +59,7 @@ fn the_data_directory_and_sqlite_files_are_private_to_the_service() {
     )
     .expect("chmod");
     let out = migrate(&data, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ran(&out);
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&data.join("keysmith.db")), 0o600);
 }
@@ -76,11 +69,7 @@ async fn a_readable_pepper_file_is_refused_unless_allowed(engine: Engine) {
     let url = db.url.clone();
     let with_db = [("KEYSMITH_DATABASE_URL", url.as_str())];
     let out = migrate(db.dir.path(), &with_db);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ran(&out);
     let pepper = db.dir.path().join("pepper");
     std::fs::set_permissions(&pepper, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     let out = migrate(db.dir.path(), &with_db);
@@ -96,11 +85,7 @@ async fn a_readable_pepper_file_is_refused_unless_allowed(engine: Engine) {
         db.dir.path(),
         &[with_db[0], ("KEYSMITH_ALLOW_READABLE_PEPPER", "1")],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ran(&out);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("readable by others"),
         "warned"

@@ -38,9 +38,52 @@ pub struct McpServer {
     pub url: String,
     pub layer: VerifyLayer,
     pub verifier_db: Db,
-    flusher: Option<AuditFlusher>,
+    serving: Serving,
+}
+
+/// A server task a test can stop: told to stop, awaited (bounded), then its
+/// queued audit events written. Dropped without [`Serving::stop`], it is
+/// only told to stop.
+#[derive(Debug)]
+pub struct Serving {
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    flusher: Option<AuditFlusher>,
+}
+
+impl Serving {
+    pub fn new(
+        stop: oneshot::Sender<()>,
+        task: tokio::task::JoinHandle<()>,
+        flusher: Option<AuditFlusher>,
+    ) -> Self {
+        Self {
+            stop: Some(stop),
+            task: Some(task),
+            flusher,
+        }
+    }
+
+    /// Stops serving, then writes every queued audit event.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+        if let Some(flusher) = self.flusher.take() {
+            flusher.shutdown().await;
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
 }
 
 impl McpServer {
@@ -99,23 +142,13 @@ impl McpServer {
             url,
             layer,
             verifier_db,
-            flusher,
-            stop: Some(stop),
-            task: Some(task),
+            serving: Serving::new(stop, task, flusher),
         }
     }
 
     /// Graceful shutdown: stop serving, then flush the audit queue.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
-        }
-        if let Some(flusher) = self.flusher.take() {
-            flusher.shutdown().await;
-        }
+    pub async fn shutdown(self) {
+        self.serving.stop().await;
     }
 
     pub async fn client(
@@ -150,14 +183,6 @@ impl McpServer {
             request = request.header(*name, *value);
         }
         request.send().await.expect("request")
-    }
-}
-
-impl Drop for McpServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 
@@ -426,24 +451,50 @@ both_engines! {
     }
 }
 
-/// PostgreSQL only: a revoke on the server reaches another instance's cache
-/// through `NOTIFY`, long before the cache TTL (an hour here) would.
-#[tokio::test]
-async fn postgres_notify_invalidates_other_instances() {
+/// Another instance: PostgreSQL, a layer with its own cache (an hour's TTL)
+/// that listens for `NOTIFY`, and a key of a service user it has cached.
+struct AnotherInstance {
+    su: String,
+    key: Value,
+    mcp: McpServer,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+async fn another_instance_with_a_cached_key() -> (TestApp, AnotherInstance) {
     let app = TestApp::spawn(crate::helpers::Engine::Postgres).await;
     let su = app.create_service_user("ci-bot").await;
     let key = app.create_key(&su, json!({})).await;
-    let plain = key["key"].as_str().expect("key");
     let mcp = McpServer::start(&app, Backend::Sql, Duration::from_secs(3600)).await;
     let listener =
         keysmith_verify::backend::invalidation::listen_postgres(&app.db.url, mcp.layer.clone())
             .await
             .expect("listen");
+    let plain = key["key"].as_str().expect("key");
     assert_eq!(
         mcp.raw(Some(plain), &initialize(), &[]).await.status(),
         StatusCode::OK,
         "cached now"
     );
+    let instance = AnotherInstance {
+        su,
+        key,
+        mcp,
+        listener,
+    };
+    (app, instance)
+}
+
+/// PostgreSQL only: a revoke on the server reaches another instance's cache
+/// through `NOTIFY`, long before the cache TTL (an hour here) would.
+#[tokio::test]
+async fn postgres_notify_invalidates_other_instances() {
+    let (
+        app,
+        AnotherInstance {
+            key, mcp, listener, ..
+        },
+    ) = another_instance_with_a_cached_key().await;
+    let plain = key["key"].as_str().expect("key");
     expect_json(
         app.revoke_key(key["id"].as_str().expect("id"), "leaked")
             .await,
@@ -557,20 +608,16 @@ both_engines! {
 
 #[tokio::test]
 async fn a_disabled_service_user_is_refused_by_other_instances_at_once() {
-    let app = TestApp::spawn(crate::helpers::Engine::Postgres).await;
-    let su = app.create_service_user("ci-bot").await;
-    let key = app.create_key(&su, json!({})).await;
+    let (
+        app,
+        AnotherInstance {
+            su,
+            key,
+            mcp,
+            listener,
+        },
+    ) = another_instance_with_a_cached_key().await;
     let plain = key["key"].as_str().expect("key");
-    let mcp = McpServer::start(&app, Backend::Sql, Duration::from_secs(3600)).await;
-    let listener =
-        keysmith_verify::backend::invalidation::listen_postgres(&app.db.url, mcp.layer.clone())
-            .await
-            .expect("listen");
-    assert_eq!(
-        mcp.raw(Some(plain), &initialize(), &[]).await.status(),
-        StatusCode::OK,
-        "cached now"
-    );
     expect_json(
         app.post(
             &format!("/api/v1/tenants/acme/service-users/{su}/disable"),

@@ -33,7 +33,7 @@ pub async fn set_limits(
     now: OffsetDateTime,
 ) -> DomainResult<KeyRow> {
     let mut tx = crate::db::begin_write(pool).await?;
-    let current = super::lifecycle::fetch_live(&mut tx, &tenant.id, key_id, now).await?;
+    let current = super::revocation::fetch_live(&mut tx, &tenant.id, key_id, now).await?;
     let before = current.limits();
     let limits = super::limits(
         change.rate_limit.unwrap_or(before.rate_limit.clone()),

@@ -13,12 +13,14 @@ pub mod leaks;
 mod lifecycle;
 mod limits;
 mod queries;
+mod revocation;
 mod sweep;
 
 pub(crate) use lifecycle::create_for_grant;
-pub use lifecycle::{Rotation, create, revoke, rotate};
+pub use lifecycle::{Rotation, create, rotate};
 pub use limits::{LimitsChange, set_limits};
 pub use queries::{KeyFilter, get, list, management_expiring, state_of};
+pub use revocation::revoke;
 pub use sweep::{SweepReport, sweep};
 
 use crate::domain::UnixTime;

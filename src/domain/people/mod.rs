@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod form_tokens;
 pub mod invitations;
 pub mod lifecycle;
+pub mod passwords;
 pub mod setup;
 pub mod sign_in_throttle;
 pub mod totp;

@@ -11,11 +11,11 @@ use std::{
     time::Duration,
 };
 
-use keysmith_verify::{TenantScope, audit::AuditFlusher};
+use keysmith_verify::TenantScope;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use crate::{gateway::start_gateway, helpers::TestApp};
+use crate::{gateway::start_gateway, helpers::TestApp, mcp::Serving};
 
 /// Where the harness lives.
 pub fn conformance_dir() -> PathBuf {
@@ -156,11 +156,7 @@ impl Upstream {
 
 impl Drop for Upstream {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::child::kill_group(&mut self.child);
     }
 }
 
@@ -217,9 +213,7 @@ impl CliClient {
 #[derive(Debug)]
 pub struct Gateway {
     pub base: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-    flusher: Option<AuditFlusher>,
+    serving: Serving,
 }
 
 impl Gateway {
@@ -232,9 +226,7 @@ impl Gateway {
         .await;
         Self {
             base,
-            stop: Some(stop),
-            task: Some(task),
-            flusher: Some(flusher),
+            serving: Serving::new(stop, task, Some(flusher)),
         }
     }
 
@@ -243,24 +235,8 @@ impl Gateway {
     }
 
     /// Stops serving, then writes every queued audit event.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
-        }
-        if let Some(flusher) = self.flusher.take() {
-            flusher.shutdown().await;
-        }
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+    pub async fn stop(self) {
+        self.serving.stop().await;
     }
 }
 

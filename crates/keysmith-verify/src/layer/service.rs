@@ -26,6 +26,7 @@ use super::{
     capabilities,
     future::ResponseFuture,
     guard,
+    jsonrpc::Message,
     limited::limit,
     listings,
     refused::Refused,
@@ -34,7 +35,11 @@ use super::{
     stage::{Admitting, Authenticating, JudgingBody, Limiting},
     upstream,
 };
-use crate::{identity::AuditIds, outcome::VerifyCode, telemetry};
+use crate::{
+    identity::{AuditIds, Identity},
+    outcome::VerifyCode,
+    telemetry,
+};
 
 #[derive(Debug, Clone)]
 pub struct VerifyService<S> {
@@ -128,14 +133,34 @@ where
     if let Err(refused) = Limiting::new(limit(&shared, shared.mcp, key, message.as_ref())).await {
         return Err(refuse.answer(&parts, subject, refused).await);
     }
+    Ok(forward(
+        &shared,
+        (parts, body),
+        &identity,
+        message,
+        admitted,
+        started,
+    ))
+}
+
+/// A request every stage let through: counted valid, its audit line begun,
+/// and sent on with what its answer goes through.
+fn forward<ReqBody>(
+    shared: &Arc<Shared>,
+    (parts, body): (Parts, ReqBody),
+    identity: &Arc<Identity>,
+    message: Option<Message>,
+    admitted: session::Admitted,
+    started: Instant,
+) -> (Request<ReqBody>, Forwarded) {
     shared.metrics.valid();
     // Every answer is read for listings when the key names an allowlist:
     // by what it carries, not what was asked.
-    let filter = listings::filter_for(shared.mcp, key, message.as_ref());
+    let filter = listings::filter_for(shared.mcp, &identity.key, message.as_ref());
     // The message's last use: its tool name moves into the line.
-    let line = audit_line::line_taking(&shared, &parts, ids, message, VerifyCode::Valid);
+    let line = audit_line::line_taking(shared, &parts, &identity.audit, message, VerifyCode::Valid);
     let pending = PendingAudit::new(shared.clone(), line, started);
-    let request = upstream::request(parts, body, &identity, filter.is_some());
+    let request = upstream::request(parts, body, identity, filter.is_some());
     let forwarded = Forwarded {
         shared: shared.clone(),
         identity: identity.clone(),
@@ -143,7 +168,7 @@ where
         pending,
         filter,
     };
-    Ok((request, forwarded))
+    (request, forwarded)
 }
 
 /// How the pipeline refuses a verified key's request: audited, counted,

@@ -38,7 +38,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use self::envelope::{Addressed, Params};
+use self::envelope::{Addressed, Envelope, Params};
 pub use self::strict::MAX_DEPTH;
 pub(crate) use self::strict::same_member;
 pub use self::uses::{
@@ -193,97 +193,107 @@ impl Rejection {
 /// message is are kept ([`envelope`]); `tests.rs` holds this to the same
 /// verdicts as a reader that builds the whole tree first.
 pub fn read_message(body: &[u8]) -> Result<Message, Rejection> {
+    let mut envelope = read_envelope(body)?;
+    let id = read_id(envelope.id.take())?;
+    check_framing(&envelope, &id)?;
+    let Some(method) = envelope.method.take() else {
+        return read_response(&envelope, id);
+    };
+    let method = read_method(method, &envelope, &id)?;
+    let addressed = read_params(envelope.params, &id)?;
+    if method == TOOLS_CALL {
+        read_tool_call(addressed, id)
+    } else {
+        read_other_method(method, addressed, id)
+    }
+}
+
+/// The body as one JSON object under the strict rule; no id can be echoed yet.
+fn read_envelope(body: &[u8]) -> Result<Envelope<'_>, Rejection> {
     let envelope = envelope::read(body).map_err(|_| Rejection {
         code: PARSE_ERROR,
         message: NOT_STRICT_JSON,
         id: Value::Null,
     })?;
-    let Some(envelope) = envelope else {
-        return Err(Rejection::invalid(
+    envelope.ok_or_else(|| {
+        Rejection::invalid(
             "the body must be one JSON-RPC message object (batches are not accepted)",
             &Value::Null,
-        ));
-    };
-    let id = envelope.id.unwrap_or(Value::Null);
+        )
+    })
+}
+
+/// The id (`null` when absent); every later refusal echoes it.
+fn read_id(id: Option<Value>) -> Result<Value, Rejection> {
+    let id = id.unwrap_or(Value::Null);
     if !valid_id(&id) {
         return Err(Rejection::invalid(
             "id must be a string of at most 128 bytes or a safe integer",
             &Value::Null,
         ));
     }
-    // A refusal from here on echoes the (valid) id.
-    let echo = &id;
+    Ok(id)
+}
+
+/// Only JSON-RPC members, and `jsonrpc` exactly `"2.0"`.
+fn check_framing(envelope: &Envelope<'_>, id: &Value) -> Result<(), Rejection> {
     if envelope.has_unknown {
         return Err(Rejection::invalid(
             "unknown member in a JSON-RPC message",
-            echo,
+            id,
         ));
     }
-    if envelope.jsonrpc.flatten().as_deref() != Some("2.0") {
-        return Err(Rejection::invalid("jsonrpc must be \"2.0\"", echo));
+    if envelope.jsonrpc.as_ref().and_then(Option::as_deref) != Some("2.0") {
+        return Err(Rejection::invalid("jsonrpc must be \"2.0\"", id));
     }
-    let Some(method) = envelope.method else {
-        let is_response = envelope.has_result ^ envelope.has_error;
-        return if is_response && envelope.params.is_none() && !id.is_null() {
-            Ok(Message::Response { id })
-        } else {
-            Err(Rejection::invalid(
-                "a message needs a method, or an id with exactly one of result and error",
-                echo,
-            ))
-        };
-    };
+    Ok(())
+}
+
+/// A message without a method: a response, with an id and exactly one of
+/// `result` and `error`.
+fn read_response(envelope: &Envelope<'_>, id: Value) -> Result<Message, Rejection> {
+    let is_response = envelope.has_result ^ envelope.has_error;
+    if is_response && envelope.params.is_none() && !id.is_null() {
+        Ok(Message::Response { id })
+    } else {
+        Err(Rejection::invalid(
+            "a message needs a method, or an id with exactly one of result and error",
+            &id,
+        ))
+    }
+}
+
+/// A request's method: a valid name, on a message without `result`/`error`.
+fn read_method<'de>(
+    method: Option<Cow<'de, str>>,
+    envelope: &Envelope<'de>,
+    id: &Value,
+) -> Result<Cow<'de, str>, Rejection> {
     if envelope.has_result || envelope.has_error {
         return Err(Rejection::invalid(
             "a request cannot carry result or error",
-            echo,
-        ));
-    }
-    let Some(method) = method.filter(|m| valid_method(m)) else {
-        return Err(Rejection::invalid(
-            "method must be 1-128 characters of A-Z a-z 0-9 / _ . : - $",
-            echo,
-        ));
-    };
-    let addressed = match envelope.params {
-        None => Addressed::default(),
-        Some(Params::Object(addressed)) => addressed,
-        Some(Params::Other) => return Err(Rejection::invalid("params must be an object", echo)),
-    };
-    if method != TOOLS_CALL {
-        if misspelled_governed(&method) {
-            return Err(Rejection::invalid(
-                "tools/call, resources/*, prompts/get and completion/complete must be spelled exactly",
-                echo,
-            ));
-        }
-        let reference = addressed
-            .reference
-            .as_ref()
-            .map(|r| [r.kind.as_deref(), r.name.as_deref(), r.uri.as_deref()]);
-        let named = Named {
-            name: addressed.name.as_deref(),
-            uri: addressed.uri.as_deref(),
-            reference,
-        };
-        let uses = uses_of(&method, named).map_err(|message| Rejection {
-            code: INVALID_PARAMS,
-            message,
-            id: id.clone(),
-        })?;
-        let addresses = match AddressedMember::of(&method) {
-            Some(AddressedMember::Name) => addressed.name,
-            Some(AddressedMember::Uri) => addressed.uri,
-            Some(AddressedMember::TaskId) => addressed.task_id,
-            None => None,
-        };
-        return Ok(Message::Method {
-            method: method.into_owned(),
             id,
-            addresses: addresses.map(Cow::into_owned),
-            uses,
-        });
+        ));
     }
+    method.filter(|m| valid_method(m)).ok_or_else(|| {
+        Rejection::invalid(
+            "method must be 1-128 characters of A-Z a-z 0-9 / _ . : - $",
+            id,
+        )
+    })
+}
+
+/// `params`, when present, must be an object.
+fn read_params<'de>(params: Option<Params<'de>>, id: &Value) -> Result<Addressed<'de>, Rejection> {
+    match params {
+        None => Ok(Addressed::default()),
+        Some(Params::Object(addressed)) => Ok(addressed),
+        Some(Params::Other) => Err(Rejection::invalid("params must be an object", id)),
+    }
+}
+
+/// A `tools/call`: `params.name` is the tool.
+fn read_tool_call(addressed: Addressed<'_>, id: Value) -> Result<Message, Rejection> {
     match addressed.name {
         Some(name) if valid_tool_name(&name) => Ok(Message::ToolCall {
             name: name.into_owned(),
@@ -295,6 +305,47 @@ pub fn read_message(body: &[u8]) -> Result<Message, Rejection> {
             id,
         }),
     }
+}
+
+/// Any other method: what it uses that an allowlist governs, and what its
+/// `Mcp-Name` header must mirror.
+fn read_other_method(
+    method: Cow<'_, str>,
+    addressed: Addressed<'_>,
+    id: Value,
+) -> Result<Message, Rejection> {
+    if misspelled_governed(&method) {
+        return Err(Rejection::invalid(
+            "tools/call, resources/*, prompts/get and completion/complete must be spelled exactly",
+            &id,
+        ));
+    }
+    let reference = addressed
+        .reference
+        .as_ref()
+        .map(|r| [r.kind.as_deref(), r.name.as_deref(), r.uri.as_deref()]);
+    let named = Named {
+        name: addressed.name.as_deref(),
+        uri: addressed.uri.as_deref(),
+        reference,
+    };
+    let uses = uses_of(&method, named).map_err(|message| Rejection {
+        code: INVALID_PARAMS,
+        message,
+        id: id.clone(),
+    })?;
+    let addresses = match AddressedMember::of(&method) {
+        Some(AddressedMember::Name) => addressed.name,
+        Some(AddressedMember::Uri) => addressed.uri,
+        Some(AddressedMember::TaskId) => addressed.task_id,
+        None => None,
+    };
+    Ok(Message::Method {
+        method: method.into_owned(),
+        id,
+        addresses: addresses.map(Cow::into_owned),
+        uses,
+    })
 }
 
 /// A governed method in another case (`TOOLS/CALL`, `Resources/Read`).

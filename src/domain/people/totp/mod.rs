@@ -3,108 +3,22 @@
 //! encrypted under the pepper, recovery codes as an HMAC under it: a copy of
 //! the database alone yields neither.
 
+mod secret;
+
 use crate::domain::{AdminId, TenantId, UnixTime};
 use sqlx::AnyPool;
 use time::OffsetDateTime;
-use totp_rs::{Builder, Secret, Totp};
 
-use crate::domain::{
-    crypto::random,
-    crypto::sealed::{self, Purpose},
-};
+pub use self::secret::TotpSecret;
+use self::secret::{open, recovery_hash, seal};
+use crate::domain::crypto::random;
 use crate::{
     domain::error::{DomainError, DomainResult},
     domain::{Actor, audit, people::lifecycle},
 };
 use keysmith_verify::Peppers;
 
-const SECRET_BYTES: usize = 20;
 pub const RECOVERY_CODES: usize = 10;
-
-/// A TOTP secret in clear, only in memory. `Debug` hides it.
-pub struct TotpSecret(Vec<u8>);
-
-impl std::fmt::Debug for TotpSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TotpSecret([redacted])")
-    }
-}
-
-impl TotpSecret {
-    fn generate() -> DomainResult<Self> {
-        let mut bytes = vec![0u8; SECRET_BYTES];
-        getrandom::fill(&mut bytes)
-            .map_err(|e| DomainError::Internal(anyhow::anyhow!("random: {e}")))?;
-        Ok(Self(bytes))
-    }
-
-    fn totp(&self) -> DomainResult<Totp> {
-        Builder::new()
-            .with_secret(Secret::from(self.0.clone()))
-            .with_skew(1)
-            .build()
-            .map_err(|e| DomainError::Internal(anyhow::anyhow!("totp: {e}")))
-    }
-
-    /// What people type into an authenticator app.
-    pub fn base32(&self) -> String {
-        Secret::from(self.0.clone()).to_base32()
-    }
-
-    /// The `otpauth://` URI an authenticator app reads from the QR code.
-    pub fn uri(&self, email: &str) -> String {
-        let label: String =
-            url::form_urlencoded::byte_serialize(format!("Keysmith:{email}").as_bytes()).collect();
-        format!(
-            "otpauth://totp/{label}?secret={}&issuer=Keysmith&algorithm=SHA1&digits=6&period=30",
-            self.base32()
-        )
-    }
-
-    /// The step `code` is valid for at `now` (± one step), if any.
-    fn matching_step(&self, code: &str, now: OffsetDateTime) -> DomainResult<Option<i64>> {
-        let time = u64::try_from(now.unix_timestamp()).unwrap_or_default();
-        Ok(self
-            .totp()?
-            .check(code.trim(), time)
-            .and_then(|s| i64::try_from(s).ok()))
-    }
-
-    /// The current code (tests and tools).
-    pub fn code_at(&self, now: OffsetDateTime) -> DomainResult<String> {
-        let time = u64::try_from(now.unix_timestamp()).unwrap_or_default();
-        Ok(self.totp()?.generate(time).to_string())
-    }
-
-    pub fn from_base32(text: &str) -> Option<Self> {
-        Secret::try_from_base32(text).ok().map(|s| Self(s.to_vec()))
-    }
-}
-
-/// Sealed for this account (see [`sealed`]): a copy moved to another row
-/// does not open.
-fn seal(peppers: &Peppers, user_id: &AdminId, secret: &TotpSecret) -> DomainResult<String> {
-    sealed::seal(peppers, Purpose::TotpSecret, user_id.as_str(), &secret.0)
-}
-
-fn open(peppers: &Peppers, user_id: &AdminId, sealed: &str) -> DomainResult<TotpSecret> {
-    Ok(TotpSecret(sealed::open(
-        peppers,
-        Purpose::TotpSecret,
-        user_id.as_str(),
-        sealed,
-    )?))
-}
-
-/// The stored form of a recovery code under pepper `version` (`None` if that
-/// version is not loaded).
-fn recovery_hash(peppers: &Peppers, version: i64, user_id: &AdminId, code: &str) -> Option<String> {
-    let digest = peppers.digest(
-        version,
-        format!("keysmith recovery code v1\0{user_id}\0{}", code.trim()).as_bytes(),
-    )?;
-    Some(format!("v{version}:{}", hex::encode(digest)))
-}
 
 /// Whether the account has TOTP on, and whether it must (instance or one of
 /// its tenants requires it).
@@ -243,43 +157,62 @@ pub async fn verify(
     let code = code.trim();
     let mut tx = crate::db::begin_write(pool).await?;
     let ok = if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
-        let (sealed,): (Option<String>,) =
-            sqlx::query_as("SELECT totp_secret FROM admin_users WHERE id = $1")
-                .bind(user_id)
-                .fetch_one(&mut *tx)
-                .await?;
-        match sealed {
-            None => false,
-            Some(sealed) => match open(peppers, user_id, &sealed)?.matching_step(code, now)? {
-                Some(step) => claim_step(&mut tx, user_id, step).await?,
-                None => false,
-            },
-        }
+        claim_current_code(&mut tx, peppers, user_id, code, now).await?
     } else {
-        // Codes were hashed under the pepper current when they were issued:
-        // after a pepper rotation they are looked up under every version
-        // still loaded, so rotating the pepper does not lock anyone out.
-        let mut ok = false;
-        for version in peppers.versions() {
-            let Some(hash) = recovery_hash(peppers, version, user_id, code) else {
-                continue;
-            };
-            let spent = sqlx::query(
-                "UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL",
-            )
-            .bind(UnixTime::from(now))
+        spend_recovery_code(&mut tx, peppers, user_id, code, now).await?
+    };
+    tx.commit().await?;
+    Ok(ok)
+}
+
+/// Whether `code` is the account's current TOTP code, claiming its step.
+async fn claim_current_code(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    peppers: &Peppers,
+    user_id: &AdminId,
+    code: &str,
+    now: OffsetDateTime,
+) -> DomainResult<bool> {
+    let (sealed,): (Option<String>,) =
+        sqlx::query_as("SELECT totp_secret FROM admin_users WHERE id = $1")
             .bind(user_id)
-            .bind(hash)
-            .execute(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
-            if spent.rows_affected() == 1 {
-                ok = true;
-                break;
-            }
-        }
-        if ok {
+    Ok(match sealed {
+        None => false,
+        Some(sealed) => match open(peppers, user_id, &sealed)?.matching_step(code, now)? {
+            Some(step) => claim_step(tx, user_id, step).await?,
+            None => false,
+        },
+    })
+}
+
+/// Whether `code` is an unused recovery code of the account, spending it.
+async fn spend_recovery_code(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    peppers: &Peppers,
+    user_id: &AdminId,
+    code: &str,
+    now: OffsetDateTime,
+) -> DomainResult<bool> {
+    // Codes were hashed under the pepper current when they were issued:
+    // after a pepper rotation they are looked up under every version
+    // still loaded, so rotating the pepper does not lock anyone out.
+    for version in peppers.versions() {
+        let Some(hash) = recovery_hash(peppers, version, user_id, code) else {
+            continue;
+        };
+        let spent = sqlx::query(
+            "UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL",
+        )
+        .bind(UnixTime::from(now))
+        .bind(user_id)
+        .bind(hash)
+        .execute(&mut **tx)
+        .await?;
+        if spent.rows_affected() == 1 {
             lifecycle::record_event(
-                &mut tx,
+                tx,
                 user_id,
                 &Actor::System,
                 "account.recovery_code_used",
@@ -287,11 +220,10 @@ pub async fn verify(
                 now,
             )
             .await?;
+            return Ok(true);
         }
-        ok
-    };
-    tx.commit().await?;
-    Ok(ok)
+    }
+    Ok(false)
 }
 
 /// Turns TOTP off for an account (a superadmin's reset: the device was
@@ -357,51 +289,4 @@ pub async fn requiring_tenants(pool: &AnyPool) -> DomainResult<Vec<TenantId>> {
         .fetch_all(pool)
         .await?;
     Ok(rows.into_iter().map(|(id,)| id).collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sealed_secrets_open_only_for_their_account_and_hide_in_debug() {
-        let peppers = Peppers::parse(&Peppers::fresh_file_text().expect("pepper")).expect("parse");
-        let secret = TotpSecret::generate().expect("secret");
-        let sealed = seal(&peppers, &AdminId::new("u1"), &secret).expect("seal");
-        assert!(!sealed.contains(&hex::encode(&secret.0)));
-        assert_eq!(
-            open(&peppers, &AdminId::new("u1"), &sealed)
-                .expect("open")
-                .0,
-            secret.0
-        );
-        assert!(open(&peppers, &AdminId::new("u2"), &sealed).is_err());
-        assert!(!format!("{secret:?}").contains(&secret.base32()));
-    }
-
-    #[test]
-    fn codes_match_their_step_with_one_step_of_skew() {
-        let secret = TotpSecret::generate().expect("secret");
-        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("time");
-        let code = secret.code_at(now).expect("code");
-        let step = 1_800_000_000 / 30;
-        assert_eq!(secret.matching_step(&code, now).expect("check"), Some(step));
-        assert!(
-            secret
-                .matching_step(&code, now + time::Duration::seconds(30))
-                .expect("check")
-                .is_some()
-        );
-        assert!(
-            secret
-                .matching_step(&code, now + time::Duration::seconds(90))
-                .expect("check")
-                .is_none()
-        );
-        assert!(
-            secret
-                .uri("a@b.test")
-                .starts_with("otpauth://totp/Keysmith%3Aa%40b.test?secret=")
-        );
-    }
 }
