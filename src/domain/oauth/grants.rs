@@ -13,8 +13,12 @@ use crate::{
     db::{announce_key_change, begin_write},
     domain::error::{DomainError, DomainResult},
     domain::{
-        Actor, KeyId, ServiceUserId, TenantId, UnixTime, audit, crypto::random,
-        events::notice::OAuthConnectedNotice, events::outbox, keys, tenancy::tenants::Tenant,
+        Actor, KeyId, ServiceUserId, TenantId, UnixTime, audit,
+        crypto::random,
+        events::notice::{Notice, OAuthConnectedNotice},
+        events::outbox,
+        keys,
+        tenancy::tenants::Tenant,
     },
 };
 use keysmith_verify::{Capabilities, Peppers, scope::ScopeSet};
@@ -199,18 +203,20 @@ pub async fn approve(
     let subject = format!("grant {grant_id}");
     event.tool = Some(&subject);
     audit::record(&mut *tx, event).await?;
-    let notice = OAuthConnectedNotice {
-        tenant_name: tenant.name.clone(),
-        tenant_slug: tenant.slug.clone(),
-        service_user: String::new(),
-        client_name: approval.client_name.to_owned(),
-        client_origin: approval.client_origin.to_owned(),
-        resource: approval.resource.to_owned(),
-        scopes: scope_text,
-        approved_by: actor.describe(),
-        approved_at: UnixTime::from(now),
+    let notice = |owner: &outbox::Owner| {
+        Some(Notice::OAuthConnected(OAuthConnectedNotice {
+            tenant_name: tenant.name.clone(),
+            tenant_slug: tenant.slug.clone(),
+            service_user: owner.service_user.clone(),
+            client_name: approval.client_name.to_owned(),
+            client_origin: approval.client_origin.to_owned(),
+            resource: approval.resource.to_owned(),
+            scopes: scope_text,
+            approved_by: actor.describe(),
+            approved_at: UnixTime::from(now),
+        }))
     };
-    outbox::enqueue_oauth_connected(&mut tx, tenant, &key, notice, now).await?;
+    outbox::enqueue_for_owner(&mut tx, key.about(), notice, now).await?;
     tx.commit().await?;
     tracing::info!(grant_id, key_id = %key.id, "oauth grant approved");
     Ok(Approved { grant_id, code })

@@ -9,7 +9,7 @@ use crate::domain::crypto::random;
 use crate::{
     db::{OnUniqueViolation, begin_write},
     domain::error::{DomainError, DomainResult},
-    domain::{Actor, AdminId, Name, TenantSlug, audit},
+    domain::{Actor, AdminId, Name, TenantSlug, audit, events::webhooks::WebhookTenant},
 };
 use keysmith_verify::{
     KeyLimits, KeyPrefix,
@@ -44,6 +44,14 @@ impl Tenant {
     /// The rate limit and quota a new key gets where it sets none.
     pub fn default_limits(&self) -> KeyLimits {
         KeyLimits::from_storage(self.default_limits.as_deref())
+    }
+
+    /// The tenant as its webhook endpoints name it.
+    pub fn for_webhooks(&self) -> WebhookTenant<'_> {
+        WebhookTenant {
+            id: &self.id,
+            slug: &self.slug,
+        }
     }
 }
 

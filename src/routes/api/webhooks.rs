@@ -161,7 +161,7 @@ pub async fn create(
     let created = webhooks::create(
         state.pool(),
         &state.peppers,
-        &tenant,
+        tenant.for_webhooks(),
         new,
         webhooks::Admission::of(&state.config),
         &caller.actor(),
@@ -207,7 +207,14 @@ pub async fn delete(
     Path((tenant, id)): Path<(String, WebhookEndpointId)>,
 ) -> AppResult<StatusCode> {
     let tenant = caller.tenant(&state, &tenant).await?;
-    webhooks::delete(state.pool(), &tenant, &id, &caller.actor(), state.now()).await?;
+    webhooks::delete(
+        state.pool(),
+        tenant.for_webhooks(),
+        &id,
+        &caller.actor(),
+        state.now(),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -221,7 +228,8 @@ pub async fn send_test(
     Path((tenant, id)): Path<(String, WebhookEndpointId)>,
 ) -> AppResult<(StatusCode, Json<TestQueued>)> {
     let tenant = caller.tenant(&state, &tenant).await?;
-    let event_id = webhooks::send_test(state.pool(), &tenant, &id, state.now()).await?;
+    let event_id =
+        webhooks::send_test(state.pool(), tenant.for_webhooks(), &id, state.now()).await?;
     Ok((StatusCode::ACCEPTED, Json(TestQueued { event_id })))
 }
 
@@ -235,7 +243,14 @@ pub async fn enable(
     Path((tenant, id)): Path<(String, WebhookEndpointId)>,
 ) -> AppResult<StatusCode> {
     let tenant = caller.tenant(&state, &tenant).await?;
-    webhooks::enable(state.pool(), &tenant, &id, &caller.actor(), state.now()).await?;
+    webhooks::enable(
+        state.pool(),
+        tenant.for_webhooks(),
+        &id,
+        &caller.actor(),
+        state.now(),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -260,7 +275,7 @@ pub async fn rotate_secret(
     let secret = webhooks::rotate_secret(
         state.pool(),
         &state.peppers,
-        &tenant,
+        tenant.for_webhooks(),
         &id,
         overlap,
         &caller.actor(),
