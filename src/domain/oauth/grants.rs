@@ -4,7 +4,6 @@
 //! grant), so revoking the grant revokes that key and every token on it
 //! stops within a key revocation's bound.
 
-use serde::Serialize;
 use sqlx::{Any, AnyPool, Transaction};
 use time::OffsetDateTime;
 
@@ -23,34 +22,27 @@ use crate::{
 };
 use keysmith_verify::{Capabilities, Peppers, scope::ScopeSet};
 
-/// A grant as listed (API and admin page).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+/// A grant as listed (the API's shape of it lives with its routes).
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Grant {
     pub id: String,
     pub client_id: String,
     pub client_name: String,
-    #[schema(value_type = String)]
     pub service_user_id: ServiceUserId,
     pub service_user_name: String,
     /// The parent key every token of the grant hangs on.
-    #[schema(value_type = String)]
     pub key_id: KeyId,
     /// JSON array as stored; see [`Grant::scope_list`].
-    #[serde(skip)]
     pub scopes: String,
     /// The MCP server (RFC 8707 resource) the grant's tokens are bound to.
     pub resource: String,
     /// Who approved it (`user:<email>`).
     pub approved_by: String,
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: UnixTime,
     /// Latest token issued or refresh, or call made with one of its tokens.
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_used_at: Option<UnixTime>,
     /// No refresh token of the grant lives past this.
-    #[schema(value_type = String, format = DateTime)]
     pub refresh_until: UnixTime,
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<UnixTime>,
     pub revoked_reason: Option<String>,
 }
