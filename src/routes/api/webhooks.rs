@@ -207,14 +207,8 @@ pub async fn delete(
     Path((tenant, id)): Path<(String, WebhookEndpointId)>,
 ) -> AppResult<StatusCode> {
     let tenant = caller.tenant(&state, &tenant).await?;
-    webhooks::delete(
-        state.pool(),
-        tenant.for_webhooks(),
-        &id,
-        &caller.actor(),
-        state.now(),
-    )
-    .await?;
+    let tenant = tenant.for_webhooks();
+    webhooks::delete(state.pool(), tenant, &id, &caller.actor(), state.now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -228,8 +222,8 @@ pub async fn send_test(
     Path((tenant, id)): Path<(String, WebhookEndpointId)>,
 ) -> AppResult<(StatusCode, Json<TestQueued>)> {
     let tenant = caller.tenant(&state, &tenant).await?;
-    let event_id =
-        webhooks::send_test(state.pool(), tenant.for_webhooks(), &id, state.now()).await?;
+    let tenant = tenant.for_webhooks();
+    let event_id = webhooks::send_test(state.pool(), tenant, &id, state.now()).await?;
     Ok((StatusCode::ACCEPTED, Json(TestQueued { event_id })))
 }
 
@@ -243,14 +237,8 @@ pub async fn enable(
     Path((tenant, id)): Path<(String, WebhookEndpointId)>,
 ) -> AppResult<StatusCode> {
     let tenant = caller.tenant(&state, &tenant).await?;
-    webhooks::enable(
-        state.pool(),
-        tenant.for_webhooks(),
-        &id,
-        &caller.actor(),
-        state.now(),
-    )
-    .await?;
+    let tenant = tenant.for_webhooks();
+    webhooks::enable(state.pool(), tenant, &id, &caller.actor(), state.now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
