@@ -11,10 +11,10 @@ use crate::{
     domain::{
         Actor, Description, Email, Name,
         tenancy::caps::TenantCaps,
-        tenancy::service_users::{self, NewServiceUser, ServiceUser},
+        tenancy::service_users::{self, NewServiceUser},
         values::page,
     },
-    routes::api::service_users::ServiceUserList,
+    routes::api::service_users::{ServiceUserInfo, ServiceUserList},
     state::AppState,
 };
 
@@ -85,7 +85,7 @@ async fn list(state: &AppState, args: ListArgs) -> anyhow::Result<()> {
     let cursor = args.cursor.as_deref();
     let page = service_users::list(state.pool(), &tenant.id, cursor, limit).await?;
     let out = ServiceUserList {
-        items: page.items,
+        items: page.items.into_iter().map(ServiceUserInfo::from).collect(),
         next_cursor: page.next_cursor,
     };
     if args.scope.json {
@@ -105,7 +105,7 @@ async fn list(state: &AppState, args: ListArgs) -> anyhow::Result<()> {
     next_page_hint(out.next_cursor.as_deref())
 }
 
-fn status(user: &ServiceUser) -> &'static str {
+fn status(user: &ServiceUserInfo) -> &'static str {
     if user.disabled_at.is_some() {
         "disabled"
     } else {
@@ -113,7 +113,7 @@ fn status(user: &ServiceUser) -> &'static str {
     }
 }
 
-fn print(user: &ServiceUser, as_json: bool) -> anyhow::Result<()> {
+fn print(user: &ServiceUserInfo, as_json: bool) -> anyhow::Result<()> {
     if as_json {
         return json(user);
     }
@@ -132,7 +132,7 @@ async fn show(state: &AppState, args: IdArgs) -> anyhow::Result<()> {
     let id = service_user_id(&args.id)?;
     let tenant = args.scope.load(state).await?;
     let user = service_users::get(state.pool(), &tenant.id, &id).await?;
-    print(&user, args.scope.json)
+    print(&user.into(), args.scope.json)
 }
 
 async fn create(state: &AppState, args: CreateArgs) -> anyhow::Result<()> {
@@ -151,7 +151,7 @@ async fn create(state: &AppState, args: CreateArgs) -> anyhow::Result<()> {
     let user =
         service_users::create(state.pool(), &tenant.id, new, cap, &Actor::Cli, state.now()).await?;
     if args.scope.json {
-        return json(&user);
+        return json(&ServiceUserInfo::from(user));
     }
     say(format_args!(
         "created service user {} ({})",
@@ -166,7 +166,7 @@ async fn set_disabled(state: &AppState, args: IdArgs, disabled: bool) -> anyhow:
     let user =
         service_users::set_disabled(pool, &tenant.id, &id, disabled, &Actor::Cli, now).await?;
     if args.scope.json {
-        return json(&user);
+        return json(&ServiceUserInfo::from(user));
     }
     let done = if disabled {
         "disabled; its keys are refused from now on"

@@ -5,7 +5,6 @@
 use std::sync::LazyLock;
 
 use keysmith_verify::audit::row;
-use serde::Serialize;
 use sqlx::{Any, Executor};
 use time::OffsetDateTime;
 
@@ -171,13 +170,11 @@ pub async fn record<'e>(
     Ok(())
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+/// An event as stored (the API's shape of it lives with its routes).
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuditEvent {
-    #[serde(skip)]
     pub id: i64,
-    #[schema(value_type = Option<String>)]
     pub key_id: Option<KeyId>,
-    #[schema(value_type = Option<String>)]
     pub service_user_id: Option<ServiceUserId>,
     pub actor: String,
     pub action: String,
@@ -185,7 +182,6 @@ pub struct AuditEvent {
     pub outcome: String,
     pub reason: Option<String>,
     pub request_id: Option<String>,
-    #[schema(value_type = String, format = DateTime)]
     pub at: UnixTime,
     /// Tool calls: the HTTP status answered (upstream or refusal).
     pub status: Option<i64>,

@@ -6,18 +6,11 @@ use serde::Serialize;
 use sqlx::{Any, AnyPool, Executor, Transaction};
 use time::OffsetDateTime;
 
-use crate::domain::events::notice::{
-    Notice, OAuthConnectedNotice, RevocationNotice, RotationNotice, WebhookDisabledNotice,
-};
+use crate::domain::events::notice::{Notice, WebhookDisabledNotice};
 use crate::{
     config::Engine,
     domain::error::DomainResult,
-    domain::{
-        Actor,
-        events::queue::{self, Queue},
-        keys::KeyRow,
-        tenancy::tenants::Tenant,
-    },
+    domain::events::queue::{self, Queue},
 };
 
 /// A row ready to enqueue.
@@ -121,36 +114,43 @@ async fn insert<'e>(
     Ok(inserted.rows_affected() == 1)
 }
 
-/// Enqueues the rotation notice inside the rotation's own transaction, so the
-/// notice exists if and only if the rotation does. No owner email: no notice.
-pub async fn enqueue_rotation(
+/// The key a notice to its service user's owner is about: what the outbox
+/// needs of it (the `keys` room, which owns the row, builds this).
+#[derive(Debug, Clone, Copy)]
+pub struct AboutKey<'a> {
+    pub tenant_id: &'a TenantId,
+    pub key_id: &'a KeyId,
+    pub service_user_id: &'a ServiceUserId,
+}
+
+/// Who a key's notice goes to: its service user, by name, and the owner's email.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub service_user: String,
+    pub email: String,
+}
+
+/// Tells the owner of the key's service user what `notice` says, inside the
+/// caller's transaction, so the notice exists if and only if its cause
+/// does; once per key and kind. No owner email: no notice, and `notice`
+/// may decline too (`None`, say when the owner made the change).
+pub async fn enqueue_for_owner(
     tx: &mut Transaction<'_, Any>,
-    tenant: &Tenant,
-    old: &KeyRow,
-    new: &KeyRow,
-    actor: &Actor,
+    key: AboutKey<'_>,
+    notice: impl FnOnce(&Owner) -> Option<Notice>,
     now: OffsetDateTime,
 ) -> DomainResult<()> {
-    let Some((service_user, recipient)) = owner_of(tx, &tenant.id, &old.service_user_id).await?
-    else {
+    let Some(owner) = owner_of(tx, key.tenant_id, key.service_user_id).await? else {
         return Ok(());
     };
-    let notice = Notice::Rotation(RotationNotice {
-        tenant_name: tenant.name.clone(),
-        service_user,
-        key_name: old.name.clone(),
-        old_key_id: old.id.clone(),
-        old_hint: old.hint.clone(),
-        new_key_id: new.id.clone(),
-        new_hint: new.hint.clone(),
-        cutoff_at: old.cutoff_at.unwrap_or(old.expires_at),
-        rotated_by: actor.describe(),
-    });
+    let Some(notice) = notice(&owner) else {
+        return Ok(());
+    };
     let mail = NewMail {
-        tenant_id: &tenant.id,
-        key_id: &old.id,
+        tenant_id: key.tenant_id,
+        key_id: key.key_id,
         threshold_days: None,
-        recipient: &recipient,
+        recipient: &owner.email,
         notice: &notice,
     };
     enqueue(&mut **tx, mail, now).await?;
@@ -162,7 +162,7 @@ async fn owner_of(
     tx: &mut Transaction<'_, Any>,
     tenant_id: &TenantId,
     service_user_id: &ServiceUserId,
-) -> DomainResult<Option<(String, String)>> {
+) -> DomainResult<Option<Owner>> {
     let owner: Option<(String, Option<String>)> = sqlx::query_as(
         "SELECT name, owner_email FROM service_users WHERE tenant_id = $1 AND id = $2",
     )
@@ -170,72 +170,12 @@ async fn owner_of(
     .bind(service_user_id)
     .fetch_optional(&mut **tx)
     .await?;
-    Ok(owner.and_then(|(name, email)| email.map(|email| (name, email))))
-}
-
-/// Tells the owner that `key` was revoked, unless the owner did it: in the
-/// revocation's transaction, once per key.
-pub async fn enqueue_revocation(
-    tx: &mut Transaction<'_, Any>,
-    tenant: &Tenant,
-    key: &KeyRow,
-    reason: &str,
-    actor: &Actor,
-    now: OffsetDateTime,
-) -> DomainResult<()> {
-    let Some((service_user, recipient)) = owner_of(tx, &tenant.id, &key.service_user_id).await?
-    else {
-        return Ok(());
-    };
-    if matches!(actor, Actor::User { email, .. } if email.eq_ignore_ascii_case(&recipient)) {
-        return Ok(());
-    }
-    let notice = Notice::Revocation(RevocationNotice {
-        tenant_name: tenant.name.clone(),
-        service_user,
-        key_name: key.name.clone(),
-        key_id: key.id.clone(),
-        hint: key.hint.clone(),
-        revoked_at: UnixTime::from(now),
-        revoked_by: actor.describe(),
-        reason: reason.to_owned(),
-    });
-    let mail = NewMail {
-        tenant_id: &tenant.id,
-        key_id: &key.id,
-        threshold_days: None,
-        recipient: &recipient,
-        notice: &notice,
-    };
-    enqueue(&mut **tx, mail, now).await?;
-    Ok(())
-}
-
-/// Tells the owner of the service user an OAuth grant acts as that a client
-/// was connected: in the approval's transaction, once per grant (its key).
-pub async fn enqueue_oauth_connected(
-    tx: &mut Transaction<'_, Any>,
-    tenant: &Tenant,
-    grant_key: &KeyRow,
-    mut notice: OAuthConnectedNotice,
-    now: OffsetDateTime,
-) -> DomainResult<()> {
-    let Some((service_user, recipient)) =
-        owner_of(tx, &tenant.id, &grant_key.service_user_id).await?
-    else {
-        return Ok(());
-    };
-    notice.service_user = service_user;
-    let notice = Notice::OAuthConnected(notice);
-    let mail = NewMail {
-        tenant_id: &tenant.id,
-        key_id: &grant_key.id,
-        threshold_days: None,
-        recipient: &recipient,
-        notice: &notice,
-    };
-    enqueue(&mut **tx, mail, now).await?;
-    Ok(())
+    Ok(owner.and_then(|(service_user, email)| {
+        email.map(|email| Owner {
+            service_user,
+            email,
+        })
+    }))
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

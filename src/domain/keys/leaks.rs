@@ -10,7 +10,7 @@ use anyhow::Context;
 use base64::Engine;
 use p256::ecdsa::{DerSignature, VerifyingKey, signature::Verifier};
 use p256::pkcs8::DecodePublicKey;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -74,21 +74,16 @@ impl ScannerKeys {
     }
 }
 
-/// One reported token, in GitHub's format.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// One reported token (the routes read GitHub's and GitLab's formats).
+#[derive(Debug)]
 pub struct Report {
     pub token: String,
-    #[serde(rename = "type", default)]
     pub token_type: String,
-    /// Where the token was found (`location` in GitLab's format).
-    #[serde(default, alias = "location")]
+    /// Where the token was found.
     pub url: String,
-    #[serde(default)]
     pub source: String,
 }
 
-/// The verdict on one token; the token itself is answered by its SHA-256,
-/// never echoed.
 /// The most of a reported location kept in a revocation reason.
 const LOCATION_MAX_CHARS: usize = 200;
 
@@ -112,7 +107,9 @@ fn quoted_location(raw: &str) -> String {
     format!("\"{}\"", kept.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// The verdict on one token; the token itself is answered by its SHA-256,
+/// never echoed.
+#[derive(Debug)]
 pub struct Verdict {
     pub token_hash: String,
     pub token_type: String,

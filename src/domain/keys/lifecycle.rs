@@ -5,7 +5,10 @@ use crate::domain::{KeyId, ServiceUserId, TenantId, UnixTime};
 use sqlx::{Any, AnyPool, Transaction};
 use time::{Duration, OffsetDateTime};
 
-use super::{ExpiryRequest, IssuedKey, KeyRow, KeyState, NewKey, queries::fetch, resolve_expiry};
+use super::{
+    ExpiryRequest, IssuedKey, KeyRow, KeyState, NewKey, notices::announce_rotation, queries::fetch,
+    resolve_expiry,
+};
 use crate::{
     domain::error::{DomainError, DomainResult},
     domain::{Actor, Scope, audit, events::webhooks, tenancy::caps, tenancy::tenants::Tenant},
@@ -83,7 +86,7 @@ async fn insert_key(
             tx,
             &input.tenant.id,
             "key.created",
-            webhooks::key_data(&row),
+            row.event_data(),
             input.now,
         )
         .await?;
@@ -287,11 +290,7 @@ pub async fn rotate(
     )
     .await?;
     let old = fetch(&mut *tx, &tenant.id, &old.id).await?;
-    crate::domain::events::outbox::enqueue_rotation(&mut tx, tenant, &old, &new.row, actor, now)
-        .await?;
-    let data =
-        serde_json::json!({"old": webhooks::key_data(&old), "new": webhooks::key_data(&new.row)});
-    webhooks::enqueue(&mut tx, &tenant.id, "key.rotated", data, now).await?;
+    announce_rotation(&mut tx, tenant, &old, &new.row, actor, now).await?;
     crate::db::announce_key_change(&mut tx, pool, old.id.as_str()).await?;
     tx.commit().await?;
     crate::metrics::key_event("rotated", &tenant.slug, actor.channel());

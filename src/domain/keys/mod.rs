@@ -1,6 +1,7 @@
 //! Keys: what a key is (its row, state, expiry and allowlists), and its life in
-//! four files — `lifecycle` (create, rotate, revoke), `limits` (change a
-//! key's limits), `queries` (read and list), `sweep` (what the clock does to keys);
+//! five files — `lifecycle` (create, rotate, revoke), `limits` (change a
+//! key's limits), `queries` (read and list), `sweep` (what the clock does to keys),
+//! `notices` (what those changes tell webhooks and the owner);
 //! and what guards it outside: `leaks` (a scanner reports a key seen in public)
 //! and `idempotency` (a retried create or rotation gets the first answer again).
 //!
@@ -12,6 +13,7 @@ pub mod idempotency;
 pub mod leaks;
 mod lifecycle;
 mod limits;
+mod notices;
 mod queries;
 mod revocation;
 mod sweep;

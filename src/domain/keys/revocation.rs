@@ -4,10 +4,10 @@
 use sqlx::{Any, AnyPool, Transaction};
 use time::OffsetDateTime;
 
-use super::{KeyRow, KeyState, queries::fetch};
+use super::{KeyRow, KeyState, notices::announce_revocation, queries::fetch};
 use crate::{
     domain::error::{DomainError, DomainResult},
-    domain::{Actor, KeyId, TenantId, UnixTime, audit, events::webhooks, tenancy::tenants::Tenant},
+    domain::{Actor, KeyId, TenantId, UnixTime, audit, tenancy::tenants::Tenant},
 };
 
 /// Reads a key that still works (active or rotating); any other is a `409`.
@@ -84,16 +84,7 @@ pub async fn revoke(
     )
     .await?;
     let row = fetch(&mut *tx, &tenant.id, key_id).await?;
-    crate::domain::events::outbox::enqueue_revocation(&mut tx, tenant, &row, reason, actor, now)
-        .await?;
-    webhooks::enqueue(
-        &mut tx,
-        &tenant.id,
-        "key.revoked",
-        webhooks::key_data(&row),
-        now,
-    )
-    .await?;
+    announce_revocation(&mut tx, tenant, &row, reason, actor, now).await?;
     crate::db::announce_key_change(&mut tx, pool, key_id.as_str()).await?;
     tx.commit().await?;
     crate::metrics::key_event("revoked", &tenant.slug, actor.channel());

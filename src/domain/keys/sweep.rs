@@ -146,14 +146,8 @@ async fn transition(
         Transition::RevokeRotated { .. } => "key.revoked",
         Transition::Expire => "key.expired",
     };
-    crate::domain::events::webhooks::enqueue(
-        &mut tx,
-        tenant_id,
-        event,
-        crate::domain::events::webhooks::key_data(&row),
-        now,
-    )
-    .await?;
+    crate::domain::events::webhooks::enqueue(&mut tx, tenant_id, event, row.event_data(), now)
+        .await?;
     // Metrics name tenants by slug, as people do.
     let tenant_slug: String = sqlx::query_scalar("SELECT slug FROM tenants WHERE id = $1")
         .bind(tenant_id)

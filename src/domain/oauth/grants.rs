@@ -4,7 +4,6 @@
 //! grant), so revoking the grant revokes that key and every token on it
 //! stops within a key revocation's bound.
 
-use serde::Serialize;
 use sqlx::{Any, AnyPool, Transaction};
 use time::OffsetDateTime;
 
@@ -13,40 +12,37 @@ use crate::{
     db::{announce_key_change, begin_write},
     domain::error::{DomainError, DomainResult},
     domain::{
-        Actor, KeyId, ServiceUserId, TenantId, UnixTime, audit, crypto::random,
-        events::notice::OAuthConnectedNotice, events::outbox, keys, tenancy::tenants::Tenant,
+        Actor, KeyId, ServiceUserId, TenantId, UnixTime, audit,
+        crypto::random,
+        events::notice::{Notice, OAuthConnectedNotice},
+        events::outbox,
+        keys,
+        tenancy::tenants::Tenant,
     },
 };
 use keysmith_verify::{Capabilities, Peppers, scope::ScopeSet};
 
-/// A grant as listed (API and admin page).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+/// A grant as listed (the API's shape of it lives with its routes).
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Grant {
     pub id: String,
     pub client_id: String,
     pub client_name: String,
-    #[schema(value_type = String)]
     pub service_user_id: ServiceUserId,
     pub service_user_name: String,
     /// The parent key every token of the grant hangs on.
-    #[schema(value_type = String)]
     pub key_id: KeyId,
     /// JSON array as stored; see [`Grant::scope_list`].
-    #[serde(skip)]
     pub scopes: String,
     /// The MCP server (RFC 8707 resource) the grant's tokens are bound to.
     pub resource: String,
     /// Who approved it (`user:<email>`).
     pub approved_by: String,
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: UnixTime,
     /// Latest token issued or refresh, or call made with one of its tokens.
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_used_at: Option<UnixTime>,
     /// No refresh token of the grant lives past this.
-    #[schema(value_type = String, format = DateTime)]
     pub refresh_until: UnixTime,
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<UnixTime>,
     pub revoked_reason: Option<String>,
 }
@@ -202,18 +198,20 @@ pub async fn approve(
     let subject = format!("grant {grant_id}");
     event.tool = Some(&subject);
     audit::record(&mut *tx, event).await?;
-    let notice = OAuthConnectedNotice {
-        tenant_name: tenant.name.clone(),
-        tenant_slug: tenant.slug.clone(),
-        service_user: String::new(),
-        client_name: approval.client_name.to_owned(),
-        client_origin: approval.client_origin.to_owned(),
-        resource: approval.resource.to_owned(),
-        scopes: scope_text,
-        approved_by: actor.describe(),
-        approved_at: UnixTime::from(now),
+    let notice = |owner: &outbox::Owner| {
+        Some(Notice::OAuthConnected(OAuthConnectedNotice {
+            tenant_name: tenant.name.clone(),
+            tenant_slug: tenant.slug.clone(),
+            service_user: owner.service_user.clone(),
+            client_name: approval.client_name.to_owned(),
+            client_origin: approval.client_origin.to_owned(),
+            resource: approval.resource.to_owned(),
+            scopes: scope_text,
+            approved_by: actor.describe(),
+            approved_at: UnixTime::from(now),
+        }))
     };
-    outbox::enqueue_oauth_connected(&mut tx, tenant, &key, notice, now).await?;
+    outbox::enqueue_for_owner(&mut tx, key.about(), notice, now).await?;
     tx.commit().await?;
     tracing::info!(grant_id, key_id = %key.id, "oauth grant approved");
     Ok(Approved { grant_id, code })

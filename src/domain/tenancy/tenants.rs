@@ -9,7 +9,7 @@ use crate::domain::crypto::random;
 use crate::{
     db::{OnUniqueViolation, begin_write},
     domain::error::{DomainError, DomainResult},
-    domain::{Actor, AdminId, Name, TenantSlug, audit},
+    domain::{Actor, AdminId, Name, TenantSlug, audit, events::webhooks::WebhookTenant},
 };
 use keysmith_verify::{
     KeyLimits, KeyPrefix,
@@ -61,6 +61,14 @@ impl Tenant {
     /// Whether clients identified by a client ID metadata document may ask.
     pub fn accepts_metadata_documents(&self) -> bool {
         self.oauth_metadata_documents != 0
+    }
+
+    /// The tenant as its webhook endpoints name it.
+    pub fn for_webhooks(&self) -> WebhookTenant<'_> {
+        WebhookTenant {
+            id: &self.id,
+            slug: &self.slug,
+        }
     }
 }
 

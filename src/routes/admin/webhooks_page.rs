@@ -175,7 +175,7 @@ pub async fn create(
         Ok(new) => webhooks::create(
             state.pool(),
             &state.peppers,
-            &membership.tenant,
+            membership.tenant.for_webhooks(),
             new,
             webhooks::Admission::of(&state.config),
             &admin.actor(),
@@ -247,7 +247,7 @@ pub async fn delete(
         .await?;
     webhooks::delete(
         state.pool(),
-        &membership.tenant,
+        membership.tenant.for_webhooks(),
         &id,
         &admin.actor(),
         state.now(),
@@ -266,7 +266,13 @@ pub async fn send_test(
     let membership = admin
         .manager_of(&state, &headers, &form.csrf, &form.tenant, VIEWER)
         .await?;
-    webhooks::send_test(state.pool(), &membership.tenant, &id, state.now()).await?;
+    webhooks::send_test(
+        state.pool(),
+        membership.tenant.for_webhooks(),
+        &id,
+        state.now(),
+    )
+    .await?;
     Ok(back(&membership))
 }
 
@@ -284,7 +290,7 @@ pub async fn enable(
         .await?;
     webhooks::enable(
         state.pool(),
-        &membership.tenant,
+        membership.tenant.for_webhooks(),
         &id,
         &admin.actor(),
         state.now(),

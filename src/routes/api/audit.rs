@@ -1,7 +1,6 @@
 //! `/api/v1/tenants/{tenant}/keys/{id}/audit` and `/usage`.
 
-use crate::domain::KeyId;
-use crate::domain::UnixTime;
+use crate::domain::{KeyId, ServiceUserId, UnixTime};
 use axum::{
     Json,
     extract::{Path, State},
@@ -31,9 +30,50 @@ pub struct AuditQuery {
     pub limit: Option<i64>,
 }
 
+// The API's shape of the domain's `AuditEvent` (no doc comment: it would
+// become the schema's description, and the document keeps none).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditEvent)]
+pub struct AuditEventInfo {
+    #[schema(value_type = Option<String>)]
+    pub key_id: Option<KeyId>,
+    #[schema(value_type = Option<String>)]
+    pub service_user_id: Option<ServiceUserId>,
+    pub actor: String,
+    pub action: String,
+    pub tool: Option<String>,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub request_id: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub at: UnixTime,
+    /// Tool calls: the HTTP status answered (upstream or refusal).
+    pub status: Option<i64>,
+    /// Tool calls: microseconds until the answer's headers.
+    pub duration_us: Option<i64>,
+}
+
+impl From<AuditEvent> for AuditEventInfo {
+    fn from(event: AuditEvent) -> Self {
+        Self {
+            key_id: event.key_id,
+            service_user_id: event.service_user_id,
+            actor: event.actor,
+            action: event.action,
+            tool: event.tool,
+            outcome: event.outcome,
+            reason: event.reason,
+            request_id: event.request_id,
+            at: event.at,
+            status: event.status,
+            duration_us: event.duration_us,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditList {
-    pub items: Vec<AuditEvent>,
+    pub items: Vec<AuditEventInfo>,
     pub next_cursor: Option<String>,
 }
 
@@ -59,7 +99,7 @@ pub async fn list(
     )
     .await?;
     Ok(Json(AuditList {
-        items: page.items,
+        items: page.items.into_iter().map(AuditEventInfo::from).collect(),
         next_cursor: page.next_cursor,
     }))
 }

@@ -13,7 +13,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{auth::ManagementCaller, extract::ApiJson};
 use crate::{
-    domain::oauth::clients::store::{self, ClientMetadata, NotStored, RawMetadata, StoredClient},
+    domain::{
+        UnixTime,
+        oauth::clients::{
+            AuthMethod, ClientKind,
+            store::{self, ClientMetadata, NotStored, RawMetadata, StoredClient},
+        },
+    },
     error::{AppError, AppResult},
     state::AppState,
 };
@@ -34,18 +40,95 @@ pub struct CreateClient {
     pub client_uri: Option<String>,
 }
 
+/// Where a client's description comes from.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[schema(as = ClientKind)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientKindName {
+    /// The client_id is an https URL serving the client's metadata.
+    MetadataDocument,
+    /// Registered by the client itself (RFC 7591).
+    Registered,
+    /// Registered by an admin of the tenant.
+    PreRegistered,
+}
+
+impl From<ClientKind> for ClientKindName {
+    fn from(kind: ClientKind) -> Self {
+        match kind {
+            ClientKind::MetadataDocument => Self::MetadataDocument,
+            ClientKind::Registered => Self::Registered,
+            ClientKind::PreRegistered => Self::PreRegistered,
+        }
+    }
+}
+
+/// How a client authenticates at the token endpoint (RFC 7591 §2).
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[schema(as = AuthMethod)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethodName {
+    /// A public client: no secret, PKCE alone binds the code to it.
+    None,
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+impl From<AuthMethod> for AuthMethodName {
+    fn from(method: AuthMethod) -> Self {
+        match method {
+            AuthMethod::None => Self::None,
+            AuthMethod::ClientSecretBasic => Self::ClientSecretBasic,
+            AuthMethod::ClientSecretPost => Self::ClientSecretPost,
+        }
+    }
+}
+
+/// A stored client as listed (never its secret).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = StoredClient)]
+pub struct StoredClientInfo {
+    pub client_id: String,
+    pub kind: ClientKindName,
+    pub client_name: String,
+    pub client_uri: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub token_endpoint_auth_method: AuthMethodName,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: UnixTime,
+    /// The admin who pre-registered it (`null`: registered by the client).
+    pub created_by: Option<String>,
+}
+
+impl From<StoredClient> for StoredClientInfo {
+    fn from(client: StoredClient) -> Self {
+        Self {
+            client_id: client.client_id,
+            kind: client.kind.into(),
+            client_name: client.client_name,
+            client_uri: client.client_uri,
+            redirect_uris: client.redirect_uris,
+            grant_types: client.grant_types,
+            token_endpoint_auth_method: client.token_endpoint_auth_method.into(),
+            created_at: client.created_at,
+            created_by: client.created_by,
+        }
+    }
+}
+
 /// The created client and, for a confidential one, its secret: shown
 /// this once, never again.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedClient {
     #[serde(flatten)]
-    pub client: StoredClient,
+    pub client: StoredClientInfo,
     pub client_secret: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ClientList {
-    pub items: Vec<StoredClient>,
+    pub items: Vec<StoredClientInfo>,
     /// Whether clients may register themselves (RFC 7591): the tenant
     /// policy's `oauth_registration_open`, repeated here.
     pub registration_open: bool,
@@ -89,7 +172,7 @@ pub async fn create(
         super::NO_STORE,
         Json(CreatedClient {
             client_secret: created.secret.as_ref().map(|s| s.expose().to_owned()),
-            client: created.client,
+            client: created.client.into(),
         }),
     ))
 }
@@ -134,7 +217,11 @@ pub async fn list(
 ) -> AppResult<Json<ClientList>> {
     let tenant = caller.tenant(&state, &tenant).await?;
     Ok(Json(ClientList {
-        items: store::list(state.pool(), &tenant.id).await?,
+        items: store::list(state.pool(), &tenant.id)
+            .await?
+            .into_iter()
+            .map(StoredClientInfo::from)
+            .collect(),
         registration_open: tenant.registration_open(),
     }))
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{auth::ManagementCaller, extract::ApiQuery};
 use crate::{
     domain::{
+        KeyId, ServiceUserId, UnixTime,
         oauth::grants::{self, Grant},
         values::page::{self, Page},
     },
@@ -19,10 +20,60 @@ use crate::{
     state::AppState,
 };
 
+/// A grant as listed (API and admin page).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Grant)]
+pub struct GrantInfo {
+    pub id: String,
+    pub client_id: String,
+    pub client_name: String,
+    #[schema(value_type = String)]
+    pub service_user_id: ServiceUserId,
+    pub service_user_name: String,
+    /// The parent key every token of the grant hangs on.
+    #[schema(value_type = String)]
+    pub key_id: KeyId,
+    /// The MCP server (RFC 8707 resource) the grant's tokens are bound to.
+    pub resource: String,
+    /// Who approved it (`user:<email>`).
+    pub approved_by: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: UnixTime,
+    /// Latest token issued or refresh, or call made with one of its tokens.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_used_at: Option<UnixTime>,
+    /// No refresh token of the grant lives past this.
+    #[schema(value_type = String, format = DateTime)]
+    pub refresh_until: UnixTime,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<UnixTime>,
+    pub revoked_reason: Option<String>,
+}
+
+impl From<Grant> for GrantInfo {
+    fn from(grant: Grant) -> Self {
+        Self {
+            id: grant.id,
+            client_id: grant.client_id,
+            client_name: grant.client_name,
+            service_user_id: grant.service_user_id,
+            service_user_name: grant.service_user_name,
+            key_id: grant.key_id,
+            resource: grant.resource,
+            approved_by: grant.approved_by,
+            created_at: grant.created_at,
+            last_used_at: grant.last_used_at,
+            refresh_until: grant.refresh_until,
+            revoked_at: grant.revoked_at,
+            revoked_reason: grant.revoked_reason,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GrantBody {
     #[serde(flatten)]
-    pub grant: Grant,
+    pub grant: GrantInfo,
     /// The approved scopes (`tools:…`, `resources:…`, `prompts:…`).
     pub scopes: Vec<String>,
 }
@@ -31,7 +82,7 @@ impl From<Grant> for GrantBody {
     fn from(grant: Grant) -> Self {
         Self {
             scopes: grant.scope_list(),
-            grant,
+            grant: grant.into(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `/api/v1/tenants/{tenant}/service-users`
 
-use crate::domain::ServiceUserId;
+use crate::domain::{ServiceUserId, UnixTime};
 use axum::{
     Json,
     extract::{Path, State},
@@ -31,9 +31,38 @@ pub struct CreateServiceUser {
     pub description: Option<String>,
 }
 
+// The API's shape of the domain's `ServiceUser` (no doc comment: it would
+// become the schema's description, and the document keeps none).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ServiceUser)]
+pub struct ServiceUserInfo {
+    #[schema(value_type = String)]
+    pub id: ServiceUserId,
+    pub name: String,
+    pub owner_email: Option<String>,
+    pub description: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub disabled_at: Option<UnixTime>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: UnixTime,
+}
+
+impl From<ServiceUser> for ServiceUserInfo {
+    fn from(user: ServiceUser) -> Self {
+        Self {
+            id: user.id,
+            name: user.name,
+            owner_email: user.owner_email,
+            description: user.description,
+            disabled_at: user.disabled_at,
+            created_at: user.created_at,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ServiceUserList {
-    pub items: Vec<ServiceUser>,
+    pub items: Vec<ServiceUserInfo>,
     /// Pass back as `cursor` for the next page; absent on the last page.
     pub next_cursor: Option<String>,
 }
@@ -50,14 +79,14 @@ pub struct ListServiceUsers {
 #[utoipa::path(post, operation_id = "service_users_create", path = "/api/v1/tenants/{tenant}/service-users", tag = "service users",
     params(("tenant" = String, Path, description = "tenant slug")),
     request_body = CreateServiceUser,
-    responses((status = 201, body = ServiceUser), (status = 409, description = "name taken"), (status = 422, description = "invalid input")),
+    responses((status = 201, body = ServiceUserInfo), (status = 409, description = "name taken"), (status = 422, description = "invalid input")),
     security(("management_key" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     caller: ManagementCaller,
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<CreateServiceUser>,
-) -> AppResult<(StatusCode, Json<ServiceUser>)> {
+) -> AppResult<(StatusCode, Json<ServiceUserInfo>)> {
     let new = NewServiceUser {
         name: Name::parse("name", &body.name)?,
         owner_email: Some(Email::parse(&body.owner_email)?),
@@ -78,7 +107,7 @@ pub async fn create(
         state.now(),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(created)))
+    Ok((StatusCode::CREATED, Json(created.into())))
 }
 
 #[utoipa::path(get, operation_id = "service_users_list", path = "/api/v1/tenants/{tenant}/service-users", tag = "service users",
@@ -96,7 +125,7 @@ pub async fn list(
     let page =
         service_users::list(state.pool(), &tenant.id, query.cursor.as_deref(), limit).await?;
     Ok(Json(ServiceUserList {
-        items: page.items,
+        items: page.items.into_iter().map(ServiceUserInfo::from).collect(),
         next_cursor: page.next_cursor,
     }))
 }
@@ -114,30 +143,29 @@ pub struct UpdateServiceUser {
 
 #[utoipa::path(get, operation_id = "service_users_get", path = "/api/v1/tenants/{tenant}/service-users/{id}", tag = "service users",
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path)),
-    responses((status = 200, body = ServiceUser), (status = 404, description = "no such service user in this tenant")),
+    responses((status = 200, body = ServiceUserInfo), (status = 404, description = "no such service user in this tenant")),
     security(("management_key" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     caller: ManagementCaller,
     Path((tenant, id)): Path<(String, ServiceUserId)>,
-) -> AppResult<Json<ServiceUser>> {
+) -> AppResult<Json<ServiceUserInfo>> {
     let tenant = caller.tenant(&state, &tenant).await?;
-    Ok(Json(
-        service_users::get(state.pool(), &tenant.id, &id).await?,
-    ))
+    let user = service_users::get(state.pool(), &tenant.id, &id).await?;
+    Ok(Json(user.into()))
 }
 
 #[utoipa::path(patch, operation_id = "service_users_update", path = "/api/v1/tenants/{tenant}/service-users/{id}", tag = "service users",
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path)),
     request_body = UpdateServiceUser,
-    responses((status = 200, body = ServiceUser), (status = 404), (status = 409, description = "name taken"), (status = 422, description = "invalid input")),
+    responses((status = 200, body = ServiceUserInfo), (status = 404), (status = 409, description = "name taken"), (status = 422, description = "invalid input")),
     security(("management_key" = [])))]
 pub async fn update(
     State(state): State<AppState>,
     caller: ManagementCaller,
     Path((tenant, id)): Path<(String, ServiceUserId)>,
     ApiJson(body): ApiJson<UpdateServiceUser>,
-) -> AppResult<Json<ServiceUser>> {
+) -> AppResult<Json<ServiceUserInfo>> {
     let change = ServiceUserChange {
         name: body
             .name
@@ -165,30 +193,30 @@ pub async fn update(
         state.now(),
     )
     .await?;
-    Ok(Json(updated))
+    Ok(Json(updated.into()))
 }
 
 #[utoipa::path(post, operation_id = "service_users_disable", path = "/api/v1/tenants/{tenant}/service-users/{id}/disable", tag = "service users",
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path)),
-    responses((status = 200, body = ServiceUser, description = "disabled: every key of it is refused at once")),
+    responses((status = 200, body = ServiceUserInfo, description = "disabled: every key of it is refused at once")),
     security(("management_key" = [])))]
 pub async fn disable(
     State(state): State<AppState>,
     caller: ManagementCaller,
     Path((tenant, id)): Path<(String, ServiceUserId)>,
-) -> AppResult<Json<ServiceUser>> {
+) -> AppResult<Json<ServiceUserInfo>> {
     set_disabled(state, caller, tenant, id, true).await
 }
 
 #[utoipa::path(post, operation_id = "service_users_enable", path = "/api/v1/tenants/{tenant}/service-users/{id}/enable", tag = "service users",
     params(("tenant" = String, Path, description = "tenant slug"), ("id" = String, Path)),
-    responses((status = 200, body = ServiceUser)),
+    responses((status = 200, body = ServiceUserInfo)),
     security(("management_key" = [])))]
 pub async fn enable(
     State(state): State<AppState>,
     caller: ManagementCaller,
     Path((tenant, id)): Path<(String, ServiceUserId)>,
-) -> AppResult<Json<ServiceUser>> {
+) -> AppResult<Json<ServiceUserInfo>> {
     set_disabled(state, caller, tenant, id, false).await
 }
 
@@ -198,7 +226,7 @@ async fn set_disabled(
     tenant: String,
     id: ServiceUserId,
     disabled: bool,
-) -> AppResult<Json<ServiceUser>> {
+) -> AppResult<Json<ServiceUserInfo>> {
     let tenant = caller.tenant(&state, &tenant).await?;
     let changed = service_users::set_disabled(
         state.pool(),
@@ -209,5 +237,5 @@ async fn set_disabled(
         state.now(),
     )
     .await?;
-    Ok(Json(changed))
+    Ok(Json(changed.into()))
 }

@@ -161,7 +161,7 @@ pub async fn create(
     let created = webhooks::create(
         state.pool(),
         &state.peppers,
-        &tenant,
+        tenant.for_webhooks(),
         new,
         webhooks::Admission::of(&state.config),
         &caller.actor(),
@@ -207,7 +207,8 @@ pub async fn delete(
     Path((tenant, id)): Path<(String, WebhookEndpointId)>,
 ) -> AppResult<StatusCode> {
     let tenant = caller.tenant(&state, &tenant).await?;
-    webhooks::delete(state.pool(), &tenant, &id, &caller.actor(), state.now()).await?;
+    let tenant = tenant.for_webhooks();
+    webhooks::delete(state.pool(), tenant, &id, &caller.actor(), state.now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -221,7 +222,8 @@ pub async fn send_test(
     Path((tenant, id)): Path<(String, WebhookEndpointId)>,
 ) -> AppResult<(StatusCode, Json<TestQueued>)> {
     let tenant = caller.tenant(&state, &tenant).await?;
-    let event_id = webhooks::send_test(state.pool(), &tenant, &id, state.now()).await?;
+    let tenant = tenant.for_webhooks();
+    let event_id = webhooks::send_test(state.pool(), tenant, &id, state.now()).await?;
     Ok((StatusCode::ACCEPTED, Json(TestQueued { event_id })))
 }
 
@@ -235,7 +237,8 @@ pub async fn enable(
     Path((tenant, id)): Path<(String, WebhookEndpointId)>,
 ) -> AppResult<StatusCode> {
     let tenant = caller.tenant(&state, &tenant).await?;
-    webhooks::enable(state.pool(), &tenant, &id, &caller.actor(), state.now()).await?;
+    let tenant = tenant.for_webhooks();
+    webhooks::enable(state.pool(), tenant, &id, &caller.actor(), state.now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -260,7 +263,7 @@ pub async fn rotate_secret(
     let secret = webhooks::rotate_secret(
         state.pool(),
         &state.peppers,
-        &tenant,
+        tenant.for_webhooks(),
         &id,
         overlap,
         &caller.actor(),

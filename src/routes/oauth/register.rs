@@ -43,7 +43,7 @@ const PER_TENANT: Limits = Limits {
 
 #[utoipa::path(post, operation_id = "oauth_register", path = "/oauth/{tenant}/register", tag = "oauth",
     params(("tenant" = String, Path, description = "the issuer's tenant")),
-    request_body(content = RawMetadata, content_type = "application/json",
+    request_body(content = super::schema::ClientMetadataBody, content_type = "application/json",
         description = "RFC 7591 client metadata: `redirect_uris` (required), `client_name`, `client_uri`, \
                        `token_endpoint_auth_method` (`none`, `client_secret_basic` (default), `client_secret_post`), \
                        `grant_types` (`authorization_code`, `refresh_token`; default both), `response_types` (`code`)"),

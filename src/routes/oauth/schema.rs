@@ -84,6 +84,22 @@ pub struct OAuthErrorBody {
     pub error_description: String,
 }
 
+/// Client metadata as sent (RFC 7591 §2, the fields Keysmith reads; the
+/// others are ignored, as §2 allows).
+// `POST {issuer}/register` reads its body as the domain's `RawMetadata`,
+// the format the domain also reads client ID metadata documents in: this
+// type only describes it, under the same name.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = RawMetadata)]
+pub struct ClientMetadataBody {
+    pub redirect_uris: Option<Vec<String>>,
+    pub client_name: Option<String>,
+    pub client_uri: Option<String>,
+    pub token_endpoint_auth_method: Option<String>,
+    pub grant_types: Option<Vec<String>>,
+    pub response_types: Option<Vec<String>>,
+}
+
 /// `POST {issuer}/register` answer (RFC 7591 §3.2.1).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RegisteredClient {

@@ -260,5 +260,5 @@ fn encode(record: &AuditRecord) -> Vec<u8> {
         id = nanos.to_le_bytes();
     }
     let id = hex::encode(id);
-    serde_json::to_vec(&WireEvent::of(&id, record)).unwrap_or_default()
+    serde_json::to_vec(&WireEvent::of(&id, record.row())).unwrap_or_default()
 }

@@ -1,10 +1,10 @@
 //! The `audit_events` row: the one definition of its columns, and of how a
 //! tool call fills them. Every writer uses it (the layer's SQLite,
 //! PostgreSQL and pool writers, the server's own events, its import of a
-//! remote gateway's calls), and the server reads rows by the same list, so
-//! a column added or renamed is added or renamed here, once.
+//! remote gateway's calls, the remote writer's wire events), and the server
+//! reads rows by the same list, so a column added or renamed is added or
+//! renamed here, once.
 
-#[cfg(any(feature = "sql", test))]
 use super::AuditRecord;
 
 /// The columns written, in the order every writer gives their values.
@@ -107,7 +107,6 @@ impl<'a> CallRow<'a> {
     }
 }
 
-#[cfg(any(feature = "sql", test))]
 impl AuditRecord {
     /// The row this record is written as.
     pub fn row(&self) -> CallRow<'_> {

@@ -5,8 +5,9 @@
 //! batch refused.
 
 use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
 
-use super::AuditRecord;
+use super::row::CallRow;
 
 /// Longest subject (tool, JSON-RPC method or `METHOD /path`), in bytes.
 pub const MAX_SUBJECT_BYTES: usize = 512;
@@ -30,17 +31,20 @@ pub fn is_event_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// One event on the wire. The tenant is not in it: the server takes it from
-/// the key that delivers the batch.
+/// One event on the wire: a view of the call's [`CallRow`] (the one owner of
+/// an audit row's columns), each field held to the server's bound. The
+/// tenant is not in it: the server takes it from the key that delivers the
+/// batch.
 #[derive(Debug, Clone, Serialize)]
 pub struct WireEvent<'a> {
     pub event_id: &'a str,
     pub key_id: &'a str,
     pub service_user_id: &'a str,
+    /// The row's `tool`.
     pub subject: &'a str,
     /// `allowed` or `denied`.
     pub outcome: &'static str,
-    pub reason: &'static str,
+    pub reason: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<&'a str>,
     /// RFC 3339, UTC, whole seconds.
@@ -57,33 +61,29 @@ pub struct WireEvent<'a> {
 }
 
 impl<'a> WireEvent<'a> {
-    pub fn of(event_id: &'a str, record: &'a AuditRecord) -> Self {
-        let at = time::OffsetDateTime::from_unix_timestamp(record.at.unix_timestamp())
-            .unwrap_or(record.at)
-            .format(&time::format_description::well_known::Rfc3339)
+    /// The event `event_id` for the call written as `row`.
+    pub fn of(event_id: &'a str, row: CallRow<'a>) -> Self {
+        let at = time::OffsetDateTime::from_unix_timestamp(row.at)
+            .ok()
+            .and_then(|at| at.format(&Rfc3339).ok())
             .unwrap_or_default();
         Self {
             event_id,
-            key_id: &record.key_id,
-            service_user_id: &record.service_user_id,
-            subject: truncate(&record.tool, MAX_SUBJECT_BYTES),
-            outcome: super::row::outcome(record.allowed),
-            reason: record.reason,
-            request_id: record
-                .request_id
-                .as_deref()
-                .map(|id| truncate(id, MAX_REQUEST_ID_BYTES)),
+            key_id: row.key_id,
+            service_user_id: row.service_user_id,
+            subject: truncate(row.tool, MAX_SUBJECT_BYTES),
+            outcome: row.outcome,
+            reason: row.reason,
+            request_id: row.request_id.map(|id| truncate(id, MAX_REQUEST_ID_BYTES)),
             at,
-            status: record.status.filter(|s| (100..=599).contains(s)),
-            duration_us: record
-                .duration_us
-                .map(|us| i64::try_from(us).unwrap_or(i64::MAX).min(MAX_DURATION_US)),
-            grant_id: record.grant_id.as_deref(),
+            status: row
+                .status
+                .and_then(|s| u16::try_from(s).ok())
+                .filter(|s| (100..=599).contains(s)),
+            duration_us: row.duration_us.map(|us| us.min(MAX_DURATION_US)),
+            grant_id: row.grant_id,
             // A client id never gets this long; cut rather than lose the batch.
-            client_id: record
-                .client_id
-                .as_deref()
-                .map(|id| truncate(id, MAX_CLIENT_ID_BYTES)),
+            client_id: row.client_id.map(|id| truncate(id, MAX_CLIENT_ID_BYTES)),
         }
     }
 }
@@ -109,6 +109,41 @@ mod tests {
         assert_eq!(truncate("abc", 5), "abc");
         assert_eq!(truncate("aé", 2), "a");
         assert_eq!(truncate(&"x".repeat(600), MAX_SUBJECT_BYTES).len(), 512);
+    }
+
+    #[test]
+    fn an_event_is_its_row_held_to_the_bounds() {
+        let record = crate::audit::AuditRecord {
+            tenant_id: "t1".into(),
+            key_id: "k1".into(),
+            service_user_id: "s1".into(),
+            tool: "é".repeat(300),
+            allowed: true,
+            reason: "valid",
+            request_id: Some("r".repeat(200)),
+            at: time::macros::datetime!(2026-12-07 10:00:00.75 +01:00),
+            status: Some(42),
+            duration_us: Some(u64::MAX),
+            grant_id: Some("g1".into()),
+            client_id: Some("c".repeat(MAX_CLIENT_ID_BYTES + 10).into()),
+        };
+        let event = serde_json::to_value(WireEvent::of("evt", record.row())).expect("json");
+        assert_eq!(event["key_id"], "k1");
+        assert_eq!(event["outcome"], "allowed");
+        assert_eq!(event["subject"].as_str().map(str::len), Some(512));
+        assert_eq!(event["request_id"].as_str().map(str::len), Some(128));
+        assert_eq!(event["at"], "2026-12-07T09:00:00Z", "UTC, whole seconds");
+        assert!(
+            event.get("status").is_none(),
+            "not an HTTP status: left out"
+        );
+        assert_eq!(event["duration_us"], MAX_DURATION_US);
+        assert_eq!(event["grant_id"], "g1");
+        assert_eq!(
+            event["client_id"].as_str().map(str::len),
+            Some(MAX_CLIENT_ID_BYTES)
+        );
+        assert!(event.get("tenant_id").is_none());
     }
 
     #[test]

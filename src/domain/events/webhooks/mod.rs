@@ -15,7 +15,7 @@ use crate::domain::crypto::random;
 use crate::{
     db::begin_write,
     domain::error::{DomainError, DomainResult},
-    domain::{Actor, audit, keys::KeyRow, tenancy::tenants::Tenant},
+    domain::{Actor, audit},
 };
 use keysmith_verify::Peppers;
 
@@ -33,6 +33,15 @@ pub const EVENTS: [&str; 6] = [
     "service_user.disabled",
 ];
 pub const TEST_EVENT: &str = "webhook.test";
+
+/// The tenant an endpoint belongs to: its id, and its slug for logs and
+/// event bodies. Rooms that emit events (`tenancy`, `keys`) import this one,
+/// so it takes these two fields rather than their `Tenant`.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookTenant<'a> {
+    pub id: &'a TenantId,
+    pub slug: &'a str,
+}
 
 /// A non-empty set of known event names.
 #[derive(Debug, Clone)]
@@ -139,7 +148,7 @@ pub struct CreatedEndpoint {
 pub async fn create(
     pool: &AnyPool,
     peppers: &Peppers,
-    tenant: &Tenant,
+    tenant: WebhookTenant<'_>,
     new: NewEndpoint,
     admission: Admission,
     actor: &Actor,
@@ -154,7 +163,7 @@ pub async fn create(
     crate::db::lock_tenant(&mut tx, pool, tenant.id.as_str()).await?;
     let (existing,): (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM webhook_endpoints WHERE tenant_id = $1")
-            .bind(&tenant.id)
+            .bind(tenant.id)
             .fetch_one(&mut *tx)
             .await?;
     if existing >= admission.max_per_tenant {
@@ -168,7 +177,7 @@ pub async fn create(
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&id)
-    .bind(&tenant.id)
+    .bind(tenant.id)
     .bind(url.as_str())
     .bind(secret.seal(peppers, &id)?)
     .bind(&events_json)
@@ -203,7 +212,7 @@ pub async fn create(
 
 async fn audit_change(
     tx: &mut Transaction<'_, Any>,
-    tenant: &Tenant,
+    tenant: WebhookTenant<'_>,
     actor: &Actor,
     action: &str,
     reason: &str,
@@ -211,7 +220,7 @@ async fn audit_change(
 ) -> DomainResult<()> {
     audit::record(
         &mut **tx,
-        audit::NewAuditEvent::tenant_action(&tenant.id, actor, action, Some(reason), now),
+        audit::NewAuditEvent::tenant_action(tenant.id, actor, action, Some(reason), now),
     )
     .await
 }
@@ -248,7 +257,7 @@ pub async fn get(
 #[tracing::instrument(skip_all, fields(tenant = %tenant.slug, webhook_id = %id))]
 pub async fn delete(
     pool: &AnyPool,
-    tenant: &Tenant,
+    tenant: WebhookTenant<'_>,
     id: &WebhookEndpointId,
     actor: &Actor,
     now: OffsetDateTime,
@@ -256,7 +265,7 @@ pub async fn delete(
     let mut tx = begin_write(pool).await?;
     let url: Option<(String,)> =
         sqlx::query_as("SELECT url FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2")
-            .bind(&tenant.id)
+            .bind(tenant.id)
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
@@ -268,7 +277,7 @@ pub async fn delete(
         .execute(&mut *tx)
         .await?;
     sqlx::query("DELETE FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2")
-        .bind(&tenant.id)
+        .bind(tenant.id)
         .bind(id)
         .execute(&mut *tx)
         .await?;
@@ -357,11 +366,11 @@ pub async fn enqueue(
 /// [`health::TEST_EVENT_SPACING`], and none to a disabled endpoint.
 pub async fn send_test(
     pool: &AnyPool,
-    tenant: &Tenant,
+    tenant: WebhookTenant<'_>,
     id: &WebhookEndpointId,
     now: OffsetDateTime,
 ) -> DomainResult<String> {
-    let endpoint = get(pool, &tenant.id, id).await?;
+    let endpoint = get(pool, tenant.id, id).await?;
     if endpoint.disabled_at.is_some() {
         return Err(DomainError::Conflict(
             "the endpoint is disabled after failing: enable it first".into(),
@@ -369,13 +378,10 @@ pub async fn send_test(
     }
     let event_id = format!("evt_{}", random::base62(20));
     let data = serde_json::json!({"message": "a test event from Keysmith", "webhook_id": id});
-    let payload = body(&event_id, TEST_EVENT, &tenant.slug, &data, now)?;
+    let payload = body(&event_id, TEST_EVENT, tenant.slug, &data, now)?;
     let mut tx = begin_write(pool).await?;
-    health::take_test_slot(&mut tx, &tenant.id, id, now).await?;
-    deliveries::insert(
-        &mut tx, &tenant.id, id, &event_id, TEST_EVENT, &payload, now,
-    )
-    .await?;
+    health::take_test_slot(&mut tx, tenant.id, id, now).await?;
+    deliveries::insert(&mut tx, tenant.id, id, &event_id, TEST_EVENT, &payload, now).await?;
     tx.commit().await?;
     Ok(event_id)
 }
@@ -391,7 +397,7 @@ pub const MAX_SECRET_OVERLAP: time::Duration = time::Duration::hours(72);
 pub async fn rotate_secret(
     pool: &AnyPool,
     peppers: &Peppers,
-    tenant: &Tenant,
+    tenant: WebhookTenant<'_>,
     id: &WebhookEndpointId,
     overlap: time::Duration,
     actor: &Actor,
@@ -410,7 +416,7 @@ pub async fn rotate_secret(
         "SELECT secret_sealed FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2{}",
         crate::db::row_lock(pool)
     ))
-    .bind(&tenant.id)
+    .bind(tenant.id)
     .bind(id)
     .fetch_optional(&mut *tx)
     .await?;
@@ -423,7 +429,7 @@ pub async fn rotate_secret(
     .bind(&sealed)
     .bind(keep_previous.then_some(previous))
     .bind(keep_previous.then(|| UnixTime::from(now + overlap)))
-    .bind(&tenant.id)
+    .bind(tenant.id)
     .bind(id)
     .execute(&mut *tx)
     .await?;
@@ -438,32 +444,17 @@ pub async fn rotate_secret(
 #[tracing::instrument(skip_all, fields(tenant = %tenant.slug, webhook_id = %id))]
 pub async fn enable(
     pool: &AnyPool,
-    tenant: &Tenant,
+    tenant: WebhookTenant<'_>,
     id: &WebhookEndpointId,
     actor: &Actor,
     now: OffsetDateTime,
 ) -> DomainResult<()> {
     let mut tx = begin_write(pool).await?;
-    health::enable(&mut tx, &tenant.id, id).await?;
+    health::enable(&mut tx, tenant.id, id).await?;
     deliveries::resume(&mut tx, id, now).await?;
     audit_change(&mut tx, tenant, actor, "webhook.enable", id.as_str(), now).await?;
     tx.commit().await?;
     Ok(())
-}
-
-/// What a key event says about the key: never its secret.
-pub fn key_data(key: &KeyRow) -> serde_json::Value {
-    serde_json::json!({
-        "key_id": key.id,
-        "service_user_id": key.service_user_id,
-        "name": key.name,
-        "hint": key.hint,
-        "status": key.status,
-        "expires_at": key.expires_at,
-        "cutoff_at": key.cutoff_at,
-        "revoked_reason": key.revoked_reason,
-        "rotated_to": key.rotated_to,
-    })
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@ pub mod store;
 
 use std::{fmt, sync::Arc};
 
-use serde::Serialize;
 use sqlx::AnyPool;
 
 use crate::{domain::TenantId, domain::error::DomainResult};
@@ -21,8 +20,7 @@ use keysmith_verify::Peppers;
 pub use document::DocumentFetch;
 
 /// Where a client's description comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientKind {
     /// The client_id is an https URL serving the client's metadata.
     MetadataDocument,
@@ -43,8 +41,7 @@ impl ClientKind {
 }
 
 /// How a client authenticates at the token endpoint (RFC 7591 §2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
     /// A public client: no secret, PKCE alone binds the code to it.
     None,

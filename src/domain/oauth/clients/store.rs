@@ -1,7 +1,7 @@
 //! Stored clients (dynamically registered or pre-registered by an admin):
 //! their metadata checked once, at the edge, and the rows in `oauth_clients`.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
@@ -33,7 +33,7 @@ pub fn looks_like_client_id(raw: &str) -> bool {
 
 /// Client metadata as sent (RFC 7591 §2, the fields Keysmith reads; the
 /// others are ignored, as §2 allows).
-#[derive(Debug, Default, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Clone, Deserialize)]
 pub struct RawMetadata {
     pub redirect_uris: Option<Vec<String>>,
     pub client_name: Option<String>,
@@ -199,7 +199,7 @@ fn check_grants(grants: Vec<String>) -> Result<Vec<String>, MetadataError> {
 }
 
 /// A stored client as listed (never its secret).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct StoredClient {
     pub client_id: String,
     pub kind: ClientKind,
@@ -208,7 +208,6 @@ pub struct StoredClient {
     pub redirect_uris: Vec<String>,
     pub grant_types: Vec<String>,
     pub token_endpoint_auth_method: AuthMethod,
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: UnixTime,
     /// The admin who pre-registered it (`null`: registered by the client).
     pub created_by: Option<String>,

@@ -4,7 +4,6 @@ mod listing;
 pub use listing::{KeyCounts, LiveKey, first_names, key_counts, list, live_keys, names_of};
 
 use crate::domain::{ServiceUserId, TenantId, UnixTime};
-use serde::Serialize;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
@@ -15,18 +14,15 @@ use crate::{
     domain::{Actor, Description, Email, Name, audit, tenancy::caps},
 };
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+/// A service user as stored (the API's shape of it lives with its routes).
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ServiceUser {
-    #[schema(value_type = String)]
     pub id: ServiceUserId,
-    #[serde(skip)]
     pub tenant_id: TenantId,
     pub name: String,
     pub owner_email: Option<String>,
     pub description: Option<String>,
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub disabled_at: Option<UnixTime>,
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: UnixTime,
 }
 
