@@ -368,6 +368,15 @@ async fn serve_prints_a_setup_link_on_a_fresh_database() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run keysmith serve");
+    // stderr drained on its own thread: debug logs of the migrations fill a
+    // pipe's 64 KiB before the link is printed, and a child blocked on a
+    // full stderr never writes the link this test waits for.
+    let mut stderr = child.stderr.take().expect("stderr");
+    let logs = std::thread::spawn(move || {
+        let mut logs = String::new();
+        stderr.read_to_string(&mut logs).expect("logs");
+        logs
+    });
     let stdout = child.stdout.take().expect("stdout");
     let link = BufReader::new(stdout)
         .lines()
@@ -378,14 +387,8 @@ async fn serve_prints_a_setup_link_on_a_fresh_database() {
                 .map(|(_, t)| t.trim().to_owned())
         });
     let _ = child.kill();
-    let mut logs = String::new();
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut logs)
-        .expect("logs");
     let _ = child.wait();
+    let logs = logs.join().expect("stderr read");
     let token = link.expect("a setup link on stdout");
     assert!(token.len() >= 32, "{token}");
     assert!(!logs.contains(&token), "the token is printed, never logged");

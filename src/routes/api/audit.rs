@@ -51,6 +51,12 @@ pub struct AuditEventInfo {
     pub status: Option<i64>,
     /// Tool calls: microseconds until the answer's headers.
     pub duration_us: Option<i64>,
+    /// Tool calls made with an OAuth access token: the grant it was issued
+    /// under (authorization code; none for client credentials).
+    pub grant_id: Option<String>,
+    /// Tool calls made with an OAuth access token: the client it was
+    /// issued to (for client credentials, the key's id).
+    pub client_id: Option<String>,
 }
 
 impl From<AuditEvent> for AuditEventInfo {
@@ -67,6 +73,8 @@ impl From<AuditEvent> for AuditEventInfo {
             at: event.at,
             status: event.status,
             duration_us: event.duration_us,
+            grant_id: event.grant_id,
+            client_id: event.client_id,
         }
     }
 }
