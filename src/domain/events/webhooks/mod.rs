@@ -2,6 +2,8 @@
 //! and the events written for them in the same transaction as their cause.
 
 pub mod deliveries;
+mod endpoints;
+mod events;
 pub mod health;
 mod secret;
 mod target;
@@ -19,6 +21,9 @@ use crate::{
 };
 use keysmith_verify::Peppers;
 
+pub use endpoints::{Endpoint, get, list};
+use events::body;
+pub use events::enqueue;
 pub use secret::{WebhookSecret, signature_header};
 pub use target::WebhookUrl;
 
@@ -68,46 +73,6 @@ impl EventFilter {
             }
         }
         Ok(Self(events))
-    }
-}
-
-/// An endpoint as listed: never the secret.
-#[derive(Debug, Clone, Serialize)]
-pub struct Endpoint {
-    pub id: WebhookEndpointId,
-    pub url: String,
-    pub events: Vec<String>,
-    pub created_at: UnixTime,
-    pub created_by: String,
-    /// Failed attempts in a row (0 once one succeeds).
-    pub consecutive_failures: i64,
-    /// Set when the endpoint was disabled after too many failures; nothing
-    /// is sent until it is enabled again.
-    pub disabled_at: Option<UnixTime>,
-}
-
-#[derive(sqlx::FromRow)]
-struct EndpointRow {
-    id: WebhookEndpointId,
-    url: String,
-    events: String,
-    created_at: UnixTime,
-    created_by: String,
-    consecutive_failures: i64,
-    disabled_at: Option<UnixTime>,
-}
-
-impl From<EndpointRow> for Endpoint {
-    fn from(row: EndpointRow) -> Self {
-        Self {
-            id: row.id,
-            url: row.url,
-            events: serde_json::from_str(&row.events).unwrap_or_default(),
-            created_at: row.created_at,
-            created_by: row.created_by,
-            consecutive_failures: row.consecutive_failures,
-            disabled_at: row.disabled_at,
-        }
     }
 }
 
@@ -225,34 +190,6 @@ async fn audit_change(
     .await
 }
 
-const SELECT: &str = "SELECT id, url, events, created_at, created_by, consecutive_failures, disabled_at \
-                      FROM webhook_endpoints";
-
-pub async fn list(pool: &AnyPool, tenant_id: &TenantId) -> DomainResult<Vec<Endpoint>> {
-    let rows: Vec<EndpointRow> = sqlx::query_as(&format!(
-        "{SELECT} WHERE tenant_id = $1 ORDER BY created_at, id"
-    ))
-    .bind(tenant_id)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows.into_iter().map(Endpoint::from).collect())
-}
-
-pub async fn get(
-    pool: &AnyPool,
-    tenant_id: &TenantId,
-    id: &WebhookEndpointId,
-) -> DomainResult<Endpoint> {
-    let row: Option<EndpointRow> =
-        sqlx::query_as(&format!("{SELECT} WHERE tenant_id = $1 AND id = $2"))
-            .bind(tenant_id)
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-    row.map(Endpoint::from)
-        .ok_or(DomainError::NotFound("webhook"))
-}
-
 /// Deletes an endpoint and its delivery history.
 #[tracing::instrument(skip_all, fields(tenant = %tenant.slug, webhook_id = %id))]
 pub async fn delete(
@@ -291,74 +228,6 @@ pub async fn delete(
     )
     .await?;
     tx.commit().await?;
-    Ok(())
-}
-
-/// The JSON body of an event: no secret, ever.
-fn body(
-    event_id: &str,
-    event_type: &str,
-    tenant_slug: &str,
-    data: &serde_json::Value,
-    now: OffsetDateTime,
-) -> DomainResult<String> {
-    let created_at = now
-        .format(&time::format_description::well_known::Rfc3339)
-        .map_err(anyhow::Error::from)?;
-    Ok(serde_json::json!({
-        "id": event_id,
-        "type": event_type,
-        "created_at": created_at,
-        "tenant": tenant_slug,
-        "data": data,
-    })
-    .to_string())
-}
-
-/// Writes one delivery per endpoint of the tenant subscribed to `event_type`,
-/// inside the caller's transaction: the event exists if and only if its cause does.
-pub async fn enqueue(
-    tx: &mut Transaction<'_, Any>,
-    tenant_id: &TenantId,
-    event_type: &str,
-    data: serde_json::Value,
-    now: OffsetDateTime,
-) -> DomainResult<()> {
-    let endpoints: Vec<(WebhookEndpointId, String)> = sqlx::query_as(
-        "SELECT id, events FROM webhook_endpoints WHERE tenant_id = $1 AND disabled_at IS NULL",
-    )
-    .bind(tenant_id)
-    .fetch_all(&mut **tx)
-    .await?;
-    let subscribed: Vec<WebhookEndpointId> = endpoints
-        .into_iter()
-        .filter(|(_, events)| {
-            serde_json::from_str::<Vec<String>>(events)
-                .is_ok_and(|events| events.iter().any(|e| e == event_type))
-        })
-        .map(|(id, _)| id)
-        .collect();
-    if subscribed.is_empty() {
-        return Ok(());
-    }
-    let slug: (String,) = sqlx::query_as("SELECT slug FROM tenants WHERE id = $1")
-        .bind(tenant_id)
-        .fetch_one(&mut **tx)
-        .await?;
-    for endpoint_id in subscribed {
-        let event_id = format!("evt_{}", random::base62(20));
-        let payload = body(&event_id, event_type, &slug.0, &data, now)?;
-        deliveries::insert(
-            tx,
-            tenant_id,
-            &endpoint_id,
-            &event_id,
-            event_type,
-            &payload,
-            now,
-        )
-        .await?;
-    }
     Ok(())
 }
 

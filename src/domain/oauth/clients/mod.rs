@@ -6,6 +6,7 @@
 //! clients that were never used.
 
 pub mod document;
+pub mod metadata;
 pub mod purge;
 pub mod redirect;
 pub mod store;
