@@ -9,7 +9,6 @@ mod secret;
 mod target;
 
 use crate::domain::{TenantId, UnixTime, WebhookEndpointId};
-use serde::Serialize;
 use sqlx::{Any, AnyPool, Transaction};
 use time::OffsetDateTime;
 

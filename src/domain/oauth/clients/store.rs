@@ -1,14 +1,13 @@
 //! Stored clients (dynamically registered or pre-registered by an admin):
 //! their metadata checked once, at the edge, and the rows in `oauth_clients`.
 
-use serde::Deserialize;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
-use super::{AuthMethod, ClientKind, ClientSecret, GRANT_TYPES, OAuthClient, redirect};
+use super::{AuthMethod, ClientKind, ClientSecret, OAuthClient, redirect};
 use crate::{
     db::{begin_write, lock_tenant},
-    domain::error::{DomainError, DomainResult},
+    domain::error::DomainResult,
     domain::{
         Actor, KeyId, ServiceUserId, TenantId, UnixTime, audit, crypto::random, oauth::grants,
     },
