@@ -4,7 +4,7 @@
 
 use time::OffsetDateTime;
 
-#[cfg(feature = "sql")]
+/// Every writer's form of a time, the remote one's wire events included.
 pub fn to_unix(at: OffsetDateTime) -> i64 {
     at.unix_timestamp()
 }
