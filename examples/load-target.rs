@@ -115,7 +115,7 @@ impl Verifier for Argon2Verifier {
 /// The gateway's proxy alone, as `keysmith gateway` serves it minus the layer.
 async fn serve_proxy(upstream: Option<String>, bind: std::net::SocketAddr) -> anyhow::Result<()> {
     let upstream = upstream.context("--upstream is required for proxy")?;
-    let proxy = keysmith::gateway::proxy(&upstream, None)?;
+    let proxy = keysmith::gateway::Gateway::new(keysmith::gateway::proxy(&upstream, None)?);
     let listener = tokio::net::TcpListener::bind(bind).await?;
     keysmith::gateway::serve(listener, proxy, keysmith::startup::shutdown_signal()).await?;
     Ok(())

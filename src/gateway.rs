@@ -13,14 +13,15 @@
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use anyhow::Context;
+use axum::body::Bytes;
 use axum::{
-    Router,
-    body::Body,
     extract::{ConnectInfo, Request, State},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use keysmith_verify::{ProtectedResource, TenantScope, limit::RedisLimiter, tls};
+use std::convert::Infallible;
+use tower::{Layer, Service};
 
 use crate::{config::Config, connections::ConnectionLimits, metrics::access::metrics_allowed};
 
@@ -30,13 +31,15 @@ mod headers;
 mod origin;
 mod pool;
 pub mod remote;
+mod service;
 mod upstream;
 
 use backend::Backend;
 pub use backend::VerifySource;
 
-use headers::{ClientPeer, set_forwarding, strip_hop_by_hop};
+use headers::ClientPeer;
 pub use origin::{AllowedOrigin, OriginPolicy};
+pub use service::{Gateway, GatewayBody, Proxy, ProxyBody};
 use upstream::Upstream;
 pub use upstream::UpstreamError;
 
@@ -94,15 +97,16 @@ fn protected_resource(
     Ok(Some(resource))
 }
 
-/// The RFC 9728 metadata routes of `resource`, answered without a key.
-pub fn metadata_routes(resource: &ProtectedResource) -> Router {
+/// `gateway` with the RFC 9728 metadata routes of `resource`, answered
+/// without a key.
+pub fn with_metadata_routes<L>(gateway: Gateway<L>, resource: &ProtectedResource) -> Gateway<L> {
     let document = axum::Json(resource.metadata());
     resource
         .metadata_paths()
         .into_iter()
-        .fold(Router::new(), |router, path| {
+        .fold(gateway, |gateway, path| {
             let document = document.clone();
-            router.route(&path, axum::routing::get(move || async move { document }))
+            gateway.route(&path, axum::routing::get(move || async move { document }))
         })
 }
 
@@ -116,67 +120,50 @@ impl std::fmt::Debug for RedisUrl {
     }
 }
 
-/// The proxy alone; put a [`VerifyLayer`] on it (see [`run`]).
-pub fn proxy(upstream: &str, extra_roots_pem: Option<&[u8]>) -> anyhow::Result<Router> {
+/// The proxy alone; serve it as a [`Gateway`], behind a [`VerifyLayer`]
+/// (see [`run`]).
+pub fn proxy(upstream: &str, extra_roots_pem: Option<&[u8]>) -> anyhow::Result<Proxy> {
     let tls =
         tls::client_config(extra_roots_pem).context("failed to set up TLS for the upstream")?;
-    let upstream = Upstream::new(upstream, tls)?;
-    Ok(Router::new().fallback(forward).with_state(upstream))
+    Ok(Proxy::new(Upstream::new(upstream, tls)?))
 }
 
-/// Serves `app` with the client's address known to it, formatted once per
-/// connection for the forwarding headers, under the default
+/// Serves `gateway` with each connection's client known to it, formatted
+/// once per connection for the forwarding headers, under the default
 /// [`ConnectionLimits`].
-pub async fn serve(
+pub async fn serve<L, B>(
     listener: tokio::net::TcpListener,
-    app: Router,
+    gateway: Gateway<L>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    serve_with(listener, app, &ConnectionLimits::default(), shutdown).await
+) -> std::io::Result<()>
+where
+    L: Layer<Proxy>,
+    L::Service:
+        Service<Request, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+    <L::Service as Service<Request>>::Future: Send + Unpin + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    serve_with(listener, gateway, &ConnectionLimits::default(), shutdown).await
 }
 
 /// [`serve`] under `limits`.
-pub async fn serve_with(
+pub async fn serve_with<L, B>(
     listener: tokio::net::TcpListener,
-    app: Router,
+    gateway: Gateway<L>,
     limits: &ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    crate::connections::serve(listener, app, limits, ClientPeer::new, shutdown).await
-}
-
-async fn forward(State(upstream): State<Upstream>, request: Request) -> Response {
-    let (mut parts, body) = request.into_parts();
-    let Ok(uri) = upstream.uri_for(parts.uri.path_and_query()) else {
-        return (StatusCode::BAD_REQUEST, "unusable request path").into_response();
-    };
-    let peer = parts.extensions.remove::<ConnectInfo<ClientPeer>>();
-    strip_hop_by_hop(&mut parts.headers);
-    // The client's Host goes into the forwarding headers; the upstream is
-    // sent its own.
-    let host = parts.headers.insert(header::HOST, upstream.host.clone());
-    set_forwarding(&mut parts.headers, peer.as_ref().map(|c| &c.0), host);
-    // hyper writes the length the body knows: exact for a body the layer has
-    // read and judged (sent whole), chunked for a streamed one (not MCP).
-    parts.headers.remove(header::CONTENT_LENGTH);
-    let mut outgoing = http::Request::new(body);
-    *outgoing.method_mut() = parts.method;
-    *outgoing.uri_mut() = uri;
-    *outgoing.headers_mut() = parts.headers;
-    match upstream.send(outgoing).await {
-        Ok(response) => {
-            let (mut parts, body) = response.into_parts();
-            strip_hop_by_hop(&mut parts.headers);
-            Response::from_parts(parts, Body::new(body))
-        }
-        Err(err) => {
-            // The error names no URL; its source says why (refused, TLS,
-            // closed mid-answer...).
-            let cause = std::error::Error::source(&err).map(ToString::to_string);
-            tracing::warn!(error = %err, cause, "upstream unreachable");
-            (StatusCode::BAD_GATEWAY, "upstream unreachable").into_response()
-        }
-    }
+) -> std::io::Result<()>
+where
+    L: Layer<Proxy>,
+    L::Service:
+        Service<Request, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+    <L::Service as Service<Request>>::Future: Send + Unpin + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let connection = |addr, body_timeout| gateway.connection(ClientPeer::new(addr), body_timeout);
+    crate::connections::serve_each(listener, limits, connection, shutdown).await
 }
 
 /// Serves the gateway until shutdown: keys verified against the database
@@ -231,16 +218,18 @@ pub async fn run(config: Config, options: GatewayOptions) -> anyhow::Result<()> 
     let layer = builder.build();
     let _invalidations = backend.listen(&layer).await?;
     let config = Arc::new(config);
-    let app = proxy(&options.upstream, roots.as_deref())?
+    let mut app = Gateway::new(proxy(&options.upstream, roots.as_deref())?)
         .layer(layer)
         .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .merge(resource.as_ref().map(metadata_routes).unwrap_or_default())
         // The layer's own metrics (outcomes, verify latency, audit queue
         // and spool), outside the layer, guarded like the server's.
         .route(
             "/metrics",
             axum::routing::get(metrics).with_state(Arc::clone(&config)),
         );
+    if let Some(resource) = &resource {
+        app = with_metadata_routes(app, resource);
+    }
     tracing::info!(addr = %listener.local_addr()?, upstream = options.upstream, "keysmith gateway listening");
     serve_with(
         listener,

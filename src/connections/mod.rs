@@ -89,6 +89,36 @@ pub async fn serve<P>(
 where
     P: Clone + Send + Sync + 'static,
 {
+    let service = |addr, body_timeout| ConnectionService {
+        app: app.clone(),
+        peer: ConnectInfo(peer(addr)),
+        body_timeout,
+    };
+    serve_each(listener, limits, service, shutdown).await
+}
+
+/// Serves each connection on `listener` with `service(client address, body
+/// timeout)` until `shutdown` resolves, then lets open connections finish
+/// their requests and waits for them. The service puts the body timeout on
+/// the bodies it reads (see [`DeadlineBody`]).
+pub async fn serve_each<S, B>(
+    listener: TcpListener,
+    limits: &ConnectionLimits,
+    service: impl Fn(SocketAddr, Duration) -> S,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()>
+where
+    S: hyper::service::Service<
+            http::Request<Incoming>,
+            Response = http::Response<B>,
+            Error = Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let open_files = raise_open_file_limit();
     let cap = limits.cap(open_files);
     tracing::info!(
@@ -135,11 +165,7 @@ where
                 }
             },
         };
-        let service = ConnectionService {
-            app: app.clone(),
-            peer: ConnectInfo(peer(addr)),
-            body_timeout: limits.body_timeout,
-        };
+        let service = service(addr, limits.body_timeout);
         let connection = http.serve_connection(TokioIo::new(stream), service);
         let mut stopping = stopping.clone();
         tokio::spawn(async move {

@@ -111,10 +111,10 @@ async fn gateway(app: &TestApp, upstream: &str, limits: ConnectionLimits) -> Str
     let layer = VerifyLayer::builder(verifier, TenantScope::only(app.tenant.slug.as_str()))
         .clock(Arc::new(app.clock.clone()))
         .build();
-    let router = keysmith::gateway::proxy(upstream, None)
-        .expect("proxy")
-        .layer(layer)
-        .route("/healthz", axum::routing::get(|| async { "ok" }));
+    let router =
+        keysmith::gateway::Gateway::new(keysmith::gateway::proxy(upstream, None).expect("proxy"))
+            .layer(layer)
+            .route("/healthz", axum::routing::get(|| async { "ok" }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -224,7 +224,10 @@ async fn shutdown_finishes_requests_in_progress_and_closes_idle_connections() {
     let (release, released) = tokio::sync::oneshot::channel::<()>();
     let (entered, mut handler_entered) = tokio::sync::mpsc::channel::<()>(1);
     let released = Arc::new(tokio::sync::Mutex::new(Some(released)));
-    let router = axum::Router::new()
+    // The gateway's own routes: served like the proxied ones, without an
+    // upstream.
+    let proxy = keysmith::gateway::proxy("http://127.0.0.1:9", None).expect("proxy");
+    let router = keysmith::gateway::Gateway::new(proxy)
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .route(
             "/slow",

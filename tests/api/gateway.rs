@@ -160,9 +160,10 @@ pub async fn start_gateway_with(
         None => builder,
     }
     .build();
-    let router = keysmith::gateway::proxy(upstream, roots_pem)
-        .expect("proxy")
-        .layer(layer);
+    let router = keysmith::gateway::Gateway::new(
+        keysmith::gateway::proxy(upstream, roots_pem).expect("proxy"),
+    )
+    .layer(layer);
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let task = tokio::spawn(async move {
         keysmith::gateway::serve(listener, router, shutdown)
