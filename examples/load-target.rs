@@ -117,7 +117,13 @@ async fn serve_proxy(upstream: Option<String>, bind: std::net::SocketAddr) -> an
     let upstream = upstream.context("--upstream is required for proxy")?;
     let proxy = keysmith::gateway::Gateway::new(keysmith::gateway::proxy(&upstream, None)?);
     let listener = tokio::net::TcpListener::bind(bind).await?;
-    keysmith::gateway::serve(listener, proxy, keysmith::startup::shutdown_signal()).await?;
+    keysmith::gateway::serve_with(
+        listener,
+        proxy,
+        &Default::default(),
+        keysmith::startup::shutdown_signal(),
+    )
+    .await?;
     Ok(())
 }
 

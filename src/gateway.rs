@@ -128,26 +128,8 @@ pub fn proxy(upstream: &str, extra_roots_pem: Option<&[u8]>) -> anyhow::Result<P
     Ok(Proxy::new(Upstream::new(upstream, tls)?))
 }
 
-/// Serves `gateway` with each connection's client known to it, formatted
-/// once per connection for the forwarding headers, under the default
-/// [`ConnectionLimits`].
-pub async fn serve<L, B>(
-    listener: tokio::net::TcpListener,
-    gateway: Gateway<L>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()>
-where
-    L: Layer<Proxy>,
-    L::Service:
-        Service<Request, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
-    <L::Service as Service<Request>>::Future: Send + Unpin + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
-{
-    serve_with(listener, gateway, &ConnectionLimits::default(), shutdown).await
-}
-
-/// [`serve`] under `limits`.
+/// Serves `gateway` under `limits`, with each connection's client known to
+/// it, formatted once per connection for the forwarding headers.
 pub async fn serve_with<L, B>(
     listener: tokio::net::TcpListener,
     gateway: Gateway<L>,

@@ -166,7 +166,7 @@ pub async fn start_gateway_with(
     .layer(layer);
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let task = tokio::spawn(async move {
-        keysmith::gateway::serve(listener, router, shutdown)
+        keysmith::gateway::serve_with(listener, router, &Default::default(), shutdown)
             .await
             .expect("gateway");
     });
