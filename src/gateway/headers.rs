@@ -78,6 +78,9 @@ impl ClientPeer {
 }
 
 /// Removes hop-by-hop headers and the headers `Connection` names.
+// Out of line: a part a profile names (scripts/bench-instructions), also
+// in a build with link-time optimization.
+#[inline(never)]
 pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let mut doomed = names_where(headers, |name| is_hop_by_hop(name.as_str()));
     if doomed.contains(&header::CONNECTION) {
@@ -104,6 +107,8 @@ fn names_where(headers: &HeaderMap, pick: impl Fn(&HeaderName) -> bool) -> Vec<H
 }
 
 /// Replaces whatever forwarding headers the client sent with the gateway's.
+// Out of line, as `strip_hop_by_hop`.
+#[inline(never)]
 pub(super) fn set_forwarding(
     headers: &mut HeaderMap,
     peer: Option<&ClientPeer>,
