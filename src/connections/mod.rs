@@ -7,6 +7,7 @@ mod deadline_body;
 mod open_files;
 mod shutdown;
 mod tenant_gate;
+mod threads;
 
 use std::{convert::Infallible, io, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -23,6 +24,7 @@ pub use deadline_body::{BodyTimedOut, DeadlineBody};
 pub use open_files::raise_open_file_limit;
 pub use shutdown::shutdown_signal;
 pub use tenant_gate::TenantGate;
+pub use threads::{MAX_THREADS, bind_shared, parse_threads, serve_threads, thread_count};
 
 /// Most connections served at once when none is configured (or half the
 /// open-file limit, if that is lower).
@@ -89,8 +91,24 @@ pub async fn serve<P>(
 where
     P: Clone + Send + Sync + 'static,
 {
+    let cap = limits.cap(raise_open_file_limit());
+    serve_capped(listener, app, limits, cap, peer, shutdown).await
+}
+
+/// [`serve`] with the cap worked out (a thread's share of it, see
+/// [`serve_threads`]).
+async fn serve_capped<P>(
+    listener: TcpListener,
+    app: Router,
+    limits: &ConnectionLimits,
+    cap: usize,
+    peer: impl Fn(SocketAddr) -> P,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()>
+where
+    P: Clone + Send + Sync + 'static,
+{
     let open_files = raise_open_file_limit();
-    let cap = limits.cap(open_files);
     tracing::info!(
         addr = %listener.local_addr()?,
         max_connections = cap,
