@@ -2,7 +2,7 @@
 //! `KEYSMITH_GATEWAY_THREADS`): each with its own listener on the one
 //! address, all stopped together, the audit flushed once after.
 
-use std::{collections::BTreeSet, process::Stdio, time::Duration};
+use std::{collections::BTreeSet, time::Duration};
 
 use axum::{Router, extract::State, routing::get};
 use keysmith::connections::ConnectionLimits;
@@ -10,7 +10,12 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
-use crate::{both_engines, child::Running};
+use crate::{
+    both_engines,
+    child::Running,
+    gateway::serve_upstream,
+    gateway_startup::{bare_gateway, refused},
+};
 
 /// A bound on anything a test waits for; never reached when it passes.
 const BOUND: Duration = Duration::from_secs(30);
@@ -94,27 +99,7 @@ async fn an_address_in_use_is_refused() {
 #[tokio::test]
 async fn a_bad_thread_count_stops_the_gateway_at_start_up() {
     for bad in ["257", "-1", "two", "1.5"] {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_keysmith"))
-            .args([
-                "gateway",
-                "--upstream",
-                "http://127.0.0.1:9",
-                "--tenant",
-                "acme",
-            ])
-            .args(["--bind", "127.0.0.1:0"])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("KEYSMITH_GATEWAY_THREADS", bad)
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output();
-        let out = tokio::time::timeout(BOUND, out)
-            .await
-            .expect("exits")
-            .expect("run keysmith gateway");
-        let text = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{bad}: started anyway:\n{text}");
+        let text = refused(bare_gateway().env("KEYSMITH_GATEWAY_THREADS", bad)).await;
         assert!(
             text.contains(&format!("invalid value '{bad}'"))
                 && text.contains("KEYSMITH_GATEWAY_THREADS (--threads) must be a whole number from 0 (one per core) to 256"),
@@ -132,15 +117,12 @@ async fn held_upstream(arrived: mpsc::Sender<()>, release: watch::Receiver<bool>
         let _ = release.wait_for(|released| *released).await;
         "ok"
     }
-    let app = Router::new()
-        .fallback(get(held))
-        .with_state((arrived, release));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("upstream") });
-    base
+    serve_upstream(
+        Router::new()
+            .fallback(get(held))
+            .with_state((arrived, release)),
+    )
+    .await
 }
 
 /// Requests in progress on both threads when SIGTERM comes are answered;
