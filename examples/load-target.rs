@@ -62,6 +62,9 @@ struct Args {
     /// For `proxy`: the base URL requests are forwarded to.
     #[arg(long)]
     upstream: Option<String>,
+    /// For `proxy`: serving threads, as `keysmith gateway --threads`.
+    #[arg(long, env = "KEYSMITH_GATEWAY_THREADS", default_value_t = 0, value_parser = keysmith::connections::parse_threads)]
+    threads: usize,
 }
 
 async fn mcp() -> &'static str {
@@ -112,19 +115,21 @@ impl Verifier for Argon2Verifier {
     }
 }
 
-/// The gateway's proxy alone, as `keysmith gateway` serves it minus the layer.
-async fn serve_proxy(upstream: Option<String>, bind: std::net::SocketAddr) -> anyhow::Result<()> {
-    let upstream = upstream.context("--upstream is required for proxy")?;
-    let proxy = keysmith::gateway::Gateway::new(keysmith::gateway::proxy(&upstream, None)?);
-    let listener = tokio::net::TcpListener::bind(bind).await?;
-    keysmith::gateway::serve_with(
-        listener,
-        proxy,
-        &Default::default(),
-        keysmith::startup::shutdown_signal(),
-    )
-    .await?;
-    Ok(())
+/// The gateway's proxy alone, as `keysmith gateway` serves it minus the
+/// layer: on the same serving threads, each with its own proxy.
+async fn serve_proxy(args: &Args) -> anyhow::Result<()> {
+    let upstream = args
+        .upstream
+        .as_deref()
+        .context("--upstream is required for proxy")?;
+    let listeners = keysmith::gateway::bind(args.bind, args.threads)?;
+    let apps = listeners
+        .iter()
+        .map(|_| keysmith::gateway::proxy(upstream, None).map(keysmith::gateway::Gateway::new))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let limits = keysmith::connections::ConnectionLimits::default();
+    let shutdown = keysmith::startup::shutdown_signal();
+    keysmith::gateway::serve_threads(listeners, apps, &limits, shutdown, async {}).await
 }
 
 #[tokio::main]
@@ -135,7 +140,7 @@ async fn main() -> anyhow::Result<()> {
         .route("/mcp", axum::routing::post(mcp));
     let mut flusher = None;
     let app = match args.mode {
-        Mode::Proxy => return serve_proxy(args.upstream, args.bind).await,
+        Mode::Proxy => return serve_proxy(&args).await,
         Mode::None => routes,
         Mode::Argon2 => {
             let key = ApiKey::parse(

@@ -67,6 +67,9 @@ pub struct GatewayOptions {
     /// `--resource`: the public URL that makes the gateway an OAuth
     /// protected resource (canonical form).
     pub resource: Option<String>,
+    /// `--threads`: serving threads, each with its own runtime, listener
+    /// and upstream connections (0: one per core).
+    pub threads: usize,
 }
 
 /// `--resource`: an absolute https URL (http only to a loopback host), in
@@ -148,6 +151,40 @@ where
     crate::connections::serve_each(listener, limits, connection, shutdown).await
 }
 
+/// `threads` listeners on `addr` (0: one per core), for [`serve_threads`].
+pub fn bind(addr: SocketAddr, threads: usize) -> anyhow::Result<Vec<std::net::TcpListener>> {
+    let threads = crate::connections::thread_count(threads);
+    crate::connections::bind_shared(addr, threads).with_context(|| format!("failed to bind {addr}"))
+}
+
+/// [`serve_with`] on one thread per listener, `gateways[i]` (each with its
+/// own [`proxy`], so upstream connections stay on the thread that uses
+/// them) on `listeners[i]`; `then` runs once every thread has finished its
+/// requests (see [`crate::connections::serve_threads`]).
+pub async fn serve_threads<L, B, T>(
+    listeners: Vec<std::net::TcpListener>,
+    gateways: Vec<Gateway<L>>,
+    limits: &ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+    then: impl Future<Output = T>,
+) -> anyhow::Result<T>
+where
+    L: Layer<Proxy> + Send + 'static,
+    L::Service:
+        Service<Request, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+    <L::Service as Service<Request>>::Future: Send + Unpin + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let apps = gateways
+        .into_iter()
+        .map(|gateway| {
+            move |addr, body_timeout| gateway.connection(ClientPeer::new(addr), body_timeout)
+        })
+        .collect();
+    crate::connections::serve_threads(listeners, apps, limits, shutdown, then).await
+}
+
 /// Serves the gateway until shutdown: keys verified against the database
 /// or through a Keysmith server, audit written in batches (or delivered to
 /// the server) and flushed on the way out.
@@ -171,10 +208,9 @@ pub async fn run(config: Config, options: GatewayOptions) -> anyhow::Result<()> 
     let mut backend = Backend::start(&config, &options).await?;
     // Bound first: whether its address is loopback decides which names are
     // the gateway's own origin.
-    let listener = tokio::net::TcpListener::bind(options.bind)
-        .await
-        .with_context(|| format!("failed to bind {}", options.bind))?;
-    let origins = OriginPolicy::new(options.allowed_origins.clone(), listener.local_addr()?);
+    let listeners = bind(options.bind, options.threads)?;
+    let addr = listeners[0].local_addr()?;
+    let origins = OriginPolicy::new(options.allowed_origins.clone(), addr);
     let mut builder = backend
         .layer_builder(options.tenant.clone())
         .guard(origins)
@@ -197,32 +233,44 @@ pub async fn run(config: Config, options: GatewayOptions) -> anyhow::Result<()> 
             "rate limits and quotas counted in this instance only (no KEYSMITH_REDIS_URL)"
         );
     }
+    // Built once: its state (cache, limits, audit queue) is shared by every
+    // thread; its background tasks stay on this runtime.
     let layer = builder.build();
     let _invalidations = backend.listen(&layer).await?;
     let config = Arc::new(config);
-    let mut app = Gateway::new(proxy(&options.upstream, roots.as_deref())?)
-        .layer(layer)
-        .route("/healthz", axum::routing::get(|| async { "ok" }))
-        // The layer's own metrics (outcomes, verify latency, audit queue
-        // and spool), outside the layer, guarded like the server's.
-        .route(
-            "/metrics",
-            axum::routing::get(metrics).with_state(Arc::clone(&config)),
-        );
-    if let Some(resource) = &resource {
-        app = with_metadata_routes(app, resource);
-    }
-    tracing::info!(addr = %listener.local_addr()?, upstream = options.upstream, "keysmith gateway listening");
-    serve_with(
-        listener,
-        app,
+    let apps = listeners
+        .iter()
+        .map(|_| {
+            let gateway = Gateway::new(proxy(&options.upstream, roots.as_deref())?)
+                .layer(layer.clone())
+                .route("/healthz", axum::routing::get(|| async { "ok" }))
+                // The layer's own metrics (outcomes, verify latency, audit
+                // queue and spool), outside the layer, guarded like the
+                // server's.
+                .route(
+                    "/metrics",
+                    axum::routing::get(metrics).with_state(Arc::clone(&config)),
+                );
+            Ok(match &resource {
+                Some(resource) => with_metadata_routes(gateway, resource),
+                None => gateway,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    tracing::info!(%addr, upstream = options.upstream, "keysmith gateway listening");
+    let flusher = backend.flusher;
+    let flush = async move {
+        let written = flusher.shutdown().await;
+        tracing::info!(written, "audit flushed");
+    };
+    serve_threads(
+        listeners,
+        apps,
         &config.connections,
         crate::connections::shutdown_signal(),
+        flush,
     )
-    .await?;
-    let written = backend.flusher.shutdown().await;
-    tracing::info!(written, "audit flushed");
-    Ok(())
+    .await
 }
 
 async fn metrics(

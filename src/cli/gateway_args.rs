@@ -87,6 +87,11 @@ pub struct GatewayArgs {
         value_parser = crate::gateway::parse_resource
     )]
     resource: Option<String>,
+    /// Serving threads, each with its own runtime, its own listener on
+    /// --bind (SO_REUSEPORT) and its own upstream connections, so a
+    /// connection stays on one thread; 0: one per core.
+    #[arg(long, env = "KEYSMITH_GATEWAY_THREADS", default_value_t = 0, value_parser = crate::connections::parse_threads)]
+    threads: usize,
 }
 
 impl GatewayArgs {
@@ -124,6 +129,7 @@ impl GatewayArgs {
             cache_ttl: Duration::from_secs(self.verify_cache_ttl),
             audit_spool: usize::try_from(self.audit_spool).unwrap_or(usize::MAX),
             resource: self.resource,
+            threads: self.threads,
         };
         crate::gateway::run(config, options).await
     }

@@ -35,6 +35,7 @@ const GATEWAY_FLAGS: &[&str] = &[
     "KEYSMITH_VERIFY_CA_FILE",
     "KEYSMITH_VERIFY_CACHE_TTL_SECS",
     "KEYSMITH_AUDIT_SPOOL_EVENTS",
+    "KEYSMITH_GATEWAY_THREADS",
 ];
 
 /// Shown in `--help` without their current value: a URL may carry a password.

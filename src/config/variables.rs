@@ -193,6 +193,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "remote gateway: audit events kept while the server is away",
     ),
     (
+        "KEYSMITH_GATEWAY_THREADS",
+        "0 (one per core)",
+        "gateway: serving threads, each with its own listener (0-256)",
+    ),
+    (
         "KEYSMITH_LOG",
         "info,sqlx=warn",
         "log filter (tracing env-filter syntax)",

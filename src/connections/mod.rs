@@ -7,10 +7,11 @@ mod deadline_body;
 mod open_files;
 mod shutdown;
 mod tenant_gate;
+mod threads;
 
 use std::{convert::Infallible, io, net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::{Router, extract::ConnectInfo};
+use axum::{Router, body::Bytes, extract::ConnectInfo};
 use hyper::{body::Incoming, server::conn::http1};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{
@@ -23,6 +24,7 @@ pub use deadline_body::{BodyTimedOut, DeadlineBody};
 pub use open_files::raise_open_file_limit;
 pub use shutdown::shutdown_signal;
 pub use tenant_gate::TenantGate;
+pub use threads::{MAX_THREADS, bind_shared, parse_threads, serve_threads, thread_count};
 
 /// Most connections served at once when none is configured (or half the
 /// open-file limit, if that is lower).
@@ -97,16 +99,23 @@ where
     serve_each(listener, limits, service, shutdown).await
 }
 
-/// Serves each connection on `listener` with `service(client address, body
-/// timeout)` until `shutdown` resolves, then lets open connections finish
-/// their requests and waits for them. The service puts the body timeout on
-/// the bodies it reads (see [`DeadlineBody`]).
-pub async fn serve_each<S, B>(
-    listener: TcpListener,
-    limits: &ConnectionLimits,
-    service: impl Fn(SocketAddr, Duration) -> S,
-    shutdown: impl Future<Output = ()>,
-) -> io::Result<()>
+/// What serves one connection's requests (made per connection, see
+/// [`serve_each`]): any hyper service whose answers can go back on a tokio
+/// task.
+pub trait ConnectionServe:
+    hyper::service::Service<
+        http::Request<Incoming>,
+        Response = http::Response<Self::Body>,
+        Error = Infallible,
+        Future = Self::Answer,
+    > + Send
+    + 'static
+{
+    type Body: http_body::Body<Data = Bytes, Error: Into<axum::BoxError>> + Send + 'static;
+    type Answer: Future<Output = Result<http::Response<Self::Body>, Infallible>> + Send + 'static;
+}
+
+impl<S, B> ConnectionServe for S
 where
     S: hyper::service::Service<
             http::Request<Incoming>,
@@ -115,12 +124,36 @@ where
         > + Send
         + 'static,
     S::Future: Send + 'static,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body<Data = Bytes, Error: Into<axum::BoxError>> + Send + 'static,
 {
+    type Body = B;
+    type Answer = S::Future;
+}
+
+/// Serves each connection on `listener` with `service(client address, body
+/// timeout)` until `shutdown` resolves, then lets open connections finish
+/// their requests and waits for them. The service puts the body timeout on
+/// the bodies it reads (see [`DeadlineBody`]).
+pub async fn serve_each<S: ConnectionServe>(
+    listener: TcpListener,
+    limits: &ConnectionLimits,
+    service: impl Fn(SocketAddr, Duration) -> S,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let cap = limits.cap(raise_open_file_limit());
+    serve_capped(listener, limits, cap, service, shutdown).await
+}
+
+/// [`serve_each`] with the cap worked out (a thread's share of it, see
+/// [`serve_threads`]).
+async fn serve_capped<S: ConnectionServe>(
+    listener: TcpListener,
+    limits: &ConnectionLimits,
+    cap: usize,
+    service: impl Fn(SocketAddr, Duration) -> S,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
     let open_files = raise_open_file_limit();
-    let cap = limits.cap(open_files);
     tracing::info!(
         addr = %listener.local_addr()?,
         max_connections = cap,

@@ -143,6 +143,26 @@ impl Running {
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
+
+    /// Sends SIGTERM (the graceful stop) without waiting for the exit.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "SIGTERM not sent");
+    }
+
+    /// Waits (30 s at most) for the process to exit; its status.
+    pub async fn exited(&mut self) -> std::process::ExitStatus {
+        for _ in 0..600 {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("still running after 30 s:\n{}", self.logs());
+    }
 }
 
 /// The `addr` field of the accept loop's line, as text (`addr=…`) or JSON

@@ -60,7 +60,11 @@ async fn sse(State(events): State<Events>) -> Response {
 
 /// An upstream that answers 200 "ok" to anything.
 pub async fn plain_upstream() -> String {
-    let app = Router::new().fallback(|| async { "ok" });
+    serve_upstream(Router::new().fallback(|| async { "ok" })).await
+}
+
+/// Serves `app` on a free port; its base URL.
+pub async fn serve_upstream(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

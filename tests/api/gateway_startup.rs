@@ -8,10 +8,11 @@ use tokio::process::Command;
 
 use crate::{both_engines, helpers::TestApp};
 
-/// Runs `keysmith gateway` on `database_url` (the app's pepper): it must
-/// exit with an error; returns what it printed.
-async fn refused_on(app: &TestApp, database_url: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_keysmith"))
+/// `keysmith gateway` with nothing from this environment but `PATH`, to an
+/// upstream nobody serves.
+pub fn bare_gateway() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keysmith"));
+    command
         .args([
             "gateway",
             "--upstream",
@@ -22,19 +23,32 @@ async fn refused_on(app: &TestApp, database_url: &str) -> String {
         .args(["--bind", "127.0.0.1:0"])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("KEYSMITH_DATABASE_URL", database_url)
-        .env("KEYSMITH_PEPPER_FILE", app.db.dir.path().join("pepper"))
-        .env("KEYSMITH_DATA_DIR", app.db.dir.path())
         .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(30), out)
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs `command`: it must exit with an error; returns what it printed.
+pub async fn refused(command: &mut Command) -> String {
+    let out = tokio::time::timeout(Duration::from_secs(30), command.output())
         .await
         .expect("exits")
         .expect("run keysmith gateway");
     let text = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "started anyway:\n{text}");
     text
+}
+
+/// Runs `keysmith gateway` on `database_url` (the app's pepper): it must
+/// exit with an error; returns what it printed.
+async fn refused_on(app: &TestApp, database_url: &str) -> String {
+    refused(
+        bare_gateway()
+            .env("KEYSMITH_DATABASE_URL", database_url)
+            .env("KEYSMITH_PEPPER_FILE", app.db.dir.path().join("pepper"))
+            .env("KEYSMITH_DATA_DIR", app.db.dir.path()),
+    )
+    .await
 }
 
 async fn applied(app: &TestApp) -> Vec<i64> {

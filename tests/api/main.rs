@@ -51,6 +51,7 @@ mod gateway_refusals;
 mod gateway_remote;
 mod gateway_routing_headers;
 mod gateway_startup;
+mod gateway_threads;
 mod gateway_trust;
 mod health;
 mod idempotency;
