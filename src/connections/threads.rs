@@ -26,6 +26,10 @@ use super::{ConnectionLimits, ConnectionServe, raise_open_file_limit, serve_capp
 /// Most serving threads `KEYSMITH_GATEWAY_THREADS` may ask for.
 pub const MAX_THREADS: usize = 256;
 
+/// The gauge of how many threads serve: fewer than asked when the
+/// connection cap is smaller than the count (see [`serve_threads`]).
+const SERVING_THREADS: &str = "keysmith_gateway_serving_threads";
+
 /// `KEYSMITH_GATEWAY_THREADS` (`--threads`): a whole number of threads
 /// from 0 (one per core) to [`MAX_THREADS`].
 pub fn parse_threads(raw: &str) -> Result<usize, String> {
@@ -131,6 +135,11 @@ where
         max_connections = cap,
         "serving threads"
     );
+    metrics::describe_gauge!(
+        SERVING_THREADS,
+        "Threads serving the gateway's address, each with its own listener and runtime."
+    );
+    metrics::gauge!(SERVING_THREADS).set(listeners.len() as f64);
     let (stop, stopping) = watch::channel(false);
     let (release, released) = watch::channel(false);
     let (done, mut finished) = mpsc::unbounded_channel();

@@ -160,6 +160,8 @@ both_engines! {
         let logs = gateway.logs();
         assert!(logs.contains("serving threads") && logs.contains("threads=2"), "{logs}");
         assert_eq!(logs.matches("connection limits").count(), 2, "one accept loop per thread:\n{logs}");
+        let metrics = fresh_get(&format!("{}/metrics", gateway.base), None).await.text().await.expect("metrics");
+        assert!(metrics.lines().any(|line| line == "keysmith_gateway_serving_threads 2"), "{metrics}");
 
         gateway.terminate();
         // Released only once the signal is in: the requests are still in flight then.
