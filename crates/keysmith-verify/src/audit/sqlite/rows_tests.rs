@@ -223,3 +223,28 @@ fn a_batch_refused_at_its_last_row_leaves_no_row() {
     assert!(error.to_string().contains("refused"), "{error}");
     assert!(rows(&db.0).is_empty(), "the batch is one transaction");
 }
+
+/// A constraint broken in the middle of a multi-row statement (`OR FAIL`
+/// keeps the rows it wrote before that one): the batch's transaction is
+/// rolled back all the same, and the same batch goes in whole once the
+/// obstacle is gone.
+#[test]
+fn a_batch_refused_in_the_middle_of_a_statement_leaves_no_row_and_goes_in_on_retry() {
+    let db = ScratchDb::new();
+    let conn = Connection::open(&db.0).expect("open");
+    conn.execute_batch("CREATE UNIQUE INDEX refuse ON audit_events (tool)")
+        .expect("index");
+    let mut batch: Vec<AuditRecord> = (0..2 * STATEMENT_ROWS[0] + 1)
+        .map(|n| numbered(format!("tool-{n}")))
+        .collect();
+    // Rows 40 and 41: both in the second 32-row statement.
+    batch[STATEMENT_ROWS[0] + 9].tool = batch[STATEMENT_ROWS[0] + 8].tool.clone();
+    let mut writer_conn = None;
+    let error = write(&mut writer_conn, &db.0, &batch).expect_err("the index refuses");
+    assert!(error.to_string().contains("UNIQUE"), "{error}");
+    assert!(rows(&db.0).is_empty(), "the batch is one transaction");
+
+    conn.execute_batch("DROP INDEX refuse").expect("drop");
+    write(&mut writer_conn, &db.0, &batch).expect("the retry");
+    assert_eq!(rows(&db.0), batch.iter().map(expected).collect::<Vec<_>>());
+}
