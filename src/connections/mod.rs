@@ -16,7 +16,7 @@ use hyper::{body::Incoming, server::conn::http1};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{
     net::TcpListener,
-    sync::{Semaphore, watch},
+    sync::{Semaphore, mpsc, watch},
     time::Instant,
 };
 
@@ -40,7 +40,8 @@ pub struct ConnectionLimits {
     pub header_timeout: Duration,
     /// Time a request body has to arrive in full, counted from its head.
     pub body_timeout: Duration,
-    /// Connections served at once; the next ones wait in the listen queue.
+    /// Connections served at once; the next ones wait (one per serving
+    /// thread accepted, unserved; the rest in the listen queue).
     /// `None`: half the open-file limit, at most [`DEFAULT_MAX_CONNECTIONS`].
     pub max_connections: Option<usize>,
 }
@@ -140,20 +141,42 @@ pub async fn serve_each<S: ConnectionServe>(
     service: impl Fn(SocketAddr, Duration) -> S,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let cap = limits.cap(raise_open_file_limit());
-    serve_capped(listener, limits, cap, service, shutdown).await
+    let slots = Slots::new(limits.cap(raise_open_file_limit()));
+    serve_capped(listener, limits, &slots, service, shutdown).await
 }
 
-/// [`serve_each`] with the cap worked out (a thread's share of it, see
-/// [`serve_threads`]).
+/// The connection cap: one permit per connection served. Shared by every
+/// serving thread of an address (see [`serve_threads`]), so the cap holds
+/// for the address as a whole and a thread the kernel hands more
+/// connections than the others can use the room they leave. An accept
+/// loop takes a slot for a connection it has accepted, so at the cap each
+/// loop holds one connection unserved until a slot frees: one open file
+/// per loop over the cap.
+#[derive(Debug, Clone)]
+struct Slots {
+    permits: Arc<Semaphore>,
+    cap: usize,
+}
+
+impl Slots {
+    fn new(cap: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(cap)),
+            cap,
+        }
+    }
+}
+
+/// [`serve_each`] under `slots`, which other accept loops may share.
 async fn serve_capped<S: ConnectionServe>(
     listener: TcpListener,
     limits: &ConnectionLimits,
-    cap: usize,
+    slots: &Slots,
     service: impl Fn(SocketAddr, Duration) -> S,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let open_files = raise_open_file_limit();
+    let cap = slots.cap;
     tracing::info!(
         addr = %listener.local_addr()?,
         max_connections = cap,
@@ -162,27 +185,17 @@ async fn serve_capped<S: ConnectionServe>(
         body_timeout_secs = limits.body_timeout.as_secs_f64(),
         "connection limits"
     );
-    let slots = Arc::new(Semaphore::new(cap));
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
     let (stop, stopping) = watch::channel(false);
+    // Every connection task holds a clone; the receiver hears `None` once
+    // the last of this loop's connections has ended (the slots may be
+    // shared with other loops, so they cannot tell).
+    let (open, mut all_closed) = mpsc::channel::<Infallible>(1);
     let mut cap_warning = CapWarning::default();
     tokio::pin!(shutdown);
     loop {
-        let slot = match Arc::clone(&slots).try_acquire_owned() {
-            Ok(slot) => slot,
-            Err(_) => {
-                cap_warning.reached(cap);
-                tokio::select! {
-                    () = &mut shutdown => break,
-                    slot = Arc::clone(&slots).acquire_owned() => match slot {
-                        Ok(slot) => slot,
-                        Err(_) => break,
-                    },
-                }
-            }
-        };
         let (stream, addr) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -198,11 +211,29 @@ async fn serve_capped<S: ConnectionServe>(
                 }
             },
         };
+        // Accepted first, then given a slot: a loop that held a slot while
+        // it waited for a connection would keep that slot from the other
+        // loops sharing the cap. At the cap this connection waits here,
+        // unserved, and the next ones in the listen queue.
+        let slot = match Arc::clone(&slots.permits).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                cap_warning.reached(cap);
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    slot = Arc::clone(&slots.permits).acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
+                }
+            }
+        };
         let service = service(addr, limits.body_timeout);
         let connection = http.serve_connection(TokioIo::new(stream), service);
         let mut stopping = stopping.clone();
+        let open = open.clone();
         tokio::spawn(async move {
-            let _slot = slot;
+            let _held = (slot, open);
             tokio::pin!(connection);
             tokio::select! {
                 _ = connection.as_mut() => return,
@@ -215,10 +246,9 @@ async fn serve_capped<S: ConnectionServe>(
     }
     drop(listener);
     let _ = stop.send(true);
-    // Each connection holds its slot until it ends: all back, all done.
-    let _ = slots
-        .acquire_many(u32::try_from(cap).unwrap_or(u32::MAX))
-        .await;
+    drop(open);
+    // Nothing is ever sent: `None` once every connection task has ended.
+    let _ = all_closed.recv().await;
     Ok(())
 }
 
@@ -265,7 +295,7 @@ impl CapWarning {
         self.last = Some(Instant::now());
         tracing::warn!(
             max_connections = cap,
-            "connection cap reached: new connections wait in the listen queue until one closes \
+            "connection cap reached: new connections wait until one closes \
              (KEYSMITH_MAX_CONNECTIONS)"
         );
     }

@@ -21,7 +21,7 @@ use tokio::{
     sync::{mpsc, watch},
 };
 
-use super::{ConnectionLimits, ConnectionServe, raise_open_file_limit, serve_capped};
+use super::{ConnectionLimits, ConnectionServe, Slots, raise_open_file_limit, serve_capped};
 
 /// Most serving threads `KEYSMITH_GATEWAY_THREADS` may ask for.
 pub const MAX_THREADS: usize = 256;
@@ -85,20 +85,11 @@ fn socket(addr: SocketAddr) -> io::Result<TcpSocket> {
     Ok(socket)
 }
 
-/// `cap` split over `threads` listeners: shares that differ by at most one
-/// and add up to `cap`. A share of ceil(cap / threads) each would let the
-/// threads together hold up to `threads - 1` connections over the
-/// configured cap, which exists to keep file descriptors for the rest.
-pub fn shares(cap: usize, threads: usize) -> Vec<usize> {
-    (0..threads)
-        .map(|index| cap / threads + usize::from(index < cap % threads))
-        .collect()
-}
-
 /// Serves `apps[i]` (each connection's service, made from the client's
 /// address and the body timeout) on `listeners[i]`, each on a thread of its own with its
-/// own current-thread runtime, under `limits` (the connection cap split
-/// over the threads, see [`shares`]) until `shutdown` resolves; then each
+/// own current-thread runtime, under `limits` (one connection cap for all
+/// the threads: the kernel spreads connections by their addresses, not by
+/// load, so a thread may get more than its part) until `shutdown` resolves; then each
 /// thread finishes its requests in progress, as [`super::serve`] does, and
 /// `then` runs. The threads' runtimes live until `then` is done: a
 /// connection a request opened on a thread (to the database, to Redis) is
@@ -106,7 +97,7 @@ pub fn shares(cap: usize, threads: usize) -> Vec<usize> {
 ///
 /// A thread that fails or panics stops the others (gracefully) and makes
 /// this an error, after `then`. Needs one app per listener; listeners past
-/// the cap (each thread needs a share of it) are closed unused.
+/// the cap (more threads than connections) are closed unused.
 pub async fn serve_threads<M, S, T>(
     listeners: Vec<std::net::TcpListener>,
     apps: Vec<M>,
@@ -122,11 +113,12 @@ where
     let cap = limits.cap(raise_open_file_limit());
     let mut listeners = listeners;
     if listeners.len() > cap {
-        // A thread with no share of the cap would never accept.
+        // More accept loops than slots would only hold more connections
+        // accepted and unserved (one per loop) at the cap.
         tracing::warn!(
             threads = listeners.len(),
             max_connections = cap,
-            "fewer serving threads than asked: each needs a share of the connection cap"
+            "fewer serving threads than asked: no more threads than the connection cap"
         );
         listeners.truncate(cap);
     }
@@ -143,15 +135,14 @@ where
     let (stop, stopping) = watch::channel(false);
     let (release, released) = watch::channel(false);
     let (done, mut finished) = mpsc::unbounded_channel();
-    let shares = shares(cap, listeners.len());
+    let slots = Slots::new(cap);
     let mut threads = Vec::with_capacity(listeners.len());
-    for (index, ((listener, app), share)) in listeners.into_iter().zip(apps).zip(shares).enumerate()
-    {
+    for (index, (listener, app)) in listeners.into_iter().zip(apps).enumerate() {
         let serving = Serving {
             listener,
             app,
             limits: *limits,
-            cap: share,
+            slots: slots.clone(),
             stopping: stopping.clone(),
             released: released.clone(),
         };
@@ -230,7 +221,7 @@ struct Serving<M> {
     listener: std::net::TcpListener,
     app: M,
     limits: ConnectionLimits,
-    cap: usize,
+    slots: Slots,
     stopping: watch::Receiver<bool>,
     released: watch::Receiver<bool>,
 }
@@ -255,7 +246,7 @@ where
             listener,
             app,
             limits,
-            cap,
+            slots,
             mut stopping,
             mut released,
         } = self;
@@ -265,7 +256,7 @@ where
                 let stop = async move {
                     let _ = stopping.wait_for(|stop| *stop).await;
                 };
-                serve_capped(listener, &limits, cap, app, stop).await
+                serve_capped(listener, &limits, &slots, app, stop).await
             })
         }));
         report(served);
@@ -278,19 +269,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shares_add_up_to_the_cap_and_differ_by_one_at_most() {
-        assert_eq!(shares(10, 3), [4, 3, 3]);
-        assert_eq!(shares(10_000, 2), [5_000, 5_000]);
-        assert_eq!(shares(2, 2), [1, 1]);
-        for (cap, threads) in [(1, 1), (7, 7), (9, 4), (10_001, 256), (512, 3)] {
-            let split = shares(cap, threads);
-            assert_eq!(split.iter().sum::<usize>(), cap, "{cap} over {threads}");
-            let (least, most) = (split.iter().min(), split.iter().max());
-            assert!(most.zip(least).is_some_and(|(m, l)| m - l <= 1 && *l >= 1));
-        }
-    }
 
     #[tokio::test]
     async fn a_panicked_thread_stops_the_others_and_is_an_error() {

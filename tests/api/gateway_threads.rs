@@ -91,6 +91,87 @@ async fn two_serving_threads_share_one_address_and_both_accept() {
     assert_eq!(served.expect("served"), "then ran");
 }
 
+/// One connection cap for all the serving threads: a thread that gets every
+/// connection may serve the whole cap (the kernel spreads connections by
+/// address, not by load), and no thread serves past it. Each listener here
+/// has an address of its own, so the test chooses the thread.
+#[tokio::test]
+async fn the_connection_cap_holds_for_all_threads_together() {
+    keysmith_verify::tls::install_default_provider();
+    let bind = || {
+        let mut listeners =
+            keysmith::gateway::bind("127.0.0.1:0".parse().expect("addr"), 1).expect("bind");
+        listeners.remove(0)
+    };
+    let listeners = vec![bind(), bind()];
+    let addrs: Vec<_> = listeners
+        .iter()
+        .map(|listener| listener.local_addr().expect("addr"))
+        .collect();
+    let (arrived, mut arrivals) = mpsc::channel(8);
+    let (release, released) = watch::channel(false);
+    let held = || {
+        let (arrived, released) = (arrived.clone(), released.clone());
+        let proxy = keysmith::gateway::proxy("http://127.0.0.1:9", None).expect("proxy");
+        keysmith::gateway::Gateway::new(proxy).route(
+            "/",
+            get(move || {
+                let (arrived, mut released) = (arrived.clone(), released.clone());
+                async move {
+                    let _ = arrived.send(()).await;
+                    let _ = released.wait_for(|released| *released).await;
+                    "ok"
+                }
+            }),
+        )
+    };
+    let apps = vec![held(), held()];
+    let (stop, stopping) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let limits = ConnectionLimits {
+            max_connections: Some(2),
+            ..ConnectionLimits::default()
+        };
+        let stopped = async {
+            let _ = stopping.await;
+        };
+        keysmith::gateway::serve_threads(listeners, apps, &limits, stopped, async {}).await
+    });
+    let get_from = |addr: std::net::SocketAddr| {
+        tokio::spawn(async move {
+            let answer = fresh_get(&format!("http://{addr}/"), None).await;
+            (answer.status(), answer.text().await.expect("body"))
+        })
+    };
+    // Both connections on the first thread are served at once: the cap is
+    // not split in halves.
+    let mut requests = vec![get_from(addrs[0]), get_from(addrs[0])];
+    for _ in 0..2 {
+        tokio::time::timeout(BOUND, arrivals.recv())
+            .await
+            .expect("the first thread serves both");
+    }
+    // The cap is reached: a connection to the other thread waits.
+    requests.push(get_from(addrs[1]));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), arrivals.recv())
+            .await
+            .is_err(),
+        "a third connection was served under a cap of two"
+    );
+    release.send(true).expect("handlers running");
+    for request in requests {
+        let (status, body) = request.await.expect("request task");
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
+    }
+    stop.send(()).expect("still serving");
+    tokio::time::timeout(BOUND, server)
+        .await
+        .expect("stops")
+        .expect("no panic")
+        .expect("served");
+}
+
 /// A second gateway on an address one already serves is refused, though
 /// the first's listeners share it among themselves.
 #[tokio::test]
