@@ -86,11 +86,11 @@ fn socket(addr: SocketAddr) -> io::Result<TcpSocket> {
 }
 
 /// Serves `apps[i]` (each connection's service, made from the client's
-/// address and the body timeout) on `listeners[i]`, each on a thread of its own with its
-/// own current-thread runtime, under `limits` (one connection cap for all
-/// the threads: the kernel spreads connections by their addresses, not by
-/// load, so a thread may get more than its part) until `shutdown` resolves; then each
-/// thread finishes its requests in progress, as [`super::serve`] does, and
+/// address and the body timeout) on `listeners[i]`, each on a thread of its
+/// own with its own current-thread runtime, under `limits` (one connection
+/// cap for all the threads: the kernel spreads connections by their
+/// addresses, not by load, so a thread may get more than its part) until
+/// `shutdown` resolves; then each thread finishes its requests in progress, as [`super::serve`] does, and
 /// `then` runs. The threads' runtimes live until `then` is done: a
 /// connection a request opened on a thread (to the database, to Redis) is
 /// driven by that thread's runtime, and `then` (the audit flush) may use it.
