@@ -25,13 +25,12 @@ PARTS = {
     # more: backend/presented.rs)
     "sha": "sha2::sha256::compress256",
     "jsonrpc": "keysmith_verify::layer::jsonrpc::read_message",  # the body read strictly
-    # the forwarding headers, both ways (hop-by-hop dropped, forwarding set)
-    "headers": (
-        "keysmith::gateway::headers::strip_hop_by_hop",
-        "keysmith::gateway::headers::set_forwarding",
-    ),
-    # the task driving the upstream connection: writes requests, reads answers
-    "upstream": "keysmith::gateway::pool::Pool::connect::{{closure}}::{{closure}}",
+    # the request's fields written upstream (hop-by-hop dropped, forwarding
+    # set); the answer's are sorted as its head is read (in "upstream")
+    "headers": "keysmith::gateway::headers::write_request_fields",
+    # the upstream exchange, in the request's own task (src/gateway/pool/):
+    # a pooled connection, the request written, the answer's head read
+    "upstream": "keysmith::gateway::service::Forwarding::forward::{{closure}}",
 }
 
 # The gateway's request path stage by stage (`crates/keysmith-verify/src/layer/`,
@@ -59,9 +58,9 @@ STAGES = {
         "<keysmith_verify::layer::stage::Limiting<F> as core::future::future::Future>::poll",
     )),
     "forward": ("forwarded: the request made (`upstream.rs`), the upstream "
-                "connection's task (hyper HTTP/1)", (
+                "exchange (`src/gateway/pool/`)", (
         "keysmith_verify::layer::upstream::request",
-        "keysmith::gateway::pool::Pool::connect::{{closure}}::{{closure}}",
+        "keysmith::gateway::service::Forwarding::forward::{{closure}}",
     )),
     "answer": ("the answer finished: session settled, listings inspected (`answer.rs`)", (
         "keysmith_verify::layer::answer::Forwarded::finish_now",
@@ -179,7 +178,7 @@ def main(work: str, n1: str, n2: str) -> None:
         "(nginx is another process: not counted).",
         "",
         "| run | instructions / request | in SQLite | in SHA-256 | reading the JSON-RPC body "
-        "| forwarding headers (both ways) | the upstream connection's task (hyper HTTP/1) |",
+        "| the request's fields written upstream | the upstream exchange (fields included) |",
         "|---|---|---|---|---|---|---|",
         f"| (g) gateway | {g['total']:,.0f} | {g['sqlite']:,.0f} | {g['sha']:,.0f} | "
         f"{g['jsonrpc']:,.0f} | {g['headers']:,.0f} | {g['upstream']:,.0f} |",

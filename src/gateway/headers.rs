@@ -2,10 +2,12 @@
 //! and the ones a `Connection` header names are dropped both ways (RFC 9110
 //! §7.6.1), and client-sent forwarding headers are replaced by the gateway's.
 //!
-//! This runs twice per request, so it looks only at the names present (a
-//! handful) and removes just those, instead of one hashed `remove` per name
-//! that might be there (some thirty per request, nearly all absent); the
-//! client's address is formatted once per connection ([`ClientPeer`]).
+//! This runs on every request, so nothing here edits a `HeaderMap`: the
+//! request's fields are written straight into the upstream request's head,
+//! skipping what must not go, then the gateway's own (`Host`, forwarding);
+//! an answer's connection-scoped fields are skipped as its head is read
+//! (`pool/framing.rs`). The client's address is formatted once per
+//! connection ([`ClientPeer`]).
 
 use std::net::SocketAddr;
 
@@ -14,7 +16,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
 /// A `match` on the name's text: a length switch and at most one compare per
 /// name (`HeaderName::as_str` is a table lookup for the standard ones).
-fn is_hop_by_hop(name: &str) -> bool {
+/// Lowercase names only, as `HeaderName` holds them.
+pub(super) fn is_hop_by_hop(name: &str) -> bool {
     matches!(
         name,
         "connection"
@@ -28,10 +31,6 @@ fn is_hop_by_hop(name: &str) -> bool {
             | "upgrade"
     )
 }
-
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Forwarding headers a client could forge; the gateway writes its own.
 fn is_forwarding(name: &str) -> bool {
@@ -77,71 +76,92 @@ impl ClientPeer {
     }
 }
 
-/// Removes hop-by-hop headers and the headers `Connection` names.
+/// The names a `Connection` field lists besides the hop-by-hop ones:
+/// fields that belong to this connection only. Nothing is allocated for a
+/// request without `Connection`, or with only `keep-alive` or `close`.
+pub(super) fn named_by_connection<'a>(values: impl Iterator<Item = &'a [u8]>) -> Vec<HeaderName> {
+    let mut named = Vec::new();
+    for token in values.flat_map(|list| list.split(|&byte| byte == b',')) {
+        let token = token.trim_ascii();
+        // The usual tokens, compared as bytes: no name built for them.
+        if token.eq_ignore_ascii_case(b"keep-alive") || token.eq_ignore_ascii_case(b"close") {
+            continue;
+        }
+        if let Ok(name) = HeaderName::from_bytes(token)
+            && !is_hop_by_hop(name.as_str())
+        {
+            named.push(name);
+        }
+    }
+    named
+}
+
+/// Writes the header fields a request goes upstream with, one
+/// `name: value` line each: the client's fields but the hop-by-hop ones,
+/// those `Connection` names, its forwarding fields, `Host` and
+/// `Content-Length` (the body's framing is the exchange's); then `Host`
+/// (the upstream's own) and the gateway's forwarding fields.
 // Out of line: a part a profile names (scripts/bench-instructions), also
 // in a build with link-time optimization.
 #[inline(never)]
-pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let mut doomed = names_where(headers, |name| is_hop_by_hop(name.as_str()));
-    if doomed.contains(&header::CONNECTION) {
-        // `Connection` lists, case-insensitively and comma-separated, more
-        // headers that belong to this connection only.
-        let listed = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|list| list.split(','))
-            .filter_map(|token| HeaderName::try_from(token.trim()).ok())
-            .filter(|name| !is_hop_by_hop(name.as_str()));
-        doomed.extend(listed);
-    }
-    for name in &doomed {
-        headers.remove(name);
-    }
-}
-
-/// The names present that `pick` picks: one pass over a request's few
-/// names, so that only those need a hashed removal.
-fn names_where(headers: &HeaderMap, pick: impl Fn(&HeaderName) -> bool) -> Vec<HeaderName> {
-    headers.keys().filter(|name| pick(name)).cloned().collect()
-}
-
-/// Replaces whatever forwarding headers the client sent with the gateway's.
-// Out of line, as `strip_hop_by_hop`.
-#[inline(never)]
-pub(super) fn set_forwarding(
-    headers: &mut HeaderMap,
+pub(super) fn write_request_fields(
+    out: &mut Vec<u8>,
+    headers: &HeaderMap,
     peer: Option<&ClientPeer>,
-    host: Option<HeaderValue>,
+    upstream_host: &HeaderValue,
 ) {
-    for name in &names_where(headers, |name| is_forwarding(name.as_str())) {
-        headers.remove(name);
-    }
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    if let Some(peer) = peer {
-        headers.insert(X_FORWARDED_FOR, peer.ip.clone());
-    }
-    let host = host.filter(|h| h.to_str().is_ok_and(is_host));
-    let forwarded = match (&host, peer) {
-        (None, Some(peer)) => Some(peer.forwarded.clone()),
-        (None, None) => Some(HeaderValue::from_static("proto=http")),
-        // `;host="<host>"` after the peer's part; `is_host` keeps the quotes closed.
-        (Some(host), peer) => {
-            let start = peer.map_or(&b"proto=http"[..], |peer| peer.forwarded.as_bytes());
-            let mut value = Vec::with_capacity(start.len() + host.len() + 8);
-            let parts: [&[u8]; 4] = [start, b";host=\"", host.as_bytes(), b"\""];
-            for part in parts {
-                value.extend_from_slice(part);
-            }
-            HeaderValue::try_from(value).ok()
-        }
+    let named = if headers.contains_key(header::CONNECTION) {
+        named_by_connection(
+            headers
+                .get_all(header::CONNECTION)
+                .iter()
+                .map(HeaderValue::as_bytes),
+        )
+    } else {
+        Vec::new()
     };
-    if let Some(host) = host {
-        headers.insert(X_FORWARDED_HOST, host);
+    let mut client_host = None;
+    for (name, value) in headers {
+        let text = name.as_str();
+        if text == "host" {
+            client_host = Some(value);
+        } else if !(is_hop_by_hop(text)
+            || is_forwarding(text)
+            || text == "content-length"
+            || named.contains(name))
+        {
+            write_field(out, text, value.as_bytes());
+        }
     }
-    if let Some(forwarded) = forwarded {
-        headers.insert(header::FORWARDED, forwarded);
+    write_field(out, "host", upstream_host.as_bytes());
+    write_field(out, "x-forwarded-proto", b"http");
+    if let Some(peer) = peer {
+        write_field(out, "x-forwarded-for", peer.ip.as_bytes());
     }
+    let client_host = client_host.filter(|host| host.to_str().is_ok_and(is_host));
+    if let Some(host) = client_host {
+        write_field(out, "x-forwarded-host", host.as_bytes());
+    }
+    // `for="<ip>";proto=http`, then `;host="<host>"`: `is_host` keeps the
+    // quotes closed.
+    out.extend_from_slice(b"forwarded: ");
+    out.extend_from_slice(peer.map_or(&b"proto=http"[..], |peer| peer.forwarded.as_bytes()));
+    if let Some(host) = client_host {
+        out.extend_from_slice(b";host=\"");
+        out.extend_from_slice(host.as_bytes());
+        out.push(b'"');
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// One `name: value` line of a head. Both come from a `HeaderName` and a
+/// `HeaderValue`, or are the gateway's own: neither holds a CR or LF.
+#[inline]
+pub(super) fn write_field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// A Host value safe to repeat inside a quoted `Forwarded` parameter.
@@ -155,6 +175,44 @@ fn is_host(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fields a request with `headers` goes upstream with, read back
+    /// from the bytes written.
+    fn written(headers: &HeaderMap, peer: Option<&ClientPeer>) -> HeaderMap {
+        let mut out = Vec::new();
+        write_request_fields(
+            &mut out,
+            headers,
+            peer,
+            &HeaderValue::from_static("upstream.test"),
+        );
+        out.extend_from_slice(b"\r\n");
+        let mut lines = [httparse::EMPTY_HEADER; 64];
+        let Ok(httparse::Status::Complete((length, lines))) =
+            httparse::parse_headers(&out, &mut lines)
+        else {
+            panic!("not a valid head: {}", String::from_utf8_lossy(&out));
+        };
+        assert_eq!(length, out.len());
+        let mut read = HeaderMap::new();
+        for line in lines {
+            read.append(
+                HeaderName::from_bytes(line.name.as_bytes()).expect("a name"),
+                HeaderValue::from_bytes(line.value).expect("a value"),
+            );
+        }
+        read
+    }
+
+    /// What is left of the client's fields once the gateway's own are
+    /// taken out.
+    fn clients(headers: &HeaderMap) -> HeaderMap {
+        let mut read = written(headers, None);
+        for own in ["host", "x-forwarded-proto", "x-forwarded-host", "forwarded"] {
+            read.remove(own);
+        }
+        read
+    }
 
     #[test]
     fn hop_by_hop_headers_and_those_connection_names_are_dropped() {
@@ -171,21 +229,18 @@ mod tests {
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
         headers.insert("x-secretive", HeaderValue::from_static("kept"));
-        let untouched = {
-            let mut kept = HeaderMap::new();
-            kept.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
-            kept.insert("x-secretive", HeaderValue::from_static("kept"));
-            kept
-        };
-        strip_hop_by_hop(&mut headers);
-        assert_eq!(headers, untouched);
+        headers.append("x-secretive", HeaderValue::from_static("twice"));
+        let mut untouched = HeaderMap::new();
+        untouched.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        untouched.insert("x-secretive", HeaderValue::from_static("kept"));
+        untouched.append("x-secretive", HeaderValue::from_static("twice"));
+        assert_eq!(clients(&headers), untouched);
         // Nothing to drop: nothing changes.
-        strip_hop_by_hop(&mut headers);
-        assert_eq!(headers, untouched);
+        assert_eq!(clients(&untouched), untouched);
         // An upgrade alone, without `Connection`, is still dropped.
-        headers.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
-        strip_hop_by_hop(&mut headers);
-        assert_eq!(headers, untouched);
+        let mut upgrade = untouched.clone();
+        upgrade.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+        assert_eq!(clients(&upgrade), untouched);
     }
 
     const HOP_BY_HOP: [&str; 9] = [
@@ -216,16 +271,28 @@ mod tests {
             let mut headers = HeaderMap::new();
             headers.insert(name, HeaderValue::from_static("a"));
             headers.append(name, HeaderValue::from_static("b"));
-            strip_hop_by_hop(&mut headers);
-            assert!(headers.is_empty(), "{name} was forwarded");
+            assert!(clients(&headers).is_empty(), "{name} was forwarded");
         }
         // Names are matched whole: near misses are ordinary headers.
         for name in ["t", "tes", "upgrades", "x-connection", "keep-alive-x"] {
             let mut headers = HeaderMap::new();
             headers.insert(name, HeaderValue::from_static("a"));
-            strip_hop_by_hop(&mut headers);
-            assert_eq!(headers.len(), 1, "{name} was dropped");
+            assert_eq!(clients(&headers).len(), 1, "{name} was dropped");
         }
+    }
+
+    #[test]
+    fn host_and_length_are_the_gateways_to_write() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("mcp.test"));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("999"));
+        let read = written(&headers, None);
+        assert_eq!(
+            read.get_all(header::HOST).iter().collect::<Vec<_>>(),
+            ["upstream.test"]
+        );
+        assert!(!read.contains_key(header::CONTENT_LENGTH));
+        assert_eq!(read["x-forwarded-host"], "mcp.test");
     }
 
     fn forwarded(peer: &str, host: &'static str) -> [Option<String>; 4] {
@@ -235,12 +302,9 @@ mod tests {
             headers.append(name, HeaderValue::from_static("spoofed again"));
         }
         headers.insert("x-forwarded", HeaderValue::from_static("kept"));
+        headers.insert(header::HOST, HeaderValue::from_static(host));
         let peer = peer.parse().ok().map(ClientPeer::new);
-        set_forwarding(
-            &mut headers,
-            peer.as_ref(),
-            Some(HeaderValue::from_static(host)),
-        );
+        let headers = written(&headers, peer.as_ref());
         for name in FORWARDING {
             assert!(
                 headers.get_all(name).iter().count() <= 1,

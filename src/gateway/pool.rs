@@ -18,9 +18,11 @@
 //! A connection goes back on the stack only once its answer has been read to
 //! the end (streamed answers such as Server-Sent Events included), so it
 //! never carries two exchanges at once; an answer dropped half-read closes
-//! its connection (hyper cannot reuse it). A request that a reused
-//! connection refused before sending a byte (the upstream closed it while
-//! idle) is sent again on another; one a fresh connection failed is not.
+//! its connection. A connection taken from the stack is first checked for
+//! a close or stray bytes from the upstream (one read attempt), and another
+//! taken if it shows either; a request that fails once written is not sent
+//! again. The connections themselves are [`conn::Conn`]: no task of their
+//! own, the request's task drives its exchange.
 
 use std::{
     collections::VecDeque,
@@ -31,17 +33,22 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::body::Body;
-use http::{Request, Response, Uri};
+use http::{Response, Uri};
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use hyper::{
-    body::{Bytes, Incoming},
-    client::conn::http1::{self, SendRequest},
-};
+use hyper::body::Bytes;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tokio::sync::oneshot;
 use tower::Service;
+
+pub use self::conn::{ExchangeError, Outgoing};
+use self::{
+    conn::Conn,
+    framing::{Decoder, Step},
+};
+
+mod conn;
+mod framing;
 
 /// How long a connection may sit idle before it is closed rather than
 /// reused: under the 60–75 s after which common servers close theirs, so a
@@ -64,7 +71,7 @@ pub enum SendError {
     #[error("failed to connect to the upstream")]
     Connect(#[source] Box<dyn StdError + Send + Sync>),
     #[error("the upstream connection failed")]
-    Exchange(#[source] hyper::Error),
+    Exchange(#[source] ExchangeError),
 }
 
 /// Connections to one upstream (scheme and authority), reused across
@@ -84,21 +91,24 @@ struct Shared {
 #[derive(Default)]
 struct Connections {
     /// Last in, first out: the connection used last is the likeliest open.
-    idle: Vec<Idle>,
+    /// The oldest, at the front, are closed once past [`IDLE_TIMEOUT`]:
+    /// nothing else reads an idle connection, so one the upstream closed
+    /// would otherwise keep its socket until it reached the top.
+    idle: VecDeque<Idle>,
     /// Requests opening a connection, oldest first: a connection that comes
     /// back goes to the first still waiting rather than to `idle`.
-    waiting: VecDeque<oneshot::Sender<SendRequest<Body>>>,
+    waiting: VecDeque<oneshot::Sender<Conn>>,
 }
 
 /// Where a request gets its connection.
 enum Checkout {
-    Idle(SendRequest<Body>),
+    Idle(Conn),
     /// None idle: the request is in the waiting line.
-    Waiting(oneshot::Receiver<SendRequest<Body>>),
+    Waiting(oneshot::Receiver<Conn>),
 }
 
 struct Idle {
-    sender: SendRequest<Body>,
+    conn: Conn,
     since: Instant,
 }
 
@@ -113,40 +123,32 @@ impl Pool {
         }
     }
 
-    /// Sends `request` (origin-form URI, `Host` set) on an idle connection,
-    /// or a new one, and answers with a body that returns the connection
-    /// here once read to the end.
-    pub async fn send(
-        &self,
-        mut request: Request<Body>,
-    ) -> Result<Response<PooledBody>, SendError> {
-        loop {
-            let (mut sender, reused) = match self.checkout() {
-                Checkout::Idle(sender) => (sender, true),
-                Checkout::Waiting(handed_back) => self.open_or_take_returned(handed_back).await?,
-            };
-            // Not ready yet only between the end of its last answer and
-            // hyper's connection task taking note of it.
-            if !sender.is_ready() {
-                match sender.ready().await {
-                    Ok(()) => {}
-                    Err(_) if reused => continue, // closed meanwhile
-                    Err(err) => return Err(SendError::Exchange(err)),
+    /// Sends `request` on an idle connection, or a new one, and answers
+    /// with a body that returns the connection here once read to the end.
+    pub async fn send<F>(&self, request: Outgoing<'_, F>) -> Result<Response<PooledBody>, SendError>
+    where
+        F: FnOnce(&mut Vec<u8>),
+    {
+        let mut conn = loop {
+            match self.checkout() {
+                Checkout::Idle(mut conn) => {
+                    // Closed by the upstream while idle: dropped, next one.
+                    if std::future::poll_fn(|cx| Poll::Ready(conn.poll_usable(cx))).await {
+                        break conn;
+                    }
+                }
+                Checkout::Waiting(handed_back) => {
+                    break self.open_or_take_returned(handed_back).await?;
                 }
             }
-            match sender.try_send_request(request).await {
-                Ok(response) => {
-                    let home = Some((sender, self.clone()));
-                    return Ok(response.map(|body| PooledBody { body, home }));
-                }
-                Err(mut err) => match err.take_message() {
-                    // Nothing was sent: the upstream had closed this idle
-                    // connection. Another one, or a fresh one, gets it.
-                    Some(unsent) if reused => request = unsent,
-                    _ => return Err(SendError::Exchange(err.into_error())),
-                },
-            }
-        }
+        };
+        let head = conn.exchange(request).await.map_err(SendError::Exchange)?;
+        let body = PooledBody {
+            decoder: head.body,
+            home: Some((conn, self.clone())),
+            reusable: head.reusable,
+        };
+        Ok(Response::from_parts(head.parts, body))
     }
 
     /// The most recently used idle connection still open, or else a place
@@ -154,9 +156,9 @@ impl Pool {
     /// comes back unseen in between.
     fn checkout(&self) -> Checkout {
         let mut connections = self.connections();
-        while let Some(Idle { sender, since }) = connections.idle.pop() {
-            if since.elapsed() <= IDLE_TIMEOUT && !sender.is_closed() {
-                return Checkout::Idle(sender);
+        while let Some(Idle { conn, since }) = connections.idle.pop_back() {
+            if since.elapsed() <= IDLE_TIMEOUT {
+                return Checkout::Idle(conn);
             } // else dropped: closed
         }
         // Places left by requests served meanwhile by their own connect.
@@ -167,57 +169,59 @@ impl Pool {
     }
 
     /// Opens a connection and, meanwhile, waits for one to come back;
-    /// answers with the first (`true` when it was one that came back).
+    /// answers with the first.
     async fn open_or_take_returned(
         &self,
-        mut handed_back: oneshot::Receiver<SendRequest<Body>>,
-    ) -> Result<(SendRequest<Body>, bool), SendError> {
+        mut handed_back: oneshot::Receiver<Conn>,
+    ) -> Result<Conn, SendError> {
         let (deliver, mut opened) = oneshot::channel();
         let pool = self.clone();
         // Its own task, so that it can finish after this request is served.
         tokio::spawn(async move {
             let connected = pool.connect().await;
-            if let Err(Ok(sender)) = deliver.send(connected) {
-                pool.check_in(sender); // its request took another
+            if let Err(Ok(conn)) = deliver.send(connected) {
+                pool.check_in(conn); // its request took another
             }
         });
         tokio::select! {
-            Ok(sender) = &mut handed_back => {
+            Ok(conn) = &mut handed_back => {
                 metrics::counter!(HANDED_BACK).increment(1);
                 opened.close();
                 // Opened in the very moment: the pool has it.
-                if let Ok(Ok(sender)) = opened.try_recv() {
-                    self.check_in(sender);
+                if let Ok(Ok(opened)) = opened.try_recv() {
+                    self.check_in(opened);
                 }
-                Ok((sender, true))
+                Ok(conn)
             }
             connected = &mut opened => {
                 handed_back.close();
-                if let Ok(sender) = handed_back.try_recv() {
-                    self.check_in(sender);
+                if let Ok(conn) = handed_back.try_recv() {
+                    self.check_in(conn);
                 }
-                let connected = connected.map_err(|_| SendError::Connect("the connecting task ended".into()))?;
-                Ok((connected?, false))
+                connected.map_err(|_| SendError::Connect("the connecting task ended".into()))?
             }
         }
     }
 
-    fn check_in(&self, mut sender: SendRequest<Body>) {
-        if sender.is_closed() {
-            return;
-        }
+    /// Takes back a connection whose last answer ended where it should.
+    fn check_in(&self, mut conn: Conn) {
         let mut connections = self.connections();
         while let Some(waiter) = connections.waiting.pop_front() {
-            match waiter.send(sender) {
+            match waiter.send(conn) {
                 Ok(()) => return,
-                Err(unclaimed) => sender = unclaimed, // served meanwhile
+                Err(unclaimed) => conn = unclaimed, // served meanwhile
             }
         }
+        let now = Instant::now();
+        while connections
+            .idle
+            .front()
+            .is_some_and(|oldest| now.duration_since(oldest.since) > IDLE_TIMEOUT)
+        {
+            connections.idle.pop_front();
+        }
         if connections.idle.len() < MAX_IDLE {
-            connections.idle.push(Idle {
-                sender,
-                since: Instant::now(),
-            });
+            connections.idle.push_back(Idle { conn, since: now });
         }
     }
 
@@ -229,7 +233,7 @@ impl Pool {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    async fn connect(&self) -> Result<SendRequest<Body>, SendError> {
+    async fn connect(&self) -> Result<Conn, SendError> {
         let mut connector = self.shared.connector.clone();
         std::future::poll_fn(|cx| connector.poll_ready(cx))
             .await
@@ -238,14 +242,8 @@ impl Pool {
             .call(self.shared.target.clone())
             .await
             .map_err(SendError::Connect)?;
-        let (sender, connection) = http1::handshake(io).await.map_err(SendError::Exchange)?;
         metrics::counter!(CONNECTIONS_OPENED).increment(1);
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(error = %err, "upstream connection ended");
-            }
-        });
-        Ok(sender)
+        Ok(Conn::new(io))
     }
 
     /// Idle connections held now.
@@ -261,54 +259,84 @@ impl Pool {
     }
 }
 
-/// An upstream answer's body; its connection goes back to the pool when the
-/// body has ended, and is closed if the body is dropped before.
+/// An upstream answer's body, read from its connection by whoever polls
+/// it; the connection goes back to the pool when the body has ended where
+/// its framing said, and is closed if the body is dropped before.
 pub struct PooledBody {
-    body: Incoming,
-    home: Option<(SendRequest<Body>, Pool)>,
+    decoder: Decoder,
+    /// The connection and its pool until the body has ended.
+    home: Option<(Conn, Pool)>,
+    /// Whether the connection may carry another exchange after this one.
+    reusable: bool,
 }
 
 impl PooledBody {
-    fn go_home(&mut self) {
-        if let Some((sender, pool)) = self.home.take() {
-            pool.check_in(sender);
+    /// The body has ended: its connection goes back unless the upstream
+    /// said to close it or sent more than the answer.
+    fn ended(&mut self) {
+        if let Some((conn, pool)) = self.home.take()
+            && self.reusable
+            && conn.read.is_empty()
+        {
+            pool.check_in(conn);
         }
     }
 }
 
 impl HttpBody for PooledBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = ExchangeError;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let frame = std::task::ready!(Pin::new(&mut self.body).poll_frame(cx));
-        match &frame {
-            None => self.go_home(),
+    ) -> Poll<Option<Result<Frame<Bytes>, ExchangeError>>> {
+        let this = self.get_mut();
+        loop {
+            let Some((conn, _)) = this.home.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let failed = match this.decoder.step(&mut conn.read) {
+                Ok(Step::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                Ok(Step::End(trailers)) => {
+                    this.ended();
+                    return Poll::Ready(trailers.map(|trailers| Ok(Frame::trailers(trailers))));
+                }
+                Ok(Step::NeedMore) => match std::task::ready!(conn.poll_fill(cx)) {
+                    Ok(0) if this.decoder == Decoder::UntilClose => {
+                        this.home = None;
+                        return Poll::Ready(None);
+                    }
+                    Ok(0) => ExchangeError::Closed,
+                    Ok(_) => continue,
+                    Err(err) => ExchangeError::Read(err),
+                },
+                Err(malformed) => ExchangeError::Malformed(malformed),
+            };
             // A connection that failed mid-answer is not reused.
-            Some(Err(_)) => self.home = None,
-            Some(Ok(_)) => {}
+            this.home = None;
+            return Poll::Ready(Some(Err(failed)));
         }
-        Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.decoder.is_end()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        self.decoder
+            .remaining()
+            .map_or_else(SizeHint::default, SizeHint::with_exact)
     }
 }
 
 impl Drop for PooledBody {
-    /// A body known to be empty (a `HEAD`, a 204, `Content-Length: 0`) may be
-    /// dropped without being polled; its connection is as reusable.
+    /// A body known to have ended (a `HEAD`, a 204, `Content-Length: 0`, the
+    /// last byte of a length read) may be dropped without being polled to
+    /// its end; its connection is as reusable.
     fn drop(&mut self) {
-        if self.body.is_end_stream() {
-            self.go_home();
+        if self.decoder.is_end() {
+            self.ended();
         }
     }
 }

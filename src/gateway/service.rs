@@ -32,8 +32,8 @@ use tokio::time::Instant;
 use tower::{Layer, Service, layer::util::Identity};
 
 use super::{
-    headers::{ClientPeer, set_forwarding, strip_hop_by_hop},
-    pool::PooledBody,
+    headers::{ClientPeer, write_request_fields},
+    pool::{ExchangeError, Outgoing, PooledBody, SendError},
     upstream::Upstream,
 };
 use crate::connections::DeadlineBody;
@@ -99,30 +99,25 @@ impl Service<Request<Body>> for Proxy {
 impl Forwarding {
     async fn forward(&self, request: Request<Body>) -> Response<ProxyBody> {
         let upstream = &self.upstream;
-        let (mut parts, body) = request.into_parts();
-        let Ok(uri) = upstream.uri_for(parts.uri.path_and_query()) else {
-            return plain(StatusCode::BAD_REQUEST, "unusable request path");
+        let (parts, body) = request.into_parts();
+        let target = upstream.target_for(parts.uri.path_and_query());
+        // The client's fields are written straight into the upstream
+        // request's head, without editing a map: see `headers.rs`.
+        let outgoing = Outgoing {
+            method: &parts.method,
+            target: &target,
+            fields: |out: &mut Vec<u8>| {
+                write_request_fields(out, &parts.headers, self.peer.as_ref(), &upstream.host);
+            },
+            body,
         };
-        strip_hop_by_hop(&mut parts.headers);
-        // The client's Host goes into the forwarding headers; the upstream is
-        // sent its own.
-        let host = parts
-            .headers
-            .insert(http::header::HOST, upstream.host.clone());
-        set_forwarding(&mut parts.headers, self.peer.as_ref(), host);
-        // hyper writes the length the body knows: exact for a body the layer
-        // has read and judged (sent whole), chunked for a streamed one (not
-        // MCP).
-        parts.headers.remove(http::header::CONTENT_LENGTH);
-        let mut outgoing = Request::new(body);
-        *outgoing.method_mut() = parts.method;
-        *outgoing.uri_mut() = uri;
-        *outgoing.headers_mut() = parts.headers;
+        // The answer's connection-scoped fields were left out as its head
+        // was read (`pool/framing.rs`).
         match upstream.send(outgoing).await {
-            Ok(response) => {
-                let (mut parts, body) = response.into_parts();
-                strip_hop_by_hop(&mut parts.headers);
-                Response::from_parts(parts, Either::Left(body))
+            Ok(response) => response.map(Either::Left),
+            Err(SendError::Exchange(ExchangeError::Malformed(malformed))) => {
+                tracing::warn!(error = %malformed, "upstream answer refused");
+                plain(StatusCode::BAD_GATEWAY, "unusable upstream answer")
             }
             Err(err) => {
                 // The error names no URL; its source says why (refused, TLS,

@@ -1,18 +1,18 @@
 //! Where the gateway sends requests: the `--upstream` base URI, parsed once,
 //! and the pool of connections to it.
 
-use std::sync::Arc;
+use std::{borrow::Cow, sync::Arc};
 
-use axum::{body::Body, http::HeaderValue};
+use axum::http::HeaderValue;
 use http::{
-    Request, Response,
+    Response,
     uri::{PathAndQuery, Scheme, Uri},
 };
 use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::connect::HttpConnector;
 use keysmith_verify::tls;
 
-use super::pool::{Connector, Pool, PooledBody, SendError};
+use super::pool::{Connector, Outgoing, Pool, PooledBody, SendError};
 
 /// Opens TCP connections, with TLS for an `https://` upstream.
 pub(super) fn connector(mut tls: tls::ClientConfig) -> Connector {
@@ -82,30 +82,29 @@ impl Upstream {
         })
     }
 
-    /// The upstream's origin-form URI (`/path?query`, what an HTTP/1.1
-    /// request line carries) for a request's path and query.
-    pub(super) fn uri_for(
-        &self,
-        path_and_query: Option<&PathAndQuery>,
-    ) -> Result<Uri, http::Error> {
-        if self.prefix.is_empty() {
-            return Ok(Uri::from(
-                path_and_query.map_or_else(|| PathAndQuery::from_static("/"), Clone::clone),
-            ));
-        }
+    /// The upstream's request target in origin form (`/path?query`, what
+    /// an HTTP/1.1 request line carries) for a request's path and query.
+    pub(super) fn target_for<'a>(&self, path_and_query: Option<&'a PathAndQuery>) -> Cow<'a, str> {
         let path = path_and_query.map_or("/", PathAndQuery::as_str);
-        Ok(Uri::from(PathAndQuery::try_from(format!(
-            "{}{path}",
-            self.prefix
-        ))?))
+        if self.prefix.is_empty() {
+            Cow::Borrowed(path)
+        } else {
+            // Both checked: the prefix by `Uri` at start, the path by the
+            // request's own parse.
+            Cow::Owned(format!("{}{path}", self.prefix))
+        }
     }
 
-    /// Sends a request built with [`Self::uri_for`] and [`Self::host`].
-    /// Redirects are not followed: a 3xx goes back to the client.
-    pub(super) async fn send(
+    /// Sends a request whose target comes from [`Self::target_for`] and
+    /// whose fields name [`Self::host`]. Redirects are not followed: a 3xx
+    /// goes back to the client.
+    pub(super) async fn send<F>(
         &self,
-        request: Request<Body>,
-    ) -> Result<Response<PooledBody>, SendError> {
+        request: Outgoing<'_, F>,
+    ) -> Result<Response<PooledBody>, SendError>
+    where
+        F: FnOnce(&mut Vec<u8>),
+    {
         self.pool.send(request).await
     }
 }
@@ -139,9 +138,11 @@ mod tests {
     fn request_paths_follow_the_base_path_in_origin_form() {
         let pq = |s: &'static str| PathAndQuery::from_static(s);
         let path = |upstream: &Upstream, pq: Option<&PathAndQuery>| {
-            let uri = upstream.uri_for(pq).expect("a valid path");
-            assert!(uri.scheme().is_none() && uri.authority().is_none(), "{uri}");
-            uri.to_string()
+            let target = upstream.target_for(pq);
+            // A valid origin-form target, as a request line carries it.
+            let parsed = PathAndQuery::try_from(&*target).expect("a valid target");
+            assert_eq!(parsed.as_str(), target);
+            target.into_owned()
         };
         let bare = upstream("http://127.0.0.1:9000/").expect("a valid base");
         assert_eq!(path(&bare, Some(&pq("/mcp?x=1"))), "/mcp?x=1");

@@ -253,6 +253,41 @@ both_engines! {
         assert_eq!(of("notifications/initialized").1, Some(202), "{outcomes:?}");
     }
 
+    async fn an_upstream_answer_framed_two_ways_reaches_no_client(app: TestApp) {
+        let su = app.create_service_user("ci-bot").await;
+        let key = app.create_key(&su, json!({})).await;
+        let plain = key["key"].as_str().expect("key");
+        // Read by its length the answer ends after "0\r\n\r\n"; read chunked,
+        // another answer follows on the same connection, for whichever
+        // client's request comes next.
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let upstream = format!("http://{}", listener.local_addr().expect("bound"));
+        let counted = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut buf = [0; 4096];
+                    while socket.read(&mut buf).await.is_ok_and(|n| n > 0) {
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nsecret";
+                        if socket.write_all(answer).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        let gateway = gateway(&app, &upstream).await;
+        for _ in 0..2 {
+            let res = reqwest::Client::new().get(format!("{gateway}/mcp")).bearer_auth(plain).send().await.expect("send");
+            assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+            assert_eq!(res.text().await.expect("text"), "unusable upstream answer");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "a connection whose answer was refused carried another");
+    }
+
     async fn https_upstream_and_remote_verifier_trust_only_a_configured_root(app: TestApp) {
         let su = app.create_service_user("ci-bot").await;
         let key = app.create_key(&su, json!({})).await;

@@ -10,8 +10,9 @@ use std::{
 
 use axum::{
     Router,
+    body::Body,
     extract::ConnectInfo,
-    http::{HeaderName, StatusCode, header},
+    http::{HeaderName, Method, StatusCode, header},
     routing::get,
 };
 use http_body_util::BodyExt;
@@ -24,11 +25,38 @@ use super::*;
 
 const X_PORT: HeaderName = HeaderName::from_static("x-port");
 
-/// A body that sends one chunk and then nothing, forever (an event stream
-/// with no second event).
-struct Endless(bool);
+/// A body of one chunk, then either nothing, forever (an event stream
+/// with no second event), or its end; announcing a length if given.
+struct OneChunk {
+    chunk: &'static [u8],
+    sent: bool,
+    then_ends: bool,
+    announced: Option<u64>,
+}
 
-impl HttpBody for Endless {
+impl OneChunk {
+    /// `data: 1`, then nothing.
+    fn endless() -> Self {
+        Self {
+            chunk: b"data: 1\n\n",
+            sent: false,
+            then_ends: false,
+            announced: None,
+        }
+    }
+
+    /// Three bytes, having announced ten.
+    fn short_of_its_length() -> Self {
+        Self {
+            chunk: b"abc",
+            sent: false,
+            then_ends: true,
+            announced: Some(10),
+        }
+    }
+}
+
+impl HttpBody for OneChunk {
     type Data = Bytes;
     type Error = std::convert::Infallible;
 
@@ -36,11 +64,18 @@ impl HttpBody for Endless {
         mut self: Pin<&mut Self>,
         _: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        if std::mem::replace(&mut self.0, true) {
-            Poll::Pending
+        if !std::mem::replace(&mut self.sent, true) {
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(self.chunk)))))
+        } else if self.then_ends {
+            Poll::Ready(None)
         } else {
-            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"data: 1\n\n")))))
+            Poll::Pending
         }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.announced
+            .map_or_else(SizeHint::default, SizeHint::with_exact)
     }
 }
 
@@ -61,7 +96,7 @@ async fn upstream() -> SocketAddr {
                 (StatusCode::NO_CONTENT, [(X_PORT, peer.port().to_string())])
             }),
         )
-        .route("/endless", get(|| async { Body::new(Endless(false)) }));
+        .route("/endless", get(|| async { Body::new(OneChunk::endless()) }));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
     let addr = listener.local_addr().expect("a bound address");
     tokio::spawn(async move {
@@ -80,11 +115,25 @@ fn pool_for(addr: SocketAddr) -> Pool {
     Pool::new(super::super::upstream::connector(tls), target)
 }
 
-fn get_request(path: &str) -> Request<Body> {
-    Request::get(path)
-        .header(header::HOST, "upstream.test")
-        .body(Body::empty())
-        .expect("a valid request")
+static GET: Method = Method::GET;
+static POST: Method = Method::POST;
+
+/// A request with a `Host` field only.
+fn request<'a>(
+    method: &'a Method,
+    target: &'a str,
+    body: Body,
+) -> Outgoing<'a, impl FnOnce(&mut Vec<u8>)> {
+    Outgoing {
+        method,
+        target,
+        fields: |out: &mut Vec<u8>| out.extend_from_slice(b"host: upstream.test\r\n"),
+        body,
+    }
+}
+
+fn get_request(path: &str) -> Outgoing<'_, impl FnOnce(&mut Vec<u8>)> {
+    request(&GET, path, Body::empty())
 }
 
 /// The client port an answer came on, its body read to the end.
@@ -319,5 +368,157 @@ async fn an_unreachable_upstream_is_a_connect_error() {
         .await
         .expect_err("nothing listens");
     assert!(matches!(err, SendError::Connect(_)), "{err:?}");
+    assert_eq!(pool.idle_count(), 0);
+}
+
+/// An upstream that writes `answer` to every request head it reads, on
+/// every connection, and counts the connections it accepted.
+async fn scripted_upstream(answer: &'static [u8], accepted: &'static AtomicUsize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let addr = listener.local_addr().expect("a bound address");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            accepted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                while read_head(&mut socket).await {
+                    if socket.write_all(answer).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_chunked_answer_with_trailers_is_read_whole_and_its_connection_reused() {
+    static ACCEPTED: AtomicUsize = AtomicUsize::new(0);
+    let answer = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nx-sum: 5\r\n\r\n";
+    let pool = pool_for(scripted_upstream(answer, &ACCEPTED).await);
+    for round in 1..=3 {
+        let answer = pool.send(get_request("/")).await.expect("an answer");
+        let body = answer.into_body().collect().await.expect("a whole body");
+        assert_eq!(body.trailers().expect("trailers")["x-sum"], "5");
+        assert_eq!(body.to_bytes(), "abcde", "round {round}");
+    }
+    assert_eq!(ACCEPTED.load(Ordering::SeqCst), 1);
+    assert_eq!(pool.idle_count(), 1);
+}
+
+#[tokio::test]
+async fn an_answer_framed_two_ways_is_refused_and_its_connection_closed() {
+    static ACCEPTED: AtomicUsize = AtomicUsize::new(0);
+    // Read by its length, the answer ends after "0\r\n\r\n"; read chunked, a
+    // second answer follows that the next client would be handed.
+    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nsecret";
+    let pool = pool_for(scripted_upstream(answer, &ACCEPTED).await);
+    for _ in 0..2 {
+        let err = pool.send(get_request("/")).await.expect_err("refused");
+        let SendError::Exchange(ExchangeError::Malformed(why)) = err else {
+            panic!("not refused as malformed: {err:?}");
+        };
+        assert_eq!(why.0, "both a length and a transfer coding");
+        assert_eq!(pool.idle_count(), 0);
+    }
+    assert_eq!(
+        ACCEPTED.load(Ordering::SeqCst),
+        2,
+        "a refused connection was reused"
+    );
+}
+
+#[tokio::test]
+async fn bytes_after_an_answers_end_keep_its_connection_out_of_the_pool() {
+    static ACCEPTED: AtomicUsize = AtomicUsize::new(0);
+    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nsecret";
+    let pool = pool_for(scripted_upstream(answer, &ACCEPTED).await);
+    for round in 1..=2 {
+        let answer = pool.send(get_request("/")).await.expect("an answer");
+        let body = answer.into_body().collect().await.expect("a whole body");
+        assert_eq!(body.to_bytes(), "ok", "round {round}");
+    }
+    assert_eq!(
+        ACCEPTED.load(Ordering::SeqCst),
+        2,
+        "a connection with stray bytes was reused"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_cut_short_is_an_error_and_not_pooled() {
+    static ACCEPTED: AtomicUsize = AtomicUsize::new(0);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let addr = listener.local_addr().expect("a bound address");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            ACCEPTED.fetch_add(1, Ordering::SeqCst);
+            if read_head(&mut socket).await {
+                let _ = socket
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort")
+                    .await;
+            } // closed
+        }
+    });
+    let pool = pool_for(addr);
+    let answer = pool.send(get_request("/")).await.expect("a head");
+    let err = answer.into_body().collect().await.expect_err("cut short");
+    assert!(matches!(err, ExchangeError::Closed), "{err:?}");
+    assert_eq!(pool.idle_count(), 0);
+}
+
+/// A request body in frames whose number nobody knows beforehand.
+fn streamed(frames: &'static [&'static str]) -> Body {
+    Body::from_stream(futures_util::stream::iter(frames.iter().map(|frame| {
+        Ok::<_, std::io::Error>(Bytes::from_static(frame.as_bytes()))
+    })))
+}
+
+#[tokio::test]
+async fn request_bodies_arrive_whole_with_a_length_or_chunked() {
+    let echo = Router::new().route(
+        "/echo",
+        axum::routing::post(|body: Bytes| async move { body }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let addr = listener.local_addr().expect("a bound address");
+    tokio::spawn(async move { axum::serve(listener, echo).await });
+    let pool = pool_for(addr);
+    let large = "x".repeat(100_000);
+    for (body, expected) in [
+        (Body::from("whole"), "whole"),
+        (Body::empty(), ""),
+        (streamed(&["one ", "two ", "three"]), "one two three"),
+        // Larger than what goes out in one write with the head.
+        (Body::from(large.clone()), large.as_str()),
+    ] {
+        let answer = pool
+            .send(request(&POST, "/echo", body))
+            .await
+            .expect("an answer");
+        assert_eq!(answer.status(), StatusCode::OK);
+        let echoed = answer
+            .into_body()
+            .collect()
+            .await
+            .expect("a body")
+            .to_bytes();
+        assert_eq!(echoed, expected.as_bytes());
+    }
+    assert_eq!(pool.idle_count(), 1);
+}
+
+#[tokio::test]
+async fn a_request_body_shorter_than_announced_is_not_sent_as_whole() {
+    static ACCEPTED: AtomicUsize = AtomicUsize::new(0);
+    let pool = pool_for(
+        scripted_upstream(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", &ACCEPTED).await,
+    );
+    let short = request(&POST, "/", Body::new(OneChunk::short_of_its_length()));
+    let err = pool.send(short).await.expect_err("refused");
+    assert!(
+        matches!(err, SendError::Exchange(ExchangeError::RequestLength)),
+        "{err:?}"
+    );
     assert_eq!(pool.idle_count(), 0);
 }
