@@ -120,11 +120,17 @@ pub(super) fn write_request_fields(
     } else {
         Vec::new()
     };
-    let mut client_host = None;
+    // `None` inside: the client sent `Host` twice, and which one a reader
+    // takes is its own choice; the forwarding fields then name none.
+    let mut client_host: Option<Option<&HeaderValue>> = None;
     for (name, value) in headers {
         let text = name.as_str();
         if text == "host" {
-            client_host = Some(value);
+            client_host = Some(if client_host.is_none() {
+                Some(value)
+            } else {
+                None
+            });
         } else if !(is_hop_by_hop(text)
             || is_forwarding(text)
             || text == "content-length"
@@ -138,7 +144,9 @@ pub(super) fn write_request_fields(
     if let Some(peer) = peer {
         write_field(out, "x-forwarded-for", peer.ip.as_bytes());
     }
-    let client_host = client_host.filter(|host| host.to_str().is_ok_and(is_host));
+    let client_host = client_host
+        .flatten()
+        .filter(|host| host.to_str().is_ok_and(is_host));
     if let Some(host) = client_host {
         write_field(out, "x-forwarded-host", host.as_bytes());
     }
@@ -293,6 +301,15 @@ mod tests {
         );
         assert!(!read.contains_key(header::CONTENT_LENGTH));
         assert_eq!(read["x-forwarded-host"], "mcp.test");
+        // Two: the forwarding fields name neither.
+        headers.append(header::HOST, HeaderValue::from_static("evil.test"));
+        let read = written(&headers, None);
+        assert_eq!(
+            read.get_all(header::HOST).iter().collect::<Vec<_>>(),
+            ["upstream.test"]
+        );
+        assert!(!read.contains_key("x-forwarded-host"));
+        assert_eq!(read["forwarded"], "proto=http");
     }
 
     fn forwarded(peer: &str, host: &'static str) -> [Option<String>; 4] {
