@@ -10,13 +10,14 @@
 //! [`super::framing`].
 
 use std::{
+    io::Write as _,
     pin::Pin,
     task::{Context, Poll},
 };
 
 use axum::body::Body;
 use bytes::BytesMut;
-use http::{Method, header};
+use http::Method;
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper_rustls::MaybeHttpsStream;
@@ -166,12 +167,8 @@ impl Conn {
         };
         match length {
             Some(0) if !expects_body(method) => {}
-            Some(length) => {
-                out.extend_from_slice(header::CONTENT_LENGTH.as_str().as_bytes());
-                out.extend_from_slice(b": ");
-                out.extend_from_slice(length.to_string().as_bytes());
-                out.extend_from_slice(b"\r\n");
-            }
+            // Writing into a `Vec` cannot fail.
+            Some(length) => _ = write!(out, "content-length: {length}\r\n"),
             None => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         }
         out.extend_from_slice(b"\r\n");
@@ -195,7 +192,7 @@ impl Conn {
             }
             let out = &mut self.write;
             if length.is_none() {
-                out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                _ = write!(out, "{:x}\r\n", data.len());
             }
             if out.len() + data.len() <= COALESCE {
                 out.extend_from_slice(&data);
